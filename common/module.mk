@@ -1,0 +1,2 @@
+LIBS += sxcommon
+sxcommon_SRCS := common/log.c

@@ -1,0 +1,41 @@
+/*
+ * splitxen memory ordering, all in one place, on C11 atomics.
+ *
+ * <xen/io/ring.h> expects xen_mb/xen_rmb/xen_wmb to be defined before it is included; every
+ * splitxen file reaches ring.h through this header (or ring/ring.h, which includes it).
+ * Each use of a barrier in the tree carries a comment naming what it orders.
+ */
+#ifndef SPLITXEN_BARRIER_H
+#define SPLITXEN_BARRIER_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+/* Full barrier: orders earlier loads and stores against later loads and stores. */
+#define sx_mb()  atomic_thread_fence(memory_order_seq_cst)
+/* Read barrier: earlier loads complete before later loads. */
+#define sx_rmb() atomic_thread_fence(memory_order_acquire)
+/* Write barrier: earlier stores are visible before later stores. */
+#define sx_wmb() atomic_thread_fence(memory_order_release)
+
+#define xen_mb()  sx_mb()
+#define xen_rmb() sx_rmb()
+#define xen_wmb() sx_wmb()
+
+/* Single-copy-atomic access to a shared index another domain writes (no tearing, no caching). */
+#define SX_READ_ONCE(x)     atomic_load_explicit((_Atomic __typeof__(x) *)&(x), memory_order_relaxed)
+#define SX_WRITE_ONCE(x, v) atomic_store_explicit((_Atomic __typeof__(x) *)&(x), (v), memory_order_relaxed)
+
+/* Compiler-only barrier, for spin loops. */
+#define sx_barrier() atomic_signal_fence(memory_order_seq_cst)
+
+static inline void sx_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#else
+    sx_barrier();
+#endif
+}
+
+#endif
