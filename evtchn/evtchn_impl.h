@@ -1,8 +1,4 @@
-/*
- * Private to evtchn/: the per-platform ops table behind struct sx_evtchn. evtchn/evtchn.c owns
- * the generic handle and dispatches to sx_evtchn_sim_ops or sx_evtchn_xen_ops by struct
- * sx_plat's kind. Every op returns >= 0 (a port or fd where the API says so) or -errno.
- */
+/* Private to evtchn/: the per-platform operations behind struct sx_evtchn. */
 #ifndef SPLITXEN_EVTCHN_IMPL_H
 #define SPLITXEN_EVTCHN_IMPL_H
 
@@ -10,7 +6,7 @@
 
 struct sx_evtchn_ops {
     int (*open)(void **priv, struct sx_plat *p);
-    void (*close)(void *priv);                              /* NULL-safe */
+    void (*close)(void *priv);
     int (*fd)(void *priv);
     int (*bind_unbound)(void *priv, domid_t remote);
     int (*bind_interdomain)(void *priv, domid_t remote, evtchn_port_t rport);

@@ -1,8 +1,4 @@
-/*
- * Private to grant/: the per-platform ops table behind struct sx_gnt / struct sx_gntshr.
- * grant/grant.c owns the generic handle and dispatches to sx_gnt_sim_ops or sx_gnt_xen_ops
- * (sx_gntshr_* likewise) by struct sx_plat's kind. Every op returns 0 or -errno.
- */
+/* Private to grant/: the per-platform operations behind struct sx_gnt and struct sx_gntshr. */
 #ifndef SPLITXEN_GRANT_IMPL_H
 #define SPLITXEN_GRANT_IMPL_H
 
@@ -10,7 +6,7 @@
 
 struct sx_gnt_ops {
     int (*open)(void **priv, struct sx_plat *p);
-    void (*close)(void *priv);                              /* NULL-safe */
+    void (*close)(void *priv);
     int (*map)(void *priv, domid_t domid, uint32_t count, const grant_ref_t *refs,
                bool writable, void **addr, int16_t *status);
     int (*unmap)(void *priv, void *addr, uint32_t count);
@@ -19,9 +15,9 @@ struct sx_gnt_ops {
 
 struct sx_gntshr_ops {
     int (*open)(void **priv, struct sx_plat *p);
-    void (*close)(void *priv);                              /* NULL-safe */
-    int (*share)(void *priv, domid_t domid, uint32_t count, bool writable,
-                 grant_ref_t *refs, void **addr);
+    void (*close)(void *priv);
+    int (*share)(void *priv, domid_t domid, uint32_t count, bool writable, grant_ref_t *refs,
+                 void **addr);
     int (*unshare)(void *priv, void *addr, uint32_t count);
 };
 
