@@ -1,0 +1,28 @@
+# frontends/fio: fio external ioengines.
+#
+# Debian's fio ships without headers; mk/fio-src.sh (run by `make deps`, or by the stamp rule
+# below on first use) unpacks the matching Debian source package into .deps/fio-<version>/ and
+# runs its ./configure. An engine is compiled against that tree with fio's own config-host.h
+# forced in, so it cannot use the generic SHLIBS rule; each engine gets an explicit rule here.
+# The engine is loaded into Debian's (uninstrumented) fio, so it never takes the sanitizer
+# flags, whatever SAN says.
+
+FIO_VERSION := $(shell dpkg-query -W -f='$${Version}' fio 2>/dev/null)
+ifneq ($(FIO_VERSION),)
+FIO_SRC := $(abspath .deps/fio-$(subst :,_,$(FIO_VERSION)))
+FIO_STAMP := $(FIO_SRC)/.splitxen-ready
+FIO_ENGINE_CFLAGS := -std=gnu11 -g -O2 -fPIC -Wall -Wextra -Werror -Wshadow \
+    -Wno-unused-parameter -Wno-missing-field-initializers -D_GNU_SOURCE \
+    -include config-host.h -I$(FIO_SRC) -I. -Icommon
+
+$(FIO_STAMP):
+	./mk/fio-src.sh
+
+# Smoke engine: does nothing, measures fio's ceiling (tests/blkback/fio_smoke.itest).
+$(B)/lib/splitxen-fio-smoke.so: frontends/fio/smoke_engine.c $(FIO_STAMP)
+	@mkdir -p $(dir $@) $(B)/pic/frontends/fio
+	$(CC) $(FIO_ENGINE_CFLAGS) -MMD -MP -MF $(B)/pic/frontends/fio/smoke_engine.d -MT $@ \
+	    -shared -o $@ $<
+
+EXTRA_TARGETS += $(B)/lib/splitxen-fio-smoke.so
+endif
