@@ -1,0 +1,23 @@
+# Shared-ring helpers. ring_map.c (sx_ring_map/unmap) needs libsxgrant: link it only if you
+# call those two; the static archive pulls ring_map.o in only then.
+LIBS += sxring
+sxring_SRCS := ring/ring.c ring/ring_map.c
+
+UNIT_TESTS += ring_test
+ring_test_SRCS := tests/ring/ring_test.c
+ring_test_LIBS := sxring sxcommon
+ring_test_LDLIBS := -lcunit
+
+UNIT_TESTS += ring_xproc_test
+ring_xproc_test_SRCS := tests/ring/ring_xproc_test.c
+ring_xproc_test_LIBS := sxring sxcommon
+ring_xproc_test_LDLIBS := -lcunit
+
+# sx_ring_map/unmap against the real grant engine, once grant/ provides libsxgrant
+# (grant/module.mk sorts before this file, so LIBS already names it then).
+ifneq ($(filter sxgrant,$(LIBS)),)
+UNIT_TESTS += ring_map_test
+ring_map_test_SRCS := tests/ring/ring_map_test.c
+ring_map_test_LIBS := sxring sxgrant sxcore sxcommon
+ring_map_test_LDLIBS := -lcunit
+endif

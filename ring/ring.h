@@ -1,0 +1,227 @@
+/*
+ * Shared-ring helpers over <xen/io/ring.h>, generic over the entry type.
+ *
+ * One implementation serves every split-driver ring (blkif, netif tx/rx, netif ctrl): it works
+ * on byte sizes, but the memory it reads and writes is laid out exactly as DEFINE_RING_TYPES
+ * lays out a `struct <name>_sring`:
+ *
+ *   offset 0   RING_IDX req_prod, req_event, rsp_prod, rsp_event;
+ *   offset 16  pvt (4 bytes) + __pad (44 bytes)
+ *   offset 64  ring[nr_ents] of union { req; rsp; }, each max(sizeof req, sizeof rsp) bytes
+ *
+ * and nr_ents is __RD32((ring_bytes - 64) / entry_size), as __RING_SIZE computes it. The unit
+ * tests check all of this against RING_SIZE()/offsetof of real blkif and netif rings.
+ *
+ * The back side never hands out a pointer into the shared ring: sx_back_ring_take() copies each
+ * request once into caller memory (validate the copy, never the slot), and a frontend that moves
+ * req_prod past what the ring can hold halts that ring (-EPROTO) and nothing else. The front side
+ * does the same for a backend that produces more responses than requests are outstanding.
+ *
+ * Notification follows ring.h's event-index protocol: put N entries, push once, notify when the
+ * push says so; before sleeping, run the final check (no lost wakeups). Adaptive polling
+ * (sx_ring_poll_budget) spins on the ring for a bounded time before the caller arms its event
+ * channel and sleeps.
+ *
+ * A ring is owned by one thread on each side; no locking inside.
+ * Functions return 0 (or a count / boolean) on success and -errno on failure.
+ */
+#ifndef SPLITXEN_RING_H
+#define SPLITXEN_RING_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "ring/barrier.h"   /* must precede <xen/io/ring.h>: defines xen_mb/xen_rmb/xen_wmb */
+#include <xen/xen.h>
+#include <xen/grant_table.h>
+#include <xen/io/ring.h>
+
+/* <xen/io/ring.h> redefines xen_mb/xen_rmb/xen_wmb as the kernel's mb()/rmb()/wmb() unless
+ * __XEN_INTERFACE_VERSION__ >= 0x00030208 (a userspace build gets 0 by default), silently
+ * replacing barrier.h's definitions. Restore them, so ring.h's own macros (RING_PUSH_*,
+ * RING_FINAL_CHECK_*) use the C11 fences too. */
+#undef xen_mb
+#undef xen_rmb
+#undef xen_wmb
+#define xen_mb()  sx_mb()
+#define xen_rmb() sx_rmb()
+#define xen_wmb() sx_wmb()
+
+#define SX_RING_PAGE_SIZE 4096u
+/* Largest ring a frontend may offer: 2^4 pages (Linux XENBUS_MAX_RING_GRANT_ORDER). */
+#define SX_RING_MAX_ORDER 4u
+#define SX_RING_MAX_PAGES (1u << SX_RING_MAX_ORDER)
+
+/* The indexes page header, as DEFINE_RING_TYPES lays it out (checked against blkif_sring). */
+struct sx_sring_hdr {
+    RING_IDX req_prod, req_event;
+    RING_IDX rsp_prod, rsp_event;
+    uint8_t pvt[48];          /* ring.h: pvt union (4 bytes) + __pad[44] */
+};
+#define SX_SRING_HDR_SIZE sizeof(struct sx_sring_hdr)   /* 64 == offsetof(struct x_sring, ring) */
+
+/* The entry size of a ring of (req_t, rsp_t): sizeof the union DEFINE_RING_TYPES declares.
+ * The functions below take max(req_size, rsp_size); SX_RING_CHECK_TYPES proves at compile time
+ * that this equals the union size (it differs only if alignment pads the union). */
+#define SX_RING_ENTRY_SIZE(req_t, rsp_t) sizeof(union { req_t sx_q_; rsp_t sx_s_; })
+#define SX_RING_CHECK_TYPES(req_t, rsp_t)                                               \
+    _Static_assert(SX_RING_ENTRY_SIZE(req_t, rsp_t) ==                                  \
+                   (sizeof(req_t) > sizeof(rsp_t) ? sizeof(req_t) : sizeof(rsp_t)),     \
+                   "ring entry union is padded: sx_ring would mis-size it")
+
+/* Number of entries of a ring of ring_bytes with entries of entry_size bytes, as __RING_SIZE
+ * computes it; 0 when not even one entry fits. */
+unsigned sx_ring_nr_ents(size_t ring_bytes, size_t entry_size);
+
+/* ring_bytes for a ring of 2^order pages; 0 for an order above SX_RING_MAX_ORDER. */
+static inline size_t sx_ring_bytes(unsigned order)
+{
+    return order <= SX_RING_MAX_ORDER ? (size_t)SX_RING_PAGE_SIZE << order : 0;
+}
+
+/* ---------------------------------------------------------------- back (request consumer) */
+
+struct sx_back_ring_stats {
+    uint64_t reqs;            /* requests copied off the ring */
+    uint64_t rsps;            /* responses written */
+    uint64_t pushes;          /* sx_back_ring_push calls that published something */
+    uint64_t notifies;        /* pushes that asked for a notification */
+    uint64_t final_checks;    /* sx_back_ring_final_check calls */
+    uint64_t final_rechecks;  /* ... that found work only after arming req_event */
+    uint64_t overflows;       /* producer overflows detected (the ring is halted) */
+};
+
+struct sx_back_ring {
+    struct sx_sring_hdr *sring;   /* shared: the other side writes req_prod and rsp_event */
+    uint8_t *ents;                /* shared: first entry */
+    unsigned nr_ents;             /* power of two */
+    uint32_t req_size, rsp_size, entry_size;
+    RING_IDX req_cons;            /* next request to copy */
+    RING_IDX rsp_prod_pvt;        /* next response slot to write */
+    RING_IDX rsp_pushed;          /* rsp_prod as we last published it (never read back) */
+    bool halted;                  /* a producer overflow was seen; the ring is dead */
+    struct sx_back_ring_stats stats;
+};
+
+/* Attach to a ring the frontend initialised. ring_bytes must be 4096 << order, order 0..4;
+ * req_size/rsp_size are the entry types' sizes (see SX_RING_CHECK_TYPES).
+ * Returns 0 or -EINVAL. */
+int sx_back_ring_attach(struct sx_back_ring *r, void *sring_mem, size_t ring_bytes,
+                        size_t req_size, size_t rsp_size);
+/* Forget the ring (no shared access); NULL-safe, idempotent. */
+void sx_back_ring_detach(struct sx_back_ring *r);
+
+/* Copy up to `max` new requests, each exactly once, into dst (max * req_size bytes), advance
+ * req_cons. Returns the number copied (0: nothing new), or -EPROTO when the frontend moved
+ * req_prod past what the ring can hold: the ring is then halted and every later call returns
+ * -EPROTO without touching shared memory. */
+int sx_back_ring_take(struct sx_back_ring *r, void *dst, unsigned max);
+
+/* Requests visible but not yet taken (hint for polling; no barrier, may be stale or bogus). */
+static inline bool sx_back_ring_has_requests(const struct sx_back_ring *r)
+{
+    return !r->halted && SX_READ_ONCE(r->sring->req_prod) != r->req_cons;
+}
+
+/* RING_FINAL_CHECK_FOR_REQUESTS: call when take() returned 0, before sleeping. Asks for a
+ * notification on the next request (req_event = req_cons + 1) and re-checks. Returns 1 when
+ * requests are there (do not sleep, take again), 0 when it is safe to sleep, -EPROTO if halted. */
+int sx_back_ring_final_check(struct sx_back_ring *r);
+
+/* Write the next response slot from rsp (rsp_size bytes); not visible until push. Returns 0, or
+ * -ENOSPC if that slot still holds an untaken request (more responses than requests taken),
+ * -EPROTO if halted. */
+int sx_back_ring_put_rsp(struct sx_back_ring *r, const void *rsp);
+
+/* RING_PUSH_RESPONSES_AND_CHECK_NOTIFY: publish every response put so far. Returns 1 when the
+ * frontend must be notified, 0 when not (or nothing new / halted). Put a batch, push once. */
+int sx_back_ring_push(struct sx_back_ring *r);
+
+/* ---------------------------------------------------------------- front (request producer) */
+
+struct sx_front_ring_stats {
+    uint64_t reqs;            /* requests written */
+    uint64_t rsps;            /* responses copied off the ring */
+    uint64_t pushes;
+    uint64_t notifies;
+    uint64_t final_checks;
+    uint64_t final_rechecks;
+    uint64_t overflows;       /* backend produced more responses than requests outstanding */
+};
+
+struct sx_front_ring {
+    struct sx_sring_hdr *sring;
+    uint8_t *ents;
+    unsigned nr_ents;
+    uint32_t req_size, rsp_size, entry_size;
+    RING_IDX req_prod_pvt;        /* next request slot to write */
+    RING_IDX rsp_cons;            /* next response to copy */
+    RING_IDX req_pushed;          /* req_prod as we last published it (never read back) */
+    bool halted;
+    struct sx_front_ring_stats stats;
+};
+
+/* Initialise the shared header (SHARED_RING_INIT: req_prod = rsp_prod = 0, req_event =
+ * rsp_event = 1, pvt zeroed) and attach. Same size rules as sx_back_ring_attach.
+ * Returns 0 or -EINVAL. */
+int sx_front_ring_init(struct sx_front_ring *r, void *sring_mem, size_t ring_bytes,
+                       size_t req_size, size_t rsp_size);
+void sx_front_ring_detach(struct sx_front_ring *r);           /* NULL-safe, idempotent */
+
+/* Slots a new request may use (RING_FREE_REQUESTS). */
+static inline unsigned sx_front_ring_free_slots(const struct sx_front_ring *r)
+{
+    return r->nr_ents - (r->req_prod_pvt - r->rsp_cons);
+}
+
+/* Write the next request slot from req (req_size bytes); not visible until push.
+ * Returns 0, -EAGAIN when the ring is full (take responses first), -EPROTO if halted. */
+int sx_front_ring_put_req(struct sx_front_ring *r, const void *req);
+
+/* RING_PUSH_REQUESTS_AND_CHECK_NOTIFY. Returns 1 when the backend must be notified. */
+int sx_front_ring_push(struct sx_front_ring *r);
+
+/* Copy up to `max` responses, each once, into dst (max * rsp_size bytes). Returns the count,
+ * or -EPROTO (ring halted) when rsp_prod claims more responses than requests are outstanding
+ * (published requests not yet answered: the backend cannot have seen unpushed ones). */
+int sx_front_ring_take_rsp(struct sx_front_ring *r, void *dst, unsigned max);
+
+static inline bool sx_front_ring_has_responses(const struct sx_front_ring *r)
+{
+    return !r->halted && SX_READ_ONCE(r->sring->rsp_prod) != r->rsp_cons;
+}
+
+/* RING_FINAL_CHECK_FOR_RESPONSES: 1 = responses there, 0 = safe to sleep, -EPROTO if halted. */
+int sx_front_ring_final_check(struct sx_front_ring *r);
+
+/* ---------------------------------------------------------------- adaptive polling */
+
+/* The spin budget in ns: $SPLITXEN_SPIN_NS (read once, 0 disables spinning), default 20000. */
+#define SX_RING_SPIN_NS_DEFAULT 20000u
+uint64_t sx_ring_spin_ns(void);
+
+/* Spin with sx_cpu_relax() until pred(arg) is true or budget_ns have passed. pred is called at
+ * least once. Returns true when pred became true (work is there: do not sleep), false when the
+ * budget ran out (arm the event channel, run the final check, then sleep). */
+bool sx_ring_poll_budget(bool (*pred)(void *arg), void *arg, uint64_t budget_ns);
+
+/* Ready-made predicates for sx_ring_poll_budget (arg is the ring). */
+bool sx_back_ring_pred(void *back_ring);
+bool sx_front_ring_pred(void *front_ring);
+
+/* ---------------------------------------------------------------- multi-page rings (ring_map.c) */
+
+struct sx_gnt;
+
+/* Map the 2^order pages of a ring the frontend granted as refs[0 .. 2^order - 1] (writable,
+ * contiguous) through sx_gnt_map. Returns 0, -EINVAL (order above SX_RING_MAX_ORDER, NULL
+ * argument, a bad grant) or sx_gnt_map's -errno. */
+int sx_ring_map(struct sx_gnt *g, domid_t dom, unsigned order, const grant_ref_t *refs,
+                void **mem);
+/* Unmap what sx_ring_map mapped (same order). NULL-safe: mem NULL returns 0.
+ * Returns 0, -EINVAL for a bad order, or sx_gnt_unmap's -errno. */
+int sx_ring_unmap(struct sx_gnt *g, void *mem, unsigned order);
+
+#endif
