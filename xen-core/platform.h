@@ -9,6 +9,7 @@
 #ifndef SPLITXEN_PLATFORM_H
 #define SPLITXEN_PLATFORM_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <xen/xen.h>
 

@@ -1,0 +1,92 @@
+/*
+ * splitxen-core: the sim hypervisor's control daemon and its client library.
+ *
+ * The daemon owns the domain table and hands memory, grant-table and event fds to processes over
+ * a UNIX seqpacket socket with SCM_RIGHTS. The data path (grant map/copy, event notification)
+ * never goes through it. The same server runs in-process for tests (sxc_server_open).
+ *
+ * Every call returns 0 (or a non-negative value) on success and -errno on failure.
+ */
+#ifndef SPLITXEN_XEN_CORE_CORE_H
+#define SPLITXEN_XEN_CORE_CORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <xen/xen.h>
+
+#include "xen-core/shared.h"
+
+/* ---------------- server ---------------- */
+
+struct sxc_server;
+
+struct sxc_server_opts {
+    const char *run_dir;        /* sockets go here: core.sock, xenstored/ */
+    uint32_t dom0_mem_mb;       /* memory for domain 0 (default 64) */
+    bool with_xenstored;        /* also run xenstored on run_dir/xenstored */
+};
+
+/* Start a server in a thread of this process. */
+int sxc_server_open(struct sxc_server **out, const struct sxc_server_opts *opts);
+/* Stop it; destroys every domain. NULL-safe. */
+void sxc_server_close(struct sxc_server *srv);
+/* Run the server in the calling thread until `*stop` becomes true (splitxen-core's main). */
+int sxc_server_run(const struct sxc_server_opts *opts, volatile int *stop);
+/* Core socket path inside a run dir. */
+int sxc_socket_path(char *buf, size_t len, const char *run_dir);
+
+/* ---------------- client ---------------- */
+
+struct sxc_conn;
+
+/* A domain as seen from a client: its ctl region and guest memory, mapped. */
+struct sxc_dom {
+    domid_t domid;
+    int ctl_fd, mem_fd;
+    struct sxd_shared *shared;
+    uint64_t shared_size;
+    uint8_t *mem;               /* whole guest memory, read-write */
+    const uint8_t *mem_ro;      /* the same, read-only: where read-only grants map */
+    uint64_t mem_size;
+};
+
+struct sxc_dominfo {
+    uint32_t domid, type, state, vcpus;
+    uint64_t mem_mb;
+    char name[64];
+};
+
+/* Connect to the daemon at `sock_path` (NULL: default) acting as domain `self` (which must
+ * exist; 0 always does). */
+int sxc_connect(struct sxc_conn **out, const char *sock_path, domid_t self);
+void sxc_disconnect(struct sxc_conn *c);        /* NULL-safe */
+domid_t sxc_self(const struct sxc_conn *c);
+
+int sxc_domain_create(struct sxc_conn *c, const char *name, enum sxd_dom_type type,
+                      uint32_t mem_mb, uint32_t vcpus, bool paused);   /* returns domid */
+int sxc_domain_destroy(struct sxc_conn *c, domid_t domid);
+int sxc_domain_pause(struct sxc_conn *c, domid_t domid);
+int sxc_domain_unpause(struct sxc_conn *c, domid_t domid);
+/* Fill up to `max` entries; returns the number of domains. */
+int sxc_domain_list(struct sxc_conn *c, struct sxc_dominfo *out, unsigned max);
+/* Look up a domain by name; returns its domid or -ENOENT. */
+int sxc_domain_lookup(struct sxc_conn *c, const char *name);
+
+/* Map a domain's shared state and memory (cached per connection; do not free). Used by
+ * backends for foreign grants and by a process for its own domain. */
+int sxc_domain_get(struct sxc_conn *c, domid_t domid, struct sxc_dom **out);
+
+/* Event channel control plane (used by evtchn/evtchn_sim.c). */
+int sxc_evtchn_register(struct sxc_conn *c, int efd);                 /* returns handle id */
+int sxc_evtchn_unregister(struct sxc_conn *c, uint32_t handle);
+int sxc_evtchn_alloc_unbound(struct sxc_conn *c, uint32_t handle, domid_t remote);
+int sxc_evtchn_bind_interdomain(struct sxc_conn *c, uint32_t handle, domid_t remote,
+                                uint32_t rport);
+int sxc_evtchn_close(struct sxc_conn *c, uint32_t port);
+/* The event fd of whoever owns the far end of our `port`, with the far end's identity.
+ * *efd is a new fd the caller owns. -ENOTCONN if the port is not connected. */
+int sxc_evtchn_peer(struct sxc_conn *c, uint32_t port, domid_t *rdom, uint32_t *rport,
+                    uint32_t *rgen, int *efd);
+
+#endif

@@ -1,0 +1,696 @@
+/*
+ * splitxen-core's server: the domain table, event channel binding and the fds that make the data
+ * path run without it. Single-threaded: one epoll loop over the listening socket and clients.
+ */
+#define SX_LOG_MODULE "xen-core"
+#include "xen-core/core.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "xen-core/platform.h"
+#include "xen-core/proto.h"
+#include "xen-core/server_hooks.h"
+
+#define MAX_DOMS 256
+#define MAX_CONNS 1024
+#define MAX_HANDLES 4096
+
+struct sdom {
+    bool used;
+    domid_t domid;
+    uint32_t mem_mb;
+    int mem_fd, ctl_fd;
+    struct sxd_shared *sh;
+    uint64_t sh_size;
+};
+
+struct sconn {
+    int fd;                 /* -1 when free */
+    domid_t self;
+    bool hello;
+};
+
+struct shandle {
+    bool used;
+    int efd;
+    int conn;               /* index into conns */
+    domid_t dom;
+};
+
+struct sxc_server {
+    char run_dir[256];
+    char sock_path[300];
+    int lfd, epfd, stop_efd;
+    struct sdom doms[MAX_DOMS];
+    struct sconn conns[MAX_CONNS];
+    struct shandle handles[MAX_HANDLES];   /* id = index + 1 */
+    domid_t next_domid;
+    pthread_t thread;
+    bool threaded;
+    volatile int *stop;
+    volatile int stop_flag;
+    struct sxc_server_hooks hooks;
+};
+
+int sxc_socket_path(char *buf, size_t len, const char *run_dir)
+{
+    int n = snprintf(buf, len, "%s/core.sock", run_dir);
+    return (n < 0 || (size_t)n >= len) ? -ENAMETOOLONG : 0;
+}
+
+static struct sdom *dom_find(struct sxc_server *s, uint32_t domid)
+{
+    for (int i = 0; i < MAX_DOMS; i++)
+        if (s->doms[i].used && s->doms[i].domid == domid)
+            return &s->doms[i];
+    return NULL;
+}
+
+static struct sdom *dom_find_name(struct sxc_server *s, const char *name)
+{
+    for (int i = 0; i < MAX_DOMS; i++)
+        if (s->doms[i].used && !strncmp(s->doms[i].sh->name, name, sizeof(s->doms[i].sh->name)))
+            return &s->doms[i];
+    return NULL;
+}
+
+static struct sxd_port *port_of(struct sdom *d, uint32_t port)
+{
+    if (!d || port == 0 || port >= d->sh->nr_ports)
+        return NULL;
+    return &sxd_ports(d->sh)[port];
+}
+
+/* Close one port as EVTCHNOP_close does: a connected far end falls back to unbound, waiting
+ * for our domain again. */
+static void port_close(struct sxc_server *s, struct sdom *d, uint32_t port)
+{
+    struct sxd_port *p = port_of(d, port);
+    if (!p || atomic_load(&p->state) == SXD_PORT_FREE)
+        return;
+    if (atomic_load(&p->state) == SXD_PORT_INTERDOMAIN) {
+        struct sdom *rd = dom_find(s, atomic_load(&p->remote_dom));
+        struct sxd_port *r = port_of(rd, atomic_load(&p->remote_port));
+        if (r && atomic_load(&r->state) == SXD_PORT_INTERDOMAIN &&
+            atomic_load(&r->remote_dom) == d->domid && atomic_load(&r->remote_port) == port) {
+            atomic_store(&r->state, SXD_PORT_UNBOUND);
+            atomic_fetch_add(&r->gen, 1);
+        }
+    }
+    atomic_store(&p->state, SXD_PORT_FREE);
+    atomic_store(&p->owner, 0);
+    atomic_store(&p->pending, 0);
+    atomic_store(&p->masked, 0);
+    atomic_fetch_add(&p->gen, 1);
+}
+
+static int port_alloc(struct sdom *d)
+{
+    for (uint32_t i = 1; i < d->sh->nr_ports; i++)
+        if (atomic_load(&sxd_ports(d->sh)[i].state) == SXD_PORT_FREE)
+            return (int)i;
+    return -ENOSPC;
+}
+
+static void dom_release(struct sxc_server *s, struct sdom *d)
+{
+    if (!d->used)
+        return;
+    for (uint32_t i = 1; i < d->sh->nr_ports; i++)
+        port_close(s, d, i);
+    atomic_store(&d->sh->state, SXD_STATE_DYING);
+    /* Handles bound by processes acting as this domain have nothing left to bind. */
+    for (int i = 0; i < MAX_HANDLES; i++)
+        if (s->handles[i].used && s->handles[i].dom == d->domid) {
+            close(s->handles[i].efd);
+            s->handles[i].used = false;
+        }
+    if (s->hooks.domain_destroyed)
+        s->hooks.domain_destroyed(s->hooks.ctx, d->domid);
+    munmap(d->sh, d->sh_size);
+    close(d->ctl_fd);
+    close(d->mem_fd);
+    memset(d, 0, sizeof(*d));
+    d->mem_fd = d->ctl_fd = -1;
+}
+
+static int dom_create(struct sxc_server *s, int domid, const char *name, uint32_t type,
+                      uint32_t mem_mb, uint32_t vcpus, bool paused)
+{
+    if (!name[0] || strlen(name) >= 64 || type > SXD_TYPE_HVM || mem_mb == 0 ||
+        mem_mb > 64 * 1024 || vcpus == 0 || vcpus > 128)
+        return -EINVAL;
+    if (dom_find_name(s, name))
+        return -EEXIST;
+    struct sdom *d = NULL;
+    for (int i = 0; i < MAX_DOMS && !d; i++)
+        if (!s->doms[i].used)
+            d = &s->doms[i];
+    if (!d)
+        return -ENOSPC;
+    if (domid < 0) {
+        for (unsigned tries = 0; tries < DOMID_FIRST_RESERVED; tries++) {
+            domid_t cand = s->next_domid;
+            s->next_domid = (unsigned)s->next_domid + 1 >= DOMID_FIRST_RESERVED ? 1 : s->next_domid + 1;
+            if (!dom_find(s, cand)) {
+                domid = cand;
+                break;
+            }
+        }
+        if (domid < 0)
+            return -ENOSPC;
+    }
+    uint64_t nr_pages = (uint64_t)mem_mb << (20 - 12);
+    uint64_t sz = sxd_layout(NULL, nr_pages, SXD_NR_GRANT_DEFAULT, SXD_NR_PORTS_DEFAULT);
+    char nm[80];
+    int rc;
+    d->mem_fd = d->ctl_fd = -1;
+    snprintf(nm, sizeof(nm), "sx-dom%d-mem", domid);
+    d->mem_fd = memfd_create(nm, MFD_CLOEXEC);
+    snprintf(nm, sizeof(nm), "sx-dom%d-ctl", domid);
+    d->ctl_fd = memfd_create(nm, MFD_CLOEXEC);
+    if (d->mem_fd < 0 || d->ctl_fd < 0) {
+        rc = -errno;
+        goto fail;
+    }
+    if (ftruncate(d->mem_fd, (off_t)(nr_pages * SXD_PAGE_SIZE)) || ftruncate(d->ctl_fd, (off_t)sz)) {
+        rc = -errno;
+        goto fail;
+    }
+    d->sh = mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_SHARED, d->ctl_fd, 0);
+    if (d->sh == MAP_FAILED) {
+        d->sh = NULL;
+        rc = -errno;
+        goto fail;
+    }
+    d->sh_size = sz;
+    struct sxd_shared *sh = d->sh;
+    sxd_layout(sh, nr_pages, SXD_NR_GRANT_DEFAULT, SXD_NR_PORTS_DEFAULT);
+    sh->magic = SXD_MAGIC;
+    sh->version = SXD_VERSION;
+    sh->domid = (uint32_t)domid;
+    sh->type = type;
+    sh->vcpus = vcpus;
+    snprintf(sh->name, sizeof(sh->name), "%s", name);
+    pthread_mutexattr_t ma;
+    pthread_mutexattr_init(&ma);
+    pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED);
+    pthread_mutexattr_setrobust(&ma, PTHREAD_MUTEX_ROBUST);
+    pthread_mutex_init(&sh->alloc_lock, &ma);
+    pthread_mutexattr_destroy(&ma);
+    atomic_store(&sh->state, paused ? SXD_STATE_PAUSED : SXD_STATE_RUNNING);
+    d->domid = (domid_t)domid;
+    d->mem_mb = mem_mb;
+    d->used = true;
+    if (s->hooks.domain_created)
+        s->hooks.domain_created(s->hooks.ctx, d->domid);
+    return domid;
+fail:
+    if (d->sh)
+        munmap(d->sh, sz);
+    if (d->mem_fd >= 0)
+        close(d->mem_fd);
+    if (d->ctl_fd >= 0)
+        close(d->ctl_fd);
+    memset(d, 0, sizeof(*d));
+    return rc;
+}
+
+static void handle_drop(struct sxc_server *s, int idx)
+{
+    struct shandle *h = &s->handles[idx];
+    if (!h->used)
+        return;
+    struct sdom *d = dom_find(s, h->dom);
+    if (d)
+        for (uint32_t i = 1; i < d->sh->nr_ports; i++)
+            if (atomic_load(&sxd_ports(d->sh)[i].owner) == (uint32_t)idx + 1)
+                port_close(s, d, i);
+    close(h->efd);
+    h->used = false;
+}
+
+static void conn_drop(struct sxc_server *s, int ci)
+{
+    struct sconn *c = &s->conns[ci];
+    if (c->fd < 0)
+        return;
+    for (int i = 0; i < MAX_HANDLES; i++)
+        if (s->handles[i].used && s->handles[i].conn == ci)
+            handle_drop(s, i);
+    epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    close(c->fd);
+    c->fd = -1;
+    c->hello = false;
+}
+
+static int send_reply(int fd, struct sxp_msg *m, const void *payload, size_t plen,
+                      const int *fds, int nfds)
+{
+    struct iovec iov[2] = { { m, sizeof(*m) }, { (void *)payload, plen } };
+    struct msghdr mh = { .msg_iov = iov, .msg_iovlen = plen ? 2 : 1 };
+    char cbuf[CMSG_SPACE(sizeof(int) * 4)];
+    if (nfds > 0) {
+        memset(cbuf, 0, sizeof(cbuf));
+        mh.msg_control = cbuf;
+        mh.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
+        memcpy(CMSG_DATA(cm), fds, sizeof(int) * (size_t)nfds);
+    }
+    return sendmsg(fd, &mh, MSG_NOSIGNAL) < 0 ? -errno : 0;
+}
+
+static void handle_request(struct sxc_server *s, int ci, struct sxp_msg *m, int rfd)
+{
+    struct sconn *c = &s->conns[ci];
+    struct sxp_msg r = { .op = m->op };
+    int fds[2];
+    int nfds = 0;
+    void *payload = NULL;
+    size_t plen = 0;
+    struct sxc_dominfo infos[MAX_DOMS];
+
+    if (m->op != SXP_HELLO && !c->hello) {
+        r.rc = -EPERM;
+        goto reply;
+    }
+    m->name[sizeof(m->name) - 1] = 0;
+    switch (m->op) {
+    case SXP_HELLO:
+        if (!dom_find(s, m->a[0])) {
+            r.rc = -ESRCH;
+            break;
+        }
+        c->self = (domid_t)m->a[0];
+        c->hello = true;
+        break;
+    case SXP_DOM_CREATE:
+        r.rc = dom_create(s, -1, m->name, m->a[0], m->a[1], m->a[2], m->a[3] != 0);
+        if (r.rc >= 0) {
+            r.a[0] = (uint32_t)r.rc;
+            r.rc = 0;
+        }
+        break;
+    case SXP_DOM_DESTROY: {
+        struct sdom *d = dom_find(s, m->a[0]);
+        if (!d)
+            r.rc = -ESRCH;
+        else if (d->domid == 0)
+            r.rc = -EPERM;
+        else
+            dom_release(s, d);
+        break;
+    }
+    case SXP_DOM_PAUSE:
+    case SXP_DOM_UNPAUSE: {
+        struct sdom *d = dom_find(s, m->a[0]);
+        if (!d)
+            r.rc = -ESRCH;
+        else
+            atomic_store(&d->sh->state,
+                         m->op == SXP_DOM_PAUSE ? SXD_STATE_PAUSED : SXD_STATE_RUNNING);
+        break;
+    }
+    case SXP_DOM_LIST: {
+        unsigned n = 0;
+        for (int i = 0; i < MAX_DOMS; i++) {
+            struct sdom *d = &s->doms[i];
+            if (!d->used)
+                continue;
+            infos[n] = (struct sxc_dominfo){ .domid = d->domid, .type = d->sh->type,
+                                             .state = atomic_load(&d->sh->state),
+                                             .vcpus = d->sh->vcpus, .mem_mb = d->mem_mb };
+            memcpy(infos[n].name, d->sh->name, sizeof(infos[n].name));
+            n++;
+        }
+        /* Sorted by domid, as xl list shows them. */
+        for (unsigned i = 1; i < n; i++)
+            for (unsigned j = i; j > 0 && infos[j - 1].domid > infos[j].domid; j--) {
+                struct sxc_dominfo t = infos[j];
+                infos[j] = infos[j - 1];
+                infos[j - 1] = t;
+            }
+        r.a[0] = n;
+        payload = infos;
+        plen = n * sizeof(infos[0]);
+        break;
+    }
+    case SXP_DOM_LOOKUP: {
+        struct sdom *d = dom_find_name(s, m->name);
+        if (!d)
+            r.rc = -ENOENT;
+        else
+            r.a[0] = d->domid;
+        break;
+    }
+    case SXP_DOM_GET: {
+        struct sdom *d = dom_find(s, m->a[0]);
+        if (!d) {
+            r.rc = -ESRCH;
+            break;
+        }
+        fds[0] = d->ctl_fd;
+        fds[1] = d->mem_fd;
+        nfds = 2;
+        r.a[0] = (uint32_t)d->sh_size;
+        r.a[1] = (uint32_t)(d->sh_size >> 32);
+        uint64_t msz = (uint64_t)d->mem_mb << 20;
+        r.a[2] = (uint32_t)msz;
+        r.a[3] = (uint32_t)(msz >> 32);
+        break;
+    }
+    case SXP_EV_REGISTER: {
+        if (rfd < 0) {
+            r.rc = -EBADF;
+            break;
+        }
+        int idx = -1;
+        for (int i = 0; i < MAX_HANDLES && idx < 0; i++)
+            if (!s->handles[i].used)
+                idx = i;
+        if (idx < 0) {
+            r.rc = -EMFILE;
+            break;
+        }
+        s->handles[idx] = (struct shandle){ .used = true, .efd = rfd, .conn = ci, .dom = c->self };
+        rfd = -1;   /* kept */
+        r.a[0] = (uint32_t)idx + 1;
+        break;
+    }
+    case SXP_EV_UNREGISTER:
+        if (m->a[0] == 0 || m->a[0] > MAX_HANDLES || !s->handles[m->a[0] - 1].used ||
+            s->handles[m->a[0] - 1].conn != ci)
+            r.rc = -EINVAL;
+        else
+            handle_drop(s, (int)m->a[0] - 1);
+        break;
+    case SXP_EV_ALLOC_UNBOUND:
+    case SXP_EV_BIND: {
+        uint32_t h = m->a[0];
+        struct sdom *d = dom_find(s, c->self);
+        if (h == 0 || h > MAX_HANDLES || !s->handles[h - 1].used || s->handles[h - 1].conn != ci) {
+            r.rc = -EINVAL;
+            break;
+        }
+        if (!d) {
+            r.rc = -ESRCH;
+            break;
+        }
+        uint32_t remote = m->a[1] == DOMID_SELF ? c->self : m->a[1];
+        struct sdom *rd = dom_find(s, remote);
+        if (!rd) {
+            r.rc = -ESRCH;
+            break;
+        }
+        struct sxd_port *rp = NULL;
+        if (m->op == SXP_EV_BIND) {
+            rp = port_of(rd, m->a[2]);
+            if (!rp || atomic_load(&rp->state) != SXD_PORT_UNBOUND ||
+                atomic_load(&rp->remote_dom) != c->self) {
+                r.rc = -EINVAL;
+                break;
+            }
+        }
+        int lp = port_alloc(d);
+        if (lp < 0) {
+            r.rc = lp;
+            break;
+        }
+        struct sxd_port *p = &sxd_ports(d->sh)[lp];
+        atomic_store(&p->pending, 0);
+        atomic_store(&p->masked, 0);
+        atomic_store(&p->owner, h);
+        atomic_store(&p->remote_dom, remote);
+        if (m->op == SXP_EV_BIND) {
+            atomic_store(&p->remote_port, m->a[2]);
+            atomic_store(&rp->remote_port, (uint32_t)lp);
+            atomic_store(&rp->remote_dom, c->self);
+            atomic_store(&rp->state, SXD_PORT_INTERDOMAIN);
+            atomic_fetch_add(&rp->gen, 1);
+            atomic_store(&p->state, SXD_PORT_INTERDOMAIN);
+        } else {
+            atomic_store(&p->remote_port, 0);
+            atomic_store(&p->state, SXD_PORT_UNBOUND);
+        }
+        atomic_fetch_add(&p->gen, 1);
+        r.a[0] = (uint32_t)lp;
+        break;
+    }
+    case SXP_EV_CLOSE: {
+        struct sdom *d = dom_find(s, c->self);
+        struct sxd_port *p = port_of(d, m->a[0]);
+        uint32_t owner = p ? atomic_load(&p->owner) : 0;
+        if (!p || atomic_load(&p->state) == SXD_PORT_FREE || owner == 0 ||
+            owner > MAX_HANDLES || s->handles[owner - 1].conn != ci) {
+            r.rc = -EINVAL;
+            break;
+        }
+        port_close(s, d, m->a[0]);
+        break;
+    }
+    case SXP_EV_PEER: {
+        struct sdom *d = dom_find(s, c->self);
+        struct sxd_port *p = port_of(d, m->a[0]);
+        if (!p) {
+            r.rc = -EINVAL;
+            break;
+        }
+        if (atomic_load(&p->state) != SXD_PORT_INTERDOMAIN) {
+            r.rc = -ENOTCONN;
+            break;
+        }
+        struct sdom *rd = dom_find(s, atomic_load(&p->remote_dom));
+        struct sxd_port *rp = port_of(rd, atomic_load(&p->remote_port));
+        uint32_t owner = rp ? atomic_load(&rp->owner) : 0;
+        if (!rp || owner == 0 || owner > MAX_HANDLES || !s->handles[owner - 1].used) {
+            r.rc = -ENOTCONN;
+            break;
+        }
+        r.a[0] = rd->domid;
+        r.a[1] = atomic_load(&p->remote_port);
+        r.a[2] = atomic_load(&rp->gen);
+        fds[0] = s->handles[owner - 1].efd;
+        nfds = 1;
+        break;
+    }
+    default:
+        r.rc = -EOPNOTSUPP;
+    }
+reply:
+    if (rfd >= 0)
+        close(rfd);
+    if (send_reply(c->fd, &r, payload, plen, fds, nfds) < 0)
+        conn_drop(s, ci);
+}
+
+static void conn_readable(struct sxc_server *s, int ci)
+{
+    struct sconn *c = &s->conns[ci];
+    struct sxp_msg m;
+    char cbuf[CMSG_SPACE(sizeof(int) * 4)];
+    struct iovec iov = { &m, sizeof(m) };
+    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+                         .msg_controllen = sizeof(cbuf) };
+    ssize_t n = recvmsg(c->fd, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    int rfd = -1, extra = 0;
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+        if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
+            int nf = (int)((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+            int *fp = (int *)CMSG_DATA(cm);
+            for (int i = 0; i < nf; i++) {
+                if (rfd < 0)
+                    rfd = fp[i];
+                else {
+                    close(fp[i]);
+                    extra++;
+                }
+            }
+        }
+    }
+    if (n <= 0 || (size_t)n != sizeof(m) || extra || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+        if (rfd >= 0)
+            close(rfd);
+        conn_drop(s, ci);   /* EOF or a malformed message: that client only */
+        return;
+    }
+    handle_request(s, ci, &m, rfd);
+}
+
+static void accept_conn(struct sxc_server *s)
+{
+    int fd = accept4(s->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd < 0)
+        return;
+    int ci = -1;
+    for (int i = 0; i < MAX_CONNS && ci < 0; i++)
+        if (s->conns[i].fd < 0)
+            ci = i;
+    if (ci < 0) {
+        sx_warn("too many clients; refusing one");
+        close(fd);
+        return;
+    }
+    s->conns[ci] = (struct sconn){ .fd = fd };
+    struct epoll_event ev = { .events = EPOLLIN, .data.u32 = (uint32_t)ci + 2 };
+    if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+        conn_drop(s, ci);
+}
+
+static void server_teardown(struct sxc_server *s)
+{
+    for (int i = 0; i < MAX_CONNS; i++)
+        conn_drop(s, i);
+    for (int i = 0; i < MAX_DOMS; i++)
+        if (s->doms[i].used && s->doms[i].domid != 0)
+            dom_release(s, &s->doms[i]);
+    for (int i = 0; i < MAX_DOMS; i++)
+        dom_release(s, &s->doms[i]);
+    if (s->hooks.close)
+        s->hooks.close(s->hooks.ctx);
+    if (s->lfd >= 0) {
+        close(s->lfd);
+        unlink(s->sock_path);
+    }
+    if (s->epfd >= 0)
+        close(s->epfd);
+    if (s->stop_efd >= 0)
+        close(s->stop_efd);
+}
+
+static int server_init(struct sxc_server *s, const struct sxc_server_opts *o)
+{
+    s->lfd = s->epfd = s->stop_efd = -1;
+    for (int i = 0; i < MAX_CONNS; i++)
+        s->conns[i].fd = -1;
+    s->next_domid = 1;
+    const char *dir = o && o->run_dir ? o->run_dir : sx_run_dir();
+    int rc;
+    if (snprintf(s->run_dir, sizeof(s->run_dir), "%s", dir) >= (int)sizeof(s->run_dir) ||
+        sxc_socket_path(s->sock_path, sizeof(s->sock_path), dir) < 0)
+        return -ENAMETOOLONG;
+    if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+        return -errno;
+    s->lfd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (s->lfd < 0)
+        return -errno;
+    struct sockaddr_un a = { .sun_family = AF_UNIX };
+    if (strlen(s->sock_path) >= sizeof(a.sun_path))
+        return -ENAMETOOLONG;
+    strcpy(a.sun_path, s->sock_path);
+    unlink(s->sock_path);
+    if (bind(s->lfd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(s->lfd, 64) < 0)
+        return -errno;
+    s->epfd = epoll_create1(EPOLL_CLOEXEC);
+    s->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (s->epfd < 0 || s->stop_efd < 0)
+        return -errno;
+    struct epoll_event ev = { .events = EPOLLIN, .data.u32 = 0 };
+    if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->lfd, &ev) < 0)
+        return -errno;
+    ev.data.u32 = 1;
+    if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->stop_efd, &ev) < 0)
+        return -errno;
+    if (o && o->with_xenstored) {
+        rc = sxc_server_hooks_xenstored(&s->hooks, s->run_dir);
+        if (rc < 0)
+            return rc;
+        ev.data.u32 = UINT32_MAX;
+        if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->hooks.fd, &ev) < 0)
+            return -errno;
+    }
+    rc = dom_create(s, 0, "Domain-0", SXD_TYPE_PV, o && o->dom0_mem_mb ? o->dom0_mem_mb : 64, 1,
+                    false);
+    return rc < 0 ? rc : 0;
+}
+
+static void server_loop(struct sxc_server *s)
+{
+    struct epoll_event evs[32];
+    while (!s->stop_flag && !(s->stop && *s->stop)) {
+        int n = epoll_wait(s->epfd, evs, 32, 500);
+        for (int i = 0; i < n; i++) {
+            uint32_t k = evs[i].data.u32;
+            if (k == 0)
+                accept_conn(s);
+            else if (k == UINT32_MAX)
+                s->hooks.step(s->hooks.ctx);
+            else if (k == 1)
+                s->stop_flag = 1;
+            else
+                conn_readable(s, (int)k - 2);
+        }
+    }
+}
+
+static void *server_thread(void *arg)
+{
+    server_loop(arg);
+    return NULL;
+}
+
+int sxc_server_open(struct sxc_server **out, const struct sxc_server_opts *opts)
+{
+    struct sxc_server *s = calloc(1, sizeof(*s));
+    if (!s)
+        return -ENOMEM;
+    int rc = server_init(s, opts);
+    if (rc < 0)
+        goto fail;
+    rc = -pthread_create(&s->thread, NULL, server_thread, s);
+    if (rc < 0)
+        goto fail;
+    s->threaded = true;
+    *out = s;
+    return 0;
+fail:
+    server_teardown(s);
+    free(s);
+    return rc;
+}
+
+void sxc_server_close(struct sxc_server *s)
+{
+    if (!s)
+        return;
+    if (s->threaded) {
+        uint64_t one = 1;
+        ssize_t w = write(s->stop_efd, &one, sizeof(one));
+        (void)w;
+        pthread_join(s->thread, NULL);
+    }
+    server_teardown(s);
+    free(s);
+}
+
+int sxc_server_run(const struct sxc_server_opts *opts, volatile int *stop)
+{
+    struct sxc_server *s = calloc(1, sizeof(*s));
+    if (!s)
+        return -ENOMEM;
+    int rc = server_init(s, opts);
+    if (rc == 0) {
+        s->stop = stop;
+        server_loop(s);
+    }
+    server_teardown(s);
+    free(s);
+    return rc;
+}
