@@ -1,0 +1,414 @@
+/* netif packet parsing/validation and virtio-net header conversion; see pkt.h. */
+#include "netback/pkt.h"
+
+#include <endian.h>
+#include <errno.h>
+#include <linux/if_ether.h>
+#include <netinet/in.h>
+#include <string.h>
+
+#define TCP_CSUM_OFF 16
+#define UDP_CSUM_OFF 6
+
+const char *sx_net_tx_reason_str(enum sx_net_tx_reason r)
+{
+    static const char *const names[SX_NET_TXR_NR] = {
+        [SX_NET_TXR_NONE] = "none",
+        [SX_NET_TXR_RUNT] = "runt",
+        [SX_NET_TXR_TOO_MANY_SLOTS] = "too_many_slots",
+        [SX_NET_TXR_SLOT_OVERSIZE] = "slot_oversize",
+        [SX_NET_TXR_ZERO_FRAG] = "zero_frag",
+        [SX_NET_TXR_MALICIOUS_SLOTS] = "malicious_slots",
+        [SX_NET_TXR_CROSS_PAGE] = "cross_page",
+        [SX_NET_TXR_EXTRA_TYPE] = "extra_type",
+        [SX_NET_TXR_TOO_MANY_EXTRAS] = "too_many_extras",
+        [SX_NET_TXR_MISSING_EXTRA] = "missing_extra",
+        [SX_NET_TXR_MISSING_SLOTS] = "missing_slots",
+        [SX_NET_TXR_GSO_SIZE] = "gso_size",
+        [SX_NET_TXR_GSO_TYPE] = "gso_type",
+    };
+    return (unsigned)r < SX_NET_TXR_NR && names[r] ? names[r] : "unknown";
+}
+
+static enum sx_net_tx_verdict tx_fail(struct sx_net_txpkt *pkt, enum sx_net_tx_verdict v,
+                                      enum sx_net_tx_reason r)
+{
+    pkt->reason = r;
+    pkt->nr_frags = 0;
+    return v;
+}
+
+enum sx_net_tx_verdict sx_net_tx_parse(const netif_tx_request_t *slots, unsigned avail,
+                                       bool complete, struct sx_net_txpkt *pkt)
+{
+    netif_extra_info_t extras[SX_NET_TX_MAX_EXTRAS];
+    unsigned present = 0; /* bit n: an extra of type n was seen */
+    unsigned i = 1, nfollow = 0, remaining;
+    enum sx_net_tx_reason drop = SX_NET_TXR_NONE;
+    netif_tx_request_t first, tx;
+    bool more;
+
+    /* Every scalar field precedes the arrays; the arrays are valid only up to their counts. */
+    memset(pkt, 0, offsetof(struct sx_net_txpkt, frags));
+    if (avail == 0)
+        return SX_NET_TX_NEED_MORE;
+
+    first = slots[0]; /* one read of each slot; only the local copy is used after this */
+    pkt->total_len = first.size;
+    pkt->csum_blank = (first.flags & NETTXF_csum_blank) != 0;
+    pkt->data_validated = (first.flags & NETTXF_data_validated) != 0;
+    pkt->resp_id[0] = first.id;
+    pkt->resp_is_extra[0] = false;
+
+    /* xenvif_get_extras */
+    if (first.flags & NETTXF_extra_info) {
+        netif_extra_info_t ex;
+        do {
+            if (i >= avail)
+                return complete ? tx_fail(pkt, SX_NET_TX_FATAL, SX_NET_TXR_MISSING_EXTRA)
+                                : SX_NET_TX_NEED_MORE;
+            if (pkt->nr_extras == SX_NET_TX_MAX_EXTRAS) {
+                pkt->nr_slots = i;
+                return tx_fail(pkt, SX_NET_TX_FATAL, SX_NET_TXR_TOO_MANY_EXTRAS);
+            }
+            _Static_assert(sizeof(ex) <= sizeof(slots[0]), "extra fits a tx slot");
+            memcpy(&ex, &slots[i], sizeof(ex));
+            pkt->resp_id[i] = 0;
+            pkt->resp_is_extra[i] = true;
+            i++;
+            pkt->nr_extras++;
+            if (ex.type == XEN_NETIF_EXTRA_TYPE_NONE || ex.type >= XEN_NETIF_EXTRA_TYPE_MAX) {
+                pkt->nr_slots = i;
+                return tx_fail(pkt, SX_NET_TX_FATAL, SX_NET_TXR_EXTRA_TYPE);
+            }
+            extras[ex.type - 1] = ex; /* a repeated type overrides, as Linux */
+            present |= 1u << ex.type;
+        } while (ex.flags & XEN_NETIF_EXTRA_FLAG_MORE);
+    }
+
+    /* A multicast control request carries no packet: Linux answers it and moves on without
+     * looking at more_data. ADD wins over DEL, as there. */
+    if (present & ((1u << XEN_NETIF_EXTRA_TYPE_MCAST_ADD) | (1u << XEN_NETIF_EXTRA_TYPE_MCAST_DEL))) {
+        uint8_t op = (present & (1u << XEN_NETIF_EXTRA_TYPE_MCAST_ADD))
+                         ? XEN_NETIF_EXTRA_TYPE_MCAST_ADD
+                         : XEN_NETIF_EXTRA_TYPE_MCAST_DEL;
+        pkt->mcast_op = op;
+        memcpy(pkt->mcast_addr, extras[op - 1].u.mcast.addr, sizeof(pkt->mcast_addr));
+        pkt->nr_slots = i;
+        return SX_NET_TX_MCAST;
+    }
+
+    /* xenvif_count_requests: the first slot's size is the whole packet; each following slot
+     * takes its share of it. */
+    remaining = first.size;
+    more = (first.flags & NETTXF_more_data) != 0;
+    while (more) {
+        if (i >= avail)
+            return complete ? tx_fail(pkt, SX_NET_TX_FATAL, SX_NET_TXR_MISSING_SLOTS)
+                            : SX_NET_TX_NEED_MORE;
+        if (nfollow >= SX_NET_TX_FATAL_SLOTS) {
+            pkt->nr_slots = i;
+            return tx_fail(pkt, SX_NET_TX_FATAL, SX_NET_TXR_MALICIOUS_SLOTS);
+        }
+        if (!drop && nfollow >= XEN_NETBK_LEGACY_SLOTS_MAX)
+            drop = SX_NET_TXR_TOO_MANY_SLOTS;
+        tx = slots[i];
+        /* A frame >= 64 KiB overflows the first slot's 16-bit size and its following slots
+         * look too big: buggy, not malicious, so drop (consuming every slot) rather than halt */
+        if (!drop && tx.size > remaining)
+            drop = SX_NET_TXR_SLOT_OVERSIZE;
+        if (!drop && tx.size == 0)
+            drop = SX_NET_TXR_ZERO_FRAG;
+        remaining = tx.size <= remaining ? remaining - tx.size : 0;
+        pkt->resp_id[i] = tx.id;
+        pkt->resp_is_extra[i] = false;
+        i++;
+        nfollow++;
+        if ((unsigned)tx.offset + tx.size > XEN_PAGE_SIZE) {
+            pkt->nr_slots = i;
+            return tx_fail(pkt, SX_NET_TX_FATAL, SX_NET_TXR_CROSS_PAGE);
+        }
+        if (!drop)
+            pkt->frags[nfollow] = (struct sx_net_txfrag){
+                .gref = tx.gref, .offset = tx.offset, .len = tx.size, .id = tx.id};
+        more = (tx.flags & NETTXF_more_data) != 0;
+    }
+    pkt->nr_slots = i;
+    if (drop)
+        return tx_fail(pkt, SX_NET_TX_DROP, drop);
+
+    /* xenvif_tx_build_gops, after counting: what is left is the first slot's own data. */
+    if (remaining < SX_NET_ETH_HLEN)
+        return tx_fail(pkt, SX_NET_TX_DROP, SX_NET_TXR_RUNT);
+    if ((unsigned)first.offset + remaining > XEN_PAGE_SIZE)
+        return tx_fail(pkt, SX_NET_TX_FATAL, SX_NET_TXR_CROSS_PAGE);
+
+    /* xenvif_set_skb_gso */
+    if (present & (1u << XEN_NETIF_EXTRA_TYPE_GSO)) {
+        const netif_extra_info_t *g = &extras[XEN_NETIF_EXTRA_TYPE_GSO - 1];
+        if (g->u.gso.size == 0)
+            return tx_fail(pkt, SX_NET_TX_FATAL, SX_NET_TXR_GSO_SIZE);
+        if (g->u.gso.type != XEN_NETIF_GSO_TYPE_TCPV4 && g->u.gso.type != XEN_NETIF_GSO_TYPE_TCPV6)
+            return tx_fail(pkt, SX_NET_TX_FATAL, SX_NET_TXR_GSO_TYPE);
+        pkt->gso.type = g->u.gso.type;
+        pkt->gso.size = g->u.gso.size;
+    }
+    if (present & (1u << XEN_NETIF_EXTRA_TYPE_HASH)) {
+        const netif_extra_info_t *h = &extras[XEN_NETIF_EXTRA_TYPE_HASH - 1];
+        pkt->has_hash = true;
+        pkt->hash.type = h->u.hash.type;
+        pkt->hash.algorithm = h->u.hash.algorithm;
+        memcpy(pkt->hash.value, h->u.hash.value, sizeof(pkt->hash.value));
+    }
+    pkt->frags[0] = (struct sx_net_txfrag){
+        .gref = first.gref, .offset = first.offset, .len = (uint16_t)remaining, .id = first.id};
+    pkt->nr_frags = nfollow + 1;
+    return SX_NET_TX_OK;
+}
+
+unsigned sx_net_tx_responses(const struct sx_net_txpkt *pkt, int16_t status,
+                             netif_tx_response_t *rsp)
+{
+    unsigned n = pkt->nr_slots <= SX_NET_TX_MAX_SLOTS ? pkt->nr_slots : SX_NET_TX_MAX_SLOTS;
+    for (unsigned i = 0; i < n; i++) {
+        rsp[i].id = pkt->resp_id[i];
+        rsp[i].status = pkt->resp_is_extra[i] ? NETIF_RSP_NULL : status;
+    }
+    return n;
+}
+
+/* ---- header parsing ---- */
+
+static inline uint16_t rd16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static inline void wr16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+}
+
+int sx_net_hdr_parse(const uint8_t *buf, size_t len, struct sx_net_hdrs *h)
+{
+    size_t off = 12;
+    uint8_t proto;
+
+    memset(h, 0, sizeof(*h));
+    if (len < SX_NET_ETH_HLEN)
+        return -EINVAL;
+    uint16_t et = rd16(buf + off);
+    off += 2;
+    for (int tags = 0; tags < 2 && (et == ETH_P_8021Q || et == ETH_P_8021AD); tags++) {
+        if (off + 4 > len)
+            return -EINVAL;
+        et = rd16(buf + off + 2);
+        off += 4;
+    }
+    h->ethertype = et;
+    h->l3_off = (uint16_t)off;
+
+    if (et == ETH_P_IP) {
+        if (off + 20 > len || (buf[off] >> 4) != 4)
+            return -EINVAL;
+        size_t ihl = (size_t)(buf[off] & 0xf) * 4;
+        if (ihl < 20 || off + ihl > len || rd16(buf + off + 2) < ihl)
+            return -EINVAL;
+        if (rd16(buf + off + 6) & 0x3fff) { /* MF or a fragment offset */
+            h->fragment = true;
+            return -EPROTONOSUPPORT;
+        }
+        proto = buf[off + 9];
+        off += ihl;
+    } else if (et == ETH_P_IPV6) {
+        if (off + 40 > len || (buf[off] >> 4) != 6)
+            return -EINVAL;
+        proto = buf[off + 6];
+        off += 40;
+        for (int n = 0;; n++) {
+            size_t hl;
+            if (proto != IPPROTO_HOPOPTS && proto != IPPROTO_ROUTING && proto != IPPROTO_DSTOPTS &&
+                proto != IPPROTO_FRAGMENT && proto != IPPROTO_AH)
+                break;
+            if (n == 8 || off + 8 > len)
+                return -EINVAL;
+            if (proto == IPPROTO_FRAGMENT) {
+                if (rd16(buf + off + 2) & 0xfff9) { /* offset or M flag */
+                    h->fragment = true;
+                    return -EPROTONOSUPPORT;
+                }
+                hl = 8;
+            } else if (proto == IPPROTO_AH) {
+                hl = ((size_t)buf[off + 1] + 2) * 4;
+            } else {
+                hl = ((size_t)buf[off + 1] + 1) * 8;
+            }
+            proto = buf[off];
+            off += hl;
+        }
+        if (off > len)
+            return -EINVAL;
+    } else {
+        return -EPROTONOSUPPORT;
+    }
+
+    h->l4_proto = proto;
+    h->l4_off = (uint16_t)off;
+    if (proto == IPPROTO_TCP) {
+        if (off + 20 > len)
+            return -EINVAL;
+        size_t doff = (size_t)(buf[off + 12] >> 4) * 4;
+        if (doff < 20 || off + doff > len)
+            return -EINVAL;
+        h->l4_hlen = (uint16_t)doff;
+    } else if (proto == IPPROTO_UDP) {
+        if (off + 8 > len)
+            return -EINVAL;
+        h->l4_hlen = 8;
+    } else {
+        return -EPROTONOSUPPORT;
+    }
+    return 0;
+}
+
+/* ---- checksums ---- */
+
+uint32_t sx_net_csum_partial(const uint8_t *buf, size_t len, uint32_t sum)
+{
+    uint64_t s = sum;
+    size_t i = 0;
+    for (; i + 1 < len; i += 2)
+        s += rd16(buf + i);
+    if (i < len)
+        s += (uint32_t)buf[i] << 8;
+    while (s >> 32)
+        s = (s & 0xffffffffu) + (s >> 32);
+    return (uint32_t)s;
+}
+
+uint16_t sx_net_csum_fold(uint32_t sum)
+{
+    while (sum >> 16)
+        sum = (sum & 0xffff) + (sum >> 16);
+    return (uint16_t)sum;
+}
+
+/* Pseudo-header sum for an L4 segment of l4_len bytes (the uninverted fold, what a partial
+ * checksum field holds). */
+static uint16_t pseudo_sum(const uint8_t *buf, const struct sx_net_hdrs *h, uint32_t l4_len)
+{
+    uint32_t s;
+    if (h->ethertype == ETH_P_IP) {
+        s = sx_net_csum_partial(buf + h->l3_off + 12, 8, 0); /* saddr, daddr */
+    } else {
+        s = sx_net_csum_partial(buf + h->l3_off + 8, 32, 0);
+    }
+    s += h->l4_proto;
+    s += l4_len >> 16;
+    s += l4_len & 0xffff;
+    return sx_net_csum_fold(s);
+}
+
+int sx_net_csum_fill(uint8_t *buf, size_t len, size_t csum_start, size_t csum_offset)
+{
+    if (csum_start > len || csum_offset > len || csum_start + csum_offset + 2 > len)
+        return -EINVAL;
+    uint16_t c = (uint16_t)~sx_net_csum_fold(sx_net_csum_partial(buf + csum_start,
+                                                                len - csum_start, 0));
+    wr16(buf + csum_start + csum_offset, c ? c : 0xffff);
+    return 0;
+}
+
+/* ---- tx: netif -> virtio-net header ---- */
+
+int sx_net_tx_vnet_hdr(const struct sx_net_txpkt *pkt, uint8_t *buf, size_t len,
+                       struct virtio_net_hdr_v1 *hdr)
+{
+    struct sx_net_hdrs h;
+    int err, ret = 0;
+
+    memset(hdr, 0, sizeof(*hdr));
+    if (!pkt->csum_blank && pkt->gso.type == XEN_NETIF_GSO_TYPE_NONE) {
+        if (pkt->data_validated)
+            hdr->flags = VIRTIO_NET_HDR_F_DATA_VALID;
+        return 0;
+    }
+    err = sx_net_hdr_parse(buf, len, &h);
+    if (err)
+        return err;
+    if (pkt->gso.type != XEN_NETIF_GSO_TYPE_NONE) {
+        bool v4 = pkt->gso.type == XEN_NETIF_GSO_TYPE_TCPV4;
+        if (h.l4_proto != IPPROTO_TCP || h.ethertype != (v4 ? ETH_P_IP : ETH_P_IPV6))
+            return -EPROTONOSUPPORT;
+        hdr->gso_type = v4 ? VIRTIO_NET_HDR_GSO_TCPV4 : VIRTIO_NET_HDR_GSO_TCPV6;
+        hdr->gso_size = htole16(pkt->gso.size);
+        if (!pkt->csum_blank) {
+            /* A GSO packet must be checksum-partial; some frontends forget csum_blank. Put
+             * the pseudo-header sum in place, as Linux's checksum_setup(recalculate). */
+            if (pkt->total_len < h.l4_off)
+                return -EINVAL;
+            wr16(buf + h.l4_off + TCP_CSUM_OFF, pseudo_sum(buf, &h, pkt->total_len - h.l4_off));
+            ret = 1;
+        }
+    }
+    hdr->flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+    hdr->csum_start = htole16(h.l4_off);
+    hdr->csum_offset = htole16(h.l4_proto == IPPROTO_TCP ? TCP_CSUM_OFF : UDP_CSUM_OFF);
+    hdr->hdr_len = htole16((uint16_t)(h.l4_off + h.l4_hlen));
+    return ret;
+}
+
+/* ---- rx: virtio-net header -> netif ---- */
+
+int sx_net_rx_from_vnet(const struct virtio_net_hdr_v1 *hdr, uint8_t *buf, size_t len,
+                        const struct sx_net_rx_caps *caps, struct sx_net_rxmeta *meta)
+{
+    uint8_t gso = hdr->gso_type;
+    uint16_t gso_size = le16toh(hdr->gso_size);
+    uint16_t cstart = le16toh(hdr->csum_start), coff = le16toh(hdr->csum_offset);
+
+    memset(meta, 0, sizeof(*meta));
+    if (gso != VIRTIO_NET_HDR_GSO_NONE) {
+        if (gso == VIRTIO_NET_HDR_GSO_TCPV4 && caps->gso_tcpv4)
+            meta->gso.u.gso.type = XEN_NETIF_GSO_TYPE_TCPV4;
+        else if (gso == VIRTIO_NET_HDR_GSO_TCPV6 && caps->gso_tcpv6)
+            meta->gso.u.gso.type = XEN_NETIF_GSO_TYPE_TCPV6;
+        else
+            return -EOPNOTSUPP; /* UDP, ECN, or a type this frontend did not ask for */
+        if (gso_size == 0 || !(hdr->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM))
+            return -EINVAL;
+        meta->has_gso = true;
+        meta->gso.type = XEN_NETIF_EXTRA_TYPE_GSO;
+        meta->gso.flags = 0;
+        meta->gso.u.gso.size = gso_size;
+        meta->gso.u.gso.pad = 0;
+        meta->gso.u.gso.features = 0;
+    }
+
+    if (hdr->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) {
+        if ((size_t)cstart + coff + 2 > len)
+            return -EINVAL;
+        struct sx_net_hdrs h;
+        /* Only the family matters here; the parser records the ethertype before it can fail
+         * on anything deeper. */
+        (void)sx_net_hdr_parse(buf, len, &h);
+        bool offload = h.ethertype == ETH_P_IPV6 ? caps->csum_v6 : caps->csum;
+        if (offload) {
+            meta->flags = NETRXF_csum_blank | NETRXF_data_validated;
+        } else {
+            if (meta->has_gso)
+                return -EOPNOTSUPP; /* cannot complete a super-packet's checksum */
+            int err = sx_net_csum_fill(buf, len, cstart, coff);
+            if (err)
+                return err;
+            meta->sw_csum = true;
+            meta->flags = 0; /* as Linux after skb_checksum_help: CHECKSUM_NONE */
+        }
+    } else if (hdr->flags & VIRTIO_NET_HDR_F_DATA_VALID) {
+        meta->flags = NETRXF_data_validated;
+    }
+    if (meta->has_gso)
+        meta->flags |= NETRXF_extra_info;
+    return 0;
+}
