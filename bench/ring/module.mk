@@ -1,0 +1,12 @@
+# splitxen-bench-ring: ring + event channel costs between two processes (bench/ring/run).
+# Cases c-f use the sim platform's event channels when xen-core/ provides the platform
+# libraries (SX_PLAT_LIBS, from xen-core/module.mk), raw eventfds otherwise.
+PROGS += splitxen-bench-ring
+splitxen-bench-ring_SRCS := bench/ring/bench_ring.c
+ifneq ($(and $(SX_PLAT_LIBS),$(wildcard xen-core/xenstored/module.mk)),)
+splitxen-bench-ring_LIBS = sxring $(SX_PLAT_LIBS)
+splitxen-bench-ring_LDLIBS = $(SX_PLAT_LDLIBS)
+bench_CFLAGS += -DSX_BENCH_RING_SIM=1
+else
+splitxen-bench-ring_LIBS := sxring sxcommon
+endif
