@@ -13,11 +13,11 @@ ring_xproc_test_SRCS := tests/ring/ring_xproc_test.c
 ring_xproc_test_LIBS := sxring sxcommon
 ring_xproc_test_LDLIBS := -lcunit
 
-# sx_ring_map/unmap against the real grant engine, once grant/ provides libsxgrant
-# (grant/module.mk sorts before this file, so LIBS already names it then).
-ifneq ($(filter sxgrant,$(LIBS)),)
+# sx_ring_map/unmap against the real sim grant engine, once xen-core/ provides the platform
+# libraries (SX_PLAT_LIBS; xen-core/module.mk sorts before this file).
+ifneq ($(and $(SX_PLAT_LIBS),$(wildcard xen-core/xenstored/module.mk),$(wildcard tests/ring/ring_map_test.c)),)
 UNIT_TESTS += ring_map_test
 ring_map_test_SRCS := tests/ring/ring_map_test.c
-ring_map_test_LIBS := sxring sxgrant sxcore sxcommon
-ring_map_test_LDLIBS := -lcunit
+ring_map_test_LIBS = sxring $(SX_PLAT_LIBS)
+ring_map_test_LDLIBS = $(SX_PLAT_LDLIBS) -lcunit
 endif
