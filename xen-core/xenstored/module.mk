@@ -1,0 +1,13 @@
+# xenstored for the sim platform: library sxxenstored, program splitxen-xenstored.
+LIBS += sxxenstored
+sxxenstored_SRCS := xen-core/xenstored/store.c xen-core/xenstored/server.c
+
+PROGS += splitxen-xenstored
+splitxen-xenstored_SRCS := xen-core/xenstored/main.c
+splitxen-xenstored_LIBS := sxxenstored sxcommon
+
+UNIT_TESTS += store_test
+store_test_SRCS := tests/xenstored/store_test.c
+store_test_LIBS := sxxenstored sxcommon
+store_test_LDLIBS := -lcunit
+
