@@ -44,7 +44,8 @@ TEST_FILES  := $(addprefix $(B)/tests/,$(UNIT_TESTS))
 SHLIB_FILES := $(foreach s,$(SHLIBS),$(B)/lib/$(s).so)
 
 .PHONY: all tests check check-unit check-san deps bench demo lab clean
-all: $(LIB_FILES) $(PROG_FILES) $(SHLIB_FILES)
+EXTRA_TARGETS ?=
+all: $(LIB_FILES) $(PROG_FILES) $(SHLIB_FILES) $(EXTRA_TARGETS)
 tests: all $(TEST_FILES)
 
 $(B)/obj/%.o: %.c

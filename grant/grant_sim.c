@@ -295,7 +295,6 @@ static int unshare_one(struct sim_gntshr *s, struct share *sh)
     for (uint32_t i = 0; i < sh->count; i++)
         sxd_gref_free(s->self->shared, sh->refs[i]);
     sxd_pages_free(s->self->shared, sh->frame, sh->count);
-    free(sh);
     return 0;
 }
 
@@ -307,13 +306,12 @@ static void ssim_close(void *priv)
     while (s->list) {
         struct share *sh = s->list;
         s->list = sh->next;
-        if (unshare_one(s, sh) < 0) {
+        if (unshare_one(s, sh) < 0)
             /* A peer still maps these pages: leave them granted rather than hand the frames
              * back for reuse under its feet (Linux defers the same way). */
             sx_warn("closing with %u pages still mapped by a peer; leaving them granted",
                     sh->count);
-            free(sh);
-        }
+        free(sh);
     }
     pthread_mutex_destroy(&s->lock);
     free(s);
@@ -377,9 +375,11 @@ static int ssim_unshare(void *priv, void *addr, uint32_t count)
     if (sh) {
         rc = unshare_one(s, sh);
         if (rc == 0)
-            *pp = (*pp == sh) ? sh->next : *pp;
+            *pp = sh->next;
     }
     pthread_mutex_unlock(&s->lock);
+    if (rc == 0)
+        free(sh);
     return rc;
 }
 
