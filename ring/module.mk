@@ -13,9 +13,10 @@ ring_xproc_test_SRCS := tests/ring/ring_xproc_test.c
 ring_xproc_test_LIBS := sxring sxcommon
 ring_xproc_test_LDLIBS := -lcunit
 
-# sx_ring_map/unmap against the real sim grant engine, once xen-core/ provides the platform
-# libraries (SX_PLAT_LIBS; xen-core/module.mk sorts before this file).
-ifneq ($(and $(SX_PLAT_LIBS),$(wildcard xen-core/xenstored/module.mk),$(wildcard tests/ring/ring_map_test.c)),)
+# sx_ring_map/unmap against the sim grant engine, once xen-core/ provides the platform
+# libraries. Module files are included in sorted path order, so xen-core/module.mk comes after
+# this one: test for the files, and expand SX_PLAT_LIBS late (=, not :=).
+ifneq ($(and $(wildcard xen-core/module.mk),$(wildcard xen-core/xenstored/module.mk),$(wildcard tests/ring/ring_map_test.c)),)
 UNIT_TESTS += ring_map_test
 ring_map_test_SRCS := tests/ring/ring_map_test.c
 ring_map_test_LIBS = sxring $(SX_PLAT_LIBS)
