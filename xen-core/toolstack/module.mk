@@ -1,0 +1,16 @@
+# The toolstack: xl.cfg parsing (libxlutil), the xenstore layout libxl writes, and the
+# `splitxen` CLI.
+LIBS += sxtoolstack
+sxtoolstack_SRCS := xen-core/toolstack/xlcfg.c xen-core/toolstack/layout.c
+
+SXTOOLSTACK_LDLIBS := -lxlutil -lxenlight -lxenstore
+
+UNIT_TESTS += xlcfg_test
+xlcfg_test_SRCS := tests/toolstack/xlcfg_test.c
+xlcfg_test_LIBS := sxtoolstack sxcommon
+xlcfg_test_LDLIBS := -lcunit $(SXTOOLSTACK_LDLIBS)
+
+UNIT_TESTS += layout_test
+layout_test_SRCS := tests/toolstack/layout_test.c
+layout_test_LIBS := sxtoolstack sxcommon
+layout_test_LDLIBS := -lcunit $(SXTOOLSTACK_LDLIBS)
