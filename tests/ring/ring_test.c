@@ -27,6 +27,20 @@ static void *ring_mem(unsigned order)
     return p;
 }
 
+/* ---- barriers: <xen/io/ring.h> redefines xen_mb() as the kernel's mb() for userspace builds
+ * (interface version 0); ring/ring.h puts barrier.h's C11 fences back. Regression test for that:
+ * ring.h's own macros must expand to the same fences. */
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+static void test_ring_h_barriers_are_c11_fences(void)
+{
+    CU_ASSERT_STRING_EQUAL(STR(xen_mb()), STR(sx_mb()));
+    CU_ASSERT_STRING_EQUAL(STR(xen_rmb()), STR(sx_rmb()));
+    CU_ASSERT_STRING_EQUAL(STR(xen_wmb()), STR(sx_wmb()));
+    CU_ASSERT_STRING_NOT_EQUAL(STR(xen_mb()), "mb()");
+}
+
 /* ---- layout */
 
 #define CHECK_HDR(tag)                                                                        \
@@ -638,6 +652,7 @@ static void test_spin_ns_from_env(void)
 
 static const struct sx_test_case cases[] = {
     SX_TEST(test_spin_ns_from_env),
+    SX_TEST(test_ring_h_barriers_are_c11_fences),
     SX_TEST(test_header_layout_matches_ring_h),
     SX_TEST(test_ring_size_equals_ring_h_orders_0_to_4),
     SX_TEST(test_front_init_is_shared_ring_init),
