@@ -1,6 +1,7 @@
 /* Stats files: a writer's counters are visible to a reader mapping the file; removal. */
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
