@@ -18,7 +18,8 @@ CC       ?= gcc
 OPT      ?= -O2
 CFLAGS_BASE := -std=gnu11 -g $(OPT) -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
                -Wno-missing-field-initializers -D_GNU_SOURCE -fno-strict-aliasing -pthread \
-               -MMD -MP -I. -Icommon
+               -MMD -MP -I. -Icommon \
+               -D__XEN_TOOLS__
 ifeq ($(SAN),1)
 CFLAGS_BASE += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS_SAN := -fsanitize=address,undefined

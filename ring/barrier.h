@@ -3,6 +3,8 @@
  *
  * <xen/io/ring.h> expects xen_mb/xen_rmb/xen_wmb to be defined before it is included; every
  * splitxen file reaches ring.h through this header (or ring/ring.h, which includes it).
+ * The tree builds with -D__XEN_TOOLS__ (as Xen's own tools do), which selects the latest
+ * interface version; with the legacy default, ring.h would redefine these as mb()/rmb()/wmb().
  * Each use of a barrier in the tree carries a comment naming what it orders.
  */
 #ifndef SPLITXEN_BARRIER_H
@@ -18,6 +20,9 @@
 /* Write barrier: earlier stores are visible before later stores. */
 #define sx_wmb() atomic_thread_fence(memory_order_release)
 
+#if !defined(__XEN_TOOLS__) && !defined(__XEN_INTERFACE_VERSION__)
+#error "build with -D__XEN_TOOLS__: <xen/io/ring.h> would replace these barriers otherwise"
+#endif
 #define xen_mb()  sx_mb()
 #define xen_rmb() sx_rmb()
 #define xen_wmb() sx_wmb()
