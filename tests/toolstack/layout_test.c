@@ -129,7 +129,8 @@ static bool console_node(const char *path)
 static bool outside_capture(const char *path)
 {
     return !strcmp(path, "/local/domain/1") || !strcmp(path, "/libxl/1") ||
-           !strcmp(path, "/local/domain/0/backend") || !strncmp(path, "/vm/", 4);
+           !strcmp(path, "/local/domain/0/backend") || !strcmp(path, "/vm") ||
+           !strcmp(path, "/libxl") || !strncmp(path, "/vm/", 4);
 }
 
 /* Number of differences between the layout and the reference; each is printed. */

@@ -126,7 +126,9 @@ int sx_layout_add_domain(struct sx_layout *l, const struct sx_layout_dom *d)
 
     /* libxl__domain_make */
     TRY(add(l, SX_XS_ROOT, NULL, p.ro, "/local/domain/%u", id));
+    TRY(add(l, SX_XS_ENSURE, NULL, p.own0, "/vm"));
     TRY(add(l, SX_XS_ROOT, NULL, p.ro, "/vm/%s", d->uuid));
+    TRY(add(l, SX_XS_ENSURE, NULL, p.own0, "/libxl"));
     TRY(add(l, SX_XS_ROOT, NULL, p.own0, "/libxl/%u", id));
     TRY(add(l, 0, NULL, p.own0, "/libxl/%u/device", id));
     char vm[64];
@@ -402,13 +404,13 @@ static char *parent_of(const char *path)
 }
 
 /* Paths the toolstack never prunes, even when empty: the tree's fixed skeleton and the
- * per-domain roots (those go only with the domain). */
+ * per-domain roots (those go only with the domain). /vm and /libxl are the toolstack's own
+ * and go when the last domain does. */
 static bool protected_path(const char *p)
 {
     unsigned id;
     int used = -1;
-    if (!strcmp(p, "/") || !strcmp(p, "/local") || !strcmp(p, "/local/domain") ||
-        !strcmp(p, "/vm") || !strcmp(p, "/libxl"))
+    if (!strcmp(p, "/") || !strcmp(p, "/local") || !strcmp(p, "/local/domain"))
         return true;
     if (sscanf(p, "/local/domain/%u%n", &id, &used) == 1 && used == (int)strlen(p))
         return true;
@@ -714,7 +716,11 @@ static int remove_domain_body(struct xs_handle *xs, xs_transaction_t t, const vo
     if ((rc = rm_quiet(xs, t, path)))
         return rc;
     snprintf(path, sizeof(path), "/libxl/%u", domid);
-    return rm_quiet(xs, t, path);
+    if ((rc = rm_quiet(xs, t, path)))
+        return rc;
+    if ((rc = prune_up(xs, t, "/vm")))
+        return rc;
+    return prune_up(xs, t, "/libxl");
 }
 
 int sx_layout_remove_domain(struct xs_handle *xs, uint32_t domid)

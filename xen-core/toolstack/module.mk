@@ -14,3 +14,11 @@ UNIT_TESTS += layout_test
 layout_test_SRCS := tests/toolstack/layout_test.c
 layout_test_LIBS := sxtoolstack sxcommon
 layout_test_LDLIBS := -lcunit $(SXTOOLSTACK_LDLIBS)
+
+# The CLI needs the core's client library (xen-core/module.mk).
+ifneq ($(wildcard xen-core/core.h),)
+PROGS += splitxen
+splitxen_SRCS := xen-core/toolstack/splitxen.c
+splitxen_LIBS := sxtoolstack $(SX_PLAT_LIBS)
+splitxen_LDLIBS := $(SXTOOLSTACK_LDLIBS) $(SX_PLAT_LDLIBS)
+endif
