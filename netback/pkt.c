@@ -110,7 +110,7 @@ enum sx_net_tx_verdict sx_net_tx_parse(const netif_tx_request_t *slots, unsigned
             pkt->nr_slots = i;
             return tx_fail(pkt, SX_NET_TX_FATAL, SX_NET_TXR_MALICIOUS_SLOTS);
         }
-        if (!drop && nfollow >= XEN_NETBK_LEGACY_SLOTS_MAX)
+        if (!drop && nfollow >= SX_NET_TX_LEGACY_SLOTS)
             drop = SX_NET_TXR_TOO_MANY_SLOTS;
         tx = slots[i];
         /* A frame >= 64 KiB overflows the first slot's 16-bit size and its following slots
@@ -124,7 +124,7 @@ enum sx_net_tx_verdict sx_net_tx_parse(const netif_tx_request_t *slots, unsigned
         pkt->resp_is_extra[i] = false;
         i++;
         nfollow++;
-        if ((unsigned)tx.offset + tx.size > XEN_PAGE_SIZE) {
+        if ((unsigned)tx.offset + tx.size > SX_NET_PAGE_SIZE) {
             pkt->nr_slots = i;
             return tx_fail(pkt, SX_NET_TX_FATAL, SX_NET_TXR_CROSS_PAGE);
         }
@@ -140,7 +140,7 @@ enum sx_net_tx_verdict sx_net_tx_parse(const netif_tx_request_t *slots, unsigned
     /* xenvif_tx_build_gops, after counting: what is left is the first slot's own data. */
     if (remaining < SX_NET_ETH_HLEN)
         return tx_fail(pkt, SX_NET_TX_DROP, SX_NET_TXR_RUNT);
-    if ((unsigned)first.offset + remaining > XEN_PAGE_SIZE)
+    if ((unsigned)first.offset + remaining > SX_NET_PAGE_SIZE)
         return tx_fail(pkt, SX_NET_TX_FATAL, SX_NET_TXR_CROSS_PAGE);
 
     /* xenvif_set_skb_gso */
@@ -320,35 +320,36 @@ int sx_net_csum_fill(uint8_t *buf, size_t len, size_t csum_start, size_t csum_of
     return 0;
 }
 
-/* ---- tx: netif -> virtio-net header ---- */
+/* ---- netif -> virtio-net header ---- */
 
-int sx_net_tx_vnet_hdr(const struct sx_net_txpkt *pkt, uint8_t *buf, size_t len,
-                       struct virtio_net_hdr_v1 *hdr)
+static int netif_to_vnet(bool csum_blank, bool data_validated, uint8_t gso_type,
+                         uint16_t gso_size, unsigned total_len, uint8_t *buf, size_t len,
+                         struct virtio_net_hdr_v1 *hdr)
 {
     struct sx_net_hdrs h;
     int err, ret = 0;
 
     memset(hdr, 0, sizeof(*hdr));
-    if (!pkt->csum_blank && pkt->gso.type == XEN_NETIF_GSO_TYPE_NONE) {
-        if (pkt->data_validated)
+    if (!csum_blank && gso_type == XEN_NETIF_GSO_TYPE_NONE) {
+        if (data_validated)
             hdr->flags = VIRTIO_NET_HDR_F_DATA_VALID;
         return 0;
     }
     err = sx_net_hdr_parse(buf, len, &h);
     if (err)
         return err;
-    if (pkt->gso.type != XEN_NETIF_GSO_TYPE_NONE) {
-        bool v4 = pkt->gso.type == XEN_NETIF_GSO_TYPE_TCPV4;
+    if (gso_type != XEN_NETIF_GSO_TYPE_NONE) {
+        bool v4 = gso_type == XEN_NETIF_GSO_TYPE_TCPV4;
         if (h.l4_proto != IPPROTO_TCP || h.ethertype != (v4 ? ETH_P_IP : ETH_P_IPV6))
             return -EPROTONOSUPPORT;
         hdr->gso_type = v4 ? VIRTIO_NET_HDR_GSO_TCPV4 : VIRTIO_NET_HDR_GSO_TCPV6;
-        hdr->gso_size = htole16(pkt->gso.size);
-        if (!pkt->csum_blank) {
-            /* A GSO packet must be checksum-partial; some frontends forget csum_blank. Put
-             * the pseudo-header sum in place, as Linux's checksum_setup(recalculate). */
-            if (pkt->total_len < h.l4_off)
+        hdr->gso_size = htole16(gso_size);
+        if (!csum_blank) {
+            /* A GSO packet must be checksum-partial; some peers forget csum_blank. Put the
+             * pseudo-header sum in place, as Linux's checksum_setup(recalculate). */
+            if (total_len < h.l4_off)
                 return -EINVAL;
-            wr16(buf + h.l4_off + TCP_CSUM_OFF, pseudo_sum(buf, &h, pkt->total_len - h.l4_off));
+            wr16(buf + h.l4_off + TCP_CSUM_OFF, pseudo_sum(buf, &h, total_len - h.l4_off));
             ret = 1;
         }
     }
@@ -359,10 +360,38 @@ int sx_net_tx_vnet_hdr(const struct sx_net_txpkt *pkt, uint8_t *buf, size_t len,
     return ret;
 }
 
-/* ---- rx: virtio-net header -> netif ---- */
+int sx_net_tx_vnet_hdr(const struct sx_net_txpkt *pkt, uint8_t *buf, size_t len,
+                       struct virtio_net_hdr_v1 *hdr)
+{
+    return netif_to_vnet(pkt->csum_blank, pkt->data_validated, pkt->gso.type, pkt->gso.size,
+                         pkt->total_len, buf, len, hdr);
+}
 
-int sx_net_rx_from_vnet(const struct virtio_net_hdr_v1 *hdr, uint8_t *buf, size_t len,
-                        const struct sx_net_rx_caps *caps, struct sx_net_rxmeta *meta)
+int sx_net_rx_vnet_hdr(uint16_t rx_flags, const netif_extra_info_t *gso, uint8_t *buf,
+                       size_t len, struct virtio_net_hdr_v1 *hdr)
+{
+    uint8_t gtype = XEN_NETIF_GSO_TYPE_NONE;
+    uint16_t gsize = 0;
+
+    if (gso) {
+        if (gso->type != XEN_NETIF_EXTRA_TYPE_GSO || gso->u.gso.size == 0 ||
+            (gso->u.gso.type != XEN_NETIF_GSO_TYPE_TCPV4 &&
+             gso->u.gso.type != XEN_NETIF_GSO_TYPE_TCPV6)) {
+            memset(hdr, 0, sizeof(*hdr));
+            return -EINVAL;
+        }
+        gtype = gso->u.gso.type;
+        gsize = gso->u.gso.size;
+    }
+    return netif_to_vnet((rx_flags & NETRXF_csum_blank) != 0,
+                         (rx_flags & NETRXF_data_validated) != 0, gtype, gsize,
+                         len > UINT16_MAX ? UINT16_MAX : (unsigned)len, buf, len, hdr);
+}
+
+/* ---- virtio-net header -> netif ---- */
+
+int sx_net_vnet_to_netif(const struct virtio_net_hdr_v1 *hdr, uint8_t *buf, size_t len,
+                         const struct sx_net_peer_caps *caps, struct sx_net_netif_meta *meta)
 {
     uint8_t gso = hdr->gso_type;
     uint16_t gso_size = le16toh(hdr->gso_size);
@@ -375,7 +404,7 @@ int sx_net_rx_from_vnet(const struct virtio_net_hdr_v1 *hdr, uint8_t *buf, size_
         else if (gso == VIRTIO_NET_HDR_GSO_TCPV6 && caps->gso_tcpv6)
             meta->gso.u.gso.type = XEN_NETIF_GSO_TYPE_TCPV6;
         else
-            return -EOPNOTSUPP; /* UDP, ECN, or a type this frontend did not ask for */
+            return -EOPNOTSUPP; /* UDP, ECN, or a type this peer did not ask for */
         if (gso_size == 0 || !(hdr->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM))
             return -EINVAL;
         meta->has_gso = true;
@@ -395,20 +424,23 @@ int sx_net_rx_from_vnet(const struct virtio_net_hdr_v1 *hdr, uint8_t *buf, size_
         (void)sx_net_hdr_parse(buf, len, &h);
         bool offload = h.ethertype == ETH_P_IPV6 ? caps->csum_v6 : caps->csum;
         if (offload) {
-            meta->flags = NETRXF_csum_blank | NETRXF_data_validated;
+            meta->rx_flags = NETRXF_csum_blank | NETRXF_data_validated;
+            meta->tx_flags = NETTXF_csum_blank | NETTXF_data_validated;
         } else {
             if (meta->has_gso)
                 return -EOPNOTSUPP; /* cannot complete a super-packet's checksum */
             int err = sx_net_csum_fill(buf, len, cstart, coff);
             if (err)
                 return err;
-            meta->sw_csum = true;
-            meta->flags = 0; /* as Linux after skb_checksum_help: CHECKSUM_NONE */
+            meta->sw_csum = true; /* flags stay 0: as Linux after skb_checksum_help */
         }
     } else if (hdr->flags & VIRTIO_NET_HDR_F_DATA_VALID) {
-        meta->flags = NETRXF_data_validated;
+        meta->rx_flags = NETRXF_data_validated;
+        meta->tx_flags = NETTXF_data_validated;
     }
-    if (meta->has_gso)
-        meta->flags |= NETRXF_extra_info;
+    if (meta->has_gso) {
+        meta->rx_flags |= NETRXF_extra_info;
+        meta->tx_flags |= NETTXF_extra_info;
+    }
     return 0;
 }

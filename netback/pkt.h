@@ -10,14 +10,15 @@
  *   FATAL (xenvif_fatal_tx_err: halt this vif, keep everything else)
  *     - an extra-info slot of type NONE or >= XEN_NETIF_EXTRA_TYPE_MAX
  *     - more than SX_NET_TX_MAX_EXTRAS extra-info slots in one chain
- *     - a slot whose offset + size crosses its page (XEN_PAGE_SIZE)
+ *     - a slot whose offset + size crosses its page (SX_NET_PAGE_SIZE, 4 KiB)
  *     - more than SX_NET_TX_FATAL_SLOTS (20, Linux's fatal_skb_slots default) slots after the
  *       first one ("malicious frontend")
  *     - a GSO extra with size 0 or a type other than TCPV4/TCPV6
  *     - with complete=true: a packet whose extras or more_data chain runs past the published
  *       requests (Linux: "Missing extra info" / "Asked for %d slots but exceeds this limit")
  *   DROP (xenvif_tx_err: NETIF_RSP_ERROR for every slot, vif keeps running)
- *     - more than XEN_NETBK_LEGACY_SLOTS_MAX (18) slots after the first one, up to 20
+ *     - more than SX_NET_TX_LEGACY_SLOTS (18, Linux XEN_NETBK_LEGACY_SLOTS_MAX) slots after
+ *       the first one, up to 20
  *     - a following slot larger than what remains of the first slot's total size (the first
  *       slot's size is the packet length; it covers every following slot)
  *     - a zero-length following slot (stricter than Linux, which copies nothing for it)
@@ -40,13 +41,12 @@
 #include <xen/grant_table.h>
 #include <xen/io/netif.h>
 
-#ifndef XEN_PAGE_SIZE
-#define XEN_PAGE_SIZE 4096u
-#endif
-#define XEN_NETBK_LEGACY_SLOTS_MAX 18      /* following slots before a packet is dropped */
+#define SX_NET_PAGE_SIZE 4096u             /* XEN_PAGE_SIZE: grants are 4 KiB pages */
+#define SX_NET_TX_LEGACY_SLOTS 18          /* XEN_NETBK_LEGACY_SLOTS_MAX: following slots
+                                              beyond which a packet is dropped */
 #define SX_NET_TX_FATAL_SLOTS 20           /* following slots before the vif is halted */
 #define SX_NET_TX_MAX_EXTRAS (XEN_NETIF_EXTRA_TYPE_MAX - 1)
-#define SX_NET_TX_MAX_FRAGS (1 + XEN_NETBK_LEGACY_SLOTS_MAX)
+#define SX_NET_TX_MAX_FRAGS (1 + SX_NET_TX_LEGACY_SLOTS)
 #define SX_NET_TX_MAX_SLOTS (1 + SX_NET_TX_MAX_EXTRAS + SX_NET_TX_FATAL_SLOTS)
 #define SX_NET_ETH_HLEN 14
 
@@ -145,6 +145,16 @@ struct sx_net_hdrs {
 int sx_net_hdr_parse(const uint8_t *buf, size_t len, struct sx_net_hdrs *h);
 
 /*
+ * Conversions between netif offload metadata and the TAP's virtio-net header. The same four
+ * directions serve both ends:
+ *
+ *   netback  guest tx  -> TAP write : sx_net_tx_vnet_hdr   (from a parsed sx_net_txpkt)
+ *   netback  TAP read  -> guest rx  : sx_net_vnet_to_netif (use .rx_flags, .gso)
+ *   netfront TAP read  -> netif tx  : sx_net_vnet_to_netif (use .tx_flags, .gso)
+ *   netfront netif rx  -> TAP write : sx_net_rx_vnet_hdr   (from the rx response flags + extra)
+ */
+
+/*
  * Guest tx -> TAP write: the virtio-net header for a parsed OK packet. buf/len is the packet as
  * copied out of the grants (at least its headers; len may be the full total_len). For
  * csum_blank or GSO packets the headers are parsed to find csum_start/csum_offset; a GSO
@@ -155,31 +165,43 @@ int sx_net_hdr_parse(const uint8_t *buf, size_t len, struct sx_net_hdrs *h);
 int sx_net_tx_vnet_hdr(const struct sx_net_txpkt *pkt, uint8_t *buf, size_t len,
                        struct virtio_net_hdr_v1 *hdr);
 
-/* What the receiving frontend accepts (from its xenstore features). */
-struct sx_net_rx_caps {
-    bool csum;      /* !feature-no-csum-offload: partial IPv4 checksums */
-    bool csum_v6;   /* feature-ipv6-csum-offload */
+/*
+ * Netif rx (frontend side) -> TAP write: the same from the first rx response's NETRXF_* flags
+ * and its GSO extra (NULL when none) for a received packet buf[0..len). The extra is
+ * validated (type GSO, size > 0, TCPV4/TCPV6: -EINVAL otherwise). Returns as above.
+ */
+int sx_net_rx_vnet_hdr(uint16_t rx_flags, const netif_extra_info_t *gso, uint8_t *buf,
+                       size_t len, struct virtio_net_hdr_v1 *hdr);
+
+/* What the receiving peer accepts. netback: the frontend's rx features; TAP netfront: what
+ * the backend takes on tx (Linux netback: csum and csum_v6 always, GSO per its
+ * feature-gso-tcpv4/-tcpv6). */
+struct sx_net_peer_caps {
+    bool csum;      /* partial IPv4 checksums (!feature-no-csum-offload) */
+    bool csum_v6;   /* partial IPv6 checksums (feature-ipv6-csum-offload) */
     bool gso_tcpv4; /* feature-gso-tcpv4 */
     bool gso_tcpv6; /* feature-gso-tcpv6 */
 };
 
-struct sx_net_rxmeta {
-    uint16_t flags;          /* NETRXF_csum_blank / NETRXF_data_validated */
+struct sx_net_netif_meta {
+    uint16_t rx_flags;       /* NETRXF_csum_blank / NETRXF_data_validated / NETRXF_extra_info */
+    uint16_t tx_flags;       /* NETTXF_csum_blank / NETTXF_data_validated / NETTXF_extra_info */
     bool has_gso;
-    netif_extra_info_t gso;  /* XEN_NETIF_EXTRA_TYPE_GSO, flags 0: chain it after the first
-                                response when has_gso (set NETRXF_extra_info there) */
+    netif_extra_info_t gso;  /* XEN_NETIF_EXTRA_TYPE_GSO, flags 0, chained after the first
+                                slot when has_gso (the *_extra_info flag is already set) */
     bool sw_csum;            /* the checksum was completed in software in buf */
 };
 
 /*
- * TAP read -> guest rx: netif flags and GSO extra from the virtio-net header of a frame
- * buf[0..len) (the Ethernet frame, after the header). Partial checksums the frontend cannot
- * take are completed in buf. 0 or -errno: -EOPNOTSUPP for a GSO type the frontend did not
- * advertise or netif cannot express (UDP, ECN), -EINVAL for a header that does not fit the
- * frame. Drop on error.
+ * TAP read -> netif: flags (in both the rx and the tx encodings: their bits differ) and the
+ * GSO extra from the virtio-net header of a frame buf[0..len) (the Ethernet frame after the
+ * header). Partial checksums the peer cannot take are completed in buf (then no csum flag, as
+ * Linux after skb_checksum_help). 0 or -errno: -EOPNOTSUPP for a GSO type the peer did not
+ * advertise or netif cannot express (UDP, ECN) or a super-packet whose checksum the peer
+ * cannot take, -EINVAL for a header that does not fit the frame. Drop on error.
  */
-int sx_net_rx_from_vnet(const struct virtio_net_hdr_v1 *hdr, uint8_t *buf, size_t len,
-                        const struct sx_net_rx_caps *caps, struct sx_net_rxmeta *meta);
+int sx_net_vnet_to_netif(const struct virtio_net_hdr_v1 *hdr, uint8_t *buf, size_t len,
+                         const struct sx_net_peer_caps *caps, struct sx_net_netif_meta *meta);
 
 /*
  * Complete a partial checksum in software: buf[csum_start + csum_offset] holds the

@@ -620,19 +620,20 @@ static void test_tx_vnet_hostile_headers(void)
     CU_ASSERT_EQUAL(sx_net_tx_vnet_hdr(&t, q, b.len, &h), -EPROTONOSUPPORT);
 }
 
-static const struct sx_net_rx_caps all_caps = {true, true, true, true};
+static const struct sx_net_peer_caps all_caps = {true, true, true, true};
 
 static void test_rx_vnet_gso_and_csum(void)
 {
     uint8_t p[2048];
-    struct sx_net_rxmeta m;
+    struct sx_net_netif_meta m;
     struct virtio_net_hdr_v1 h;
     struct built b = build(p, 4, 6, 1400, false, false);
     struct sx_net_txpkt t = tx_meta((unsigned)b.len, true, XEN_NETIF_GSO_TYPE_TCPV4, 700);
     /* round trip: what we would write to the TAP comes back as the same netif metadata */
     CU_ASSERT_EQUAL_FATAL(sx_net_tx_vnet_hdr(&t, p, b.len, &h), 0);
-    CU_ASSERT_EQUAL(sx_net_rx_from_vnet(&h, p, b.len, &all_caps, &m), 0);
-    CU_ASSERT_EQUAL(m.flags, NETRXF_csum_blank | NETRXF_data_validated | NETRXF_extra_info);
+    CU_ASSERT_EQUAL(sx_net_vnet_to_netif(&h, p, b.len, &all_caps, &m), 0);
+    CU_ASSERT_EQUAL(m.rx_flags, NETRXF_csum_blank | NETRXF_data_validated | NETRXF_extra_info);
+    CU_ASSERT_EQUAL(m.tx_flags, NETTXF_csum_blank | NETTXF_data_validated | NETTXF_extra_info);
     CU_ASSERT_TRUE(m.has_gso);
     CU_ASSERT_EQUAL(m.gso.type, XEN_NETIF_EXTRA_TYPE_GSO);
     CU_ASSERT_EQUAL(m.gso.flags, 0);
@@ -643,48 +644,49 @@ static void test_rx_vnet_gso_and_csum(void)
     b = build(p, 6, 6, 1400, false, false);
     t = tx_meta((unsigned)b.len, true, XEN_NETIF_GSO_TYPE_TCPV6, 1000);
     CU_ASSERT_EQUAL_FATAL(sx_net_tx_vnet_hdr(&t, p, b.len, &h), 0);
-    CU_ASSERT_EQUAL(sx_net_rx_from_vnet(&h, p, b.len, &all_caps, &m), 0);
+    CU_ASSERT_EQUAL(sx_net_vnet_to_netif(&h, p, b.len, &all_caps, &m), 0);
     CU_ASSERT_EQUAL(m.gso.u.gso.type, XEN_NETIF_GSO_TYPE_TCPV6);
     CU_ASSERT_EQUAL(m.gso.u.gso.size, 1000);
-    struct sx_net_rx_caps no6 = all_caps;
+    struct sx_net_peer_caps no6 = all_caps;
     no6.gso_tcpv6 = false;
-    CU_ASSERT_EQUAL(sx_net_rx_from_vnet(&h, p, b.len, &no6, &m), -EOPNOTSUPP);
+    CU_ASSERT_EQUAL(sx_net_vnet_to_netif(&h, p, b.len, &no6, &m), -EOPNOTSUPP);
     h.gso_type = VIRTIO_NET_HDR_GSO_UDP;
-    CU_ASSERT_EQUAL(sx_net_rx_from_vnet(&h, p, b.len, &all_caps, &m), -EOPNOTSUPP);
+    CU_ASSERT_EQUAL(sx_net_vnet_to_netif(&h, p, b.len, &all_caps, &m), -EOPNOTSUPP);
     h.gso_type = VIRTIO_NET_HDR_GSO_TCPV6 | VIRTIO_NET_HDR_GSO_ECN;
-    CU_ASSERT_EQUAL(sx_net_rx_from_vnet(&h, p, b.len, &all_caps, &m), -EOPNOTSUPP);
+    CU_ASSERT_EQUAL(sx_net_vnet_to_netif(&h, p, b.len, &all_caps, &m), -EOPNOTSUPP);
     h.gso_type = VIRTIO_NET_HDR_GSO_TCPV6;
     h.gso_size = 0;
-    CU_ASSERT_EQUAL(sx_net_rx_from_vnet(&h, p, b.len, &all_caps, &m), -EINVAL);
+    CU_ASSERT_EQUAL(sx_net_vnet_to_netif(&h, p, b.len, &all_caps, &m), -EINVAL);
 
     memset(&h, 0, sizeof(h));
     h.flags = VIRTIO_NET_HDR_F_DATA_VALID;
-    CU_ASSERT_EQUAL(sx_net_rx_from_vnet(&h, p, b.len, &all_caps, &m), 0);
-    CU_ASSERT_EQUAL(m.flags, NETRXF_data_validated);
+    CU_ASSERT_EQUAL(sx_net_vnet_to_netif(&h, p, b.len, &all_caps, &m), 0);
+    CU_ASSERT_EQUAL(m.rx_flags, NETRXF_data_validated);
+    CU_ASSERT_EQUAL(m.tx_flags, NETTXF_data_validated);
     CU_ASSERT_FALSE(m.has_gso);
     h.flags = 0;
-    CU_ASSERT_EQUAL(sx_net_rx_from_vnet(&h, p, b.len, &all_caps, &m), 0);
-    CU_ASSERT_EQUAL(m.flags, 0);
+    CU_ASSERT_EQUAL(sx_net_vnet_to_netif(&h, p, b.len, &all_caps, &m), 0);
+    CU_ASSERT_EQUAL(m.rx_flags, 0);
     /* a partial checksum pointing past the frame */
     h.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
     h.csum_start = htole16((uint16_t)b.len - 10);
     h.csum_offset = htole16(16);
-    CU_ASSERT_EQUAL(sx_net_rx_from_vnet(&h, p, b.len, &all_caps, &m), -EINVAL);
+    CU_ASSERT_EQUAL(sx_net_vnet_to_netif(&h, p, b.len, &all_caps, &m), -EINVAL);
 }
 
 /* The software checksum matches the reference for each protocol, wherever it is needed. */
-static void check_sw_csum(int family, int proto, size_t payload, const struct sx_net_rx_caps *caps)
+static void check_sw_csum(int family, int proto, size_t payload, const struct sx_net_peer_caps *caps)
 {
     uint8_t p[2048];
-    struct sx_net_rxmeta m;
+    struct sx_net_netif_meta m;
     struct virtio_net_hdr_v1 h;
     struct built b = build(p, family, proto, payload, false, false);
     uint16_t want = ref_l4_csum(p, &b);
     struct sx_net_txpkt t = tx_meta((unsigned)b.len, true, XEN_NETIF_GSO_TYPE_NONE, 0);
     CU_ASSERT_EQUAL_FATAL(sx_net_tx_vnet_hdr(&t, p, b.len, &h), 0);
-    CU_ASSERT_EQUAL(sx_net_rx_from_vnet(&h, p, b.len, caps, &m), 0);
+    CU_ASSERT_EQUAL(sx_net_vnet_to_netif(&h, p, b.len, caps, &m), 0);
     CU_ASSERT_TRUE(m.sw_csum);
-    CU_ASSERT_EQUAL(m.flags, 0);
+    CU_ASSERT_EQUAL(m.rx_flags, 0);
     CU_ASSERT_EQUAL(get16(p + b.l4 + b.csum_off), want);
     /* and the receiver's check: the sum over pseudo-header and segment is all ones */
     CU_ASSERT_EQUAL(ref_fold(ref_sum(p + b.l4, b.len - b.l4,
@@ -693,8 +695,8 @@ static void check_sw_csum(int family, int proto, size_t payload, const struct sx
 
 static void test_rx_sw_csum_when_frontend_lacks_offload(void)
 {
-    const struct sx_net_rx_caps none = {false, false, false, false};
-    const struct sx_net_rx_caps v4only = {true, false, true, false};
+    const struct sx_net_peer_caps none = {false, false, false, false};
+    const struct sx_net_peer_caps v4only = {true, false, true, false};
     check_sw_csum(4, 6, 1000, &none);
     check_sw_csum(4, 6, 1001, &none); /* odd length */
     check_sw_csum(4, 17, 333, &none);
@@ -703,22 +705,96 @@ static void test_rx_sw_csum_when_frontend_lacks_offload(void)
 
     /* with the offload, the partial checksum is passed on untouched */
     uint8_t p[2048];
-    struct sx_net_rxmeta m;
+    struct sx_net_netif_meta m;
     struct virtio_net_hdr_v1 h;
     struct built b = build(p, 4, 17, 100, false, false);
     uint16_t partial = get16(p + b.l4 + 6);
     struct sx_net_txpkt t = tx_meta((unsigned)b.len, true, XEN_NETIF_GSO_TYPE_NONE, 0);
     CU_ASSERT_EQUAL_FATAL(sx_net_tx_vnet_hdr(&t, p, b.len, &h), 0);
-    CU_ASSERT_EQUAL(sx_net_rx_from_vnet(&h, p, b.len, &v4only, &m), 0);
+    CU_ASSERT_EQUAL(sx_net_vnet_to_netif(&h, p, b.len, &v4only, &m), 0);
     CU_ASSERT_FALSE(m.sw_csum);
-    CU_ASSERT_EQUAL(m.flags, NETRXF_csum_blank | NETRXF_data_validated);
+    CU_ASSERT_EQUAL(m.rx_flags, NETRXF_csum_blank | NETRXF_data_validated);
     CU_ASSERT_EQUAL(get16(p + b.l4 + 6), partial);
     /* a GSO super-packet cannot be completed in software */
     b = build(p, 4, 6, 1400, false, false);
     t = tx_meta((unsigned)b.len, true, XEN_NETIF_GSO_TYPE_TCPV4, 700);
     CU_ASSERT_EQUAL_FATAL(sx_net_tx_vnet_hdr(&t, p, b.len, &h), 0);
-    struct sx_net_rx_caps gso_nocsum = {false, false, true, true};
-    CU_ASSERT_EQUAL(sx_net_rx_from_vnet(&h, p, b.len, &gso_nocsum, &m), -EOPNOTSUPP);
+    struct sx_net_peer_caps gso_nocsum = {false, false, true, true};
+    CU_ASSERT_EQUAL(sx_net_vnet_to_netif(&h, p, b.len, &gso_nocsum, &m), -EOPNOTSUPP);
+}
+
+/* Netfront side: rx response flags + GSO extra -> the header for a TAP write. */
+static void test_netfront_rx_vnet_hdr(void)
+{
+    uint8_t p[2048];
+    struct virtio_net_hdr_v1 h;
+    struct built b = build(p, 6, 6, 1400, false, false);
+    netif_tx_request_t r = gso_extra(XEN_NETIF_GSO_TYPE_TCPV6, 1200, 0);
+    netif_extra_info_t e;
+    memcpy(&e, &r, sizeof(e));
+    CU_ASSERT_EQUAL(sx_net_rx_vnet_hdr(NETRXF_csum_blank | NETRXF_data_validated |
+                                       NETRXF_extra_info, &e, p, b.len, &h), 0);
+    CU_ASSERT_EQUAL(h.flags, VIRTIO_NET_HDR_F_NEEDS_CSUM);
+    CU_ASSERT_EQUAL(h.gso_type, VIRTIO_NET_HDR_GSO_TCPV6);
+    CU_ASSERT_EQUAL(le16toh(h.gso_size), 1200);
+    CU_ASSERT_EQUAL(le16toh(h.csum_start), 54);
+    CU_ASSERT_EQUAL(le16toh(h.csum_offset), 16);
+    CU_ASSERT_EQUAL(sx_net_rx_vnet_hdr(NETRXF_data_validated, NULL, p, b.len, &h), 0);
+    CU_ASSERT_EQUAL(h.flags, VIRTIO_NET_HDR_F_DATA_VALID);
+    CU_ASSERT_EQUAL(sx_net_rx_vnet_hdr(0, NULL, p, b.len, &h), 0);
+    CU_ASSERT_EQUAL(h.flags, 0);
+    /* a backend's bad extras are refused, not passed to the kernel */
+    e.u.gso.size = 0;
+    CU_ASSERT_EQUAL(sx_net_rx_vnet_hdr(NETRXF_csum_blank, &e, p, b.len, &h), -EINVAL);
+    e.u.gso.size = 1200;
+    e.u.gso.type = 7;
+    CU_ASSERT_EQUAL(sx_net_rx_vnet_hdr(NETRXF_csum_blank, &e, p, b.len, &h), -EINVAL);
+    e.u.gso.type = XEN_NETIF_GSO_TYPE_TCPV6;
+    e.type = XEN_NETIF_EXTRA_TYPE_HASH;
+    CU_ASSERT_EQUAL(sx_net_rx_vnet_hdr(NETRXF_csum_blank, &e, p, b.len, &h), -EINVAL);
+    /* GSO without csum_blank: the pseudo-header sum is put in place */
+    e.type = XEN_NETIF_EXTRA_TYPE_GSO;
+    uint16_t want = get16(p + b.l4 + 16);
+    p[b.l4 + 16] = p[b.l4 + 17] = 0xee;
+    CU_ASSERT_EQUAL(sx_net_rx_vnet_hdr(0, &e, p, b.len, &h), 1);
+    CU_ASSERT_EQUAL(get16(p + b.l4 + 16), want);
+}
+
+/* TAP read on the netfront -> netif tx slots -> netback parse -> TAP write: the header that
+ * comes out is the header that went in. */
+static void test_vnet_netif_round_trip(void)
+{
+    const struct sx_net_peer_caps caps = {true, true, true, true};
+    const int fam[] = {4, 6, 4}, proto[] = {6, 6, 17};
+    for (int k = 0; k < 3; k++) {
+        uint8_t p[2048];
+        struct virtio_net_hdr_v1 in, out;
+        struct sx_net_netif_meta m;
+        struct built b = build(p, fam[k], proto[k], 1500, k == 2, false);
+        memset(&in, 0, sizeof(in));
+        in.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+        in.csum_start = htole16((uint16_t)b.l4);
+        in.csum_offset = htole16((uint16_t)b.csum_off);
+        if (proto[k] == 6) {
+            in.gso_type = fam[k] == 4 ? VIRTIO_NET_HDR_GSO_TCPV4 : VIRTIO_NET_HDR_GSO_TCPV6;
+            in.gso_size = htole16(500);
+        }
+        CU_ASSERT_EQUAL_FATAL(sx_net_vnet_to_netif(&in, p, b.len, &caps, &m), 0);
+        /* the netfront's slots: first (with flags), the GSO extra, one more fragment */
+        netif_tx_request_t s[3];
+        unsigned n = 0;
+        s[n++] = req(1, 0, (uint16_t)b.len, (uint16_t)(m.tx_flags | NETTXF_more_data));
+        if (m.has_gso)
+            memcpy(&s[n++], &m.gso, sizeof(m.gso));
+        s[n++] = req(2, 0, 1000, 0);
+        CU_ASSERT_EQUAL_FATAL(sx_net_tx_parse(s, n, true, &pkt), SX_NET_TX_OK);
+        CU_ASSERT_EQUAL(sx_net_tx_vnet_hdr(&pkt, p, b.len, &out), 0);
+        CU_ASSERT_EQUAL(out.flags, in.flags);
+        CU_ASSERT_EQUAL(out.gso_type, in.gso_type);
+        CU_ASSERT_EQUAL(out.gso_size, in.gso_size);
+        CU_ASSERT_EQUAL(out.csum_start, in.csum_start);
+        CU_ASSERT_EQUAL(out.csum_offset, in.csum_offset);
+    }
 }
 
 static void test_csum_fill_bounds(void)
@@ -758,6 +834,8 @@ static const struct sx_test_case cases[] = {
     SX_TEST(test_tx_vnet_hostile_headers),
     SX_TEST(test_rx_vnet_gso_and_csum),
     SX_TEST(test_rx_sw_csum_when_frontend_lacks_offload),
+    SX_TEST(test_netfront_rx_vnet_hdr),
+    SX_TEST(test_vnet_netif_round_trip),
     SX_TEST(test_csum_fill_bounds),
 };
 

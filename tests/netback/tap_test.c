@@ -421,14 +421,14 @@ static void test_gso_kept_or_segmented_by_offload(void)
             CU_ASSERT(h.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM);
             CU_ASSERT_EQUAL(le16toh(h.csum_start), 34);
             CU_ASSERT_EQUAL(le16toh(h.csum_offset), 16);
-            struct sx_net_rxmeta m;
-            const struct sx_net_rx_caps caps = {true, true, true, true};
-            CU_ASSERT_EQUAL(sx_net_rx_from_vnet(&h, frame + SX_TAP_VNET_HDR_LEN,
+            struct sx_net_netif_meta m;
+            const struct sx_net_peer_caps caps = {true, true, true, true};
+            CU_ASSERT_EQUAL(sx_net_vnet_to_netif(&h, frame + SX_TAP_VNET_HDR_LEN,
                                                 (size_t)got - SX_TAP_VNET_HDR_LEN, &caps, &m), 0);
             CU_ASSERT_TRUE(m.has_gso);
             CU_ASSERT_EQUAL(m.gso.u.gso.type, XEN_NETIF_GSO_TYPE_TCPV4);
             CU_ASSERT_EQUAL(m.gso.u.gso.size, 1000);
-            CU_ASSERT(m.flags & NETRXF_csum_blank);
+            CU_ASSERT(m.rx_flags & NETRXF_csum_blank);
         } else {
             size_t total = 0;
             for (int seg = 0; seg < 3; seg++) {
@@ -604,10 +604,10 @@ static void test_guest_udp_through_eth0(void)
     CU_ASSERT_FATAL(got > (ssize_t)H);
     memcpy(&h, frame, sizeof(h));
     CU_ASSERT(h.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM);
-    struct sx_net_rxmeta m;
-    const struct sx_net_rx_caps nocsum = {false, false, false, false};
+    struct sx_net_netif_meta m;
+    const struct sx_net_peer_caps nocsum = {false, false, false, false};
     size_t flen = (size_t)got - H;
-    CU_ASSERT_EQUAL(sx_net_rx_from_vnet(&h, frame + H, flen, &nocsum, &m), 0);
+    CU_ASSERT_EQUAL(sx_net_vnet_to_netif(&h, frame + H, flen, &nocsum, &m), 0);
     CU_ASSERT_TRUE(m.sw_csum);
     CU_ASSERT_TRUE(l4_csum_ok(frame + H, flen));
     CU_ASSERT_EQUAL(flen, 14 + 20 + 8 + 5);
