@@ -416,6 +416,11 @@ static bool protected_path(const char *p)
         return true;
     if (sscanf(p, "/libxl/%u%n", &id, &used) == 1 && used == (int)strlen(p))
         return true;
+    /* libxl prunes this one too; splitxen keeps it so that detaching the last device gives
+     * back the tree the domain had before the attach */
+    used = -1;
+    if (sscanf(p, "/libxl/%u/device%n", &id, &used) == 1 && used == (int)strlen(p))
+        return true;
     return false;
 }
 

@@ -22,3 +22,9 @@ splitxen_SRCS := xen-core/toolstack/splitxen.c
 splitxen_LIBS := sxtoolstack $(SX_PLAT_LIBS)
 splitxen_LDLIBS := $(SXTOOLSTACK_LDLIBS) $(SX_PLAT_LDLIBS)
 endif
+
+# layout.c against an in-memory fake of libxenstore (the test includes the .c)
+UNIT_TESTS += layout_xs_test
+layout_xs_test_SRCS := tests/toolstack/layout_xs_test.c
+layout_xs_test_LIBS := sxtoolstack sxcommon
+layout_xs_test_LDLIBS := -lcunit $(SXTOOLSTACK_LDLIBS)
