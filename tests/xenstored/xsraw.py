@@ -163,6 +163,28 @@ def protocol(sock0, sock1):
     m = c.req(T["SET_PERMS"], b"/raw/tx\0q0\0")
     check(err(m) == "EINVAL", "SET_PERMS with a bad perm string -> EINVAL")
 
+    # Per-connection quotas for guests: 128 watches, 10 transactions, 64 connections.
+    q = Conn(sock1)
+    res = [q.req(T["WATCH"], b"/w%d\0t\0" % i) for i in range(129)]
+    check(all(m[3] == b"OK\0" for m in res[:128]) and err(res[128]) == "E2BIG",
+          "guest: 128 watches, the 129th is E2BIG")
+    res = [q.req(T["TRANSACTION_START"], b"\0") for i in range(11)]
+    check(all(m[0] == T["TRANSACTION_START"] for m in res[:10]) and err(res[10]) == "ENOSPC",
+          "guest: 10 transactions, the 11th is ENOSPC")
+    extra = []
+    try:
+        for i in range(70):
+            e = Conn(sock1)
+            extra.append(e)
+            e.req(T["GET_DOMAIN_PATH"], b"1\0")
+        refused = False
+    except (EOFError, ConnectionResetError, BrokenPipeError):
+        refused = True
+    check(refused and len(extra) <= 64, "guest: connections beyond 64 refused (%d)" % len(extra))
+    for e in extra:
+        e.s.close()
+    q.s.close()
+
     # Pipelining: 200 requests in one send, replies in order.
     buf = b""
     for i in range(200):

@@ -35,6 +35,7 @@
 #define SXS_REPLY_BACKLOG (64u * 1024)
 #define SXS_DOM0_WATCHES 8192u      /* hard ceilings for the quota-exempt dom0 */
 #define SXS_DOM0_TRANS 1024u
+#define SXS_GUEST_CONNS 64u         /* connections one guest may hold open */
 
 enum ep_kind { EP_LISTEN, EP_CONN, EP_WAKE };
 
@@ -342,6 +343,17 @@ static void conn_accept(struct sxs *s, struct listener *l)
             if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
                 sx_log_ratelimited(SX_LOG_WARN, "accept on %s: %s", l->path, strerror(errno));
             return;
+        }
+        if (l->domid) {
+            unsigned n = 0;
+            for (struct conn *o = s->conns; o; o = o->next)
+                n += o->domid == l->domid;
+            if (n >= SXS_GUEST_CONNS) {
+                sx_log_ratelimited(SX_LOG_WARN, "domain %u has %u connections: refusing more",
+                                   l->domid, n);
+                close(fd);
+                continue;
+            }
         }
         struct conn *c = malloc(sizeof(*c));
         if (!c) {
