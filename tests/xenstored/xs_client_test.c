@@ -295,7 +295,53 @@ static void test_bad_paths_are_einval(void)
     CU_ASSERT(errno == EINVAL || errno == E2BIG);
 }
 
+static void test_in_process_api_wakes_watchers(void)
+{
+    if (!srv)
+        return; /* against an external daemon there is no in-process handle */
+    CU_ASSERT_TRUE(xs_watch(h1, "/local/domain/1/api", "api"));
+    char path[512];
+    CU_ASSERT_EQUAL(wait_event(h1, path, sizeof(path), 2000), 0);
+    /* The server thread sleeps in epoll_wait: the API calls must wake it to deliver. */
+    CU_ASSERT_EQUAL(sxs_mkdir(srv, "/local/domain/1/api"), 0); /* n0: invisible to guest 1 */
+    const char *perms[] = { "n1", "r0" };
+    CU_ASSERT_EQUAL(sxs_set_perms(srv, "/local/domain/1/api", perms, 2), 0);
+    CU_ASSERT_EQUAL(wait_event(h1, path, sizeof(path), 2000), 0);
+    CU_ASSERT_STRING_EQUAL(path, "/local/domain/1/api");
+    CU_ASSERT_EQUAL(sxs_write(srv, "/local/domain/1/api/k", "v1", 2), 0);
+    CU_ASSERT_EQUAL(wait_event(h1, path, sizeof(path), 2000), 0);
+    CU_ASSERT_STRING_EQUAL(path, "/local/domain/1/api/k");
+    unsigned len;
+    char *v = xs_read(h1, XBT_NULL, "/local/domain/1/api/k", &len);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+    CU_ASSERT_STRING_EQUAL(v, "v1");
+    free(v);
+    CU_ASSERT_TRUE(xs_write(h1, XBT_NULL, "api/k2", "v2", 2));
+    char *r = NULL;
+    CU_ASSERT_EQUAL(sxs_read(srv, "/local/domain/1/api/k2", &r, &len), 0);
+    CU_ASSERT_STRING_EQUAL(r, "v2");
+    CU_ASSERT_EQUAL(len, 2);
+    free(r);
+    CU_ASSERT_EQUAL(sxs_read(srv, "relative", &r, &len), -EINVAL);
+    CU_ASSERT_EQUAL(sxs_set_perms(srv, "/local/domain/1/api", perms, 0), -EINVAL);
+    const char *badp[] = { "x1" };
+    CU_ASSERT_EQUAL(sxs_set_perms(srv, "/local/domain/1/api", badp, 1), -EINVAL);
+    CU_ASSERT_EQUAL(sxs_rm(srv, "/local/domain/1/api"), 0);
+    CU_ASSERT_EQUAL(sxs_read(srv, "/local/domain/1/api/k", &r, &len), -ENOENT);
+    CU_ASSERT_EQUAL(sxs_mkdir(srv, "/local/domain/1/api2"), 0);
+    struct sxs_stats st;
+    sxs_get_stats(srv, &st);
+    CU_ASSERT(st.connections >= 3);
+    CU_ASSERT(st.requests > 0);
+    CU_ASSERT_TRUE(xs_unwatch(h1, "/local/domain/1/api", "api"));
+    /* libxenstore keeps events already queued for a removed watch (unless the handle was
+     * opened with XS_UNWATCH_FILTER): drain them. */
+    while (wait_event(h1, path, sizeof(path), 200) == 0)
+        ;
+}
+
 static const struct sx_test_case cases[] = {
+    SX_TEST(test_in_process_api_wakes_watchers),
     SX_TEST(test_conflicting_transactions_one_gets_eagain),
     SX_TEST(test_guest_permissions_through_libxenstore),
     SX_TEST(test_domain_path_and_introduce_release),

@@ -1054,11 +1054,20 @@ static int domain_remove_locked(struct sxs *s, unsigned domid)
     return 0;
 }
 
+/* Make the loop run (and flush queued events) after a change made outside it. */
+static void wake(struct sxs *s)
+{
+    uint64_t one = 1;
+    if (write(s->wakefd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+        sx_warn("wake eventfd: %s", strerror(errno));
+}
+
 int sxs_domain_add(struct sxs *s, unsigned domid)
 {
     pthread_mutex_lock(&s->lock);
     int rc = domain_add_locked(s, domid);
     pthread_mutex_unlock(&s->lock);
+    wake(s);
     return rc;
 }
 
@@ -1067,7 +1076,84 @@ int sxs_domain_remove(struct sxs *s, unsigned domid)
     pthread_mutex_lock(&s->lock);
     int rc = domain_remove_locked(s, domid);
     pthread_mutex_unlock(&s->lock);
+    wake(s);
     return rc;
+}
+
+static const struct sxs_who sxs_dom0 = { .domid = 0, .target = SXS_NO_TARGET, .priv = true };
+
+enum api_op { API_WRITE, API_READ, API_MKDIR, API_RM, API_PERMS };
+
+static int api(struct sxs *s, enum api_op op, const char *in, const void *val, unsigned len,
+               char **out, unsigned *outlen, const struct xs_permissions *p, unsigned np)
+{
+    if (!in || in[0] != '/')
+        return -EINVAL;
+    pthread_mutex_lock(&s->lock);
+    char *path;
+    int rc = sxs_canon(s->st, &sxs_dom0, in, op == API_PERMS, &path, NULL);
+    if (!rc) {
+        const char *d;
+        unsigned l;
+        switch (op) {
+        case API_WRITE: rc = sxs_store_write(s->st, &sxs_dom0, NULL, path, val, len); break;
+        case API_MKDIR: rc = sxs_store_mkdir(s->st, &sxs_dom0, NULL, path); break;
+        case API_RM: rc = sxs_store_rm(s->st, &sxs_dom0, NULL, path); break;
+        case API_PERMS: rc = sxs_store_set_perms(s->st, &sxs_dom0, NULL, path, p, np); break;
+        case API_READ:
+            rc = sxs_store_read(s->st, &sxs_dom0, NULL, path, &d, &l);
+            if (!rc) {
+                *out = malloc(l + 1);
+                if (!*out) {
+                    rc = -ENOMEM;
+                    break;
+                }
+                memcpy(*out, d, l);
+                (*out)[l] = '\0';
+                if (outlen)
+                    *outlen = l;
+            }
+            break;
+        }
+        free(path);
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (!rc && op != API_READ)
+        wake(s);
+    return rc;
+}
+
+int sxs_write(struct sxs *s, const char *path, const void *val, unsigned len)
+{
+    if (len > XENSTORE_PAYLOAD_MAX)
+        return -E2BIG;
+    return api(s, API_WRITE, path, val, len, NULL, NULL, NULL, 0);
+}
+
+int sxs_read(struct sxs *s, const char *path, char **val, unsigned *len)
+{
+    return api(s, API_READ, path, NULL, 0, val, len, NULL, 0);
+}
+
+int sxs_mkdir(struct sxs *s, const char *path)
+{
+    return api(s, API_MKDIR, path, NULL, 0, NULL, NULL, NULL, 0);
+}
+
+int sxs_rm(struct sxs *s, const char *path)
+{
+    return api(s, API_RM, path, NULL, 0, NULL, NULL, NULL, 0);
+}
+
+int sxs_set_perms(struct sxs *s, const char *path, const char *const *perms, unsigned n)
+{
+    if (!n || n > 256)
+        return -EINVAL;
+    struct xs_permissions p[256];
+    for (unsigned i = 0; i < n; i++)
+        if (!perms[i] || sxs_perm_parse(perms[i], &p[i]))
+            return -EINVAL;
+    return api(s, API_PERMS, path, NULL, 0, NULL, NULL, p, n);
 }
 
 int sxs_socket_path(const struct sxs *s, unsigned domid, char *buf, unsigned long len)
@@ -1178,9 +1264,7 @@ void sxs_stop_thread(struct sxs *s)
     if (!s || !s->thr_running)
         return;
     atomic_store(&s->stop, true);
-    uint64_t one = 1;
-    if (write(s->wakefd, &one, sizeof(one)) < 0)
-        sx_warn("wake eventfd: %s", strerror(errno));
+    wake(s);
     pthread_join(s->thr, NULL);
     s->thr_running = false;
 }

@@ -76,4 +76,17 @@ int sxs_socket_path(const struct sxs *s, unsigned domid, char *buf, unsigned lon
 
 void sxs_get_stats(struct sxs *s, struct sxs_stats *st);
 
+/*
+ * In-process access as domain 0, for the embedding daemon (e.g. the toolstack writing a new
+ * domain's home). Same semantics as the wire operations, watches included: clients are woken
+ * even when the loop runs on its own thread. Paths are absolute. Return 0 or -errno.
+ */
+int sxs_write(struct sxs *s, const char *path, const void *val, unsigned len);
+/* *val is malloc'ed and NUL-terminated; *len (may be NULL) excludes the NUL. */
+int sxs_read(struct sxs *s, const char *path, char **val, unsigned *len);
+int sxs_mkdir(struct sxs *s, const char *path);
+int sxs_rm(struct sxs *s, const char *path);
+/* perms as xenstore-chmod writes them: {"n1", "r0"}: owner 1, domain 0 may read. */
+int sxs_set_perms(struct sxs *s, const char *path, const char *const *perms, unsigned n);
+
 #endif
