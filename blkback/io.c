@@ -285,6 +285,8 @@ int sx_bio_event_fd(const struct sx_bio *b)
 void sx_bio_event_ack(struct sx_bio *b)
 {
     uint64_t v;
+    /* Clear the flag first: an inline completion after this point must write again. */
+    b->efd_signaled = false;
     ssize_t r = read(b->efd, &v, sizeof(v));
     (void)r;                    /* EAGAIN: nothing to clear */
 }
@@ -292,6 +294,12 @@ void sx_bio_event_ack(struct sx_bio *b)
 void sx_bio_event_signal(struct sx_bio *b)
 {
     uint64_t one = 1;
+    /* Still readable from our last write (nobody acked): a second write changes nothing a
+     * poller can see, so a loop that reaps without acking pays for one write, not one a
+     * batch. Only this thread writes or acks, so the flag needs no atomics. */
+    if (b->efd_signaled)
+        return;
+    b->efd_signaled = true;
     ssize_t r = write(b->efd, &one, sizeof(one));
     (void)r;                    /* EAGAIN only at counter overflow, when it is readable anyway */
 }

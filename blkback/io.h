@@ -122,7 +122,8 @@ int sx_bio_reap(struct sx_bio *b, struct sx_bio_cpl *out, unsigned max);
 int sx_bio_event_fd(const struct sx_bio *b);
 void sx_bio_event_ack(struct sx_bio *b);
 /* Block until at least one completion can be reaped: timeout_ms < 0 waits forever.
- * 0, -ETIMEDOUT (also at once when nothing is in flight), or -errno. Acks the event fd. */
+ * 0, -ETIMEDOUT (also at once when nothing is in flight), or -errno. May leave the event fd
+ * readable (a later poll then wakes once spuriously, which is harmless). */
 int sx_bio_wait(struct sx_bio *b, int timeout_ms);
 
 /* Queued plus in-flight operations (what counts against depth). */

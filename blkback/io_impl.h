@@ -48,6 +48,7 @@ struct sx_bio {
     unsigned queued;            /* queued, not yet submitted (engine's + inline ones) */
     unsigned inflight;          /* submitted (or completed inline), not yet reaped */
     int efd;                    /* eventfd, owned */
+    bool efd_signaled;          /* we wrote it and nobody acked since: writing again is moot */
     bool maybe_more;            /* last reap filled its array: more may be waiting */
     struct sx_bio_stats st;
 

@@ -226,7 +226,9 @@ static int uring_wait(struct sx_bio *b, int timeout_ms)
         return -ETIMEDOUT;
     if (rc < 0)
         return rc;
-    sx_bio_event_ack(b);        /* the CQE is left for reap; clear the fd it made readable */
+    /* The CQE stays for reap. The event fd is left readable: a caller that polls it later
+     * gets at most one spurious wakeup, and a caller that only waits here saves a read()
+     * per wakeup. */
     return 0;
 }
 

@@ -32,6 +32,16 @@ fi
 
 command -v dpkg-source >/dev/null || die "dpkg-source missing: apt-get install dpkg-dev"
 
+# Several builds share this checkout: one fetch at a time; whoever waited finds the stamp.
+mkdir -p "$top/.deps"
+exec 9>"$top/.deps/fio-src.lock"
+flock 9
+if [ -f "$stamp" ]; then
+  echo "fio-src: $src ready"
+  echo "$src"
+  exit 0
+fi
+
 aptdir=$top/.deps/apt
 mkdir -p "$aptdir/lists/partial" "$aptdir/cache/archives/partial" "$aptdir/dl"
 srclist=$aptdir/sources.list
