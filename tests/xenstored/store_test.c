@@ -508,6 +508,32 @@ static void test_many_children_and_generation(void)
     CU_ASSERT_EQUAL(r(&dom0, NULL, "/many/child-0005"), -ENOENT);
 }
 
+static void test_domain_gone_gives_nodes_to_dom0(void)
+{
+    fresh();
+    CU_ASSERT_EQUAL(w(&dom0, NULL, "/local/domain/1/k", "v"), 0);
+    CU_ASSERT_EQUAL(chmod_(&dom0, "/local/domain/1", "n1", NULL), 0);
+    CU_ASSERT_EQUAL(chmod_(&dom0, "/local/domain/1/k", "n1", "r2"), 0);
+    CU_ASSERT_EQUAL(w(&dom0, NULL, "/local/domain/2/shared", "s"), 0);
+    CU_ASSERT_EQUAL(chmod_(&dom0, "/local/domain/2/shared", "n2", "b1"), 0);
+    CU_ASSERT_EQUAL(sxs_store_nodes_owned(st, 1), 2);
+    CU_ASSERT_EQUAL(sxs_store_domain_gone(st, 1), 3);
+    CU_ASSERT_EQUAL(sxs_store_nodes_owned(st, 1), 0);
+    /* A new domain 1 inherits nothing. */
+    CU_ASSERT_EQUAL(r(&dom1, NULL, "/local/domain/1/k"), -EACCES);
+    CU_ASSERT_EQUAL(r(&dom1, NULL, "/local/domain/2/shared"), -EACCES);
+    const struct xs_permissions *p;
+    unsigned n;
+    CU_ASSERT_EQUAL(sxs_store_get_perms(st, &dom0, NULL, "/local/domain/1/k", &p, &n), 0);
+    CU_ASSERT_EQUAL(n, 2);
+    CU_ASSERT_EQUAL(p[0].id, 0);
+    CU_ASSERT_EQUAL(p[1].id, 2);
+    CU_ASSERT_EQUAL(r(&dom2, NULL, "/local/domain/1/k"), 0);
+    CU_ASSERT_EQUAL(sxs_store_get_perms(st, &dom0, NULL, "/local/domain/2/shared", &p, &n), 0);
+    CU_ASSERT_EQUAL(n, 1);
+    CU_ASSERT_EQUAL(p[0].id, 2);
+}
+
 static int suite_clean(void)
 {
     sxs_store_close(st);
@@ -531,6 +557,7 @@ static const struct sx_test_case cases[] = {
     SX_TEST(test_tx_abort_discards_and_rm_inside_tx),
     SX_TEST(test_watch_events_for_write_rm_and_tx),
     SX_TEST(test_many_children_and_generation),
+    SX_TEST(test_domain_gone_gives_nodes_to_dom0),
 };
 
 SX_TEST_MAIN("xenstored_store", cases, NULL, suite_clean)

@@ -1050,6 +1050,8 @@ static int domain_remove_locked(struct sxs *s, unsigned domid)
         if (o->target == domid)
             o->target = SXS_NO_TARGET;
     free(d);
+    if (sxs_store_domain_gone(s->st, domid) < 0)
+        sx_warn("out of memory reassigning domain %u's nodes", domid);
     sxs_store_fire_special(s->st, "@releaseDomain");
     return 0;
 }

@@ -942,6 +942,68 @@ void sxs_store_fire_special(struct sxs_store *st, const char *name)
     fire_now(st, name, true, n ? n->perms : NULL, n ? n->nperms : 0, NULL, 0);
 }
 
+static bool mentions(const struct node *n, unsigned domid)
+{
+    for (unsigned i = 0; i < n->nperms; i++)
+        if (n->perms[i].id == domid)
+            return true;
+    return false;
+}
+
+int sxs_store_domain_gone(struct sxs_store *st, unsigned domid)
+{
+    if (!domid)
+        return 0;
+    /* Collect first: replacing nodes reshapes the hash chains. */
+    size_t cap = 16, n = 0;
+    struct node **todo = malloc(cap * sizeof(*todo));
+    if (!todo)
+        return -ENOMEM;
+    for (size_t i = 0; i < st->nodes.nb; i++) {
+        for (struct hlink *l = st->nodes.b[i]; l; l = l->next) {
+            struct node *nd = (struct node *)l;
+            if (!mentions(nd, domid))
+                continue;
+            if (n == cap) {
+                struct node **t = realloc(todo, cap * 2 * sizeof(*todo));
+                if (!t) {
+                    free(todo);
+                    return -ENOMEM;
+                }
+                todo = t;
+                cap *= 2;
+            }
+            todo[n++] = nd;
+        }
+    }
+    int changed = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct node *old = todo[i];
+        struct xs_permissions p[old->nperms ? old->nperms : 1];
+        unsigned np = 0;
+        for (unsigned j = 0; j < old->nperms; j++) {
+            if (j == 0) {
+                p[np] = old->perms[0];
+                if (p[np].id == domid)
+                    p[np].id = 0;
+                np++;
+            } else if (old->perms[j].id != domid) {
+                p[np++] = old->perms[j];
+            }
+        }
+        struct node *nn = node_new(old->name, p, np, old->data, old->datalen, old->children,
+                                   old->childlen);
+        if (!nn) {
+            free(todo);
+            return -ENOMEM;
+        }
+        g_put(st, nn->name, nn); /* frees old */
+        changed++;
+    }
+    free(todo);
+    return changed;
+}
+
 unsigned sxs_store_node_count(const struct sxs_store *st)
 {
     return (unsigned)st->nodes.n;

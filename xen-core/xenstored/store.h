@@ -87,6 +87,11 @@ int sxs_store_tx_end(struct sxs_store *st, const struct sxs_who *who, struct sxs
 /* Fire watches on a special node ("@introduceDomain", "@releaseDomain"). */
 void sxs_store_fire_special(struct sxs_store *st, const char *name);
 
+/* A domain is gone: nodes it owned pass to dom0 and its entries in other nodes' permission
+ * lists are dropped, so a later domain reusing the domid inherits nothing (C xenstored does
+ * the same lazily). No watches fire. Returns the number of nodes changed, or -ENOMEM. */
+int sxs_store_domain_gone(struct sxs_store *st, unsigned domid);
+
 unsigned sxs_store_node_count(const struct sxs_store *st);
 unsigned sxs_store_nodes_owned(const struct sxs_store *st, unsigned domid);
 
