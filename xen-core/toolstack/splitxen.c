@@ -133,20 +133,24 @@ static int resolve_domain(struct sxc_conn *c, const char *ref)
             goto out;
         }
     }
-    fprintf(stderr, "%s: no domain '%s'\n", prog, ref);
 out:
     free(infos);
     return rc;
 }
 
-/* The backend domain of a device: NULL means the toolstack domain (0). */
-static int resolve_backend(struct sxc_conn *c, const char *ref, const char *what)
+/* The backend domain of a device: NULL means the toolstack domain (0). `where`/`line` name
+ * the config item for the message (line 0: a command-line spec). */
+static int resolve_backend(struct sxc_conn *c, const char *ref, const char *where, int line,
+                           const char *what)
 {
     if (!ref)
         return 0;
     int rc = resolve_domain(c, ref);
-    if (rc < 0)
-        fprintf(stderr, "%s: %s: backend domain '%s' does not exist\n", prog, what, ref);
+    if (rc < 0 && line > 0)
+        fprintf(stderr, "%s:%d: %s: backend: domain '%s' does not exist\n", where, line, what,
+                ref);
+    else if (rc < 0)
+        fprintf(stderr, "%s: %s: backend: domain '%s' does not exist\n", where, what, ref);
     return rc;
 }
 
@@ -518,11 +522,13 @@ static int cmd_create(int argc, char **argv)
         goto out;
     }
     for (size_t i = 0; i < cfg->ndisks; i++) {
-        if ((rc = disk_be[i] = resolve_backend(core, cfg->disks[i].backend, "disk")) < 0)
+        if ((rc = disk_be[i] = resolve_backend(core, cfg->disks[i].backend, file,
+                                               cfg->disks[i].line, "disk")) < 0)
             goto out;
     }
     for (size_t i = 0; i < cfg->nvifs; i++) {
-        if ((rc = vif_be[i] = resolve_backend(core, cfg->vifs[i].backend, "vif")) < 0)
+        if ((rc = vif_be[i] = resolve_backend(core, cfg->vifs[i].backend, file,
+                                              cfg->vifs[i].line, "vif")) < 0)
             goto out;
     }
     char uuid[37];
@@ -669,6 +675,8 @@ static int domcmd_open(struct domcmd *d, const char *ref, bool need_xs)
     if (need_xs && !(d->xs = store_open()))
         return -1;
     d->domid = resolve_domain(d->core, ref);
+    if (d->domid == -ENOENT)
+        fprintf(stderr, "%s: no domain '%s'\n", prog, ref);
     if (d->domid == 0) {
         fprintf(stderr, "%s: domain 0 cannot be the target of this command\n", prog);
         return -1;
@@ -767,7 +775,7 @@ static int cmd_block_attach(int argc, char **argv)
     }
     if (domcmd_open(&d, argv[1], true) < 0)
         goto out;
-    if ((be = resolve_backend(d.core, disk.backend, "disk")) < 0)
+    if ((be = resolve_backend(d.core, disk.backend, "block-attach", 0, "disk")) < 0)
         goto out;
     if (sx_layout_add_vbd(&l, (uint32_t)d.domid, (uint32_t)be,
                           domain_type(d.xs, (unsigned)d.domid), &disk))
@@ -849,7 +857,7 @@ static int cmd_network_attach(int argc, char **argv)
         fprintf(stderr, "%s\n", err);
         goto out;
     }
-    if ((be = resolve_backend(d.core, vif.backend, "vif")) < 0)
+    if ((be = resolve_backend(d.core, vif.backend, "network-attach", 0, "vif")) < 0)
         goto out;
     if (sx_layout_add_vif(&l, (uint32_t)d.domid, (uint32_t)be, &vif))
         goto out;

@@ -18,9 +18,6 @@
 #include <libxl.h>
 #include <libxlutil.h>
 
-#define SX_LOG_MODULE "toolstack"
-#include "log.h"
-
 #define CFG_MAX_FILE (1u << 20)     /* an xl.cfg is a few hundred bytes; refuse megabytes */
 #define CFG_MAX_MEMORY_MIB (1u << 20)
 #define CFG_MAX_VCPUS 128
@@ -321,9 +318,8 @@ int sx_cfg_parse_disk(const char *spec, const char *where, int line, struct sx_c
         char prefix[512];
         snprintf(prefix, sizeof(prefix), "%s: ", where);
         const char *strip[] = { prefix, "config parsing error in disk specification: " };
-        rc = cfg_fail(err, errlen, where, line, "disk", "%s",
-                      report_text(&rep, strip, 2)[0] ? report_text(&rep, strip, 2)
-                                                     : strerror(xr));
+        const char *msg = report_text(&rep, strip, 2);
+        rc = cfg_fail(err, errlen, where, line, "disk", "%s", msg[0] ? msg : strerror(xr));
         goto out;
     }
 
