@@ -1,0 +1,114 @@
+/* sxblkfront internals: shared by the control plane (blkfront.c) and the data path (io.c). */
+#ifndef SPLITXEN_BLKFRONT_PRIV_H
+#define SPLITXEN_BLKFRONT_PRIV_H
+
+#include "frontends/blkfront/blkfront.h"
+
+#include "ring/ring.h"   /* first: barriers before <xen/io/ring.h> */
+#include <xen/io/blkif.h>
+
+#include "evtchn/evtchn.h"
+#include "grant/grant.h"
+
+struct sx_xenbus;
+
+/* Segments one indirect page holds, and the most one request can carry. */
+#define BF_SEGS_PER_IND_PAGE (SX_PAGE_SIZE / sizeof(struct blkif_request_segment))
+#define BF_MAX_INDIRECT_SEGS (BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST * BF_SEGS_PER_IND_PAGE)
+#define BF_RSP_BATCH 64u
+
+SX_RING_CHECK_TYPES(blkif_request_t, blkif_response_t);
+_Static_assert(sizeof(blkif_request_indirect_t) <= sizeof(blkif_request_t),
+               "indirect request must fit a ring slot");
+_Static_assert(sizeof(blkif_request_discard_t) <= sizeof(blkif_request_t),
+               "discard request must fit a ring slot");
+
+enum bf_slot_state { BF_SLOT_FREE = 0, BF_SLOT_INFLIGHT = 1, BF_SLOT_ZOMBIE = 2 };
+
+/* One ring request in flight (Linux's shadow entry). The request id on the ring is
+ * (gen << 32) | slot index, so a stale or repeated response id is recognised. */
+struct bf_slot {
+    uint32_t gen;
+    uint8_t state;
+    uint8_t op;                 /* the operation written to the ring */
+    uint8_t data_op;            /* BLKIF_OP_READ/WRITE for data, else the op */
+    uint16_t nseg;              /* data pages */
+    uint16_t nind;              /* indirect pages */
+    uint32_t ureq;              /* caller request this is part of */
+    uint32_t len;               /* data bytes */
+    size_t buf_off;             /* where in the caller's buffer */
+    void *shr;                  /* non-persistent: base of the nseg + nind shared pages */
+    uint32_t *pg;               /* persistent: pool page indices, data then indirect */
+};
+
+/* One caller request; completes when its last ring request does. */
+struct bf_ureq {
+    void *cookie;
+    uint8_t *buf;
+    size_t len;
+    uint32_t parts;             /* ring requests still outstanding */
+    int res;                    /* first error */
+    uint8_t op;                 /* enum sx_blkfront_op */
+};
+
+struct bf_page {
+    uint8_t *va;
+    grant_ref_t ref;
+};
+
+struct bf_chunk {
+    void *addr;
+    uint32_t count;
+};
+
+struct bf_queue {
+    struct sx_blkfront *f;
+    unsigned idx;
+    /* transport (set up before Initialised) */
+    void *ring_mem;
+    grant_ref_t ring_refs[SX_RING_MAX_PAGES];
+    struct sx_front_ring ring;
+    bool ring_live;
+    struct sx_evtchn *evt;
+    int port;                   /* -1 until bound */
+    /* data path (set up at Connected) */
+    unsigned nr_ents;
+    struct bf_slot *slots;
+    uint32_t *slot_free;
+    unsigned nslot_free;
+    uint32_t *slot_pg;          /* nr_ents * pages_per_slot, carved into slots[i].pg */
+    struct bf_ureq *ureqs;
+    uint32_t *ureq_free;
+    unsigned nureq_free;
+    unsigned zombies;           /* slots waiting for the backend to unmap */
+    grant_ref_t *gref_scratch;  /* pages_per_slot refs for the request being built */
+    /* persistent page pool: LIFO free stack of indices into pool[] */
+    struct bf_page *pool;
+    unsigned pool_n, pool_cap;
+    uint32_t *pool_free;
+    unsigned npool_free;
+    struct bf_chunk *chunks;
+    unsigned nchunks;
+    blkif_response_t rsp[BF_RSP_BATCH];
+    struct sx_blkfront_stats st;
+};
+
+struct sx_blkfront {
+    struct sx_plat *plat;
+    struct sx_blkfront_opts opts;
+    struct sx_blkfront_info info;
+    struct sx_xenbus *xb;
+    struct sx_gntshr *shr;
+    bool announced;             /* we went Initialised: close must run the handshake */
+    bool data_ready;
+    unsigned segs_per_req;      /* data pages one ring request may carry */
+    unsigned pages_per_slot;    /* segs_per_req + its indirect pages */
+    uint16_t handle;            /* blkif_vdev_t written in requests */
+    struct bf_queue q[SX_BLKFRONT_MAX_QUEUES];
+};
+
+/* io.c */
+int bf_data_setup(struct sx_blkfront *f);      /* after Connected: slots, pools */
+void bf_data_teardown(struct sx_blkfront *f);  /* idempotent; ungrants what it can */
+
+#endif

@@ -1,0 +1,628 @@
+/*
+ * sxblkfront data path: caller requests -> ring requests (direct, indirect, split), grants
+ * (persistent pool or per request), responses -> completions (Linux blkif_queue_rw_req and
+ * blkif_interrupt/blkif_completion).
+ *
+ * Everything a queue needs is allocated at connect time (bf_data_setup); the hot path does
+ * not malloc, except inside sx_gntshr_share when persistent grants are off or the persistent
+ * pool grows.
+ */
+#define SX_LOG_MODULE "blkfront"
+#include "frontends/blkfront/blkfront_priv.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+
+#define POOL_GROW_MIN 64u
+
+static bool valid_queue(const struct sx_blkfront *f, unsigned queue)
+{
+    return f && f->data_ready && queue < f->info.nr_queues;
+}
+
+/* ------------------------------------------------------------------ setup / teardown */
+
+static void queue_data_teardown(struct sx_blkfront *f, struct bf_queue *q)
+{
+    if (q->slots) {
+        for (unsigned i = 0; i < q->nr_ents; i++) {
+            struct bf_slot *s = &q->slots[i];
+            if (s->shr) {
+                int rc = sx_gntshr_unshare(f->shr, s->shr, s->nseg + s->nind);
+                if (rc < 0)
+                    sx_warn("queue %u: request pages still mapped by the backend (%s)",
+                            q->idx, strerror(-rc));
+                s->shr = NULL;
+            }
+        }
+    }
+    for (unsigned i = 0; i < q->nchunks; i++) {
+        int rc = sx_gntshr_unshare(f->shr, q->chunks[i].addr, q->chunks[i].count);
+        if (rc < 0)
+            sx_warn("queue %u: %u persistent pages still mapped by the backend (%s)", q->idx,
+                    q->chunks[i].count, strerror(-rc));
+    }
+    free(q->chunks);
+    free(q->pool);
+    free(q->pool_free);
+    free(q->slots);
+    free(q->slot_free);
+    free(q->slot_pg);
+    free(q->ureqs);
+    free(q->ureq_free);
+    free(q->gref_scratch);
+    q->gref_scratch = NULL;
+    q->chunks = NULL;
+    q->pool = NULL;
+    q->pool_free = NULL;
+    q->slots = NULL;
+    q->slot_free = NULL;
+    q->slot_pg = NULL;
+    q->ureqs = NULL;
+    q->ureq_free = NULL;
+    q->nchunks = q->pool_n = q->npool_free = q->nslot_free = q->nureq_free = 0;
+}
+
+void bf_data_teardown(struct sx_blkfront *f)
+{
+    f->data_ready = false;
+    for (unsigned i = 0; i < SX_BLKFRONT_MAX_QUEUES; i++)
+        queue_data_teardown(f, &f->q[i]);
+}
+
+static int queue_data_setup(struct sx_blkfront *f, struct bf_queue *q)
+{
+    unsigned n = q->ring.nr_ents;
+    q->nr_ents = n;
+    q->slots = calloc(n, sizeof(*q->slots));
+    q->slot_free = calloc(n, sizeof(*q->slot_free));
+    q->ureqs = calloc(n, sizeof(*q->ureqs));
+    q->ureq_free = calloc(n, sizeof(*q->ureq_free));
+    q->gref_scratch = calloc(f->pages_per_slot, sizeof(*q->gref_scratch));
+    if (!q->slots || !q->slot_free || !q->ureqs || !q->ureq_free || !q->gref_scratch)
+        return -ENOMEM;
+    if (f->info.persistent) {
+        /* Never more pages in flight than every slot carrying a maximal request. */
+        q->pool_cap = n * f->pages_per_slot;
+        q->slot_pg = calloc((size_t)n * f->pages_per_slot, sizeof(*q->slot_pg));
+        q->pool = calloc(q->pool_cap, sizeof(*q->pool));
+        q->pool_free = calloc(q->pool_cap, sizeof(*q->pool_free));
+        q->chunks = calloc(q->pool_cap / POOL_GROW_MIN + q->pool_cap % POOL_GROW_MIN + 1,
+                           sizeof(*q->chunks));
+        if (!q->slot_pg || !q->pool || !q->pool_free || !q->chunks)
+            return -ENOMEM;
+    }
+    /* Free stacks hand out low indices first (LIFO keeps the hot set small, blkif.h note 7). */
+    for (unsigned i = 0; i < n; i++) {
+        q->slots[i].pg = q->slot_pg ? &q->slot_pg[(size_t)i * f->pages_per_slot] : NULL;
+        q->slot_free[i] = n - 1 - i;
+        q->ureq_free[i] = n - 1 - i;
+    }
+    q->nslot_free = n;
+    q->nureq_free = n;
+    return 0;
+}
+
+int bf_data_setup(struct sx_blkfront *f)
+{
+    for (unsigned i = 0; i < f->info.nr_queues; i++) {
+        int rc = queue_data_setup(f, &f->q[i]);
+        if (rc < 0) {
+            bf_data_teardown(f);
+            return rc;
+        }
+    }
+    f->data_ready = true;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ pages */
+
+/* Make sure `need` pool pages are free, granting a new chunk if allowed. */
+static int pool_reserve(struct sx_blkfront *f, struct bf_queue *q, unsigned need)
+{
+    if (q->npool_free >= need)
+        return 0;
+    unsigned want = need - q->npool_free;
+    unsigned room = q->pool_cap - q->pool_n;
+    if (want > room)
+        return -EAGAIN;                     /* only when slots would free pages: retry later */
+    unsigned count = want < POOL_GROW_MIN ? POOL_GROW_MIN : want;
+    if (count > room)
+        count = room;
+    grant_ref_t refs[POOL_GROW_MIN];
+    grant_ref_t *r = count <= POOL_GROW_MIN ? refs : malloc(count * sizeof(*r));
+    if (!r)
+        return -ENOMEM;
+    void *addr;
+    int rc = sx_gntshr_share(f->shr, f->info.backend_id, count, true, r, &addr);
+    if (rc == 0) {
+        q->chunks[q->nchunks++] = (struct bf_chunk){ .addr = addr, .count = count };
+        for (unsigned i = 0; i < count; i++) {
+            q->pool[q->pool_n] = (struct bf_page){ .va = (uint8_t *)addr + (size_t)i * SX_PAGE_SIZE,
+                                                   .ref = r[i] };
+            q->pool_free[q->npool_free++] = q->pool_n++;
+        }
+        q->st.pool_pages += count;
+    }
+    if (r != refs)
+        free(r);
+    return rc;
+}
+
+static inline uint8_t *slot_page(const struct sx_blkfront *f, const struct bf_slot *s, unsigned i,
+                                 const struct bf_queue *q)
+{
+    return f->info.persistent ? q->pool[s->pg[i]].va
+                              : (uint8_t *)s->shr + (size_t)i * SX_PAGE_SIZE;
+}
+
+/* ------------------------------------------------------------------ submit */
+
+static void slot_release_pages(struct sx_blkfront *f, struct bf_queue *q, struct bf_slot *s);
+
+static void slot_free(struct bf_queue *q, struct bf_slot *s)
+{
+    s->gen++;
+    s->state = BF_SLOT_FREE;
+    q->slot_free[q->nslot_free++] = (uint32_t)(s - q->slots);
+}
+
+/* Grant the pages of one ring request; fill `grefs` (data then indirect). */
+static int slot_get_pages(struct sx_blkfront *f, struct bf_queue *q, struct bf_slot *s,
+                          bool readonly, grant_ref_t *grefs)
+{
+    unsigned total = s->nseg + s->nind;
+    if (f->info.persistent) {
+        for (unsigned i = 0; i < total; i++) {
+            s->pg[i] = q->pool_free[--q->npool_free];
+            grefs[i] = q->pool[s->pg[i]].ref;
+        }
+        return 0;
+    }
+    int rc = sx_gntshr_share(f->shr, f->info.backend_id, total, !readonly, grefs, &s->shr);
+    if (rc < 0) {
+        s->shr = NULL;
+        return rc;
+    }
+    q->st.grants_shared += total;
+    return 0;
+}
+
+/* Build the ring request for slot s into req; data is copied into the granted pages. */
+static void build_rw(struct sx_blkfront *f, struct bf_queue *q, struct bf_slot *s, uint64_t id,
+                     uint64_t sector, const uint8_t *src, const grant_ref_t *grefs,
+                     blkif_request_t *req)
+{
+    memset(req, 0, sizeof(*req));
+    size_t left = s->len;
+    struct blkif_request_segment *segs = req->seg;
+    struct blkif_request_segment *ind_page = NULL;
+    if (s->nind) {
+        blkif_request_indirect_t *ind = (blkif_request_indirect_t *)req;
+        ind->operation = BLKIF_OP_INDIRECT;
+        ind->indirect_op = s->data_op;
+        ind->nr_segments = s->nseg;
+        ind->id = id;
+        ind->sector_number = sector;
+        ind->handle = f->handle;
+        for (unsigned j = 0; j < s->nind; j++)
+            ind->indirect_grefs[j] = grefs[s->nseg + j];
+    } else {
+        req->operation = s->data_op;
+        req->nr_segments = (uint8_t)s->nseg;
+        req->handle = f->handle;
+        req->id = id;
+        req->sector_number = sector;
+    }
+    for (unsigned i = 0; i < s->nseg; i++) {
+        size_t n = left < SX_PAGE_SIZE ? left : SX_PAGE_SIZE;
+        struct blkif_request_segment seg = {
+            .gref = grefs[i], .first_sect = 0, .last_sect = (uint8_t)(n / 512 - 1),
+        };
+        if (s->nind) {
+            if (i % BF_SEGS_PER_IND_PAGE == 0)
+                ind_page = (struct blkif_request_segment *)
+                    slot_page(f, s, s->nseg + (unsigned)(i / BF_SEGS_PER_IND_PAGE), q);
+            ind_page[i % BF_SEGS_PER_IND_PAGE] = seg;
+        } else {
+            segs[i] = seg;
+        }
+        if (src)
+            memcpy(slot_page(f, s, i, q), src + (size_t)i * SX_PAGE_SIZE, n);
+        left -= n;
+    }
+}
+
+int sx_blkfront_submit(struct sx_blkfront *f, unsigned queue, enum sx_blkfront_op op,
+                       uint64_t offset, void *buf, size_t len, void *cookie)
+{
+    if (!valid_queue(f, queue))
+        return -EINVAL;
+    struct bf_queue *q = &f->q[queue];
+    if (q->ring.halted)
+        return -EPROTO;
+    if ((offset | len) & 511)
+        return -EINVAL;
+    if (op != SX_BLKFRONT_FLUSH &&
+        (len == 0 || offset > f->info.size_bytes || len > f->info.size_bytes - offset))
+        return -EINVAL;
+
+    unsigned nparts = 1, pages_total = 0;
+    bool data = op == SX_BLKFRONT_READ || op == SX_BLKFRONT_WRITE;
+    switch (op) {
+    case SX_BLKFRONT_READ:
+    case SX_BLKFRONT_WRITE:
+        if (!buf)
+            return -EINVAL;
+        if (op == SX_BLKFRONT_WRITE && f->info.readonly)
+            return -EROFS;
+        if (len > (size_t)UINT32_MAX * SX_PAGE_SIZE)
+            return -E2BIG;
+        pages_total = (unsigned)((len + SX_PAGE_SIZE - 1) / SX_PAGE_SIZE);
+        nparts = (pages_total + f->segs_per_req - 1) / f->segs_per_req;
+        break;
+    case SX_BLKFRONT_FLUSH:
+        if (!f->info.flush && !f->info.barrier)
+            return -EOPNOTSUPP;
+        if (f->info.readonly)
+            return -EROFS;
+        break;
+    case SX_BLKFRONT_DISCARD:
+        if (!f->info.discard)
+            return -EOPNOTSUPP;
+        if (f->info.readonly)
+            return -EROFS;
+        break;
+    default:
+        return -EINVAL;
+    }
+    if (nparts > q->nr_ents)
+        return -E2BIG;
+    if (nparts > q->nslot_free || nparts > sx_front_ring_free_slots(&q->ring) || !q->nureq_free) {
+        q->st.eagain++;
+        return -EAGAIN;
+    }
+    if (f->info.persistent && data) {
+        unsigned need = 0;
+        for (unsigned k = 0, left = pages_total; k < nparts; k++) {
+            unsigned n = left < f->segs_per_req ? left : f->segs_per_req;
+            need += n + (n > BLKIF_MAX_SEGMENTS_PER_REQUEST
+                             ? (unsigned)((n + BF_SEGS_PER_IND_PAGE - 1) / BF_SEGS_PER_IND_PAGE)
+                             : 0);
+            left -= n;
+        }
+        int rc = pool_reserve(f, q, need);
+        if (rc < 0) {
+            q->st.eagain += rc == -EAGAIN;
+            return rc;
+        }
+    }
+
+    uint32_t ui = q->ureq_free[--q->nureq_free];
+    struct bf_ureq *u = &q->ureqs[ui];
+    *u = (struct bf_ureq){ .cookie = cookie, .buf = buf, .len = len, .parts = nparts,
+                           .res = 0, .op = (uint8_t)op };
+
+    /* Slots come off the free stack; on failure they go back in reverse order, which puts
+     * every index back where it was. Nothing is pushed, so unwritten slots are invisible. */
+    unsigned nfree_before = q->nslot_free, ntaken = 0;
+    int rc = 0;
+    size_t off = 0;
+    for (unsigned k = 0; k < nparts; k++) {
+        uint32_t si = q->slot_free[--q->nslot_free];
+        struct bf_slot *s = &q->slots[si];
+        ntaken++;
+        s->state = BF_SLOT_INFLIGHT;
+        s->ureq = ui;
+        s->buf_off = off;
+        s->shr = NULL;
+        s->nseg = s->nind = 0;
+        uint64_t id = ((uint64_t)s->gen << 32) | si;
+        union {
+            blkif_request_t rw;
+            blkif_request_discard_t d;
+        } req;
+        memset(&req, 0, sizeof(req));
+        if (data) {
+            size_t plen = len - off;
+            if (plen > (size_t)f->segs_per_req * SX_PAGE_SIZE)
+                plen = (size_t)f->segs_per_req * SX_PAGE_SIZE;
+            s->len = (uint32_t)plen;
+            s->nseg = (uint16_t)((plen + SX_PAGE_SIZE - 1) / SX_PAGE_SIZE);
+            s->nind = s->nseg > BLKIF_MAX_SEGMENTS_PER_REQUEST
+                          ? (uint16_t)((s->nseg + BF_SEGS_PER_IND_PAGE - 1) / BF_SEGS_PER_IND_PAGE)
+                          : 0;
+            s->data_op = op == SX_BLKFRONT_READ ? BLKIF_OP_READ : BLKIF_OP_WRITE;
+            s->op = s->nind ? BLKIF_OP_INDIRECT : s->data_op;
+            rc = slot_get_pages(f, q, s, op == SX_BLKFRONT_WRITE, q->gref_scratch);
+            if (rc < 0) {
+                s->nseg = s->nind = 0;
+                break;
+            }
+            build_rw(f, q, s, id, (offset + off) / 512,
+                     op == SX_BLKFRONT_WRITE ? (const uint8_t *)buf + off : NULL,
+                     q->gref_scratch, &req.rw);
+            off += plen;
+        } else {
+            s->len = 0;
+            if (op == SX_BLKFRONT_DISCARD) {
+                s->op = s->data_op = BLKIF_OP_DISCARD;
+                req.d.operation = BLKIF_OP_DISCARD;
+                req.d.handle = f->handle;
+                req.d.id = id;
+                req.d.sector_number = offset / 512;
+                req.d.nr_sectors = len / 512;
+            } else {
+                s->op = s->data_op = f->info.flush ? BLKIF_OP_FLUSH_DISKCACHE
+                                                   : BLKIF_OP_WRITE_BARRIER;
+                req.rw.operation = s->op;
+                req.rw.handle = f->handle;
+                req.rw.id = id;
+            }
+        }
+        rc = sx_front_ring_put_req(&q->ring, &req);
+        if (rc < 0) {           /* cannot happen after the free-slot check; stay safe */
+            slot_release_pages(f, q, s);
+            break;
+        }
+    }
+    if (rc < 0) {
+        /* The failed slot has no ring entry; the ones before it were put but not pushed. */
+        unsigned written = ntaken - 1;
+        for (unsigned k = ntaken; k-- > 0;) {
+            struct bf_slot *s = &q->slots[q->slot_free[nfree_before - 1 - k]];
+            if (k < written)
+                slot_release_pages(f, q, s);
+            slot_free(q, s);
+        }
+        q->ring.req_prod_pvt -= written;
+        q->ring.stats.reqs -= written;
+        q->ureq_free[q->nureq_free++] = ui;
+        if ((rc == -ENOMEM || rc == -ENOSPC) && q->nslot_free < q->nr_ents) {
+            q->st.eagain++;
+            return -EAGAIN;         /* grant space frees up as requests complete */
+        }
+        return rc;
+    }
+    for (unsigned k = 0; k < ntaken; k++)
+        q->st.indirect_reqs += q->slots[q->slot_free[nfree_before - 1 - k]].nind != 0;
+    q->st.ring_reqs += ntaken;
+    q->st.submitted++;
+    q->st.split_reqs += nparts > 1;
+    return 0;
+}
+
+int sx_blkfront_kick(struct sx_blkfront *f, unsigned queue)
+{
+    if (!valid_queue(f, queue))
+        return -EINVAL;
+    struct bf_queue *q = &f->q[queue];
+    if (q->ring.req_prod_pvt == q->ring.req_pushed)
+        return 0;
+    int rc = sx_front_ring_push(&q->ring);
+    if (rc < 0)
+        return rc;
+    q->st.kicks++;
+    if (rc == 1) {
+        int nrc = sx_evtchn_notify(q->evt, (evtchn_port_t)q->port);
+        if (nrc < 0)
+            return nrc;
+        q->st.notifies++;
+    }
+    return rc;
+}
+
+/* ------------------------------------------------------------------ completion */
+
+static void slot_release_pages(struct sx_blkfront *f, struct bf_queue *q, struct bf_slot *s)
+{
+    if (f->info.persistent) {
+        for (unsigned i = s->nseg + s->nind; i-- > 0;)
+            q->pool_free[q->npool_free++] = s->pg[i];
+        s->nseg = s->nind = 0;
+        return;
+    }
+    if (s->shr) {
+        if (sx_gntshr_unshare(f->shr, s->shr, s->nseg + s->nind) == 0)
+            s->shr = NULL;
+    }
+}
+
+/* Retry ending access to pages the backend still mapped when their response came. */
+static void reap_zombies(struct sx_blkfront *f, struct bf_queue *q)
+{
+    for (unsigned i = 0; q->zombies && i < q->nr_ents; i++) {
+        struct bf_slot *s = &q->slots[i];
+        if (s->state != BF_SLOT_ZOMBIE)
+            continue;
+        slot_release_pages(f, q, s);
+        if (!s->shr) {
+            q->zombies--;
+            slot_free(q, s);
+        }
+    }
+}
+
+static int status_to_errno(int16_t st)
+{
+    switch (st) {
+    case BLKIF_RSP_OKAY:
+        return 0;
+    case BLKIF_RSP_EOPNOTSUPP:
+        return -EOPNOTSUPP;
+    default:
+        return -EIO;
+    }
+}
+
+/* Handle one response (a private copy); returns 1 when it completed a caller request. */
+static int complete_one(struct sx_blkfront *f, struct bf_queue *q, const blkif_response_t *r,
+                        struct sx_blkfront_cpl *out)
+{
+    uint64_t id = r->id;
+    uint32_t si = (uint32_t)id;
+    if (si >= q->nr_ents || q->slots[si].state != BF_SLOT_INFLIGHT ||
+        q->slots[si].gen != (uint32_t)(id >> 32)) {
+        q->st.bad_rsps++;
+        sx_log_ratelimited(SX_LOG_WARN, "queue %u: response for id %#llx that is not "
+                           "outstanding; ignored", q->idx, (unsigned long long)id);
+        return 0;
+    }
+    struct bf_slot *s = &q->slots[si];
+    struct bf_ureq *u = &q->ureqs[s->ureq];
+    int res = status_to_errno(r->status);
+    if (r->operation != s->op) {
+        q->st.bad_rsps++;
+        sx_log_ratelimited(SX_LOG_WARN, "queue %u: response op %u for a request of op %u",
+                           q->idx, r->operation, s->op);
+        res = -EIO;
+    }
+    if (res == 0 && s->data_op == BLKIF_OP_READ && s->nseg) {
+        size_t left = s->len;
+        for (unsigned i = 0; i < s->nseg; i++) {
+            size_t n = left < SX_PAGE_SIZE ? left : SX_PAGE_SIZE;
+            memcpy(u->buf + s->buf_off + (size_t)i * SX_PAGE_SIZE, slot_page(f, s, i, q), n);
+            left -= n;
+        }
+    }
+    if (res < 0 && u->res == 0)
+        u->res = res;
+    slot_release_pages(f, q, s);
+    if (s->shr) {
+        /* The backend answered but still maps the pages: keep the slot until it lets go. */
+        s->state = BF_SLOT_ZOMBIE;
+        q->zombies++;
+        q->st.ungrant_busy++;
+        sx_log_ratelimited(SX_LOG_WARN, "queue %u: backend still maps the grants of a "
+                           "completed request", q->idx);
+    } else {
+        slot_free(q, s);
+    }
+    if (--u->parts)
+        return 0;
+    out->cookie = u->cookie;
+    out->res = u->res ? u->res
+                      : (u->op == SX_BLKFRONT_READ || u->op == SX_BLKFRONT_WRITE) ? (int)u->len : 0;
+    q->st.completed++;
+    q->st.errors += u->res != 0;
+    q->ureq_free[q->nureq_free++] = (uint32_t)(u - q->ureqs);
+    return 1;
+}
+
+int sx_blkfront_poll(struct sx_blkfront *f, unsigned queue, struct sx_blkfront_cpl *cpl,
+                     unsigned max)
+{
+    if (!valid_queue(f, queue) || (!cpl && max))
+        return -EINVAL;
+    struct bf_queue *q = &f->q[queue];
+    if (q->zombies)
+        reap_zombies(f, q);
+    unsigned n = 0;
+    while (n < max) {
+        unsigned want = max - n < BF_RSP_BATCH ? max - n : BF_RSP_BATCH;
+        /* Each response completes at most one caller request: `want` bounds the output. */
+        int k = sx_front_ring_take_rsp(&q->ring, q->rsp, want);
+        if (k < 0) {
+            sx_log_ratelimited(SX_LOG_ERR, "queue %u halted: the backend produced more "
+                               "responses than requests were outstanding", q->idx);
+            return n ? (int)n : k;
+        }
+        if (k == 0)
+            break;
+        for (int i = 0; i < k; i++)
+            n += (unsigned)complete_one(f, q, &q->rsp[i], &cpl[n]);
+    }
+    return (int)n;
+}
+
+int sx_blkfront_arm(struct sx_blkfront *f, unsigned queue)
+{
+    if (!valid_queue(f, queue))
+        return -EINVAL;
+    struct bf_queue *q = &f->q[queue];
+    int port;
+    /* Consume what was delivered; the port is masked until we unmask it. */
+    while ((port = sx_evtchn_pending(q->evt)) >= 0)
+        sx_evtchn_unmask(q->evt, (evtchn_port_t)port);
+    return sx_front_ring_final_check(&q->ring);
+}
+
+static long long now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+int sx_blkfront_wait(struct sx_blkfront *f, unsigned queue, struct sx_blkfront_cpl *cpl,
+                     unsigned min_nr, unsigned max, int timeout_ms)
+{
+    if (!valid_queue(f, queue) || min_nr > max || (!cpl && max))
+        return -EINVAL;
+    struct bf_queue *q = &f->q[queue];
+    int rc = sx_blkfront_kick(f, queue);
+    if (rc < 0)
+        return rc;
+    long long deadline = timeout_ms < 0 ? -1 : now_ns() + (long long)timeout_ms * 1000000;
+    unsigned n = 0;
+    for (;;) {
+        rc = sx_blkfront_poll(f, queue, cpl + n, max - n);
+        if (rc < 0)
+            return n ? (int)n : rc;
+        n += (unsigned)rc;
+        if (n >= min_nr || q->st.submitted == q->st.completed)
+            break;
+        if (f->opts.spin_ns && sx_ring_poll_budget(sx_front_ring_pred, &q->ring, f->opts.spin_ns)) {
+            q->st.spins_won++;
+            continue;
+        }
+        rc = sx_blkfront_arm(f, queue);
+        if (rc < 0)
+            return n ? (int)n : rc;
+        if (rc == 1)
+            continue;
+        int left = -1;
+        if (deadline >= 0) {
+            long long l = (deadline - now_ns() + 999999) / 1000000;
+            if (l <= 0)
+                break;
+            left = l > 1000000 ? 1000000 : (int)l;
+        }
+        struct pollfd pfd = { .fd = sx_evtchn_fd(q->evt), .events = POLLIN };
+        q->st.waits++;
+        int pr = poll(&pfd, 1, left);
+        if (pr < 0 && errno != EINTR)
+            return n ? (int)n : -errno;
+    }
+    return (int)n;
+}
+
+int sx_blkfront_fd(struct sx_blkfront *f, unsigned queue)
+{
+    if (!valid_queue(f, queue))
+        return -EINVAL;
+    return sx_evtchn_fd(f->q[queue].evt);
+}
+
+unsigned sx_blkfront_inflight(const struct sx_blkfront *f, unsigned queue)
+{
+    if (!valid_queue(f, queue))
+        return 0;
+    return (unsigned)(f->q[queue].st.submitted - f->q[queue].st.completed);
+}
+
+void sx_blkfront_get_stats(const struct sx_blkfront *f, unsigned queue,
+                           struct sx_blkfront_stats *st)
+{
+    if (!f || queue >= SX_BLKFRONT_MAX_QUEUES) {
+        memset(st, 0, sizeof(*st));
+        return;
+    }
+    *st = f->q[queue].st;
+}
