@@ -163,7 +163,7 @@ def protocol(sock0, sock1):
     m = c.req(T["SET_PERMS"], b"/raw/tx\0q0\0")
     check(err(m) == "EINVAL", "SET_PERMS with a bad perm string -> EINVAL")
 
-    # Per-connection quotas for guests: 128 watches, 10 transactions, 64 connections.
+    # Quotas for guests: 128 watches, 10 transactions, 32 connections.
     q = Conn(sock1)
     res = [q.req(T["WATCH"], b"/w%d\0t\0" % i) for i in range(129)]
     check(all(m[3] == b"OK\0" for m in res[:128]) and err(res[128]) == "E2BIG",
@@ -171,6 +171,12 @@ def protocol(sock0, sock1):
     res = [q.req(T["TRANSACTION_START"], b"\0") for i in range(11)]
     check(all(m[0] == T["TRANSACTION_START"] for m in res[:10]) and err(res[10]) == "ENOSPC",
           "guest: 10 transactions, the 11th is ENOSPC")
+    q2 = Conn(sock1)
+    check(err(q2.req(T["WATCH"], b"/other\0t\0")) == "E2BIG",
+          "guest: the watch quota is per domain, not per connection")
+    check(err(q2.req(T["TRANSACTION_START"], b"\0")) == "ENOSPC",
+          "guest: the transaction quota is per domain, not per connection")
+    q2.s.close()
     extra = []
     try:
         for i in range(70):
@@ -180,7 +186,7 @@ def protocol(sock0, sock1):
         refused = False
     except (EOFError, ConnectionResetError, BrokenPipeError):
         refused = True
-    check(refused and len(extra) <= 64, "guest: connections beyond 64 refused (%d)" % len(extra))
+    check(refused and len(extra) <= 32, "guest: connections beyond 32 refused (%d)" % len(extra))
     for e in extra:
         e.s.close()
     q.s.close()

@@ -5,8 +5,8 @@
  * connection and a wake eventfd. Requests are handled in arrival order per connection; replies
  * echo req_id and tx_id. Memory per connection is bounded: replies are produced only while less
  * than SXS_REPLY_BACKLOG bytes of them wait to be read (otherwise the connection is not read),
- * and at most quota.pending_events watch events are queued (further ones are dropped and
- * counted).
+ * and at most quota.pending_events watch events (SXS_EVENT_BYTES bytes) are queued; further
+ * ones are dropped and counted. A guest holds at most SXS_GUEST_CONNS connections.
  */
 #define SX_LOG_MODULE "xenstored"
 #include "log.h"
@@ -35,7 +35,8 @@
 #define SXS_REPLY_BACKLOG (64u * 1024)
 #define SXS_DOM0_WATCHES 8192u      /* hard ceilings for the quota-exempt dom0 */
 #define SXS_DOM0_TRANS 1024u
-#define SXS_GUEST_CONNS 64u         /* connections one guest may hold open */
+#define SXS_GUEST_CONNS 32u         /* connections one guest may hold open */
+#define SXS_EVENT_BYTES (512u * 1024) /* queued watch event bytes per connection */
 
 enum ep_kind { EP_LISTEN, EP_CONN, EP_WAKE };
 
@@ -81,6 +82,7 @@ struct conn {
     size_t in_len;
     struct outmsg *oh, *ot;
     unsigned n_events;
+    size_t event_bytes;
     size_t reply_bytes;
     struct watch *watches;
     unsigned nwatches;
@@ -174,6 +176,7 @@ static int enqueue(struct sxs *s, struct conn *c, const struct xsd_sockmsg *hdr,
     c->ot = m;
     if (event) {
         c->n_events++;
+        c->event_bytes += len;
         s->stats.events_queued++;
     } else {
         c->reply_bytes += len;
@@ -221,7 +224,8 @@ static void queue_event(struct sxs *s, struct conn *c, const char *path, const c
     size_t pl = strlen(path) + 1, tl = strlen(token) + 1;
     if (pl + tl > XENSTORE_PAYLOAD_MAX)
         return;
-    if (c->n_events >= s->q.pending_events) {
+    if (c->n_events >= s->q.pending_events ||
+        c->event_bytes + SXS_HDR + pl + tl > SXS_EVENT_BYTES) {
         c->dropped++;
         s->stats.events_dropped++;
         sx_log_ratelimited(SX_LOG_WARN, "domain %u is not reading its watch events: dropped %"
@@ -327,8 +331,10 @@ static void conn_flush(struct sxs *s, struct conn *c)
         c->oh = m->next;
         if (!c->oh)
             c->ot = NULL;
-        if (m->event)
+        if (m->event) {
             c->n_events--;
+            c->event_bytes -= m->len;
+        }
         else
             c->reply_bytes -= m->len;
         free(m);
@@ -583,6 +589,17 @@ static int do_mkdir_rm(struct sxs *s, struct conn *c, struct req *r)
     return rc;
 }
 
+/* Watches (or transactions) held by all of a guest's connections: a guest's quota is per
+ * domain, as in C xenstored, so opening more connections does not multiply it. */
+static unsigned domain_sum(struct sxs *s, unsigned domid, bool watches)
+{
+    unsigned n = 0;
+    for (struct conn *o = s->conns; o; o = o->next)
+        if (o->domid == domid)
+            n += watches ? o->nwatches : o->ntx;
+    return n;
+}
+
 static int do_watch(struct sxs *s, struct conn *c, struct req *r)
 {
     if (count_strings(r->p, r->len) != 2)
@@ -599,7 +616,8 @@ static int do_watch(struct sxs *s, struct conn *c, struct req *r)
             return -EEXIST;
         }
     }
-    if (c->nwatches >= (r->who.priv ? SXS_DOM0_WATCHES : s->q.watches_per_conn)) {
+    if (r->who.priv ? c->nwatches >= SXS_DOM0_WATCHES
+                    : domain_sum(s, c->domid, true) >= s->q.watches_per_conn) {
         free(path);
         return -E2BIG;
     }
@@ -658,7 +676,8 @@ static int do_transaction_start(struct sxs *s, struct conn *c, struct req *r)
 {
     if (r->tx)
         return -EBUSY; /* no nesting */
-    if (c->ntx >= (r->who.priv ? SXS_DOM0_TRANS : s->q.trans_per_conn))
+    if (r->who.priv ? c->ntx >= SXS_DOM0_TRANS
+                    : domain_sum(s, c->domid, false) >= s->q.trans_per_conn)
         return -ENOSPC;
     struct txent *t = calloc(1, sizeof(*t));
     if (!t)

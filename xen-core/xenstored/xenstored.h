@@ -18,13 +18,15 @@
 
 struct sxs;
 
-/* Limits; defaults follow C xenstored 4.17. Quotas apply to unprivileged domains unless noted. */
+/* Limits; defaults follow C xenstored 4.17. Quotas apply to unprivileged domains unless noted;
+ * a guest may hold at most 32 connections, and a connection at most 512 KiB of queued events. Dom0 has fixed ceilings (8192 watches and 1024
+ * transactions per connection) so that its memory stays bounded too. */
 struct sxs_quota {
     unsigned nodes_per_domain;  /* nodes owned by one domain (1000); dom0 exempt */
     unsigned max_node_size;     /* bytes of perms + value + child names in one node (2048) */
     unsigned perms_per_node;    /* entries in a node's permission list (5) */
-    unsigned watches_per_conn;  /* watches on one connection (128) */
-    unsigned trans_per_conn;    /* open transactions on one connection (10) */
+    unsigned watches_per_conn;  /* watches (128), summed over a guest's connections */
+    unsigned trans_per_conn;    /* open transactions (10), summed over a guest's connections */
     unsigned trans_nodes;       /* nodes touched by one transaction (1024) */
     unsigned pending_events;    /* queued watch events per connection, all domains (1024);
                                    further events for that connection are dropped and counted */
