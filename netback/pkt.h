@@ -88,8 +88,8 @@ struct sx_net_txfrag {
 };
 
 struct sx_net_txpkt {
-    unsigned nr_slots;   /* requests consumed (first + extras + following); set for every
-                            verdict but NEED_MORE */
+    unsigned nr_slots;   /* requests consumed (first + extras + following): OK, MCAST and
+                            DROP; for FATAL only as far as parsing got */
     unsigned nr_extras;  /* of which extra-info slots (slots 1..nr_extras) */
     unsigned total_len;  /* first slot's size: the whole packet */
     unsigned nr_frags;   /* OK only: frags[0] is the first slot's own data */
@@ -128,6 +128,14 @@ enum sx_net_tx_verdict sx_net_tx_parse(const netif_tx_request_t *slots, unsigned
  * slot, NETIF_RSP_NULL for each extra (as Linux's make_tx_response). Returns the count. */
 unsigned sx_net_tx_responses(const struct sx_net_txpkt *pkt, int16_t status,
                              netif_tx_response_t *rsp);
+
+/* Rx requests a packet of len bytes takes on the frontend's rx ring when packed as Linux does
+ * (each slot a full 4 KiB page from offset 0), plus one per extra (GSO, hash). */
+static inline unsigned sx_net_rx_slots(size_t len, bool gso, bool hash)
+{
+    size_t data = len ? (len + SX_NET_PAGE_SIZE - 1) / SX_NET_PAGE_SIZE : 1;
+    return (unsigned)data + (gso ? 1u : 0u) + (hash ? 1u : 0u);
+}
 
 /* Where the headers are, as found by sx_net_hdr_parse. */
 struct sx_net_hdrs {

@@ -321,6 +321,16 @@ static void test_mcast_request(void)
     CU_ASSERT_EQUAL(pkt.mcast_op, XEN_NETIF_EXTRA_TYPE_MCAST_DEL);
 }
 
+static void test_rx_slot_count(void)
+{
+    CU_ASSERT_EQUAL(sx_net_rx_slots(60, false, false), 1);
+    CU_ASSERT_EQUAL(sx_net_rx_slots(4096, false, false), 1);
+    CU_ASSERT_EQUAL(sx_net_rx_slots(4097, false, false), 2);
+    CU_ASSERT_EQUAL(sx_net_rx_slots(65535 + 14, true, false), 17 + 1);
+    CU_ASSERT_EQUAL(sx_net_rx_slots(1514, true, true), 3);
+    CU_ASSERT_EQUAL(sx_net_rx_slots(0, false, false), 1);
+}
+
 static void test_reason_names(void)
 {
     CU_ASSERT_STRING_EQUAL(sx_net_tx_reason_str(SX_NET_TXR_CROSS_PAGE), "cross_page");
@@ -824,6 +834,7 @@ static const struct sx_test_case cases[] = {
     SX_TEST(test_gso_extras),
     SX_TEST(test_hash_and_gso_chain),
     SX_TEST(test_mcast_request),
+    SX_TEST(test_rx_slot_count),
     SX_TEST(test_reason_names),
     SX_TEST(test_csum_rfc1071_vector),
     SX_TEST(test_tx_vnet_ipv4_tcp_csum_blank),
