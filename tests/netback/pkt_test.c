@@ -630,6 +630,61 @@ static void test_tx_vnet_hostile_headers(void)
     CU_ASSERT_EQUAL(sx_net_tx_vnet_hdr(&t, q, b.len, &h), -EPROTONOSUPPORT);
 }
 
+/* IPv6 with k 16-byte destination-options headers, then an AH (24 bytes) if ah, then TCP. */
+static size_t build_v6_ext(uint8_t *p, int k, bool ah)
+{
+    memset(p, 0, 2048);
+    p[12] = 0x86;
+    p[13] = 0xdd;
+    p[14] = 0x60;
+    size_t o = 54;
+    uint8_t *next = p + 14 + 6;
+    for (int i = 0; i < k; i++) {
+        *next = 60; /* destination options */
+        next = p + o;
+        p[o + 1] = 1;  /* (1 + 1) * 8 = 16 bytes */
+        p[o + 2] = 1;  /* PadN */
+        p[o + 3] = 12;
+        o += 16;
+    }
+    if (ah) {
+        *next = 51;
+        next = p + o;
+        p[o + 1] = 4; /* (4 + 2) * 4 = 24 bytes */
+        o += 24;
+    }
+    *next = 6;
+    p[o + 12] = 5 << 4;
+    return o;
+}
+
+static void test_ipv6_extension_headers(void)
+{
+    uint8_t p[2048];
+    struct sx_net_hdrs h;
+    for (int k = 0; k <= 7; k++) {
+        size_t l4 = build_v6_ext(p, k, k == 3);
+        CU_ASSERT_EQUAL(sx_net_hdr_parse(p, l4 + 20, &h), 0);
+        CU_ASSERT_EQUAL(h.l4_off, l4);
+        CU_ASSERT_EQUAL(h.l4_proto, 6);
+        CU_ASSERT_EQUAL(h.l4_hlen, 20);
+        CU_ASSERT_EQUAL(sx_net_hdr_parse(p, l4 + 19, &h), -EINVAL);
+    }
+    /* more than 8 extension headers is not a packet anyone needs offloads for */
+    size_t l4 = build_v6_ext(p, 9, false);
+    CU_ASSERT_EQUAL(sx_net_hdr_parse(p, l4 + 20, &h), -EINVAL);
+    /* an atomic fragment (offset 0, no M flag) is still a whole packet */
+    memset(p, 0, 128);
+    p[12] = 0x86; p[13] = 0xdd; p[14] = 0x60; p[20] = 44;
+    p[54] = 17;
+    CU_ASSERT_EQUAL(sx_net_hdr_parse(p, 54 + 8 + 8, &h), 0);
+    CU_ASSERT_EQUAL(h.l4_off, 62);
+    CU_ASSERT_EQUAL(h.l4_proto, 17);
+    p[57] = 1; /* M flag */
+    CU_ASSERT_EQUAL(sx_net_hdr_parse(p, 54 + 8 + 8, &h), -EPROTONOSUPPORT);
+    CU_ASSERT_TRUE(h.fragment);
+}
+
 static const struct sx_net_peer_caps all_caps = {true, true, true, true};
 
 static void test_rx_vnet_gso_and_csum(void)
@@ -843,6 +898,7 @@ static const struct sx_test_case cases[] = {
     SX_TEST(test_tx_vnet_no_offload),
     SX_TEST(test_tx_vnet_gso_without_csum_blank_is_fixed_up),
     SX_TEST(test_tx_vnet_hostile_headers),
+    SX_TEST(test_ipv6_extension_headers),
     SX_TEST(test_rx_vnet_gso_and_csum),
     SX_TEST(test_rx_sw_csum_when_frontend_lacks_offload),
     SX_TEST(test_netfront_rx_vnet_hdr),
