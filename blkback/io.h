@@ -138,7 +138,9 @@ void sx_bio_get_stats(const struct sx_bio *b, struct sx_bio_stats *out);
  * where the kernel has IORING_OP_READV/WRITEV_FIXED (6.15+), a multi-iovec one whose iovecs
  * all lie inside one registered buffer goes out as READV/WRITEV_FIXED; anything else as a
  * plain readv/writev. Registration pins the pages (RLIMIT_MEMLOCK unless CAP_IPC_LOCK).
- * n: 1..SX_BIO_MAX_BUFFERS. Other engines: -EOPNOTSUPP.
+ * The kernel keeps the PAGES mapped at registration time, not the addresses: after anything
+ * is mapped anew at a registered address (a persistent grant replaced), update that slot, or
+ * fixed I/O keeps going to the old page. n: 1..SX_BIO_MAX_BUFFERS. Other engines: -EOPNOTSUPP.
  */
 #define SX_BIO_MAX_BUFFERS 16384u
 int sx_bio_register_buffers(struct sx_bio *b, const struct iovec *iov, unsigned n);
