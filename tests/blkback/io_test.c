@@ -10,12 +10,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/loop.h>
 #include <linux/magic.h>
 #include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <unistd.h>
@@ -28,13 +30,16 @@ struct target {
     char path[256];
     bool direct;
     int fd;                     /* -1: target unavailable on this machine */
+    bool blkdev;
 };
 
 static struct target targets[] = {
-    { "tmpfs(/dev/shm)", "", false, -1 },
-    { "/tmp buffered", "", false, -1 },
-    { "/var/tmp O_DIRECT", "", true, -1 },
+    { "tmpfs(/dev/shm)", "", false, -1, false },
+    { "/tmp buffered", "", false, -1, false },
+    { "/var/tmp O_DIRECT", "", true, -1, false },
+    { "loop block device O_DIRECT", "", true, -1, true },
 };
+static int loop_hold_fd = -1;  /* keeps the auto-clearing loop device attached */
 #define NTARGETS (sizeof(targets) / sizeof(targets[0]))
 
 static const enum sx_bio_kind kinds[] = { SX_BIO_URING, SX_BIO_AIO, SX_BIO_SYNC };
@@ -79,11 +84,66 @@ static int open_target(struct target *t, const char *dir, const char *tag)
     return fd;
 }
 
+/* A loop device over a sparse file in /var/tmp, LO_FLAGS_AUTOCLEAR so that it detaches by
+ * itself when this process closes it (even if the test crashes): the block-device path
+ * (BLKDISCARD, S_ISBLK) without touching a real disk. */
+static int open_loop_target(struct target *t)
+{
+    char backing[256];
+    int bfd, ctl = -1, lfd = -1, fd = -1;
+
+    snprintf(backing, sizeof(backing), "/var/tmp/sx-io-test.%d.loop", (int)getpid());
+    bfd = open(backing, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    unlink(backing);
+    if (bfd < 0 || ftruncate(bfd, FILE_SIZE) < 0)
+        goto out;
+    ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+    if (ctl < 0)
+        goto out;
+    for (int tries = 0; tries < 5 && lfd < 0; tries++) {
+        int n = ioctl(ctl, LOOP_CTL_GET_FREE);
+        if (n < 0)
+            goto out;
+        snprintf(t->path, sizeof(t->path), "/dev/loop%d", n);
+        lfd = open(t->path, O_RDWR | O_CLOEXEC);
+        if (lfd < 0)
+            goto out;
+        struct loop_config cfg;
+        memset(&cfg, 0, sizeof(cfg));
+        cfg.fd = (unsigned)bfd;
+        cfg.block_size = 512;
+        cfg.info.lo_flags = LO_FLAGS_AUTOCLEAR;
+        if (ioctl(lfd, LOOP_CONFIGURE, &cfg) < 0) {
+            close(lfd);             /* raced with another user of that loop device: next */
+            lfd = -1;
+        }
+    }
+    if (lfd < 0)
+        goto out;
+    fd = open(t->path, O_RDWR | O_CLOEXEC | O_DIRECT);
+    if (fd < 0) {
+        close(lfd);
+        lfd = -1;
+        goto out;
+    }
+    loop_hold_fd = lfd;
+    printf("note: target %s: %s\n", t->name, t->path);
+out:
+    if (fd < 0)
+        printf("note: target %s unavailable: %s\n", t->name, strerror(errno));
+    if (ctl >= 0)
+        close(ctl);
+    if (bfd >= 0)
+        close(bfd);                 /* the loop device holds its own reference */
+    return fd;
+}
+
 static int suite_init(void)
 {
     targets[0].fd = open_target(&targets[0], "/dev/shm", "shm");
     targets[1].fd = open_target(&targets[1], "/tmp", "tmp");
     targets[2].fd = open_target(&targets[2], "/var/tmp", "direct");
+    targets[3].fd = open_loop_target(&targets[3]);
     for (size_t i = 0; i < NTARGETS; i++)
         if (targets[i].fd >= 0)
             return 0;
@@ -95,10 +155,14 @@ static int suite_clean(void)
     for (size_t i = 0; i < NTARGETS; i++) {
         if (targets[i].fd >= 0) {
             close(targets[i].fd);
-            unlink(targets[i].path);
+            if (!targets[i].blkdev)
+                unlink(targets[i].path);
             targets[i].fd = -1;
         }
     }
+    if (loop_hold_fd >= 0)
+        close(loop_hold_fd);    /* last close: AUTOCLEAR detaches the loop device */
+    loop_hold_fd = -1;
     return 0;
 }
 
@@ -248,7 +312,9 @@ static void test_discard_zeroes_range(void)
         /* The file keeps its size (KEEP_SIZE). */
         struct stat st;
         CU_ASSERT_EQUAL(fstat(t->fd, &st), 0);
-        CU_ASSERT_EQUAL(st.st_size, FILE_SIZE);
+        if (!t->blkdev) {
+            CU_ASSERT_EQUAL(st.st_size, FILE_SIZE);
+        }
         free(w);
         free(r);
         free(zero);
@@ -259,8 +325,8 @@ static void test_discard_zeroes_range(void)
 static void test_read_past_end_of_short_file(void)
 {
     for (size_t ti = 0; ti < NTARGETS; ti++) {
-        if (targets[ti].fd < 0)
-            continue;
+        if (targets[ti].fd < 0 || targets[ti].blkdev)
+            continue;               /* a block device cannot be made short */
         struct target t = targets[ti];
         int fd = open_target(&t, strncmp(t.path, "/dev/shm", 8) == 0 ? "/dev/shm" :
                                  strncmp(t.path, "/tmp", 4) == 0 ? "/tmp" : "/var/tmp", "short");
@@ -476,7 +542,7 @@ static void test_sqpoll_and_iopoll_roundtrip(void)
     for (size_t i = 0; i < 2 * NTARGETS; i++) {
         struct target *t = &targets[i % NTARGETS];
         unsigned flags = i < NTARGETS ? SX_BIO_F_SQPOLL : SX_BIO_F_IOPOLL;
-        if (t->fd < 0 || (flags == SX_BIO_F_IOPOLL && !t->direct))
+        if (t->fd < 0 || (flags == SX_BIO_F_IOPOLL && (!t->direct || t->blkdev)))
             continue;
         struct sx_bio *b = NULL;
         int rc = sx_bio_open(&b, SX_BIO_URING, t->fd, 8, flags);
@@ -516,6 +582,10 @@ static void test_kind_auto_per_target(void)
     }
     if (targets[2].fd >= 0) {
         CU_ASSERT_EQUAL(sx_bio_kind_auto(targets[2].fd, NULL), SX_BIO_URING);
+    }
+    if (targets[3].fd >= 0) {
+        CU_ASSERT_EQUAL(sx_bio_kind_auto(targets[3].fd, NULL), SX_BIO_URING);
+        CU_ASSERT_EQUAL(sx_bio_kind_auto(-1, targets[3].path), SX_BIO_URING);
     }
     struct stat st;
     if (stat("/dev/vda", &st) == 0 && S_ISBLK(st.st_mode)) {
