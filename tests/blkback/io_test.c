@@ -42,8 +42,11 @@ static struct target targets[] = {
 static int loop_hold_fd = -1;  /* keeps the auto-clearing loop device attached */
 #define NTARGETS (sizeof(targets) / sizeof(targets[0]))
 
-static const enum sx_bio_kind kinds[] = { SX_BIO_URING, SX_BIO_AIO, SX_BIO_SYNC };
-#define NKINDS (sizeof(kinds) / sizeof(kinds[0]))
+/* The engines this kernel lets us open (io_uring can be disabled by sysctl, aio limited). */
+static enum sx_bio_kind kinds[3];
+static size_t nkinds;
+static bool uring_ok;
+#define NKINDS nkinds
 
 static void *xalloc(size_t n)
 {
@@ -144,6 +147,24 @@ static int suite_init(void)
     targets[1].fd = open_target(&targets[1], "/tmp", "tmp");
     targets[2].fd = open_target(&targets[2], "/var/tmp", "direct");
     targets[3].fd = open_loop_target(&targets[3]);
+    static const enum sx_bio_kind all[] = { SX_BIO_URING, SX_BIO_AIO, SX_BIO_SYNC };
+    for (size_t k = 0; k < 3; k++) {
+        for (size_t i = 0; i < NTARGETS; i++) {
+            struct sx_bio *b = NULL;
+            if (targets[i].fd < 0)
+                continue;
+            int rc = sx_bio_open(&b, all[k], targets[i].fd, 4, 0);
+            if (rc < 0) {
+                printf("note: engine %s unavailable here: %s\n", sx_bio_kind_name(all[k]),
+                       strerror(-rc));
+            } else {
+                kinds[nkinds++] = all[k];
+                uring_ok |= all[k] == SX_BIO_URING;
+            }
+            sx_bio_close(b);
+            break;
+        }
+    }
     for (size_t i = 0; i < NTARGETS; i++)
         if (targets[i].fd >= 0)
             return 0;
@@ -449,7 +470,7 @@ static void test_event_fd_signals_completion(void)
  * emptied and refilled; unregistered memory still works (plain readv). */
 static void test_registered_buffers(void)
 {
-    for (size_t ti = 0; ti < NTARGETS; ti++) {
+    for (size_t ti = 0; ti < NTARGETS && uring_ok; ti++) {
         struct target *t = &targets[ti];
         if (t->fd < 0)
             continue;
@@ -523,7 +544,9 @@ static void test_registered_buffers(void)
     /* Other engines say so. */
     struct sx_bio *b = NULL;
     struct iovec one = { &b, sizeof(b) };
-    for (size_t ki = 1; ki < NKINDS; ki++) {
+    for (size_t ki = 0; ki < NKINDS; ki++) {
+        if (kinds[ki] == SX_BIO_URING)
+            continue;
         for (size_t ti = 0; ti < NTARGETS; ti++) {
             if (targets[ti].fd < 0)
                 continue;
@@ -542,7 +565,7 @@ static void test_sqpoll_and_iopoll_roundtrip(void)
     for (size_t i = 0; i < 2 * NTARGETS; i++) {
         struct target *t = &targets[i % NTARGETS];
         unsigned flags = i < NTARGETS ? SX_BIO_F_SQPOLL : SX_BIO_F_IOPOLL;
-        if (t->fd < 0 || (flags == SX_BIO_F_IOPOLL && (!t->direct || t->blkdev)))
+        if (!uring_ok || t->fd < 0 || (flags == SX_BIO_F_IOPOLL && (!t->direct || t->blkdev)))
             continue;
         struct sx_bio *b = NULL;
         int rc = sx_bio_open(&b, SX_BIO_URING, t->fd, 8, flags);
@@ -594,7 +617,8 @@ static void test_kind_auto_per_target(void)
     CU_ASSERT_EQUAL(sx_bio_kind_auto(-1, "/nonexistent/sx"), SX_BIO_URING);
     /* AUTO resolves at open. */
     for (size_t ti = 0; ti < NTARGETS; ti++) {
-        if (targets[ti].fd < 0)
+        if (targets[ti].fd < 0 ||
+            (!uring_ok && sx_bio_kind_auto(targets[ti].fd, NULL) == SX_BIO_URING))
             continue;
         struct sx_bio *b = NULL;
         CU_ASSERT_EQUAL_FATAL(sx_bio_open(&b, SX_BIO_AUTO, targets[ti].fd, 4, 0), 0);
