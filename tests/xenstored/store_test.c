@@ -46,6 +46,9 @@ static int find_fired(const char *path, bool exact)
 
 static void fresh(void)
 {
+    /* Whatever the previous test did left a consistent store. */
+    if (st)
+        CU_ASSERT_EQUAL(sxs_store_check(st), 0);
     sxs_store_close(st);
     st = NULL;
     sxs_quota_default(&quota);
@@ -536,9 +539,10 @@ static void test_domain_gone_gives_nodes_to_dom0(void)
 
 static int suite_clean(void)
 {
+    int bad = st && sxs_store_check(st) != 0;
     sxs_store_close(st);
     st = NULL;
-    return 0;
+    return bad;
 }
 
 static const struct sx_test_case cases[] = {

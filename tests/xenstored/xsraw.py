@@ -5,6 +5,7 @@
   xsraw.py protocol SOCK0 SOCK1     protocol checks; exit 0 if all hold
   xsraw.py flood SOCK PATH N        N pipelined writes of PATH, replies checked
   xsraw.py killtx SOCK PATH         start a transaction, write PATH in it, SIGKILL ourselves
+  xsraw.py fuzz SOCK0 SOCK1 N SEED  N random requests from dom0 and guest 1; daemon must live
 """
 import os
 import signal
@@ -251,12 +252,110 @@ def killtx(sock, path):
     os.kill(os.getpid(), signal.SIGKILL)
 
 
+def fuzz(sock0, sock1, n, seed):
+    import random
+    rnd = random.Random(seed)
+    junk = [b"/", b"//", b"/fz/", b"@releaseDomain", b"@introduceDomain", b"x9", b"65536",
+            b"", b"\xff\xfe", b"a" * 3000, b"/" + b"b" * 2100, b"T", b"F", b"0", b"7"]
+
+    def path():
+        depth = rnd.randrange(1, 5)
+        comp = b"/".join(rnd.choice([b"a", b"b", b"c"]) for _ in range(depth))
+        return rnd.choice([b"/fz/", b"/local/domain/1/fz/", b"fz/", b"/fz/",
+                           b"/local/domain/2/"]) + comp
+
+    def perms():
+        return b"\0".join(rnd.choice([b"n", b"r", b"w", b"b"]) + str(rnd.randrange(4)).encode()
+                          for _ in range(rnd.randrange(1, 4))) + b"\0"
+
+    conns = [Conn(sock0), Conn(sock1)]
+    txs = [[], []]
+    sent = replies = ok_replies = 0
+    for i in range(n):
+        ci = rnd.randrange(2)
+        c = conns[ci]
+        tx = 0
+        if rnd.random() < 0.85:
+            typ = rnd.choice([T["READ"], T["WRITE"], T["WRITE"], T["MKDIR"], T["RM"],
+                              T["DIRECTORY"], T["DIRECTORY_PART"], T["GET_PERMS"],
+                              T["SET_PERMS"], T["WATCH"], T["UNWATCH"], T["TRANSACTION_START"],
+                              T["TRANSACTION_END"], T["INTRODUCE"], T["RELEASE"],
+                              T["IS_DOMAIN_INTRODUCED"], T["GET_DOMAIN_PATH"],
+                              T["RESET_WATCHES"], T["SET_TARGET"]])
+            pth = path()
+            if typ == T["WRITE"]:
+                payload = pth + b"\0" + rnd.choice([b"v", b"", b"x" * rnd.randrange(3000)])
+            elif typ == T["SET_PERMS"]:
+                payload = pth + b"\0" + perms()
+            elif typ in (T["WATCH"], T["UNWATCH"]):
+                payload = rnd.choice([pth, b"@releaseDomain", b"/fz"]) + b"\0" + \
+                    rnd.choice([b"t1", b"t2"]) + b"\0"
+            elif typ == T["DIRECTORY_PART"]:
+                payload = pth + b"\0" + str(rnd.randrange(20)).encode() + b"\0"
+            elif typ == T["TRANSACTION_START"]:
+                payload = b"\0"
+            elif typ == T["TRANSACTION_END"]:
+                payload = rnd.choice([b"T\0", b"F\0"])
+                tx = txs[ci].pop(rnd.randrange(len(txs[ci]))) if txs[ci] else 0
+            elif typ == T["INTRODUCE"]:
+                payload = str(rnd.randrange(2, 8)).encode() + b"\0" + b"0\0" + b"0\0"
+            elif typ in (T["RELEASE"], T["IS_DOMAIN_INTRODUCED"], T["GET_DOMAIN_PATH"]):
+                payload = str(rnd.randrange(2, 8)).encode() + b"\0"
+            elif typ == T["SET_TARGET"]:
+                payload = str(rnd.randrange(2, 8)).encode() + b"\0" + \
+                    str(rnd.randrange(0, 8)).encode() + b"\0"
+            elif typ == T["RESET_WATCHES"]:
+                payload = b"\0"
+            else:
+                payload = pth + b"\0"
+            if typ not in (T["TRANSACTION_END"], T["TRANSACTION_START"]) and txs[ci] and \
+                    rnd.random() < 0.5:
+                tx = rnd.choice(txs[ci])
+        else:
+            typ = rnd.choice(list(T.values()) + [rnd.randrange(40), 0xffff])
+            parts = [rnd.choice(junk) for _ in range(rnd.randrange(4))]
+            payload = b"\0".join(parts) + (b"\0" if rnd.random() < 0.8 else b"")
+            tx = rnd.choice([0, 0, 1, 2, rnd.randrange(1 << 32)])
+            if typ == T["RELEASE"]:
+                payload = b"7\0"  # never release domain 1: our guest connection lives on
+        payload = payload[:PAYLOAD_MAX]
+        try:
+            rid = c.send(typ, payload, tx_id=tx)
+            sent += 1
+            while True:
+                m = c.recv()
+                if m[0] != T["WATCH_EVENT"]:
+                    break
+            if m[1] != rid:
+                print("reply for %d to request %d" % (m[1], rid))
+                return False
+            replies += 1
+            ok_replies += m[0] != T["ERROR"]
+            if typ == T["TRANSACTION_START"] and m[0] == typ:
+                txs[ci].append(int(m[3].rstrip(b"\0")))
+            if typ == T["RESET_WATCHES"] and m[0] == typ:
+                txs[ci] = []
+        except (EOFError, ConnectionResetError, BrokenPipeError, socket.timeout):
+            print("connection %d lost after %d requests" % (ci, sent))
+            return False
+    for d in range(2, 10):
+        conns[0].req(T["RELEASE"], str(d).encode() + b"\0")
+    m = conns[0].req(T["CONTROL"], b"check\0")
+    if m[3] != b"OK\0":
+        print("store check after fuzzing: %r" % (m[3],))
+        return False
+    print("fuzz: %d requests, %d replies, %d not errors" % (sent, replies, ok_replies))
+    return True
+
+
 def main():
     cmd = sys.argv[1]
     if cmd == "protocol":
         ok = protocol(sys.argv[2], sys.argv[3])
     elif cmd == "flood":
         ok = flood(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+    elif cmd == "fuzz":
+        ok = fuzz(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
     elif cmd == "killtx":
         killtx(sys.argv[2], sys.argv[3])
         ok = False

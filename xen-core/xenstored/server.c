@@ -828,6 +828,9 @@ static int do_control(struct sxs *s, struct conn *c, struct req *r)
     if (count_strings(r->p, r->len) < 1)
         return -EINVAL;
     if (!strcmp(r->p, "check")) {
+        int rc = sxs_store_check(s->st);
+        if (rc)
+            return rc == -ENOMEM ? rc : -EIO;
         reply_ok(s, c, r->hdr);
         return 0;
     }

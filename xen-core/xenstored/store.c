@@ -1004,6 +1004,80 @@ int sxs_store_domain_gone(struct sxs_store *st, unsigned domid)
     return changed;
 }
 
+/* Walk from name; count reachable nodes and per-owner counts. */
+static int check_walk(struct sxs_store *st, const char *name, size_t *seen, uint32_t *owned,
+                      unsigned depth)
+{
+    struct node *n = g_get(st, name);
+    if (!n) {
+        sx_err("check: %s is listed but missing", name);
+        return -EIO;
+    }
+    if (depth > 4096)
+        return -EIO;
+    (*seen)++;
+    if (owner_of(n) < SXS_MAX_DOMID)
+        owned[owner_of(n)]++;
+    size_t nl = strlen(name);
+    int rc = 0;
+    for (unsigned off = 0; off < n->childlen && !rc;) {
+        const char *c = n->children + off;
+        size_t cl = strnlen(c, n->childlen - off);
+        if (!cl || off + cl >= n->childlen) {
+            sx_err("check: %s has a malformed child list", name);
+            return -EIO;
+        }
+        for (unsigned o2 = off + (unsigned)cl + 1; o2 < n->childlen;) {
+            if (!strcmp(n->children + o2, c)) {
+                sx_err("check: %s lists %s twice", name, c);
+                return -EIO;
+            }
+            o2 += (unsigned)strlen(n->children + o2) + 1;
+        }
+        char *cn = malloc(nl + cl + 2);
+        if (!cn)
+            return -ENOMEM;
+        snprintf(cn, nl + cl + 2, "%s/%s", strcmp(name, "/") ? name : "", c);
+        rc = check_walk(st, cn, seen, owned, depth + 1);
+        free(cn);
+        off += (unsigned)cl + 1;
+    }
+    return rc;
+}
+
+int sxs_store_check(struct sxs_store *st)
+{
+    uint32_t *owned = calloc(SXS_MAX_DOMID, sizeof(*owned));
+    if (!owned)
+        return -ENOMEM;
+    size_t seen = 0;
+    int rc = check_walk(st, "/", &seen, owned, 0);
+    size_t special = 0;
+    for (size_t i = 0; i < st->nodes.nb; i++) {
+        for (struct hlink *l = st->nodes.b[i]; l; l = l->next) {
+            struct node *n = (struct node *)l;
+            if (n->name[0] == '@') {
+                special++;
+                if (owner_of(n) < SXS_MAX_DOMID)
+                    owned[owner_of(n)]++;
+            }
+        }
+    }
+    if (!rc && seen + special != st->nodes.n) {
+        sx_err("check: %zu nodes reachable, %zu special, %zu stored", seen, special,
+               st->nodes.n);
+        rc = -EIO;
+    }
+    for (unsigned d = 0; !rc && d < SXS_MAX_DOMID; d++) {
+        if (owned[d] != st->owned[d]) {
+            sx_err("check: domain %u owns %u nodes, counted %u", d, owned[d], st->owned[d]);
+            rc = -EIO;
+        }
+    }
+    free(owned);
+    return rc;
+}
+
 unsigned sxs_store_node_count(const struct sxs_store *st)
 {
     return (unsigned)st->nodes.n;

@@ -92,6 +92,10 @@ void sxs_store_fire_special(struct sxs_store *st, const char *name);
  * the same lazily). No watches fire. Returns the number of nodes changed, or -ENOMEM. */
 int sxs_store_domain_gone(struct sxs_store *st, unsigned domid);
 
+/* Consistency check: every listed child exists exactly once, every node but the special ones
+ * is reachable from "/", owner counts match. Returns 0 or -EIO (details logged). */
+int sxs_store_check(struct sxs_store *st);
+
 unsigned sxs_store_node_count(const struct sxs_store *st);
 unsigned sxs_store_nodes_owned(const struct sxs_store *st, unsigned domid);
 
