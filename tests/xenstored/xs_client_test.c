@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@ static char dir[256];
 static char sock0[512], sock1[512];
 static struct xs_handle *h0, *h0b, *h1;
 static char base[64];
+static char base_counter[96];
 
 static struct xs_handle *open_at(const char *path)
 {
@@ -340,7 +342,78 @@ static void test_in_process_api_wakes_watchers(void)
         ;
 }
 
+#define INC_THREADS 4
+#define INC_EACH 150
+
+struct inc_arg {
+    int failures;
+    int retries;
+};
+
+/* Read-modify-write of one counter in transactions, retried on EAGAIN. */
+static void *incrementer(void *p)
+{
+    struct inc_arg *a = p;
+    struct xs_handle *h = open_at(sock0);
+    if (!h) {
+        a->failures++;
+        return NULL;
+    }
+    for (int i = 0; i < INC_EACH; i++) {
+        for (int attempt = 0;; attempt++) {
+            xs_transaction_t t = xs_transaction_start(h);
+            unsigned len;
+            char *v = t ? xs_read(h, t, base_counter, &len) : NULL;
+            if (!v) {
+                a->failures++;
+                break;
+            }
+            char nv[32];
+            int l = snprintf(nv, sizeof(nv), "%ld", strtol(v, NULL, 10) + 1);
+            free(v);
+            if (!xs_write(h, t, base_counter, nv, (unsigned)l)) {
+                a->failures++;
+                xs_transaction_end(h, t, true);
+                break;
+            }
+            if (xs_transaction_end(h, t, false))
+                break;
+            if (errno != EAGAIN || attempt > 10000) {
+                a->failures++;
+                break;
+            }
+            a->retries++;
+        }
+    }
+    xs_close(h);
+    return NULL;
+}
+
+static void test_concurrent_increments_are_atomic(void)
+{
+    snprintf(base_counter, sizeof(base_counter), "%s/counter", base);
+    CU_ASSERT_TRUE_FATAL(xs_write(h0, XBT_NULL, base_counter, "0", 1));
+    pthread_t th[INC_THREADS];
+    struct inc_arg args[INC_THREADS] = { { 0, 0 } };
+    for (int i = 0; i < INC_THREADS; i++)
+        CU_ASSERT_EQUAL_FATAL(pthread_create(&th[i], NULL, incrementer, &args[i]), 0);
+    int failures = 0, retries = 0;
+    for (int i = 0; i < INC_THREADS; i++) {
+        pthread_join(th[i], NULL);
+        failures += args[i].failures;
+        retries += args[i].retries;
+    }
+    CU_ASSERT_EQUAL(failures, 0);
+    unsigned len;
+    char *v = xs_read(h0, XBT_NULL, base_counter, &len);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+    CU_ASSERT_EQUAL(strtol(v, NULL, 10), INC_THREADS * INC_EACH);
+    printf("\n    %d increments, %d EAGAIN retries\n", INC_THREADS * INC_EACH, retries);
+    free(v);
+}
+
 static const struct sx_test_case cases[] = {
+    SX_TEST(test_concurrent_increments_are_atomic),
     SX_TEST(test_in_process_api_wakes_watchers),
     SX_TEST(test_conflicting_transactions_one_gets_eagain),
     SX_TEST(test_guest_permissions_through_libxenstore),
