@@ -72,6 +72,9 @@ int sx_blk_dev_check(const struct sx_blk_dev *dev)
         return -EINVAL;
     if (dev->max_indirect_segs > SX_BLK_MAX_INDIRECT_SEGS)
         return -EINVAL;
+    /* Every byte offset of the device must fit an off_t (see sx_blk_req_byte_offset). */
+    if (dev->sectors > (uint64_t)INT64_MAX / dev->sector_size)
+        return -EINVAL;
     return 0;
 }
 

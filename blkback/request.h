@@ -121,7 +121,9 @@ struct sx_blk_dev {
     unsigned features;          /* SX_BLK_F_* */
 };
 
-/* 0 when dev is a description sx_blk_req_decode accepts, else -EINVAL. */
+/* 0 when dev is a description sx_blk_req_decode accepts (sector_size a power of two in
+ * 512..4096, max_indirect_segs <= SX_BLK_MAX_INDIRECT_SEGS, the size in bytes fits an off_t),
+ * else -EINVAL. */
 int sx_blk_dev_check(const struct sx_blk_dev *dev);
 
 /* ---- the normalised request ------------------------------------------------------------ */
@@ -209,6 +211,15 @@ static inline uint32_t sx_blk_seg_offset(const struct sx_blk_dev *dev, const str
 static inline uint32_t sx_blk_seg_bytes(const struct sx_blk_dev *dev, const struct sx_blk_seg *s)
 {
     return ((uint32_t)s->last_sect - s->first_sect + 1) * dev->sector_size;
+}
+
+/* Byte offset of a validated request's first sector on the device: fits an off_t, because
+ * the range check keeps sector <= dev->sectors and sx_blk_dev_check keeps
+ * dev->sectors * sector_size <= INT64_MAX. */
+static inline uint64_t sx_blk_req_byte_offset(const struct sx_blk_dev *dev,
+                                              const struct sx_blk_req *req)
+{
+    return req->sector * dev->sector_size;
 }
 
 /*

@@ -605,6 +605,12 @@ static void test_device_description_checks(void)
     CU_ASSERT_EQUAL(sx_blk_dev_check(&d), -EINVAL);
     CU_ASSERT_EQUAL(sx_blk_dev_check(NULL), -EINVAL);
     d.max_indirect_segs = 0;
+    d.sectors = (uint64_t)INT64_MAX / 512;
+    CU_ASSERT_EQUAL(sx_blk_dev_check(&d), 0);
+    d.sectors++;
+    CU_ASSERT_EQUAL(sx_blk_dev_check(&d), -EINVAL);
+    d.sectors = 100;
+    d.max_indirect_segs = 0;
     CU_ASSERT_EQUAL(sx_blk_req_max_segs(&d), BLKIF_MAX_SEGMENTS_PER_REQUEST);
     d.max_indirect_segs = 256;
     CU_ASSERT_EQUAL(sx_blk_req_size(&d), sizeof(struct sx_blk_req) + 256 * sizeof(struct sx_blk_seg));
