@@ -162,6 +162,7 @@ static void test_read_write_eleven_full_pages_both_abis(void)
             CU_ASSERT_EQUAL(req->id, 0xABCDEF0123456789ull + op);
             CU_ASSERT_EQUAL(req->handle, 0x0301);
             CU_ASSERT_EQUAL(req->sector, 4096);
+            CU_ASSERT_EQUAL(sx_blk_req_byte_offset(&dev, req), 4096 * 512);
             CU_ASSERT_EQUAL(req->nr_segs, 11);
             CU_ASSERT_EQUAL(req->nr_sectors, 88);
             CU_ASSERT_TRUE(req->segs_ready);
