@@ -17,3 +17,9 @@ UNIT_TESTS += netfront_test
 netfront_test_SRCS := tests/netfront/netfront_test.c
 netfront_test_LIBS = $(NETFRONT_LIBS)
 netfront_test_LDLIBS = $(NETFRONT_LDLIBS) -lcunit
+
+# A minimal two-port netif backend for the tapfront integration test (tests/netfront/).
+PROGS += splitxen-test-netloop
+splitxen-test-netloop_SRCS := tests/netfront/netloop.c
+splitxen-test-netloop_LIBS = sxnetback sxxenbus sxring $(SX_PLAT_LIBS)
+splitxen-test-netloop_LDLIBS = $(SX_PLAT_LDLIBS)

@@ -142,6 +142,10 @@ unsigned sx_netfront_tx_inflight(const struct sx_netfront *f, unsigned q);
 int sx_netfront_recv(struct sx_netfront *f, unsigned q, void *buf, size_t cap,
                      struct sx_netfront_meta *meta);
 
+/* Cheap check for the adaptive spin: new responses are visible on queue q's rx or tx ring.
+ * No barrier, no side effect; may be stale. */
+bool sx_netfront_has_work(const struct sx_netfront *f, unsigned q);
+
 /* Queue q's counters (q < nqueues), or the sum over all queues with q = ~0u. Reads another
  * thread's counters without synchronisation: fine for reporting. 0 or -EINVAL. */
 int sx_netfront_stats(const struct sx_netfront *f, unsigned q, struct sx_netfront_stats *out);

@@ -331,3 +331,11 @@ int sx_netfront_fd(struct sx_netfront *f, unsigned qi)
         return -EINVAL;
     return sx_evtchn_fd(f->q[qi].ev);
 }
+
+bool sx_netfront_has_work(const struct sx_netfront *f, unsigned qi)
+{
+    if (!f || qi >= f->info.nqueues)
+        return false;
+    const struct nf_queue *q = &f->q[qi];
+    return sx_front_ring_has_responses(&q->rx) || sx_front_ring_has_responses(&q->tx);
+}

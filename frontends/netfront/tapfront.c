@@ -1,0 +1,485 @@
+/*
+ * splitxen-tapfront: a guest's network interface as a TAP. Acting as guest domain N, it
+ * connects vif N.<devid> with sxnetfront and gives a network namespace an eth0 (the vif's MAC,
+ * the given IPv4 address) whose frames travel over the netif rings, with GSO/TSO and partial
+ * checksums carried whole through IFF_VNET_HDR. One thread per queue moves TAP queue q <->
+ * netif queue q: a batch of reads, one publish, a batch of receives, then an adaptive spin on
+ * the rings before sleeping in poll. The main thread handles signals and the backend's state.
+ *
+ *   splitxen-tapfront --domid N --devid 0 --netns NAME --ip 192.0.2.2/24 [--queues Q]
+ *                     [--mtu 1500] [--stats] [--no-sg] [--no-gso] [--no-csum]
+ *                     [--single-evtchn] [--timeout S] [--platform sim|xen] [--core SOCK]
+ *
+ * Runs until SIGTERM/SIGINT (or the backend closes); then removes eth0, deletes the namespace
+ * if it created it, and disconnects (Closing/Closed). SIGUSR1 prints counters; --stats prints
+ * them at exit too.
+ */
+#define SX_LOG_MODULE "tapfront"
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <xen/io/netif.h>
+#include <xen/io/xenbus.h>
+
+#include "frontends/netfront/netfront.h"
+#include "log.h"
+#include "netback/nl.h"
+#include "netback/tap.h"
+#include "ring/ring.h"
+
+#define BATCH 64
+#define BUF_SIZE (SX_TAP_VNET_HDR_LEN + SX_NETFRONT_MAX_FRAME + 64)
+
+struct worker {
+    unsigned q;
+    pthread_t thread;
+    bool started;
+    struct sx_netfront *f;
+    int tap_fd, nf_fd, stop_fd;
+    uint8_t *txbuf, *rxbuf;
+    struct sx_netfront_meta pending_meta;   /* of the frame waiting in txbuf for room */
+    /* tapfront's own counters (the ring counters are netfront's) */
+    _Atomic uint64_t tap_reads, tap_writes, tap_write_drops, tx_drops, rx_drops, sleeps, spins_hit;
+};
+
+static struct {
+    struct sx_netfront *f;
+    unsigned nq;
+    struct worker w[SX_NETFRONT_MAX_QUEUES];
+} g;
+
+static void print_stats(FILE *out)
+{
+    struct sx_netfront_stats s;
+    for (unsigned q = 0; q < g.nq; q++) {
+        if (sx_netfront_stats(g.f, q, &s) < 0)
+            continue;
+        struct worker *w = &g.w[q];
+        fprintf(out,
+                "queue %u: tx_pkts=%lu tx_bytes=%lu tx_slots=%lu tx_gso=%lu tx_csum_blank=%lu "
+                "tx_full=%lu tx_rsp_errors=%lu tx_bad_rsp=%lu tx_notifies=%lu "
+                "rx_pkts=%lu rx_bytes=%lu rx_slots=%lu rx_gso=%lu rx_csum_blank=%lu "
+                "rx_rsp_errors=%lu rx_bad=%lu rx_oversize=%lu rx_notifies=%lu events=%lu "
+                "tap_reads=%lu tap_writes=%lu tap_write_drops=%lu tx_drops=%lu rx_drops=%lu "
+                "sleeps=%lu spin_hits=%lu\n",
+                q, s.tx_pkts, s.tx_bytes, s.tx_slots, s.tx_gso, s.tx_csum_blank, s.tx_full,
+                s.tx_rsp_errors, s.tx_bad_rsp, s.tx_notifies, s.rx_pkts, s.rx_bytes, s.rx_slots,
+                s.rx_gso, s.rx_csum_blank, s.rx_rsp_errors, s.rx_bad, s.rx_oversize,
+                s.rx_notifies, s.events, (unsigned long)w->tap_reads,
+                (unsigned long)w->tap_writes, (unsigned long)w->tap_write_drops,
+                (unsigned long)w->tx_drops, (unsigned long)w->rx_drops,
+                (unsigned long)w->sleeps, (unsigned long)w->spins_hit);
+    }
+    fflush(out);
+}
+
+struct spin_arg {
+    struct sx_netfront *f;
+    unsigned q;
+};
+
+static bool ring_has_work(void *arg)
+{
+    struct spin_arg *a = arg;
+    return sx_netfront_has_work(a->f, a->q);
+}
+
+/* TAP -> netif. Returns frames handled; *blocked when the tx ring is full (the frame stays in
+ * txbuf, *pending_len > 0, and the tx event is armed). */
+static int pump_tx(struct worker *w, size_t *pending_len, bool *blocked)
+{
+    int work = 0;
+    *blocked = false;
+    for (int i = 0; i < BATCH; i++) {
+        size_t n = *pending_len;
+        struct sx_netfront_meta meta;
+        if (n == 0) {
+            ssize_t r = read(w->tap_fd, w->txbuf, BUF_SIZE);
+            if (r < 0) {
+                if (errno != EAGAIN && errno != EINTR)
+                    sx_log_ratelimited(SX_LOG_WARN, "queue %u: TAP read: %s", w->q,
+                                       strerror(errno));
+                break;
+            }
+            w->tap_reads++;
+            if ((size_t)r <= SX_TAP_VNET_HDR_LEN) {
+                w->tx_drops++;
+                continue;
+            }
+            n = (size_t)r;
+        }
+        uint8_t *frame = w->txbuf + SX_TAP_VNET_HDR_LEN;
+        size_t len = n - SX_TAP_VNET_HDR_LEN;
+        if (*pending_len == 0) {
+            int rc = sx_netfront_meta_from_vnet(w->f, (const struct virtio_net_hdr_v1 *)w->txbuf,
+                                                frame, len, &meta);
+            if (rc < 0) {
+                w->tx_drops++;
+                continue;
+            }
+        } else {
+            meta = w->pending_meta;
+        }
+        int rc = sx_netfront_send(w->f, w->q, frame, len, &meta, SX_NETFRONT_SEND_MORE);
+        if (rc == -EAGAIN) {
+            *pending_len = n;
+            w->pending_meta = meta;
+            *blocked = true;
+            break;
+        }
+        *pending_len = 0;
+        if (rc < 0) {
+            w->tx_drops++;
+            if (rc == -EPROTO)
+                return rc;
+            continue;
+        }
+        work++;
+    }
+    int rc = sx_netfront_tx_push(w->f, w->q);
+    if (rc < 0)
+        return rc;
+    rc = sx_netfront_tx_reap(w->f, w->q);
+    return rc < 0 ? rc : work;
+}
+
+/* netif -> TAP. Returns frames handled. */
+static int pump_rx(struct worker *w)
+{
+    int work = 0;
+    for (int i = 0; i < BATCH; i++) {
+        struct sx_netfront_meta meta;
+        uint8_t *frame = w->rxbuf + SX_TAP_VNET_HDR_LEN;
+        int n = sx_netfront_recv(w->f, w->q, frame, SX_NETFRONT_MAX_FRAME, &meta);
+        if (n == -EAGAIN)
+            break;
+        if (n < 0)
+            return n;
+        work++;
+        struct virtio_net_hdr_v1 *vh = (struct virtio_net_hdr_v1 *)w->rxbuf;
+        if (sx_netfront_vnet_from_meta(&meta, frame, (size_t)n, vh) < 0) {
+            w->rx_drops++;
+            continue;
+        }
+        ssize_t r = write(w->tap_fd, w->rxbuf, SX_TAP_VNET_HDR_LEN + (size_t)n);
+        if (r < 0) {
+            w->tap_write_drops++;   /* the kernel's queue is full or the device went away */
+            continue;
+        }
+        w->tap_writes++;
+    }
+    return work;
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    struct spin_arg sa = { .f = w->f, .q = w->q };
+    uint64_t spin_ns = sx_ring_spin_ns();
+    size_t pending = 0;
+    for (;;) {
+        bool blocked;
+        int tx = pump_tx(w, &pending, &blocked);
+        int rx = pump_rx(w);
+        if (tx < 0 || rx < 0) {
+            sx_err("queue %u: ring halted (%s); stopping this queue", w->q,
+                   strerror(-(tx < 0 ? tx : rx)));
+            return NULL;
+        }
+        if (tx > 0 || rx > 0)
+            continue;
+        /* Idle: spin on the rings for a while (a wakeup costs far more), then sleep. */
+        if (spin_ns && sx_ring_poll_budget(ring_has_work, &sa, spin_ns)) {
+            w->spins_hit++;
+            continue;
+        }
+        struct pollfd p[3] = {
+            { .fd = w->nf_fd, .events = POLLIN },
+            { .fd = w->stop_fd, .events = POLLIN },
+            { .fd = w->tap_fd, .events = POLLIN },
+        };
+        w->sleeps++;
+        /* While the tx ring is full, wait for its (armed) event rather than for the TAP. */
+        int rc = poll(p, blocked ? 2 : 3, -1);
+        if (rc < 0 && errno != EINTR) {
+            sx_err("queue %u: poll: %s", w->q, strerror(errno));
+            return NULL;
+        }
+        if (p[1].revents)
+            return NULL;
+        if (p[0].revents)
+            sx_netfront_events(w->f, w->q);
+    }
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: splitxen-tapfront --domid N --netns NAME --ip A.B.C.D/P [--devid D]\n"
+            "         [--queues Q] [--mtu M] [--stats] [--no-sg] [--no-gso] [--no-csum]\n"
+            "         [--single-evtchn] [--timeout S] [--platform sim|xen] [--core SOCK]\n"
+            "Acts as guest domain N, connects its vif D (default 0) and gives namespace NAME\n"
+            "(created if missing) an eth0 with the vif's MAC and address A.B.C.D/P.\n"
+            "Runs until SIGTERM/SIGINT; SIGUSR1 prints counters (--stats: also at exit).\n");
+}
+
+static int parse_uint(const char *s, unsigned long max, unsigned long *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (errno || end == s || *end || v > max || s[0] == '-')
+        return -EINVAL;
+    *out = v;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    unsigned long domid = ~0ul, devid = 0, queues = 1, mtu = 0, timeout_s = 30;
+    const char *netns = NULL, *ip = NULL, *platname = "sim", *core = NULL;
+    bool stats = false;
+    struct sx_netfront_opts o = { 0 };
+    static const struct option lopts[] = {
+        { "domid", required_argument, NULL, 'd' },
+        { "devid", required_argument, NULL, 'v' },
+        { "netns", required_argument, NULL, 'n' },
+        { "ip", required_argument, NULL, 'i' },
+        { "queues", required_argument, NULL, 'q' },
+        { "mtu", required_argument, NULL, 'm' },
+        { "stats", no_argument, NULL, 's' },
+        { "no-sg", no_argument, NULL, 'S' },
+        { "no-gso", no_argument, NULL, 'G' },
+        { "no-csum", no_argument, NULL, 'C' },
+        { "single-evtchn", no_argument, NULL, 'E' },
+        { "timeout", required_argument, NULL, 't' },
+        { "platform", required_argument, NULL, 'p' },
+        { "core", required_argument, NULL, 'c' },
+        { "help", no_argument, NULL, 'h' },
+        { 0 },
+    };
+    int c;
+    while ((c = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
+        int bad = 0;
+        switch (c) {
+        case 'd': bad = parse_uint(optarg, DOMID_FIRST_RESERVED - 1, &domid); break;
+        case 'v': bad = parse_uint(optarg, 65535, &devid); break;
+        case 'n': netns = optarg; break;
+        case 'i': ip = optarg; break;
+        case 'q': bad = parse_uint(optarg, SX_NETFRONT_MAX_QUEUES, &queues) || !queues; break;
+        case 'm': bad = parse_uint(optarg, 65535, &mtu) || mtu < 68; break;
+        case 's': stats = true; break;
+        case 'S': o.no_sg = true; break;
+        case 'G': o.no_gso = true; break;
+        case 'C': o.no_csum_offload = true; break;
+        case 'E': o.single_evtchn = true; break;
+        case 't': bad = parse_uint(optarg, 3600, &timeout_s); break;
+        case 'p': platname = optarg; break;
+        case 'c': core = optarg; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+        if (bad) {
+            fprintf(stderr, "splitxen-tapfront: bad value '%s' for %s\n", optarg,
+                    argv[optind - 1]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (domid == ~0ul || domid == 0 || !netns || !ip || optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    if (strlen(netns) == 0 || strlen(netns) > 200 || strchr(netns, '/')) {
+        fprintf(stderr, "splitxen-tapfront: bad namespace name '%s'\n", netns);
+        return 2;
+    }
+    char ipbuf[64];
+    snprintf(ipbuf, sizeof(ipbuf), "%s", ip);
+    char *slash = strchr(ipbuf, '/');
+    unsigned long prefix = 0;
+    struct in_addr addr;
+    if (!slash || (*slash = 0, inet_pton(AF_INET, ipbuf, &addr) != 1) ||
+        parse_uint(slash + 1, 32, &prefix) < 0) {
+        fprintf(stderr, "splitxen-tapfront: --ip wants A.B.C.D/PREFIX, got '%s'\n", ip);
+        return 2;
+    }
+    int kind = sx_plat_kind_from_name(platname);
+    if (kind < 0) {
+        fprintf(stderr, "splitxen-tapfront: unknown platform '%s'\n", platname);
+        return 2;
+    }
+    o.devid = (unsigned)devid;
+    o.max_queues = (unsigned)queues;
+    o.timeout_ms = (int)timeout_s * 1000;
+
+    /* Signals go to the main thread's signalfd; workers inherit the mask. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGUSR1);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    int status = 1, rc;
+    struct sx_plat *plat = NULL;
+    struct sx_tap *tap = NULL;
+    struct sx_nl *nl = NULL;
+    int netns_fd = -1, stop_fd = -1, sig_fd = -1;
+    bool made_netns = false;
+
+    sig_fd = signalfd(-1, &sigs, SFD_CLOEXEC);
+    stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (sig_fd < 0 || stop_fd < 0) {
+        sx_err("signalfd/eventfd: %s", strerror(errno));
+        goto out;
+    }
+    if ((rc = sx_plat_open(&plat, (enum sx_plat_kind)kind, (domid_t)domid, core)) < 0) {
+        sx_err("cannot act as domain %lu on %s: %s", domid, platname, strerror(-rc));
+        goto out;
+    }
+    if ((rc = sx_netfront_open(&g.f, plat, &o)) < 0) {
+        sx_err("vif %lu.%lu: %s", domid, devid, strerror(-rc));
+        goto out;
+    }
+    if ((rc = sx_netfront_wait_connected(g.f, o.timeout_ms)) < 0)
+        goto out;
+    const struct sx_netfront_info *in = sx_netfront_info(g.f);
+    g.nq = in->nqueues;
+
+    netns_fd = sx_nl_netns_open(netns);
+    if (netns_fd == -ENOENT) {
+        if ((rc = sx_nl_netns_add(netns)) < 0) {
+            sx_err("cannot create network namespace %s: %s", netns, strerror(-rc));
+            goto out;
+        }
+        made_netns = true;
+        netns_fd = sx_nl_netns_open(netns);
+    }
+    if (netns_fd < 0) {
+        sx_err("cannot open network namespace %s: %s", netns, strerror(-netns_fd));
+        goto out;
+    }
+    /* What the kernel may hand us on read is what the backend takes on tx. */
+    struct sx_tap_config tc = {
+        .name = "eth0",
+        .nqueues = g.nq,
+        .mac = in->mac,
+        .mtu = mtu ? (unsigned)mtu : in->mtu,
+        .offload = sx_tap_offload_for(in->tx_csum, in->tx_gso_tcpv4,
+                                      in->tx_gso_tcpv6 && in->tx_ipv6_csum),
+        .up = true,
+        .use_netns = true,
+        .netns_fd = netns_fd,
+    };
+    if ((rc = sx_tap_open(&tc, &tap)) < 0) {
+        sx_err("cannot create eth0 in %s: %s", netns, strerror(-rc));
+        goto out;
+    }
+    if ((rc = sx_nl_open_netns(netns_fd, &nl)) < 0 ||
+        (rc = sx_nl_addr_add_v4(nl, sx_tap_ifindex(tap), addr, (unsigned)prefix)) < 0) {
+        sx_err("cannot give eth0 address %s: %s", ip, strerror(-rc));
+        goto out;
+    }
+    int lo;
+    if (made_netns && sx_nl_ifindex(nl, "lo", &lo) == 0)
+        (void)sx_nl_link_set_up(nl, lo, true);
+
+    for (unsigned q = 0; q < g.nq; q++) {
+        struct worker *w = &g.w[q];
+        w->q = q;
+        w->f = g.f;
+        w->tap_fd = sx_tap_fd(tap, q);
+        w->nf_fd = sx_netfront_fd(g.f, q);
+        w->stop_fd = stop_fd;
+        w->txbuf = malloc(BUF_SIZE);
+        w->rxbuf = malloc(BUF_SIZE);
+        if (!w->txbuf || !w->rxbuf || w->tap_fd < 0 || w->nf_fd < 0) {
+            sx_err("queue %u: setup failed", q);
+            goto out;
+        }
+        if ((rc = pthread_create(&w->thread, NULL, worker_main, w)) != 0) {
+            sx_err("queue %u: pthread_create: %s", q, strerror(rc));
+            goto out;
+        }
+        w->started = true;
+    }
+    printf("splitxen-tapfront: domain %lu vif %lu: eth0 in %s, %s, %u queue(s), mtu %u, "
+           "offloads 0x%x\n", domid, devid, netns, ip, g.nq, tc.mtu, tc.offload);
+    fflush(stdout);
+
+    int ctrl_fd = sx_netfront_ctrl_fd(g.f);
+    for (;;) {
+        struct pollfd p[2] = { { .fd = sig_fd, .events = POLLIN },
+                               { .fd = ctrl_fd, .events = POLLIN } };
+        if (poll(p, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            sx_err("poll: %s", strerror(errno));
+            break;
+        }
+        if (p[0].revents) {
+            struct signalfd_siginfo si;
+            if (read(sig_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+                if (si.ssi_signo == SIGUSR1) {
+                    print_stats(stdout);
+                    continue;
+                }
+                sx_info("signal %u: shutting down", si.ssi_signo);
+                status = 0;
+                break;
+            }
+        }
+        if (p[1].revents) {
+            int st = sx_netfront_ctrl_handle(g.f);
+            if (st < 0 || st == XenbusStateClosing || st == XenbusStateClosed ||
+                st == XenbusStateUnknown) {
+                sx_err("backend went away (state %d); shutting down", st);
+                break;
+            }
+        }
+    }
+
+out:
+    if (stop_fd >= 0) {
+        uint64_t one = 1;
+        if (write(stop_fd, &one, sizeof(one)) < 0)
+            sx_warn("stop: %s", strerror(errno));
+    }
+    for (unsigned q = 0; q < g.nq; q++) {
+        if (g.w[q].started)
+            pthread_join(g.w[q].thread, NULL);
+    }
+    if (stats && g.f)
+        print_stats(stdout);
+    sx_nl_close(nl);
+    sx_tap_close(tap);   /* the kernel removes eth0 with its last queue fd */
+    if (netns_fd >= 0)
+        close(netns_fd);
+    if (made_netns && (rc = sx_nl_netns_del(netns)) < 0)
+        sx_warn("cannot delete network namespace %s: %s", netns, strerror(-rc));
+    sx_netfront_close(g.f);
+    for (unsigned q = 0; q < g.nq; q++) {
+        free(g.w[q].txbuf);
+        free(g.w[q].rxbuf);
+    }
+    sx_plat_close(plat);
+    if (sig_fd >= 0)
+        close(sig_fd);
+    if (stop_fd >= 0)
+        close(stop_fd);
+    return status;
+}
