@@ -18,7 +18,7 @@ layout_test_LDLIBS := -lcunit $(SXTOOLSTACK_LDLIBS)
 # The CLI needs the core's client library (xen-core/module.mk).
 ifneq ($(wildcard xen-core/core.h),)
 PROGS += splitxen
-splitxen_SRCS := xen-core/toolstack/splitxen.c
+splitxen_SRCS := xen-core/toolstack/splitxen.c xen-core/toolstack/top.c
 splitxen_LIBS := sxtoolstack $(SX_PLAT_LIBS)
 splitxen_LDLIBS := $(SXTOOLSTACK_LDLIBS) $(SX_PLAT_LDLIBS)
 endif

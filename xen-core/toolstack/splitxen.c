@@ -43,6 +43,7 @@
 #include "xen-core/core.h"
 #include "xen-core/platform.h"
 #include "xen-core/toolstack/layout.h"
+#include "xen-core/toolstack/top.h"
 #include "xen-core/toolstack/xlcfg.h"
 
 #define MAX_DOMAINS 1024
@@ -57,6 +58,7 @@ static void die_usage(void)
             "  down                           stop it\n"
             "  create FILE.cfg [-p]           create a domain (-p: leave it paused)\n"
             "  list                           list domains\n"
+            "  top [--batch|--json] [-d S] [-n N]  live view of domains, vbds and vifs\n"
             "  destroy NAME|ID                destroy a domain and remove its xenstore nodes\n"
             "  pause NAME|ID / unpause NAME|ID\n"
             "  block-attach DOM SPEC          attach a disk (xl-disk-configuration syntax)\n"
@@ -930,6 +932,8 @@ int main(int argc, char **argv)
         return cmd_create(argc, argv);
     if (!strcmp(cmd, "list"))
         return cmd_list(argc, argv);
+    if (!strcmp(cmd, "top"))
+        return sx_cmd_top(argc, argv);
     if (!strcmp(cmd, "destroy"))
         return cmd_destroy(argc, argv);
     if (!strcmp(cmd, "pause"))
