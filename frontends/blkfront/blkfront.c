@@ -262,6 +262,34 @@ static int write_ring_nodes(struct sx_blkfront *f, xs_transaction_t t, const cha
     return rc;
 }
 
+/* A reconnect may negotiate differently from the last connection: drop every transport key
+ * an earlier one may have left, so the backend never reads a stale ring-page-order or queue. */
+static int remove_stale_transport(struct sx_blkfront *f, xs_transaction_t t)
+{
+    const char *fe = f->info.frontend_path;
+    static const char *const keys[] = { "ring-ref", "ring-page-order", "num-ring-pages",
+                                        "event-channel", "multi-queue-num-queues" };
+    char key[32];
+    for (unsigned i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        int rc = sx_xenbus_rm(f->xb, t, fe, keys[i]);
+        if (rc < 0 && rc != -ENOENT)
+            return rc;
+    }
+    for (unsigned i = 0; i < SX_RING_MAX_PAGES; i++) {
+        snprintf(key, sizeof(key), "ring-ref%u", i);
+        int rc = sx_xenbus_rm(f->xb, t, fe, key);
+        if (rc < 0 && rc != -ENOENT)
+            return rc;
+    }
+    for (unsigned i = 0; i < SX_BLKFRONT_MAX_QUEUES; i++) {
+        snprintf(key, sizeof(key), "queue-%u", i);
+        int rc = sx_xenbus_rm(f->xb, t, fe, key);
+        if (rc < 0 && rc != -ENOENT)
+            return rc;
+    }
+    return 0;
+}
+
 static int publish_transport(struct sx_blkfront *f)
 {
     const char *fe = f->info.frontend_path;
@@ -271,7 +299,8 @@ static int publish_transport(struct sx_blkfront *f)
         rc = sx_xenbus_transaction_start(f->xb, &t);
         if (rc < 0)
             return rc;
-        if (f->info.ring_order > 0)
+        rc = remove_stale_transport(f, t);
+        if (rc == 0 && f->info.ring_order > 0)
             rc = sx_xenbus_printf(f->xb, t, fe, "ring-page-order", "%u", f->info.ring_order);
         if (rc == 0 && f->info.nr_queues == 1) {
             rc = write_ring_nodes(f, t, fe, &f->q[0]);

@@ -17,3 +17,9 @@ PROGS += splitxen-test-mkdom
 splitxen-test-mkdom_SRCS := tests/blkfront/mkdom.c
 splitxen-test-mkdom_LIBS = $(SX_PLAT_LIBS)
 splitxen-test-mkdom_LDLIBS = $(SX_PLAT_LDLIBS)
+
+# A RAM-disk blkif backend for end-to-end frontend tests (tests/blkfront/fio_ramback.itest).
+PROGS += splitxen-test-ramback
+splitxen-test-ramback_SRCS := tests/blkfront/ramback.c
+splitxen-test-ramback_LIBS = sxxenbus sxring $(SX_PLAT_LIBS)
+splitxen-test-ramback_LDLIBS = $(SX_PLAT_LDLIBS)

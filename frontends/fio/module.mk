@@ -40,3 +40,31 @@ fio-engines-try:
 	else echo "note: fio source unavailable (see .deps/fio-src.log); fio engines not built"; fi
 endif
 endif
+
+# splitxen-fio: the blkfront engine (frontends/fio/splitxen_engine.c). The splitxen code it
+# needs is compiled into the .so from source, as position-independent objects of its own under
+# $(B)/fio-pic/ (never sanitized either: Debian's fio is not). The list follows what sxblkfront
+# links: sxblkfront sxxenbus sxring and the platform libraries (the core client needs
+# sxc_socket_path from the server side, which pulls in the in-process xenstored).
+ifneq ($(and $(FIO_VERSION),$(wildcard frontends/blkfront/blkfront.c),$(wildcard xenbus/xenbus.c)),)
+SXFIO_LIB_SRCS := frontends/blkfront/blkfront.c frontends/blkfront/io.c xenbus/xenbus.c \
+    ring/ring.c ring/ring_map.c grant/grant.c grant/grant_sim.c grant/grant_xen.c \
+    evtchn/evtchn.c evtchn/evtchn_sim.c evtchn/evtchn_xen.c \
+    xen-core/shared.c xen-core/client.c xen-core/platform.c xen-core/server.c \
+    xen-core/server_xs.c xen-core/xenstored/store.c xen-core/xenstored/server.c common/log.c
+SXFIO_CFLAGS := -std=gnu11 -g -O2 -fPIC -pthread -Wall -Wextra -Werror -Wshadow \
+    -Wno-unused-parameter -Wno-missing-field-initializers -D_GNU_SOURCE -fno-strict-aliasing \
+    -I. -Icommon -D__XEN_TOOLS__
+SXFIO_OBJS := $(patsubst %.c,$(B)/fio-pic/%.o,$(SXFIO_LIB_SRCS))
+
+$(B)/fio-pic/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(SXFIO_CFLAGS) -MMD -MP -c $< -o $@
+
+$(B)/lib/splitxen-fio.so: frontends/fio/splitxen_engine.c $(SXFIO_OBJS) $(FIO_STAMP)
+	@mkdir -p $(dir $@) $(B)/pic/frontends/fio
+	$(CC) $(FIO_ENGINE_CFLAGS) -pthread -MMD -MP -MF $(B)/pic/frontends/fio/splitxen_engine.d \
+	    -MT $@ -shared -o $@ $< $(SXFIO_OBJS) -lxengnttab -lxenevtchn -lxenstore
+
+EXTRA_TARGETS += $(B)/lib/splitxen-fio.so
+endif

@@ -154,7 +154,7 @@ static void map_queue(struct be *b, unsigned i, const char *dir)
         refs[0] = (grant_ref_t)rdu(dir, "ring-ref");
     } else {
         for (unsigned k = 0; k < (1u << b->order); k++) {
-            char key[16];
+            char key[32];
             snprintf(key, sizeof(key), "ring-ref%u", k);
             refs[k] = (grant_ref_t)rdu(dir, key);
         }
@@ -193,7 +193,7 @@ static void be_connect(struct be *b, unsigned want_order, unsigned want_nq, bool
         CU_ASSERT_EQUAL(has(b->fe, "ring-ref"), want_order == 0);
         CU_ASSERT_EQUAL(has(b->fe, "ring-ref0"), want_order > 0);
         if (want_order > 0) {
-            char key[16];
+            char key[32];
             snprintf(key, sizeof(key), "ring-ref%u", (1u << want_order) - 1);
             CU_ASSERT_TRUE(has(b->fe, key));
             snprintf(key, sizeof(key), "ring-ref%u", 1u << want_order);
@@ -246,8 +246,9 @@ static void *close_thread(void *arg)
     return NULL;
 }
 
-/* Closing/Closed from both sides; the backend unmaps between. */
-static void be_disconnect(struct be *b)
+/* Closing/Closed from both sides; the backend unmaps between. keep: leave the vbd in place
+ * for a reconnect. */
+static void be_disconnect_keep(struct be *b, bool keep)
 {
     CU_ASSERT_EQUAL_FATAL(pthread_create(&b->th, NULL, close_thread, b), 0);
     enum xenbus_state st;
@@ -262,9 +263,13 @@ static void be_disconnect(struct be *b)
     CU_ASSERT_EQUAL(sx_xenbus_switch_state(xb, b->be, XenbusStateClosed), 0);
     CU_ASSERT_EQUAL(pthread_join(b->th, NULL), 0);
     CU_ASSERT_EQUAL(sx_gnt_mapped_pages(gnt), 0);
+    if (keep)
+        return;
     sx_xenbus_rm(xb, XBT_NULL, b->fe, NULL);
     sx_xenbus_rm(xb, XBT_NULL, b->be, NULL);
 }
+
+static void be_disconnect(struct be *b) { be_disconnect_keep(b, false); }
 
 /* One request as the backend sees it, after validation, with its data mapped. */
 struct seen {
@@ -521,6 +526,35 @@ static void test_order2_two_queues_nonpersistent(void)
     be_disconnect(&b);
 }
 
+/* Reconnect (Closed -> Initialising -> InitWait) with smaller options: no key of the first
+ * connection (ring-ref0.., ring-page-order, queue-N, multi-queue-num-queues) survives, and
+ * data still moves. */
+static void test_reconnect_drops_stale_keys(void)
+{
+    struct be b;
+    struct be_cfg cfg = { .max_order = 4, .max_queues = 4, .max_indirect = 64,
+                          .persistent = true };
+    be_create(&b, 51808, "xvdg", &cfg);
+    struct sx_blkfront_opts o = opts_of(true, 64, 3, 3);
+    fe_start(&b, &o);
+    be_connect(&b, 3, 3, true);
+    CU_ASSERT_EQUAL(roundtrip(&b, 2, 0, 65536, 11, false, true), 1);
+    be_disconnect_keep(&b, true);
+    enum xenbus_state st;
+    CU_ASSERT_EQUAL(sx_xenbus_read_state(xb, XBT_NULL, b.fe, &st), 0);
+    CU_ASSERT_EQUAL(st, XenbusStateClosed);
+
+    o = opts_of(false, 0, 0, 1);
+    fe_start(&b, &o);
+    CU_ASSERT_EQUAL(sx_xenbus_wait_state(xb, b.fe, XenbusStateInitialising, STATE_TMO, &st), 0);
+    CU_ASSERT_EQUAL(sx_xenbus_switch_state(xb, b.be, XenbusStateInitWait), 0);
+    be_connect(&b, 0, 1, false);
+    CU_ASSERT_FALSE(has(b.fe, "queue-2"));
+    CU_ASSERT_FALSE(has(b.fe, "ring-ref7"));
+    CU_ASSERT_EQUAL(roundtrip(&b, 0, 4096, 8192, 12, true, false), 1);
+    be_disconnect(&b);
+}
+
 /* Indirect disabled by the caller: 64 KiB (16 pages) goes out as 11 + 5 direct segments. */
 static void test_no_indirect_splits_large_io(void)
 {
@@ -750,6 +784,7 @@ static const struct sx_test_case cases[] = {
     SX_TEST(test_parse_vdev_names_and_numbers),
     SX_TEST(test_order0_one_queue_persistent),
     SX_TEST(test_order2_two_queues_nonpersistent),
+    SX_TEST(test_reconnect_drops_stale_keys),
     SX_TEST(test_no_indirect_splits_large_io),
     SX_TEST(test_errors_bad_ids_batching_flush_discard),
     SX_TEST(test_full_ring_eagain_and_event_wakeup),

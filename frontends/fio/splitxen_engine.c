@@ -1,0 +1,531 @@
+/*
+ * splitxen-fio: a fio external ioengine that drives a vbd through sxblkfront, acting as a sim
+ * guest domain.
+ *
+ *   fio --ioengine=external:$B/lib/splitxen-fio.so --domid=1 --vdev=xvda --name=t \
+ *       --rw=randread --bs=4k --iodepth=32 --size=64M --thread
+ *
+ * Options (engine): domid (required: the guest domain this process acts as), vdev (xvda or a
+ * number, default xvda), queues (default 1), persistent (0/1, default 1), indirect (max
+ * indirect segments, 0 = off, default 256), ring_order (default 4), spin_us (spin budget
+ * before sleeping, default from $SPLITXEN_SPIN_NS or 20), core (splitxen-core socket, default
+ * $SPLITXEN_CORE or $SPLITXEN_RUN/core.sock), timeout_ms (each handshake wait, 10000).
+ *
+ * A process holds one blkfront per vbd; the jobs of that process (thread=1) share it, job i
+ * on queue i % queues (jobs on one queue serialise on a lock and hand each other's
+ * completions over). With fio's default of one process per job, each job connects on its
+ * own, so numjobs > 1 on one vbd needs thread=1 (the second connection is refused: -EBUSY).
+ * setup() learns the disk size (the "file" fio sees) by connecting; in process mode it
+ * disconnects again and the job reconnects (the backend must support reconnection, as Linux
+ * blkback does: frontend Closed -> Initialising sends it back to InitWait).
+ *
+ * queue() copies a write into granted pages and writes ring slots; commit() publishes the
+ * batch with at most one notification; getevents() reaps, spinning then sleeping on the
+ * event channel. Failed requests complete with io_u->error = errno (EIO, EOPNOTSUPP, ...).
+ */
+#include "fio.h"
+#include "optgroup.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <string.h>
+
+#include "frontends/blkfront/blkfront.h"
+#include "xen-core/platform.h"
+
+struct sxf_options {
+    void *pad;                  /* fio treats off1 == 0 as "no offset" */
+    unsigned int domid;
+    char *vdev;
+    unsigned int queues;
+    unsigned int persistent;
+    unsigned int indirect;
+    unsigned int ring_order;
+    unsigned int spin_us;
+    char *core;
+    unsigned int timeout_ms;
+};
+
+#define SXF_OPT(n, ln, t, field, d, h)                                                   \
+    {                                                                                     \
+        .name = n, .lname = ln, .type = t, .off1 = offsetof(struct sxf_options, field),  \
+        .def = d, .help = h, .category = FIO_OPT_C_ENGINE, .group = FIO_OPT_G_INVALID,    \
+    }
+
+static struct fio_option sxf_opts[] = {
+    SXF_OPT("domid", "splitxen guest domid", FIO_OPT_INT, domid, "0",
+            "Guest domain to act as (required)"),
+    SXF_OPT("vdev", "splitxen vbd", FIO_OPT_STR_STORE, vdev, "xvda",
+            "Virtual device: xvda or a devid number"),
+    SXF_OPT("queues", "splitxen queues", FIO_OPT_INT, queues, "1",
+            "Queues to negotiate (capped by the backend)"),
+    SXF_OPT("persistent", "splitxen persistent grants", FIO_OPT_BOOL, persistent, "1",
+            "Offer persistent grants"),
+    SXF_OPT("indirect", "splitxen indirect segments", FIO_OPT_INT, indirect, "256",
+            "Max indirect segments per request (0 = no indirect descriptors)"),
+    SXF_OPT("ring_order", "splitxen ring page order", FIO_OPT_INT, ring_order, "4",
+            "Max ring-page-order (0..4)"),
+    SXF_OPT("spin_us", "splitxen spin budget", FIO_OPT_INT, spin_us, "4294967295",
+            "Spin on the ring this long before sleeping (default: $SPLITXEN_SPIN_NS or 20)"),
+    SXF_OPT("core", "splitxen-core socket", FIO_OPT_STR_STORE, core, "",
+            "splitxen-core socket (default $SPLITXEN_CORE or $SPLITXEN_RUN/core.sock)"),
+    SXF_OPT("timeout_ms", "splitxen handshake timeout", FIO_OPT_INT, timeout_ms, "10000",
+            "Timeout of each xenbus handshake wait"),
+    { .name = NULL },
+};
+
+/* ------------------------------------------------------------------ shared devices */
+
+struct sxf_queue {
+    pthread_mutex_t lock;
+    unsigned users;
+};
+
+struct sxf_dev {
+    struct sxf_dev *next;
+    char key[512];
+    struct sx_plat *plat;
+    struct sx_blkfront *bf;
+    unsigned refs, attached;
+    struct sxf_queue q[SX_BLKFRONT_MAX_QUEUES];
+};
+
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct sxf_dev *reg;
+
+struct sxf_job {
+    struct sxf_dev *dev;
+    unsigned queue;
+    bool attached;
+    bool shared;                /* another job uses this queue: lock and route completions */
+    unsigned depth;
+    struct io_u **events;       /* filled by getevents, read by event() */
+    struct sx_blkfront_cpl *cpl;
+    struct io_u **pending;      /* queued since the last commit */
+    unsigned npending;
+    struct io_u **mailbox;      /* completions another job reaped for us (queue lock) */
+    unsigned nmail;
+};
+
+static void fill_opts(const struct sxf_options *o, struct sx_blkfront_opts *bo)
+{
+    sx_blkfront_opts_default(bo);
+    bo->persistent = o->persistent != 0;
+    bo->max_indirect_segs = o->indirect;
+    bo->max_ring_order = o->ring_order;
+    bo->max_queues = o->queues ? o->queues : 1;
+    if (o->timeout_ms)
+        bo->timeout_ms = o->timeout_ms;
+    if (o->spin_us != UINT_MAX)
+        bo->spin_ns = (uint64_t)o->spin_us * 1000;
+}
+
+static const char *core_path(const struct sxf_options *o)
+{
+    if (!o->core || !*o->core)
+        return NULL;
+    /* The xenstored sockets live next to the core socket: derive the run dir from it. */
+    if (!getenv("SPLITXEN_RUN")) {
+        char dir[PATH_MAX];
+        snprintf(dir, sizeof(dir), "%s", o->core);
+        char *slash = strrchr(dir, '/');
+        if (slash && slash != dir) {
+            *slash = 0;
+            setenv("SPLITXEN_RUN", dir, 0);
+        }
+    }
+    return o->core;
+}
+
+static int sxf_connect(struct thread_data *td, const struct sxf_options *o, struct sx_plat **pp,
+                       struct sx_blkfront **bfp)
+{
+    if (!o->domid) {
+        log_err("splitxen: --domid=N is required (the guest domain to act as)\n");
+        return -EINVAL;
+    }
+    const char *core = core_path(o);
+    int kind = sx_plat_kind_from_name(getenv("SPLITXEN_PLATFORM") ? getenv("SPLITXEN_PLATFORM")
+                                                                   : "sim");
+    if (kind < 0)
+        return kind;
+    int rc = sx_plat_open(pp, (enum sx_plat_kind)kind, (domid_t)o->domid, core);
+    if (rc < 0) {
+        log_err("splitxen: attach to dom%u via %s: %s\n", o->domid, core ? core : "default core",
+                strerror(-rc));
+        return rc;
+    }
+    struct sx_blkfront_opts bo;
+    fill_opts(o, &bo);
+    rc = sx_blkfront_open(bfp, *pp, o->vdev && *o->vdev ? o->vdev : "xvda", &bo);
+    if (rc < 0) {
+        log_err("splitxen: connect dom%u vbd %s: %s\n", o->domid, o->vdev, strerror(-rc));
+        sx_plat_close(*pp);
+        *pp = NULL;
+        return rc;
+    }
+    return 0;
+}
+
+static int dev_get(struct thread_data *td, const struct sxf_options *o, struct sxf_dev **out)
+{
+    char key[512];
+    snprintf(key, sizeof(key), "%s|%u|%s", o->core ? o->core : "", o->domid,
+             o->vdev ? o->vdev : "xvda");
+    pthread_mutex_lock(&reg_lock);
+    struct sxf_dev *d;
+    for (d = reg; d; d = d->next)
+        if (!strcmp(d->key, key))
+            break;
+    int rc = 0;
+    if (d) {
+        d->refs++;
+    } else {
+        d = calloc(1, sizeof(*d));
+        rc = d ? sxf_connect(td, o, &d->plat, &d->bf) : -ENOMEM;
+        if (rc == 0) {
+            snprintf(d->key, sizeof(d->key), "%s", key);
+            for (unsigned i = 0; i < SX_BLKFRONT_MAX_QUEUES; i++)
+                pthread_mutex_init(&d->q[i].lock, NULL);
+            d->refs = 1;
+            d->next = reg;
+            reg = d;
+        } else {
+            free(d);
+            d = NULL;
+        }
+    }
+    pthread_mutex_unlock(&reg_lock);
+    *out = d;
+    return rc;
+}
+
+static void dev_put(struct sxf_dev *d)
+{
+    if (!d)
+        return;
+    pthread_mutex_lock(&reg_lock);
+    bool last = --d->refs == 0;
+    if (last) {
+        for (struct sxf_dev **pp = &reg; *pp; pp = &(*pp)->next)
+            if (*pp == d) {
+                *pp = d->next;
+                break;
+            }
+    }
+    pthread_mutex_unlock(&reg_lock);
+    if (!last)
+        return;
+    sx_blkfront_close(d->bf);
+    sx_plat_close(d->plat);
+    for (unsigned i = 0; i < SX_BLKFRONT_MAX_QUEUES; i++)
+        pthread_mutex_destroy(&d->q[i].lock);
+    free(d);
+}
+
+/* ------------------------------------------------------------------ setup / init */
+
+static struct sxf_job *job_alloc(struct thread_data *td)
+{
+    struct sxf_job *j = td->io_ops_data;
+    if (j)
+        return j;
+    j = calloc(1, sizeof(*j));
+    if (!j)
+        return NULL;
+    td->io_ops_data = j;
+    return j;
+}
+
+static int sxf_setup(struct thread_data *td)
+{
+    struct sxf_options *o = td->eo;
+    if (!o->domid) {
+        td_verror(td, EINVAL, "splitxen: --domid=N is required");
+        return 1;
+    }
+    /* The "file" is the whole disk: learn its size (size= only limits the I/O). In thread
+     * mode keep the connection for the jobs; a forked job reconnects on its own. */
+    unsigned long long per_file = 0;
+    struct sx_plat *p = NULL;
+    struct sx_blkfront *bf = NULL;
+    int rc;
+    if (td->o.use_thread) {
+        struct sxf_job *j = job_alloc(td);
+        rc = j ? (j->dev ? 0 : dev_get(td, o, &j->dev)) : -ENOMEM;
+        if (rc == 0)
+            per_file = sx_blkfront_info(j->dev->bf)->size_bytes;
+    } else {
+        rc = sxf_connect(td, o, &p, &bf);
+        if (rc == 0)
+            per_file = sx_blkfront_info(bf)->size_bytes;
+        sx_blkfront_close(bf);
+        sx_plat_close(p);
+    }
+    if (rc < 0) {
+        td_verror(td, -rc, "splitxen: connect to the vbd to learn its size");
+        return 1;
+    }
+    per_file /= td->o.nr_files ? td->o.nr_files : 1;
+    struct fio_file *f;
+    unsigned int i;
+    for_each_file(td, f, i) {
+        f->real_file_size = per_file;
+        fio_file_set_size_known(f);
+    }
+    return 0;
+}
+
+static int sxf_init(struct thread_data *td)
+{
+    struct sxf_options *o = td->eo;
+    struct sxf_job *j = job_alloc(td);
+    if (!j) {
+        td_verror(td, ENOMEM, "splitxen: init");
+        return 1;
+    }
+    unsigned depth = td->o.iodepth ? td->o.iodepth : 1;
+    j->depth = depth;
+    j->events = calloc(depth, sizeof(*j->events));
+    j->cpl = calloc(depth, sizeof(*j->cpl));
+    j->pending = calloc(depth, sizeof(*j->pending));
+    j->mailbox = calloc(depth, sizeof(*j->mailbox));
+    if (!j->events || !j->cpl || !j->pending || !j->mailbox) {
+        td_verror(td, ENOMEM, "splitxen: init");
+        return 1;
+    }
+    if (!j->dev) {
+        int rc = dev_get(td, o, &j->dev);
+        if (rc < 0) {
+            td_verror(td, -rc, "splitxen: connect to the vbd");
+            return 1;
+        }
+    }
+    struct sxf_dev *d = j->dev;
+    pthread_mutex_lock(&reg_lock);
+    j->queue = d->attached++ % sx_blkfront_info(d->bf)->nr_queues;
+    d->q[j->queue].users++;
+    j->attached = true;
+    pthread_mutex_unlock(&reg_lock);
+    td->io_ops->flags |= FIO_ASYNCIO_SETS_ISSUE_TIME;
+    td_set_ioengine_flags(td);
+    return 0;
+}
+
+static void sxf_cleanup(struct thread_data *td)
+{
+    struct sxf_job *j = td->io_ops_data;
+    if (!j)
+        return;
+    if (j->attached) {
+        pthread_mutex_lock(&reg_lock);
+        j->dev->q[j->queue].users--;
+        pthread_mutex_unlock(&reg_lock);
+    }
+    dev_put(j->dev);
+    free(j->events);
+    free(j->cpl);
+    free(j->pending);
+    free(j->mailbox);
+    free(j);
+    td->io_ops_data = NULL;
+}
+
+static int sxf_open_file(struct thread_data *td, struct fio_file *f)
+{
+    struct sxf_job *j = td->io_ops_data;
+    uint64_t size = sx_blkfront_info(j->dev->bf)->size_bytes;
+    /* fio keeps I/O inside real_file_size, which setup() set to the disk size; a job of
+     * another process may have learned it from a different disk under the same name. */
+    if (f->real_file_size > size) {
+        log_err("splitxen: %s: %llu bytes expected, the disk has %llu\n", f->file_name,
+                (unsigned long long)f->real_file_size, (unsigned long long)size);
+        td_verror(td, EINVAL, "splitxen: size beyond the disk");
+        return 1;
+    }
+    return 0;
+}
+
+static int sxf_close_file(struct thread_data *td, struct fio_file *f)
+{
+    return 0;
+}
+
+/* ------------------------------------------------------------------ data path */
+
+static bool queue_shared(struct sxf_job *j)
+{
+    return j->dev->q[j->queue].users > 1;
+}
+
+static enum fio_q_status sxf_queue(struct thread_data *td, struct io_u *io_u)
+{
+    struct sxf_job *j = td->io_ops_data;
+    fio_ro_check(td, io_u);
+    enum sx_blkfront_op op;
+    switch (io_u->ddir) {
+    case DDIR_READ:
+        op = SX_BLKFRONT_READ;
+        break;
+    case DDIR_WRITE:
+        op = SX_BLKFRONT_WRITE;
+        break;
+    case DDIR_SYNC:
+    case DDIR_DATASYNC:
+        op = SX_BLKFRONT_FLUSH;
+        break;
+    case DDIR_TRIM:
+        op = SX_BLKFRONT_DISCARD;
+        break;
+    default:
+        io_u->error = EINVAL;
+        return FIO_Q_COMPLETED;
+    }
+    io_u->engine_data = j;
+    bool shared = queue_shared(j);
+    if (shared)
+        pthread_mutex_lock(&j->dev->q[j->queue].lock);
+    int rc = sx_blkfront_submit(j->dev->bf, j->queue, op,
+                                op == SX_BLKFRONT_FLUSH ? 0 : io_u->offset,
+                                op == SX_BLKFRONT_FLUSH ? NULL : io_u->xfer_buf,
+                                op == SX_BLKFRONT_FLUSH ? 0 : io_u->xfer_buflen, io_u);
+    if (shared)
+        pthread_mutex_unlock(&j->dev->q[j->queue].lock);
+    if (rc == -EAGAIN)
+        return FIO_Q_BUSY;          /* fio commits, reaps and retries */
+    if (rc < 0) {
+        io_u->error = -rc;
+        return FIO_Q_COMPLETED;
+    }
+    j->pending[j->npending++] = io_u;
+    return FIO_Q_QUEUED;
+}
+
+static int sxf_commit(struct thread_data *td)
+{
+    struct sxf_job *j = td->io_ops_data;
+    if (!j->npending)
+        return 0;
+    bool shared = queue_shared(j);
+    if (shared)
+        pthread_mutex_lock(&j->dev->q[j->queue].lock);
+    int rc = sx_blkfront_kick(j->dev->bf, j->queue);
+    if (shared)
+        pthread_mutex_unlock(&j->dev->q[j->queue].lock);
+    if (rc < 0) {
+        td_verror(td, -rc, "splitxen: kick");
+        return -rc;
+    }
+    struct timespec now;
+    bool stamp = fio_fill_issue_time(td);
+    if (stamp)
+        fio_gettime(&now, NULL);
+    for (unsigned i = 0; i < j->npending; i++) {
+        if (stamp)
+            memcpy(&j->pending[i]->issue_time, &now, sizeof(now));
+        io_u_queued(td, j->pending[i]);
+    }
+    io_u_mark_submit(td, j->npending);
+    j->npending = 0;
+    return 0;
+}
+
+static void take(struct sxf_job *j, struct io_u *io_u, int res, unsigned *n)
+{
+    io_u->error = res < 0 ? -res : 0;
+    io_u->resid = 0;
+    j->events[(*n)++] = io_u;
+}
+
+/* Route completions reaped on a shared queue: ours to events, others' to their mailbox. */
+static void route(struct sxf_job *j, int got, unsigned *n)
+{
+    for (int i = 0; i < got; i++) {
+        struct io_u *io_u = j->cpl[i].cookie;
+        struct sxf_job *owner = io_u->engine_data;
+        if (owner == j) {
+            take(j, io_u, j->cpl[i].res, n);
+        } else {
+            io_u->error = j->cpl[i].res < 0 ? -j->cpl[i].res : 0;
+            owner->mailbox[owner->nmail++] = io_u;
+        }
+    }
+}
+
+static int sxf_getevents(struct thread_data *td, unsigned int min, unsigned int max,
+                         const struct timespec *t)
+{
+    struct sxf_job *j = td->io_ops_data;
+    struct sx_blkfront *bf = j->dev->bf;
+    int tmo = t ? (int)(t->tv_sec * 1000 + t->tv_nsec / 1000000) : -1;
+    if (max > j->depth)
+        max = j->depth;
+    if (min > max)
+        min = max;
+    unsigned n = 0;
+    if (!queue_shared(j)) {
+        int got = sx_blkfront_wait(bf, j->queue, j->cpl, min, max, tmo);
+        if (got < 0) {
+            td_verror(td, -got, "splitxen: reap");
+            return got;
+        }
+        for (int i = 0; i < got; i++)
+            take(j, j->cpl[i].cookie, j->cpl[i].res, &n);
+        return (int)n;
+    }
+    struct sxf_queue *q = &j->dev->q[j->queue];
+    struct timespec start;
+    fio_gettime(&start, NULL);
+    for (;;) {
+        pthread_mutex_lock(&q->lock);
+        while (j->nmail && n < max) {
+            struct io_u *io_u = j->mailbox[--j->nmail];
+            j->events[n++] = io_u;
+        }
+        int got = n < max ? sx_blkfront_poll(bf, j->queue, j->cpl, max - n) : 0;
+        if (got > 0)
+            route(j, got, &n);
+        int armed = 0;
+        if (got >= 0 && n < min)
+            armed = sx_blkfront_arm(bf, j->queue);
+        pthread_mutex_unlock(&q->lock);
+        if (got < 0) {
+            td_verror(td, -got, "splitxen: reap");
+            return got;
+        }
+        if (n >= min)
+            return (int)n;
+        if (tmo >= 0 && (int)mtime_since_now(&start) >= tmo)
+            return (int)n;
+        if (armed == 0) {
+            /* Another job may reap our completions: never sleep long. */
+            struct pollfd pfd = { .fd = sx_blkfront_fd(bf, j->queue), .events = POLLIN };
+            poll(&pfd, 1, 1);
+        }
+    }
+}
+
+static struct io_u *sxf_event(struct thread_data *td, int event)
+{
+    struct sxf_job *j = td->io_ops_data;
+    return j->events[event];
+}
+
+struct ioengine_ops ioengine = {
+    .name = "splitxen-fio",
+    .version = FIO_IOOPS_VERSION,
+    .setup = sxf_setup,
+    .init = sxf_init,
+    .cleanup = sxf_cleanup,
+    .queue = sxf_queue,
+    .commit = sxf_commit,
+    .getevents = sxf_getevents,
+    .event = sxf_event,
+    .open_file = sxf_open_file,
+    .close_file = sxf_close_file,
+    .flags = FIO_DISKLESSIO | FIO_NOEXTEND | FIO_NODISKUTIL,
+    .options = sxf_opts,
+    .option_struct_size = sizeof(struct sxf_options),
+};
