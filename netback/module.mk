@@ -16,3 +16,15 @@ UNIT_TESTS += netback_tap_test
 netback_tap_test_SRCS := tests/netback/tap_test.c
 netback_tap_test_LIBS := sxnetback sxcommon
 netback_tap_test_LDLIBS := -lcunit -lmnl
+
+# The daemon: control plane (xenbus.c), tx (netback.c), rx (rx.c), credit limiter (rate.c).
+# Split into a library so the hostile-frontend test can run it in-process.
+LIBS += sxnetbackd
+sxnetbackd_SRCS := netback/xenbus.c netback/netback.c netback/rx.c netback/rate.c
+NETBACKD_LIBS = sxnetbackd sxnetback sxxenbus sxring $(SX_PLAT_LIBS)
+NETBACKD_LDLIBS = $(SX_PLAT_LDLIBS) -lmnl -lpthread
+
+PROGS += splitxen-netback
+splitxen-netback_SRCS := netback/main.c
+splitxen-netback_LIBS = $(NETBACKD_LIBS)
+splitxen-netback_LDLIBS = $(NETBACKD_LDLIBS)

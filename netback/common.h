@@ -1,0 +1,192 @@
+/*
+ * splitxen-netback: private header shared by the control plane (xenbus.c), the tx data path
+ * (netback.c), the rx data path (rx.c) and the credit limiter (rate.c).
+ *
+ * Layout follows Linux drivers/net/xen-netback: one struct nb per daemon, one nb_vif per
+ * backend/vif/<fe>/<devid> node, one nb_queue per negotiated queue with its own thread, event
+ * channel handle, rings and preallocated buffers. The control plane runs on the main thread
+ * only; a queue's data is touched only by its thread between nb_queue_start and nb_queue_stop.
+ *
+ * Functions return 0 (or a count) or -errno.
+ */
+#ifndef SPLITXEN_NETBACK_COMMON_H
+#define SPLITXEN_NETBACK_COMMON_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "ring/ring.h"
+#include "netback/pkt.h"
+#include "netback/tap.h"
+#include "common/stats.h"
+#include "grant/grant.h"
+#include "evtchn/evtchn.h"
+#include "xenbus/xenbus.h"
+
+SX_RING_CHECK_TYPES(netif_tx_request_t, netif_tx_response_t);
+SX_RING_CHECK_TYPES(netif_rx_request_t, netif_rx_response_t);
+
+#define NB_MAX_QUEUES 16u                /* <= SX_TAP_MAX_QUEUES */
+#define NB_TX_BATCH 64u                  /* packets per tx grant-copy batch */
+#define NB_TX_SEGS 512u                  /* copy segments per tx batch */
+#define NB_TX_ARENA (1u << 20)           /* bytes of packet buffers per tx batch */
+#define NB_TX_PKT_MAX (SX_TAP_VNET_HDR_LEN + 65536u)
+#define NB_TXQ (2u * 256u)               /* copied-but-unparsed tx requests */
+#define NB_RX_BATCH 32u                  /* frames per rx batch (and the rx backlog bound) */
+#define NB_RX_FRAME_MAX (SX_TAP_VNET_HDR_LEN + 65536u + 4096u)
+#define NB_RX_SEGS (NB_RX_BATCH * 18u)
+#define NB_RXQ 256u                      /* rx requests held (power of two) */
+
+/* Per-vif counters (the stats file). Order matches nb_stat_names in xenbus.c. */
+enum nb_stat {
+    NBS_TX_PKTS, NBS_TX_BYTES, NBS_TX_GSO, NBS_TX_MCAST,
+    NBS_TX_DROPS, NBS_TX_DROP_RUNT, NBS_TX_DROP_SLOTS, NBS_TX_DROP_OVERSIZE,
+    NBS_TX_DROP_ZERO_FRAG, NBS_TX_DROP_GRANT, NBS_TX_DROP_HDR, NBS_TX_ERRORS, NBS_TX_FATAL,
+    NBS_TX_BATCHES, NBS_TX_NOTIFIES, NBS_TX_THROTTLED,
+    NBS_RX_PKTS, NBS_RX_BYTES, NBS_RX_GSO,
+    NBS_RX_DROPS, NBS_RX_DROP_NOSG, NBS_RX_DROP_CONV, NBS_RX_DROP_GRANT, NBS_RX_ERRORS,
+    NBS_RX_FATAL, NBS_RX_BATCHES, NBS_RX_NOTIFIES, NBS_RX_STALLS,
+    NBS_SLEEPS, NBS_QUEUES, NBS_MAPPED_PAGES, NBS_CONNECTS,
+    NBS_NR
+};
+extern const char *const nb_stat_names[];
+
+/* Credit limiter (rate.c), Linux netback's tx_credit: `bytes` per `usecs`. */
+struct nb_rate {
+    uint64_t bytes;       /* 0: unlimited */
+    uint64_t usecs;
+    uint64_t remaining;
+    uint64_t next_ns;     /* when the next replenish is due */
+};
+/* Parse the libxl "BYTES,USECS" form. 0 or -EINVAL. */
+int nb_rate_parse(const char *s, uint64_t *bytes, uint64_t *usecs);
+void nb_rate_init(struct nb_rate *r, uint64_t bytes, uint64_t usecs);
+/* Take len bytes of credit at now_ns: true when allowed. When not, *wait_ns says how long until
+ * the next replenish. A packet larger than the whole credit passes once per full credit
+ * (Linux lets the credit cover the largest packet). */
+bool nb_rate_take(struct nb_rate *r, uint64_t len, uint64_t now_ns, uint64_t *wait_ns);
+
+struct nb_vif;
+
+struct nb_txslot {                       /* one packet of a tx batch */
+    struct sx_net_txpkt pkt;
+    uint32_t off;                        /* in the arena: vnet header, then the frame */
+    uint32_t len;                        /* frame bytes */
+    uint16_t seg0, nsegs;
+    int16_t status;                      /* NETIF_RSP_* */
+};
+
+struct nb_rxframe {                      /* a frame read from the TAP */
+    uint8_t *buf;                        /* NB_RX_FRAME_MAX: vnet header + frame */
+    uint32_t len;                        /* frame bytes after the header */
+    bool ready;                          /* meta computed (never convert twice: sw csum) */
+    struct sx_net_netif_meta meta;
+};
+
+struct nb_queue {
+    struct nb_vif *vif;
+    unsigned id;
+    /* connect-time state */
+    struct sx_evtchn *ev;
+    evtchn_port_t tx_port, rx_port;      /* local ports; equal without split channels */
+    void *tx_mem, *rx_mem;               /* mapped ring pages */
+    struct sx_back_ring tx, rx;
+    int tapfd;
+    int stopfd;                          /* eventfd: wakes the thread to stop */
+    pthread_t thr;
+    bool thr_started;
+    atomic_bool stop;
+    bool halted;                         /* a fatal frontend error: stop consuming */
+    /* tx */
+    netif_tx_request_t *txq;             /* NB_TXQ copied requests, [txq_head, txq_tail) */
+    unsigned txq_head, txq_tail;
+    struct nb_txslot *txs;               /* NB_TX_BATCH */
+    xengnttab_grant_copy_segment_t *txsegs;   /* NB_TX_SEGS */
+    uint8_t *arena;                      /* NB_TX_ARENA + NB_TX_PKT_MAX */
+    struct nb_rate rate;
+    uint64_t rate_wait_ns;               /* > 0: throttled until now + this */
+    /* rx */
+    netif_rx_request_t *rxq;             /* NB_RXQ held rx requests, ring of [rxq_head,rxq_tail) */
+    unsigned rxq_head, rxq_tail;
+    struct nb_rxframe *rxf;              /* NB_RX_BATCH frame buffers */
+    unsigned rxf_pending;                /* frames read but not yet delivered (at the front) */
+    xengnttab_grant_copy_segment_t *rxsegs;
+    netif_rx_response_t *rxrsp;          /* NB_RX_SEGS + NB_RX_BATCH staged responses */
+    bool rx_need_slots;                  /* a frame waits for rx buffers: do not read the TAP */
+};
+
+struct nb;
+
+struct nb_vif {
+    struct nb *nb;
+    struct nb_vif *next;
+    unsigned fe_domid, devid;
+    char be_path[128], fe_path[128];
+    char tok_online[48], tok_fe[48], tok_state[48];
+    bool watching_fe;
+    enum xenbus_state be_state;
+    bool connected;                      /* queues running */
+    bool online;
+    bool gone;                           /* backend dir removed: free at the next sweep */
+    bool failed;                         /* a bad frontend config: wait for it to reset */
+    unsigned max_queues, nqueues;
+    /* frontend features */
+    bool split, rx_notify, sg, gso4, gso6, csum, csum6;
+    struct sx_net_peer_caps rx_caps;
+    uint64_t rate_bytes, rate_usecs;
+    struct sx_tap *tap;
+    struct sx_stats stats;
+    struct nb_queue q[NB_MAX_QUEUES];
+};
+
+struct nb_opts {
+    int platform;                        /* SX_PLAT_SIM / SX_PLAT_XEN */
+    unsigned domid;
+    const char *bridge_default;
+    uint64_t spin_ns;
+    const char *core_path;               /* sim: NULL = default */
+    const char *xenstored_path;          /* NULL: the platform's */
+};
+
+struct nb {
+    struct nb_opts o;
+    struct sx_plat *plat;
+    struct sx_gnt *gnt;
+    struct sx_xenbus *xb;
+    char vif_dir[64];
+    struct nb_vif *vifs;
+    unsigned ncpus;
+    struct sx_stats stats;               /* daemon-wide: vifs, threads, mapped pages */
+    atomic_bool stop;
+};
+
+/* xenbus.c: the daemon. nb_open connects and watches; nb_run dispatches until nb->stop;
+ * nb_close tears every vif down. */
+int nb_open(struct nb **out, const struct nb_opts *o);
+int nb_run(struct nb *nb);
+/* One control-plane step: dispatch watches for up to timeout_ms, then bring every vif in line
+ * with xenstore. 0 or -ENOTCONN. (Tests drive the daemon with it.) */
+int nb_step(struct nb *nb, int timeout_ms);
+void nb_close(struct nb *nb);
+int nb_count_vifs(const struct nb *nb);
+
+/* netback.c: queue lifecycle and the per-queue loop. */
+int nb_queue_alloc(struct nb_queue *q);      /* buffers; 0 or -ENOMEM */
+void nb_queue_free(struct nb_queue *q);      /* NULL-safe, idempotent */
+int nb_queue_start(struct nb_queue *q);      /* thread */
+void nb_queue_stop(struct nb_queue *q);      /* join; idempotent */
+/* tx: one batch. Returns packets handled (>= 0) or -EPROTO when the vif was halted. */
+int nb_tx_action(struct nb_queue *q);
+/* rx.c: one batch. Returns frames handled (>= 0) or -EPROTO. */
+int nb_rx_action(struct nb_queue *q);
+/* rx: true when the loop should poll the TAP fd for input. */
+static inline bool nb_rx_wants_tap(const struct nb_queue *q)
+{
+    return !q->rx_need_slots && q->rxf_pending < NB_RX_BATCH;
+}
+uint64_t nb_now_ns(void);
+
+#endif

@@ -1,0 +1,394 @@
+/*
+ * netback tx data path (guest -> world) and the per-queue loop.
+ *
+ * Per batch: copy requests off the tx ring once, parse and validate each packet on the copy
+ * (netback/pkt.c), lay the accepted packets out in a preallocated arena (vnet header, frame),
+ * grant-copy every fragment of the whole batch in one sx_gnt_copy, write each frame to the TAP
+ * queue, then respond to every slot and push once (one notification per batch).
+ *
+ * The loop (nb_queue_main) alternates tx and rx batches, spins up to spin_ns on the rings and
+ * the TAP before arming (final check) and sleeping in poll() on the event channel, the TAP
+ * and the stop eventfd.
+ */
+#define SX_LOG_MODULE "netback"
+#include "log.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "netback/common.h"
+
+uint64_t nb_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void stat_add(struct nb_queue *q, enum nb_stat i, uint64_t n)
+{
+    if (n)
+        sx_stats_add(&q->vif->stats, i, n);
+}
+
+int nb_queue_alloc(struct nb_queue *q)
+{
+    q->tapfd = -1;
+    q->stopfd = -1;
+    q->txq = calloc(NB_TXQ, sizeof(*q->txq));
+    q->txs = calloc(NB_TX_BATCH, sizeof(*q->txs));
+    q->txsegs = calloc(NB_TX_SEGS, sizeof(*q->txsegs));
+    q->arena = malloc(NB_TX_ARENA + NB_TX_PKT_MAX);
+    q->rxq = calloc(NB_RXQ, sizeof(*q->rxq));
+    q->rxf = calloc(NB_RX_BATCH, sizeof(*q->rxf));
+    q->rxsegs = calloc(NB_RX_SEGS, sizeof(*q->rxsegs));
+    q->rxrsp = calloc(NB_RX_SEGS + NB_RX_BATCH, sizeof(*q->rxrsp));
+    if (!q->txq || !q->txs || !q->txsegs || !q->arena || !q->rxq || !q->rxf || !q->rxsegs ||
+        !q->rxrsp)
+        goto fail;
+    for (unsigned i = 0; i < NB_RX_BATCH; i++)
+        if (!(q->rxf[i].buf = malloc(NB_RX_FRAME_MAX)))
+            goto fail;
+    q->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (q->stopfd < 0)
+        goto fail;
+    return 0;
+fail:
+    nb_queue_free(q);
+    return -ENOMEM;
+}
+
+void nb_queue_free(struct nb_queue *q)
+{
+    if (!q)
+        return;
+    if (q->rxf)
+        for (unsigned i = 0; i < NB_RX_BATCH; i++)
+            free(q->rxf[i].buf);
+    free(q->txq);
+    free(q->txs);
+    free(q->txsegs);
+    free(q->arena);
+    free(q->rxq);
+    free(q->rxf);
+    free(q->rxsegs);
+    free(q->rxrsp);
+    q->txq = NULL;
+    q->txs = NULL;
+    q->txsegs = NULL;
+    q->arena = NULL;
+    q->rxq = NULL;
+    q->rxf = NULL;
+    q->rxsegs = NULL;
+    q->rxrsp = NULL;
+    if (q->stopfd >= 0)
+        close(q->stopfd);
+    q->stopfd = -1;
+}
+
+static void tx_halt(struct nb_queue *q, enum sx_net_tx_reason r)
+{
+    q->halted = true;
+    stat_add(q, NBS_TX_FATAL, 1);
+    sx_log_ratelimited(SX_LOG_WARN, "vif%u.%u q%u: fatal tx error (%s): queue halted",
+                       q->vif->fe_domid, q->vif->devid, q->id, sx_net_tx_reason_str(r));
+}
+
+static enum nb_stat drop_stat(enum sx_net_tx_reason r)
+{
+    switch (r) {
+    case SX_NET_TXR_RUNT: return NBS_TX_DROP_RUNT;
+    case SX_NET_TXR_TOO_MANY_SLOTS: return NBS_TX_DROP_SLOTS;
+    case SX_NET_TXR_SLOT_OVERSIZE: return NBS_TX_DROP_OVERSIZE;
+    case SX_NET_TXR_ZERO_FRAG: return NBS_TX_DROP_ZERO_FRAG;
+    default: return NBS_TX_DROPS;
+    }
+}
+
+/* Respond to the packets of a batch and publish once. */
+static void tx_respond(struct nb_queue *q, unsigned npkts)
+{
+    netif_tx_response_t rsp[SX_NET_TX_MAX_SLOTS];
+    for (unsigned p = 0; p < npkts; p++) {
+        unsigned n = sx_net_tx_responses(&q->txs[p].pkt, q->txs[p].status, rsp);
+        for (unsigned i = 0; i < n; i++)
+            if (sx_back_ring_put_rsp(&q->tx, &rsp[i]) < 0) {
+                q->halted = true;   /* cannot happen for requests we took; do not loop */
+                return;
+            }
+    }
+    if (sx_back_ring_push(&q->tx) == 1) {
+        sx_evtchn_notify(q->ev, q->tx_port);
+        stat_add(q, NBS_TX_NOTIFIES, 1);
+    }
+}
+
+int nb_tx_action(struct nb_queue *q)
+{
+    struct nb_vif *v = q->vif;
+    if (q->halted)
+        return -EPROTO;
+    if (q->rate_wait_ns) {
+        if (nb_now_ns() < q->rate_wait_ns)
+            return 0;
+        q->rate_wait_ns = 0;
+    }
+    unsigned npkts = 0, nsegs = 0;
+    uint32_t aoff = 0;
+    bool drained = false, fatal = false;
+
+    while (npkts < NB_TX_BATCH) {
+        unsigned avail = q->txq_tail - q->txq_head;
+        if (avail < SX_NET_TX_MAX_SLOTS && !drained) {
+            if (q->txq_head) {
+                memmove(q->txq, q->txq + q->txq_head, avail * sizeof(*q->txq));
+                q->txq_head = 0;
+                q->txq_tail = avail;
+            }
+            unsigned space = NB_TXQ - q->txq_tail;
+            int n = sx_back_ring_take(&q->tx, q->txq + q->txq_tail, space);
+            if (n < 0) {
+                tx_halt(q, SX_NET_TXR_NONE);
+                sx_log_ratelimited(SX_LOG_WARN, "vif%u.%u q%u: tx producer index overflow",
+                                   v->fe_domid, v->devid, q->id);
+                fatal = true;
+                break;
+            }
+            q->txq_tail += (unsigned)n;
+            drained = (unsigned)n < space;
+            avail = q->txq_tail - q->txq_head;
+        }
+        if (!avail)
+            break;
+        struct nb_txslot *s = &q->txs[npkts];
+        enum sx_net_tx_verdict vd = sx_net_tx_parse(q->txq + q->txq_head, avail, drained, &s->pkt);
+        if (vd == SX_NET_TX_NEED_MORE)
+            break;
+        if (vd == SX_NET_TX_FATAL) {
+            tx_halt(q, s->pkt.reason);
+            fatal = true;
+            break;
+        }
+        s->nsegs = 0;
+        s->len = 0;
+        if (vd == SX_NET_TX_DROP) {
+            s->status = NETIF_RSP_ERROR;
+            stat_add(q, NBS_TX_DROPS, 1);
+            stat_add(q, drop_stat(s->pkt.reason), 1);
+            sx_log_ratelimited(SX_LOG_WARN, "vif%u.%u: tx packet dropped (%s)", v->fe_domid,
+                               v->devid, sx_net_tx_reason_str(s->pkt.reason));
+        } else if (vd == SX_NET_TX_MCAST) {
+            s->status = NETIF_RSP_OKAY;
+            stat_add(q, NBS_TX_MCAST, 1);
+        } else {
+            uint32_t need = (SX_TAP_VNET_HDR_LEN + s->pkt.total_len + 63u) & ~63u;
+            if (nsegs + s->pkt.nr_frags > NB_TX_SEGS || aoff + need > NB_TX_ARENA)
+                break;   /* batch full: this packet starts the next one */
+            if (q->rate.bytes) {
+                uint64_t wait;
+                if (!nb_rate_take(&q->rate, s->pkt.total_len, nb_now_ns(), &wait)) {
+                    q->rate_wait_ns = nb_now_ns() + wait;
+                    stat_add(q, NBS_TX_THROTTLED, 1);
+                    break;
+                }
+            }
+            s->status = NETIF_RSP_OKAY;
+            s->off = aoff;
+            s->seg0 = (uint16_t)nsegs;
+            uint32_t pos = aoff + SX_TAP_VNET_HDR_LEN;
+            for (unsigned f = 0; f < s->pkt.nr_frags; f++) {
+                const struct sx_net_txfrag *fr = &s->pkt.frags[f];
+                xengnttab_grant_copy_segment_t *g = &q->txsegs[nsegs++];
+                g->source.foreign.ref = fr->gref;
+                g->source.foreign.offset = fr->offset;
+                g->source.foreign.domid = (uint16_t)v->fe_domid;
+                g->dest.virt = q->arena + pos;
+                g->len = fr->len;
+                g->flags = GNTCOPY_source_gref;
+                g->status = GNTST_okay;
+                pos += fr->len;
+            }
+            s->nsegs = (uint16_t)(nsegs - s->seg0);
+            s->len = pos - aoff - SX_TAP_VNET_HDR_LEN;
+            aoff += need;
+        }
+        q->txq_head += s->pkt.nr_slots;
+        npkts++;
+    }
+
+    if (npkts) {
+        int crc = nsegs ? sx_gnt_copy(v->nb->gnt, nsegs, q->txsegs) : 0;
+        uint64_t pkts = 0, bytes = 0, gso = 0;
+        for (unsigned p = 0; p < npkts; p++) {
+            struct nb_txslot *s = &q->txs[p];
+            if (!s->nsegs)
+                continue;
+            bool ok = crc == 0;
+            for (unsigned i = 0; ok && i < s->nsegs; i++)
+                ok = q->txsegs[s->seg0 + i].status == GNTST_okay;
+            if (!ok) {
+                s->status = NETIF_RSP_ERROR;
+                stat_add(q, NBS_TX_DROPS, 1);
+                stat_add(q, NBS_TX_DROP_GRANT, 1);
+                sx_log_ratelimited(SX_LOG_WARN, "vif%u.%u: tx grant copy failed (%d)",
+                                   v->fe_domid, v->devid, crc ? crc
+                                   : q->txsegs[s->seg0].status);
+                continue;
+            }
+            uint8_t *frame = q->arena + s->off + SX_TAP_VNET_HDR_LEN;
+            struct virtio_net_hdr_v1 *vh = (struct virtio_net_hdr_v1 *)(q->arena + s->off);
+            if (sx_net_tx_vnet_hdr(&s->pkt, frame, s->len, vh) < 0) {
+                s->status = NETIF_RSP_ERROR;
+                stat_add(q, NBS_TX_DROPS, 1);
+                stat_add(q, NBS_TX_DROP_HDR, 1);
+                continue;
+            }
+            ssize_t w = write(q->tapfd, q->arena + s->off, SX_TAP_VNET_HDR_LEN + s->len);
+            if (w < 0) {
+                /* The world side refused it (queue full, link down): the guest's packet was
+                 * accepted and lost on the wire, as a NIC would; count it. */
+                stat_add(q, NBS_TX_ERRORS, 1);
+                continue;
+            }
+            pkts++;
+            bytes += s->len;
+            gso += s->pkt.gso.type != XEN_NETIF_GSO_TYPE_NONE;
+        }
+        tx_respond(q, npkts);
+        stat_add(q, NBS_TX_PKTS, pkts);
+        stat_add(q, NBS_TX_BYTES, bytes);
+        stat_add(q, NBS_TX_GSO, gso);
+        stat_add(q, NBS_TX_BATCHES, 1);
+    }
+    if (fatal || q->halted)
+        return -EPROTO;
+    return (int)npkts;
+}
+
+/* ---------------------------------------------------------------- queue loop */
+
+static bool tx_pending_pred(void *arg)
+{
+    struct nb_queue *q = arg;
+    return sx_back_ring_has_requests(&q->tx) || q->txq_tail > q->txq_head;
+}
+
+static void drain_events(struct nb_queue *q)
+{
+    int p;
+    while ((p = sx_evtchn_pending(q->ev)) >= 0)
+        sx_evtchn_unmask(q->ev, (evtchn_port_t)p);
+}
+
+static void *queue_main(void *arg)
+{
+    struct nb_queue *q = arg;
+    struct nb_vif *v = q->vif;
+    uint64_t spin_ns = v->nb->o.spin_ns;
+    bool halted_logged = false;
+
+    while (!atomic_load_explicit(&q->stop, memory_order_acquire)) {
+        drain_events(q);
+        int tx = 0, rx = 0;
+        if (!q->halted) {
+            tx = nb_tx_action(q);
+            rx = nb_rx_action(q);
+        }
+        if (q->halted) {
+            if (!halted_logged)
+                sx_warn("vif%u.%u q%u halted: waiting for disconnect", v->fe_domid, v->devid,
+                        q->id);
+            halted_logged = true;
+            struct pollfd pf = { .fd = q->stopfd, .events = POLLIN };
+            poll(&pf, 1, 1000);
+            continue;
+        }
+        if (tx > 0 || rx > 0)
+            continue;
+        /* Adaptive polling: spin on the tx ring (and retry the TAP / rx ring via the actions)
+         * before paying for a sleeping wakeup. */
+        if (spin_ns) {
+            uint64_t end = nb_now_ns() + spin_ns;
+            bool work = false;
+            while (!work && nb_now_ns() < end) {
+                if (tx_pending_pred(q) && !q->rate_wait_ns)
+                    work = true;
+                else if ((q->rx_need_slots && sx_back_ring_has_requests(&q->rx)) ||
+                         (!q->rx_need_slots && nb_rx_action(q) > 0))
+                    work = true;
+                else
+                    sx_cpu_relax();
+            }
+            if (work)
+                continue;
+        }
+        /* Arm: ask for a notification on the next tx request (and rx buffers when a frame
+         * waits for them), then re-check, so nothing that arrives now is missed. */
+        int f = sx_back_ring_final_check(&q->tx);
+        if (f < 0) {
+            tx_halt(q, SX_NET_TXR_NONE);
+            continue;
+        }
+        if (f > 0 && !q->rate_wait_ns)
+            continue;
+        if (q->rx_need_slots || v->rx_notify) {
+            f = sx_back_ring_final_check(&q->rx);
+            if (f < 0) {
+                q->halted = true;
+                stat_add(q, NBS_RX_FATAL, 1);
+                continue;
+            }
+            if (f > 0 && q->rx_need_slots)
+                continue;
+        }
+        struct pollfd pf[3] = {
+            { .fd = sx_evtchn_fd(q->ev), .events = POLLIN },
+            { .fd = q->stopfd, .events = POLLIN },
+            { .fd = q->tapfd, .events = nb_rx_wants_tap(q) ? POLLIN : 0 },
+        };
+        int timeout = -1;
+        if (q->rate_wait_ns) {
+            uint64_t now = nb_now_ns();
+            timeout = q->rate_wait_ns > now ? (int)((q->rate_wait_ns - now) / 1000000u) + 1 : 0;
+        }
+        stat_add(q, NBS_SLEEPS, 1);
+        if (poll(pf, 3, timeout) < 0 && errno != EINTR) {
+            sx_err("vif%u.%u q%u: poll: %s", v->fe_domid, v->devid, q->id, strerror(errno));
+            break;
+        }
+    }
+    return NULL;
+}
+
+int nb_queue_start(struct nb_queue *q)
+{
+    atomic_store(&q->stop, false);
+    int rc = pthread_create(&q->thr, NULL, queue_main, q);
+    if (rc)
+        return -rc;
+    q->thr_started = true;
+    char name[16];
+    snprintf(name, sizeof(name), "nb%u.%u-q%u", q->vif->fe_domid, q->vif->devid, q->id);
+    pthread_setname_np(q->thr, name);
+    return 0;
+}
+
+void nb_queue_stop(struct nb_queue *q)
+{
+    if (!q->thr_started)
+        return;
+    atomic_store_explicit(&q->stop, true, memory_order_release);
+    uint64_t one = 1;
+    if (write(q->stopfd, &one, sizeof(one)) < 0)
+        sx_warn("stop eventfd: %s", strerror(errno));
+    pthread_join(q->thr, NULL);
+    q->thr_started = false;
+    uint64_t junk;
+    if (read(q->stopfd, &junk, sizeof(junk)) < 0 && errno != EAGAIN)
+        sx_warn("stop eventfd drain: %s", strerror(errno));
+}

@@ -1,0 +1,634 @@
+/*
+ * netback control plane: watches /local/domain/<self>/backend/vif, and for every vif there
+ * runs the xenbus handshake of Linux drivers/net/xen-netback/xenbus.c:
+ *
+ *   probe      read bridge/queues/rate, create the TAP vif<fe>.<devid> on the bridge, write
+ *              the feature keys and hotplug-status=connected, switch to InitWait
+ *   connect    (frontend Initialised/Connected) read and validate the frontend's keys, map
+ *              every queue's rings, bind its event channels, start its thread, Connected
+ *   disconnect (frontend Closing/Closed/gone, online=0) stop threads, unmap, unbind,
+ *              exactly once; online=0 also closes the TAP and ends in Closed
+ *
+ * Everything runs on the thread that calls nb_run. Watch callbacks only mark the daemon dirty;
+ * the state of every vif is then re-evaluated from xenstore (level-triggered: a missed or
+ * coalesced watch event cannot leave a vif in the wrong state).
+ */
+#define SX_LOG_MODULE "netback"
+#include "log.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <net/if.h>
+#include <linux/if_tun.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "netback/common.h"
+
+const char *const nb_stat_names[] = {
+    "tx_pkts", "tx_bytes", "tx_gso", "tx_mcast",
+    "tx_drops", "tx_drop_runt", "tx_drop_slots", "tx_drop_oversize",
+    "tx_drop_zero_frag", "tx_drop_grant", "tx_drop_hdr", "tx_errors", "tx_fatal",
+    "tx_batches", "tx_notifies", "tx_throttled",
+    "rx_pkts", "rx_bytes", "rx_gso",
+    "rx_drops", "rx_drop_nosg", "rx_drop_conv", "rx_drop_grant", "rx_errors",
+    "rx_fatal", "rx_batches", "rx_notifies", "rx_stalls",
+    "sleeps", "queues", "mapped_pages", "connects",
+    NULL,
+};
+_Static_assert(sizeof(nb_stat_names) / sizeof(nb_stat_names[0]) == NBS_NR + 1, "stat names");
+
+/* Daemon-wide counters: $SPLITXEN_RUN/stats/netback-<domid>-0 */
+enum { NBD_VIFS, NBD_CONNECTED, NBD_THREADS, NBD_MAPPED_PAGES, NBD_EVTCHNS, NBD_NR };
+static const char *const nbd_names[] = { "vifs", "connected", "threads", "mapped_pages",
+                                          "evtchns", NULL };
+
+static atomic_bool g_dirty;
+
+static void mark_dirty(void *arg, const char *path, const char *token)
+{
+    (void)arg;
+    (void)path;
+    (void)token;
+    atomic_store(&g_dirty, true);
+}
+
+static void daemon_stats(struct nb *nb)
+{
+    uint64_t vifs = 0, conn = 0, thr = 0, ev = 0;
+    for (struct nb_vif *v = nb->vifs; v; v = v->next) {
+        vifs += v->tap != NULL;
+        if (v->connected) {
+            conn++;
+            for (unsigned i = 0; i < v->nqueues; i++) {
+                thr += v->q[i].thr_started;
+                ev += v->q[i].ev ? sx_evtchn_nr_bound(v->q[i].ev) : 0;
+            }
+        }
+    }
+    sx_stats_set(&nb->stats, NBD_VIFS, vifs);
+    sx_stats_set(&nb->stats, NBD_CONNECTED, conn);
+    sx_stats_set(&nb->stats, NBD_THREADS, thr);
+    sx_stats_set(&nb->stats, NBD_MAPPED_PAGES, sx_gnt_mapped_pages(nb->gnt));
+    sx_stats_set(&nb->stats, NBD_EVTCHNS, ev);
+}
+
+/* ---------------------------------------------------------------- connect / disconnect */
+
+static void queue_teardown(struct nb *nb, struct nb_queue *q)
+{
+    nb_queue_stop(q);
+    sx_evtchn_close(q->ev);               /* unbinds both ports */
+    q->ev = NULL;
+    sx_back_ring_detach(&q->tx);
+    sx_back_ring_detach(&q->rx);
+    if (q->tx_mem && sx_ring_unmap(nb->gnt, q->tx_mem, 0) < 0)
+        sx_warn("unmap tx ring of q%u failed", q->id);
+    if (q->rx_mem && sx_ring_unmap(nb->gnt, q->rx_mem, 0) < 0)
+        sx_warn("unmap rx ring of q%u failed", q->id);
+    q->tx_mem = q->rx_mem = NULL;
+    nb_queue_free(q);
+}
+
+static void vif_disconnect(struct nb_vif *v)
+{
+    if (!v->connected && !v->nqueues)
+        return;
+    for (unsigned i = 0; i < v->nqueues; i++)
+        queue_teardown(v->nb, &v->q[i]);
+    sx_stats_set(&v->stats, NBS_QUEUES, 0);
+    sx_stats_set(&v->stats, NBS_MAPPED_PAGES, 0);
+    if (v->connected)
+        sx_info("vif%u.%u disconnected", v->fe_domid, v->devid);
+    v->connected = false;
+    v->nqueues = 0;
+}
+
+static int read_flag(struct nb_vif *v, const char *dir, const char *key, bool *out)
+{
+    uint64_t x;
+    int rc = sx_xenbus_read_uint(v->nb->xb, XBT_NULL, dir, key, 0, 1, &x);
+    if (rc == -ENOENT) {
+        *out = false;
+        return 0;
+    }
+    if (rc < 0) {
+        sx_warn("vif%u.%u: %s/%s: bad value", v->fe_domid, v->devid, dir, key);
+        return rc;
+    }
+    *out = x != 0;
+    return 0;
+}
+
+static int tap_queue_attach(struct nb_vif *v, unsigned i, bool attach)
+{
+    if (sx_tap_nqueues(v->tap) <= 1)
+        return 0;
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof(ifr));
+    ifr.ifr_flags = attach ? IFF_ATTACH_QUEUE : IFF_DETACH_QUEUE;
+    int rc = ioctl(sx_tap_fd(v->tap, i), TUNSETQUEUE, &ifr);
+    /* Attaching an attached queue (or detaching a detached one) is EINVAL: not an error. */
+    return rc < 0 && errno != EINVAL ? -errno : 0;
+}
+
+static int queue_connect(struct nb_vif *v, struct nb_queue *q, const char *dir)
+{
+    struct nb *nb = v->nb;
+    uint64_t txref, rxref, evtx, evrx;
+    int rc;
+    if ((rc = sx_xenbus_read_uint(nb->xb, XBT_NULL, dir, "tx-ring-ref", 0, UINT32_MAX, &txref)) ||
+        (rc = sx_xenbus_read_uint(nb->xb, XBT_NULL, dir, "rx-ring-ref", 0, UINT32_MAX, &rxref))) {
+        sx_warn("vif%u.%u: %s: missing or bad ring refs", v->fe_domid, v->devid, dir);
+        return rc;
+    }
+    rc = sx_xenbus_read_uint(nb->xb, XBT_NULL, dir, "event-channel-tx", 0, UINT32_MAX, &evtx);
+    if (rc == 0) {
+        rc = sx_xenbus_read_uint(nb->xb, XBT_NULL, dir, "event-channel-rx", 0, UINT32_MAX, &evrx);
+        v->split = true;
+    } else if (rc == -ENOENT) {
+        rc = sx_xenbus_read_uint(nb->xb, XBT_NULL, dir, "event-channel", 0, UINT32_MAX, &evtx);
+        evrx = evtx;
+        v->split = false;
+    }
+    if (rc < 0) {
+        sx_warn("vif%u.%u: %s: missing or bad event channel", v->fe_domid, v->devid, dir);
+        return rc;
+    }
+
+    if ((rc = nb_queue_alloc(q)) < 0)
+        return rc;
+    if ((rc = sx_evtchn_open(&q->ev, nb->plat)) < 0)
+        return rc;
+    rc = sx_evtchn_bind_interdomain(q->ev, (domid_t)v->fe_domid, (evtchn_port_t)evtx);
+    if (rc < 0) {
+        sx_warn("vif%u.%u q%u: bind event channel %" PRIu64 ": %s", v->fe_domid, v->devid,
+                q->id, evtx, strerror(-rc));
+        return rc;
+    }
+    q->tx_port = q->rx_port = (evtchn_port_t)rc;
+    if (v->split) {
+        rc = sx_evtchn_bind_interdomain(q->ev, (domid_t)v->fe_domid, (evtchn_port_t)evrx);
+        if (rc < 0) {
+            sx_warn("vif%u.%u q%u: bind rx event channel %" PRIu64 ": %s", v->fe_domid,
+                    v->devid, q->id, evrx, strerror(-rc));
+            return rc;
+        }
+        q->rx_port = (evtchn_port_t)rc;
+    }
+    grant_ref_t r = (grant_ref_t)txref;
+    if ((rc = sx_ring_map(nb->gnt, (domid_t)v->fe_domid, 0, &r, &q->tx_mem)) < 0) {
+        sx_warn("vif%u.%u q%u: map tx ring ref %u: %s", v->fe_domid, v->devid, q->id, r,
+                strerror(-rc));
+        q->tx_mem = NULL;
+        return rc;
+    }
+    r = (grant_ref_t)rxref;
+    if ((rc = sx_ring_map(nb->gnt, (domid_t)v->fe_domid, 0, &r, &q->rx_mem)) < 0) {
+        sx_warn("vif%u.%u q%u: map rx ring ref %u: %s", v->fe_domid, v->devid, q->id, r,
+                strerror(-rc));
+        q->rx_mem = NULL;
+        return rc;
+    }
+    if ((rc = sx_back_ring_attach(&q->tx, q->tx_mem, SX_RING_PAGE_SIZE,
+                                  sizeof(netif_tx_request_t), sizeof(netif_tx_response_t))) ||
+        (rc = sx_back_ring_attach(&q->rx, q->rx_mem, SX_RING_PAGE_SIZE,
+                                  sizeof(netif_rx_request_t), sizeof(netif_rx_response_t))))
+        return rc;
+    q->tapfd = sx_tap_fd(v->tap, q->id);
+    if (q->tapfd < 0)
+        return q->tapfd;
+    nb_rate_init(&q->rate, v->rate_bytes, v->rate_usecs);
+    q->txq_head = q->txq_tail = 0;
+    q->rxq_head = q->rxq_tail = 0;
+    q->rxf_pending = 0;
+    q->rx_need_slots = false;
+    q->halted = false;
+    q->rate_wait_ns = 0;
+    return 0;
+}
+
+static int vif_connect(struct nb_vif *v)
+{
+    struct nb *nb = v->nb;
+    const char *fe = v->fe_path;
+    bool rx_copy;
+    int rc;
+    if ((rc = read_flag(v, fe, "request-rx-copy", &rx_copy)) < 0)
+        return rc;
+    if (!rx_copy) {
+        sx_warn("vif%u.%u: frontend does not request rx-copy (flip is not supported)",
+                v->fe_domid, v->devid);
+        return -EOPNOTSUPP;
+    }
+    bool no_csum;
+    if ((rc = read_flag(v, fe, "feature-rx-notify", &v->rx_notify)) ||
+        (rc = read_flag(v, fe, "feature-sg", &v->sg)) ||
+        (rc = read_flag(v, fe, "feature-gso-tcpv4", &v->gso4)) ||
+        (rc = read_flag(v, fe, "feature-gso-tcpv6", &v->gso6)) ||
+        (rc = read_flag(v, fe, "feature-no-csum-offload", &no_csum)) ||
+        (rc = read_flag(v, fe, "feature-ipv6-csum-offload", &v->csum6)))
+        return rc;
+    v->csum = !no_csum;
+    /* Linux netback: GSO needs SG (a super-packet never fits one page). */
+    v->rx_caps = (struct sx_net_peer_caps){ .csum = v->csum, .csum_v6 = v->csum && v->csum6,
+                                            .gso_tcpv4 = v->sg && v->gso4 && v->csum,
+                                            .gso_tcpv6 = v->sg && v->gso6 && v->csum && v->csum6 };
+    uint64_t nq = 1;
+    rc = sx_xenbus_read_uint(nb->xb, XBT_NULL, fe, "multi-queue-num-queues", 1, v->max_queues,
+                             &nq);
+    if (rc == -ENOENT) {
+        nq = 1;
+    } else if (rc < 0) {
+        sx_warn("vif%u.%u: multi-queue-num-queues missing, 0, garbage or above %u",
+                v->fe_domid, v->devid, v->max_queues);
+        return -EINVAL;
+    }
+
+    v->nqueues = (unsigned)nq;
+    for (unsigned i = 0; i < v->nqueues; i++) {
+        struct nb_queue *q = &v->q[i];
+        memset(q, 0, sizeof(*q));
+        q->vif = v;
+        q->id = i;
+        q->tapfd = q->stopfd = -1;
+    }
+    for (unsigned i = 0; i < v->nqueues; i++) {
+        char dir[200];
+        if (v->nqueues == 1)
+            snprintf(dir, sizeof(dir), "%s", fe);
+        else
+            snprintf(dir, sizeof(dir), "%s/queue-%u", fe, i);
+        if ((rc = queue_connect(v, &v->q[i], dir)) < 0)
+            goto fail;
+    }
+    /* Only the negotiated TAP queues receive: a detached queue gets no frames. */
+    for (unsigned i = 0; i < sx_tap_nqueues(v->tap); i++)
+        if ((rc = tap_queue_attach(v, i, i < v->nqueues)) < 0) {
+            sx_warn("vif%u.%u: TUNSETQUEUE %u: %s", v->fe_domid, v->devid, i, strerror(-rc));
+            goto fail;
+        }
+    unsigned off = sx_tap_offload_for(v->rx_caps.csum, v->rx_caps.gso_tcpv4, v->rx_caps.gso_tcpv6);
+    if ((rc = sx_tap_set_offload(v->tap, off)) < 0) {
+        sx_warn("vif%u.%u: TAP offloads: %s", v->fe_domid, v->devid, strerror(-rc));
+        goto fail;
+    }
+    for (unsigned i = 0; i < v->nqueues; i++)
+        if ((rc = nb_queue_start(&v->q[i])) < 0)
+            goto fail;
+    v->connected = true;
+    sx_stats_set(&v->stats, NBS_QUEUES, v->nqueues);
+    sx_stats_set(&v->stats, NBS_MAPPED_PAGES, 2ull * v->nqueues);
+    sx_stats_add(&v->stats, NBS_CONNECTS, 1);
+    sx_info("vif%u.%u connected: %u queue(s), %s event channels, sg=%d gso4=%d gso6=%d csum=%d "
+            "csum6=%d rate=%" PRIu64 "/%" PRIu64 "us",
+            v->fe_domid, v->devid, v->nqueues, v->split ? "split" : "shared", v->sg, v->gso4,
+            v->gso6, v->csum, v->csum6, v->rate_bytes, v->rate_usecs);
+    return 0;
+fail:
+    vif_disconnect(v);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- probe / remove */
+
+static int write_features(struct nb_vif *v)
+{
+    struct sx_xenbus *xb = v->nb->xb;
+    for (int attempt = 0; attempt < 16; attempt++) {
+        xs_transaction_t t;
+        int rc = sx_xenbus_transaction_start(xb, &t);
+        if (rc < 0)
+            return rc;
+        const char *one[] = { "feature-sg", "feature-gso-tcpv4", "feature-gso-tcpv6",
+                              "feature-ipv6-csum-offload", "feature-rx-copy",
+                              "feature-split-event-channels" };
+        for (size_t i = 0; i < sizeof(one) / sizeof(one[0]) && !rc; i++)
+            rc = sx_xenbus_write(xb, t, v->be_path, one[i], "1");
+        if (!rc)
+            rc = sx_xenbus_write(xb, t, v->be_path, "feature-rx-flip", "0");
+        if (!rc)
+            rc = sx_xenbus_printf(xb, t, v->be_path, "multi-queue-max-queues", "%u",
+                                  v->max_queues);
+        if (rc) {
+            sx_xenbus_transaction_end(xb, t, true);
+            return rc;
+        }
+        rc = sx_xenbus_transaction_end(xb, t, false);
+        if (rc != -EAGAIN)
+            return rc;
+    }
+    return -EAGAIN;
+}
+
+static void vif_free(struct nb_vif *v)
+{
+    struct nb *nb = v->nb;
+    vif_disconnect(v);
+    if (v->watching_fe)
+        sx_xenbus_unwatch(nb->xb, v->tok_fe);
+    sx_tap_close(v->tap);
+    sx_stats_destroy(&v->stats);
+    sx_info("vif%u.%u removed", v->fe_domid, v->devid);
+    free(v);
+}
+
+static void vif_probe(struct nb *nb, unsigned fe, unsigned devid)
+{
+    struct nb_vif *v = calloc(1, sizeof(*v));
+    if (!v)
+        return;
+    v->nb = nb;
+    v->fe_domid = fe;
+    v->devid = devid;
+    v->online = true;
+    v->be_state = XenbusStateInitialising;
+    v->next = nb->vifs;
+    nb->vifs = v;   /* listed even if probing fails, so it is not retried on every scan */
+    sx_xenbus_backend_path(v->be_path, sizeof(v->be_path), nb->o.domid, "vif", fe, devid);
+
+    int rc = sx_xenbus_read_str(nb->xb, XBT_NULL, v->be_path, "frontend", v->fe_path,
+                                sizeof(v->fe_path));
+    if (rc < 0) {
+        /* The toolstack writes the whole directory in one transaction; a vif dir without it
+         * is half-removed or not ours. Build the conventional path. */
+        sx_xenbus_frontend_path(v->fe_path, sizeof(v->fe_path), fe, "vif", devid);
+    }
+    char bridge[IFNAMSIZ] = "";
+    rc = sx_xenbus_read_str(nb->xb, XBT_NULL, v->be_path, "bridge", bridge, sizeof(bridge));
+    if (rc < 0 || !bridge[0])
+        snprintf(bridge, sizeof(bridge), "%s", nb->o.bridge_default);
+    uint64_t qmax = 0;
+    v->max_queues = nb->ncpus < NB_MAX_QUEUES ? nb->ncpus : NB_MAX_QUEUES;
+    if (sx_xenbus_read_uint(nb->xb, XBT_NULL, v->be_path, "queues", 1, NB_MAX_QUEUES, &qmax) == 0)
+        v->max_queues = (unsigned)qmax;
+    if (!v->max_queues)
+        v->max_queues = 1;
+    char rate[64];
+    if (sx_xenbus_read_str(nb->xb, XBT_NULL, v->be_path, "rate", rate, sizeof(rate)) == 0 &&
+        nb_rate_parse(rate, &v->rate_bytes, &v->rate_usecs) < 0) {
+        sx_warn("vif%u.%u: ignoring bad rate '%s'", fe, devid, rate);
+        v->rate_bytes = v->rate_usecs = 0;
+    }
+
+    if ((rc = sx_stats_create(&v->stats, "vif", fe, devid, nb_stat_names)) < 0)
+        sx_warn("vif%u.%u: stats file: %s", fe, devid, strerror(-rc));
+
+    char name[IFNAMSIZ];
+    snprintf(name, sizeof(name), "vif%u.%u", fe, devid);
+    static const uint8_t mac[6] = { 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff };
+    struct sx_tap_config tc = { .name = name, .nqueues = v->max_queues, .mac = mac,
+                                .offload = 0, .bridge = bridge, .up = true };
+    if ((rc = sx_tap_open(&tc, &v->tap)) < 0) {
+        sx_err("vif%u.%u: create TAP %s on bridge %s: %s", fe, devid, name, bridge,
+               strerror(-rc));
+        sx_xenbus_printf(nb->xb, XBT_NULL, v->be_path, "hotplug-error",
+                         "cannot create %s: %s", name, strerror(-rc));
+        sx_xenbus_write(nb->xb, XBT_NULL, v->be_path, "hotplug-status", "error");
+        v->tap = NULL;
+        v->failed = true;
+        return;
+    }
+    if ((rc = write_features(v)) < 0 ||
+        (rc = sx_xenbus_write(nb->xb, XBT_NULL, v->be_path, "hotplug-status", "connected")) < 0) {
+        sx_err("vif%u.%u: writing backend keys: %s", fe, devid, strerror(-rc));
+        v->failed = true;
+        return;
+    }
+    snprintf(v->tok_fe, sizeof(v->tok_fe), "nb-fe-%u-%u", fe, devid);
+    char fe_state[200];
+    snprintf(fe_state, sizeof(fe_state), "%s/state", v->fe_path);
+    if (sx_xenbus_watch(nb->xb, fe_state, v->tok_fe, mark_dirty, NULL) == 0)
+        v->watching_fe = true;
+    rc = sx_xenbus_switch_state(nb->xb, v->be_path, XenbusStateInitWait);
+    if (rc == 0)
+        v->be_state = XenbusStateInitWait;
+    sx_info("vif%u.%u: %s on %s, up to %u queue(s), InitWait", fe, devid, name, bridge,
+            v->max_queues);
+}
+
+static void switch_state(struct nb_vif *v, enum xenbus_state s)
+{
+    if (v->be_state == s)
+        return;
+    int rc = sx_xenbus_switch_state(v->nb->xb, v->be_path, s);
+    if (rc < 0 && rc != -ENOENT)
+        sx_warn("vif%u.%u: switch to %s: %s", v->fe_domid, v->devid, sx_xenbus_state_name(s),
+                strerror(-rc));
+    v->be_state = s;
+}
+
+/* Level-triggered: bring the vif in line with xenstore. Returns true when it should be freed. */
+static bool vif_eval(struct nb_vif *v)
+{
+    struct nb *nb = v->nb;
+    int ex = sx_xenbus_exists(nb->xb, XBT_NULL, v->be_path, NULL);
+    if (ex == 0)
+        return true;            /* the toolstack removed the device */
+    uint64_t online = 1;
+    int rc = sx_xenbus_read_uint(nb->xb, XBT_NULL, v->be_path, "online", 0, 1, &online);
+    if (rc == 0 && online == 0) {
+        if (v->online) {
+            sx_info("vif%u.%u: online=0: unplugging", v->fe_domid, v->devid);
+            vif_disconnect(v);
+            sx_tap_close(v->tap);
+            v->tap = NULL;
+            v->online = false;
+            v->be_state = XenbusStateUnknown;   /* force the write */
+            switch_state(v, XenbusStateClosed);
+        }
+        return false;
+    }
+    if (!v->tap)
+        return false;           /* probe failed: nothing to serve */
+
+    enum xenbus_state fs = XenbusStateUnknown;
+    if (sx_xenbus_read_state(nb->xb, XBT_NULL, v->fe_path, &fs) < 0)
+        fs = XenbusStateUnknown;   /* garbage: treat like a vanished frontend */
+    switch (fs) {
+    case XenbusStateUnknown:
+        /* No frontend (yet, or any more: its domain vanished). */
+        if (v->connected) {
+            vif_disconnect(v);
+            switch_state(v, XenbusStateClosed);
+        }
+        break;
+    case XenbusStateInitialising:
+    case XenbusStateInitWait:
+        if (v->be_state == XenbusStateClosed || v->be_state == XenbusStateClosing) {
+            vif_disconnect(v);
+            v->failed = false;
+            switch_state(v, XenbusStateInitWait);
+        }
+        break;
+    case XenbusStateInitialised:
+    case XenbusStateConnected:
+        if (!v->connected && !v->failed && v->be_state == XenbusStateInitWait) {
+            rc = vif_connect(v);
+            if (rc == 0) {
+                switch_state(v, XenbusStateConnected);
+            } else {
+                v->failed = true;
+                sx_xenbus_printf(nb->xb, XBT_NULL, v->be_path, "error", "%d connecting: %s",
+                                 -rc, strerror(-rc));
+                switch_state(v, XenbusStateClosing);
+            }
+        }
+        break;
+    case XenbusStateClosing:
+        vif_disconnect(v);
+        switch_state(v, XenbusStateClosing);
+        break;
+    case XenbusStateClosed:
+    default:
+        vif_disconnect(v);
+        switch_state(v, XenbusStateClosed);
+        break;
+    }
+    return false;
+}
+
+static void scan(struct nb *nb)
+{
+    struct xs_handle *xs = sx_xenbus_xs(nb->xb);
+    for (struct nb_vif *v = nb->vifs; v; v = v->next)
+        v->gone = true;
+    unsigned nfe = 0;
+    char **fes = xs_directory(xs, XBT_NULL, nb->vif_dir, &nfe);
+    for (unsigned i = 0; fes && i < nfe; i++) {
+        char *end;
+        unsigned long fe = strtoul(fes[i], &end, 10);
+        if (*end || end == fes[i] || fe >= DOMID_FIRST_RESERVED)
+            continue;
+        char dir[128];
+        snprintf(dir, sizeof(dir), "%s/%lu", nb->vif_dir, fe);
+        unsigned ndev = 0;
+        char **devs = xs_directory(xs, XBT_NULL, dir, &ndev);
+        for (unsigned j = 0; devs && j < ndev; j++) {
+            unsigned long dev = strtoul(devs[j], &end, 10);
+            if (*end || end == devs[j] || dev > 0xffff)
+                continue;
+            struct nb_vif *v = nb->vifs;
+            while (v && !(v->fe_domid == fe && v->devid == dev))
+                v = v->next;
+            if (v)
+                v->gone = false;
+            else
+                vif_probe(nb, (unsigned)fe, (unsigned)dev);
+        }
+        free(devs);
+    }
+    free(fes);
+}
+
+static void sweep(struct nb *nb)
+{
+    struct nb_vif **pp = &nb->vifs;
+    while (*pp) {
+        struct nb_vif *v = *pp;
+        if (v->gone || vif_eval(v)) {
+            *pp = v->next;
+            vif_free(v);
+            continue;
+        }
+        pp = &v->next;
+    }
+    daemon_stats(nb);
+}
+
+/* ---------------------------------------------------------------- daemon */
+
+int nb_open(struct nb **out, const struct nb_opts *o)
+{
+    struct nb *nb = calloc(1, sizeof(*nb));
+    if (!nb)
+        return -ENOMEM;
+    nb->o = *o;
+    if (!nb->o.bridge_default)
+        nb->o.bridge_default = "xenbr0";
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    nb->ncpus = n > 0 ? (unsigned)n : 1;
+    int rc = sx_plat_open(&nb->plat, (enum sx_plat_kind)o->platform, (domid_t)o->domid,
+                          o->core_path);
+    if (rc < 0) {
+        sx_err("platform open: %s", strerror(-rc));
+        goto fail;
+    }
+    if ((rc = sx_gnt_open(&nb->gnt, nb->plat)) < 0) {
+        sx_err("grant handle: %s", strerror(-rc));
+        goto fail;
+    }
+    char xsp[256];
+    const char *path = o->xenstored_path;
+    if (!path && nb->plat->kind == SX_PLAT_SIM) {
+        sx_xenstored_path(xsp, sizeof(xsp), (domid_t)o->domid);
+        path = xsp;
+    }
+    if ((rc = sx_xenbus_open(&nb->xb, path)) < 0) {
+        sx_err("xenstore: %s", strerror(-rc));
+        goto fail;
+    }
+    snprintf(nb->vif_dir, sizeof(nb->vif_dir), "/local/domain/%u/backend/vif", o->domid);
+    if ((rc = sx_stats_create(&nb->stats, "netback", o->domid, 0, nbd_names)) < 0)
+        sx_warn("daemon stats file: %s", strerror(-rc));
+    if ((rc = sx_xenbus_watch(nb->xb, nb->vif_dir, "nb-vifs", mark_dirty, NULL)) < 0) {
+        sx_err("watch %s: %s", nb->vif_dir, strerror(-rc));
+        goto fail;
+    }
+    atomic_store(&g_dirty, true);
+    *out = nb;
+    return 0;
+fail:
+    nb_close(nb);
+    return rc;
+}
+
+int nb_step(struct nb *nb, int timeout_ms)
+{
+    int rc = sx_xenbus_dispatch(nb->xb, timeout_ms);
+    if (rc == -ENOTCONN) {
+        sx_err("lost the connection to xenstored");
+        return rc;
+    }
+    if (atomic_exchange(&g_dirty, false))
+        scan(nb);
+    sweep(nb);
+    return 0;
+}
+
+int nb_run(struct nb *nb)
+{
+    while (!atomic_load(&nb->stop)) {
+        int rc = nb_step(nb, 200);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+int nb_count_vifs(const struct nb *nb)
+{
+    int n = 0;
+    for (const struct nb_vif *v = nb->vifs; v; v = v->next)
+        n++;
+    return n;
+}
+
+void nb_close(struct nb *nb)
+{
+    if (!nb)
+        return;
+    while (nb->vifs) {
+        struct nb_vif *v = nb->vifs;
+        nb->vifs = v->next;
+        vif_free(v);
+    }
+    sx_stats_destroy(&nb->stats);
+    sx_xenbus_close(nb->xb);
+    sx_gnt_close(nb->gnt);
+    sx_plat_close(nb->plat);
+    free(nb);
+}
