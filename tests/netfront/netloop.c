@@ -1,8 +1,8 @@
 /*
  * splitxen-test-netloop: a minimal netif backend for netfront tests, independent of netback's
  * data path. Acting as dom0 it serves vif <dom>.0 of two guests and crosses them over: every
- * frame one guest transmits is received by the other (a two-port wire). One queue per vif,
- * split or shared event channels, SG, GSO extras and checksum flags passed through, grant copy
+ * frame one guest transmits is received by the other (a two-port wire), queue i onto queue
+ * i mod the peer's count. Up to 4 queues per vif, split or shared event channels, SG, GSO extras and checksum flags passed through, grant copy
  * both ways, netback/pkt.h's parser validating the tx side.
  *
  *   splitxen-test-netloop DOM_A DOM_B      (SPLITXEN_RUN / SPLITXEN_CORE locate the core)
@@ -31,12 +31,9 @@
 #define PAGE 4096u
 #define NSLOT 256u
 
-struct vif {
-    domid_t dom;
-    char fe[128], be[128];
-    int fe_state, handled;     /* last state seen / acted on */
-    bool connected;
-    bool rx_sg, rx_gso4, rx_gso6;
+#define MAXQ 4u
+
+struct vq {
     void *txmem, *rxmem;
     struct sx_back_ring tx, rx;
     int tx_port, rx_port;
@@ -44,6 +41,16 @@ struct vif {
     unsigned tn;
     netif_rx_request_t rreq[NSLOT];
     unsigned rn;
+};
+
+struct vif {
+    domid_t dom;
+    char fe[128], be[128];
+    int fe_state, handled;     /* last state seen / acted on */
+    bool connected;
+    bool rx_sg, rx_gso4, rx_gso6;
+    unsigned nq;
+    struct vq q[MAXQ];
     uint64_t tx_pkts, tx_drops, rx_pkts, rx_drops;
 };
 
@@ -66,6 +73,7 @@ static int be_write_features(struct vif *v)
         { "feature-rx-copy", "1" }, { "feature-sg", "1" }, { "feature-gso-tcpv4", "1" },
         { "feature-gso-tcpv6", "1" }, { "feature-ipv6-csum-offload", "1" },
         { "feature-split-event-channels", "1" }, { "feature-rx-flip", "0" },
+        { "multi-queue-max-queues", "4" },
     };
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
         int rc = sx_xenbus_write(xb, XBT_NULL, v->be, keys[i][0], keys[i][1]);
@@ -81,70 +89,90 @@ static bool fe_flag(struct vif *v, const char *key)
     return sx_xenbus_read_uint(xb, XBT_NULL, v->fe, key, 0, 1, &x) == 0 && x;
 }
 
-static int vif_connect(struct vif *v)
+static int vq_connect(struct vif *v, struct vq *q, const char *dir)
 {
-    uint64_t txref, rxref, ptx, prx, nq;
-    if (sx_xenbus_read_uint(xb, XBT_NULL, v->fe, "multi-queue-num-queues", 1, 1, &nq) == -EINVAL)
-        return -EINVAL;   /* one queue only */
+    uint64_t txref, rxref, ptx, prx;
     int rc;
-    if ((rc = sx_xenbus_read_uint(xb, XBT_NULL, v->fe, "tx-ring-ref", 0, UINT32_MAX, &txref)) ||
-        (rc = sx_xenbus_read_uint(xb, XBT_NULL, v->fe, "rx-ring-ref", 0, UINT32_MAX, &rxref)))
+    if ((rc = sx_xenbus_read_uint(xb, XBT_NULL, dir, "tx-ring-ref", 0, UINT32_MAX, &txref)) ||
+        (rc = sx_xenbus_read_uint(xb, XBT_NULL, dir, "rx-ring-ref", 0, UINT32_MAX, &rxref)))
         return rc;
-    if (sx_xenbus_read_uint(xb, XBT_NULL, v->fe, "event-channel-tx", 0, UINT32_MAX, &ptx) == 0) {
-        if ((rc = sx_xenbus_read_uint(xb, XBT_NULL, v->fe, "event-channel-rx", 0, UINT32_MAX,
+    if (sx_xenbus_read_uint(xb, XBT_NULL, dir, "event-channel-tx", 0, UINT32_MAX, &ptx) == 0) {
+        if ((rc = sx_xenbus_read_uint(xb, XBT_NULL, dir, "event-channel-rx", 0, UINT32_MAX,
                                       &prx)))
             return rc;
     } else {
-        if ((rc = sx_xenbus_read_uint(xb, XBT_NULL, v->fe, "event-channel", 0, UINT32_MAX, &ptx)))
+        if ((rc = sx_xenbus_read_uint(xb, XBT_NULL, dir, "event-channel", 0, UINT32_MAX, &ptx)))
             return rc;
         prx = ptx;
     }
-    v->rx_sg = fe_flag(v, "feature-sg");
-    v->rx_gso4 = v->rx_sg && fe_flag(v, "feature-gso-tcpv4");
-    v->rx_gso6 = v->rx_sg && fe_flag(v, "feature-gso-tcpv6");
     grant_ref_t r = (grant_ref_t)txref;
-    if ((rc = sx_gnt_map(gnt, v->dom, 1, &r, true, &v->txmem, NULL)))
+    if ((rc = sx_gnt_map(gnt, v->dom, 1, &r, true, &q->txmem, NULL)))
         return rc;
     r = (grant_ref_t)rxref;
-    if ((rc = sx_gnt_map(gnt, v->dom, 1, &r, true, &v->rxmem, NULL)))
+    if ((rc = sx_gnt_map(gnt, v->dom, 1, &r, true, &q->rxmem, NULL)))
         return rc;
-    if ((rc = sx_back_ring_attach(&v->tx, v->txmem, PAGE, sizeof(netif_tx_request_t),
+    if ((rc = sx_back_ring_attach(&q->tx, q->txmem, PAGE, sizeof(netif_tx_request_t),
                                   sizeof(netif_tx_response_t))) ||
-        (rc = sx_back_ring_attach(&v->rx, v->rxmem, PAGE, sizeof(netif_rx_request_t),
+        (rc = sx_back_ring_attach(&q->rx, q->rxmem, PAGE, sizeof(netif_rx_request_t),
                                   sizeof(netif_rx_response_t))))
         return rc;
     if ((rc = sx_evtchn_bind_interdomain(ev, v->dom, (evtchn_port_t)ptx)) < 0)
         return rc;
-    v->tx_port = v->rx_port = rc;
+    q->tx_port = q->rx_port = rc;
     if (prx != ptx) {
         if ((rc = sx_evtchn_bind_interdomain(ev, v->dom, (evtchn_port_t)prx)) < 0)
             return rc;
-        v->rx_port = rc;
+        q->rx_port = rc;
     }
-    v->tn = v->rn = 0;
+    q->tn = q->rn = 0;
+    return 0;
+}
+
+static int vif_connect(struct vif *v)
+{
+    uint64_t nq = 1;
+    int rc = sx_xenbus_read_uint(xb, XBT_NULL, v->fe, "multi-queue-num-queues", 1, MAXQ, &nq);
+    if (rc == -EINVAL)
+        return rc;
+    v->nq = (unsigned)nq;
+    v->rx_sg = fe_flag(v, "feature-sg");
+    v->rx_gso4 = v->rx_sg && fe_flag(v, "feature-gso-tcpv4");
+    v->rx_gso6 = v->rx_sg && fe_flag(v, "feature-gso-tcpv6");
+    for (unsigned i = 0; i < v->nq; i++) {
+        char dir[160];
+        if (v->nq == 1)
+            snprintf(dir, sizeof(dir), "%s", v->fe);
+        else
+            snprintf(dir, sizeof(dir), "%s/queue-%u", v->fe, i);
+        if ((rc = vq_connect(v, &v->q[i], dir)) < 0)
+            return rc;
+    }
     v->connected = true;
     return sx_xenbus_switch_state(xb, v->be, XenbusStateConnected);
 }
 
 static void vif_disconnect(struct vif *v)
 {
-    if (v->tx_port >= 0)
-        sx_evtchn_unbind(ev, (evtchn_port_t)v->tx_port);
-    if (v->rx_port >= 0 && v->rx_port != v->tx_port)
-        sx_evtchn_unbind(ev, (evtchn_port_t)v->rx_port);
-    v->tx_port = v->rx_port = -1;
-    sx_back_ring_detach(&v->tx);
-    sx_back_ring_detach(&v->rx);
-    if (v->txmem)
-        sx_gnt_unmap(gnt, v->txmem, 1);
-    if (v->rxmem)
-        sx_gnt_unmap(gnt, v->rxmem, 1);
-    v->txmem = v->rxmem = NULL;
+    for (unsigned i = 0; i < MAXQ; i++) {
+        struct vq *q = &v->q[i];
+        if (q->tx_port >= 0)
+            sx_evtchn_unbind(ev, (evtchn_port_t)q->tx_port);
+        if (q->rx_port >= 0 && q->rx_port != q->tx_port)
+            sx_evtchn_unbind(ev, (evtchn_port_t)q->rx_port);
+        q->tx_port = q->rx_port = -1;
+        sx_back_ring_detach(&q->tx);
+        sx_back_ring_detach(&q->rx);
+        if (q->txmem)
+            sx_gnt_unmap(gnt, q->txmem, 1);
+        if (q->rxmem)
+            sx_gnt_unmap(gnt, q->rxmem, 1);
+        q->txmem = q->rxmem = NULL;
+    }
     v->connected = false;
 }
 
 /* Deliver a frame to v's rx ring (drop when it cannot take it). */
-static void deliver(struct vif *v, size_t len, const struct sx_net_txpkt *pkt)
+static void deliver(struct vif *v, struct vq *q, size_t len, const struct sx_net_txpkt *pkt)
 {
     if (!v->connected) {
         v->rx_drops++;
@@ -158,12 +186,12 @@ static void deliver(struct vif *v, size_t len, const struct sx_net_txpkt *pkt)
         return;
     }
     unsigned ndata = (unsigned)((len + PAGE - 1) / PAGE), need = ndata + (gso ? 1 : 0);
-    if (v->rn < need) {
-        int n = sx_back_ring_take(&v->rx, v->rreq + v->rn, NSLOT - v->rn);
+    if (q->rn < need) {
+        int n = sx_back_ring_take(&q->rx, q->rreq + q->rn, NSLOT - q->rn);
         if (n > 0)
-            v->rn += (unsigned)n;
+            q->rn += (unsigned)n;
     }
-    if (v->rn < need) {
+    if (q->rn < need) {
         v->rx_drops++;
         return;
     }
@@ -173,7 +201,7 @@ static void deliver(struct vif *v, size_t len, const struct sx_net_txpkt *pkt)
     union { netif_rx_response_t r; netif_extra_info_t e; } rsp[SX_NET_TX_MAX_SLOTS];
     memset(rsp, 0, sizeof(rsp));
     for (unsigned d = 0; d < ndata; d++) {
-        const netif_rx_request_t *req = &v->rreq[slot];
+        const netif_rx_request_t *req = &q->rreq[slot];
         size_t chunk = len - off < PAGE ? len - off : PAGE;
         segs[k] = (xengnttab_grant_copy_segment_t){ 0 };
         segs[k].source.virt = frame + off;
@@ -214,28 +242,31 @@ static void deliver(struct vif *v, size_t len, const struct sx_net_txpkt *pkt)
             v->rx_drops++;
         }
     for (unsigned i = 0; i < slot; i++)
-        sx_back_ring_put_rsp(&v->rx, &rsp[i]);
-    memmove(v->rreq, v->rreq + slot, (v->rn - slot) * sizeof(v->rreq[0]));
-    v->rn -= slot;
+        sx_back_ring_put_rsp(&q->rx, &rsp[i]);
+    memmove(q->rreq, q->rreq + slot, (q->rn - slot) * sizeof(q->rreq[0]));
+    q->rn -= slot;
     v->rx_pkts++;
 }
 
-/* Move v's transmitted frames to its peer. Returns frames moved. */
-static int pump(struct vif *v, struct vif *peer)
+/* Move queue qi of v's transmitted frames to its peer (same queue index modulo the peer's
+ * count). Returns frames moved. */
+static int pump(struct vif *v, unsigned qi, struct vif *peer)
 {
-    if (!v->connected)
+    if (!v->connected || qi >= v->nq)
         return 0;
+    struct vq *q = &v->q[qi];
+    struct vq *pq = peer->connected ? &peer->q[qi % peer->nq] : NULL;
     int moved = 0;
-    int n = sx_back_ring_take(&v->tx, v->treq + v->tn, NSLOT - v->tn);
+    int n = sx_back_ring_take(&q->tx, q->treq + q->tn, NSLOT - q->tn);
     if (n < 0) {
         sx_err("domain %u: tx ring halted", v->dom);
         vif_disconnect(v);
         return 0;
     }
-    v->tn += (unsigned)n;
-    while (v->tn) {
+    q->tn += (unsigned)n;
+    while (q->tn) {
         static struct sx_net_txpkt pkt;
-        enum sx_net_tx_verdict vd = sx_net_tx_parse(v->treq, v->tn, false, &pkt);
+        enum sx_net_tx_verdict vd = sx_net_tx_parse(q->treq, q->tn, false, &pkt);
         if (vd == SX_NET_TX_NEED_MORE)
             break;
         if (vd == SX_NET_TX_FATAL) {
@@ -262,7 +293,10 @@ static int pump(struct vif *v, struct vif *peer)
                 ok = segs[i].status == GNTST_okay;
             if (ok) {
                 v->tx_pkts++;
-                deliver(peer, pos, &pkt);
+                if (pq)
+                    deliver(peer, pq, pos, &pkt);
+                else
+                    peer->rx_drops++;
                 moved++;
             } else {
                 status = NETIF_RSP_ERROR;
@@ -275,14 +309,14 @@ static int pump(struct vif *v, struct vif *peer)
         netif_tx_response_t rsp[SX_NET_TX_MAX_SLOTS];
         unsigned nr = sx_net_tx_responses(&pkt, status, rsp);
         for (unsigned i = 0; i < nr; i++)
-            sx_back_ring_put_rsp(&v->tx, &rsp[i]);
-        memmove(v->treq, v->treq + pkt.nr_slots, (v->tn - pkt.nr_slots) * sizeof(v->treq[0]));
-        v->tn -= pkt.nr_slots;
+            sx_back_ring_put_rsp(&q->tx, &rsp[i]);
+        memmove(q->treq, q->treq + pkt.nr_slots, (q->tn - pkt.nr_slots) * sizeof(q->treq[0]));
+        q->tn -= pkt.nr_slots;
     }
-    if (sx_back_ring_push(&v->tx) > 0)
-        sx_evtchn_notify(ev, (evtchn_port_t)v->tx_port);
-    if (peer->connected && sx_back_ring_push(&peer->rx) > 0)
-        sx_evtchn_notify(ev, (evtchn_port_t)peer->rx_port);
+    if (sx_back_ring_push(&q->tx) > 0)
+        sx_evtchn_notify(ev, (evtchn_port_t)q->tx_port);
+    if (pq && sx_back_ring_push(&pq->rx) > 0)
+        sx_evtchn_notify(ev, (evtchn_port_t)pq->rx_port);
     return moved;
 }
 
@@ -309,7 +343,8 @@ int main(int argc, char **argv)
     for (int i = 0; i < 2; i++) {
         struct vif *v = &vifs[i];
         v->dom = (domid_t)atoi(argv[1 + i]);
-        v->tx_port = v->rx_port = -1;
+        for (unsigned k = 0; k < MAXQ; k++)
+            v->q[k].tx_port = v->q[k].rx_port = -1;
         v->handled = -1;
         sx_xenbus_frontend_path(v->fe, sizeof(v->fe), v->dom, "vif", 0);
         sx_xenbus_backend_path(v->be, sizeof(v->be), 0, "vif", v->dom, 0);
@@ -329,15 +364,14 @@ int main(int argc, char **argv)
             if (v->fe_state == v->handled)
                 continue;
             v->handled = v->fe_state;
-            if (!v->connected && v->fe_state == XenbusStateConnected && v->txmem == NULL) {
+            if (!v->connected && v->fe_state == XenbusStateConnected) {
                 if ((rc = vif_connect(v)) < 0) {
                     fprintf(stderr, "netloop: vif %u.0 connect: %s\n", v->dom, strerror(-rc));
                     vif_disconnect(v);
                     sx_xenbus_switch_state(xb, v->be, XenbusStateClosed);
                 }
             } else if (v->fe_state == XenbusStateClosing || v->fe_state == XenbusStateClosed) {
-                if (v->connected || v->txmem)
-                    vif_disconnect(v);
+                vif_disconnect(v);
                 sx_xenbus_switch_state(xb, v->be, XenbusStateClosed);
             } else if (v->fe_state == XenbusStateInitialising) {
                 sx_xenbus_switch_state(xb, v->be, XenbusStateInitWait);
@@ -351,14 +385,17 @@ int main(int argc, char **argv)
         int p;
         while ((p = sx_evtchn_pending(ev)) >= 0)
             sx_evtchn_unmask(ev, (evtchn_port_t)p);
-        int moved = pump(&vifs[0], &vifs[1]) + pump(&vifs[1], &vifs[0]);
+        int moved = 0;
+        for (unsigned qi = 0; qi < MAXQ; qi++)
+            moved += pump(&vifs[0], qi, &vifs[1]) + pump(&vifs[1], qi, &vifs[0]);
         if (moved)
             continue;
         /* Arm req_event on every ring before sleeping (no lost wakeups). */
         bool again = false;
         for (int i = 0; i < 2; i++)
-            if (vifs[i].connected && sx_back_ring_final_check(&vifs[i].tx) > 0)
-                again = true;
+            for (unsigned qi = 0; vifs[i].connected && qi < vifs[i].nq; qi++)
+                if (sx_back_ring_final_check(&vifs[i].q[qi].tx) > 0)
+                    again = true;
         if (again)
             continue;
         struct pollfd pf[3] = { { .fd = sfd, .events = POLLIN },
