@@ -154,6 +154,10 @@ int sx_blkfront_fd(struct sx_blkfront *f, unsigned queue);
 /* Consume delivered events, unmask, and ask the ring for a notification on the next response.
  * Returns 1 when responses are already there (do not sleep), 0 when sleeping is safe. */
 int sx_blkfront_arm(struct sx_blkfront *f, unsigned queue);
+/* Spin up to budget_ns until the backend has published a response on `queue` (true) or the
+ * budget ran out (false). Only reads the ring's shared index: it may run concurrently with a
+ * thread that owns the queue. For external loops doing their own adaptive polling. */
+bool sx_blkfront_spin(struct sx_blkfront *f, unsigned queue, uint64_t budget_ns);
 /* Requests submitted and not yet completed on `queue`. */
 unsigned sx_blkfront_inflight(const struct sx_blkfront *f, unsigned queue);
 void sx_blkfront_get_stats(const struct sx_blkfront *f, unsigned queue,

@@ -603,6 +603,13 @@ int sx_blkfront_wait(struct sx_blkfront *f, unsigned queue, struct sx_blkfront_c
     return (int)n;
 }
 
+bool sx_blkfront_spin(struct sx_blkfront *f, unsigned queue, uint64_t budget_ns)
+{
+    if (!valid_queue(f, queue))
+        return false;
+    return sx_ring_poll_budget(sx_front_ring_pred, &f->q[queue].ring, budget_ns);
+}
+
 int sx_blkfront_fd(struct sx_blkfront *f, unsigned queue)
 {
     if (!valid_queue(f, queue))

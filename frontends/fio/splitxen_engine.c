@@ -99,7 +99,8 @@ struct sxf_job {
     struct sxf_dev *dev;
     unsigned queue;
     bool attached;
-    bool shared;                /* another job uses this queue: lock and route completions */
+    bool shared;                /* another job may use this queue: never sleep long */
+    uint64_t spin_ns;           /* adaptive polling budget */
     unsigned depth;
     struct io_u **events;       /* filled by getevents, read by event() */
     struct sx_blkfront_cpl *cpl;
@@ -305,10 +306,17 @@ static int sxf_init(struct thread_data *td)
     }
     struct sxf_dev *d = j->dev;
     pthread_mutex_lock(&reg_lock);
-    j->queue = d->attached++ % sx_blkfront_info(d->bf)->nr_queues;
+    unsigned nq = sx_blkfront_info(d->bf)->nr_queues;
+    j->queue = d->attached++ % nq;
     d->q[j->queue].users++;
     j->attached = true;
+    /* In thread mode every job's setup() took its reference before any init(): refs is the
+     * number of jobs, and queue q gets jobs q, q + nq, ... Also count late attachers. */
+    j->shared = d->q[j->queue].users > 1 || d->refs > nq;
     pthread_mutex_unlock(&reg_lock);
+    struct sx_blkfront_opts bo;
+    fill_opts(o, &bo);
+    j->spin_ns = bo.spin_ns;
     td->io_ops->flags |= FIO_ASYNCIO_SETS_ISSUE_TIME;
     td_set_ioengine_flags(td);
     return 0;
@@ -355,11 +363,6 @@ static int sxf_close_file(struct thread_data *td, struct fio_file *f)
 
 /* ------------------------------------------------------------------ data path */
 
-static bool queue_shared(struct sxf_job *j)
-{
-    return j->dev->q[j->queue].users > 1;
-}
-
 static enum fio_q_status sxf_queue(struct thread_data *td, struct io_u *io_u)
 {
     struct sxf_job *j = td->io_ops_data;
@@ -384,15 +387,12 @@ static enum fio_q_status sxf_queue(struct thread_data *td, struct io_u *io_u)
         return FIO_Q_COMPLETED;
     }
     io_u->engine_data = j;
-    bool shared = queue_shared(j);
-    if (shared)
-        pthread_mutex_lock(&j->dev->q[j->queue].lock);
+    pthread_mutex_lock(&j->dev->q[j->queue].lock);
     int rc = sx_blkfront_submit(j->dev->bf, j->queue, op,
                                 op == SX_BLKFRONT_FLUSH ? 0 : io_u->offset,
                                 op == SX_BLKFRONT_FLUSH ? NULL : io_u->xfer_buf,
                                 op == SX_BLKFRONT_FLUSH ? 0 : io_u->xfer_buflen, io_u);
-    if (shared)
-        pthread_mutex_unlock(&j->dev->q[j->queue].lock);
+    pthread_mutex_unlock(&j->dev->q[j->queue].lock);
     if (rc == -EAGAIN)
         return FIO_Q_BUSY;          /* fio commits, reaps and retries */
     if (rc < 0) {
@@ -408,12 +408,9 @@ static int sxf_commit(struct thread_data *td)
     struct sxf_job *j = td->io_ops_data;
     if (!j->npending)
         return 0;
-    bool shared = queue_shared(j);
-    if (shared)
-        pthread_mutex_lock(&j->dev->q[j->queue].lock);
+    pthread_mutex_lock(&j->dev->q[j->queue].lock);
     int rc = sx_blkfront_kick(j->dev->bf, j->queue);
-    if (shared)
-        pthread_mutex_unlock(&j->dev->q[j->queue].lock);
+    pthread_mutex_unlock(&j->dev->q[j->queue].lock);
     if (rc < 0) {
         td_verror(td, -rc, "splitxen: kick");
         return -rc;
@@ -459,37 +456,24 @@ static int sxf_getevents(struct thread_data *td, unsigned int min, unsigned int 
 {
     struct sxf_job *j = td->io_ops_data;
     struct sx_blkfront *bf = j->dev->bf;
+    struct sxf_queue *q = &j->dev->q[j->queue];
     int tmo = t ? (int)(t->tv_sec * 1000 + t->tv_nsec / 1000000) : -1;
     if (max > j->depth)
         max = j->depth;
     if (min > max)
         min = max;
     unsigned n = 0;
-    if (!queue_shared(j)) {
-        int got = sx_blkfront_wait(bf, j->queue, j->cpl, min, max, tmo);
-        if (got < 0) {
-            td_verror(td, -got, "splitxen: reap");
-            return got;
-        }
-        for (int i = 0; i < got; i++)
-            take(j, j->cpl[i].cookie, j->cpl[i].res, &n);
-        return (int)n;
-    }
-    struct sxf_queue *q = &j->dev->q[j->queue];
     struct timespec start;
     fio_gettime(&start, NULL);
     for (;;) {
+        /* Every ring access is under the queue lock: jobs may share a queue, and a job
+         * attaching later must not race one that started alone. */
         pthread_mutex_lock(&q->lock);
-        while (j->nmail && n < max) {
-            struct io_u *io_u = j->mailbox[--j->nmail];
-            j->events[n++] = io_u;
-        }
+        while (j->nmail && n < max)
+            j->events[n++] = j->mailbox[--j->nmail];
         int got = n < max ? sx_blkfront_poll(bf, j->queue, j->cpl, max - n) : 0;
         if (got > 0)
             route(j, got, &n);
-        int armed = 0;
-        if (got >= 0 && n < min)
-            armed = sx_blkfront_arm(bf, j->queue);
         pthread_mutex_unlock(&q->lock);
         if (got < 0) {
             td_verror(td, -got, "splitxen: reap");
@@ -499,11 +483,19 @@ static int sxf_getevents(struct thread_data *td, unsigned int min, unsigned int 
             return (int)n;
         if (tmo >= 0 && (int)mtime_since_now(&start) >= tmo)
             return (int)n;
-        if (armed == 0) {
-            /* Another job may reap our completions: never sleep long. */
-            struct pollfd pfd = { .fd = sx_blkfront_fd(bf, j->queue), .events = POLLIN };
-            poll(&pfd, 1, 1);
-        }
+        /* Adaptive polling: spin on the ring before arming the event and sleeping. */
+        if (j->spin_ns && sx_blkfront_spin(bf, j->queue, j->spin_ns))
+            continue;
+        pthread_mutex_lock(&q->lock);
+        int armed = sx_blkfront_arm(bf, j->queue);
+        pthread_mutex_unlock(&q->lock);
+        if (armed != 0)
+            continue;
+        /* A job sharing the queue may reap our completions and consume the event that
+         * would wake us: then never sleep long. */
+        int left = j->shared ? 1 : tmo < 0 ? -1 : tmo;
+        struct pollfd pfd = { .fd = sx_blkfront_fd(bf, j->queue), .events = POLLIN };
+        poll(&pfd, 1, left);
     }
 }
 
