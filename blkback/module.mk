@@ -12,3 +12,11 @@ io_test_LDLIBS := -lcunit $(SXBLKBACK_LDLIBS)
 request_test_SRCS := tests/blkback/request_test.c
 request_test_LIBS := sxblkback sxcommon
 request_test_LDLIBS := -lcunit
+
+# The daemon: control plane (xenbus.c), ring loop (blkback.c), persistent grants.
+LIBS += sxblkbackd
+sxblkbackd_SRCS := blkback/xenbus.c blkback/blkback.c blkback/persistent.c
+PROGS += splitxen-blkback
+splitxen-blkback_SRCS := blkback/main.c
+splitxen-blkback_LIBS = sxblkbackd sxblkback sxxenbus sxring $(SX_PLAT_LIBS)
+splitxen-blkback_LDLIBS = $(SXBLKBACK_LDLIBS) $(SX_PLAT_LDLIBS)

@@ -1,0 +1,532 @@
+/*
+ * blkback ring loop: one thread per queue (Linux xen_blkif_schedule / do_block_io_op).
+ *
+ * Per step: take a batch of requests off the ring (each slot copied once, sx_back_ring_take),
+ * decode and validate the copies (request.c), map the grants (the persistent-grant cache, or
+ * one map per segment), queue the I/O on the engine, submit the batch in one call, reap
+ * whatever completed, unmap, write the responses and push them with at most one notification.
+ * When there is nothing to do the thread spins up to the spin budget on the ring and on the
+ * engine's completions, then drains its event channel, arms the ring (final check) and sleeps
+ * in poll() on the event channel fd, the engine's completion fd and its stop fd.
+ *
+ * Ordering: FLUSH_DISKCACHE and WRITE_BARRIER first drain everything in flight on this queue
+ * (a flush is not ordered against writes the engine has in flight); if they carry data, the
+ * write goes out and completes before the flush is queued; the response is written only when
+ * the flush (fdatasync) completed. A ring the frontend overflowed halts (counted); the thread
+ * then only finishes its in-flight I/O and waits to be stopped.
+ */
+#define SX_LOG_MODULE "blkback"
+#include "blkback/common.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "evtchn/evtchn.h"
+#include "grant/grant.h"
+#include "log.h"
+
+const char *const bb_stat_names[BB_ST_NR + 1] = {
+    [BB_ST_REQUESTS] = "requests",
+    [BB_ST_READS] = "read_ops",
+    [BB_ST_WRITES] = "write_ops",
+    [BB_ST_FLUSHES] = "flush_ops",
+    [BB_ST_DISCARDS] = "discard_ops",
+    [BB_ST_SECT_READ] = "sectors_read",
+    [BB_ST_SECT_WRITTEN] = "sectors_written",
+    [BB_ST_ERRORS] = "errors",
+    [BB_ST_INFLIGHT] = "in_flight",
+    [BB_ST_HALTED] = "halted",
+    [BB_ST_INDIRECT] = "indirect_ops",
+    [BB_ST_PGRANT_HITS] = "pgrant_hits",
+    [BB_ST_PGRANT_MAPS] = "pgrant_maps",
+    [BB_ST_PGRANT_FULL] = "pgrant_full",
+    [BB_ST_GRANT_MAPS] = "grant_maps",
+    [BB_ST_GRANT_ERRORS] = "grant_errors",
+    [BB_ST_NOTIFIES] = "notifies",
+    [BB_ST_SLEEPS] = "sleeps",
+    [BB_ST_SPIN_WINS] = "spin_wins",
+    [BB_ST_BATCHES] = "batches",
+    [BB_ST_NR] = NULL,
+};
+
+#define STAT(q, i, n) sx_stats_add(&(q)->v->stats, (i), (uint64_t)(n))
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ------------------------------------------------------------------ contexts */
+
+int bb_queue_alloc(struct bb_queue *q)
+{
+    struct bb_vbd *v = q->v;
+    unsigned n = q->ring.nr_ents;
+    unsigned maxsegs = sx_blk_req_max_segs(&v->dev);
+    size_t rsz = (sx_blk_req_size(&v->dev) + 15) & ~(size_t)15;
+    size_t per = rsz + maxsegs * (sizeof(struct iovec) + sizeof(void *));
+    q->reqs = calloc(n, sizeof(*q->reqs));
+    q->req_mem = calloc(n, per);
+    q->slots = malloc(BB_MAX_BATCH * sx_blk_req_slot_size(v->abi));
+    if (!q->reqs || !q->req_mem || !q->slots) {
+        bb_queue_free(q);
+        return -ENOMEM;
+    }
+    q->nr_reqs = n;
+    q->free_reqs = NULL;
+    for (unsigned i = n; i-- > 0;) {
+        struct bb_req *rq = &q->reqs[i];
+        uint8_t *m = (uint8_t *)q->req_mem + i * per;
+        rq->r = (struct sx_blk_req *)m;
+        rq->iov = (struct iovec *)(m + rsz);
+        rq->maps = (void **)(m + rsz + maxsegs * sizeof(struct iovec));
+        rq->next_free = q->free_reqs;
+        q->free_reqs = rq;
+    }
+    q->inflight = 0;
+    return 0;
+}
+
+void bb_queue_free(struct bb_queue *q)
+{
+    if (!q)
+        return;
+    free(q->reqs);
+    free(q->req_mem);
+    free(q->slots);
+    q->reqs = NULL;
+    q->req_mem = NULL;
+    q->slots = NULL;
+    q->free_reqs = NULL;
+    q->nr_reqs = 0;
+}
+
+static struct bb_req *req_get(struct bb_queue *q)
+{
+    struct bb_req *rq = q->free_reqs;
+    if (rq) {
+        q->free_reqs = rq->next_free;
+        rq->nmaps = 0;
+        rq->iovcnt = 0;
+        rq->status = BLKIF_RSP_OKAY;
+        rq->barrier_flush = false;
+        q->inflight++;
+    }
+    return rq;
+}
+
+static void req_put(struct bb_queue *q, struct bb_req *rq)
+{
+    rq->next_free = q->free_reqs;
+    q->free_reqs = rq;
+    q->inflight--;
+}
+
+/* ------------------------------------------------------------------ responses */
+
+static void respond(struct bb_queue *q, uint64_t id, uint8_t op, int16_t status)
+{
+    union {
+        blkif_response_t n;
+        struct sx_blkif_x86_32_response x;
+    } rsp;
+    sx_blk_rsp_write(q->v->abi, &rsp, id, op, status);
+    if (status != BLKIF_RSP_OKAY)
+        STAT(q, BB_ST_ERRORS, 1);
+    if (sx_back_ring_put_rsp(&q->ring, &rsp) == 0)
+        q->rsps_unpushed++;
+}
+
+static void push_responses(struct bb_queue *q)
+{
+    if (!q->rsps_unpushed)
+        return;
+    q->rsps_unpushed = 0;
+    if (sx_back_ring_push(&q->ring) == 1) {
+        sx_evtchn_notify(q->evt, (evtchn_port_t)q->lport);
+        STAT(q, BB_ST_NOTIFIES, 1);
+    }
+}
+
+static void unmap_req(struct bb_queue *q, struct bb_req *rq)
+{
+    for (uint32_t i = 0; i < rq->nmaps; i++)
+        sx_gnt_unmap(q->v->d->gnt, rq->maps[i], 1);
+    rq->nmaps = 0;
+}
+
+/* Answer and recycle a request. */
+static void finish(struct bb_queue *q, struct bb_req *rq)
+{
+    unmap_req(q, rq);
+    struct sx_blk_req *r = rq->r;
+    if (rq->status == BLKIF_RSP_OKAY && r->nr_sectors) {
+        if (r->data_op == BLKIF_OP_READ)
+            STAT(q, BB_ST_SECT_READ, r->nr_sectors);
+        else
+            STAT(q, BB_ST_SECT_WRITTEN, r->nr_sectors);
+    }
+    respond(q, r->id, r->op, rq->status);
+    STAT(q, BB_ST_INFLIGHT, -1);
+    req_put(q, rq);
+}
+
+/* ------------------------------------------------------------------ completions */
+
+static unsigned reap(struct bb_queue *q)
+{
+    struct sx_bio_cpl cpl[64];
+    unsigned total = 0;
+    int n;
+    while ((n = sx_bio_reap(q->bio, cpl, 64)) > 0) {
+        total += (unsigned)n;
+        for (int i = 0; i < n; i++) {
+            if (cpl[i].cookie >= q->nr_reqs)
+                continue;
+            struct bb_req *rq = &q->reqs[cpl[i].cookie];
+            struct sx_blk_req *r = rq->r;
+            int32_t res = cpl[i].res;
+            bool rw = r->op == BLKIF_OP_READ || r->op == BLKIF_OP_WRITE ||
+                      r->op == BLKIF_OP_INDIRECT || rq->barrier_flush;
+            if (res < 0 ||
+                (rw && (uint64_t)res != r->nr_sectors * q->v->dev.sector_size)) {
+                sx_log_ratelimited(SX_LOG_WARN, "dom%u/%u q%u: op %u at sector %llu: %s",
+                                   q->v->fe, q->v->devid, q->idx, r->op,
+                                   (unsigned long long)r->sector,
+                                   res < 0 ? strerror(-res) : "short transfer");
+                rq->status = (res == -EOPNOTSUPP) ? BLKIF_RSP_EOPNOTSUPP : BLKIF_RSP_ERROR;
+                rq->barrier_flush = false;
+            }
+            if (rq->barrier_flush) {
+                /* The data of a flush/barrier request is written: now make it durable. */
+                rq->barrier_flush = false;
+                if (sx_bio_flush(q->bio, cpl[i].cookie) == 0)
+                    continue;
+                rq->status = BLKIF_RSP_ERROR;
+            }
+            finish(q, rq);
+        }
+    }
+    return total;
+}
+
+static void submit(struct bb_queue *q)
+{
+    int rc = sx_bio_submit(q->bio);
+    if (rc < 0 && rc != -EAGAIN)
+        sx_log_ratelimited(SX_LOG_WARN, "dom%u/%u q%u: submit: %s", q->v->fe, q->v->devid,
+                           q->idx, strerror(-rc));
+}
+
+/* Submit and complete everything queued or in flight on this queue. */
+static void drain(struct bb_queue *q)
+{
+    while (sx_bio_busy(q->bio) > 0) {
+        submit(q);
+        if (reap(q) == 0)
+            sx_bio_wait(q->bio, 100);
+    }
+}
+
+/* Queue an engine operation for rq; on a refusal, answer with an error. */
+static void queue_io(struct bb_queue *q, struct bb_req *rq, int rc)
+{
+    if (rc == -EAGAIN) {
+        /* Depth covers every context, so this means something is stuck: reap and retry. */
+        drain(q);
+        rc = -EAGAIN;
+    }
+    if (rc < 0) {
+        rq->status = BLKIF_RSP_ERROR;
+        finish(q, rq);
+    }
+}
+
+/* ------------------------------------------------------------------ requests */
+
+/* Map the indirect pages and decode the segments they hold. */
+static enum sx_blk_reason decode_indirect(struct bb_queue *q, struct sx_blk_req *r)
+{
+    struct bb_vbd *v = q->v;
+    unsigned np = r->indirect.nr_pages;
+    const void *pages[BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST];
+    void *maps[BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST];
+    unsigned nmaps = 0;
+    enum sx_blk_reason why = SX_BLK_OK;
+    for (unsigned i = 0; i < np; i++) {
+        void *p = NULL;
+        if (v->persistent) {
+            bool hit;
+            int err;
+            p = bb_pcache_get(&q->pc, r->indirect.grefs[i], ++q->now, &hit, &err);
+            if (!p && err != -ENOSPC)
+                goto bad;
+        }
+        if (!p) {
+            if (sx_gnt_map(v->d->gnt, v->fe, 1, &r->indirect.grefs[i], false, &p, NULL) < 0)
+                goto bad;
+            maps[nmaps++] = p;
+        }
+        pages[i] = p;
+    }
+    why = sx_blk_req_decode_indirect(&v->dev, r, pages, np);
+    goto out;
+bad:
+    STAT(q, BB_ST_GRANT_ERRORS, 1);
+    sx_log_ratelimited(SX_LOG_WARN, "dom%u/%u q%u: cannot map indirect page", v->fe, v->devid,
+                       q->idx);
+    why = SX_BLK_E_INVALID;
+out:
+    for (unsigned i = 0; i < nmaps; i++)
+        sx_gnt_unmap(v->d->gnt, maps[i], 1);
+    return why;
+}
+
+/* Map rq's data segments into rq->iov. 0, or -EINVAL when a grant cannot be mapped. */
+static int map_segments(struct bb_queue *q, struct bb_req *rq)
+{
+    struct bb_vbd *v = q->v;
+    struct sx_blk_req *r = rq->r;
+    bool to_guest = r->data_op == BLKIF_OP_READ;
+    int iovcnt = 0;
+    for (uint32_t i = 0; i < r->nr_segs; i++) {
+        const struct sx_blk_seg *s = &r->segs[i];
+        uint8_t *page = NULL;
+        if (v->persistent) {
+            bool hit;
+            int err;
+            page = bb_pcache_get(&q->pc, s->gref, ++q->now, &hit, &err);
+            if (page)
+                STAT(q, hit ? BB_ST_PGRANT_HITS : BB_ST_PGRANT_MAPS, 1);
+            else if (err == -ENOSPC)
+                STAT(q, BB_ST_PGRANT_FULL, 1);
+            else
+                goto bad;
+        }
+        if (!page) {
+            void *p;
+            if (sx_gnt_map(v->d->gnt, v->fe, 1, &s->gref, to_guest, &p, NULL) < 0)
+                goto bad;
+            STAT(q, BB_ST_GRANT_MAPS, 1);
+            rq->maps[rq->nmaps++] = p;
+            page = p;
+        }
+        uint8_t *base = page + sx_blk_seg_offset(&v->dev, s);
+        size_t len = sx_blk_seg_bytes(&v->dev, s);
+        /* Merge with the previous iovec when it ends where this one starts. */
+        if (iovcnt > 0 && (uint8_t *)rq->iov[iovcnt - 1].iov_base + rq->iov[iovcnt - 1].iov_len == base)
+            rq->iov[iovcnt - 1].iov_len += len;
+        else
+            rq->iov[iovcnt++] = (struct iovec){ base, len };
+    }
+    rq->iovcnt = iovcnt;
+    return 0;
+bad:
+    STAT(q, BB_ST_GRANT_ERRORS, 1);
+    sx_log_ratelimited(SX_LOG_WARN, "dom%u/%u q%u: request %llu: cannot map a grant",
+                       v->fe, v->devid, q->idx, (unsigned long long)r->id);
+    unmap_req(q, rq);
+    return -EINVAL;
+}
+
+static void handle_one(struct bb_queue *q, const void *slot)
+{
+    struct bb_vbd *v = q->v;
+    struct bb_req *rq = req_get(q);
+    if (!rq)
+        return;   /* cannot happen: take is bounded by free contexts */
+    STAT(q, BB_ST_INFLIGHT, 1);
+    STAT(q, BB_ST_REQUESTS, 1);
+    struct sx_blk_req *r = rq->r;
+    enum sx_blk_reason why = sx_blk_req_decode(&v->dev, v->abi, slot, r);
+    if (why == SX_BLK_OK && r->op == BLKIF_OP_INDIRECT) {
+        STAT(q, BB_ST_INDIRECT, 1);
+        why = decode_indirect(q, r);
+    }
+    if (why != SX_BLK_OK) {
+        sx_log_ratelimited(SX_LOG_WARN, "dom%u/%u q%u: request %llu op %u refused: %s", v->fe,
+                           v->devid, q->idx, (unsigned long long)r->id, r->op,
+                           sx_blk_reason_name(why));
+        r->nr_sectors = 0;
+        rq->status = sx_blk_reason_status(why);
+        finish(q, rq);
+        return;
+    }
+    uint64_t cookie = (uint64_t)(rq - q->reqs);
+    uint64_t off = sx_blk_req_byte_offset(&v->dev, r);
+    switch (r->op) {
+    case BLKIF_OP_READ:
+    case BLKIF_OP_WRITE:
+    case BLKIF_OP_INDIRECT:
+        STAT(q, r->data_op == BLKIF_OP_READ ? BB_ST_READS : BB_ST_WRITES, 1);
+        if (map_segments(q, rq) < 0) {
+            rq->status = BLKIF_RSP_ERROR;
+            r->nr_sectors = 0;
+            finish(q, rq);
+            return;
+        }
+        queue_io(q, rq, sx_bio_rw(q->bio, r->data_op == BLKIF_OP_WRITE, rq->iov, rq->iovcnt,
+                                  off, cookie));
+        return;
+    case BLKIF_OP_FLUSH_DISKCACHE:
+    case BLKIF_OP_WRITE_BARRIER:
+        STAT(q, BB_ST_FLUSHES, 1);
+        /* Everything before it completes first: the flush covers completed writes only. */
+        drain(q);
+        if (r->nr_segs > 0) {
+            r->data_op = BLKIF_OP_WRITE;
+            if (map_segments(q, rq) < 0) {
+                rq->status = BLKIF_RSP_ERROR;
+                r->nr_sectors = 0;
+                finish(q, rq);
+                return;
+            }
+            rq->barrier_flush = true;
+            queue_io(q, rq, sx_bio_rw(q->bio, true, rq->iov, rq->iovcnt, off, cookie));
+        } else {
+            r->nr_sectors = 0;
+            queue_io(q, rq, sx_bio_flush(q->bio, cookie));
+        }
+        return;
+    case BLKIF_OP_DISCARD:
+        STAT(q, BB_ST_DISCARDS, 1);
+        if (r->discard.nr_sectors == 0) {
+            finish(q, rq);
+            return;
+        }
+        r->nr_sectors = 0;
+        queue_io(q, rq, sx_bio_discard(q->bio, off, r->discard.nr_sectors * v->dev.sector_size,
+                                       cookie));
+        return;
+    default:
+        rq->status = BLKIF_RSP_EOPNOTSUPP;
+        r->nr_sectors = 0;
+        finish(q, rq);
+        return;
+    }
+}
+
+/* Take and start one batch. Returns the number of requests taken. */
+static unsigned take_batch(struct bb_queue *q)
+{
+    if (q->halted || !q->free_reqs)
+        return 0;
+    unsigned room = q->nr_reqs - q->inflight;
+    if (room > BB_MAX_BATCH)
+        room = BB_MAX_BATCH;
+    int n = sx_back_ring_take(&q->ring, q->slots, room);
+    if (n < 0) {
+        q->halted = true;
+        STAT(q, BB_ST_HALTED, 1);
+        sx_warn("dom%u/%u queue %u: frontend overflowed the ring (req_prod past the ring): "
+                "ring halted", q->v->fe, q->v->devid, q->idx);
+        return 0;
+    }
+    size_t ss = sx_blk_req_slot_size(q->v->abi);
+    for (int i = 0; i < n; i++)
+        handle_one(q, q->slots + (size_t)i * ss);
+    if (n > 0)
+        STAT(q, BB_ST_BATCHES, 1);
+    return (unsigned)n;
+}
+
+static bool has_work(struct bb_queue *q)
+{
+    return !q->halted && q->free_reqs && sx_back_ring_has_requests(&q->ring);
+}
+
+static void *queue_thread(void *arg)
+{
+    struct bb_queue *q = arg;
+    uint64_t spin = q->v->d->o.spin_ns;
+    int efd = sx_evtchn_fd(q->evt), bfd = sx_bio_event_fd(q->bio);
+    while (!atomic_load_explicit(&q->stop, memory_order_acquire)) {
+        unsigned did = take_batch(q);
+        if (sx_bio_busy(q->bio) > 0)
+            submit(q);
+        did += reap(q);
+        push_responses(q);
+        if (did)
+            continue;
+        /* Adaptive polling: new requests or completions within the budget avoid a sleep. */
+        if (spin) {
+            uint64_t end = now_ns() + spin;
+            bool won = false;
+            do {
+                if (has_work(q) || (q->inflight && reap(q) > 0)) {
+                    won = true;
+                    break;
+                }
+                sx_cpu_relax();
+            } while (now_ns() < end &&
+                     !atomic_load_explicit(&q->stop, memory_order_relaxed));
+            if (won) {
+                push_responses(q);
+                STAT(q, BB_ST_SPIN_WINS, 1);
+                continue;
+            }
+        }
+        /* Arm: consume delivered events, ack the engine, then the final checks. */
+        int port;
+        while ((port = sx_evtchn_pending(q->evt)) >= 0)
+            sx_evtchn_unmask(q->evt, (evtchn_port_t)port);
+        sx_bio_event_ack(q->bio);
+        if (reap(q) > 0) {
+            push_responses(q);
+            continue;
+        }
+        if (!q->halted && q->free_reqs && sx_back_ring_final_check(&q->ring) == 1)
+            continue;
+        STAT(q, BB_ST_SLEEPS, 1);
+        struct pollfd pfd[3] = {
+            { .fd = efd, .events = POLLIN },
+            { .fd = bfd, .events = POLLIN },
+            { .fd = q->stop_fd, .events = POLLIN },
+        };
+        if (poll(pfd, bfd >= 0 ? 3 : 1, -1) < 0 && errno != EINTR) {
+            sx_err("dom%u/%u q%u: poll: %s", q->v->fe, q->v->devid, q->idx, strerror(errno));
+            break;
+        }
+    }
+    /* Stop: finish what is in flight, answer it, leave the ring as the frontend sees it. */
+    drain(q);
+    push_responses(q);
+    return NULL;
+}
+
+int bb_queue_start(struct bb_queue *q)
+{
+    atomic_store(&q->stop, false);
+    q->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (q->stop_fd < 0)
+        return -errno;
+    int rc = pthread_create(&q->thread, NULL, queue_thread, q);
+    if (rc) {
+        close(q->stop_fd);
+        q->stop_fd = -1;
+        return -rc;
+    }
+    q->thread_started = true;
+    return 0;
+}
+
+void bb_queue_stop(struct bb_queue *q)
+{
+    if (!q || !q->thread_started)
+        return;
+    atomic_store_explicit(&q->stop, true, memory_order_release);
+    uint64_t one = 1;
+    if (write(q->stop_fd, &one, sizeof(one)) < 0)
+        sx_warn("stop eventfd write: %s", strerror(errno));
+    pthread_join(q->thread, NULL);
+    q->thread_started = false;
+    close(q->stop_fd);
+    q->stop_fd = -1;
+}

@@ -1,0 +1,223 @@
+/*
+ * splitxen blkback: private header shared by the control plane (xenbus.c), the ring loop
+ * (blkback.c) and the persistent-grant cache (persistent.c). Modelled on Linux
+ * drivers/block/xen-blkback/common.h.
+ *
+ * Threads: the control plane runs in one thread (the daemon's main loop: xenstore watches,
+ * state machine, connect/disconnect). Each connected queue has its own ring thread that owns
+ * its event channel handle, I/O engine, request contexts and persistent-grant cache; the
+ * control plane touches a queue only before its thread starts and after it was joined.
+ * The grant handle is shared (thread-safe on both platforms).
+ *
+ * Functions return 0 (or a count) on success and -errno on failure.
+ */
+#ifndef SPLITXEN_BLKBACK_COMMON_H
+#define SPLITXEN_BLKBACK_COMMON_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "ring/ring.h"
+#include <xen/event_channel.h>
+#include "blkback/io.h"
+#include "blkback/request.h"
+#include "common/stats.h"
+#include "xen-core/platform.h"
+
+struct sx_gnt;
+struct sx_evtchn;
+struct sx_xenbus;
+
+#define BB_MAX_QUEUES 16u
+#define BB_DEFAULT_MAX_PGRANTS 1056u   /* per queue, Linux xen_blkif_max_pgrants */
+#define BB_MAX_BATCH 64u               /* requests taken off the ring per step */
+
+struct bb_opts {
+    enum sx_plat_kind plat;
+    domid_t domid;                 /* the backend domain we act as */
+    enum sx_bio_kind engine;       /* SX_BIO_AUTO: per target */
+    uint64_t spin_ns;              /* adaptive polling budget before sleeping */
+    unsigned max_queues;           /* multi-queue-max-queues (1..BB_MAX_QUEUES) */
+    unsigned max_ring_order;       /* max-ring-page-order (0..SX_RING_MAX_ORDER) */
+    unsigned max_indirect;         /* feature-max-indirect-segments (0 = off) */
+    unsigned max_pgrants;          /* persistent grants cached per queue (0 = no persistent) */
+    bool sqpoll;                   /* io_uring SQPOLL (off by default) */
+    bool no_regbuf;                /* do not register persistent pages with io_uring */
+};
+
+/* Per-vbd counters (the stats file; `splitxen top` reads it). Order = bb_stat_names. */
+enum bb_stat {
+    BB_ST_REQUESTS,
+    BB_ST_READS,
+    BB_ST_WRITES,
+    BB_ST_FLUSHES,
+    BB_ST_DISCARDS,
+    BB_ST_SECT_READ,
+    BB_ST_SECT_WRITTEN,
+    BB_ST_ERRORS,
+    BB_ST_INFLIGHT,
+    BB_ST_HALTED,
+    BB_ST_INDIRECT,
+    BB_ST_PGRANT_HITS,
+    BB_ST_PGRANT_MAPS,
+    BB_ST_PGRANT_FULL,          /* segments mapped non-persistently because the cache was full */
+    BB_ST_GRANT_MAPS,           /* non-persistent map calls */
+    BB_ST_GRANT_ERRORS,         /* segments whose grant could not be mapped */
+    BB_ST_NOTIFIES,
+    BB_ST_SLEEPS,
+    BB_ST_SPIN_WINS,
+    BB_ST_BATCHES,
+    BB_ST_NR
+};
+extern const char *const bb_stat_names[BB_ST_NR + 1];
+
+/* ---- persistent-grant cache (persistent.c): one per queue, owned by the ring thread ---- */
+
+struct bb_pgrant {
+    grant_ref_t gref;
+    uint32_t next;              /* hash chain / free list (index, UINT32_MAX = end) */
+    void *addr;                 /* writable mapping of the page */
+    uint64_t last_use;
+};
+
+struct bb_pcache {
+    struct bb_pgrant *ents;
+    uint32_t *hash;
+    uint32_t cap, n, hmask;
+    uint32_t free_head;
+    struct sx_gnt *gnt;
+    domid_t dom;
+    struct sx_bio *bio;         /* registered-buffer table slot i = ents[i] (or NULL) */
+    bool regbuf;
+};
+
+/* cap 0: a cache that never holds anything. 0 or -ENOMEM. */
+int bb_pcache_init(struct bb_pcache *pc, struct sx_gnt *gnt, domid_t dom, uint32_t cap,
+                   struct sx_bio *bio);
+/* Unmap every cached grant and free the cache. NULL-safe, idempotent. */
+void bb_pcache_destroy(struct bb_pcache *pc);
+/* The mapping of gref: a hit, or a new writable map added to the cache. Returns the address,
+ * or NULL with *err: -ENOSPC (the cache is full: map it non-persistently) or the map's -errno
+ * (bad grant). */
+void *bb_pcache_get(struct bb_pcache *pc, grant_ref_t gref, uint64_t now, bool *hit, int *err);
+
+/* ---- ring data path (blkback.c) ---- */
+
+struct bb_vbd;
+
+/* One in-flight request. */
+struct bb_req {
+    struct bb_req *next_free;
+    uint32_t nmaps;             /* maps[0..nmaps): non-persistent per-segment mappings */
+    int iovcnt;
+    int16_t status;
+    bool barrier_flush;         /* a barrier's write completed: flush before answering */
+    void **maps;
+    struct iovec *iov;
+    struct sx_blk_req *r;       /* decoded copy, sx_blk_req_size(dev) bytes */
+};
+
+struct bb_queue {
+    struct bb_vbd *v;
+    unsigned idx;
+    /* transport, read from xenstore by the control plane */
+    grant_ref_t ring_refs[SX_RING_MAX_PAGES];
+    evtchn_port_t remote_port;
+    void *ring_mem;
+    struct sx_back_ring ring;
+    struct sx_evtchn *evt;
+    int lport;
+    /* data path */
+    struct sx_bio *bio;
+    int stop_fd;                /* eventfd: the control plane asks the thread to stop */
+    pthread_t thread;
+    bool thread_started;
+    atomic_bool stop;
+    bool halted;
+    unsigned nr_reqs;           /* contexts = ring entries */
+    struct bb_req *reqs;
+    struct bb_req *free_reqs;
+    unsigned inflight;
+    void *req_mem;              /* backing of the contexts */
+    uint8_t *slots;             /* BB_MAX_BATCH ring slots copied by take */
+    struct bb_pcache pc;
+    uint64_t now;               /* a counter for LRU */
+    /* rsp pending notification */
+    unsigned rsps_unpushed;
+};
+
+/* Prepare per-queue resources once the ring is attached and the engine opened
+ * (contexts, cache). 0 or -errno. */
+int bb_queue_alloc(struct bb_queue *q);
+void bb_queue_free(struct bb_queue *q);          /* NULL-safe, idempotent */
+/* Start / stop the ring thread. stop waits for in-flight I/O to complete, answers it, and
+ * joins. Idempotent. */
+int bb_queue_start(struct bb_queue *q);
+void bb_queue_stop(struct bb_queue *q);
+
+/* ---- vbd and daemon (xenbus.c) ---- */
+
+enum bb_vbd_phase {
+    BB_NEW = 0,                 /* seen, not prepared */
+    BB_READY,                   /* target open, features written, InitWait */
+    BB_CONNECTED,               /* rings mapped, threads running */
+    BB_CLOSED,                  /* torn down, Closed written */
+    BB_FAILED,                  /* a bad frontend value or target: Closing + error node */
+};
+
+struct bb_daemon;
+
+struct bb_vbd {
+    struct bb_daemon *d;
+    struct bb_vbd *next;
+    domid_t fe;
+    unsigned devid;
+    char bep[128];
+    char fep[128];
+    char fe_token[64];
+    bool fe_watched;
+    enum bb_vbd_phase phase;
+    int fd;
+    bool direct;
+    enum sx_bio_kind kind;
+    struct sx_blk_dev dev;
+    char physdev[32];
+    uint32_t pss;               /* physical-sector-size */
+    int written;                /* the backend state we last wrote (enum xenbus_state) */
+    bool fe_dead;               /* @releaseDomain: the frontend domain is gone */
+    unsigned nq, order;
+    enum sx_blk_abi abi;
+    bool persistent;
+    struct bb_queue q[BB_MAX_QUEUES];
+    struct sx_stats stats;
+    bool stats_ok;
+    bool seen;                  /* mark for the rescan */
+};
+
+struct bb_daemon {
+    struct bb_opts o;
+    struct sx_plat *p;
+    struct sx_gnt *gnt;
+    struct sx_xenbus *xb;
+    char root[96];              /* /local/domain/<domid>/backend/vbd */
+    struct bb_vbd *vbds;
+    bool rescan;
+    unsigned nr_vbds;
+};
+
+/* Open the platform, xenstore, grants; watch the backend directory. 0 or -errno. */
+int bb_daemon_open(struct bb_daemon **out, const struct bb_opts *o);
+/* Serve until *stop becomes non-zero (signal handler) or xenstore goes away. 0 or -errno. */
+int bb_daemon_run(struct bb_daemon *d, volatile int *stop);
+/* Tear every vbd down (Closed), release everything. NULL-safe. */
+void bb_daemon_close(struct bb_daemon *d);
+/* Run one round of watch dispatch (timeout_ms) and state evaluation: for tests that drive the
+ * daemon in-process. Returns the number of events or -errno. */
+int bb_daemon_step(struct bb_daemon *d, int timeout_ms);
+
+void bb_opts_default(struct bb_opts *o);
+
+#endif

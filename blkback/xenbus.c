@@ -1,0 +1,759 @@
+/*
+ * blkback control plane (Linux drivers/block/xen-blkback/xenbus.c): watches the backend
+ * directory /local/domain/<self>/backend/vbd, serves every vbd written there and follows the
+ * xenbus handshake for each.
+ *
+ * State is re-evaluated from xenstore after every watch event (level-triggered, idempotent):
+ *
+ *   new vbd          open `params` (O_DIRECT when the target takes it, O_RDONLY for mode=r),
+ *                    write physical-device, hotplug-status=connected and the features, InitWait
+ *   fe Initialised   read ring-page-order, ring-ref(N), multi-queue-num-queues + queue-N/,
+ *   or Connected     event-channel, protocol, feature-persistent (every value checked, a bad
+ *                    one fails this vbd only: <be>/error + Closing), map rings, bind event
+ *                    channels, start one thread per queue, write sectors/info/sector-size,
+ *                    Connected
+ *   fe Closing       stop threads (in-flight I/O completes), unmap, unbind: Closing
+ *   fe Closed/gone,  the same, close the target, remove the stats file: Closed (6)
+ *   online=0, toolstack wrote state 5, frontend domain released, vbd directory removed
+ *   fe Initialising  after Closed: back to InitWait (reconnect)
+ *
+ * A restarted daemon finds frontends already Initialised or Connected and connects to them
+ * straight away: the rings are re-mapped and the ring loop continues from the responses
+ * published so far (req_cons = rsp_prod), so requests the previous process took but never
+ * answered are executed again. Connected is written again (unchanged if it was there).
+ */
+#define SX_LOG_MODULE "blkback"
+#include "blkback/common.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "evtchn/evtchn.h"
+#include "grant/grant.h"
+#include "log.h"
+#include "xenbus/xenbus.h"
+
+void bb_opts_default(struct bb_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->plat = SX_PLAT_SIM;
+    o->domid = 0;
+    o->engine = SX_BIO_AUTO;
+    o->spin_ns = sx_ring_spin_ns();
+    o->max_queues = 4;
+    o->max_ring_order = SX_RING_MAX_ORDER;
+    o->max_indirect = 256;
+    o->max_pgrants = BB_DEFAULT_MAX_PGRANTS;
+}
+
+/* ------------------------------------------------------------------ helpers */
+
+static void vbd_error(struct bb_vbd *v, int err, const char *what)
+{
+    struct bb_daemon *d = v->d;
+    sx_log_ratelimited(SX_LOG_WARN, "%s: %s: %s", v->bep, what, strerror(-err));
+    sx_xenbus_printf(d->xb, XBT_NULL, v->bep, "error", "%d %s", -err, what);
+}
+
+static int read_fe_uint(struct bb_vbd *v, const char *dir, const char *key, uint64_t min,
+                        uint64_t max, uint64_t dflt, uint64_t *out)
+{
+    int rc = sx_xenbus_read_uint(v->d->xb, XBT_NULL, dir, key, min, max, out);
+    if (rc == -ENOENT && dflt != UINT64_MAX) {
+        *out = dflt;
+        return 0;
+    }
+    return rc;
+}
+
+/* ------------------------------------------------------------------ target */
+
+static void target_close(struct bb_vbd *v)
+{
+    if (v->fd >= 0)
+        close(v->fd);
+    v->fd = -1;
+}
+
+/* Open params, fill v->dev, write physical-device, hotplug-status and the features. */
+static int vbd_prepare(struct bb_vbd *v)
+{
+    struct bb_daemon *d = v->d;
+    char params[512], mode[8] = "w";
+    int rc = sx_xenbus_read_str(d->xb, XBT_NULL, v->bep, "params", params, sizeof(params));
+    if (rc < 0) {
+        vbd_error(v, rc, "reading params");
+        return rc;
+    }
+    sx_xenbus_read_str(d->xb, XBT_NULL, v->bep, "mode", mode, sizeof(mode));
+    bool ro = mode[0] == 'r';
+    uint64_t discard_enable = 1;
+    if (sx_xenbus_read_uint(d->xb, XBT_NULL, v->bep, "discard-enable", 0, 1, &discard_enable) < 0)
+        discard_enable = 1;
+    int flags = (ro ? O_RDONLY : O_RDWR) | O_CLOEXEC;
+    v->fd = open(params, flags | O_DIRECT);
+    v->direct = v->fd >= 0;
+    if (v->fd < 0 && errno == EINVAL)
+        v->fd = open(params, flags);
+    if (v->fd < 0) {
+        rc = -errno;
+        vbd_error(v, rc, "opening params");
+        return rc;
+    }
+    struct stat st;
+    if (fstat(v->fd, &st) < 0) {
+        rc = -errno;
+        goto fail;
+    }
+    memset(&v->dev, 0, sizeof(v->dev));
+    v->dev.sector_size = 512;
+    uint32_t pss = 512, gran = 4096;
+    uint64_t bytes;
+    bool discard = discard_enable != 0;
+    if (S_ISBLK(st.st_mode)) {
+        int lss = 512;
+        unsigned ps = 512;
+        if (ioctl(v->fd, BLKGETSIZE64, &bytes) < 0) {
+            rc = -errno;
+            goto fail;
+        }
+        if (ioctl(v->fd, BLKSSZGET, &lss) == 0 && lss >= 512 && lss <= 4096)
+            v->dev.sector_size = (uint32_t)lss;
+        if (ioctl(v->fd, BLKPBSZGET, &ps) == 0 && ps >= 512 && ps <= 65536)
+            pss = ps;
+        snprintf(v->physdev, sizeof(v->physdev), "%x:%x", major(st.st_rdev), minor(st.st_rdev));
+        char sys[128];
+        snprintf(sys, sizeof(sys), "/sys/dev/block/%u:%u/queue/discard_granularity",
+                 major(st.st_rdev), minor(st.st_rdev));
+        FILE *f = fopen(sys, "r");
+        unsigned g = 0;
+        if (!f || fscanf(f, "%u", &g) != 1 || g == 0)
+            discard = false;
+        else
+            gran = g;
+        if (f)
+            fclose(f);
+    } else if (S_ISREG(st.st_mode)) {
+        bytes = (uint64_t)st.st_size;
+        snprintf(v->physdev, sizeof(v->physdev), "%x:%x", major(st.st_dev), minor(st.st_dev));
+        if (st.st_blksize >= 512 && st.st_blksize <= 65536)
+            gran = (uint32_t)st.st_blksize;
+    } else {
+        rc = -EINVAL;
+        goto fail;
+    }
+    v->dev.sectors = bytes / v->dev.sector_size;
+    v->dev.read_only = ro;
+    v->dev.max_indirect_segs = d->o.max_indirect;
+    v->dev.features = SX_BLK_F_FLUSH | SX_BLK_F_BARRIER | (discard ? SX_BLK_F_DISCARD : 0);
+    rc = sx_blk_dev_check(&v->dev);
+    if (rc < 0)
+        goto fail;
+    v->kind = d->o.engine == SX_BIO_AUTO ? sx_bio_kind_auto(v->fd, NULL) : d->o.engine;
+
+    /* What the block hotplug script and Linux blkback write. */
+    struct sx_xenbus *xb = d->xb;
+    rc = sx_xenbus_write(xb, XBT_NULL, v->bep, "physical-device", v->physdev);
+    if (rc == 0)
+        rc = sx_xenbus_write(xb, XBT_NULL, v->bep, "physical-device-path", params);
+    if (rc == 0)
+        rc = sx_xenbus_write(xb, XBT_NULL, v->bep, "feature-flush-cache", "1");
+    if (rc == 0)
+        rc = sx_xenbus_write(xb, XBT_NULL, v->bep, "feature-barrier", "1");
+    if (rc == 0 && discard) {
+        rc = sx_xenbus_printf(xb, XBT_NULL, v->bep, "discard-granularity", "%u", gran);
+        if (rc == 0)
+            rc = sx_xenbus_write(xb, XBT_NULL, v->bep, "discard-alignment", "0");
+        if (rc == 0)
+            rc = sx_xenbus_write(xb, XBT_NULL, v->bep, "discard-secure", "0");
+    }
+    if (rc == 0)
+        rc = sx_xenbus_write(xb, XBT_NULL, v->bep, "feature-discard", discard ? "1" : "0");
+    if (rc == 0)
+        rc = sx_xenbus_write(xb, XBT_NULL, v->bep, "feature-persistent",
+                             d->o.max_pgrants ? "1" : "0");
+    if (rc == 0)
+        rc = sx_xenbus_printf(xb, XBT_NULL, v->bep, "feature-max-indirect-segments", "%u",
+                              d->o.max_indirect);
+    if (rc == 0)
+        rc = sx_xenbus_printf(xb, XBT_NULL, v->bep, "max-ring-page-order", "%u",
+                              d->o.max_ring_order);
+    if (rc == 0)
+        rc = sx_xenbus_printf(xb, XBT_NULL, v->bep, "multi-queue-max-queues", "%u",
+                              d->o.max_queues);
+    if (rc == 0)
+        rc = sx_xenbus_write(xb, XBT_NULL, v->bep, "hotplug-status", "connected");
+    if (rc < 0)
+        goto fail;
+    v->pss = pss;
+    sx_info("%s: %s %s%s, %llu sectors of %u, engine %s", v->bep, params, ro ? "read-only" : "rw",
+            v->direct ? " O_DIRECT" : "", (unsigned long long)v->dev.sectors, v->dev.sector_size,
+            sx_bio_kind_name(v->kind));
+    return 0;
+fail:
+    vbd_error(v, rc, "preparing the target");
+    target_close(v);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ rings */
+
+static void queue_release(struct bb_vbd *v, struct bb_queue *q)
+{
+    struct bb_daemon *d = v->d;
+    bb_queue_stop(q);
+    bb_pcache_destroy(&q->pc);
+    sx_bio_close(q->bio);
+    q->bio = NULL;
+    bb_queue_free(q);
+    if (q->evt) {
+        if (q->lport >= 0)
+            sx_evtchn_unbind(q->evt, (evtchn_port_t)q->lport);
+        sx_evtchn_close(q->evt);
+    }
+    q->evt = NULL;
+    q->lport = -1;
+    sx_back_ring_detach(&q->ring);
+    if (q->ring_mem) {
+        int rc = sx_ring_unmap(d->gnt, q->ring_mem, v->order);
+        if (rc < 0)
+            sx_warn("%s: unmap ring %u: %s", v->bep, q->idx, strerror(-rc));
+    }
+    q->ring_mem = NULL;
+}
+
+/* Stop the data plane and release every mapping, port and thread. Idempotent. */
+static void vbd_disconnect(struct bb_vbd *v)
+{
+    for (unsigned i = 0; i < BB_MAX_QUEUES; i++)
+        queue_release(v, &v->q[i]);
+    if (v->phase == BB_CONNECTED)
+        sx_info("%s: disconnected", v->bep);
+    v->nq = 0;
+}
+
+/* Read one queue's transport keys from dir. */
+static int read_queue_keys(struct bb_vbd *v, struct bb_queue *q, const char *dir)
+{
+    uint64_t val;
+    int rc;
+    for (unsigned k = 0; k < (1u << v->order); k++) {
+        char key[32];
+        if (v->order == 0)
+            snprintf(key, sizeof(key), "ring-ref");
+        else
+            snprintf(key, sizeof(key), "ring-ref%u", k);
+        rc = read_fe_uint(v, dir, key, 0, UINT32_MAX, UINT64_MAX, &val);
+        if (rc < 0) {
+            vbd_error(v, rc, "reading ring-ref");
+            return rc;
+        }
+        q->ring_refs[k] = (grant_ref_t)val;
+    }
+    rc = read_fe_uint(v, dir, "event-channel", 0, UINT32_MAX, UINT64_MAX, &val);
+    if (rc < 0) {
+        vbd_error(v, rc, "reading event-channel");
+        return rc;
+    }
+    q->remote_port = (evtchn_port_t)val;
+    return 0;
+}
+
+static int queue_connect(struct bb_vbd *v, struct bb_queue *q)
+{
+    struct bb_daemon *d = v->d;
+    int rc = sx_ring_map(d->gnt, v->fe, v->order, q->ring_refs, &q->ring_mem);
+    if (rc < 0) {
+        q->ring_mem = NULL;
+        vbd_error(v, rc, "mapping the ring");
+        return rc;
+    }
+    rc = sx_back_ring_attach(&q->ring, q->ring_mem, sx_ring_bytes(v->order),
+                             sx_blk_req_slot_size(v->abi), sx_blk_rsp_slot_size(v->abi));
+    if (rc < 0) {
+        vbd_error(v, rc, "attaching the ring");
+        return rc;
+    }
+    /* Continue from what was answered (0 for a fresh ring; after a backend restart, requests
+     * taken but never answered are taken again). */
+    RING_IDX rp = SX_READ_ONCE(q->ring.sring->rsp_prod);
+    q->ring.req_cons = q->ring.rsp_prod_pvt = q->ring.rsp_pushed = rp;
+    rc = sx_evtchn_open(&q->evt, d->p);
+    if (rc < 0) {
+        q->evt = NULL;
+        vbd_error(v, rc, "opening event channels");
+        return rc;
+    }
+    rc = sx_evtchn_bind_interdomain(q->evt, v->fe, q->remote_port);
+    if (rc < 0) {
+        vbd_error(v, rc, "binding the event channel");
+        return rc;
+    }
+    q->lport = rc;
+    unsigned depth = q->ring.nr_ents + 8;
+    enum sx_bio_kind kinds[3] = { v->kind, SX_BIO_AIO, SX_BIO_SYNC };
+    rc = -EINVAL;
+    for (unsigned i = 0; i < 3 && rc < 0; i++) {
+        unsigned fl = kinds[i] == SX_BIO_URING && d->o.sqpoll ? SX_BIO_F_SQPOLL : 0;
+        rc = sx_bio_open(&q->bio, kinds[i], v->fd, depth, fl);
+        if (rc < 0 && i == 0)
+            sx_warn("%s: engine %s: %s, falling back", v->bep, sx_bio_kind_name(kinds[i]),
+                    strerror(-rc));
+    }
+    if (rc < 0) {
+        q->bio = NULL;
+        vbd_error(v, rc, "opening the I/O engine");
+        return rc;
+    }
+    rc = bb_queue_alloc(q);
+    if (rc == 0)
+        rc = bb_pcache_init(&q->pc, d->gnt, v->fe, v->persistent ? d->o.max_pgrants : 0,
+                            d->o.no_regbuf ? NULL : q->bio);
+    if (rc < 0) {
+        vbd_error(v, rc, "allocating request contexts");
+        return rc;
+    }
+    return 0;
+}
+
+static int vbd_connect(struct bb_vbd *v)
+{
+    struct bb_daemon *d = v->d;
+    struct sx_xenbus *xb = d->xb;
+    uint64_t val;
+    int rc = read_fe_uint(v, v->fep, "ring-page-order", 0, d->o.max_ring_order, 0, &val);
+    if (rc < 0) {
+        vbd_error(v, rc, "reading ring-page-order");
+        return rc;
+    }
+    v->order = (unsigned)val;
+    rc = read_fe_uint(v, v->fep, "multi-queue-num-queues", 1, d->o.max_queues, 1, &val);
+    if (rc < 0) {
+        vbd_error(v, rc, "reading multi-queue-num-queues");
+        return rc;
+    }
+    unsigned nq = (unsigned)val;
+    char proto[32] = "";
+    rc = sx_xenbus_read_str(xb, XBT_NULL, v->fep, "protocol", proto, sizeof(proto));
+    if (rc < 0 && rc != -ENOENT) {
+        vbd_error(v, rc, "reading protocol");
+        return rc;
+    }
+    rc = sx_blk_abi_from_protocol(proto, &v->abi);
+    if (rc < 0) {
+        vbd_error(v, rc, "unknown protocol");
+        return rc;
+    }
+    rc = read_fe_uint(v, v->fep, "feature-persistent", 0, 1, 0, &val);
+    if (rc < 0) {
+        vbd_error(v, rc, "reading feature-persistent");
+        return rc;
+    }
+    v->persistent = val && d->o.max_pgrants;
+    for (unsigned i = 0; i < nq; i++) {
+        struct bb_queue *q = &v->q[i];
+        char dir[192];
+        if (nq == 1)
+            snprintf(dir, sizeof(dir), "%s", v->fep);
+        else
+            snprintf(dir, sizeof(dir), "%s/queue-%u", v->fep, i);
+        rc = read_queue_keys(v, q, dir);
+        if (rc < 0)
+            return rc;
+    }
+    v->nq = nq;
+    for (unsigned i = 0; i < nq; i++) {
+        rc = queue_connect(v, &v->q[i]);
+        if (rc < 0)
+            return rc;
+    }
+    if (!v->stats_ok) {
+        rc = sx_stats_create(&v->stats, "vbd", v->fe, v->devid, bb_stat_names);
+        if (rc < 0)
+            sx_warn("%s: stats file: %s", v->bep, strerror(-rc));
+        v->stats_ok = rc == 0;
+    }
+    for (unsigned i = 0; i < nq; i++) {
+        rc = bb_queue_start(&v->q[i]);
+        if (rc < 0) {
+            vbd_error(v, rc, "starting the ring thread");
+            return rc;
+        }
+    }
+    /* Linux connect(): sectors, info, sector-size, physical-sector-size, then Connected. */
+    rc = sx_xenbus_printf(xb, XBT_NULL, v->bep, "sectors", "%llu",
+                          (unsigned long long)v->dev.sectors);
+    if (rc == 0)
+        rc = sx_xenbus_printf(xb, XBT_NULL, v->bep, "info", "%u",
+                              v->dev.read_only ? VDISK_READONLY : 0u);
+    if (rc == 0)
+        rc = sx_xenbus_printf(xb, XBT_NULL, v->bep, "sector-size", "%u", v->dev.sector_size);
+    if (rc == 0)
+        rc = sx_xenbus_printf(xb, XBT_NULL, v->bep, "physical-sector-size", "%u", v->pss);
+    if (rc < 0) {
+        vbd_error(v, rc, "writing the disk properties");
+        return rc;
+    }
+    sx_info("%s: connected: %u queue(s), ring order %u, %s, persistent %s", v->bep, nq,
+            v->order, v->abi == SX_BLK_ABI_NATIVE ? "native abi" : "x86_32 abi",
+            v->persistent ? "yes" : "no");
+    return 0;
+}
+
+/* ------------------------------------------------------------------ state machine */
+
+static void vbd_switch(struct bb_vbd *v, enum xenbus_state s)
+{
+    int rc = sx_xenbus_switch_state(v->d->xb, v->bep, s);
+    if (rc < 0 && rc != -ENOENT)
+        sx_warn("%s: switch to %s: %s", v->bep, sx_xenbus_state_name(s), strerror(-rc));
+    v->written = s;
+}
+
+/* Release everything and write Closed (6): exactly once per connection. */
+static void vbd_close(struct bb_vbd *v)
+{
+    vbd_disconnect(v);
+    target_close(v);
+    if (v->stats_ok)
+        sx_stats_destroy(&v->stats);
+    v->stats_ok = false;
+    if (v->phase != BB_CLOSED)
+        vbd_switch(v, XenbusStateClosed);
+    v->phase = BB_CLOSED;
+}
+
+static bool fe_domain_alive(struct bb_vbd *v)
+{
+    struct xs_handle *xs = sx_xenbus_xs(v->d->xb);
+    errno = 0;
+    bool in = xs_is_domain_introduced(xs, v->fe);
+    return in || errno != 0;   /* an error is not proof of death */
+}
+
+static void vbd_evaluate(struct bb_vbd *v)
+{
+    struct bb_daemon *d = v->d;
+    struct sx_xenbus *xb = d->xb;
+    uint64_t online = 1;
+    if (sx_xenbus_read_uint(xb, XBT_NULL, v->bep, "online", 0, 1, &online) == -EINVAL)
+        online = 1;
+    enum xenbus_state be = XenbusStateUnknown, fe = XenbusStateUnknown;
+    sx_xenbus_read_state(xb, XBT_NULL, v->bep, &be);
+    if (sx_xenbus_read_state(xb, XBT_NULL, v->fep, &fe) < 0)
+        fe = XenbusStateUnknown;
+    /* The toolstack asks for removal with online=0 (and writes state 5 itself). */
+    bool remove = !online || (be == XenbusStateClosing && v->written != XenbusStateClosing &&
+                              v->phase != BB_NEW);
+    if (v->fe_dead)
+        remove = true;
+
+    switch (v->phase) {
+    case BB_NEW:
+    case BB_CLOSED:
+        if (remove) {
+            if (v->phase == BB_NEW || be != XenbusStateClosed) {
+                v->phase = BB_NEW;
+                vbd_close(v);
+            }
+            return;
+        }
+        if (v->phase == BB_CLOSED && fe != XenbusStateInitialising &&
+            fe != XenbusStateInitialised && fe != XenbusStateConnected)
+            return;
+        if (vbd_prepare(v) < 0) {
+            v->phase = BB_FAILED;
+            vbd_switch(v, XenbusStateClosing);
+            return;
+        }
+        v->phase = BB_READY;
+        if (fe != XenbusStateInitialised && fe != XenbusStateConnected) {
+            vbd_switch(v, XenbusStateInitWait);
+            return;
+        }
+        /* A frontend already past InitWait: a restarted backend reconnects at once. */
+        sx_info("%s: frontend is %s: reconnecting", v->bep, sx_xenbus_state_name(fe));
+        /* fall through */
+    case BB_READY:
+        if (remove || fe == XenbusStateClosed || (fe == XenbusStateUnknown && v->phase == BB_READY &&
+                                                   v->written == XenbusStateClosing)) {
+            vbd_close(v);
+            return;
+        }
+        if (fe == XenbusStateClosing) {
+            vbd_switch(v, XenbusStateClosing);
+            return;
+        }
+        if (fe != XenbusStateInitialised && fe != XenbusStateConnected) {
+            if (v->written != XenbusStateInitWait)
+                vbd_switch(v, XenbusStateInitWait);
+            return;
+        }
+        if (vbd_connect(v) < 0) {
+            vbd_disconnect(v);
+            v->phase = BB_FAILED;
+            vbd_switch(v, XenbusStateClosing);
+            return;
+        }
+        v->phase = BB_CONNECTED;
+        sx_xenbus_rm(xb, XBT_NULL, v->bep, "error");
+        vbd_switch(v, XenbusStateConnected);
+        return;
+    case BB_CONNECTED:
+        if (remove || fe == XenbusStateClosed || fe == XenbusStateUnknown) {
+            vbd_close(v);
+            return;
+        }
+        if (fe == XenbusStateClosing) {
+            vbd_disconnect(v);
+            v->phase = BB_READY;
+            vbd_switch(v, XenbusStateClosing);
+        }
+        return;
+    case BB_FAILED:
+        /* Wait for the frontend (or the toolstack) to close; then start over. */
+        if (remove || fe == XenbusStateClosed || fe == XenbusStateUnknown) {
+            v->phase = BB_READY;
+            vbd_close(v);
+        }
+        return;
+    }
+}
+
+/* ------------------------------------------------------------------ vbd list */
+
+static void on_watch(void *arg, const char *path, const char *token)
+{
+    struct bb_daemon *d = arg;
+    (void)path;
+    (void)token;
+    d->rescan = true;
+}
+
+static void on_release(void *arg, const char *path, const char *token)
+{
+    struct bb_daemon *d = arg;
+    (void)path;
+    (void)token;
+    for (struct bb_vbd *v = d->vbds; v; v = v->next)
+        if (!v->fe_dead && !fe_domain_alive(v)) {
+            sx_info("%s: frontend domain %u is gone", v->bep, v->fe);
+            v->fe_dead = true;
+        }
+    d->rescan = true;
+}
+
+static struct bb_vbd *vbd_new(struct bb_daemon *d, unsigned fe, unsigned devid)
+{
+    struct bb_vbd *v = calloc(1, sizeof(*v));
+    if (!v)
+        return NULL;
+    v->d = d;
+    v->fe = (domid_t)fe;
+    v->devid = devid;
+    v->fd = -1;
+    v->written = XenbusStateUnknown;
+    for (unsigned i = 0; i < BB_MAX_QUEUES; i++) {
+        v->q[i].v = v;
+        v->q[i].idx = i;
+        v->q[i].lport = -1;
+        v->q[i].stop_fd = -1;
+    }
+    if (sx_xenbus_backend_path(v->bep, sizeof(v->bep), d->o.domid, "vbd", fe, devid) < 0 ||
+        sx_xenbus_frontend_path(v->fep, sizeof(v->fep), fe, "vbd", devid) < 0) {
+        free(v);
+        return NULL;
+    }
+    snprintf(v->fe_token, sizeof(v->fe_token), "fe-%u-%u", fe, devid);
+    if (sx_xenbus_watch(d->xb, v->fep, v->fe_token, on_watch, d) == 0)
+        v->fe_watched = true;
+    v->next = d->vbds;
+    d->vbds = v;
+    d->nr_vbds++;
+    sx_info("%s: new vbd", v->bep);
+    return v;
+}
+
+static void vbd_free(struct bb_vbd *v)
+{
+    if (v->phase != BB_CLOSED && v->phase != BB_NEW)
+        vbd_close(v);
+    else {
+        vbd_disconnect(v);
+        target_close(v);
+        if (v->stats_ok)
+            sx_stats_destroy(&v->stats);
+    }
+    if (v->fe_watched)
+        sx_xenbus_unwatch(v->d->xb, v->fe_token);
+    free(v);
+}
+
+static bool parse_id(const char *s, unsigned max, unsigned *out)
+{
+    if (!*s || strlen(s) > 10)
+        return false;
+    unsigned long long x = 0;
+    for (const char *p = s; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return false;
+        x = x * 10 + (unsigned)(*p - '0');
+    }
+    if (x > max)
+        return false;
+    *out = (unsigned)x;
+    return true;
+}
+
+static void rescan(struct bb_daemon *d)
+{
+    struct xs_handle *xs = sx_xenbus_xs(d->xb);
+    for (struct bb_vbd *v = d->vbds; v; v = v->next)
+        v->seen = false;
+    unsigned nfe = 0;
+    char **fes = xs_directory(xs, XBT_NULL, d->root, &nfe);
+    for (unsigned i = 0; fes && i < nfe; i++) {
+        unsigned fe;
+        if (!parse_id(fes[i], DOMID_FIRST_RESERVED - 1, &fe))
+            continue;
+        char dir[160];
+        snprintf(dir, sizeof(dir), "%s/%u", d->root, fe);
+        unsigned ndev = 0;
+        char **devs = xs_directory(xs, XBT_NULL, dir, &ndev);
+        for (unsigned k = 0; devs && k < ndev; k++) {
+            unsigned devid;
+            if (!parse_id(devs[k], UINT32_MAX >> 1, &devid))
+                continue;
+            struct bb_vbd *v = d->vbds;
+            while (v && !(v->fe == fe && v->devid == devid))
+                v = v->next;
+            if (!v)
+                v = vbd_new(d, fe, devid);
+            if (v)
+                v->seen = true;
+        }
+        free(devs);
+    }
+    free(fes);
+    /* vbd directories that were removed: tear down and forget. */
+    struct bb_vbd **pp = &d->vbds;
+    while (*pp) {
+        struct bb_vbd *v = *pp;
+        if (v->seen) {
+            pp = &v->next;
+            continue;
+        }
+        sx_info("%s: removed", v->bep);
+        *pp = v->next;
+        d->nr_vbds--;
+        vbd_free(v);
+    }
+}
+
+/* ------------------------------------------------------------------ daemon */
+
+int bb_daemon_open(struct bb_daemon **out, const struct bb_opts *o)
+{
+    struct bb_daemon *d = calloc(1, sizeof(*d));
+    if (!d)
+        return -ENOMEM;
+    d->o = *o;
+    int rc = sx_plat_open(&d->p, o->plat, o->domid, NULL);
+    if (rc < 0) {
+        sx_err("open the %s platform as dom%u: %s", o->plat == SX_PLAT_XEN ? "xen" : "sim",
+               o->domid, strerror(-rc));
+        d->p = NULL;
+        goto fail;
+    }
+    rc = sx_gnt_open(&d->gnt, d->p);
+    if (rc < 0) {
+        d->gnt = NULL;
+        sx_err("open grant tables: %s", strerror(-rc));
+        goto fail;
+    }
+    char xsp[256];
+    const char *xspp = NULL;
+    if (o->plat == SX_PLAT_SIM) {
+        rc = sx_xenstored_path(xsp, sizeof(xsp), o->domid);
+        if (rc < 0)
+            goto fail;
+        xspp = xsp;
+    }
+    rc = sx_xenbus_open(&d->xb, xspp);
+    if (rc < 0) {
+        d->xb = NULL;
+        sx_err("connect to xenstore: %s", strerror(-rc));
+        goto fail;
+    }
+    snprintf(d->root, sizeof(d->root), "/local/domain/%u/backend/vbd", o->domid);
+    rc = sx_xenbus_watch(d->xb, d->root, "root", on_watch, d);
+    if (rc == 0)
+        rc = sx_xenbus_watch(d->xb, "@releaseDomain", "release", on_release, d);
+    if (rc < 0) {
+        sx_err("watch %s: %s", d->root, strerror(-rc));
+        goto fail;
+    }
+    d->rescan = true;
+    *out = d;
+    return 0;
+fail:
+    bb_daemon_close(d);
+    return rc;
+}
+
+int bb_daemon_step(struct bb_daemon *d, int timeout_ms)
+{
+    int rc = sx_xenbus_dispatch(d->xb, timeout_ms);
+    if (rc < 0 && rc != -EINTR && rc != -ETIMEDOUT)
+        return rc;
+    if (d->rescan) {
+        d->rescan = false;
+        rescan(d);
+        for (struct bb_vbd *v = d->vbds; v; v = v->next)
+            vbd_evaluate(v);
+    }
+    return rc < 0 ? 0 : rc;
+}
+
+int bb_daemon_run(struct bb_daemon *d, volatile int *stop)
+{
+    while (!*stop) {
+        int rc = bb_daemon_step(d, 500);
+        if (rc < 0) {
+            sx_err("xenstore: %s", strerror(-rc));
+            return rc;
+        }
+    }
+    return 0;
+}
+
+void bb_daemon_close(struct bb_daemon *d)
+{
+    if (!d)
+        return;
+    while (d->vbds) {
+        struct bb_vbd *v = d->vbds;
+        d->vbds = v->next;
+        /* A daemon that exits leaves the handshake where it is, so a restarted one
+         * reconnects; it only stops the threads and releases its own resources. */
+        vbd_disconnect(v);
+        target_close(v);
+        if (v->stats_ok)
+            sx_stats_destroy(&v->stats);
+        if (v->fe_watched)
+            sx_xenbus_unwatch(d->xb, v->fe_token);
+        free(v);
+    }
+    sx_xenbus_close(d->xb);
+    sx_gnt_close(d->gnt);
+    sx_plat_close(d->p);
+    free(d);
+}
