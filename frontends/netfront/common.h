@@ -21,7 +21,7 @@
 #define NF_RX_MAX_DATA_SLOTS 18u
 #define NF_RX_MAX_EXTRAS (XEN_NETIF_EXTRA_TYPE_MAX - 1)
 /* Repost this many consumed rx buffers before publishing them without waiting for -EAGAIN. */
-#define NF_RX_PUSH_BATCH 64u
+#define NF_RX_PUSH_BATCH 16u
 
 _Static_assert(NF_TX_RING_SIZE == 256 && NF_RX_RING_SIZE == 256, "netif ring sizes");
 _Static_assert(NF_TX_MAX_DATA_SLOTS + 1 <= XEN_NETIF_NR_SLOTS_MIN,

@@ -186,12 +186,7 @@ static void deliver(struct vif *v, struct vq *q, size_t len, const struct sx_net
         return;
     }
     unsigned ndata = (unsigned)((len + PAGE - 1) / PAGE), need = ndata + (gso ? 1 : 0);
-    if (q->rn < need) {
-        int n = sx_back_ring_take(&q->rx, q->rreq + q->rn, NSLOT - q->rn);
-        if (n > 0)
-            q->rn += (unsigned)n;
-    }
-    if (q->rn < need) {
+    if (q->rn < need) {   /* rx_room said there was room */
         v->rx_drops++;
         return;
     }
@@ -248,6 +243,25 @@ static void deliver(struct vif *v, struct vq *q, size_t len, const struct sx_net
     v->rx_pkts++;
 }
 
+/* Enough posted rx buffers on q for a frame of len bytes? Takes newly posted requests; when
+ * still short, asks for a notification on the next post (feature-rx-notify) and looks again. */
+static bool rx_room(struct vq *q, size_t len, bool gso)
+{
+    unsigned need = (unsigned)((len + PAGE - 1) / PAGE) + (gso ? 1 : 0);
+    for (;;) {
+        if (q->rn >= need)
+            return true;
+        int n = sx_back_ring_take(&q->rx, q->rreq + q->rn, NSLOT - q->rn);
+        if (n < 0)
+            return false;
+        q->rn += (unsigned)n;
+        if (q->rn >= need)
+            return true;
+        if (sx_back_ring_final_check(&q->rx) <= 0)
+            return false;
+    }
+}
+
 /* Move queue qi of v's transmitted frames to its peer (same queue index modulo the peer's
  * count). Returns frames moved. */
 static int pump(struct vif *v, unsigned qi, struct vif *peer)
@@ -275,6 +289,10 @@ static int pump(struct vif *v, unsigned qi, struct vif *peer)
             return moved;
         }
         int16_t status = NETIF_RSP_OKAY;
+        /* Backpressure: a frame waits on the ring until the peer has posted room for it. */
+        if (vd == SX_NET_TX_OK && pq &&
+            !rx_room(pq, pkt.total_len, pkt.gso.type != XEN_NETIF_GSO_TYPE_NONE))
+            break;
         if (vd == SX_NET_TX_OK) {
             xengnttab_grant_copy_segment_t segs[SX_NET_TX_MAX_FRAGS];
             size_t pos = 0;
