@@ -28,3 +28,9 @@ PROGS += splitxen-netback
 splitxen-netback_SRCS := netback/main.c
 splitxen-netback_LIBS = $(NETBACKD_LIBS)
 splitxen-netback_LDLIBS = $(NETBACKD_LDLIBS)
+
+# Hostile frontends against the in-process daemon. Needs root (TAP, unshare): skips otherwise.
+UNIT_TESTS += netback_hostile_test
+netback_hostile_test_SRCS := tests/netback/netback_hostile_test.c
+netback_hostile_test_LIBS = $(NETBACKD_LIBS)
+netback_hostile_test_LDLIBS = $(NETBACKD_LDLIBS) -lcunit

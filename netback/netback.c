@@ -153,9 +153,10 @@ int nb_tx_action(struct nb_queue *q)
             unsigned space = NB_TXQ - q->txq_tail;
             int n = sx_back_ring_take(&q->tx, q->txq + q->txq_tail, space);
             if (n < 0) {
-                tx_halt(q, SX_NET_TXR_NONE);
-                sx_log_ratelimited(SX_LOG_WARN, "vif%u.%u q%u: tx producer index overflow",
-                                   v->fe_domid, v->devid, q->id);
+                q->halted = true;
+                stat_add(q, NBS_TX_FATAL, 1);
+                sx_log_ratelimited(SX_LOG_WARN, "vif%u.%u q%u: tx producer index overflow: "
+                                   "queue halted", v->fe_domid, v->devid, q->id);
                 fatal = true;
                 break;
             }
@@ -232,12 +233,14 @@ int nb_tx_action(struct nb_queue *q)
             for (unsigned i = 0; ok && i < s->nsegs; i++)
                 ok = q->txsegs[s->seg0 + i].status == GNTST_okay;
             if (!ok) {
+                int16_t st = 0;
+                for (unsigned i = 0; !st && i < s->nsegs; i++)
+                    st = q->txsegs[s->seg0 + i].status;
                 s->status = NETIF_RSP_ERROR;
                 stat_add(q, NBS_TX_DROPS, 1);
                 stat_add(q, NBS_TX_DROP_GRANT, 1);
                 sx_log_ratelimited(SX_LOG_WARN, "vif%u.%u: tx grant copy failed (%d)",
-                                   v->fe_domid, v->devid, crc ? crc
-                                   : q->txsegs[s->seg0].status);
+                                   v->fe_domid, v->devid, crc ? crc : st);
                 continue;
             }
             uint8_t *frame = q->arena + s->off + SX_TAP_VNET_HDR_LEN;

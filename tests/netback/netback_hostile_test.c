@@ -1,0 +1,445 @@
+/*
+ * splitxen-netback against hostile frontends. The daemon (netback/xenbus.c and the data path)
+ * runs in-process on an in-process sim core + xenstored, inside a private network namespace.
+ * The test plays the toolstack (writes the vif directories) and two guests: G, a well-behaved
+ * frontend on vif G/0, and H, which gets a fresh vif for every case and breaks the netif
+ * protocol in one way. After each case: H's packet was dropped with error responses (and H
+ * keeps working) or H's queue is halted (no more responses, tx_fatal counted), and G still
+ * passes traffic through the same daemon.
+ *
+ * Needs root (TAP, network namespace): skips otherwise.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tests/sxtest.h"
+#include "tests/xen-core/simenv.h"
+#include "netback/common.h"
+#include "netback/nl.h"
+#include "xen-core/core.h"
+
+static struct simenv env;
+static struct nb *nb;
+static pthread_t nb_thr;
+static struct sx_xenbus *xb;       /* dom0's: plays the toolstack and writes frontend keys */
+static struct sxc_conn *ctl;
+
+struct guest {
+    domid_t dom;
+    struct sx_plat *p;
+    struct sx_gntshr *gs;
+    struct sx_evtchn *ev;
+};
+static struct guest G, H;
+
+#define TF_DATA_PAGES 4
+struct tf {
+    struct guest *g;
+    unsigned dev;
+    char be[128], fe[128];
+    void *txmem, *rxmem, *data;
+    grant_ref_t txref, rxref, drefs[TF_DATA_PAGES];
+    struct sx_front_ring tx, rx;
+    int port;
+    struct sx_stats st;
+    uint16_t next_id;
+};
+static struct tf good;
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void *nb_main(void *arg)
+{
+    (void)arg;
+    nb_run(nb);
+    return NULL;
+}
+
+static int guest_open(struct guest *g, const char *name)
+{
+    int d = sxc_domain_create(ctl, name, SXD_TYPE_PV, 16, 1, false);
+    if (d < 0)
+        return d;
+    g->dom = (domid_t)d;
+    if (!(g->p = simenv_plat(&env, g->dom)))
+        return -1;
+    if (sx_gntshr_open(&g->gs, g->p) || sx_evtchn_open(&g->ev, g->p))
+        return -1;
+    return 0;
+}
+
+static void guest_close(struct guest *g)
+{
+    sx_evtchn_close(g->ev);
+    sx_gntshr_close(g->gs);
+    sx_plat_close(g->p);
+}
+
+static int wait_state(const char *dir, enum xenbus_state want, int ms)
+{
+    uint64_t end = now_ms() + (uint64_t)ms;
+    enum xenbus_state s = XenbusStateUnknown;
+    do {
+        if (sx_xenbus_read_state(xb, XBT_NULL, dir, &s) == 0 && s == want)
+            return 0;
+        usleep(5000);
+    } while (now_ms() < end);
+    return -ETIMEDOUT;
+}
+
+static uint64_t st_get(struct tf *t, const char *name)
+{
+    return sx_stats_get(&t->st, name);
+}
+
+/* Wait until counter name reaches at least want. */
+static uint64_t st_wait(struct tf *t, const char *name, uint64_t want, int ms)
+{
+    uint64_t end = now_ms() + (uint64_t)ms, v;
+    while ((v = st_get(t, name)) < want && now_ms() < end)
+        usleep(2000);
+    return v;
+}
+
+/* Toolstack + frontend handshake for vif dom/dev; on success the backend is Connected. */
+static int tf_open(struct tf *t, struct guest *g, unsigned dev)
+{
+    memset(t, 0, sizeof(*t));
+    t->g = g;
+    t->dev = dev;
+    sx_xenbus_backend_path(t->be, sizeof(t->be), 0, "vif", g->dom, dev);
+    sx_xenbus_frontend_path(t->fe, sizeof(t->fe), g->dom, "vif", dev);
+    int rc;
+    if ((rc = sx_xenbus_write(xb, XBT_NULL, t->fe, "backend", t->be)) ||
+        (rc = sx_xenbus_write(xb, XBT_NULL, t->fe, "backend-id", "0")) ||
+        (rc = sx_xenbus_write(xb, XBT_NULL, t->fe, "mac", "00:16:3e:00:00:01")) ||
+        (rc = sx_xenbus_write(xb, XBT_NULL, t->fe, "state", "1")) ||
+        (rc = sx_xenbus_write(xb, XBT_NULL, t->be, "frontend", t->fe)) ||
+        (rc = sx_xenbus_printf(xb, XBT_NULL, t->be, "frontend-id", "%u", g->dom)) ||
+        (rc = sx_xenbus_write(xb, XBT_NULL, t->be, "online", "1")) ||
+        (rc = sx_xenbus_write(xb, XBT_NULL, t->be, "bridge", "sxhbr0")) ||
+        (rc = sx_xenbus_write(xb, XBT_NULL, t->be, "queues", "1")) ||
+        (rc = sx_xenbus_write(xb, XBT_NULL, t->be, "state", "1")))
+        return rc;
+    if ((rc = wait_state(t->be, XenbusStateInitWait, 5000)))
+        return rc;
+    char path[256];
+    snprintf(path, sizeof(path), "%s/stats/vif-%u-%u", env.dir, g->dom, dev);
+    if ((rc = sx_stats_open_ro(&t->st, path)))
+        return rc;
+    if ((rc = sx_gntshr_share(g->gs, 0, 1, true, &t->txref, &t->txmem)) ||
+        (rc = sx_gntshr_share(g->gs, 0, 1, true, &t->rxref, &t->rxmem)) ||
+        (rc = sx_gntshr_share(g->gs, 0, TF_DATA_PAGES, false, t->drefs, &t->data)))
+        return rc;
+    sx_front_ring_init(&t->tx, t->txmem, 4096, sizeof(netif_tx_request_t),
+                       sizeof(netif_tx_response_t));
+    sx_front_ring_init(&t->rx, t->rxmem, 4096, sizeof(netif_rx_request_t),
+                       sizeof(netif_rx_response_t));
+    if ((t->port = sx_evtchn_bind_unbound(g->ev, 0)) < 0)
+        return t->port;
+    /* A valid frame in every data page: broadcast, local experimental ethertype. */
+    for (unsigned i = 0; i < TF_DATA_PAGES; i++) {
+        uint8_t *f = (uint8_t *)t->data + i * 4096;
+        memset(f, 0xff, 6);
+        memcpy(f + 6, (uint8_t[]){ 0x00, 0x16, 0x3e, 0x00, 0x00, 0x01 }, 6);
+        f[12] = 0x88;
+        f[13] = 0xb5;
+        for (unsigned j = 14; j < 4096; j++)
+            f[j] = (uint8_t)j;
+    }
+    if ((rc = sx_xenbus_printf(xb, XBT_NULL, t->fe, "tx-ring-ref", "%u", t->txref)) ||
+        (rc = sx_xenbus_printf(xb, XBT_NULL, t->fe, "rx-ring-ref", "%u", t->rxref)) ||
+        (rc = sx_xenbus_printf(xb, XBT_NULL, t->fe, "event-channel", "%d", t->port)) ||
+        (rc = sx_xenbus_write(xb, XBT_NULL, t->fe, "request-rx-copy", "1")) ||
+        (rc = sx_xenbus_write(xb, XBT_NULL, t->fe, "feature-rx-notify", "1")) ||
+        (rc = sx_xenbus_write(xb, XBT_NULL, t->fe, "feature-sg", "1")) ||
+        (rc = sx_xenbus_write(xb, XBT_NULL, t->fe, "state", "4")))
+        return rc;
+    return wait_state(t->be, XenbusStateConnected, 5000);
+}
+
+static void tf_put(struct tf *t, grant_ref_t gref, uint16_t off, uint16_t size, uint16_t flags)
+{
+    netif_tx_request_t r = { .gref = gref, .offset = off, .flags = flags, .id = t->next_id++,
+                             .size = size };
+    CU_ASSERT_EQUAL(sx_front_ring_put_req(&t->tx, &r), 0);
+}
+
+static void tf_put_raw(struct tf *t, const void *req)
+{
+    CU_ASSERT_EQUAL(sx_front_ring_put_req(&t->tx, req), 0);
+}
+
+static void tf_push(struct tf *t)
+{
+    if (sx_front_ring_push(&t->tx) == 1)
+        sx_evtchn_notify(t->g->ev, (evtchn_port_t)t->port);
+    else   /* the backend may be spinning or asleep with req_event armed: either way a kick */
+        sx_evtchn_notify(t->g->ev, (evtchn_port_t)t->port);
+}
+
+/* Collect up to n tx responses within ms; returns how many. */
+static int tf_rsp(struct tf *t, netif_tx_response_t *rsp, int n, int ms)
+{
+    int got = 0;
+    uint64_t end = now_ms() + (uint64_t)ms;
+    while (got < n && now_ms() < end) {
+        int k = sx_front_ring_take_rsp(&t->tx, rsp + got, (unsigned)(n - got));
+        if (k < 0)
+            break;
+        got += k;
+        if (!k)
+            usleep(1000);
+    }
+    return got;
+}
+
+/* A well-formed 60-byte packet: one OKAY response. */
+static bool tf_send_ok(struct tf *t)
+{
+    tf_put(t, t->drefs[0], 0, 60, 0);
+    tf_push(t);
+    netif_tx_response_t r;
+    return tf_rsp(t, &r, 1, 2000) == 1 && r.status == NETIF_RSP_OKAY;
+}
+
+static void good_still_works(void)
+{
+    uint64_t before = st_get(&good, "tx_pkts");
+    CU_ASSERT_TRUE(tf_send_ok(&good));
+    CU_ASSERT_TRUE(st_wait(&good, "tx_pkts", before + 1, 2000) >= before + 1);
+    CU_ASSERT_EQUAL(st_get(&good, "tx_fatal"), 0);
+}
+
+/* The hostile vif is halted: a good packet gets no response, the fatal counter moved. */
+static void assert_halted(struct tf *t)
+{
+    CU_ASSERT_EQUAL(st_wait(t, "tx_fatal", 1, 2000), 1);
+    netif_tx_response_t r[32];
+    int n = sx_front_ring_take_rsp(&t->tx, r, 32);
+    CU_ASSERT_TRUE(n <= 0);
+    if (!t->tx.halted) {
+        tf_put(t, t->drefs[0], 0, 60, 0);
+        tf_push(t);
+        CU_ASSERT_EQUAL(tf_rsp(t, r, 1, 300), 0);
+    }
+    good_still_works();
+}
+
+static unsigned next_dev = 1;
+static struct tf hv;
+
+static bool hostile_open(void)
+{
+    int rc = tf_open(&hv, &H, next_dev++);
+    CU_ASSERT_EQUAL(rc, 0);
+    return rc == 0;
+}
+
+/* ------------------------------------------------------------------------------- cases */
+
+static void test_good_vif_passes_traffic(void)
+{
+    for (int i = 0; i < 20; i++)
+        CU_ASSERT_TRUE(tf_send_ok(&good));
+    CU_ASSERT_TRUE(st_wait(&good, "tx_pkts", 20, 2000) >= 20);
+}
+
+static void test_zero_length_request_dropped(void)
+{
+    if (!hostile_open())
+        return;
+    netif_tx_response_t r[4];
+    tf_put(&hv, hv.drefs[0], 0, 0, 0);                  /* first slot of size 0 */
+    tf_push(&hv);
+    CU_ASSERT_EQUAL(tf_rsp(&hv, r, 1, 2000), 1);
+    CU_ASSERT_EQUAL(r[0].status, NETIF_RSP_ERROR);
+    CU_ASSERT_EQUAL(st_wait(&hv, "tx_drop_runt", 1, 1000), 1);
+    /* a zero-length following slot */
+    tf_put(&hv, hv.drefs[0], 0, 60, NETTXF_more_data);
+    tf_put(&hv, hv.drefs[1], 0, 0, 0);
+    tf_push(&hv);
+    CU_ASSERT_EQUAL(tf_rsp(&hv, r, 2, 2000), 2);
+    CU_ASSERT_EQUAL(r[0].status, NETIF_RSP_ERROR);
+    CU_ASSERT_EQUAL(r[1].status, NETIF_RSP_ERROR);
+    CU_ASSERT_EQUAL(st_wait(&hv, "tx_drop_zero_frag", 1, 1000), 1);
+    CU_ASSERT_TRUE(tf_send_ok(&hv));                   /* the vif keeps running */
+    CU_ASSERT_EQUAL(st_get(&hv, "tx_fatal"), 0);
+    good_still_works();
+}
+
+static void test_too_many_slots_dropped(void)
+{
+    if (!hostile_open())
+        return;
+    /* 1 + 19 following slots: above XEN_NETBK_LEGACY_SLOTS_MAX, below the fatal bound */
+    tf_put(&hv, hv.drefs[0], 0, 14 + 19 * 10, NETTXF_more_data);
+    for (int i = 0; i < 19; i++)
+        tf_put(&hv, hv.drefs[1], (uint16_t)(i * 10), 10, i < 18 ? NETTXF_more_data : 0);
+    tf_push(&hv);
+    netif_tx_response_t r[20];
+    CU_ASSERT_EQUAL(tf_rsp(&hv, r, 20, 2000), 20);
+    for (int i = 0; i < 20; i++)
+        CU_ASSERT_EQUAL(r[i].status, NETIF_RSP_ERROR);
+    CU_ASSERT_EQUAL(st_wait(&hv, "tx_drop_slots", 1, 1000), 1);
+    CU_ASSERT_TRUE(tf_send_ok(&hv));
+    good_still_works();
+}
+
+static void test_malicious_slot_count_halts_vif(void)
+{
+    if (!hostile_open())
+        return;
+    tf_put(&hv, hv.drefs[0], 0, 14 + 22 * 10, NETTXF_more_data);
+    for (int i = 0; i < 22; i++)
+        tf_put(&hv, hv.drefs[1], (uint16_t)(i * 10), 10, i < 21 ? NETTXF_more_data : 0);
+    tf_push(&hv);
+    assert_halted(&hv);
+}
+
+static void test_slot_crossing_page_halts_vif(void)
+{
+    if (!hostile_open())
+        return;
+    tf_put(&hv, hv.drefs[0], 4000, 200, 0);            /* 4000 + 200 > 4096 */
+    tf_push(&hv);
+    assert_halted(&hv);
+}
+
+static void test_bad_grant_dropped(void)
+{
+    if (!hostile_open())
+        return;
+    tf_put(&hv, 31337, 0, 60, 0);                       /* never granted */
+    tf_push(&hv);
+    netif_tx_response_t r;
+    CU_ASSERT_EQUAL(tf_rsp(&hv, &r, 1, 2000), 1);
+    CU_ASSERT_EQUAL(r.status, NETIF_RSP_ERROR);
+    CU_ASSERT_EQUAL(st_wait(&hv, "tx_drop_grant", 1, 1000), 1);
+    /* a following slot with a bad grant fails the whole packet too */
+    tf_put(&hv, hv.drefs[0], 0, 100, NETTXF_more_data);
+    tf_put(&hv, 31338, 0, 40, 0);
+    tf_push(&hv);
+    netif_tx_response_t r2[2];
+    CU_ASSERT_EQUAL(tf_rsp(&hv, r2, 2, 2000), 2);
+    CU_ASSERT_EQUAL(r2[0].status, NETIF_RSP_ERROR);
+    CU_ASSERT_EQUAL(r2[1].status, NETIF_RSP_ERROR);
+    CU_ASSERT_EQUAL(st_wait(&hv, "tx_drop_grant", 2, 1000), 2);
+    CU_ASSERT_TRUE(tf_send_ok(&hv));
+    good_still_works();
+}
+
+static void test_broken_extra_chain_halts_vif(void)
+{
+    if (!hostile_open())
+        return;
+    tf_put(&hv, hv.drefs[0], 0, 60, NETTXF_extra_info);
+    netif_extra_info_t ex;
+    memset(&ex, 0, sizeof(ex));
+    ex.type = XEN_NETIF_EXTRA_TYPE_NONE;                /* not a valid extra */
+    netif_tx_request_t raw;
+    memset(&raw, 0, sizeof(raw));
+    memcpy(&raw, &ex, sizeof(ex));
+    tf_put_raw(&hv, &raw);
+    tf_push(&hv);
+    assert_halted(&hv);
+}
+
+static void test_producer_index_past_ring_halts_vif(void)
+{
+    if (!hostile_open())
+        return;
+    /* req_prod claims far more requests than the ring holds */
+    struct sx_sring_hdr *s = hv.txmem;
+    SX_WRITE_ONCE(s->req_prod, s->rsp_prod + hv.tx.nr_ents + 17);
+    sx_evtchn_notify(H.ev, (evtchn_port_t)hv.port);
+    CU_ASSERT_EQUAL(st_wait(&hv, "tx_fatal", 1, 2000), 1);
+    good_still_works();
+}
+
+static void test_unplug_releases_hostile_vifs(void)
+{
+    /* Every halted or healthy hostile vif goes away with online=0, the good one stays. */
+    for (unsigned d = 1; d < next_dev; d++) {
+        char be[128];
+        sx_xenbus_backend_path(be, sizeof(be), 0, "vif", H.dom, d);
+        sx_xenbus_write(xb, XBT_NULL, be, "online", "0");
+        sx_xenbus_write(xb, XBT_NULL, be, "state", "5");
+        CU_ASSERT_EQUAL(wait_state(be, XenbusStateClosed, 5000), 0);
+    }
+    uint64_t end = now_ms() + 3000;
+    while (sx_gnt_mapped_pages(nb->gnt) != 2 && now_ms() < end)
+        usleep(5000);
+    CU_ASSERT_EQUAL(sx_gnt_mapped_pages(nb->gnt), 2);   /* the good vif's two rings */
+    good_still_works();
+}
+
+static int suite_init(void)
+{
+    if (access("/dev/net/tun", R_OK | W_OK) != 0)
+        sx_test_skip("no /dev/net/tun");
+    if (unshare(CLONE_NEWNET) != 0)
+        sx_test_skip("cannot unshare a network namespace (need root)");
+    if (simenv_start(&env, true) < 0)
+        return 1;
+    if (sxc_connect(&ctl, env.sock, 0) < 0)
+        return 1;
+    char xsp[256];
+    sx_xenstored_path(xsp, sizeof(xsp), 0);
+    if (sx_xenbus_open(&xb, xsp) < 0)
+        return 1;
+    struct nb_opts o = { .platform = SX_PLAT_SIM, .domid = 0, .bridge_default = "xenbr0",
+                         .spin_ns = 20000, .core_path = env.sock };
+    if (nb_open(&nb, &o) < 0)
+        return 1;
+    if (pthread_create(&nb_thr, NULL, nb_main, NULL))
+        return 1;
+    if (guest_open(&G, "good") || guest_open(&H, "hostile"))
+        return 1;
+    if (tf_open(&good, &G, 0))
+        return 1;
+    return 0;
+}
+
+static int suite_clean(void)
+{
+    if (nb) {
+        atomic_store(&nb->stop, true);
+        pthread_join(nb_thr, NULL);
+        nb_close(nb);
+    }
+    guest_close(&G);
+    guest_close(&H);
+    sx_xenbus_close(xb);
+    sxc_disconnect(ctl);
+    simenv_stop(&env);
+    return 0;
+}
+
+static const struct sx_test_case cases[] = {
+    SX_TEST(test_good_vif_passes_traffic),
+    SX_TEST(test_zero_length_request_dropped),
+    SX_TEST(test_too_many_slots_dropped),
+    SX_TEST(test_malicious_slot_count_halts_vif),
+    SX_TEST(test_slot_crossing_page_halts_vif),
+    SX_TEST(test_bad_grant_dropped),
+    SX_TEST(test_broken_extra_chain_halts_vif),
+    SX_TEST(test_producer_index_past_ring_halts_vif),
+    SX_TEST(test_unplug_releases_hostile_vifs),
+};
+
+SX_TEST_MAIN("netback_hostile", cases, suite_init, suite_clean)
