@@ -214,10 +214,26 @@ static int16_t serve(const blkif_request_t *rq)
     return BLKIF_RSP_OKAY;
 }
 
-/* Serve until the frontend leaves Connected. */
+static volatile bool fe_changed;
+static void fe_state_cb(void *arg, const char *path, const char *token)
+{
+    (void)arg;
+    (void)path;
+    (void)token;
+    fe_changed = true;
+}
+
+/* Serve until the frontend leaves Connected. The frontend's state is read only when its
+ * watch fires: a xenstore round trip per loop would dominate the latency. */
 static int serve_loop(void)
 {
     blkif_request_t rq[32];
+    char path[192];
+    snprintf(path, sizeof(path), "%s/state", g.fep);
+    fe_changed = true;
+    if (sx_xenbus_watch(g.xb, path, "ramback-fe", fe_state_cb, NULL) < 0)
+        return -EIO;
+    int ret = -EINTR;
     while (!stop) {
         bool work = false;
         for (unsigned i = 0; i < g.nq; i++) {
@@ -239,11 +255,15 @@ static int serve_loop(void)
                     sx_evtchn_notify(g.evt, (evtchn_port_t)q->lport);
             }
         }
-        enum xenbus_state st;
-        if (sx_xenbus_dispatch(g.xb, 0) < 0)
-            return -ENOTCONN;
-        if (sx_xenbus_read_state(g.xb, XBT_NULL, g.fep, &st) < 0 || st != XenbusStateConnected)
-            return 0;
+        if (fe_changed) {
+            enum xenbus_state st;
+            fe_changed = false;
+            if (sx_xenbus_read_state(g.xb, XBT_NULL, g.fep, &st) < 0 ||
+                st != XenbusStateConnected) {
+                ret = 0;
+                break;
+            }
+        }
         if (work)
             continue;
         int port;
@@ -257,8 +277,13 @@ static int serve_loop(void)
         struct pollfd pfd[2] = { { .fd = sx_evtchn_fd(g.evt), .events = POLLIN },
                                  { .fd = sx_xenbus_fd(g.xb), .events = POLLIN } };
         poll(pfd, 2, 100);
+        if (pfd[1].revents && sx_xenbus_dispatch(g.xb, 0) < 0) {
+            ret = -ENOTCONN;
+            break;
+        }
     }
-    return -EINTR;
+    sx_xenbus_unwatch(g.xb, "ramback-fe");
+    return ret;
 }
 
 static int one_connection(void)
