@@ -402,9 +402,9 @@ static int vbd_connect(struct bb_vbd *v)
         vbd_error(v, rc, "writing the disk properties");
         return rc;
     }
-    sx_info("%s: connected: %u queue(s), ring order %u, %s, persistent %s", v->bep, nq,
-            v->order, v->abi == SX_BLK_ABI_NATIVE ? "native abi" : "x86_32 abi",
-            v->persistent ? "yes" : "no");
+    sx_info("%s: connected: %u queue(s), ring order %u, %s, persistent %s, engine %s", v->bep,
+            nq, v->order, v->abi == SX_BLK_ABI_NATIVE ? "native abi" : "x86_32 abi",
+            v->persistent ? "yes" : "no", sx_bio_kind_name(sx_bio_kind(v->q[0].bio)));
     return 0;
 }
 
