@@ -422,6 +422,7 @@ int sx_blkfront_open(struct sx_blkfront **out, struct sx_plat *p, const char *vd
     if (!f)
         return -ENOMEM;
     f->plat = p;
+    pthread_mutex_init(&f->xb_lock, NULL);
     if (opts)
         f->opts = *opts;
     else
@@ -560,7 +561,19 @@ void sx_blkfront_close(struct sx_blkfront *f)
     }
     sx_gntshr_close(f->shr);
     sx_xenbus_close(f->xb);
+    pthread_mutex_destroy(&f->xb_lock);
     free(f);
+}
+
+int sx_blkfront_backend_state(struct sx_blkfront *f)
+{
+    if (!f || !f->xb)
+        return -EINVAL;
+    enum xenbus_state st;
+    pthread_mutex_lock(&f->xb_lock);
+    int rc = sx_xenbus_read_state(f->xb, XBT_NULL, f->info.backend_path, &st);
+    pthread_mutex_unlock(&f->xb_lock);
+    return rc < 0 ? rc : (int)st;
 }
 
 const struct sx_blkfront_info *sx_blkfront_info(const struct sx_blkfront *f)

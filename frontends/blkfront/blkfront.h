@@ -144,8 +144,10 @@ int sx_blkfront_kick(struct sx_blkfront *f, unsigned queue);
 int sx_blkfront_poll(struct sx_blkfront *f, unsigned queue, struct sx_blkfront_cpl *cpl,
                      unsigned max);
 /* Kick, then reap until at least min_nr (<= max) completions: spin on the ring up to the spin
- * budget, then sleep on the event channel. timeout_ms < 0 waits forever. Returns the count
- * (possibly < min_nr on timeout, or when nothing is in flight) or -errno. */
+ * budget, then sleep on the event channel. timeout_ms < 0 waits forever. After each second
+ * without a response it checks that the backend is still Connected. Returns the count
+ * (possibly < min_nr on timeout, or when nothing is in flight) or -errno (-ENOTCONN: the
+ * backend left Connected with requests outstanding). */
 int sx_blkfront_wait(struct sx_blkfront *f, unsigned queue, struct sx_blkfront_cpl *cpl,
                      unsigned min_nr, unsigned max, int timeout_ms);
 /* The queue's event channel fd (readable when the backend notified). For an external poll
@@ -158,6 +160,9 @@ int sx_blkfront_arm(struct sx_blkfront *f, unsigned queue);
  * budget ran out (false). Only reads the ring's shared index: it may run concurrently with a
  * thread that owns the queue. For external loops doing their own adaptive polling. */
 bool sx_blkfront_spin(struct sx_blkfront *f, unsigned queue, uint64_t budget_ns);
+/* The backend's xenbus state as it is now (XenbusState*), or -errno. Thread-safe; a xenstore
+ * round trip. */
+int sx_blkfront_backend_state(struct sx_blkfront *f);
 /* Requests submitted and not yet completed on `queue`. */
 unsigned sx_blkfront_inflight(const struct sx_blkfront *f, unsigned queue);
 void sx_blkfront_get_stats(const struct sx_blkfront *f, unsigned queue,

@@ -4,6 +4,8 @@
 
 #include "frontends/blkfront/blkfront.h"
 
+#include <pthread.h>
+
 #include "ring/ring.h"   /* first: barriers before <xen/io/ring.h> */
 #include <xen/io/blkif.h>
 
@@ -98,6 +100,7 @@ struct sx_blkfront {
     struct sx_blkfront_opts opts;
     struct sx_blkfront_info info;
     struct sx_xenbus *xb;
+    pthread_mutex_t xb_lock;    /* xb from data-path threads (sx_blkfront_backend_state) */
     struct sx_gntshr *shr;
     bool announced;             /* we went Initialised: close must run the handshake */
     bool data_ready;

@@ -17,8 +17,10 @@
 #include <time.h>
 
 #include "log.h"
+#include <xen/io/xenbus.h>
 
 #define POOL_GROW_MIN 64u
+#define BF_LIVENESS_MS 1000     /* sx_blkfront_wait checks the backend after this much silence */
 
 static bool valid_queue(const struct sx_blkfront *f, unsigned queue)
 {
@@ -587,18 +589,30 @@ int sx_blkfront_wait(struct sx_blkfront *f, unsigned queue, struct sx_blkfront_c
             return n ? (int)n : rc;
         if (rc == 1)
             continue;
-        int left = -1;
+        int left = BF_LIVENESS_MS;
         if (deadline >= 0) {
             long long l = (deadline - now_ns() + 999999) / 1000000;
             if (l <= 0)
                 break;
-            left = l > 1000000 ? 1000000 : (int)l;
+            if (l < left)
+                left = (int)l;
         }
         struct pollfd pfd = { .fd = sx_evtchn_fd(q->evt), .events = POLLIN };
         q->st.waits++;
         int pr = poll(&pfd, 1, left);
         if (pr < 0 && errno != EINTR)
             return n ? (int)n : -errno;
+        if (pr == 0 && left == BF_LIVENESS_MS && !sx_front_ring_has_responses(&q->ring)) {
+            /* A second of silence: is anybody still there? */
+            int st = sx_blkfront_backend_state(f);
+            if (st != XenbusStateConnected) {
+                sx_log_ratelimited(SX_LOG_ERR, "queue %u: backend %s is %s with %u requests "
+                                   "outstanding", q->idx, f->info.backend_path,
+                                   st < 0 ? "unreadable" : "no longer Connected",
+                                   sx_blkfront_inflight(f, queue));
+                return n ? (int)n : -ENOTCONN;
+            }
+        }
     }
     return (int)n;
 }

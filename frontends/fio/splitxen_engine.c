@@ -32,6 +32,8 @@
 #include <pthread.h>
 #include <string.h>
 
+#include <xen/io/xenbus.h>
+
 #include "frontends/blkfront/blkfront.h"
 #include "xen-core/platform.h"
 
@@ -493,9 +495,15 @@ static int sxf_getevents(struct thread_data *td, unsigned int min, unsigned int 
             continue;
         /* A job sharing the queue may reap our completions and consume the event that
          * would wake us: then never sleep long. */
-        int left = j->shared ? 1 : tmo < 0 ? -1 : tmo;
+        int left = j->shared ? 1 : tmo < 0 || tmo > 1000 ? 1000 : tmo;
         struct pollfd pfd = { .fd = sx_blkfront_fd(bf, j->queue), .events = POLLIN };
-        poll(&pfd, 1, left);
+        if (poll(&pfd, 1, left) == 0 && mtime_since_now(&start) >= 1000 &&
+            sx_blkfront_backend_state(bf) != XenbusStateConnected) {
+            /* Silence for a second and the backend has gone: fail instead of hanging. */
+            log_err("splitxen: the backend left Connected with I/O outstanding\n");
+            td_verror(td, ENOTCONN, "splitxen: backend gone");
+            return -ENOTCONN;
+        }
     }
 }
 

@@ -736,6 +736,27 @@ static void test_full_ring_eagain_and_event_wakeup(void)
     be_disconnect(&b);
 }
 
+/* The backend leaves Connected with a request outstanding: a wait without timeout returns
+ * -ENOTCONN after its one-second liveness check instead of sleeping forever. */
+static void test_wait_reports_backend_gone(void)
+{
+    struct be b;
+    struct be_cfg cfg = { .max_order = 0, .persistent = true };
+    be_create(&b, 51824, "xvdh", &cfg);
+    struct sx_blkfront_opts o = opts_of(true, 0, 0, 1);
+    fe_start(&b, &o);
+    be_connect(&b, 0, 1, true);
+    static uint8_t buf[4096];
+    CU_ASSERT_EQUAL(sx_blkfront_submit(b.f, 0, SX_BLKFRONT_READ, 0, buf, 4096, NULL), 0);
+    CU_ASSERT_EQUAL(sx_blkfront_kick(b.f, 0), 1);
+    CU_ASSERT_EQUAL(sx_xenbus_switch_state(xb, b.be, XenbusStateClosing), 0);
+    CU_ASSERT_EQUAL(sx_blkfront_backend_state(b.f), XenbusStateClosing);
+    struct sx_blkfront_cpl c;
+    CU_ASSERT_EQUAL(sx_blkfront_wait(b.f, 0, &c, 1, 1, -1), -ENOTCONN);
+    CU_ASSERT_EQUAL(sx_blkfront_inflight(b.f, 0), 1);
+    be_disconnect(&b);
+}
+
 /* No backend ever reaches InitWait: open times out (and says where it waited). */
 static void test_open_times_out_without_backend(void)
 {
@@ -797,6 +818,7 @@ static const struct sx_test_case cases[] = {
     SX_TEST(test_no_indirect_splits_large_io),
     SX_TEST(test_errors_bad_ids_batching_flush_discard),
     SX_TEST(test_full_ring_eagain_and_event_wakeup),
+    SX_TEST(test_wait_reports_backend_gone),
     SX_TEST(test_open_times_out_without_backend),
 };
 
