@@ -123,6 +123,8 @@ int sx_netfront_events(struct sx_netfront *f, unsigned q);
  * responses (the tx event is then armed: poll the fd and retry); -EMSGSIZE for len < 14,
  * len > 65535, or len > one page without tx_sg; -EOPNOTSUPP for GSO or csum_blank the
  * negotiation does not allow; -EINVAL for a bad meta; -EPROTO when the ring is halted.
+ * send does not parse frames: csum_blank on an IPv6 frame is the caller's to check against
+ * info.tx_ipv6_csum (sx_netfront_meta_from_vnet does).
  */
 int sx_netfront_send(struct sx_netfront *f, unsigned q, const void *pkt, size_t len,
                      const struct sx_netfront_meta *meta, unsigned flags);

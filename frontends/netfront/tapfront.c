@@ -46,7 +46,7 @@ struct worker {
     pthread_t thread;
     bool started;
     struct sx_netfront *f;
-    int tap_fd, nf_fd, stop_fd;
+    int tap_fd, nf_fd, stop_fd, dead_fd;   /* dead_fd: told when this worker gives up */
     uint8_t *txbuf, *rxbuf;
     struct sx_netfront_meta pending_meta;   /* of the frame waiting in txbuf for room */
     /* tapfront's own counters (the ring counters are netfront's) */
@@ -182,9 +182,21 @@ static int pump_rx(struct worker *w)
     return work;
 }
 
+static void *worker_loop(struct worker *w);
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
+    worker_loop(w);
+    uint64_t one = 1;
+    if (write(w->dead_fd, &one, sizeof(one)) < 0)
+        sx_warn("queue %u: cannot report exit: %s", w->q, strerror(errno));
+    return NULL;
+}
+
+/* Returns when stopped or when the queue cannot go on. */
+static void *worker_loop(struct worker *w)
+{
     struct spin_arg sa = { .f = w->f, .q = w->q };
     uint64_t spin_ns = sx_ring_spin_ns();
     size_t pending = 0;
@@ -338,12 +350,13 @@ int main(int argc, char **argv)
     struct sx_plat *plat = NULL;
     struct sx_tap *tap = NULL;
     struct sx_nl *nl = NULL;
-    int netns_fd = -1, stop_fd = -1, sig_fd = -1;
+    int netns_fd = -1, stop_fd = -1, sig_fd = -1, dead_fd = -1;
     bool made_netns = false;
 
     sig_fd = signalfd(-1, &sigs, SFD_CLOEXEC);
     stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (sig_fd < 0 || stop_fd < 0) {
+    dead_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (sig_fd < 0 || stop_fd < 0 || dead_fd < 0) {
         sx_err("signalfd/eventfd: %s", strerror(errno));
         goto out;
     }
@@ -405,6 +418,7 @@ int main(int argc, char **argv)
         w->tap_fd = sx_tap_fd(tap, q);
         w->nf_fd = sx_netfront_fd(g.f, q);
         w->stop_fd = stop_fd;
+        w->dead_fd = dead_fd;
         w->txbuf = malloc(BUF_SIZE);
         w->rxbuf = malloc(BUF_SIZE);
         if (!w->txbuf || !w->rxbuf || w->tap_fd < 0 || w->nf_fd < 0) {
@@ -423,9 +437,10 @@ int main(int argc, char **argv)
 
     int ctrl_fd = sx_netfront_ctrl_fd(g.f);
     for (;;) {
-        struct pollfd p[2] = { { .fd = sig_fd, .events = POLLIN },
-                               { .fd = ctrl_fd, .events = POLLIN } };
-        if (poll(p, 2, -1) < 0) {
+        struct pollfd p[3] = { { .fd = sig_fd, .events = POLLIN },
+                               { .fd = ctrl_fd, .events = POLLIN },
+                               { .fd = dead_fd, .events = POLLIN } };
+        if (poll(p, 3, -1) < 0) {
             if (errno == EINTR)
                 continue;
             sx_err("poll: %s", strerror(errno));
@@ -442,6 +457,10 @@ int main(int argc, char **argv)
                 status = 0;
                 break;
             }
+        }
+        if (p[2].revents) {
+            sx_err("a queue stopped; shutting down");
+            break;
         }
         if (p[1].revents) {
             int st = sx_netfront_ctrl_handle(g.f);
@@ -481,5 +500,7 @@ out:
         close(sig_fd);
     if (stop_fd >= 0)
         close(stop_fd);
+    if (dead_fd >= 0)
+        close(dead_fd);
     return status;
 }

@@ -6,7 +6,9 @@
  * netback's own parser) and copies their data through the grants, and produces rx responses
  * (single slot, two slots, GSO extra, hostile ones) that sx_netfront_recv must deliver or drop.
  */
+#include <endian.h>
 #include <errno.h>
+#include <linux/virtio_net.h>
 #include <poll.h>
 #include <string.h>
 #include <xenstore.h>
@@ -912,6 +914,85 @@ static void test_single_event_channel_carries_both_directions(void)
     close_all(&t);
 }
 
+/* ------------------------------------------------------------------ vnet headers */
+
+/* Ethernet + IPv4 (192.0.2.2 -> 192.0.2.3) + TCP, payload bytes of pattern. */
+static size_t mk_tcp4(uint8_t *b, size_t payload)
+{
+    memset(b, 0, 54);
+    b[12] = 0x08;
+    uint8_t *ip = b + 14;
+    ip[0] = 0x45;
+    uint16_t tot = (uint16_t)(40 + payload);
+    ip[2] = (uint8_t)(tot >> 8);
+    ip[3] = (uint8_t)tot;
+    ip[8] = 64;
+    ip[9] = 6;
+    const uint8_t a[8] = { 192, 0, 2, 2, 192, 0, 2, 3 };
+    memcpy(ip + 12, a, 8);
+    ip[34 - 14 + 12] = 5 << 4;   /* TCP data offset */
+    fill(b + 54, payload, 21);
+    return 54 + payload;
+}
+
+static struct virtio_net_hdr_v1 tso4_hdr(void)
+{
+    struct virtio_net_hdr_v1 vh = { 0 };
+    vh.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+    vh.gso_type = VIRTIO_NET_HDR_GSO_TCPV4;
+    vh.hdr_len = htole16(54);
+    vh.gso_size = htole16(1448);
+    vh.csum_start = htole16(34);
+    vh.csum_offset = htole16(16);
+    return vh;
+}
+
+static void test_vnet_conversion_follows_negotiation(void)
+{
+    static uint8_t frame[8000];
+    size_t len = mk_tcp4(frame, 5000);
+    struct sx_netfront_meta m;
+    struct virtio_net_hdr_v1 vh = tso4_hdr(), back;
+    struct tb t;
+
+    /* Everything offered: a TSO frame stays whole, and converts back to the same header. */
+    struct sx_netfront_opts o = { 0 };
+    connect_all(&t, 15, &be_full, &o);
+    CU_ASSERT_EQUAL(sx_netfront_meta_from_vnet(t.f, &vh, frame, len, &m), 0);
+    CU_ASSERT_EQUAL(m.gso_type, XEN_NETIF_GSO_TYPE_TCPV4);
+    CU_ASSERT_EQUAL(m.gso_size, 1448);
+    CU_ASSERT_EQUAL(m.flags, SX_NETFRONT_CSUM_BLANK | SX_NETFRONT_DATA_VALIDATED);
+    CU_ASSERT_EQUAL(sx_netfront_vnet_from_meta(&m, frame, len, &back), 0);
+    CU_ASSERT_EQUAL(back.gso_type, VIRTIO_NET_HDR_GSO_TCPV4);
+    CU_ASSERT_EQUAL(le16toh(back.gso_size), 1448);
+    CU_ASSERT_TRUE(back.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM);
+    CU_ASSERT_EQUAL(le16toh(back.csum_start), 34);
+    CU_ASSERT_EQUAL(le16toh(back.csum_offset), 16);
+    close_all(&t);
+
+    /* A backend without GSO: the TSO frame cannot go; a partial checksum still can. */
+    struct be_spec legacy = { 0 };
+    connect_all(&t, 16, &legacy, &o);
+    CU_ASSERT_EQUAL(sx_netfront_meta_from_vnet(t.f, &vh, frame, len, &m), -EOPNOTSUPP);
+    len = mk_tcp4(frame, 1000);
+    vh.gso_type = VIRTIO_NET_HDR_GSO_NONE;
+    vh.gso_size = 0;
+    CU_ASSERT_EQUAL(sx_netfront_meta_from_vnet(t.f, &vh, frame, len, &m), 0);
+    CU_ASSERT_EQUAL(m.flags & SX_NETFRONT_CSUM_BLANK, SX_NETFRONT_CSUM_BLANK);
+    CU_ASSERT_EQUAL(m.gso_type, XEN_NETIF_GSO_TYPE_NONE);
+    close_all(&t);
+
+    /* Checksum offload disabled: the checksum is completed in the frame, no flag goes out. */
+    struct sx_netfront_opts nocsum = { .no_csum_offload = true };
+    connect_all(&t, 17, &be_full, &nocsum);
+    len = mk_tcp4(frame, 1000);
+    CU_ASSERT_EQUAL(sx_netfront_meta_from_vnet(t.f, &vh, frame, len, &m), 0);
+    CU_ASSERT_EQUAL(m.flags & SX_NETFRONT_CSUM_BLANK, 0);
+    CU_ASSERT_NOT_EQUAL(frame[50] | frame[51], 0);   /* the TCP checksum field was filled */
+    CU_ASSERT_EQUAL(sx_netfront_send(t.f, 0, frame, len, &m, 0), 0);
+    close_all(&t);
+}
+
 static const struct sx_test_case cases[] = {
     SX_TEST(test_negotiate_two_queues_split_all_features),
     SX_TEST(test_negotiate_legacy_backend_single_queue_flat_keys),
@@ -924,6 +1005,7 @@ static const struct sx_test_case cases[] = {
     SX_TEST(test_rx_single_two_slot_and_gso_frames),
     SX_TEST(test_rx_hostile_responses_are_dropped),
     SX_TEST(test_single_event_channel_carries_both_directions),
+    SX_TEST(test_vnet_conversion_follows_negotiation),
 };
 
 SX_TEST_MAIN("netfront", cases, setup, teardown)
