@@ -11,6 +11,7 @@
 #include "frontends/blkfront/blkfront_priv.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -264,7 +265,7 @@ int sx_blkfront_submit(struct sx_blkfront *f, unsigned queue, enum sx_blkfront_o
             return -EINVAL;
         if (op == SX_BLKFRONT_WRITE && f->info.readonly)
             return -EROFS;
-        if (len > (size_t)UINT32_MAX * SX_PAGE_SIZE)
+        if (len > INT_MAX)          /* the completion reports bytes as an int */
             return -E2BIG;
         pages_total = (unsigned)((len + SX_PAGE_SIZE - 1) / SX_PAGE_SIZE);
         nparts = (pages_total + f->segs_per_req - 1) / f->segs_per_req;
