@@ -757,6 +757,81 @@ static void test_wait_reports_backend_gone(void)
     be_disconnect(&b);
 }
 
+/* Without persistent grants, a backend that answers while still mapping the pages: the caller
+ * gets the completion, the slot waits (ungrant_busy) and is reused only after the unmap. */
+static void test_nonpersistent_grant_still_mapped_is_deferred(void)
+{
+    struct be b;
+    struct be_cfg cfg = { .max_order = 0, .persistent = false };
+    be_create(&b, 51840, "xvdi", &cfg);
+    struct sx_blkfront_opts o = opts_of(false, 0, 0, 1);
+    fe_start(&b, &o);
+    be_connect(&b, 0, 1, false);
+    static uint8_t buf[33][4096];
+    CU_ASSERT_EQUAL(sx_blkfront_submit(b.f, 0, SX_BLKFRONT_READ, 0, buf[0], 4096, &buf[0]), 0);
+    sx_blkfront_kick(b.f, 0);
+    blkif_request_t rq;
+    CU_ASSERT_EQUAL_FATAL(sx_back_ring_take(&b.q[0].ring, &rq, 1), 1);
+    void *pg;
+    CU_ASSERT_EQUAL_FATAL(sx_gnt_map(gnt, gid, 1, &rq.seg[0].gref, true, &pg, NULL), 0);
+    memset(pg, 0x5a, 4096);
+    blkif_response_t r = { .id = rq.id, .operation = BLKIF_OP_READ, .status = BLKIF_RSP_OKAY };
+    CU_ASSERT_EQUAL(sx_back_ring_put_rsp(&b.q[0].ring, &r), 0);
+    be_push(&b, 0);
+    struct sx_blkfront_cpl c;
+    CU_ASSERT_EQUAL(sx_blkfront_wait(b.f, 0, &c, 1, 1, 2000), 1);
+    CU_ASSERT_EQUAL(c.res, 4096);
+    CU_ASSERT_EQUAL(buf[0][4095], 0x5a);
+    struct sx_blkfront_stats st;
+    sx_blkfront_get_stats(b.f, 0, &st);
+    CU_ASSERT_EQUAL(st.ungrant_busy, 1);
+    /* 31 slots left while the backend holds the mapping. */
+    unsigned ok = 0;
+    for (unsigned i = 1; i < 33; i++)
+        ok += sx_blkfront_submit(b.f, 0, SX_BLKFRONT_READ, 0, buf[i], 4096, NULL) == 0;
+    CU_ASSERT_EQUAL(ok, 31);
+    sx_blkfront_kick(b.f, 0);
+    static struct seen sn;
+    for (unsigned i = 0; i < 31; i++)
+        be_serve_one(&b, 0, &sn, BLKIF_RSP_OKAY, false);
+    be_push(&b, 0);
+    struct sx_blkfront_cpl cs[32];
+    unsigned got = 0;
+    while (got < 31) {
+        int n = sx_blkfront_wait(b.f, 0, cs, 1, 32, 2000);
+        CU_ASSERT_FATAL(n > 0);
+        got += (unsigned)n;
+    }
+    CU_ASSERT_EQUAL(sx_gnt_unmap(gnt, pg, 1), 0);
+    CU_ASSERT_EQUAL(sx_blkfront_poll(b.f, 0, cs, 32), 0);    /* retries the ungrant */
+    /* The slot is back: the whole ring can be in flight again. */
+    ok = 0;
+    for (unsigned i = 1; i < 33; i++)
+        ok += sx_blkfront_submit(b.f, 0, SX_BLKFRONT_READ, 0, buf[i], 4096, NULL) == 0;
+    CU_ASSERT_EQUAL(ok, 32);
+    be_disconnect(&b);
+}
+
+/* A backend that publishes more responses than requests are outstanding halts the queue:
+ * poll and submit report -EPROTO, nothing crashes, close still works. */
+static void test_response_overflow_halts_queue(void)
+{
+    struct be b;
+    struct be_cfg cfg = { .max_order = 0, .persistent = true };
+    be_create(&b, 51856, "xvdj", &cfg);
+    struct sx_blkfront_opts o = opts_of(true, 0, 0, 1);
+    fe_start(&b, &o);
+    be_connect(&b, 0, 1, true);
+    static uint8_t buf[4096];
+    CU_ASSERT_EQUAL(sx_blkfront_submit(b.f, 0, SX_BLKFRONT_READ, 0, buf, 4096, NULL), 0);
+    sx_blkfront_kick(b.f, 0);
+    SX_WRITE_ONCE(b.q[0].ring.sring->rsp_prod, 5);       /* 5 answers to 1 request */
+    struct sx_blkfront_cpl c[8];
+    CU_ASSERT_EQUAL(sx_blkfront_poll(b.f, 0, c, 8), -EPROTO);
+    CU_ASSERT_EQUAL(sx_blkfront_submit(b.f, 0, SX_BLKFRONT_READ, 0, buf, 4096, NULL), -EPROTO);
+    be_disconnect(&b);
+}
+
 /* No backend ever reaches InitWait: open times out (and says where it waited). */
 static void test_open_times_out_without_backend(void)
 {
@@ -819,6 +894,8 @@ static const struct sx_test_case cases[] = {
     SX_TEST(test_errors_bad_ids_batching_flush_discard),
     SX_TEST(test_full_ring_eagain_and_event_wakeup),
     SX_TEST(test_wait_reports_backend_gone),
+    SX_TEST(test_nonpersistent_grant_still_mapped_is_deferred),
+    SX_TEST(test_response_overflow_halts_queue),
     SX_TEST(test_open_times_out_without_backend),
 };
 
