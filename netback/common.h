@@ -64,9 +64,10 @@ struct nb_rate {
 /* Parse the libxl "BYTES,USECS" form. 0 or -EINVAL. */
 int nb_rate_parse(const char *s, uint64_t *bytes, uint64_t *usecs);
 void nb_rate_init(struct nb_rate *r, uint64_t bytes, uint64_t usecs);
+#define NB_RATE_MIN_BURST 131072u
 /* Take len bytes of credit at now_ns: true when allowed. When not, *wait_ns says how long until
- * the next replenish. A packet larger than the whole credit passes once per full credit
- * (Linux lets the credit cover the largest packet). */
+ * the next replenish. Credit carries over up to max(bytes, NB_RATE_MIN_BURST), so any packet
+ * (<= 64 KiB) passes eventually (Linux's tx_add_credit). */
 bool nb_rate_take(struct nb_rate *r, uint64_t len, uint64_t now_ns, uint64_t *wait_ns);
 
 struct nb_vif;

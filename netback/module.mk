@@ -34,3 +34,8 @@ UNIT_TESTS += netback_hostile_test
 netback_hostile_test_SRCS := tests/netback/netback_hostile_test.c
 netback_hostile_test_LIBS = $(NETBACKD_LIBS)
 netback_hostile_test_LDLIBS = $(NETBACKD_LDLIBS) -lcunit
+
+UNIT_TESTS += netback_rate_test
+netback_rate_test_SRCS := tests/netback/rate_test.c
+netback_rate_test_LIBS = $(NETBACKD_LIBS)
+netback_rate_test_LDLIBS = $(NETBACKD_LDLIBS) -lcunit

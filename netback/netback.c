@@ -339,7 +339,7 @@ static void *queue_main(void *arg)
         }
         if (f > 0 && !q->rate_wait_ns)
             continue;
-        if (q->rx_need_slots || v->rx_notify) {
+        if (q->rx_need_slots) {
             f = sx_back_ring_final_check(&q->rx);
             if (f < 0) {
                 q->halted = true;

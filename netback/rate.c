@@ -1,9 +1,10 @@
 /*
  * Credit limiter for guest tx, Linux netback's tx_credit (xenvif_tx_credit_callback): the
  * `rate` key libxl writes is "BYTES,USECS" (bytes allowed per interval of USECS microseconds).
- * Each interval the credit is reset to BYTES; a packet that finds too little credit waits for
- * the next interval. A packet larger than BYTES would never pass, so, as Linux, a full credit
- * always lets one packet through.
+ * Each interval adds BYTES of credit; unused credit carries over up to a burst of
+ * max(BYTES, 128 KiB), so even a rate below one 64 KiB GSO packet per interval lets every packet
+ * through eventually (Linux's tx_add_credit). A packet that finds too little credit waits for
+ * the next interval.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -33,7 +34,7 @@ void nb_rate_init(struct nb_rate *r, uint64_t bytes, uint64_t usecs)
 {
     r->bytes = bytes;
     r->usecs = usecs ? usecs : 1;
-    r->remaining = bytes;
+    r->remaining = 0;
     r->next_ns = 0;
 }
 
@@ -43,15 +44,13 @@ bool nb_rate_take(struct nb_rate *r, uint64_t len, uint64_t now_ns, uint64_t *wa
         return true;
     uint64_t period = r->usecs * 1000u;
     if (now_ns >= r->next_ns) {
-        r->remaining = r->bytes;
+        /* tx_add_credit: unused credit carries over up to a burst that fits any packet */
+        uint64_t burst = r->bytes > NB_RATE_MIN_BURST ? r->bytes : NB_RATE_MIN_BURST;
+        r->remaining = r->remaining + r->bytes < burst ? r->remaining + r->bytes : burst;
         r->next_ns = now_ns + period;
     }
     if (len <= r->remaining) {
         r->remaining -= len;
-        return true;
-    }
-    if (len > r->bytes && r->remaining == r->bytes) {
-        r->remaining = 0;      /* oversize packet: takes a whole interval's credit */
         return true;
     }
     *wait_ns = r->next_ns - now_ns;
