@@ -487,6 +487,9 @@ int sx_netfront_ctrl_handle(struct sx_netfront *f)
     return rc < 0 ? rc : (int)st;
 }
 
+_Static_assert(sizeof(struct sx_netfront_stats) % sizeof(uint64_t) == 0,
+               "sx_netfront_stats is summed as an array of uint64_t");
+
 int sx_netfront_stats(const struct sx_netfront *f, unsigned qi, struct sx_netfront_stats *out)
 {
     if (!f || !out || (qi != ~0u && qi >= f->info.nqueues))
