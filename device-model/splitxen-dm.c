@@ -1,0 +1,170 @@
+/*
+ * splitxen-dm: the device model of one HVM domain (the qemu-dm role).
+ *
+ *   splitxen-dm --domid N [--platform sim|xen] [--vcpus N] [--console FILE]
+ *
+ * sim: the whole emulated platform: PCI host bridge (0xCF8/0xCFC), 16550A UART on 0x3F8 IRQ 4
+ *      whose output goes to $SPLITXEN_RUN/console/<domid>.log (what `splitxen console` shows),
+ *      and the Xen platform device with the unplug protocol on port 0x10.
+ * xen: an additional ioreq server beside the default device model, which already provides the
+ *      host bridge, the serial port and the platform device; only splitxen's own PCI devices
+ *      are claimed there (none yet: e1000 and AHCI come next).
+ * Runs until the domain dies or SIGTERM/SIGINT. Exit status: 0 ok, 1 failure, 2 usage.
+ */
+#define SX_LOG_MODULE "splitxen-dm"
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "device-model/dm.h"
+#include "log.h"
+#include "xen-core/platform.h"
+
+static volatile sig_atomic_t stop_flag;
+
+static void on_signal(int sig) { (void)sig; stop_flag = 1; }
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: splitxen-dm --domid N [--platform sim|xen] [--vcpus N] "
+                    "[--console FILE]\n");
+    exit(2);
+}
+
+static int open_console(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    return fd < 0 ? -errno : fd;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "domid", required_argument, NULL, 'd' },
+        { "platform", required_argument, NULL, 'p' },
+        { "vcpus", required_argument, NULL, 'v' },
+        { "console", required_argument, NULL, 'c' },
+        { "help", no_argument, NULL, 'h' },
+        { 0 },
+    };
+    long domid = -1, vcpus = 0;
+    const char *plat_name = "sim", *console = NULL;
+    int c;
+    while ((c = getopt_long(argc, argv, "d:p:v:c:h", opts, NULL)) != -1) {
+        char *end;
+        switch (c) {
+        case 'd':
+            domid = strtol(optarg, &end, 10);
+            if (*end || domid < 1 || domid >= DOMID_FIRST_RESERVED)
+                usage();
+            break;
+        case 'p':
+            plat_name = optarg;
+            break;
+        case 'v':
+            vcpus = strtol(optarg, &end, 10);
+            if (*end || vcpus < 1 || vcpus > SX_IOREQ_MAX_VCPUS)
+                usage();
+            break;
+        case 'c':
+            console = optarg;
+            break;
+        default:
+            usage();
+        }
+    }
+    if (domid < 0 || optind != argc)
+        usage();
+    int kind = sx_plat_kind_from_name(plat_name);
+    if (kind < 0)
+        usage();
+    if (kind == SX_PLAT_XEN && vcpus == 0) {
+        fprintf(stderr, "splitxen-dm: --vcpus is needed on xen\n");
+        return 2;
+    }
+
+    struct sigaction sa = { .sa_handler = on_signal };
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    int ret = 1, rc, con_fd = -1;
+    struct sx_plat *plat = NULL;
+    struct sx_dm *dm = NULL;
+    struct sx_ioreq *r = NULL;
+    rc = sx_plat_open(&plat, (enum sx_plat_kind)kind, 0, NULL);
+    if (rc < 0) {
+        fprintf(stderr, "splitxen-dm: platform %s: %s\n", plat_name, strerror(-rc));
+        goto out;
+    }
+    rc = sx_dm_open(&dm, (domid_t)domid);
+    if (rc < 0)
+        goto fail;
+    char path[PATH_MAX];
+    if (kind == SX_PLAT_SIM) {
+        if (!console) {
+            snprintf(path, sizeof(path), "%s/console", sx_run_dir());
+            if (mkdir(path, 0755) < 0 && errno != EEXIST) {
+                rc = -errno;
+                goto fail;
+            }
+            snprintf(path, sizeof(path), "%s/console/%ld.log", sx_run_dir(), domid);
+            console = path;
+        }
+        con_fd = open_console(console);
+        if (con_fd < 0) {
+            rc = con_fd;
+            fprintf(stderr, "splitxen-dm: console %s: %s\n", console, strerror(-rc));
+            goto out;
+        }
+        rc = sx_dm_pci_host_add(dm);
+        if (rc == 0)
+            rc = sx_uart_add(dm, 0x3f8, 4, con_fd, NULL);
+        if (rc == 0)
+            rc = sx_xen_platform_add(dm, -1, true, NULL);
+        if (rc < 0)
+            goto fail;
+    }
+    struct sx_ioreq_opts o = { .domid = (domid_t)domid, .nr_vcpus = (unsigned)vcpus,
+                               .handler = sx_dm_ioreq_handler, .opaque = dm };
+    rc = sx_ioreq_open(&r, plat, &o);
+    if (rc < 0) {
+        fprintf(stderr, "splitxen-dm: ioreq server for dom%ld: %s\n", domid, strerror(-rc));
+        goto out;
+    }
+    rc = sx_dm_set_ioreq(dm, r);
+    if (rc == 0)
+        rc = sx_ioreq_enable(r);
+    if (rc < 0)
+        goto fail;
+    sx_info("serving dom%ld on %s (%u devices)", domid, plat_name, sx_dm_nr_devices(dm));
+    rc = sx_dm_run(dm, &stop_flag);
+    if (rc < 0)
+        goto fail;
+    const struct sx_ioreq_stats *s = sx_ioreq_stats(r);
+    sx_info("dom%ld: %" PRIu64 " requests (%" PRIu64 " pio, %" PRIu64 " mmio, %" PRIu64
+            " pci), %" PRIu64 " malformed, %" PRIu64 " unclaimed",
+            domid, s->handled, s->pio, s->mmio, s->pci_config,
+            s->bad_size + s->bad_count + s->bad_ptr + s->bad_type + s->bad_state,
+            s->unclaimed);
+    ret = 0;
+    goto out;
+fail:
+    fprintf(stderr, "splitxen-dm: dom%ld: %s\n", domid, strerror(-rc));
+out:
+    sx_dm_set_ioreq(dm, NULL);
+    sx_dm_close(dm);
+    sx_ioreq_close(r);
+    sx_plat_close(plat);
+    if (con_fd >= 0)
+        close(con_fd);
+    return ret;
+}

@@ -1,0 +1,18 @@
+# ioreq: the device model's ioreq server (sim and xen) and the sim HVM guest's vCPU side.
+LIBS += sxioreq
+sxioreq_SRCS := xen-core/ioreq/ioreq.c xen-core/ioreq/ioreq_sim.c xen-core/ioreq/ioreq_xen.c \
+                xen-core/ioreq/guest.c
+
+# Whatever links sxioreq links these too.
+SX_IOREQ_LIBS := sxioreq sxgrant sxevtchn sxcore sxxenstored sxcommon
+SX_IOREQ_LDLIBS := -lxendevicemodel -lxenforeignmemory -lxengnttab -lxenevtchn -lxenstore
+
+UNIT_TESTS += $(if $(wildcard tests/ioreq/ioreq_test.c),ioreq_test)
+ioreq_test_SRCS := tests/ioreq/ioreq_test.c
+ioreq_test_LIBS := $(SX_IOREQ_LIBS)
+ioreq_test_LDLIBS := $(SX_IOREQ_LDLIBS) -lcunit
+
+UNIT_TESTS += $(if $(wildcard tests/ioreq/ioreq_xen_test.c),ioreq_xen_test)
+ioreq_xen_test_SRCS := tests/ioreq/ioreq_xen_test.c
+ioreq_xen_test_LIBS := $(SX_IOREQ_LIBS)
+ioreq_xen_test_LDLIBS := $(SX_IOREQ_LDLIBS) -lcunit
