@@ -6,6 +6,7 @@
  *   splitxen create FILE.cfg [-p]        create a domain from an xl.cfg (-p: leave it paused)
  *   splitxen list
  *   splitxen destroy NAME|ID
+ *   splitxen console NAME|ID [-f]     an HVM domain's serial output (its device model's log)
  *   splitxen pause|unpause NAME|ID
  *   splitxen block-attach DOM SPEC       SPEC in xl-disk-configuration syntax
  *   splitxen block-detach DOM VDEV
@@ -60,6 +61,7 @@ static void die_usage(void)
             "  list                           list domains\n"
             "  top [--batch|--json] [-d S] [-n N]  live view of domains, vbds and vifs\n"
             "  destroy NAME|ID                destroy a domain and remove its xenstore nodes\n"
+            "  console NAME|ID [-f]           show (-f: follow) an HVM domain's serial output\n"
             "  pause NAME|ID / unpause NAME|ID\n"
             "  block-attach DOM SPEC          attach a disk (xl-disk-configuration syntax)\n"
             "  block-detach DOM VDEV          detach a disk\n"
@@ -916,6 +918,72 @@ out:
     return ret;
 }
 
+/* console DOM [-f]: the domain's emulated serial output as its device model logs it
+ * ($SPLITXEN_RUN/console/<domid>.log, written by splitxen-dm's 16550A). -f follows the log
+ * until interrupted or the domain is gone. */
+static int cmd_console(int argc, char **argv)
+{
+    bool follow = false;
+    const char *ref = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-f"))
+            follow = true;
+        else if (!ref)
+            ref = argv[i];
+        else
+            die_usage();
+    }
+    if (!ref)
+        die_usage();
+    struct domcmd d;
+    if (domcmd_open(&d, ref, false) < 0) {
+        domcmd_close(&d);
+        return 1;
+    }
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/console/%d.log", sx_run_dir(), d.domid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 && !follow) {
+        fprintf(stderr, "%s: no console log for domain %d (%s): is its device model running?\n",
+                prog, d.domid, path);
+        domcmd_close(&d);
+        return 1;
+    }
+    int ret = 0;
+    int64_t last_check = now_ms();
+    for (;;) {
+        char buf[4096];
+        ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf)) : 0;
+        if (n < 0) {
+            fprintf(stderr, "%s: %s: %s\n", prog, path, strerror(errno));
+            ret = 1;
+            break;
+        }
+        if (n > 0) {
+            if (fwrite(buf, 1, (size_t)n, stdout) != (size_t)n) {
+                ret = 1;
+                break;
+            }
+            continue;
+        }
+        fflush(stdout);
+        if (!follow)
+            break;
+        if (now_ms() - last_check >= 1000) {
+            last_check = now_ms();
+            if (resolve_domain(d.core, ref) != d.domid)
+                break;   /* the domain is gone: everything it wrote has been shown */
+        }
+        usleep(100 * 1000);
+        if (fd < 0)
+            fd = open(path, O_RDONLY | O_CLOEXEC);
+    }
+    if (fd >= 0)
+        close(fd);
+    domcmd_close(&d);
+    return ret;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2)
@@ -936,6 +1004,8 @@ int main(int argc, char **argv)
         return sx_cmd_top(argc, argv);
     if (!strcmp(cmd, "destroy"))
         return cmd_destroy(argc, argv);
+    if (!strcmp(cmd, "console"))
+        return cmd_console(argc, argv);
     if (!strcmp(cmd, "pause"))
         return cmd_pause(argc, argv, true);
     if (!strcmp(cmd, "unpause"))
