@@ -32,6 +32,7 @@ PROGS :=
 UNIT_TESTS :=
 SHLIBS :=
 
+.DEFAULT_GOAL := all
 MODULE_MKS := $(sort $(wildcard */module.mk) $(wildcard */*/module.mk))
 include $(MODULE_MKS)
 
