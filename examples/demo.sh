@@ -61,6 +61,7 @@ start() {
 }
 
 xs_read() { XENSTORED_PATH=$SPLITXEN_RUN/xenstored/socket xenstore-read "$1" 2>/dev/null; }
+xs_is() { [ "$(xs_read "$1")" = "$2" ]; }    # xs_is PATH VALUE, for wait_for
 domid_of() { "$SX" list 2>/dev/null | awk -v n="$1" '$1 == n { print $2 }'; }
 
 demo_setup() {
@@ -104,7 +105,7 @@ demo_setup() {
   step "starting the guest's netfront: eth0 192.0.2.2/24 in namespace $NS_GUEST"
   start tapfront "$TAPFRONT" --platform sim --domid "$GID" --devid 0 --netns "$NS_GUEST" --ip 192.0.2.2/24
   wait_for "vif $GID/0 to reach Connected (4)" "$STEP_TIMEOUT" \
-    test "$(xs_read /local/domain/$DRV/backend/vif/$GID/0/state)" = 4 || return 1
+    xs_is "/local/domain/$DRV/backend/vif/$GID/0/state" 4 || return 1
   wait_for "the guest to ping the driver domain's bridge (192.0.2.1)" "$STEP_TIMEOUT" \
     ip netns exec "$NS_GUEST" ping -c1 -W1 192.0.2.1 || return 1
   step "guest is up: disk and network connected"
