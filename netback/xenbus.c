@@ -367,6 +367,9 @@ static void vif_probe(struct nb *nb, unsigned fe, unsigned devid)
         v->max_queues = (unsigned)qmax;
     if (!v->max_queues)
         v->max_queues = 1;
+    uint64_t mtu = 0;
+    if (sx_xenbus_read_uint(nb->xb, XBT_NULL, v->be_path, "mtu", 68, 65535, &mtu) < 0)
+        mtu = 0;   /* absent (libxl omits 1500) or bad: the TAP's default */
     char rate[64];
     if (sx_xenbus_read_str(nb->xb, XBT_NULL, v->be_path, "rate", rate, sizeof(rate)) == 0 &&
         nb_rate_parse(rate, &v->rate_bytes, &v->rate_usecs) < 0) {
@@ -381,7 +384,8 @@ static void vif_probe(struct nb *nb, unsigned fe, unsigned devid)
     snprintf(name, sizeof(name), "vif%u.%u", fe, devid);
     static const uint8_t mac[6] = { 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff };
     struct sx_tap_config tc = { .name = name, .nqueues = v->max_queues, .mac = mac,
-                                .offload = 0, .bridge = bridge, .up = true };
+                                .mtu = (unsigned)mtu, .offload = 0, .bridge = bridge,
+                                .up = true };
     if ((rc = sx_tap_open(&tc, &v->tap)) < 0) {
         sx_err("vif%u.%u: create TAP %s on bridge %s: %s", fe, devid, name, bridge,
                strerror(-rc));

@@ -116,8 +116,11 @@ static uint64_t st_wait(struct tf *t, const char *name, uint64_t want, int ms)
     return v;
 }
 
-/* Toolstack + frontend handshake for vif dom/dev; on success the backend is Connected. */
-static int tf_open(struct tf *t, struct guest *g, unsigned dev)
+/* Toolstack + frontend handshake for vif dom/dev. extra_key/extra_val (may be NULL) are
+ * written into the frontend directory last, before Connected; want is the backend state to
+ * wait for (Connected for a good handshake). */
+static int tf_open_ex(struct tf *t, struct guest *g, unsigned dev, const char *extra_key,
+                      const char *extra_val, enum xenbus_state want)
 {
     memset(t, 0, sizeof(*t));
     t->g = g;
@@ -168,10 +171,18 @@ static int tf_open(struct tf *t, struct guest *g, unsigned dev)
         (rc = sx_xenbus_printf(xb, XBT_NULL, t->fe, "event-channel", "%d", t->port)) ||
         (rc = sx_xenbus_write(xb, XBT_NULL, t->fe, "request-rx-copy", "1")) ||
         (rc = sx_xenbus_write(xb, XBT_NULL, t->fe, "feature-rx-notify", "1")) ||
-        (rc = sx_xenbus_write(xb, XBT_NULL, t->fe, "feature-sg", "1")) ||
-        (rc = sx_xenbus_write(xb, XBT_NULL, t->fe, "state", "4")))
+        (rc = sx_xenbus_write(xb, XBT_NULL, t->fe, "feature-sg", "1")))
         return rc;
-    return wait_state(t->be, XenbusStateConnected, 5000);
+    if (extra_key && (rc = sx_xenbus_write(xb, XBT_NULL, t->fe, extra_key, extra_val)))
+        return rc;
+    if ((rc = sx_xenbus_write(xb, XBT_NULL, t->fe, "state", "4")))
+        return rc;
+    return wait_state(t->be, want, 5000);
+}
+
+static int tf_open(struct tf *t, struct guest *g, unsigned dev)
+{
+    return tf_open_ex(t, g, dev, NULL, NULL, XenbusStateConnected);
 }
 
 static void tf_put(struct tf *t, grant_ref_t gref, uint16_t off, uint16_t size, uint16_t flags)
@@ -437,6 +448,51 @@ static void test_rx_producer_index_past_ring_halts_vif(void)
     good_still_works();
 }
 
+static void test_bad_num_queues_fails_only_that_vif(void)
+{
+    /* 0, garbage and more than the backend's max (the toolstack's queues=1) are refused: that
+     * vif goes Closing with an error node, nothing is mapped for it, the others run on. */
+    const char *bad[] = { "0", "abc", "2", "-1", "1 ", "" };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        uint64_t mapped = sx_gnt_mapped_pages(nb->gnt);
+        struct tf t;
+        CU_ASSERT_EQUAL(tf_open_ex(&t, &H, next_dev++, "multi-queue-num-queues", bad[i],
+                                   XenbusStateClosing), 0);
+        CU_ASSERT_EQUAL(sx_xenbus_exists(xb, XBT_NULL, t.be, "error"), 1);
+        CU_ASSERT_EQUAL(sx_gnt_mapped_pages(nb->gnt), mapped);
+        sx_stats_close_ro(&t.st);
+    }
+    good_still_works();
+}
+
+static void test_bad_ring_ref_fails_only_that_vif(void)
+{
+    uint64_t mapped = sx_gnt_mapped_pages(nb->gnt);
+    struct tf t;
+    CU_ASSERT_EQUAL(tf_open_ex(&t, &H, next_dev++, "rx-ring-ref", "424242", XenbusStateClosing),
+                    0);
+    CU_ASSERT_EQUAL(sx_gnt_mapped_pages(nb->gnt), mapped);   /* the tx ring was unmapped */
+    sx_stats_close_ro(&t.st);
+    good_still_works();
+}
+
+static void test_vanished_frontend_releases_vif(void)
+{
+    /* The frontend's directory disappears under a connected vif (its domain went away
+     * without the close handshake): netback disconnects and says Closed. */
+    if (!hostile_open())
+        return;
+    uint64_t mapped = sx_gnt_mapped_pages(nb->gnt);
+    CU_ASSERT_EQUAL(sx_xenbus_rm(xb, XBT_NULL, hv.fe, NULL), 0);
+    CU_ASSERT_EQUAL(wait_state(hv.be, XenbusStateClosed, 5000), 0);
+    uint64_t end = now_ms() + 2000;
+    while (sx_gnt_mapped_pages(nb->gnt) != mapped - 2 && now_ms() < end)
+        usleep(2000);
+    CU_ASSERT_EQUAL(sx_gnt_mapped_pages(nb->gnt), mapped - 2);
+    CU_ASSERT_EQUAL(st_get(&hv, "queues"), 0);
+    good_still_works();
+}
+
 static void test_unplug_releases_hostile_vifs(void)
 {
     /* Every halted or healthy hostile vif goes away with online=0, the good one stays. */
@@ -517,6 +573,9 @@ static const struct sx_test_case cases[] = {
     SX_TEST(test_producer_index_past_ring_halts_vif),
     SX_TEST(test_rx_good_vif_receives_flooded_frame),
     SX_TEST(test_rx_producer_index_past_ring_halts_vif),
+    SX_TEST(test_bad_num_queues_fails_only_that_vif),
+    SX_TEST(test_bad_ring_ref_fails_only_that_vif),
+    SX_TEST(test_vanished_frontend_releases_vif),
     SX_TEST(test_unplug_releases_hostile_vifs),
 };
 
