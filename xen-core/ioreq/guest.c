@@ -24,6 +24,7 @@
 struct gvcpu {
     struct sx_evtchn *evt;
     int port;
+    bool stale;     /* the last request timed out: its slot may still be READY/INPROCESS */
 };
 
 struct sx_ioreq_guest {
@@ -177,6 +178,17 @@ int sx_ioreq_guest_raw(struct sx_ioreq_guest *g, unsigned vcpu, const ioreq_t *r
     if (!g || !req || vcpu >= g->nr_vcpus)
         return -EINVAL;
     volatile ioreq_t *slot = (volatile ioreq_t *)&g->iop->vcpu_ioreq[vcpu];
+    if (resp && g->v[vcpu].stale) {
+        /* A request of ours timed out and may still be in the device model's hands: let it
+         * finish first, or its response would be taken for this one's. */
+        uint8_t st = slot->state;
+        if (st == STATE_IOREQ_READY || st == STATE_IOREQ_INPROCESS) {
+            int rc = wait_resp(g, vcpu);
+            if (rc < 0)
+                return rc;
+        }
+        g->v[vcpu].stale = false;
+    }
     ioreq_t tmp = *req;
     uint8_t state = tmp.state;
     tmp.state = STATE_IOREQ_NONE;
@@ -189,8 +201,10 @@ int sx_ioreq_guest_raw(struct sx_ioreq_guest *g, unsigned vcpu, const ioreq_t *r
     if (rc < 0 || !resp)
         return rc;
     rc = wait_resp(g, vcpu);
-    if (rc < 0)
+    if (rc < 0) {
+        g->v[vcpu].stale = rc == -ETIMEDOUT;
         return rc;
+    }
     /* Read the response after seeing IORESP_READY. */
     xen_rmb();
     memcpy(resp, (const void *)slot, sizeof(*resp));

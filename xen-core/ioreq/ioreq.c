@@ -94,6 +94,11 @@ static int dma_copy(struct sx_ioreq *r, uint64_t gpa, void *buf, size_t len, boo
 {
     if (len == 0)
         return 0;
+    if (!dma_ok(r, gpa, len)) {
+        sx_log_ratelimited(SX_LOG_WARN, "dom%u: DMA [%#" PRIx64 ", +%zu) outside guest memory",
+                           r->domid, gpa, len);
+        return -EFAULT;
+    }
     /* Bounded chunks so a xen mapping never exceeds SX_IOREQ_DMA_MAP_MAX. */
     while (len) {
         size_t n = len > SX_IOREQ_DMA_MAP_MAX ? SX_IOREQ_DMA_MAP_MAX : len;
