@@ -426,8 +426,11 @@ static void vbd_close(struct bb_vbd *v)
     if (v->stats_ok)
         sx_stats_destroy(&v->stats);
     v->stats_ok = false;
-    if (v->phase != BB_CLOSED)
+    if (v->phase != BB_CLOSED) {
         vbd_switch(v, XenbusStateClosed);
+        sx_info("%s: closed (daemon-wide: %llu grant pages mapped)", v->bep,
+                (unsigned long long)sx_gnt_mapped_pages(v->d->gnt));
+    }
     v->phase = BB_CLOSED;
 }
 
