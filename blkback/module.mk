@@ -20,3 +20,8 @@ PROGS += splitxen-blkback
 splitxen-blkback_SRCS := blkback/main.c
 splitxen-blkback_LIBS = sxblkbackd sxblkback sxxenbus sxring $(SX_PLAT_LIBS)
 splitxen-blkback_LDLIBS = $(SXBLKBACK_LDLIBS) $(SX_PLAT_LDLIBS)
+
+UNIT_TESTS += hostile_test
+hostile_test_SRCS := tests/blkback/hostile_test.c
+hostile_test_LIBS = sxblkbackd sxblkback sxxenbus sxring $(SX_PLAT_LIBS)
+hostile_test_LDLIBS = -lcunit $(SXBLKBACK_LDLIBS) $(SX_PLAT_LDLIBS)

@@ -1,0 +1,433 @@
+/*
+ * Hostile-frontend tests: the test acts as two guests against the real blkback daemon code
+ * (bb_daemon_* from blkback/xenbus.c, blkback.c, persistent.c), running in-process on an
+ * in-process sim core with xenstored. Each guest shares its ring page and data pages, writes
+ * the frontend keys by hand and produces raw blkif requests straight into the shared ring.
+ *
+ *   vbd A: guest 1, read-write image      vbd B: guest 2, read-only image (mode=r)
+ *
+ * Each bad request must get an error response (and A must keep serving good requests after
+ * it); a producer index past the ring must halt only A's ring (counted in A's stats file);
+ * B keeps working throughout.
+ */
+#define SX_LOG_MODULE "hostile_test"
+#include "blkback/common.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "evtchn/evtchn.h"
+#include "grant/grant.h"
+#include "log.h"
+#include "tests/sxtest.h"
+#include "tests/xen-core/simenv.h"
+#include "xen-core/core.h"
+#include "xenbus/xenbus.h"
+
+#define IMG_BYTES (4u << 20)
+#define NDATA 16
+
+struct gfront {
+    domid_t dom;
+    unsigned devid;
+    struct sx_plat *p;
+    struct sx_gntshr *shr;
+    struct sx_evtchn *evt;
+    int port;
+    grant_ref_t ring_ref;
+    void *ring_mem;
+    struct sx_front_ring ring;
+    grant_ref_t data_refs[NDATA];
+    uint8_t *data;
+    char fep[128], bep[128];
+    char img[256];
+};
+
+static struct simenv env;
+static struct bb_daemon *daemon_;
+static pthread_t daemon_thr;
+static volatile int daemon_stop;
+static struct sx_xenbus *xb;
+static struct gfront A, B;
+static domid_t other_dom;    /* a third domain: grants to it are foreign to dom0 */
+static uint64_t next_id = 1;
+
+static void *daemon_main(void *arg)
+{
+    (void)arg;
+    bb_daemon_run(daemon_, &daemon_stop);
+    return NULL;
+}
+
+static int wait_be_state(struct gfront *g, enum xenbus_state want)
+{
+    for (int i = 0; i < 400; i++) {
+        enum xenbus_state st;
+        if (sx_xenbus_read_state(xb, XBT_NULL, g->bep, &st) == 0 && st == want)
+            return 0;
+        usleep(10000);
+    }
+    return -ETIMEDOUT;
+}
+
+/* The toolstack's part (libxl layout) and the frontend's, by hand. */
+static int gfront_setup(struct gfront *g, struct sxc_conn *c, const char *name, bool ro)
+{
+    int rc = sxc_domain_create(c, name, SXD_TYPE_PV, 32, 1, false);
+    if (rc < 0)
+        return rc;
+    g->dom = (domid_t)rc;
+    g->devid = 51712;
+    snprintf(g->img, sizeof(g->img), "%s/%s.img", env.dir, name);
+    int fd = open(g->img, O_CREAT | O_RDWR, 0600);
+    if (fd < 0 || ftruncate(fd, IMG_BYTES) < 0)
+        return -errno;
+    /* A recognisable pattern: byte i of sector s is (s + i) & 0xff. */
+    uint8_t *buf = malloc(IMG_BYTES);
+    for (size_t i = 0; i < IMG_BYTES; i++)
+        buf[i] = (uint8_t)(i / 512 + i);
+    if (pwrite(fd, buf, IMG_BYTES, 0) != (ssize_t)IMG_BYTES)
+        return -EIO;
+    free(buf);
+    close(fd);
+    g->p = simenv_plat(&env, g->dom);
+    if (!g->p)
+        return -EIO;
+    if ((rc = sx_gntshr_open(&g->shr, g->p)) < 0 || (rc = sx_evtchn_open(&g->evt, g->p)) < 0)
+        return rc;
+    rc = sx_gntshr_share(g->shr, 0, 1, true, &g->ring_ref, &g->ring_mem);
+    if (rc < 0)
+        return rc;
+    rc = sx_front_ring_init(&g->ring, g->ring_mem, SX_RING_PAGE_SIZE, sizeof(blkif_request_t),
+                            sizeof(blkif_response_t));
+    if (rc < 0)
+        return rc;
+    void *d;
+    rc = sx_gntshr_share(g->shr, 0, NDATA, true, g->data_refs, &d);
+    if (rc < 0)
+        return rc;
+    g->data = d;
+    g->port = sx_evtchn_bind_unbound(g->evt, 0);
+    if (g->port < 0)
+        return g->port;
+    sx_xenbus_frontend_path(g->fep, sizeof(g->fep), g->dom, "vbd", g->devid);
+    sx_xenbus_backend_path(g->bep, sizeof(g->bep), 0, "vbd", g->dom, g->devid);
+    sx_xenbus_write(xb, XBT_NULL, g->fep, "backend", g->bep);
+    sx_xenbus_write(xb, XBT_NULL, g->fep, "backend-id", "0");
+    sx_xenbus_write(xb, XBT_NULL, g->fep, "virtual-device", "51712");
+    sx_xenbus_write(xb, XBT_NULL, g->fep, "state", "1");
+    sx_xenbus_write(xb, XBT_NULL, g->bep, "frontend", g->fep);
+    sx_xenbus_printf(xb, XBT_NULL, g->bep, "frontend-id", "%u", g->dom);
+    sx_xenbus_write(xb, XBT_NULL, g->bep, "params", g->img);
+    sx_xenbus_write(xb, XBT_NULL, g->bep, "type", "phy");
+    sx_xenbus_write(xb, XBT_NULL, g->bep, "mode", ro ? "r" : "w");
+    sx_xenbus_write(xb, XBT_NULL, g->bep, "online", "1");
+    sx_xenbus_write(xb, XBT_NULL, g->bep, "state", "1");
+    if ((rc = wait_be_state(g, XenbusStateInitWait)) < 0)
+        return rc;
+    sx_xenbus_printf(xb, XBT_NULL, g->fep, "ring-ref", "%u", g->ring_ref);
+    sx_xenbus_printf(xb, XBT_NULL, g->fep, "event-channel", "%d", g->port);
+    sx_xenbus_write(xb, XBT_NULL, g->fep, "protocol", "x86_64-abi");
+    sx_xenbus_write(xb, XBT_NULL, g->fep, "feature-persistent", "1");
+    sx_xenbus_write(xb, XBT_NULL, g->fep, "state", "3");
+    if ((rc = wait_be_state(g, XenbusStateConnected)) < 0)
+        return rc;
+    sx_xenbus_write(xb, XBT_NULL, g->fep, "state", "4");
+    return 0;
+}
+
+static int suite_init(void)
+{
+    if (simenv_start(&env, true) < 0)
+        return -1;
+    if (sx_xenbus_open(&xb, NULL) < 0) {
+        char p[256];
+        sx_xenstored_path(p, sizeof(p), 0);
+        if (sx_xenbus_open(&xb, p) < 0)
+            return -1;
+    }
+    struct bb_opts o;
+    bb_opts_default(&o);
+    o.spin_ns = 0;
+    o.engine = SX_BIO_SYNC;
+    if (bb_daemon_open(&daemon_, &o) < 0)
+        return -1;
+    if (pthread_create(&daemon_thr, NULL, daemon_main, NULL))
+        return -1;
+    struct sxc_conn *c;
+    if (sxc_connect(&c, env.sock, 0) < 0)
+        return -1;
+    int rc = gfront_setup(&A, c, "hostile-a", false);
+    if (rc == 0)
+        rc = gfront_setup(&B, c, "hostile-b", true);
+    if (rc == 0) {
+        rc = sxc_domain_create(c, "hostile-other", SXD_TYPE_PV, 8, 1, false);
+        if (rc > 0) {
+            other_dom = (domid_t)rc;
+            rc = 0;
+        }
+    }
+    sxc_disconnect(c);
+    if (rc < 0)
+        fprintf(stderr, "hostile_test setup: %s\n", strerror(-rc));
+    return rc < 0 ? -1 : 0;
+}
+
+static int suite_clean(void)
+{
+    daemon_stop = 1;
+    pthread_join(daemon_thr, NULL);
+    bb_daemon_close(daemon_);
+    sx_xenbus_close(xb);
+    sx_evtchn_close(A.evt);
+    sx_evtchn_close(B.evt);
+    sx_plat_close(A.p);
+    sx_plat_close(B.p);
+    simenv_stop(&env);
+    return 0;
+}
+
+/* Put one raw request slot, push, notify; wait up to 2 s for one response.
+ * Returns the status, or 100 when no response came. */
+static int roundtrip(struct gfront *g, const void *slot, uint64_t *id_out)
+{
+    CU_ASSERT_EQUAL_FATAL(sx_front_ring_put_req(&g->ring, slot), 0);
+    if (sx_front_ring_push(&g->ring) == 1)
+        sx_evtchn_notify(g->evt, (evtchn_port_t)g->port);
+    blkif_response_t rsp;
+    for (int i = 0; i < 2000; i++) {
+        int n = sx_front_ring_take_rsp(&g->ring, &rsp, 1);
+        if (n == 1) {
+            if (id_out)
+                *id_out = rsp.id;
+            return rsp.status;
+        }
+        int port;
+        while ((port = sx_evtchn_pending(g->evt)) >= 0)
+            sx_evtchn_unmask(g->evt, (evtchn_port_t)port);
+        usleep(1000);
+    }
+    return 100;
+}
+
+static blkif_request_t rw_req(uint8_t op, uint64_t sector, unsigned nseg, grant_ref_t gref,
+                              uint8_t first, uint8_t last)
+{
+    blkif_request_t r;
+    memset(&r, 0, sizeof(r));
+    r.operation = op;
+    r.nr_segments = (uint8_t)nseg;
+    r.handle = 0;
+    r.id = next_id++;
+    r.sector_number = sector;
+    for (unsigned i = 0; i < nseg && i < BLKIF_MAX_SEGMENTS_PER_REQUEST; i++)
+        r.seg[i] = (struct blkif_request_segment){ .gref = gref, .first_sect = first,
+                                                   .last_sect = last };
+    return r;
+}
+
+/* A good read of sector s into data page 0 answers OKAY with the image's bytes. */
+static void check_good_read(struct gfront *g, uint64_t s)
+{
+    memset(g->data, 0, SX_PAGE_SIZE);
+    blkif_request_t r = rw_req(BLKIF_OP_READ, s, 1, g->data_refs[0], 0, 7);
+    uint64_t id = 0;
+    CU_ASSERT_EQUAL(roundtrip(g, &r, &id), BLKIF_RSP_OKAY);
+    CU_ASSERT_EQUAL(id, r.id);
+    CU_ASSERT_EQUAL(g->data[0], (uint8_t)s);
+    CU_ASSERT_EQUAL(g->data[4095], (uint8_t)(s + 7 + 4095));
+}
+
+static void test_good_read_both_vbds(void)
+{
+    check_good_read(&A, 0);
+    check_good_read(&A, 100);
+    check_good_read(&B, 3);
+}
+
+static void test_too_many_segments(void)
+{
+    blkif_request_t r = rw_req(BLKIF_OP_READ, 0, BLKIF_MAX_SEGMENTS_PER_REQUEST, A.data_refs[0], 0, 7);
+    r.nr_segments = BLKIF_MAX_SEGMENTS_PER_REQUEST + 1;
+    CU_ASSERT_EQUAL(roundtrip(&A, &r, NULL), BLKIF_RSP_ERROR);
+    r = rw_req(BLKIF_OP_WRITE, 0, 0, A.data_refs[0], 0, 7);   /* zero segments */
+    CU_ASSERT_EQUAL(roundtrip(&A, &r, NULL), BLKIF_RSP_ERROR);
+    check_good_read(&A, 1);
+}
+
+static void test_sector_past_end_and_wrap(void)
+{
+    uint64_t sectors = IMG_BYTES / 512;
+    blkif_request_t r = rw_req(BLKIF_OP_READ, sectors - 4, 1, A.data_refs[0], 0, 7);
+    CU_ASSERT_EQUAL(roundtrip(&A, &r, NULL), BLKIF_RSP_ERROR);        /* crosses the end */
+    r = rw_req(BLKIF_OP_READ, sectors, 1, A.data_refs[0], 0, 0);
+    CU_ASSERT_EQUAL(roundtrip(&A, &r, NULL), BLKIF_RSP_ERROR);        /* starts at the end */
+    r = rw_req(BLKIF_OP_WRITE, UINT64_MAX - 3, 1, A.data_refs[0], 0, 7);
+    CU_ASSERT_EQUAL(roundtrip(&A, &r, NULL), BLKIF_RSP_ERROR);        /* wraps around 2^64 */
+    blkif_request_discard_t d;
+    memset(&d, 0, sizeof(d));
+    d.operation = BLKIF_OP_DISCARD;
+    d.id = next_id++;
+    d.sector_number = 8;
+    d.nr_sectors = UINT64_MAX - 4;                                     /* discard that wraps */
+    CU_ASSERT_EQUAL(roundtrip(&A, &d, NULL), BLKIF_RSP_ERROR);
+    check_good_read(&A, sectors - 8);                                   /* the last page is fine */
+}
+
+static void test_last_before_first(void)
+{
+    blkif_request_t r = rw_req(BLKIF_OP_READ, 0, 1, A.data_refs[0], 5, 2);
+    CU_ASSERT_EQUAL(roundtrip(&A, &r, NULL), BLKIF_RSP_ERROR);
+    r = rw_req(BLKIF_OP_READ, 0, 1, A.data_refs[0], 0, 8);              /* past the page */
+    CU_ASSERT_EQUAL(roundtrip(&A, &r, NULL), BLKIF_RSP_ERROR);
+    check_good_read(&A, 2);
+}
+
+static void test_unmapped_and_foreign_grant(void)
+{
+    /* A reference nobody granted. */
+    blkif_request_t r = rw_req(BLKIF_OP_READ, 0, 1, 7777, 0, 7);
+    CU_ASSERT_EQUAL(roundtrip(&A, &r, NULL), BLKIF_RSP_ERROR);
+    /* A page guest A granted to another domain, not to dom0. */
+    grant_ref_t foreign;
+    void *fp;
+    CU_ASSERT_EQUAL_FATAL(sx_gntshr_share(A.shr, other_dom, 1, true, &foreign, &fp), 0);
+    r = rw_req(BLKIF_OP_WRITE, 0, 1, foreign, 0, 7);
+    CU_ASSERT_EQUAL(roundtrip(&A, &r, NULL), BLKIF_RSP_ERROR);
+    /* The good segment next to a bad one does not get the data either. */
+    r = rw_req(BLKIF_OP_READ, 16, 2, A.data_refs[1], 0, 7);
+    r.seg[1].gref = foreign;
+    CU_ASSERT_EQUAL(roundtrip(&A, &r, NULL), BLKIF_RSP_ERROR);
+    CU_ASSERT_EQUAL(sx_gntshr_unshare(A.shr, fp, 1), 0);   /* dom0 holds no mapping of it */
+    check_good_read(&A, 4);
+}
+
+static void test_write_to_read_only_vbd(void)
+{
+    memset(B.data, 0xee, SX_PAGE_SIZE);
+    blkif_request_t r = rw_req(BLKIF_OP_WRITE, 0, 1, B.data_refs[0], 0, 7);
+    CU_ASSERT_EQUAL(roundtrip(&B, &r, NULL), BLKIF_RSP_ERROR);
+    blkif_request_t f = rw_req(BLKIF_OP_FLUSH_DISKCACHE, 0, 0, 0, 0, 0);
+    CU_ASSERT_NOT_EQUAL(roundtrip(&B, &f, NULL), BLKIF_RSP_OKAY);
+    /* The image is unchanged. */
+    int fd = open(B.img, O_RDONLY);
+    uint8_t b0 = 0xee;
+    CU_ASSERT_EQUAL(pread(fd, &b0, 1, 0), 1);
+    close(fd);
+    CU_ASSERT_EQUAL(b0, 0);
+    check_good_read(&B, 0);
+}
+
+static void test_indirect_too_many_pages(void)
+{
+    blkif_request_indirect_t r;
+    memset(&r, 0, sizeof(r));
+    r.operation = BLKIF_OP_INDIRECT;
+    r.indirect_op = BLKIF_OP_READ;
+    r.id = next_id++;
+    r.nr_segments = 9 * 512;      /* needs 9 indirect pages: more than the protocol has */
+    for (unsigned i = 0; i < BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST; i++)
+        r.indirect_grefs[i] = A.data_refs[2 + i];
+    CU_ASSERT_EQUAL(roundtrip(&A, &r, NULL), BLKIF_RSP_ERROR);
+    r.id = next_id++;
+    r.nr_segments = 257;          /* more than the backend's feature-max-indirect-segments */
+    CU_ASSERT_EQUAL(roundtrip(&A, &r, NULL), BLKIF_RSP_ERROR);
+    /* An indirect page full of bad segments (last < first) is refused too. */
+    struct blkif_request_segment *seg = (void *)(A.data + 2 * SX_PAGE_SIZE);
+    for (unsigned i = 0; i < 16; i++)
+        seg[i] = (struct blkif_request_segment){ .gref = A.data_refs[0], .first_sect = 7,
+                                                 .last_sect = 1 };
+    r.id = next_id++;
+    r.nr_segments = 16;
+    CU_ASSERT_EQUAL(roundtrip(&A, &r, NULL), BLKIF_RSP_ERROR);
+    /* and a good one works: 2 segments read sectors 40..55. */
+    for (unsigned i = 0; i < 2; i++)
+        seg[i] = (struct blkif_request_segment){ .gref = A.data_refs[i], .first_sect = 0,
+                                                 .last_sect = 7 };
+    r.id = next_id++;
+    r.nr_segments = 2;
+    r.sector_number = 40;
+    CU_ASSERT_EQUAL(roundtrip(&A, &r, NULL), BLKIF_RSP_OKAY);
+    CU_ASSERT_EQUAL(A.data[SX_PAGE_SIZE], (uint8_t)48);
+}
+
+static uint64_t stat_of(struct gfront *g, const char *name)
+{
+    char dir[200], path[300];
+    sx_stats_dir(dir, sizeof(dir));
+    snprintf(path, sizeof(path), "%s/vbd-%u-%u", dir, g->dom, g->devid);
+    struct sx_stats s;
+    memset(&s, 0, sizeof(s));
+    if (sx_stats_open_ro(&s, path) < 0)
+        return UINT64_MAX;
+    uint64_t v = sx_stats_get(&s, name);
+    sx_stats_close_ro(&s);
+    return v;
+}
+
+static void test_producer_past_ring_halts_only_that_ring(void)
+{
+    uint64_t errs = stat_of(&A, "errors");
+    CU_ASSERT(errs != UINT64_MAX && errs >= 10);
+    CU_ASSERT_EQUAL(stat_of(&A, "halted"), 0);
+    /* req_prod claims a full ring and more beyond what was answered. */
+    struct sx_sring_hdr *h = A.ring.sring;
+    RING_IDX bogus = A.ring.req_prod_pvt + A.ring.nr_ents + 5;
+    atomic_store_explicit((_Atomic RING_IDX *)&h->req_prod, bogus, memory_order_release);
+    sx_evtchn_notify(A.evt, (evtchn_port_t)A.port);
+    uint64_t halted = 0;
+    for (int i = 0; i < 200 && halted != 1; i++) {
+        usleep(10000);
+        halted = stat_of(&A, "halted");
+    }
+    CU_ASSERT_EQUAL(halted, 1);
+    /* No response was produced from the garbage. */
+    CU_ASSERT_EQUAL(SX_READ_ONCE(h->rsp_prod), A.ring.rsp_cons);
+    /* The other guest's vbd is served as before, and the daemon is alive. */
+    check_good_read(&B, 9);
+    CU_ASSERT_EQUAL(stat_of(&B, "halted"), 0);
+    enum xenbus_state st;
+    CU_ASSERT_EQUAL(sx_xenbus_read_state(xb, XBT_NULL, B.bep, &st), 0);
+    CU_ASSERT_EQUAL(st, XenbusStateConnected);
+}
+
+static void test_bad_xenstore_values_fail_only_that_vbd(void)
+{
+    /* Guest A reconnects with a ring-page-order above the maximum: A fails (error node,
+     * Closing), B is unaffected. */
+    sx_xenbus_write(xb, XBT_NULL, A.fep, "state", "5");
+    CU_ASSERT_EQUAL(wait_be_state(&A, XenbusStateClosing), 0);
+    sx_xenbus_write(xb, XBT_NULL, A.fep, "state", "6");
+    CU_ASSERT_EQUAL(wait_be_state(&A, XenbusStateClosed), 0);
+    CU_ASSERT_EQUAL(stat_of(&A, "halted"), UINT64_MAX);   /* stats file removed at Closed */
+    sx_xenbus_write(xb, XBT_NULL, A.fep, "state", "1");
+    CU_ASSERT_EQUAL(wait_be_state(&A, XenbusStateInitWait), 0);
+    sx_xenbus_write(xb, XBT_NULL, A.fep, "ring-page-order", "99");
+    sx_xenbus_write(xb, XBT_NULL, A.fep, "state", "3");
+    CU_ASSERT_EQUAL(wait_be_state(&A, XenbusStateClosing), 0);
+    char *err = NULL;
+    CU_ASSERT_EQUAL(sx_xenbus_read(xb, XBT_NULL, A.bep, "error", &err, NULL), 0);
+    CU_ASSERT(err && strstr(err, "ring-page-order"));
+    free(err);
+    check_good_read(&B, 11);
+}
+
+static const struct sx_test_case cases[] = {
+    SX_TEST(test_good_read_both_vbds),
+    SX_TEST(test_too_many_segments),
+    SX_TEST(test_sector_past_end_and_wrap),
+    SX_TEST(test_last_before_first),
+    SX_TEST(test_unmapped_and_foreign_grant),
+    SX_TEST(test_write_to_read_only_vbd),
+    SX_TEST(test_indirect_too_many_pages),
+    SX_TEST(test_producer_past_ring_halts_only_that_ring),
+    SX_TEST(test_bad_xenstore_values_fail_only_that_vbd),
+};
+
+SX_TEST_MAIN("blkback_hostile", cases, suite_init, suite_clean)
