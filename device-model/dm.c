@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -220,8 +221,9 @@ static uint64_t dm_access(struct sx_dm *dm, uint8_t type, uint64_t addr, unsigne
             off = addr - g->base;
         }
     }
-    for (unsigned d = 0; d < 256 && !ops; d++) {
-        struct sx_pci *pd = dm->pci[d];
+    /* BARs: walk the (few) devices rather than all 256 functions; this is the MMIO hot path. */
+    for (struct sx_dm_dev *dv = dm->devs; dv && !ops; dv = dv->next) {
+        struct sx_pci *pd = dv->pci;
         if (!pd)
             continue;
         for (unsigned b = 0; b < 6; b++) {
@@ -808,6 +810,7 @@ int sx_dm_run(struct sx_dm *dm, volatile sig_atomic_t *stop)
 {
     if (!dm->r)
         return -EINVAL;
+    time_t last_alive = 0;
     while (!*stop) {
         struct epoll_event evs[16];
         int n = epoll_wait(dm->epfd, evs, 16, 200);
@@ -826,10 +829,15 @@ int sx_dm_run(struct sx_dm *dm, volatile sig_atomic_t *stop)
                 dm->watches[id - 1].fn(dm->watches[id - 1].opaque, evs[i].events);
             }
         }
-        int alive = sx_ioreq_alive(dm->r);
-        if (alive == 0) {
-            sx_info("dom%u is gone", dm->domid);
-            return 0;
+        /* Is the domain still there? Once a second: on Xen this is a hypercall. */
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec != last_alive) {
+            last_alive = now.tv_sec;
+            if (sx_ioreq_alive(dm->r) == 0) {
+                sx_info("dom%u is gone", dm->domid);
+                return 0;
+            }
         }
     }
     return 0;

@@ -106,8 +106,17 @@ static int sim_open(struct sx_ioreq *r)
     return 0;
 }
 
+/* Look for the guest every 20 ms while it is not there, every 250 ms (a reboot) once it is. */
+static void set_timer(struct sim *s, long ms)
+{
+    struct itimerspec its = { .it_interval = { 0, ms * 1000000 }, .it_value = { 0, ms * 1000000 } };
+    timerfd_settime(s->tfd, 0, &its, NULL);
+}
+
 static void disconnect(struct sx_ioreq *r, struct sim *s)
 {
+    if (r->iopage)
+        set_timer(s, 20);
     sx_ioreq_unbind_all(r);
     if (s->irq_port >= 0) {
         sx_evtchn_unbind(r->evt, (evtchn_port_t)s->irq_port);
@@ -160,6 +169,7 @@ static int connect_guest(struct sx_ioreq *r, struct sim *s, uint32_t gen)
     s->msi_prod = SX_READ_ONCE(sp->msi_cons);
     SX_WRITE_ONCE(sp->msi_prod, s->msi_prod);
     r->st.connects++;
+    set_timer(s, 250);
     sx_info("dom%u: ioreq connected (%u vCPUs, gen %u)", r->domid, r->nr_vcpus, gen);
     return 0;
 }
