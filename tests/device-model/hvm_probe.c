@@ -4,7 +4,8 @@
  * 0xCF8/0xCFC, size and place the Xen platform device's BARs, check the platform magic on port
  * 0x10, program the UART on 0x3F8 and write a message through THR, polling LSR.THRE.
  *
- *   sx-hvm-probe --domid N [--message TEXT] [--unplug MASK]
+ *   sx-hvm-probe -d N [-m TEXT] [-u MASK] [-n ROUNDS]
+ * -n times ROUNDS 16-bit reads of port 0x10 (one ioreq round trip each) and prints the mean.
  *
  * Prints one line per PCI function ("00:02.0 5853:0001 class ff8000") and "magic 49d2".
  * Exit 0 if the host bridge and platform device were found and the message was sent.
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "xen-core/ioreq/ioreq.h"
 #include "xen-core/platform.h"
@@ -25,16 +27,18 @@ static int cfg32(struct sx_ioreq_guest *g, unsigned dev, unsigned reg, uint32_t 
 
 int main(int argc, char **argv)
 {
-    long domid = -1, unplug = -1;
+    long domid = -1, unplug = -1, rounds = 0;
     const char *msg = "hello\n";
     int c;
-    while ((c = getopt(argc, argv, "d:m:u:")) != -1) {
+    while ((c = getopt(argc, argv, "d:m:u:n:")) != -1) {
         if (c == 'd')
             domid = strtol(optarg, NULL, 10);
         else if (c == 'm')
             msg = optarg;
         else if (c == 'u')
             unplug = strtol(optarg, NULL, 0);
+        else if (c == 'n')
+            rounds = strtol(optarg, NULL, 10);
         else
             return 2;
     }
@@ -81,6 +85,16 @@ int main(int argc, char **argv)
         }
     }
     printf("magic %04x\n", sx_ioreq_inw(g, 0x10));
+    if (rounds > 0) {
+        struct timespec a, b;
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        for (long i = 0; i < rounds; i++)
+            if (sx_ioreq_inw(g, 0x10) != 0x49d2)
+                goto out;
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        double us = ((double)(b.tv_sec - a.tv_sec) * 1e6 + (double)(b.tv_nsec - a.tv_nsec) / 1e3);
+        printf("%ld round trips, %.2f us each\n", rounds, us / (double)rounds);
+    }
     if (unplug >= 0)
         sx_ioreq_outw(g, 0x10, (uint16_t)unplug);
     /* UART: 115200 8N1, FIFOs on, then send with the LSR.THRE handshake. */
