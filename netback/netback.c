@@ -296,7 +296,6 @@ static void *queue_main(void *arg)
     bool halted_logged = false;
 
     while (!atomic_load_explicit(&q->stop, memory_order_acquire)) {
-        drain_events(q);
         int tx = 0, rx = 0;
         if (!q->halted) {
             tx = nb_tx_action(q);
@@ -330,8 +329,12 @@ static void *queue_main(void *arg)
             if (work)
                 continue;
         }
-        /* Arm: ask for a notification on the next tx request (and rx buffers when a frame
-         * waits for them), then re-check, so nothing that arrives now is missed. */
+        /* Arm: acknowledge and unmask the ports (events are only looked at before sleeping:
+         * while busy a masked port costs the frontend nothing), ask for a notification on the
+         * next tx request (and rx buffers when a frame waits for them), then re-check, so
+         * nothing that arrives from here on is missed: it either shows in the re-check or
+         * makes the event fd readable. */
+        drain_events(q);
         int f = sx_back_ring_final_check(&q->tx);
         if (f < 0) {
             tx_halt(q, SX_NET_TXR_NONE);

@@ -198,6 +198,14 @@ static int queue_connect(struct nb_vif *v, struct nb_queue *q, const char *dir)
         (rc = sx_back_ring_attach(&q->rx, q->rx_mem, SX_RING_PAGE_SIZE,
                                   sizeof(netif_rx_request_t), sizeof(netif_rx_response_t))))
         return rc;
+    /* Start where the frontend's ring is: past every published response. A fresh ring says 0;
+     * after a backend restart, requests it published and we never answered are taken again
+     * (a tx packet may be sent twice, as after a NIC reset) and posted rx buffers stay
+     * posted. Any value is only a starting point: overflow checks are relative to it. */
+    RING_IDX start = SX_READ_ONCE(q->tx.sring->rsp_prod);
+    q->tx.req_cons = q->tx.rsp_prod_pvt = q->tx.rsp_pushed = start;
+    start = SX_READ_ONCE(q->rx.sring->rsp_prod);
+    q->rx.req_cons = q->rx.rsp_prod_pvt = q->rx.rsp_pushed = start;
     q->tapfd = sx_tap_fd(v->tap, q->id);
     if (q->tapfd < 0)
         return q->tapfd;
@@ -407,6 +415,19 @@ static void vif_probe(struct nb *nb, unsigned fe, unsigned devid)
     snprintf(fe_state, sizeof(fe_state), "%s/state", v->fe_path);
     if (sx_xenbus_watch(nb->xb, fe_state, v->tok_fe, mark_dirty, NULL) == 0)
         v->watching_fe = true;
+    /* A restarted backend finds its vif Connected with a live, Connected frontend: reconnect
+     * to the rings it published without a state change (a frontend never expects Connected
+     * -> InitWait). Anything else starts the handshake over from InitWait. */
+    enum xenbus_state bs = XenbusStateUnknown, fs = XenbusStateUnknown;
+    if (sx_xenbus_read_state(nb->xb, XBT_NULL, v->be_path, &bs) == 0 &&
+        bs == XenbusStateConnected &&
+        sx_xenbus_read_state(nb->xb, XBT_NULL, v->fe_path, &fs) == 0 &&
+        fs == XenbusStateConnected) {
+        v->be_state = XenbusStateInitWait;   /* vif_eval connects and keeps Connected */
+        sx_info("vif%u.%u: %s on %s: frontend already connected, reconnecting", fe, devid,
+                name, bridge);
+        return;
+    }
     rc = sx_xenbus_switch_state(nb->xb, v->be_path, XenbusStateInitWait);
     if (rc == 0)
         v->be_state = XenbusStateInitWait;
@@ -445,6 +466,12 @@ static bool vif_eval(struct nb_vif *v)
             switch_state(v, XenbusStateClosed);
         }
         return false;
+    }
+    if (!v->online) {
+        /* Unplugged, then the toolstack re-added the device before we saw it go (removal
+         * and re-creation coalesced into one scan): drop this one and probe afresh. */
+        atomic_store(&g_dirty, true);
+        return true;
     }
     if (!v->tap)
         return false;           /* probe failed: nothing to serve */
