@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "ring/barrier.h"
 
 #define MAX_REGIONS 64
 #define MAX_WATCHES 32
@@ -96,6 +97,7 @@ struct sx_dm {
     uint32_t cf8;
     uint8_t isa_count[16];
     int epfd;
+    unsigned spin_us;
     struct watch watches[MAX_WATCHES];
     struct sx_dm_stats st;
 };
@@ -110,6 +112,7 @@ int sx_dm_open(struct sx_dm **out, domid_t domid)
     if (!dm)
         return -ENOMEM;
     dm->domid = domid;
+    dm->spin_us = 20;
     for (unsigned i = 0; i < MAX_WATCHES; i++)
         dm->watches[i].fd = -1;
     dm->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -806,6 +809,35 @@ int sx_dm_unwatch_fd(struct sx_dm *dm, int fd)
     return -ENOENT;
 }
 
+static int64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Serve whatever arrives within spin_us of the last request (shared-memory polling). */
+static int spin(struct sx_dm *dm)
+{
+    int64_t end = now_us() + dm->spin_us;
+    while (now_us() < end) {
+        for (int i = 0; i < 64; i++) {
+            if (sx_ioreq_has_work(dm->r)) {
+                int rc = sx_ioreq_step(dm->r);
+                if (rc < 0)
+                    return rc;
+                dm->st.spin_hits++;
+                end = now_us() + dm->spin_us;
+                break;
+            }
+            sx_cpu_relax();
+        }
+    }
+    return 0;
+}
+
+void sx_dm_set_spin(struct sx_dm *dm, unsigned us) { dm->spin_us = us > 10000 ? 10000 : us; }
+
 int sx_dm_run(struct sx_dm *dm, volatile sig_atomic_t *stop)
 {
     if (!dm->r)
@@ -824,6 +856,10 @@ int sx_dm_run(struct sx_dm *dm, volatile sig_atomic_t *stop)
             if (id == 0) {
                 int rc = sx_ioreq_step(dm->r);
                 if (rc < 0)
+                    return rc;
+                /* A vCPU that was just answered often comes back at once (register
+                 * sequences): poll the slots for a while before sleeping again. */
+                if (rc > 0 && dm->spin_us > 0 && (rc = spin(dm)) < 0)
                     return rc;
             } else if (id <= MAX_WATCHES && dm->watches[id - 1].fd >= 0) {
                 dm->watches[id - 1].fn(dm->watches[id - 1].opaque, evs[i].events);

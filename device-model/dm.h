@@ -53,6 +53,7 @@ struct sx_dm_stats {
     uint64_t accesses, unclaimed, pci_cfg_reads, pci_cfg_writes, pci_cfg_absent;
     uint64_t bar_maps, bar_unmaps, bar_conflicts, irq_errors, dma_refused, dma_no_master;
     uint64_t unplug_requests, devices_unplugged;
+    uint64_t spin_hits;         /* requests picked up while polling, without a wakeup */
 };
 
 /* ---- the device model ---- */
@@ -78,6 +79,9 @@ domid_t sx_dm_domid(const struct sx_dm *dm);
 typedef void (*sx_dm_fd_fn)(void *opaque, uint32_t events);
 int sx_dm_watch_fd(struct sx_dm *dm, int fd, uint32_t events, sx_dm_fd_fn fn, void *opaque);
 int sx_dm_unwatch_fd(struct sx_dm *dm, int fd);
+/* After serving a request, poll the ioreq slots this long before sleeping (default 20 us;
+ * 0 disables; at most 10000). */
+void sx_dm_set_spin(struct sx_dm *dm, unsigned us);
 /* Serve the ioreq server and the watched fds until *stop or the domain dies. 0 or -errno. */
 int sx_dm_run(struct sx_dm *dm, volatile sig_atomic_t *stop);
 

@@ -1,7 +1,7 @@
 /*
  * splitxen-dm: the device model of one HVM domain (the qemu-dm role).
  *
- *   splitxen-dm --domid N [--platform sim|xen] [--vcpus N] [--console FILE]
+ *   splitxen-dm --domid N [--platform sim|xen] [--vcpus N] [--console FILE] [--spin-us US]
  *
  * sim: the whole emulated platform: PCI host bridge (0xCF8/0xCFC), 16550A UART on 0x3F8 IRQ 4
  *      whose output goes to $SPLITXEN_RUN/console/<domid>.log (what `splitxen console` shows),
@@ -35,7 +35,7 @@ static void on_signal(int sig) { (void)sig; stop_flag = 1; }
 static void usage(void)
 {
     fprintf(stderr, "usage: splitxen-dm --domid N [--platform sim|xen] [--vcpus N] "
-                    "[--console FILE]\n");
+                    "[--console FILE] [--spin-us US]\n");
     exit(2);
 }
 
@@ -52,13 +52,14 @@ int main(int argc, char **argv)
         { "platform", required_argument, NULL, 'p' },
         { "vcpus", required_argument, NULL, 'v' },
         { "console", required_argument, NULL, 'c' },
+        { "spin-us", required_argument, NULL, 's' },
         { "help", no_argument, NULL, 'h' },
         { 0 },
     };
-    long domid = -1, vcpus = 0;
+    long domid = -1, vcpus = 0, spin_us = 20;
     const char *plat_name = "sim", *console = NULL;
     int c;
-    while ((c = getopt_long(argc, argv, "d:p:v:c:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "d:p:v:c:s:h", opts, NULL)) != -1) {
         char *end;
         switch (c) {
         case 'd':
@@ -76,6 +77,11 @@ int main(int argc, char **argv)
             break;
         case 'c':
             console = optarg;
+            break;
+        case 's':
+            spin_us = strtol(optarg, &end, 10);
+            if (*end || spin_us < 0 || spin_us > 10000)
+                usage();
             break;
         default:
             usage();
@@ -108,6 +114,7 @@ int main(int argc, char **argv)
     rc = sx_dm_open(&dm, (domid_t)domid);
     if (rc < 0)
         goto fail;
+    sx_dm_set_spin(dm, (unsigned)spin_us);
     char path[PATH_MAX];
     if (kind == SX_PLAT_SIM) {
         if (!console) {

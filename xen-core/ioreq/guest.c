@@ -19,7 +19,8 @@
 #include "ring/barrier.h"
 #include "xen-core/core.h"
 
-#define SPIN_CHECKS 256
+/* Spin this long on the slot before sleeping on the event channel (SPLITXEN_IOREQ_SPIN_US). */
+#define SPIN_US_DEFAULT 20
 
 struct gvcpu {
     struct sx_evtchn *evt;
@@ -39,6 +40,7 @@ struct sx_ioreq_guest {
     struct sx_evtchn *buf_evt, *irq_evt;
     int buf_port, irq_port;
     int timeout_ms;
+    int spin_us;
     uint32_t buf_wr;
     uint32_t msi_cons;
     pthread_mutex_t buf_lock;   /* buffered posts from any thread */
@@ -83,6 +85,12 @@ int sx_ioreq_guest_open(struct sx_ioreq_guest **out, struct sx_plat *p, domid_t 
     pthread_mutex_init(&g->cf8_lock, NULL);
     g->p = p;
     g->timeout_ms = 5000;
+    g->spin_us = SPIN_US_DEFAULT;
+    const char *e = getenv("SPLITXEN_IOREQ_SPIN_US");
+    if (e && *e) {
+        long v = strtol(e, NULL, 10);
+        g->spin_us = v < 0 ? 0 : v > 10000 ? 10000 : (int)v;
+    }
     g->buf_port = g->irq_port = -1;
     int rc = sxc_domain_get(p->conn, p->self, &g->dom);
     if (rc < 0)
@@ -141,25 +149,34 @@ fail:
 unsigned sx_ioreq_guest_nr_vcpus(const struct sx_ioreq_guest *g) { return g->nr_vcpus; }
 void sx_ioreq_guest_set_timeout(struct sx_ioreq_guest *g, int ms) { g->timeout_ms = ms; }
 
-static int64_t now_ms(void)
+static int64_t now_us(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
+
+static int64_t now_ms(void) { return now_us() / 1000; }
 
 /* Wait until vCPU v's slot says IORESP_READY. */
 static int wait_resp(struct sx_ioreq_guest *g, unsigned v)
 {
     volatile ioreq_t *slot = (volatile ioreq_t *)&g->iop->vcpu_ioreq[v];
     struct gvcpu *c = &g->v[v];
-    int64_t deadline = now_ms() + g->timeout_ms;
-    for (;;) {
-        for (int i = 0; i < SPIN_CHECKS; i++) {
+    /* A device model on another core answers in about a microsecond when it is polling; a
+     * sleep and an eventfd wakeup cost tens. Spin a little first. */
+    int64_t spin_end = now_us() + g->spin_us;
+    do {
+        for (int i = 0; i < 64; i++) {
             if (slot->state == STATE_IORESP_READY)
                 return 0;
             sx_cpu_relax();
         }
+    } while (now_us() < spin_end);
+    int64_t deadline = now_ms() + g->timeout_ms;
+    for (;;) {
+        if (slot->state == STATE_IORESP_READY)
+            return 0;
         int64_t left = deadline - now_ms();
         if (left <= 0)
             return -ETIMEDOUT;

@@ -472,6 +472,17 @@ int sx_ioreq_step(struct sx_ioreq *r)
     return (int)done;
 }
 
+int sx_ioreq_has_work(const struct sx_ioreq *r)
+{
+    if (!r || !r->iopage || !r->enabled)
+        return 0;
+    for (unsigned v = 0; v < r->nr_vcpus; v++)
+        if (((volatile ioreq_t *)&r->iopage->vcpu_ioreq[v])->state == STATE_IOREQ_READY)
+            return 1;
+    return r->bufpage && SX_READ_ONCE(r->bufpage->read_pointer) !=
+                         SX_READ_ONCE(r->bufpage->write_pointer);
+}
+
 /* ---------------- ports ---------------- */
 
 void sx_ioreq_unbind_all(struct sx_ioreq *r)

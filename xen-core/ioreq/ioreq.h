@@ -107,6 +107,9 @@ int sx_ioreq_enable(struct sx_ioreq *r);
 /* Handle pending requests: returns how many were completed (0: none), or -errno. Bounded by
  * opts->budget; when it stops with work left the fd stays readable. */
 int sx_ioreq_step(struct sx_ioreq *r);
+/* 1 if a request is waiting (a READY slot or buffered entries): shared-memory reads only, no
+ * system call, for polling loops that spin before sleeping on the fd. */
+int sx_ioreq_has_work(const struct sx_ioreq *r);
 /* 1 while the domain lives, 0 once it is dying or gone, -errno if that cannot be told. */
 int sx_ioreq_alive(struct sx_ioreq *r);
 /* sim: 1 once the guest's ports are bound (xen: once enabled). */
