@@ -130,7 +130,7 @@ struct sx_e1000 {
     struct tx_ctx ctx;
     bool tx_tse, tx_first;
     uint8_t tx_popts;
-    bool tx_overflow;
+    bool tx_overflow, tx_dma_bad;
     size_t tx_len;
     uint8_t *tx_buf;                /* SX_TAP_VNET_HDR_LEN + SX_E1000_MAX_FRAME */
     /* receive: one frame read from the world and not yet delivered */
@@ -213,7 +213,8 @@ static void dev_reset(struct sx_e1000 *e)
     memset(&e->ctx, 0, sizeof(e->ctx));
     e->tx_len = 0;
     e->tx_first = true;
-    e->tx_overflow = false;
+    e->tx_overflow = e->tx_dma_bad = false;
+    e->rx_len = 0;
     e->st.resets++;
     irq_update(e);
 }
@@ -417,8 +418,8 @@ static void tx_frame(struct sx_e1000 *e, bool legacy, uint32_t lower, uint32_t u
     uint8_t *f = e->tx_buf + SX_TAP_VNET_HDR_LEN;
     size_t len = e->tx_len;
     struct virtio_net_hdr_v1 vh = { 0 };
-    if (e->tx_overflow) {
-        e->st.tx_oversize++;
+    if (e->tx_overflow || e->tx_dma_bad) {
+        e->st.tx_oversize += e->tx_overflow;
         e->st.tx_dropped++;
         return;
     }
@@ -475,7 +476,7 @@ static void tx_frame(struct sx_e1000 *e, bool legacy, uint32_t lower, uint32_t u
 
 static void tx_append(struct sx_e1000 *e, uint64_t addr, size_t len)
 {
-    if (len == 0 || e->tx_overflow)
+    if (len == 0 || e->tx_overflow || e->tx_dma_bad)
         return;
     if (e->tx_len + len > SX_E1000_MAX_FRAME) {
         e->tx_overflow = true;
@@ -483,7 +484,7 @@ static void tx_append(struct sx_e1000 *e, uint64_t addr, size_t len)
     }
     if (sx_pci_dma_read(e->pci, addr, e->tx_buf + SX_TAP_VNET_HDR_LEN + e->tx_len, len) < 0) {
         e->st.buf_dma_errors++;
-        e->tx_overflow = true;      /* drop the frame, keep walking the ring */
+        e->tx_dma_bad = true;       /* drop the frame, keep walking the ring */
         return;
     }
     e->tx_len += len;
@@ -534,7 +535,7 @@ static bool tx_desc(struct sx_e1000 *e, const struct tx_desc *d)
         tx_frame(e, !(lower & TXD_DEXT), lower, upper);
         e->tx_len = 0;
         e->tx_first = true;
-        e->tx_overflow = false;
+        e->tx_overflow = e->tx_dma_bad = false;
     }
     return lower & (TXD_RS | TXD_RPS);
 }
