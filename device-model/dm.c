@@ -816,18 +816,25 @@ static int64_t now_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-/* Serve whatever arrives within spin_us of the last request (shared-memory polling). */
+/* Serve whatever arrives within spin_us of the last request (shared-memory polling). Bounded:
+ * a guest that keeps posting must not keep us from the other fds or from *stop, so after
+ * SPIN_MAX_STEPS steps or 10 x spin_us we go back to epoll (which returns at once if more is
+ * pending). */
+#define SPIN_MAX_STEPS 64
 static int spin(struct sx_dm *dm)
 {
-    int64_t end = now_us() + dm->spin_us;
-    while (now_us() < end) {
+    int64_t start = now_us(), end = start + dm->spin_us, hard_end = start + 10 * dm->spin_us;
+    unsigned steps = 0;
+    while (now_us() < end && steps < SPIN_MAX_STEPS) {
         for (int i = 0; i < 64; i++) {
             if (sx_ioreq_has_work(dm->r)) {
                 int rc = sx_ioreq_step(dm->r);
                 if (rc < 0)
                     return rc;
                 dm->st.spin_hits++;
-                end = now_us() + dm->spin_us;
+                steps++;
+                int64_t t = now_us() + dm->spin_us;
+                end = t < hard_end ? t : hard_end;
                 break;
             }
             sx_cpu_relax();
