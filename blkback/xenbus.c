@@ -472,6 +472,10 @@ static void vbd_evaluate(struct bb_vbd *v)
         if (v->phase == BB_CLOSED && fe != XenbusStateInitialising &&
             fe != XenbusStateInitialised && fe != XenbusStateConnected)
             return;
+        /* A toolstack writing the directory key by key: wait for params and state. */
+        if (sx_xenbus_exists(xb, XBT_NULL, v->bep, "params") != 1 ||
+            sx_xenbus_exists(xb, XBT_NULL, v->bep, "state") != 1)
+            return;
         if (vbd_prepare(v) < 0) {
             v->phase = BB_FAILED;
             vbd_switch(v, XenbusStateClosing);

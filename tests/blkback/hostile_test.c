@@ -270,13 +270,16 @@ static void test_sector_past_end_and_wrap(void)
     CU_ASSERT_EQUAL(roundtrip(&A, &r, NULL), BLKIF_RSP_ERROR);        /* starts at the end */
     r = rw_req(BLKIF_OP_WRITE, UINT64_MAX - 3, 1, A.data_refs[0], 0, 7);
     CU_ASSERT_EQUAL(roundtrip(&A, &r, NULL), BLKIF_RSP_ERROR);        /* wraps around 2^64 */
+    union { blkif_request_t slot; blkif_request_discard_t d; } u;
+    memset(&u, 0, sizeof(u));
     blkif_request_discard_t d;
     memset(&d, 0, sizeof(d));
     d.operation = BLKIF_OP_DISCARD;
     d.id = next_id++;
     d.sector_number = 8;
     d.nr_sectors = UINT64_MAX - 4;                                     /* discard that wraps */
-    CU_ASSERT_EQUAL(roundtrip(&A, &d, NULL), BLKIF_RSP_ERROR);
+    u.d = d;
+    CU_ASSERT_EQUAL(roundtrip(&A, &u, NULL), BLKIF_RSP_ERROR);
     check_good_read(&A, sectors - 8);                                   /* the last page is fine */
 }
 
@@ -326,18 +329,19 @@ static void test_write_to_read_only_vbd(void)
 
 static void test_indirect_too_many_pages(void)
 {
-    blkif_request_indirect_t r;
-    memset(&r, 0, sizeof(r));
+    union { blkif_request_t slot; blkif_request_indirect_t r; } u;
+    memset(&u, 0, sizeof(u));
+#define r u.r
     r.operation = BLKIF_OP_INDIRECT;
     r.indirect_op = BLKIF_OP_READ;
     r.id = next_id++;
     r.nr_segments = 9 * 512;      /* needs 9 indirect pages: more than the protocol has */
     for (unsigned i = 0; i < BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST; i++)
         r.indirect_grefs[i] = A.data_refs[2 + i];
-    CU_ASSERT_EQUAL(roundtrip(&A, &r, NULL), BLKIF_RSP_ERROR);
+    CU_ASSERT_EQUAL(roundtrip(&A, &u, NULL), BLKIF_RSP_ERROR);
     r.id = next_id++;
     r.nr_segments = 257;          /* more than the backend's feature-max-indirect-segments */
-    CU_ASSERT_EQUAL(roundtrip(&A, &r, NULL), BLKIF_RSP_ERROR);
+    CU_ASSERT_EQUAL(roundtrip(&A, &u, NULL), BLKIF_RSP_ERROR);
     /* An indirect page full of bad segments (last < first) is refused too. */
     struct blkif_request_segment *seg = (void *)(A.data + 2 * SX_PAGE_SIZE);
     for (unsigned i = 0; i < 16; i++)
@@ -345,7 +349,7 @@ static void test_indirect_too_many_pages(void)
                                                  .last_sect = 1 };
     r.id = next_id++;
     r.nr_segments = 16;
-    CU_ASSERT_EQUAL(roundtrip(&A, &r, NULL), BLKIF_RSP_ERROR);
+    CU_ASSERT_EQUAL(roundtrip(&A, &u, NULL), BLKIF_RSP_ERROR);
     /* and a good one works: 2 segments read sectors 40..55. */
     for (unsigned i = 0; i < 2; i++)
         seg[i] = (struct blkif_request_segment){ .gref = A.data_refs[i], .first_sect = 0,
@@ -353,8 +357,9 @@ static void test_indirect_too_many_pages(void)
     r.id = next_id++;
     r.nr_segments = 2;
     r.sector_number = 40;
-    CU_ASSERT_EQUAL(roundtrip(&A, &r, NULL), BLKIF_RSP_OKAY);
+    CU_ASSERT_EQUAL(roundtrip(&A, &u, NULL), BLKIF_RSP_OKAY);
     CU_ASSERT_EQUAL(A.data[SX_PAGE_SIZE], (uint8_t)48);
+#undef r
 }
 
 static uint64_t stat_of(struct gfront *g, const char *name)

@@ -1,7 +1,7 @@
 # Shared setup for tests/blkback/*.itest (sourced): tests/blkfront/lib.sh's core, guest and vbd
 # layout, plus starting/stopping splitxen-blkback and waiting for backend states.
 . "$SX_TOP/tests/blkfront/lib.sh"
-BLKBACK=$SX_BUILD/bin/splitxen-blkback
+BLKBACK=${SX_BLKBACK:-$SX_BUILD/bin/splitxen-blkback}   # SX_BLKBACK: e.g. a sanitizer build
 
 bb_need_all() {
   [ -x "$BLKBACK" ] || { echo "SKIP: $BLKBACK not built"; exit 77; }
