@@ -61,7 +61,7 @@
 #define ICR_RXO 0x40u
 #define ICR_RXT0 0x80u
 
-#define NRX 512u
+#define NRX 2048u
 #define NTX 512u
 #define RXBUF 2048u
 #define TXBUF 4096u
