@@ -300,9 +300,10 @@ static void run_file(char *buf, size_t len, const char *name)
     snprintf(buf, len, "%s/%s", sx_run_dir(), name);
 }
 
-static int core_bin(char *buf, size_t len)
+/* A program installed next to this one (build/bin), else from PATH; env overrides. */
+static int sibling_bin(char *buf, size_t len, const char *name, const char *env)
 {
-    const char *e = getenv("SPLITXEN_CORE_BIN");
+    const char *e = getenv(env);
     if (e && *e) {
         snprintf(buf, len, "%s", e);
         return 0;
@@ -314,13 +315,105 @@ static int core_bin(char *buf, size_t len)
         char *slash = strrchr(self, '/');
         if (slash) {
             *slash = '\0';
-            if (snprintf(buf, len, "%s/splitxen-core", self) < (int)len &&
-                access(buf, X_OK) == 0)
+            if (snprintf(buf, len, "%s/%s", self, name) < (int)len && access(buf, X_OK) == 0)
                 return 0;
         }
     }
-    snprintf(buf, len, "splitxen-core");   /* from PATH */
+    snprintf(buf, len, "%s", name);   /* from PATH */
     return 0;
+}
+
+static int core_bin(char *buf, size_t len)
+{
+    return sibling_bin(buf, len, "splitxen-core", "SPLITXEN_CORE_BIN");
+}
+
+/*
+ * An HVM domain's device model: splitxen-dm serves its port, MMIO and PCI accesses (the
+ * qemu-dm role). Each vif not of type=vif gets an emulated e1000 on its bridge and the first
+ * disk an AHCI disk, as xl gives an HVM guest emulated twins of its PV devices (the guest can
+ * unplug them through the Xen platform device and continue on PV). It exits by itself when
+ * the domain is destroyed. Returns its pid or -errno.
+ */
+static pid_t start_dm(int domid, const struct sx_domcfg *cfg)
+{
+    char bin[PATH_MAX], logf[PATH_MAX], name[64];
+    sibling_bin(bin, sizeof(bin), "splitxen-dm", "SPLITXEN_DM_BIN");
+    snprintf(name, sizeof(name), "dm-%d.log", domid);
+    run_file(logf, sizeof(logf), name);
+    size_t max = 8 + 2 * (cfg->nvifs + cfg->ndisks);
+    char **args = calloc(max, sizeof(char *));
+    char **owned = calloc(max, sizeof(char *));
+    if (!args || !owned) {
+        free(args);
+        free(owned);
+        return -ENOMEM;
+    }
+    int a = 0, o = 0;
+    char dom[16], vcpus[16];
+    snprintf(dom, sizeof(dom), "%d", domid);
+    snprintf(vcpus, sizeof(vcpus), "%u", cfg->vcpus);
+    args[a++] = bin;
+    args[a++] = "--domid";
+    args[a++] = dom;
+    args[a++] = "--vcpus";
+    args[a++] = vcpus;
+    for (size_t i = 0; i < cfg->nvifs; i++) {
+        const struct sx_cfg_vif *v = &cfg->vifs[i];
+        if (v->type == SX_CFG_NIC_VIF)
+            continue;   /* PV only */
+        if (v->model && strcmp(v->model, "e1000") && strcmp(v->model, "rtl8139"))
+            fprintf(stderr, "%s: vif %d: model %s is not emulated; using an e1000\n", prog,
+                    v->devid, v->model);
+        char *nic = NULL;
+        if (asprintf(&nic, "mac=%02x:%02x:%02x:%02x:%02x:%02x,bridge=%s", v->mac[0], v->mac[1],
+                     v->mac[2], v->mac[3], v->mac[4], v->mac[5],
+                     v->bridge ? v->bridge : "xenbr0") < 0)
+            break;
+        args[a++] = "--nic";
+        args[a++] = owned[o++] = nic;
+    }
+    if (cfg->ndisks > 0 && !cfg->disks[0].cdrom) {
+        char *disk = NULL;
+        if (asprintf(&disk, "%s%s", cfg->disks[0].target, cfg->disks[0].readwrite ? "" : ",ro") >= 0) {
+            args[a++] = "--disk";
+            args[a++] = owned[o++] = disk;
+        }
+    }
+    args[a] = NULL;
+    pid_t pid = fork();
+    if (pid == 0) {
+        setsid();
+        int fd = open(logf, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        if (nul >= 0)
+            dup2(nul, 0);
+        execvp(bin, args);
+        fprintf(stderr, "splitxen: exec %s: %s\n", bin, strerror(errno));
+        _exit(127);
+    }
+    int err = errno;
+    for (int i = 0; i < o; i++)
+        free(owned[i]);
+    free(owned);
+    free(args);
+    if (pid < 0)
+        return -err;
+    /* A device model that cannot start (bad image, missing binary) fails the create. */
+    for (int i = 0; i < 20; i++) {
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            fprintf(stderr, "%s: splitxen-dm for domain %d exited at start (status %d); see %s\n",
+                    prog, domid, WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st), logf);
+            return -EIO;
+        }
+        usleep(10000);
+    }
+    return pid;
 }
 
 static bool core_alive(void)
@@ -497,6 +590,7 @@ static int cmd_create(int argc, char **argv)
     struct xs_handle *xs = NULL;
     struct sx_layout l;
     int domid = -1, rc;
+    pid_t dm_pid = -1;
     int *disk_be = NULL, *vif_be = NULL;
     char err[1024];
 
@@ -584,6 +678,13 @@ static int cmd_create(int argc, char **argv)
                 strerror(-rc));
         goto fail_domain;
     }
+    if (cfg->type == SX_CFG_HVM) {
+        dm_pid = start_dm(domid, cfg);
+        if (dm_pid < 0) {
+            rc = dm_pid;
+            goto fail_nodes;
+        }
+    }
     if (wait_be && (rc = wait_connected(xs, &l)))
         goto fail_nodes;
     if (!paused && (rc = sxc_domain_unpause(core, (domid_t)domid)) < 0) {
@@ -595,6 +696,8 @@ static int cmd_create(int argc, char **argv)
     goto out;
 
 fail_nodes:
+    if (dm_pid > 0)
+        kill(dm_pid, SIGTERM);
     devices_close(xs, (unsigned)domid);
 fail_domain:
     /* remove everything the layout may have written (the transaction is all or nothing,

@@ -960,6 +960,10 @@ static int parse_devices(struct parse_ctx *p, struct sx_domcfg *c)
             return rc;
         c->nvifs++;
         struct sx_cfg_vif *v = &c->vifs[i];
+        /* As libxl: an HVM guest's vif without type= is "ioemu" (an emulated NIC plus the PV
+         * vif); a PV guest's is "vif". */
+        if (c->type == SX_CFG_HVM && !strstr(v->spec, "type="))
+            v->type = SX_CFG_NIC_IOEMU;
         if (v->type == SX_CFG_NIC_IOEMU && c->type != SX_CFG_HVM)
             return cfg_fail(p->err, p->errlen, p->file, line, "vif",
                             "type: 'ioemu' needs an HVM guest (type = \"hvm\")");
