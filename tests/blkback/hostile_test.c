@@ -54,7 +54,7 @@ static struct bb_daemon *daemon_;
 static pthread_t daemon_thr;
 static volatile int daemon_stop;
 static struct sx_xenbus *xb;
-static struct gfront A, B;
+static struct gfront A, B, C;   /* C: a 32-bit guest (protocol x86_32-abi) */
 static domid_t other_dom;    /* a third domain: grants to it are foreign to dom0 */
 static uint64_t next_id = 1;
 
@@ -77,7 +77,8 @@ static int wait_be_state(struct gfront *g, enum xenbus_state want)
 }
 
 /* The toolstack's part (libxl layout) and the frontend's, by hand. */
-static int gfront_setup(struct gfront *g, struct sxc_conn *c, const char *name, bool ro)
+static int gfront_setup(struct gfront *g, struct sxc_conn *c, const char *name, bool ro,
+                        bool x86_32)
 {
     int rc = sxc_domain_create(c, name, SXD_TYPE_PV, 32, 1, false);
     if (rc < 0)
@@ -104,8 +105,9 @@ static int gfront_setup(struct gfront *g, struct sxc_conn *c, const char *name, 
     rc = sx_gntshr_share(g->shr, 0, 1, true, &g->ring_ref, &g->ring_mem);
     if (rc < 0)
         return rc;
-    rc = sx_front_ring_init(&g->ring, g->ring_mem, SX_RING_PAGE_SIZE, sizeof(blkif_request_t),
-                            sizeof(blkif_response_t));
+    rc = sx_front_ring_init(&g->ring, g->ring_mem, SX_RING_PAGE_SIZE,
+                            x86_32 ? sizeof(struct sx_blkif_x86_32_request) : sizeof(blkif_request_t),
+                            x86_32 ? sizeof(struct sx_blkif_x86_32_response) : sizeof(blkif_response_t));
     if (rc < 0)
         return rc;
     void *d;
@@ -133,7 +135,7 @@ static int gfront_setup(struct gfront *g, struct sxc_conn *c, const char *name, 
         return rc;
     sx_xenbus_printf(xb, XBT_NULL, g->fep, "ring-ref", "%u", g->ring_ref);
     sx_xenbus_printf(xb, XBT_NULL, g->fep, "event-channel", "%d", g->port);
-    sx_xenbus_write(xb, XBT_NULL, g->fep, "protocol", "x86_64-abi");
+    sx_xenbus_write(xb, XBT_NULL, g->fep, "protocol", x86_32 ? "x86_32-abi" : "x86_64-abi");
     sx_xenbus_write(xb, XBT_NULL, g->fep, "feature-persistent", "1");
     sx_xenbus_write(xb, XBT_NULL, g->fep, "state", "3");
     if ((rc = wait_be_state(g, XenbusStateConnected)) < 0)
@@ -163,9 +165,11 @@ static int suite_init(void)
     struct sxc_conn *c;
     if (sxc_connect(&c, env.sock, 0) < 0)
         return -1;
-    int rc = gfront_setup(&A, c, "hostile-a", false);
+    int rc = gfront_setup(&A, c, "hostile-a", false, false);
     if (rc == 0)
-        rc = gfront_setup(&B, c, "hostile-b", true);
+        rc = gfront_setup(&B, c, "hostile-b", true, false);
+    if (rc == 0)
+        rc = gfront_setup(&C, c, "hostile-c", false, true);
     if (rc == 0) {
         rc = sxc_domain_create(c, "hostile-other", SXD_TYPE_PV, 8, 1, false);
         if (rc > 0) {
@@ -187,8 +191,10 @@ static int suite_clean(void)
     sx_xenbus_close(xb);
     sx_evtchn_close(A.evt);
     sx_evtchn_close(B.evt);
+    sx_evtchn_close(C.evt);
     sx_plat_close(A.p);
     sx_plat_close(B.p);
+    sx_plat_close(C.p);
     simenv_stop(&env);
     return 0;
 }
@@ -200,13 +206,17 @@ static int roundtrip(struct gfront *g, const void *slot, uint64_t *id_out)
     CU_ASSERT_EQUAL_FATAL(sx_front_ring_put_req(&g->ring, slot), 0);
     if (sx_front_ring_push(&g->ring) == 1)
         sx_evtchn_notify(g->evt, (evtchn_port_t)g->port);
-    blkif_response_t rsp;
+    union {
+        blkif_response_t n;
+        struct sx_blkif_x86_32_response x;
+    } rsp;
+    bool x86_32 = g->ring.rsp_size == sizeof(struct sx_blkif_x86_32_response);
     for (int i = 0; i < 2000; i++) {
         int n = sx_front_ring_take_rsp(&g->ring, &rsp, 1);
         if (n == 1) {
             if (id_out)
-                *id_out = rsp.id;
-            return rsp.status;
+                *id_out = x86_32 ? rsp.x.id : rsp.n.id;
+            return x86_32 ? rsp.x.status : rsp.n.status;
         }
         int port;
         while ((port = sx_evtchn_pending(g->evt)) >= 0)
@@ -249,6 +259,35 @@ static void test_good_read_both_vbds(void)
     check_good_read(&A, 0);
     check_good_read(&A, 100);
     check_good_read(&B, 3);
+}
+
+/* The 32-bit layout (id at offset 4, 108-byte slots, 12-byte responses) is decoded as such. */
+static void test_x86_32_guest(void)
+{
+    union {
+        struct sx_blkif_x86_32_request r;
+        uint8_t raw[sizeof(struct sx_blkif_x86_32_request)];
+    } u;
+    memset(&u, 0, sizeof(u));
+    CU_ASSERT_EQUAL(C.ring.req_size, 108);
+    u.r.operation = BLKIF_OP_READ;
+    u.r.u.rw.nr_segments = 2;
+    u.r.u.rw.id = 0x1122334455667788ull;
+    u.r.u.rw.sector_number = 24;
+    for (unsigned i = 0; i < 2; i++)
+        u.r.u.rw.seg[i] = (struct blkif_request_segment){ .gref = C.data_refs[i],
+                                                          .first_sect = 0, .last_sect = 7 };
+    memset(C.data, 0, 2 * SX_PAGE_SIZE);
+    uint64_t id = 0;
+    CU_ASSERT_EQUAL(roundtrip(&C, &u, &id), BLKIF_RSP_OKAY);
+    CU_ASSERT_EQUAL(id, 0x1122334455667788ull);
+    CU_ASSERT_EQUAL(C.data[0], 24);
+    CU_ASSERT_EQUAL(C.data[SX_PAGE_SIZE], 32);
+    /* A bad one in this layout is refused and answered with the id. */
+    u.r.u.rw.nr_segments = 12;
+    u.r.u.rw.id = 77;
+    CU_ASSERT_EQUAL(roundtrip(&C, &u, &id), BLKIF_RSP_ERROR);
+    CU_ASSERT_EQUAL(id, 77);
 }
 
 static void test_too_many_segments(void)
@@ -425,6 +464,7 @@ static void test_bad_xenstore_values_fail_only_that_vbd(void)
 
 static const struct sx_test_case cases[] = {
     SX_TEST(test_good_read_both_vbds),
+    SX_TEST(test_x86_32_guest),
     SX_TEST(test_too_many_segments),
     SX_TEST(test_sector_past_end_and_wrap),
     SX_TEST(test_last_before_first),
