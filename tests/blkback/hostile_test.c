@@ -462,6 +462,36 @@ static void test_bad_xenstore_values_fail_only_that_vbd(void)
     check_good_read(&B, 11);
 }
 
+/* The frontend domain dies while connected (@releaseDomain): its vbd is torn down and Closed,
+ * its stats file removed; the daemon keeps running. */
+static void test_frontend_domain_destroyed(void)
+{
+    CU_ASSERT_NOT_EQUAL(stat_of(&B, "requests"), UINT64_MAX);
+    struct sxc_conn *c;
+    CU_ASSERT_EQUAL_FATAL(sxc_connect(&c, env.sock, 0), 0);
+    sx_evtchn_close(B.evt);
+    B.evt = NULL;
+    sx_plat_close(B.p);
+    B.p = NULL;
+    CU_ASSERT_EQUAL(sxc_domain_destroy(c, B.dom), 0);
+    sxc_disconnect(c);
+    CU_ASSERT_EQUAL(wait_be_state(&B, XenbusStateClosed), 0);
+    CU_ASSERT_EQUAL(stat_of(&B, "requests"), UINT64_MAX);
+    /* Still alive: guest C is served. */
+    union {
+        struct sx_blkif_x86_32_request r;
+        uint8_t raw[sizeof(struct sx_blkif_x86_32_request)];
+    } u;
+    memset(&u, 0, sizeof(u));
+    u.r.operation = BLKIF_OP_READ;
+    u.r.u.rw.nr_segments = 1;
+    u.r.u.rw.id = 5;
+    u.r.u.rw.sector_number = 64;
+    u.r.u.rw.seg[0] = (struct blkif_request_segment){ .gref = C.data_refs[0], .last_sect = 7 };
+    CU_ASSERT_EQUAL(roundtrip(&C, &u, NULL), BLKIF_RSP_OKAY);
+    CU_ASSERT_EQUAL(C.data[0], 64);
+}
+
 static const struct sx_test_case cases[] = {
     SX_TEST(test_good_read_both_vbds),
     SX_TEST(test_x86_32_guest),
@@ -473,6 +503,7 @@ static const struct sx_test_case cases[] = {
     SX_TEST(test_indirect_too_many_pages),
     SX_TEST(test_producer_past_ring_halts_only_that_ring),
     SX_TEST(test_bad_xenstore_values_fail_only_that_vbd),
+    SX_TEST(test_frontend_domain_destroyed),
 };
 
 SX_TEST_MAIN("blkback_hostile", cases, suite_init, suite_clean)
