@@ -4,8 +4,11 @@
  * splitxen-dm on sim (PCI host bridge, 16550A UART on 0x3F8, Xen platform device) plus one
  * e1000 per --vif (an xl vif spec: mac=, bridge=, vifname=, mtu=).
  *
- *   sx-e1000-dm --domid N --vif 'mac=00:16:3e:00:00:01,bridge=xenbr0' [--vif ...]
- *               [--console FILE]
+ *   sx-e1000-dm --domid N --nic 'mac=00:16:3e:00:00:01,bridge=xenbr0' [--nic ...]
+ *               [--vcpus N] [--console FILE] [--spin-us US] [--disk SPEC (ignored)]
+ *
+ * It takes splitxen-dm's options (--vif is an alias of --nic), so `splitxen create` can start it
+ * for an HVM domain with SPLITXEN_DM_BIN=.../sx-e1000-dm.
  *
  * Runs until the domain dies or SIGTERM/SIGINT; prints the e1000 counters on exit.
  */
@@ -14,10 +17,12 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "device-model/dm.h"
@@ -32,7 +37,8 @@ static void on_signal(int sig) { (void)sig; stop_flag = 1; }
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: sx-e1000-dm --domid N --vif SPEC [--vif SPEC] [--console FILE]\n");
+    fprintf(stderr, "usage: sx-e1000-dm --domid N --nic SPEC [--nic SPEC] [--vcpus N] "
+                    "[--console FILE] [--spin-us US]\n");
     exit(2);
 }
 
@@ -54,15 +60,19 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         { "domid", required_argument, NULL, 'd' },
         { "vif", required_argument, NULL, 'n' },
+        { "nic", required_argument, NULL, 'n' },
+        { "vcpus", required_argument, NULL, 'v' },
+        { "disk", required_argument, NULL, 'k' },
+        { "spin-us", required_argument, NULL, 's' },
         { "console", required_argument, NULL, 'c' },
         { "help", no_argument, NULL, 'h' },
         { 0 },
     };
-    long domid = -1;
+    long domid = -1, vcpus = 0, spin_us = 20;
     const char *vifs[MAX_VIFS], *console = NULL;
     unsigned nvifs = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "d:n:c:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "d:n:v:k:s:c:h", opts, NULL)) != -1) {
         char *end;
         switch (c) {
         case 'd':
@@ -77,6 +87,19 @@ int main(int argc, char **argv)
             break;
         case 'c':
             console = optarg;
+            break;
+        case 'v':
+            vcpus = strtol(optarg, &end, 10);
+            if (*end || vcpus < 1 || vcpus > SX_IOREQ_MAX_VCPUS)
+                usage();
+            break;
+        case 's':
+            spin_us = strtol(optarg, &end, 10);
+            if (*end || spin_us < 0 || spin_us > 10000)
+                usage();
+            break;
+        case 'k':
+            fprintf(stderr, "sx-e1000-dm: no AHCI here; --disk %s ignored\n", optarg);
             break;
         default:
             usage();
@@ -102,6 +125,15 @@ int main(int argc, char **argv)
     rc = sx_dm_open(&dm, (domid_t)domid);
     if (rc < 0)
         goto fail;
+    sx_dm_set_spin(dm, (unsigned)spin_us);
+    char path[PATH_MAX];
+    if (!console) {
+        snprintf(path, sizeof(path), "%s/console", sx_run_dir());
+        if (mkdir(path, 0755) == 0 || errno == EEXIST) {
+            snprintf(path, sizeof(path), "%s/console/%ld.log", sx_run_dir(), domid);
+            console = path;
+        }
+    }
     if (console) {
         con_fd = open(console, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
         if (con_fd < 0) {
@@ -129,7 +161,8 @@ int main(int argc, char **argv)
         printf("e1000.%u %s\n", i, sx_e1000_ifname(nics[i]));
     }
     fflush(stdout);
-    struct sx_ioreq_opts o = { .domid = (domid_t)domid, .handler = sx_dm_ioreq_handler,
+    struct sx_ioreq_opts o = { .domid = (domid_t)domid, .nr_vcpus = (unsigned)vcpus,
+                               .handler = sx_dm_ioreq_handler,
                                .opaque = dm };
     rc = sx_ioreq_open(&r, plat, &o);
     if (rc < 0)
