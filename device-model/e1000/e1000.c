@@ -726,14 +726,29 @@ static void rx_fix_csum(struct sx_e1000 *e)
 
 static void world_ready(void *opaque, uint32_t events);
 
+static void world_lost(struct sx_e1000 *e, int err)
+{
+    e->st.world_errors++;
+    if (e->watched && !e->paused)
+        sx_dm_unwatch_fd(e->dm, e->world_fd);
+    if (e->watched)
+        sx_warn("dom%u: world side %s failed (%s); no more receive", sx_dm_domid(e->dm),
+                e->ifname[0] ? e->ifname : "fd", strerror(-err));
+    e->watched = false;
+}
+
 int sx_e1000_poll(struct sx_e1000 *e)
 {
     int delivered = 0;
     for (unsigned i = 0; i < 256; i++) {
         if (e->rx_len == 0) {
             ssize_t r = read(e->world_fd, e->rx_buf, SX_TAP_VNET_HDR_LEN + SX_E1000_MAX_FRAME);
-            if (r < 0)
-                break;          /* EAGAIN: drained */
+            if (r < 0 && (errno == EAGAIN || errno == EINTR))
+                break;          /* drained */
+            if (r <= 0) {       /* the TAP went away (or the test's peer closed): stop reading */
+                world_lost(e, r < 0 ? -errno : -EPIPE);
+                break;
+            }
             if ((size_t)r < SX_TAP_VNET_HDR_LEN + 14) {
                 e->st.rx_short++;
                 continue;
@@ -767,7 +782,12 @@ int sx_e1000_poll(struct sx_e1000 *e)
 
 static void world_ready(void *opaque, uint32_t events)
 {
-    sx_e1000_poll(opaque);
+    struct sx_e1000 *e = opaque;
+    if ((events & (EPOLLERR | EPOLLHUP)) && !(events & EPOLLIN)) {
+        world_lost(e, -EIO);
+        return;
+    }
+    sx_e1000_poll(e);
 }
 
 /* ---------------- register access ---------------- */

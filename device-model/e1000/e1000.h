@@ -63,6 +63,7 @@ struct sx_e1000_stats {
     uint64_t tx_frames, tx_bytes, tx_tso, tx_csum, tx_world_errors, tx_dropped;
     uint64_t tx_bad_ctx, tx_oversize;
     uint64_t rx_frames, rx_bytes, rx_filtered, rx_oversize, rx_disabled, rx_short;
+    uint64_t world_errors;      /* the world fd failed: receive stopped */
     uint64_t rx_paused;         /* times the world fd was parked for lack of rx buffers */
     uint64_t desc_dma_errors;   /* descriptor read / write-back refused (outside memory, no BM) */
     uint64_t buf_dma_errors;    /* data buffer DMA refused */

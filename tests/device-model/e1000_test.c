@@ -8,7 +8,7 @@
  * descriptors with filtering and backpressure, interrupt causes (TXDW, RXT0, LSC), ICR
  * read-to-clear and IMS/IMC masking on the INTx line, statistics clear-on-read, and hostile
  * rings (tail beyond the ring, descriptors and buffers outside guest memory, no bus master,
- * a ring of never-ending frames).
+ * a ring of never-ending frames) and a world side that goes away.
  */
 #include <errno.h>
 #include <string.h>
@@ -63,7 +63,7 @@ static void nic_open(void)
     struct sx_ioreq_opts o = { .domid = hvm, .handler = sx_dm_ioreq_handler, .opaque = dm };
     CU_ASSERT_FATAL(sx_ioreq_open(&srv, plat0, &o) == 0);
     CU_ASSERT_FATAL(sx_dm_set_ioreq(dm, srv) == 0);
-    CU_ASSERT_FATAL(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK, 0, world) == 0);
+    CU_ASSERT_FATAL(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK, 0, world) == 0);
     struct sx_e1000_cfg cfg = { .devfn = DEVFN, .has_mac = true, .use_world_fd = true,
                                 .world_fd = world[0], .no_watch = true };
     memcpy(cfg.mac, MAC, 6);
@@ -527,6 +527,11 @@ static void test_hostile_rings(void)
     CU_ASSERT_EQUAL(rx_ring[0].errors, 0x80);
     CU_ASSERT_EQUAL(rd(0x2810), 1);
     CU_ASSERT(st->buf_dma_errors >= 3);
+    /* The world side goes away: receive stops, counted, nothing spins. */
+    close(world[1]);
+    world[1] = -1;
+    CU_ASSERT_EQUAL(sx_e1000_poll(nic), 0);
+    CU_ASSERT_EQUAL(st->world_errors, 1);
     nic_close();
 }
 
