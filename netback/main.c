@@ -2,7 +2,10 @@
  * splitxen-netback: the netif backend daemon of a driver domain.
  *
  *   splitxen-netback [--platform sim|xen|auto] [--domid N] [--bridge-default NAME]
- *                    [--spin-us N] [--core SOCKET] [-v]
+ *                    [--spin-us N] [--core SOCKET]
+ *
+ * --spin-us: how long a queue thread polls its rings and TAP before sleeping on the event
+ * channel (default $SPLITXEN_SPIN_NS or 20 us; 0 never spins).
  *
  * Serves every vif under /local/domain/<domid>/backend/vif until SIGINT/SIGTERM.
  */
@@ -46,7 +49,8 @@ int main(int argc, char **argv)
         { NULL, 0, NULL, 0 },
     };
     const char *platform = NULL;
-    struct nb_opts o = { .domid = 0, .bridge_default = "xenbr0", .spin_ns = 50000 };
+    /* Spin budget: --spin-us, else $SPLITXEN_SPIN_NS / the ring default (sx_ring_spin_ns). */
+    struct nb_opts o = { .domid = 0, .bridge_default = "xenbr0", .spin_ns = sx_ring_spin_ns() };
     int c;
     while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         char *end;
