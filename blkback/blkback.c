@@ -445,7 +445,12 @@ static bool has_work(struct bb_queue *q)
 static void *queue_thread(void *arg)
 {
     struct bb_queue *q = arg;
-    uint64_t spin = q->v->d->o.spin_ns;
+    /* Adaptive spin budget (as the haltpoll cpuidle governor): spin_max is --spin-us; the
+     * budget doubles after a sleep shorter than spin_max (spinning longer would have caught
+     * the work) and halves after a longer one (a slow disk or an idle frontend: spinning
+     * only burns a CPU the I/O completion path and the frontend need). */
+    const uint64_t spin_max = q->v->d->o.spin_ns, spin_min = spin_max / 16;
+    uint64_t spin = spin_max;
     int efd = sx_evtchn_fd(q->evt), bfd = sx_bio_event_fd(q->bio);
     while (!atomic_load_explicit(&q->stop, memory_order_acquire)) {
         unsigned did = take_batch(q);
@@ -456,7 +461,7 @@ static void *queue_thread(void *arg)
         if (did)
             continue;
         /* Adaptive polling: new requests or completions within the budget avoid a sleep. */
-        if (spin) {
+        if (spin >= spin_min && spin) {
             uint64_t end = now_ns() + spin;
             bool won = false;
             unsigned it = 0;
@@ -493,9 +498,17 @@ static void *queue_thread(void *arg)
             { .fd = bfd, .events = POLLIN },
             { .fd = q->stop_fd, .events = POLLIN },
         };
+        uint64_t t0 = spin_max ? now_ns() : 0;
         if (poll(pfd, bfd >= 0 ? 3 : 1, -1) < 0 && errno != EINTR) {
             sx_err("dom%u/%u q%u: poll: %s", q->v->fe, q->v->devid, q->idx, strerror(errno));
             break;
+        }
+        if (spin_max) {
+            uint64_t slept = now_ns() - t0;
+            if (slept < spin_max)
+                spin = spin < spin_min ? spin_min : (spin * 2 > spin_max ? spin_max : spin * 2);
+            else
+                spin /= 2;
         }
     }
     /* Stop: finish what is in flight, answer it, leave the ring as the frontend sees it. */
