@@ -71,11 +71,12 @@ int bb_queue_alloc(struct bb_queue *q)
     unsigned n = q->ring.nr_ents;
     unsigned maxsegs = sx_blk_req_max_segs(&v->dev);
     size_t rsz = (sx_blk_req_size(&v->dev) + 15) & ~(size_t)15;
-    size_t per = rsz + maxsegs * (sizeof(struct iovec) + sizeof(void *));
+    size_t per = rsz + maxsegs * (sizeof(struct iovec) + sizeof(grant_ref_t) + sizeof(uint32_t));
     q->reqs = calloc(n, sizeof(*q->reqs));
     q->req_mem = calloc(n, per);
     q->slots = malloc(BB_MAX_BATCH * sx_blk_req_slot_size(v->abi));
-    if (!q->reqs || !q->req_mem || !q->slots) {
+    q->pages = calloc(maxsegs, sizeof(*q->pages));
+    if (!q->reqs || !q->req_mem || !q->slots || !q->pages) {
         bb_queue_free(q);
         return -ENOMEM;
     }
@@ -86,7 +87,8 @@ int bb_queue_alloc(struct bb_queue *q)
         uint8_t *m = (uint8_t *)q->req_mem + i * per;
         rq->r = (struct sx_blk_req *)m;
         rq->iov = (struct iovec *)(m + rsz);
-        rq->maps = (void **)(m + rsz + maxsegs * sizeof(struct iovec));
+        rq->mrefs = (grant_ref_t *)(m + rsz + maxsegs * sizeof(struct iovec));
+        rq->midx = (uint32_t *)(m + rsz + maxsegs * (sizeof(struct iovec) + sizeof(grant_ref_t)));
         rq->next_free = q->free_reqs;
         q->free_reqs = rq;
     }
@@ -101,6 +103,8 @@ void bb_queue_free(struct bb_queue *q)
     free(q->reqs);
     free(q->req_mem);
     free(q->slots);
+    free(q->pages);
+    q->pages = NULL;
     q->reqs = NULL;
     q->req_mem = NULL;
     q->slots = NULL;
@@ -113,7 +117,8 @@ static struct bb_req *req_get(struct bb_queue *q)
     struct bb_req *rq = q->free_reqs;
     if (rq) {
         q->free_reqs = rq->next_free;
-        rq->nmaps = 0;
+        rq->map_count = 0;
+        rq->map_addr = NULL;
         rq->iovcnt = 0;
         rq->status = BLKIF_RSP_OKAY;
         rq->barrier_flush = false;
@@ -157,9 +162,10 @@ static void push_responses(struct bb_queue *q)
 
 static void unmap_req(struct bb_queue *q, struct bb_req *rq)
 {
-    for (uint32_t i = 0; i < rq->nmaps; i++)
-        sx_gnt_unmap(q->v->d->gnt, rq->maps[i], 1);
-    rq->nmaps = 0;
+    if (rq->map_count)
+        sx_gnt_unmap(q->v->d->gnt, rq->map_addr, rq->map_count);
+    rq->map_count = 0;
+    rq->map_addr = NULL;
 }
 
 /* Answer and recycle a request. */
@@ -289,13 +295,16 @@ out:
     return why;
 }
 
-/* Map rq's data segments into rq->iov. 0, or -EINVAL when a grant cannot be mapped. */
+/* Map rq's data segments into rq->iov: cached persistent grants from the cache, the rest
+ * with one sx_gnt_map call for the whole request (one ioctl on Xen; on sim the pages of one
+ * frontend allocation are usually contiguous, so no stitching either).
+ * 0, or -EINVAL when a grant cannot be mapped. */
 static int map_segments(struct bb_queue *q, struct bb_req *rq)
 {
     struct bb_vbd *v = q->v;
     struct sx_blk_req *r = rq->r;
     bool to_guest = r->data_op == BLKIF_OP_READ;
-    int iovcnt = 0;
+    uint32_t k = 0;
     for (uint32_t i = 0; i < r->nr_segs; i++) {
         const struct sx_blk_seg *s = &r->segs[i];
         uint8_t *page = NULL;
@@ -311,17 +320,29 @@ static int map_segments(struct bb_queue *q, struct bb_req *rq)
                 goto bad;
         }
         if (!page) {
-            void *p;
-            if (sx_gnt_map(v->d->gnt, v->fe, 1, &s->gref, to_guest, &p, NULL) < 0)
-                goto bad;
-            STAT(q, BB_ST_GRANT_MAPS, 1);
-            rq->maps[rq->nmaps++] = p;
-            page = p;
+            rq->mrefs[k] = s->gref;
+            rq->midx[k++] = i;
         }
-        uint8_t *base = page + sx_blk_seg_offset(&v->dev, s);
+        q->pages[i] = page;
+    }
+    if (k) {
+        void *addr;
+        if (sx_gnt_map(v->d->gnt, v->fe, k, rq->mrefs, to_guest, &addr, NULL) < 0)
+            goto bad;
+        STAT(q, BB_ST_GRANT_MAPS, 1);
+        rq->map_addr = addr;
+        rq->map_count = k;
+        for (uint32_t j = 0; j < k; j++)
+            q->pages[rq->midx[j]] = (uint8_t *)addr + (size_t)j * SX_BLK_PAGE_SIZE;
+    }
+    int iovcnt = 0;
+    for (uint32_t i = 0; i < r->nr_segs; i++) {
+        const struct sx_blk_seg *s = &r->segs[i];
+        uint8_t *base = q->pages[i] + sx_blk_seg_offset(&v->dev, s);
         size_t len = sx_blk_seg_bytes(&v->dev, s);
         /* Merge with the previous iovec when it ends where this one starts. */
-        if (iovcnt > 0 && (uint8_t *)rq->iov[iovcnt - 1].iov_base + rq->iov[iovcnt - 1].iov_len == base)
+        if (iovcnt > 0 &&
+            (uint8_t *)rq->iov[iovcnt - 1].iov_base + rq->iov[iovcnt - 1].iov_len == base)
             rq->iov[iovcnt - 1].iov_len += len;
         else
             rq->iov[iovcnt++] = (struct iovec){ base, len };
@@ -332,7 +353,6 @@ bad:
     STAT(q, BB_ST_GRANT_ERRORS, 1);
     sx_log_ratelimited(SX_LOG_WARN, "dom%u/%u q%u: request %llu: cannot map a grant",
                        v->fe, v->devid, q->idx, (unsigned long long)r->id);
-    unmap_req(q, rq);
     return -EINVAL;
 }
 

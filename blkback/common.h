@@ -111,11 +111,13 @@ struct bb_vbd;
 /* One in-flight request. */
 struct bb_req {
     struct bb_req *next_free;
-    uint32_t nmaps;             /* maps[0..nmaps): non-persistent per-segment mappings */
+    uint32_t map_count;         /* non-persistent segments, mapped together at map_addr */
+    void *map_addr;
     int iovcnt;
     int16_t status;
     bool barrier_flush;         /* a barrier's write completed: flush before answering */
-    void **maps;
+    grant_ref_t *mrefs;         /* scratch: the grants of one sx_gnt_map of the request */
+    uint32_t *midx;             /* scratch: which segment each of mrefs is */
     struct iovec *iov;
     struct sx_blk_req *r;       /* decoded copy, sx_blk_req_size(dev) bytes */
 };
@@ -143,6 +145,7 @@ struct bb_queue {
     unsigned inflight;
     void *req_mem;              /* backing of the contexts */
     uint8_t *slots;             /* BB_MAX_BATCH ring slots copied by take */
+    uint8_t **pages;            /* scratch: the page of each segment of the request at hand */
     struct bb_pcache pc;
     uint64_t now;               /* a counter for LRU */
     /* rsp pending notification */
