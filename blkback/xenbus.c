@@ -210,6 +210,15 @@ static void queue_release(struct bb_vbd *v, struct bb_queue *q)
 {
     struct bb_daemon *d = v->d;
     bb_queue_stop(q);
+    if (q->bio) {
+        struct sx_bio_stats bs;
+        sx_bio_get_stats(q->bio, &bs);
+        sx_info("%s: queue %u: %s: %llu ops, %llu with registered buffers, %llu errors, "
+                "%llu eagain; %u persistent grants", v->bep, q->idx,
+                sx_bio_kind_name(sx_bio_kind(q->bio)), (unsigned long long)bs.submitted,
+                (unsigned long long)bs.fixed, (unsigned long long)bs.errors,
+                (unsigned long long)bs.eagain, q->pc.n);
+    }
     bb_pcache_destroy(&q->pc);
     sx_bio_close(q->bio);
     q->bio = NULL;
