@@ -461,29 +461,34 @@ int main(int argc, char **argv)
     fflush(stdout);
 
     int irq_fd = sx_ioreq_guest_irq_fd(d.g);
-    bool tap_more = false;
+    bool tap_more = false, rx_busy = false;
     while (!d.failed) {
         struct pollfd p[3] = { { .fd = sig_fd, .events = POLLIN },
                                { .fd = irq_fd, .events = POLLIN },
                                { .fd = d.tap_fd, .events = POLLIN } };
-        /* With tx descriptors short or frames left in eth0, come back at once. */
+        /* With tx descriptors short, do not look at eth0; with frames left in eth0 or rx
+         * descriptors completing, come back at once. */
         int np = tx_free(&d) >= 65536 / TXBUF + 3 ? 3 : 2;
-        int n = poll(p, (nfds_t)np, tap_more ? 0 : 200);
+        int n = poll(p, (nfds_t)np, tap_more || rx_busy ? 0 : 200);
         if (n < 0 && errno != EINTR)
             break;
         if (p[0].revents)
             break;
-        if (p[1].revents || sx_ioreq_guest_irq_level(d.g, d.gsi)) {
+        if (p[1].revents)
             while (sx_ioreq_guest_irq_wait(d.g, 0) > 0)
                 ;
-            if (sx_ioreq_guest_irq_level(d.g, d.gsi)) {
-                d.st.irqs++;
-                uint32_t icr = rd(&d, ICR);             /* read-to-clear lowers the line */
-                if (icr & ICR_LSC)
-                    sx_info("link %s", (rd(&d, STATUS) & 2) ? "up" : "down");
-            }
+        /* While descriptors keep completing, leave the line up (no new edges, no ICR round
+         * trip); once the ring is empty, acknowledge with the ICR read and look once more, so
+         * a frame that landed before the read is not left waiting for the next interrupt. */
+        unsigned got = rx_clean(&d);
+        if (!got && sx_ioreq_guest_irq_level(d.g, d.gsi)) {
+            d.st.irqs++;
+            uint32_t icr = rd(&d, ICR);                 /* read-to-clear lowers the line */
+            if (icr & ICR_LSC)
+                sx_info("link %s", (rd(&d, STATUS) & 2) ? "up" : "down");
+            got = rx_clean(&d);
         }
-        rx_clean(&d);
+        rx_busy = got > 0;
         tap_more = false;
         if (np == 3 && p[2].revents)
             tap_more = tx_pump(&d) > 0;
