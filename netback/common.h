@@ -161,6 +161,7 @@ struct nb {
     struct nb_vif *vifs;
     unsigned ncpus;
     struct sx_stats stats;               /* daemon-wide: vifs, threads, mapped pages */
+    bool dirty;                          /* a watch fired: rescan backend/vif (control thread) */
     atomic_bool stop;
 };
 

@@ -46,14 +46,12 @@ enum { NBD_VIFS, NBD_CONNECTED, NBD_THREADS, NBD_MAPPED_PAGES, NBD_EVTCHNS, NBD_
 static const char *const nbd_names[] = { "vifs", "connected", "threads", "mapped_pages",
                                           "evtchns", NULL };
 
-static atomic_bool g_dirty;
-
 static void mark_dirty(void *arg, const char *path, const char *token)
 {
-    (void)arg;
+    struct nb *nb = arg;
     (void)path;
     (void)token;
-    atomic_store(&g_dirty, true);
+    nb->dirty = true;
 }
 
 static void daemon_stats(struct nb *nb)
@@ -413,7 +411,7 @@ static void vif_probe(struct nb *nb, unsigned fe, unsigned devid)
     snprintf(v->tok_fe, sizeof(v->tok_fe), "nb-fe-%u-%u", fe, devid);
     char fe_state[200];
     snprintf(fe_state, sizeof(fe_state), "%s/state", v->fe_path);
-    if (sx_xenbus_watch(nb->xb, fe_state, v->tok_fe, mark_dirty, NULL) == 0)
+    if (sx_xenbus_watch(nb->xb, fe_state, v->tok_fe, mark_dirty, nb) == 0)
         v->watching_fe = true;
     /* A restarted backend finds its vif Connected with a live, Connected frontend: reconnect
      * to the rings it published without a state change (a frontend never expects Connected
@@ -470,7 +468,7 @@ static bool vif_eval(struct nb_vif *v)
     if (!v->online) {
         /* Unplugged, then the toolstack re-added the device before we saw it go (removal
          * and re-creation coalesced into one scan): drop this one and probe afresh. */
-        atomic_store(&g_dirty, true);
+        v->nb->dirty = true;
         return true;
     }
     if (!v->tap)
@@ -605,11 +603,11 @@ int nb_open(struct nb **out, const struct nb_opts *o)
     snprintf(nb->vif_dir, sizeof(nb->vif_dir), "/local/domain/%u/backend/vif", o->domid);
     if ((rc = sx_stats_create(&nb->stats, "netback", o->domid, 0, nbd_names)) < 0)
         sx_warn("daemon stats file: %s", strerror(-rc));
-    if ((rc = sx_xenbus_watch(nb->xb, nb->vif_dir, "nb-vifs", mark_dirty, NULL)) < 0) {
+    if ((rc = sx_xenbus_watch(nb->xb, nb->vif_dir, "nb-vifs", mark_dirty, nb)) < 0) {
         sx_err("watch %s: %s", nb->vif_dir, strerror(-rc));
         goto fail;
     }
-    atomic_store(&g_dirty, true);
+    nb->dirty = true;
     *out = nb;
     return 0;
 fail:
@@ -624,8 +622,10 @@ int nb_step(struct nb *nb, int timeout_ms)
         sx_err("lost the connection to xenstored");
         return rc;
     }
-    if (atomic_exchange(&g_dirty, false))
+    if (nb->dirty) {
+        nb->dirty = false;
         scan(nb);
+    }
     sweep(nb);
     return 0;
 }
