@@ -9,8 +9,9 @@ SX_DM_LDLIBS := -lxendevicemodel -lxenforeignmemory -lxengnttab -lxenevtchn -lxe
 
 PROGS += splitxen-dm
 splitxen-dm_SRCS := device-model/splitxen-dm.c
-splitxen-dm_LIBS := $(SX_DM_LIBS)
-splitxen-dm_LDLIBS := $(SX_DM_LDLIBS)
+# Spelled out: device-model/e1000/module.mk is read after this file.
+splitxen-dm_LIBS := sxe1000 sxdm sxnetback $(SX_DM_IOREQ_LIBS)
+splitxen-dm_LDLIBS := $(SX_DM_LDLIBS) -lmnl
 
 UNIT_TESTS += $(if $(wildcard tests/device-model/uart_test.c),uart_test)
 uart_test_SRCS := tests/device-model/uart_test.c

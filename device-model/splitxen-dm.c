@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "device-model/dm.h"
+#include "device-model/e1000/e1000.h"
 #include "log.h"
 #include "xen-core/platform.h"
 
@@ -35,8 +36,37 @@ static void on_signal(int sig) { (void)sig; stop_flag = 1; }
 static void usage(void)
 {
     fprintf(stderr, "usage: splitxen-dm --domid N [--platform sim|xen] [--vcpus N] "
-                    "[--console FILE] [--spin-us US]\n");
+                    "[--console FILE] [--spin-us US] [--nic VIFSPEC]... [--disk PATH[,ro]]\n"
+                    "  --nic   an emulated e1000 (vif spec: mac=, bridge=, vifname=, mtu=)\n"
+                    "  --disk  an AHCI disk on the image\n");
     exit(2);
+}
+
+/* An e1000's counters, printed when the device model exits (the tests read them). */
+static void print_e1000_stats(const struct sx_e1000 *e, unsigned i)
+{
+    const struct sx_e1000_stats *s = sx_e1000_stats(e);
+    printf("e1000.%u tx_frames=%" PRIu64 " tx_bytes=%" PRIu64 " tx_tso=%" PRIu64
+           " tx_csum=%" PRIu64 " tx_dropped=%" PRIu64 " rx_frames=%" PRIu64 " rx_bytes=%" PRIu64
+           " rx_filtered=%" PRIu64 " rx_paused=%" PRIu64 " ring_errors=%" PRIu64
+           " desc_dma_errors=%" PRIu64 " buf_dma_errors=%" PRIu64 " irq_raises=%" PRIu64 "\n",
+           i, s->tx_frames, s->tx_bytes, s->tx_tso, s->tx_csum, s->tx_dropped, s->rx_frames,
+           s->rx_bytes, s->rx_filtered, s->rx_paused, s->ring_errors, s->desc_dma_errors,
+           s->buf_dma_errors, s->irq_raises);
+    fflush(stdout);
+}
+
+#define DM_MAX_NICS 8
+#define DM_MAX_DISKS 1
+
+/* Emulated disks: an AHCI controller whose port 0 is the image of --disk PATH[,ro]. */
+static int dm_add_disks(struct sx_dm *dm, const char *const *disks, unsigned n)
+{
+    (void)dm;
+    if (n == 0)
+        return 0;
+    fprintf(stderr, "splitxen-dm: --disk %s: this build has no AHCI controller\n", disks[0]);
+    return -EOPNOTSUPP;
 }
 
 static int open_console(const char *path)
@@ -53,13 +83,18 @@ int main(int argc, char **argv)
         { "vcpus", required_argument, NULL, 'v' },
         { "console", required_argument, NULL, 'c' },
         { "spin-us", required_argument, NULL, 's' },
+        { "nic", required_argument, NULL, 'n' },
+        { "disk", required_argument, NULL, 'k' },
         { "help", no_argument, NULL, 'h' },
         { 0 },
     };
     long domid = -1, vcpus = 0, spin_us = 20;
     const char *plat_name = "sim", *console = NULL;
+    const char *nics[DM_MAX_NICS] = { 0 }, *disks[DM_MAX_DISKS] = { 0 };
+    unsigned nnics = 0, ndisks = 0;
+    struct sx_e1000 *nic_dev[DM_MAX_NICS] = { 0 };
     int c;
-    while ((c = getopt_long(argc, argv, "d:p:v:c:s:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "d:p:v:c:s:n:k:h", opts, NULL)) != -1) {
         char *end;
         switch (c) {
         case 'd':
@@ -82,6 +117,20 @@ int main(int argc, char **argv)
             spin_us = strtol(optarg, &end, 10);
             if (*end || spin_us < 0 || spin_us > 10000)
                 usage();
+            break;
+        case 'n':
+            if (nnics == DM_MAX_NICS) {
+                fprintf(stderr, "splitxen-dm: at most %d --nic\n", DM_MAX_NICS);
+                return 2;
+            }
+            nics[nnics++] = optarg;
+            break;
+        case 'k':
+            if (ndisks == DM_MAX_DISKS) {
+                fprintf(stderr, "splitxen-dm: at most %d --disk\n", DM_MAX_DISKS);
+                return 2;
+            }
+            disks[ndisks++] = optarg;
             break;
         default:
             usage();
@@ -140,6 +189,24 @@ int main(int argc, char **argv)
         if (rc < 0)
             goto fail;
     }
+    /* Emulated NICs: an e1000 per --nic (a vif spec: mac=, bridge=, ...), its world side a
+     * TAP hvm<domid>.<n> on the bridge. */
+    for (unsigned i = 0; i < nnics; i++) {
+        struct sx_e1000_cfg nc;
+        rc = sx_e1000_parse_vif(nics[i], i, &nc, NULL);
+        if (rc < 0) {
+            fprintf(stderr, "splitxen-dm: --nic '%s': %s\n", nics[i], strerror(-rc));
+            goto out;
+        }
+        rc = sx_e1000_add(dm, &nc, &nic_dev[i]);
+        if (rc < 0) {
+            fprintf(stderr, "splitxen-dm: e1000 for '%s': %s\n", nics[i], strerror(-rc));
+            goto out;
+        }
+    }
+    rc = dm_add_disks(dm, disks, ndisks);
+    if (rc < 0)
+        goto out;
     struct sx_ioreq_opts o = { .domid = (domid_t)domid, .nr_vcpus = (unsigned)vcpus,
                                .handler = sx_dm_ioreq_handler, .opaque = dm };
     rc = sx_ioreq_open(&r, plat, &o);
@@ -167,6 +234,11 @@ int main(int argc, char **argv)
 fail:
     fprintf(stderr, "splitxen-dm: dom%ld: %s\n", domid, strerror(-rc));
 out:
+    /* NICs are removed all together by an unplug; print only while they exist. */
+    if (dm && sx_dm_dev_find(dm, "e1000"))
+        for (unsigned i = 0; i < nnics; i++)
+            if (nic_dev[i])
+                print_e1000_stats(nic_dev[i], i);
     sx_dm_set_ioreq(dm, NULL);
     sx_dm_close(dm);
     sx_ioreq_close(r);

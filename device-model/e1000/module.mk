@@ -6,12 +6,6 @@ sxe1000_SRCS := device-model/e1000/e1000.c
 SX_E1000_LIBS := sxe1000 sxdm sxnetback sxioreq sxgrant sxevtchn sxcore sxxenstored sxcommon
 SX_E1000_LDLIBS := -lxendevicemodel -lxenforeignmemory -lxengnttab -lxenevtchn -lxenstore -lmnl
 
-# A standalone device model with the e1000 (until splitxen-dm instantiates it from vif specs).
-PROGS += sx-e1000-dm
-sx-e1000-dm_SRCS := device-model/e1000/e1000_dm.c
-sx-e1000-dm_LIBS := $(SX_E1000_LIBS)
-sx-e1000-dm_LDLIBS := $(SX_E1000_LDLIBS)
-
 UNIT_TESTS += $(if $(wildcard tests/device-model/e1000_test.c),e1000_test)
 e1000_test_SRCS := tests/device-model/e1000_test.c
 e1000_test_LIBS := $(SX_E1000_LIBS)
