@@ -20,6 +20,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -481,19 +482,25 @@ static void *queue_thread(void *arg)
         if (did)
             continue;
         /* Adaptive polling: new requests or completions within the budget avoid a sleep. */
-        if (spin >= spin_min && spin) {
+        /* Spin only for the frontend: with I/O in flight on an asynchronous engine the wait is
+         * a device's (tens of us and more), and a spinning thread takes the CPU the completion
+         * path and the frontend need (measured: disk 4k QD1 p50 130 us spinning, 73 us not). */
+        if (spin >= spin_min && spin && q->inflight == 0) {
             uint64_t end = now_ns() + spin;
             bool won = false;
             unsigned it = 0;
             do {
-                if (has_work(q) || (q->inflight && reap(q) > 0)) {
+                if (has_work(q)) {
                     won = true;
                     break;
                 }
                 sx_cpu_relax();
-                /* The clock only every 16 rounds: a vDSO call costs more than a look at
-                 * the ring. */
-            } while ((++it & 15) || (now_ns() < end &&
+                /* Every 16 rounds: the clock (a vDSO call costs more than a look at the
+                 * ring), and a yield, so a frontend that shares this CPU gets to produce
+                 * instead of waiting out our budget (an idle CPU returns at once). */
+                if ((++it & 15) == 0 && q->v->d->o.spin_yield)
+                    sched_yield();
+            } while ((it & 15) || (now_ns() < end &&
                      !atomic_load_explicit(&q->stop, memory_order_relaxed)));
             if (won) {
                 push_responses(q);

@@ -4,7 +4,7 @@
  *
  *   splitxen-blkback [--platform sim|xen|auto] [--domid N] [--engine uring|aio|sync|auto]
  *       [--spin-us N] [--max-queues N] [--max-ring-order N] [--max-indirect N]
- *       [--max-pgrants N] [--sqpoll] [--no-regbuf] [-v]
+ *       [--max-pgrants N] [--sqpoll] [--no-regbuf] [--spin-yield]
  *
  * On exit it stops its ring threads and releases its mappings but leaves the xenbus states
  * alone, so a restarted blkback reconnects to the frontends that are still running.
@@ -33,7 +33,7 @@ static void usage(const char *argv0)
     fprintf(stderr,
             "usage: %s [--platform sim|xen|auto] [--domid N] [--engine uring|aio|sync|auto]\n"
             "          [--spin-us N] [--max-queues N] [--max-ring-order N] [--max-indirect N]\n"
-            "          [--max-pgrants N] [--sqpoll] [--no-regbuf]\n", argv0);
+            "          [--max-pgrants N] [--sqpoll] [--no-regbuf] [--spin-yield]\n", argv0);
 }
 
 static int parse_num(const char *s, unsigned long max, unsigned long *out)
@@ -63,6 +63,7 @@ int main(int argc, char **argv)
         { "max-pgrants", required_argument, NULL, 'g' },
         { "sqpoll", no_argument, NULL, 'S' },
         { "no-regbuf", no_argument, NULL, 'R' },
+        { "spin-yield", no_argument, NULL, 'Y' },
         { "help", no_argument, NULL, 'h' },
         { 0 },
     };
@@ -87,6 +88,7 @@ int main(int argc, char **argv)
         case 'g': bad = parse_num(optarg, SX_BIO_MAX_BUFFERS, &v); o.max_pgrants = (unsigned)v; break;
         case 'S': o.sqpoll = true; break;
         case 'R': o.no_regbuf = true; break;
+        case 'Y': o.spin_yield = true; break;
         case 'h': usage(argv[0]); return 0;
         default: usage(argv[0]); return 2;
         }
