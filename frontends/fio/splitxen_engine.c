@@ -22,6 +22,13 @@
  * queue() copies a write into granted pages and writes ring slots; commit() publishes the
  * batch with at most one notification; getevents() reaps, spinning then sleeping on the
  * event channel. Failed requests complete with io_u->error = errno (EIO, EOPNOTSUPP, ...).
+ *
+ * transport=ahci (default pv) drives the same job through the emulated path instead: the
+ * process acts as HVM domain `domid`'s vCPU and uses sx_hvmdisk (frontends/hvmdisk) on the
+ * AHCI controller of its device model; reads and writes are NCQ commands through bounce
+ * buffers in guest memory (bs up to 4 MiB), sync/trim are FLUSH CACHE EXT / DSM TRIM. The
+ * vbd options (vdev, queues, persistent, indirect, ring_order) do not apply there; jobs of
+ * one process share the disk (one queue).
  */
 #include "fio.h"
 #include "optgroup.h"
@@ -35,6 +42,7 @@
 #include <xen/io/xenbus.h>
 
 #include "frontends/blkfront/blkfront.h"
+#include "frontends/hvmdisk/hvmdisk.h"
 #include "xen-core/platform.h"
 
 struct sxf_options {
@@ -48,6 +56,7 @@ struct sxf_options {
     unsigned int spin_us;
     char *core;
     unsigned int timeout_ms;
+    char *transport;
 };
 
 #define SXF_OPT(n, ln, t, field, d, h)                                                   \
@@ -75,6 +84,8 @@ static struct fio_option sxf_opts[] = {
             "splitxen-core socket (default $SPLITXEN_CORE or $SPLITXEN_RUN/core.sock)"),
     SXF_OPT("timeout_ms", "splitxen handshake timeout", FIO_OPT_INT, timeout_ms, "10000",
             "Timeout of each xenbus handshake wait"),
+    SXF_OPT("transport", "splitxen transport", FIO_OPT_STR_STORE, transport, "pv",
+            "pv (blkfront on a vbd) or ahci (the HVM domain's emulated AHCI disk)"),
     { .name = NULL },
 };
 
@@ -90,6 +101,7 @@ struct sxf_dev {
     char key[512];
     struct sx_plat *plat;
     struct sx_blkfront *bf;
+    struct sx_hvmdisk *hd;      /* transport=ahci instead of bf */
     unsigned refs, attached;
     struct sxf_queue q[SX_BLKFRONT_MAX_QUEUES];
 };
@@ -106,6 +118,7 @@ struct sxf_job {
     unsigned depth;
     struct io_u **events;       /* filled by getevents, read by event() */
     struct sx_blkfront_cpl *cpl;
+    struct sx_hvmdisk_cpl *hcpl;
     struct io_u **pending;      /* queued since the last commit */
     unsigned npending;
     struct io_u **mailbox;      /* completions another job reaped for us (queue lock) */
@@ -142,9 +155,18 @@ static const char *core_path(const struct sxf_options *o)
     return o->core;
 }
 
-static int sxf_connect(struct thread_data *td, const struct sxf_options *o, struct sx_plat **pp,
-                       struct sx_blkfront **bfp)
+static bool is_ahci(const struct sxf_options *o)
 {
+    return o->transport && !strcmp(o->transport, "ahci");
+}
+
+static int sxf_connect(struct thread_data *td, const struct sxf_options *o, struct sx_plat **pp,
+                       struct sx_blkfront **bfp, struct sx_hvmdisk **hdp)
+{
+    if (o->transport && *o->transport && strcmp(o->transport, "pv") && !is_ahci(o)) {
+        log_err("splitxen: transport=%s: pv or ahci\n", o->transport);
+        return -EINVAL;
+    }
     if (!o->domid) {
         log_err("splitxen: --domid=N is required (the guest domain to act as)\n");
         return -EINVAL;
@@ -158,6 +180,26 @@ static int sxf_connect(struct thread_data *td, const struct sxf_options *o, stru
     if (rc < 0) {
         log_err("splitxen: attach to dom%u via %s: %s\n", o->domid, core ? core : "default core",
                 strerror(-rc));
+        return rc;
+    }
+    if (is_ahci(o)) {
+        struct sx_hvmdisk_opts ho;
+        sx_hvmdisk_opts_default(&ho);
+        unsigned long long bs = td->o.max_bs[DDIR_READ] > td->o.max_bs[DDIR_WRITE]
+                                    ? td->o.max_bs[DDIR_READ] : td->o.max_bs[DDIR_WRITE];
+        bs = (bs + 4095) & ~4095ull;
+        if (bs > ho.max_io)
+            ho.max_io = bs > (4u << 20) ? (4u << 20) : (size_t)bs;
+        if (o->timeout_ms)
+            ho.timeout_ms = (int)o->timeout_ms;
+        if (o->spin_us != UINT_MAX)
+            ho.spin_us = o->spin_us;
+        rc = sx_hvmdisk_open(hdp, *pp, &ho);
+        if (rc < 0) {
+            log_err("splitxen: AHCI disk of dom%u: %s\n", o->domid, strerror(-rc));
+            sx_plat_close(*pp);
+            *pp = NULL;
+        }
         return rc;
     }
     struct sx_blkfront_opts bo;
@@ -175,8 +217,8 @@ static int sxf_connect(struct thread_data *td, const struct sxf_options *o, stru
 static int dev_get(struct thread_data *td, const struct sxf_options *o, struct sxf_dev **out)
 {
     char key[512];
-    snprintf(key, sizeof(key), "%s|%u|%s", o->core ? o->core : "", o->domid,
-             o->vdev ? o->vdev : "xvda");
+    snprintf(key, sizeof(key), "%s|%u|%s|%s", o->core ? o->core : "", o->domid,
+             o->vdev ? o->vdev : "xvda", is_ahci(o) ? "ahci" : "pv");
     pthread_mutex_lock(&reg_lock);
     struct sxf_dev *d;
     for (d = reg; d; d = d->next)
@@ -187,7 +229,7 @@ static int dev_get(struct thread_data *td, const struct sxf_options *o, struct s
         d->refs++;
     } else {
         d = calloc(1, sizeof(*d));
-        rc = d ? sxf_connect(td, o, &d->plat, &d->bf) : -ENOMEM;
+        rc = d ? sxf_connect(td, o, &d->plat, &d->bf, &d->hd) : -ENOMEM;
         if (rc == 0) {
             snprintf(d->key, sizeof(d->key), "%s", key);
             for (unsigned i = 0; i < SX_BLKFRONT_MAX_QUEUES; i++)
@@ -222,6 +264,7 @@ static void dev_put(struct sxf_dev *d)
     if (!last)
         return;
     sx_blkfront_close(d->bf);
+    sx_hvmdisk_close(d->hd);
     sx_plat_close(d->plat);
     for (unsigned i = 0; i < SX_BLKFRONT_MAX_QUEUES; i++)
         pthread_mutex_destroy(&d->q[i].lock);
@@ -229,6 +272,11 @@ static void dev_put(struct sxf_dev *d)
 }
 
 /* ------------------------------------------------------------------ setup / init */
+
+static uint64_t dev_size(const struct sxf_dev *d)
+{
+    return d->hd ? sx_hvmdisk_info(d->hd)->size_bytes : sx_blkfront_info(d->bf)->size_bytes;
+}
 
 static struct sxf_job *job_alloc(struct thread_data *td)
 {
@@ -254,17 +302,19 @@ static int sxf_setup(struct thread_data *td)
     unsigned long long per_file = 0;
     struct sx_plat *p = NULL;
     struct sx_blkfront *bf = NULL;
+    struct sx_hvmdisk *hd = NULL;
     int rc;
     if (td->o.use_thread) {
         struct sxf_job *j = job_alloc(td);
         rc = j ? (j->dev ? 0 : dev_get(td, o, &j->dev)) : -ENOMEM;
         if (rc == 0)
-            per_file = sx_blkfront_info(j->dev->bf)->size_bytes;
+            per_file = dev_size(j->dev);
     } else {
-        rc = sxf_connect(td, o, &p, &bf);
+        rc = sxf_connect(td, o, &p, &bf, &hd);
         if (rc == 0)
-            per_file = sx_blkfront_info(bf)->size_bytes;
+            per_file = hd ? sx_hvmdisk_info(hd)->size_bytes : sx_blkfront_info(bf)->size_bytes;
         sx_blkfront_close(bf);
+        sx_hvmdisk_close(hd);
         sx_plat_close(p);
     }
     if (rc < 0) {
@@ -293,9 +343,10 @@ static int sxf_init(struct thread_data *td)
     j->depth = depth;
     j->events = calloc(depth, sizeof(*j->events));
     j->cpl = calloc(depth, sizeof(*j->cpl));
+    j->hcpl = calloc(depth, sizeof(*j->hcpl));
     j->pending = calloc(depth, sizeof(*j->pending));
     j->mailbox = calloc(depth, sizeof(*j->mailbox));
-    if (!j->events || !j->cpl || !j->pending || !j->mailbox) {
+    if (!j->events || !j->cpl || !j->hcpl || !j->pending || !j->mailbox) {
         td_verror(td, ENOMEM, "splitxen: init");
         return 1;
     }
@@ -308,7 +359,7 @@ static int sxf_init(struct thread_data *td)
     }
     struct sxf_dev *d = j->dev;
     pthread_mutex_lock(&reg_lock);
-    unsigned nq = sx_blkfront_info(d->bf)->nr_queues;
+    unsigned nq = d->hd ? 1 : sx_blkfront_info(d->bf)->nr_queues;
     j->queue = d->attached++ % nq;
     d->q[j->queue].users++;
     j->attached = true;
@@ -337,6 +388,7 @@ static void sxf_cleanup(struct thread_data *td)
     dev_put(j->dev);
     free(j->events);
     free(j->cpl);
+    free(j->hcpl);
     free(j->pending);
     free(j->mailbox);
     free(j);
@@ -346,7 +398,7 @@ static void sxf_cleanup(struct thread_data *td)
 static int sxf_open_file(struct thread_data *td, struct fio_file *f)
 {
     struct sxf_job *j = td->io_ops_data;
-    uint64_t size = sx_blkfront_info(j->dev->bf)->size_bytes;
+    uint64_t size = dev_size(j->dev);
     /* fio keeps I/O inside real_file_size, which setup() set to the disk size; a job of
      * another process may have learned it from a different disk under the same name. */
     if (f->real_file_size > size) {
@@ -390,7 +442,16 @@ static enum fio_q_status sxf_queue(struct thread_data *td, struct io_u *io_u)
     }
     io_u->engine_data = j;
     pthread_mutex_lock(&j->dev->q[j->queue].lock);
-    int rc = sx_blkfront_submit(j->dev->bf, j->queue, op,
+    int rc;
+    if (j->dev->hd) {
+        static const enum sx_hvmdisk_op hop[] = {
+            [SX_BLKFRONT_READ] = SX_HVMDISK_READ, [SX_BLKFRONT_WRITE] = SX_HVMDISK_WRITE,
+            [SX_BLKFRONT_FLUSH] = SX_HVMDISK_FLUSH, [SX_BLKFRONT_DISCARD] = SX_HVMDISK_DISCARD,
+        };
+        bool fl = op == SX_BLKFRONT_FLUSH;
+        rc = sx_hvmdisk_submit(j->dev->hd, hop[op], fl ? 0 : io_u->offset,
+                               fl ? NULL : io_u->xfer_buf, fl ? 0 : io_u->xfer_buflen, io_u);
+    } else rc = sx_blkfront_submit(j->dev->bf, j->queue, op,
                                 op == SX_BLKFRONT_FLUSH ? 0 : io_u->offset,
                                 op == SX_BLKFRONT_FLUSH ? NULL : io_u->xfer_buf,
                                 op == SX_BLKFRONT_FLUSH ? 0 : io_u->xfer_buflen, io_u);
@@ -411,7 +472,7 @@ static int sxf_commit(struct thread_data *td)
     if (!j->npending)
         return 0;
     pthread_mutex_lock(&j->dev->q[j->queue].lock);
-    int rc = sx_blkfront_kick(j->dev->bf, j->queue);
+    int rc = j->dev->hd ? sx_hvmdisk_kick(j->dev->hd) : sx_blkfront_kick(j->dev->bf, j->queue);
     pthread_mutex_unlock(&j->dev->q[j->queue].lock);
     if (rc < 0) {
         td_verror(td, -rc, "splitxen: kick");
@@ -453,6 +514,52 @@ static void route(struct sxf_job *j, int got, unsigned *n)
     }
 }
 
+/* transport=ahci: reap under the lock; a job alone on the disk sleeps in sx_hvmdisk_wait
+ * (interrupt line), a shared one only ever waits briefly. */
+static int ahci_getevents(struct thread_data *td, struct sxf_job *j, unsigned min, unsigned max,
+                          int tmo)
+{
+    struct sxf_queue *q = &j->dev->q[0];
+    unsigned n = 0;
+    struct timespec start;
+    fio_gettime(&start, NULL);
+    for (;;) {
+        pthread_mutex_lock(&q->lock);
+        while (j->nmail && n < max)
+            j->events[n++] = j->mailbox[--j->nmail];
+        int got = 0;
+        if (n < max) {
+            int left = tmo < 0 ? 100 : tmo - (int)mtime_since_now(&start);
+            if (left > 100)
+                left = 100;
+            if (left < 0)
+                left = 0;
+            got = n < min && !j->shared
+                      ? sx_hvmdisk_wait(j->dev->hd, j->hcpl, min - n, max - n, left)
+                      : sx_hvmdisk_poll(j->dev->hd, j->hcpl, max - n);
+        }
+        for (int i = 0; i < got; i++) {
+            j->cpl[i].cookie = j->hcpl[i].cookie;
+            j->cpl[i].res = j->hcpl[i].res;
+        }
+        if (got > 0)
+            route(j, got, &n);
+        pthread_mutex_unlock(&q->lock);
+        if (got < 0) {
+            td_verror(td, -got, "splitxen: AHCI reap");
+            return got;
+        }
+        if (n >= min)
+            return (int)n;
+        if (tmo >= 0 && (int)mtime_since_now(&start) >= tmo)
+            return (int)n;
+        if (j->shared) {
+            struct timespec ts = { 0, 20 * 1000 };
+            nanosleep(&ts, NULL);
+        }
+    }
+}
+
 static int sxf_getevents(struct thread_data *td, unsigned int min, unsigned int max,
                          const struct timespec *t)
 {
@@ -464,6 +571,8 @@ static int sxf_getevents(struct thread_data *td, unsigned int min, unsigned int 
         max = j->depth;
     if (min > max)
         min = max;
+    if (j->dev->hd)
+        return ahci_getevents(td, j, min, max, tmo);
     unsigned n = 0;
     struct timespec start;
     fio_gettime(&start, NULL);

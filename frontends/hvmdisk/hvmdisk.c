@@ -69,12 +69,13 @@ struct sx_hvmdisk {
     uint64_t gpa;               /* base of our allocation */
     uint8_t *va;
     uint32_t pages;
-    uint32_t free_mask, ncq_busy, other_busy;
+    uint32_t free_mask, ncq_busy, other_busy, done_mask;
     unsigned queued;
     uint8_t fifo[NSLOTS];       /* queued slots in submission order */
     unsigned fifo_n;
     struct hslot s[NSLOTS];
     bool started;
+    int64_t last_force_ms;
     struct sx_hvmdisk_stats st;
 };
 
@@ -190,28 +191,30 @@ static int slot_result(struct sx_hvmdisk *h, unsigned n)
     return s->tfe ? -EIO : 0;
 }
 
-/* Read PxIS (clear it), PxSACT and PxCI; collect finished slots. */
+/* Read PxIS (clear it), PxSACT and PxCI; collect finished slots. Slots seen finished beyond
+ * `max` are kept in done_mask for the next call (the line has dropped by then). */
 static int reap(struct sx_hvmdisk *h, struct sx_hvmdisk_cpl *cpl, unsigned max, bool force)
 {
     if (!(h->ncq_busy | h->other_busy) || !max)
         return 0;
-    if (!force && !sx_ioreq_guest_irq_level(h->g, h->info.irq_line))
-        return 0;
-    h->st.polls++;
-    uint32_t is = rd(h, P_IS);
-    if (is)
-        wr(h, P_IS, is);
-    if (is & PIS_TFES) {
-        for (unsigned n = 0; n < NSLOTS; n++)
-            if (h->s[n].state == S_ISSUED)
-                h->s[n].tfe = true;
+    uint32_t done = h->done_mask;
+    if (force || sx_ioreq_guest_irq_level(h->g, h->info.irq_line)) {
+        h->st.polls++;
+        uint32_t is = rd(h, P_IS);
+        if (is)
+            wr(h, P_IS, is);
+        if (is & PIS_TFES) {
+            for (unsigned n = 0; n < NSLOTS; n++)
+                if (h->s[n].state == S_ISSUED && !(done & (1u << n)))
+                    h->s[n].tfe = true;
+        }
+        uint32_t still = 0;
+        if (h->ncq_busy)
+            still |= rd(h, P_SACT);
+        if (h->other_busy || (is & PIS_TFES))
+            still |= rd(h, P_CI);
+        done |= (h->ncq_busy | h->other_busy) & ~still;
     }
-    uint32_t still = 0;
-    if (h->ncq_busy)
-        still |= rd(h, P_SACT);
-    if (h->other_busy || (is & PIS_TFES))
-        still |= rd(h, P_CI);
-    uint32_t done = (h->ncq_busy | h->other_busy) & ~still;
     unsigned got = 0;
     while (done && got < max) {
         unsigned n = (unsigned)__builtin_ctz(done);
@@ -227,6 +230,7 @@ static int reap(struct sx_hvmdisk *h, struct sx_hvmdisk_cpl *cpl, unsigned max, 
         h->free_mask |= 1u << n;
         h->st.completed++;
     }
+    h->done_mask = done;
     return (int)got;
 }
 
@@ -358,7 +362,6 @@ int sx_hvmdisk_wait(struct sx_hvmdisk *h, struct sx_hvmdisk_cpl *cpl, unsigned m
         min = max;
     unsigned n = 0;
     int64_t end = timeout_ms < 0 ? INT64_MAX : now_ms() + timeout_ms;
-    int64_t last_force = now_ms();
     while (n < min) {
         if (!(h->ncq_busy | h->other_busy) && !h->fifo_n)
             break;
@@ -383,8 +386,8 @@ int sx_hvmdisk_wait(struct sx_hvmdisk *h, struct sx_hvmdisk_cpl *cpl, unsigned m
         if (w < 0 && w != -EINTR)
             return w;
         /* Belt and braces: look at the registers once a second whatever the line says. */
-        if (now_ms() - last_force > 1000) {
-            last_force = now_ms();
+        if (now_ms() - h->last_force_ms > 1000) {
+            h->last_force_ms = now_ms();
             got = reap(h, cpl + n, max - n, true);
             if (got > 0)
                 n += (unsigned)got;
@@ -437,6 +440,7 @@ static int find_function(struct sx_hvmdisk *h)
         int rc = sx_ioreq_pci_cfg_read(h->g, 0, (uint8_t)dev, 0, 0, 4, &id);
         if (rc < 0)
             return rc;
+        sx_debug("00:%02x.0 id %08x", dev, id);
         if (id != 0x29228086)
             continue;
         sx_ioreq_pci_cfg_read(h->g, 0, (uint8_t)dev, 0, 8, 4, &cls);
@@ -451,8 +455,10 @@ static int find_function(struct sx_hvmdisk *h)
 static int bring_up(struct sx_hvmdisk *h)
 {
     int dev = find_function(h);
-    if (dev < 0)
+    if (dev < 0) {
+        sx_warn("no AHCI function (8086:2922 class 010601) on bus 0: %s", strerror(-dev));
         return dev;
+    }
     /* ABAR in BAR5 (offset 0x24); memory decoding, bus mastering, INTx on. */
     int rc = sx_ioreq_pci_cfg_write(h->g, 0, (uint8_t)dev, 0, 0x24, 4, (uint32_t)h->info.abar);
     if (rc == 0)
@@ -471,8 +477,10 @@ static int bring_up(struct sx_hvmdisk *h)
         return rc;
     wr(h, HBA_GHC, 1u << 31);
     uint32_t cap = rd(h, HBA_CAP);
-    if (!(rd(h, HBA_PI) & 1))
+    if (!(rd(h, HBA_PI) & 1)) {
+        sx_warn("AHCI port 0 not implemented (PI %#x)", rd(h, HBA_PI));
         return -ENODEV;
+    }
     unsigned ncs = ((cap >> 8) & 0x1f) + 1;
     /* Port 0 idle: ST off (CR follows), FRE off (FR follows). */
     uint32_t cmd = rd(h, P_CMD);
@@ -497,13 +505,17 @@ static int bring_up(struct sx_hvmdisk *h)
         struct timespec ts = { 0, 1000 * 1000 };
         nanosleep(&ts, NULL);
         wr(h, P_SCTL, 0);
-        if ((rc = wait_reg(h, P_SSTS, 0xf, 3)) < 0)
+        if ((rc = wait_reg(h, P_SSTS, 0xf, 3)) < 0) {
+            sx_warn("AHCI port 0: no link after COMRESET (SSTS %#x)", rd(h, P_SSTS));
             return -ENODEV;
+        }
     }
     if ((rc = wait_reg(h, P_TFD, 0x88, 0)) < 0)        /* not BSY, not DRQ */
         return rc;
-    if (rd(h, P_SIG) != 0x00000101)
+    if (rd(h, P_SIG) != 0x00000101) {
+        sx_warn("AHCI port 0: not an ATA disk (SIG %#x)", rd(h, P_SIG));
         return -ENODEV;
+    }
     wr(h, P_SERR, UINT32_MAX);
     wr(h, P_IS, UINT32_MAX);
     wr(h, P_IE, PIS_DHRS | PIS_PSS | PIS_SDBS | PIS_TFES);

@@ -1,9 +1,11 @@
 /*
  * sx-ahci-dm: a device model for tests/hvmdisk: the PCI host bridge, the Xen platform device
  * and an AHCI controller with one disk on PATH, serving HVM domain N on sim until it dies or
- * SIGTERM. (splitxen-dm itself gets the same disk with the call in main below.)
+ * SIGTERM. (splitxen-dm itself gets the same disk with the call in main below.) It takes
+ * splitxen-dm's command line too, so `splitxen create` can start it (SPLITXEN_DM_BIN):
  *
- *   sx-ahci-dm --domid N --ahci PATH [--ro] [--engine auto|uring|aio|sync] [--no-direct]
+ *   sx-ahci-dm --domid N (--ahci PATH [--ro] | --disk PATH[,ro]) [--vcpus N]
+ *              [--engine auto|uring|aio|sync] [--no-direct]
  *
  * Prints the AHCI counters on exit.
  */
@@ -29,13 +31,29 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         { "domid", required_argument, NULL, 'd' }, { "ahci", required_argument, NULL, 'a' },
         { "ro", no_argument, NULL, 'r' },          { "engine", required_argument, NULL, 'e' },
-        { "no-direct", no_argument, NULL, 'n' },   { 0 },
+        { "no-direct", no_argument, NULL, 'n' },   { "disk", required_argument, NULL, 'D' },
+        { "vcpus", required_argument, NULL, 'v' }, { "console", required_argument, NULL, 'c' },
+        { 0 },
     };
     long domid = -1;
     struct sx_ahci_cfg cfg = { .devfn = -1, .engine = SX_BIO_AUTO };
     int c;
-    while ((c = getopt_long(argc, argv, "d:a:re:n", opts, NULL)) != -1) {
+    long vcpus = 0;
+    char *disk = NULL;
+    while ((c = getopt_long(argc, argv, "d:a:re:nD:v:c:", opts, NULL)) != -1) {
         switch (c) {
+        case 'D': {
+            disk = strdup(optarg);
+            char *comma = disk ? strrchr(disk, ',') : NULL;
+            if (comma && !strcmp(comma, ",ro")) {
+                *comma = 0;
+                cfg.read_only = true;
+            }
+            cfg.path = disk;
+            break;
+        }
+        case 'v': vcpus = strtol(optarg, NULL, 10); break;
+        case 'c': break;
         case 'd': domid = strtol(optarg, NULL, 10); break;
         case 'a': cfg.path = optarg; break;
         case 'r': cfg.read_only = true; break;
@@ -72,8 +90,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "sx-ahci-dm: setup: %s\n", strerror(-rc));
         goto out;
     }
-    struct sx_ioreq_opts o = { .domid = (domid_t)domid, .handler = sx_dm_ioreq_handler,
-                               .opaque = dm };
+    struct sx_ioreq_opts o = { .domid = (domid_t)domid, .nr_vcpus = (unsigned)vcpus,
+                               .handler = sx_dm_ioreq_handler, .opaque = dm };
     rc = sx_ioreq_open(&r, plat, &o);
     if (rc == 0)
         rc = sx_dm_set_ioreq(dm, r);
@@ -99,5 +117,6 @@ out:
     sx_dm_close(dm);
     sx_ioreq_close(r);
     sx_plat_close(plat);
+    free(disk);
     return ret;
 }
