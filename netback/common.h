@@ -48,7 +48,7 @@ enum nb_stat {
     NBS_TX_BATCHES, NBS_TX_NOTIFIES, NBS_TX_THROTTLED,
     NBS_RX_PKTS, NBS_RX_BYTES, NBS_RX_GSO,
     NBS_RX_DROPS, NBS_RX_DROP_NOSG, NBS_RX_DROP_CONV, NBS_RX_DROP_GRANT, NBS_RX_ERRORS,
-    NBS_RX_FATAL, NBS_RX_BATCHES, NBS_RX_NOTIFIES, NBS_RX_STALLS,
+    NBS_RX_FATAL, NBS_RX_BATCHES, NBS_RX_NOTIFIES, NBS_RX_STALLS, NBS_RX_DROP_MCAST,
     NBS_SLEEPS, NBS_QUEUES, NBS_MAPPED_PAGES, NBS_CONNECTS,
     NBS_NR
 };
@@ -69,6 +69,23 @@ void nb_rate_init(struct nb_rate *r, uint64_t bytes, uint64_t usecs);
  * the next replenish. Credit carries over up to max(bytes, NB_RATE_MIN_BURST), so any packet
  * (<= 64 KiB) passes eventually (Linux's tx_add_credit). */
 bool nb_rate_take(struct nb_rate *r, uint64_t len, uint64_t now_ns, uint64_t *wait_ns);
+
+/* Multicast control (mcast.c), Linux's xenvif_mcast_*. */
+#define NB_MCAST_MAX 64                  /* XEN_NETBK_MCAST_MAX */
+struct nb_mcast {
+    pthread_mutex_t lock;
+    atomic_bool enabled;                 /* the frontend's request-multicast-control */
+    unsigned n;
+    uint8_t addr[NB_MCAST_MAX][6];
+};
+void nb_mcast_init(struct nb_mcast *m);
+void nb_mcast_destroy(struct nb_mcast *m);
+void nb_mcast_reset(struct nb_mcast *m);
+/* Apply an MCAST_ADD / MCAST_DEL request. 0, or -ENOSPC when the list is full (ADD). */
+int nb_mcast_update(struct nb_mcast *m, uint8_t op, const uint8_t addr[6]);
+/* Whether a frame for Ethernet destination dst goes to the frontend (unicast, broadcast, or
+ * control off: always). */
+bool nb_mcast_pass(struct nb_mcast *m, const uint8_t *dst);
 
 struct nb_vif;
 
@@ -126,8 +143,8 @@ struct nb_vif {
     struct nb_vif *next;
     unsigned fe_domid, devid;
     char be_path[128], fe_path[128];
-    char tok_online[48], tok_fe[48], tok_state[48];
-    bool watching_fe;
+    char tok_fe[48], tok_mc[48];
+    bool watching_fe, watching_mc;
     enum xenbus_state be_state;
     bool connected;                      /* queues running */
     bool online;
@@ -139,6 +156,7 @@ struct nb_vif {
     struct sx_net_peer_caps rx_caps;
     uint64_t rate_bytes, rate_usecs;
     struct sx_tap *tap;
+    struct nb_mcast mcast;
     struct sx_stats stats;
     struct nb_queue q[NB_MAX_QUEUES];
 };

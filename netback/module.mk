@@ -17,10 +17,12 @@ netback_tap_test_SRCS := tests/netback/tap_test.c
 netback_tap_test_LIBS := sxnetback sxcommon
 netback_tap_test_LDLIBS := -lcunit -lmnl
 
-# The daemon: control plane (xenbus.c), tx (netback.c), rx (rx.c), credit limiter (rate.c).
+# The daemon: control plane (xenbus.c), tx (netback.c), rx (rx.c), credit limiter (rate.c),
+# multicast control (mcast.c).
 # Split into a library so the hostile-frontend test can run it in-process.
 LIBS += sxnetbackd
-sxnetbackd_SRCS := netback/xenbus.c netback/netback.c netback/rx.c netback/rate.c
+sxnetbackd_SRCS := netback/xenbus.c netback/netback.c netback/rx.c netback/rate.c \
+                   netback/mcast.c
 NETBACKD_LIBS = sxnetbackd sxnetback sxxenbus sxring $(SX_PLAT_LIBS)
 NETBACKD_LDLIBS = $(SX_PLAT_LDLIBS) -lmnl -lpthread
 

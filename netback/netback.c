@@ -184,7 +184,8 @@ int nb_tx_action(struct nb_queue *q)
             sx_log_ratelimited(SX_LOG_WARN, "vif%u.%u: tx packet dropped (%s)", v->fe_domid,
                                v->devid, sx_net_tx_reason_str(s->pkt.reason));
         } else if (vd == SX_NET_TX_MCAST) {
-            s->status = NETIF_RSP_OKAY;
+            s->status = nb_mcast_update(&v->mcast, s->pkt.mcast_op, s->pkt.mcast_addr) == 0
+                            ? NETIF_RSP_OKAY : NETIF_RSP_ERROR;
             stat_add(q, NBS_TX_MCAST, 1);
         } else {
             uint32_t need = (SX_TAP_VNET_HDR_LEN + s->pkt.total_len + 63u) & ~63u;

@@ -96,6 +96,11 @@ int nb_rx_action(struct nb_queue *q)
         struct nb_rxframe *f = &q->rxf[nframes];
         uint8_t *frame = f->buf + SX_TAP_VNET_HDR_LEN;
         deliver[nframes] = false;
+        if (!nb_mcast_pass(&v->mcast, frame)) {
+            stat_add(q, NBS_RX_DROP_MCAST, 1);
+            dropped++;
+            continue;
+        }
         if (!f->ready) {
             const struct virtio_net_hdr_v1 *vh = (const struct virtio_net_hdr_v1 *)f->buf;
             if (sx_net_vnet_to_netif(vh, frame, f->len, &v->rx_caps, &f->meta) < 0) {

@@ -35,7 +35,7 @@ const char *const nb_stat_names[] = {
     "tx_batches", "tx_notifies", "tx_throttled",
     "rx_pkts", "rx_bytes", "rx_gso",
     "rx_drops", "rx_drop_nosg", "rx_drop_conv", "rx_drop_grant", "rx_errors",
-    "rx_fatal", "rx_batches", "rx_notifies", "rx_stalls",
+    "rx_fatal", "rx_batches", "rx_notifies", "rx_stalls", "rx_drop_mcast",
     "sleeps", "queues", "mapped_pages", "connects",
     NULL,
 };
@@ -239,6 +239,11 @@ static int vif_connect(struct nb_vif *v)
         (rc = read_flag(v, fe, "feature-ipv6-csum-offload", &v->csum6)))
         return rc;
     v->csum = !no_csum;
+    bool mc;
+    if ((rc = read_flag(v, fe, "request-multicast-control", &mc)))
+        return rc;
+    nb_mcast_reset(&v->mcast);
+    atomic_store(&v->mcast.enabled, mc);
     /* Linux netback: GSO needs SG (a super-packet never fits one page). */
     v->rx_caps = (struct sx_net_peer_caps){ .csum = v->csum, .csum_v6 = v->csum && v->csum6,
                                             .gso_tcpv4 = v->sg && v->gso4 && v->csum,
@@ -311,7 +316,8 @@ static int write_features(struct nb_vif *v)
             return rc;
         const char *one[] = { "feature-sg", "feature-gso-tcpv4", "feature-gso-tcpv6",
                               "feature-ipv6-csum-offload", "feature-rx-copy",
-                              "feature-split-event-channels" };
+                              "feature-split-event-channels", "feature-multicast-control",
+                              "feature-dynamic-multicast-control" };
         for (size_t i = 0; i < sizeof(one) / sizeof(one[0]) && !rc; i++)
             rc = sx_xenbus_write(xb, t, v->be_path, one[i], "1");
         if (!rc)
@@ -336,6 +342,9 @@ static void vif_free(struct nb_vif *v)
     vif_disconnect(v);
     if (v->watching_fe)
         sx_xenbus_unwatch(nb->xb, v->tok_fe);
+    if (v->watching_mc)
+        sx_xenbus_unwatch(nb->xb, v->tok_mc);
+    nb_mcast_destroy(&v->mcast);
     sx_tap_close(v->tap);
     sx_stats_destroy(&v->stats);
     sx_info("vif%u.%u removed", v->fe_domid, v->devid);
@@ -352,6 +361,7 @@ static void vif_probe(struct nb *nb, unsigned fe, unsigned devid)
     v->devid = devid;
     v->online = true;
     v->be_state = XenbusStateInitialising;
+    nb_mcast_init(&v->mcast);
     v->next = nb->vifs;
     nb->vifs = v;   /* listed even if probing fails, so it is not retried on every scan */
     sx_xenbus_backend_path(v->be_path, sizeof(v->be_path), nb->o.domid, "vif", fe, devid);
@@ -413,6 +423,12 @@ static void vif_probe(struct nb *nb, unsigned fe, unsigned devid)
     snprintf(fe_state, sizeof(fe_state), "%s/state", v->fe_path);
     if (sx_xenbus_watch(nb->xb, fe_state, v->tok_fe, mark_dirty, nb) == 0)
         v->watching_fe = true;
+    /* feature-dynamic-multicast-control: the frontend may flip request-multicast-control
+     * while connected (Linux xen_mcast_ctrl_changed) */
+    snprintf(v->tok_mc, sizeof(v->tok_mc), "nb-mc-%u-%u", fe, devid);
+    snprintf(fe_state, sizeof(fe_state), "%s/request-multicast-control", v->fe_path);
+    if (sx_xenbus_watch(nb->xb, fe_state, v->tok_mc, mark_dirty, nb) == 0)
+        v->watching_mc = true;
     /* A restarted backend finds its vif Connected with a live, Connected frontend: reconnect
      * to the rings it published without a state change (a frontend never expects Connected
      * -> InitWait). Anything else starts the handshake over from InitWait. */
@@ -495,6 +511,11 @@ static bool vif_eval(struct nb_vif *v)
         break;
     case XenbusStateInitialised:
     case XenbusStateConnected:
+        if (v->connected) {
+            bool mc;
+            if (read_flag(v, v->fe_path, "request-multicast-control", &mc) == 0)
+                atomic_store(&v->mcast.enabled, mc);
+        }
         if (!v->connected && !v->failed && v->be_state == XenbusStateInitWait) {
             rc = vif_connect(v);
             if (rc == 0) {
@@ -543,9 +564,16 @@ static void scan(struct nb *nb)
             struct nb_vif *v = nb->vifs;
             while (v && !(v->fe_domid == fe && v->devid == dev))
                 v = v->next;
-            if (v)
+            if (v) {
                 v->gone = false;
-            else
+                continue;
+            }
+            /* The toolstack writes the device directory in one transaction, state included;
+             * a writer that does not is done only once state is there (it comes last). */
+            char be[128];
+            sx_xenbus_backend_path(be, sizeof(be), nb->o.domid, "vif", (unsigned)fe,
+                                   (unsigned)dev);
+            if (sx_xenbus_exists(nb->xb, XBT_NULL, be, "state") == 1)
                 vif_probe(nb, (unsigned)fe, (unsigned)dev);
         }
         free(devs);

@@ -102,6 +102,8 @@ static int wait_state(const char *dir, enum xenbus_state want, int ms)
             return 0;
         usleep(5000);
     } while (now_ms() < end);
+    fprintf(stderr, "%s/state: %s, wanted %s\n", dir, sx_xenbus_state_name((int)s),
+            sx_xenbus_state_name((int)want));
     return -ETIMEDOUT;
 }
 
@@ -451,6 +453,108 @@ static void test_rx_producer_index_past_ring_halts_vif(void)
     good_still_works();
 }
 
+/* G asks for multicast address a (MCAST_ADD or MCAST_DEL): one request + one extra slot;
+ * returns the first response's status. */
+static int tf_mcast(struct tf *t, uint8_t op, const uint8_t a[6])
+{
+    tf_put(t, t->drefs[0], 0, 0, NETTXF_extra_info);
+    netif_extra_info_t ex;
+    memset(&ex, 0, sizeof(ex));
+    ex.type = op;
+    memcpy(ex.u.mcast.addr, a, 6);
+    netif_tx_request_t raw;
+    memset(&raw, 0, sizeof(raw));
+    memcpy(&raw, &ex, sizeof(ex));
+    tf_put_raw(t, &raw);
+    tf_push(t);
+    netif_tx_response_t r[2];
+    if (tf_rsp(t, r, 2, 2000) != 2)
+        return -1000;
+    CU_ASSERT_EQUAL(r[1].status, NETIF_RSP_NULL);
+    return r[0].status;
+}
+
+/* Take G's rx responses for up to ms, reposting each buffer; count frames to dst a and b. */
+static void g_rx_count(const uint8_t a[6], const uint8_t b[6], int *na, int *nb_, int ms,
+                       struct tf *sender, unsigned page_a, unsigned page_b)
+{
+    uint64_t end = now_ms() + (uint64_t)ms;
+    while (now_ms() < end) {
+        if (sender) {
+            tf_put(sender, sender->drefs[page_a], 0, 60, 0);
+            tf_put(sender, sender->drefs[page_b], 0, 60, 0);
+            tf_push(sender);
+            netif_tx_response_t tr[2];
+            tf_rsp(sender, tr, 2, 1000);
+        }
+        usleep(20000);
+        netif_rx_response_t r;
+        while (sx_front_ring_take_rsp(&good.rx, &r, 1) == 1) {
+            const uint8_t *f = (const uint8_t *)good.rxbuf + (r.id % TF_RX_PAGES) * 4096;
+            if (r.status >= 14 && !memcmp(f, a, 6))
+                (*na)++;
+            if (r.status >= 14 && !memcmp(f, b, 6))
+                (*nb_)++;
+            netif_rx_request_t q = { .id = r.id, .gref = good.rxrefs[r.id % TF_RX_PAGES] };
+            sx_front_ring_put_req(&good.rx, &q);
+            sx_front_ring_push(&good.rx);
+            sx_evtchn_notify(G.ev, (evtchn_port_t)good.port);
+        }
+    }
+}
+
+static void test_multicast_control_filters_rx(void)
+{
+    static const uint8_t ga[6] = { 0x01, 0x00, 0x5e, 0x01, 0x02, 0x03 };
+    static const uint8_t gb[6] = { 0x01, 0x00, 0x5e, 0x09, 0x09, 0x09 };
+    if (!hostile_open())
+        return;
+    if (good.rx.req_prod_pvt == good.rx.rsp_cons)   /* no buffers posted yet */
+        tf_post_rx(&good);
+    memcpy((uint8_t *)hv.data + 2 * 4096, ga, 6);   /* page 2: to group a, page 3: group b */
+    memcpy((uint8_t *)hv.data + 3 * 4096, gb, 6);
+    char be_feat[8];
+    CU_ASSERT_EQUAL(sx_xenbus_read_str(xb, XBT_NULL, good.be, "feature-multicast-control",
+                                       be_feat, sizeof(be_feat)), 0);
+    CU_ASSERT_STRING_EQUAL(be_feat, "1");
+    /* control off: both groups arrive */
+    int na = 0, nbb = 0;
+    g_rx_count(ga, gb, &na, &nbb, 1500, &hv, 2, 3);
+    CU_ASSERT_TRUE(na > 0 && nbb > 0);
+    /* dynamic: switch it on, subscribe to a only */
+    CU_ASSERT_EQUAL(sx_xenbus_write(xb, XBT_NULL, good.fe, "request-multicast-control", "1"), 0);
+    usleep(600000);   /* the daemon applies it on the watch (or its 200 ms sweep) */
+    CU_ASSERT_EQUAL(tf_mcast(&good, XEN_NETIF_EXTRA_TYPE_MCAST_ADD, ga), NETIF_RSP_OKAY);
+    g_rx_count(ga, gb, &na, &nbb, 100, NULL, 0, 0);   /* drain what was in flight */
+    uint64_t drops = st_get(&good, "rx_drop_mcast");
+    na = nbb = 0;
+    g_rx_count(ga, gb, &na, &nbb, 1500, &hv, 2, 3);
+    CU_ASSERT_TRUE(na > 0);
+    CU_ASSERT_EQUAL(nbb, 0);
+    CU_ASSERT_TRUE(st_get(&good, "rx_drop_mcast") > drops);
+    /* unsubscribe: a is filtered too */
+    CU_ASSERT_EQUAL(tf_mcast(&good, XEN_NETIF_EXTRA_TYPE_MCAST_DEL, ga), NETIF_RSP_OKAY);
+    g_rx_count(ga, gb, &na, &nbb, 100, NULL, 0, 0);
+    na = nbb = 0;
+    g_rx_count(ga, gb, &na, &nbb, 800, &hv, 2, 3);
+    CU_ASSERT_EQUAL(na, 0);
+    CU_ASSERT_EQUAL(nbb, 0);
+    /* the list holds 64 addresses; the 65th is refused */
+    for (int i = 0; i < 64; i++) {
+        uint8_t a[6] = { 0x01, 0x00, 0x5e, 0x10, 0x00, (uint8_t)i };
+        CU_ASSERT_EQUAL(tf_mcast(&good, XEN_NETIF_EXTRA_TYPE_MCAST_ADD, a), NETIF_RSP_OKAY);
+    }
+    uint8_t a65[6] = { 0x01, 0x00, 0x5e, 0x11, 0x00, 0x00 };
+    CU_ASSERT_EQUAL(tf_mcast(&good, XEN_NETIF_EXTRA_TYPE_MCAST_ADD, a65), NETIF_RSP_ERROR);
+    /* off again: everything passes */
+    CU_ASSERT_EQUAL(sx_xenbus_write(xb, XBT_NULL, good.fe, "request-multicast-control", "0"), 0);
+    usleep(600000);
+    na = nbb = 0;
+    g_rx_count(ga, gb, &na, &nbb, 1500, &hv, 2, 3);
+    CU_ASSERT_TRUE(na > 0 && nbb > 0);
+    good_still_works();
+}
+
 static void test_bad_num_queues_fails_only_that_vif(void)
 {
     /* 0, garbage and more than the backend's max (the toolstack's queues=1) are refused: that
@@ -576,6 +680,7 @@ static const struct sx_test_case cases[] = {
     SX_TEST(test_producer_index_past_ring_halts_vif),
     SX_TEST(test_rx_good_vif_receives_flooded_frame),
     SX_TEST(test_rx_producer_index_past_ring_halts_vif),
+    SX_TEST(test_multicast_control_filters_rx),
     SX_TEST(test_bad_num_queues_fails_only_that_vif),
     SX_TEST(test_bad_ring_ref_fails_only_that_vif),
     SX_TEST(test_vanished_frontend_releases_vif),
