@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1063,3 +1064,18 @@ uint64_t sx_ahci_sectors(const struct sx_ahci *a) { return a->sectors; }
 struct sx_pci *sx_ahci_pci(struct sx_ahci *a) { return a->pci; }
 enum sx_bio_kind sx_ahci_engine(const struct sx_ahci *a) { return a->kind; }
 bool sx_ahci_direct(const struct sx_ahci *a) { return a->direct; }
+unsigned sx_ahci_inflight(const struct sx_ahci *a) { return a->inflight; }
+
+int sx_ahci_poll(struct sx_ahci *a, int timeout_ms)
+{
+    if (!a->bio)
+        return -ENODEV;
+    struct pollfd pfd = { .fd = sx_bio_event_fd(a->bio), .events = POLLIN };
+    int n = poll(&pfd, 1, timeout_ms);
+    if (n < 0)
+        return -errno;
+    if (n == 0)
+        return 0;
+    on_engine_event(a, POLLIN);
+    return 1;
+}

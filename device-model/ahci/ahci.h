@@ -56,5 +56,11 @@ struct sx_pci *sx_ahci_pci(struct sx_ahci *a);
 /* The engine actually used (after SX_BIO_AUTO), and whether the file is open O_DIRECT. */
 enum sx_bio_kind sx_ahci_engine(const struct sx_ahci *a);
 bool sx_ahci_direct(const struct sx_ahci *a);
+/* Wait up to timeout_ms for engine completions and complete their commands, as the dm loop
+ * does through sx_dm_watch_fd (tests drive the device without the loop). 1 if something was
+ * processed, 0 on timeout, -errno. Same thread as every other device callback. */
+int sx_ahci_poll(struct sx_ahci *a, int timeout_ms);
+/* Engine operations in flight. */
+unsigned sx_ahci_inflight(const struct sx_ahci *a);
 
 #endif
