@@ -70,7 +70,7 @@
 #define PCMD_FRE (1u << 4)
 #define PCMD_FR  (1u << 14)
 #define PCMD_CR  (1u << 15)
-#define PCMD_WMASK (PCMD_ST | PCMD_SUD | PCMD_POD | PCMD_FRE | (0xfu << 28))
+#define PCMD_WMASK (PCMD_ST | PCMD_SUD | PCMD_POD | PCMD_FRE)   /* ICC: done at once, reads 0 */
 
 #define ATA_DRDY 0x40
 #define ATA_DSC  0x10
@@ -720,7 +720,7 @@ static void process_ci(struct sx_ahci *a)
         unsigned n = (unsigned)__builtin_ctz(todo);
         todo &= todo - 1;
         struct slot *s = &a->slots[n];
-        if (s->busy || s->inflight)
+        if (s->busy || s->inflight || !(a->ci & (1u << n)) || !(a->cmd & PCMD_ST))
             continue;
         start_cmd(a, n);
         queued = true;
