@@ -38,6 +38,7 @@ int main(int argc, char **argv)
     domid_t domid = (domid_t)atoi(argv[2]);
     struct sx_plat *p = NULL;
     struct sx_hvmdisk *h = NULL;
+    uint8_t *wb = NULL, *rb = NULL;
     int ret = 1, rc = sx_plat_open(&p, SX_PLAT_SIM, domid, NULL);
     CHECK(rc == 0, "attach: %s", strerror(-rc));
     rc = sx_hvmdisk_open(&h, p, NULL);
@@ -46,7 +47,8 @@ int main(int argc, char **argv)
     printf("devfn %02x abar %#" PRIx64 " line %u\n", in->devfn, in->abar, in->irq_line);
     printf("sectors %" PRIu64 " model '%s' serial '%s' firmware '%s' ncq %u depth %u\n",
            in->sectors, in->model, in->serial, in->firmware, in->ncq_depth, in->depth);
-    uint8_t *wb = aligned_alloc(4096, 32 * 65536), *rb = aligned_alloc(4096, 32 * 65536);
+    wb = aligned_alloc(4096, 32 * 65536);
+    rb = aligned_alloc(4096, 32 * 65536);
     CHECK(wb && rb, "alloc");
     static const size_t sizes[] = { 512, 4096, 8192 + 512, 65536, 131072 };
     uint64_t off = 0;
@@ -107,6 +109,8 @@ int main(int argc, char **argv)
     printf("PASS\n");
     ret = 0;
 out:
+    free(wb);
+    free(rb);
     sx_hvmdisk_close(h);
     sx_plat_close(p);
     return ret;
