@@ -401,6 +401,37 @@ static void test_indirect_too_many_pages(void)
 #undef r
 }
 
+static uint64_t stat_of(struct gfront *g, const char *name);
+
+/* The good side of the special operations: a barrier carrying data is written and flushed, a
+ * flush without data answers OKAY, a discard punches the range (reads back zeros). */
+static void test_barrier_flush_discard(void)
+{
+    memset(A.data + 3 * SX_PAGE_SIZE, 0x5a, SX_PAGE_SIZE);
+    blkif_request_t r = rw_req(BLKIF_OP_WRITE_BARRIER, 200, 1, A.data_refs[3], 0, 7);
+    CU_ASSERT_EQUAL(roundtrip(&A, &r, NULL), BLKIF_RSP_OKAY);
+    blkif_request_t f = rw_req(BLKIF_OP_FLUSH_DISKCACHE, 0, 0, 0, 0, 0);
+    CU_ASSERT_EQUAL(roundtrip(&A, &f, NULL), BLKIF_RSP_OKAY);
+    union { blkif_request_t slot; blkif_request_discard_t d; } u;
+    memset(&u, 0, sizeof(u));
+    u.d.operation = BLKIF_OP_DISCARD;
+    u.d.id = next_id++;
+    u.d.sector_number = 512;
+    u.d.nr_sectors = 16;
+    CU_ASSERT_EQUAL(roundtrip(&A, &u, NULL), BLKIF_RSP_OKAY);
+    int fd = open(A.img, O_RDONLY);
+    uint8_t buf[4096];
+    CU_ASSERT_EQUAL(pread(fd, buf, sizeof(buf), 200 * 512), (ssize_t)sizeof(buf));
+    CU_ASSERT_EQUAL(buf[0], 0x5a);
+    CU_ASSERT_EQUAL(buf[4095], 0x5a);
+    CU_ASSERT_EQUAL(pread(fd, buf, sizeof(buf), 512 * 512), (ssize_t)sizeof(buf));
+    CU_ASSERT_EQUAL(buf[0], 0);
+    CU_ASSERT_EQUAL(buf[4095], 0);
+    close(fd);
+    CU_ASSERT(stat_of(&A, "flush_ops") >= 2);
+    CU_ASSERT(stat_of(&A, "discard_ops") >= 1);
+}
+
 static uint64_t stat_of(struct gfront *g, const char *name)
 {
     char dir[200], path[300];
@@ -501,6 +532,7 @@ static const struct sx_test_case cases[] = {
     SX_TEST(test_unmapped_and_foreign_grant),
     SX_TEST(test_write_to_read_only_vbd),
     SX_TEST(test_indirect_too_many_pages),
+    SX_TEST(test_barrier_flush_discard),
     SX_TEST(test_producer_past_ring_halts_only_that_ring),
     SX_TEST(test_bad_xenstore_values_fail_only_that_vbd),
     SX_TEST(test_frontend_domain_destroyed),
