@@ -10,8 +10,8 @@ SX_DM_LDLIBS := -lxendevicemodel -lxenforeignmemory -lxengnttab -lxenevtchn -lxe
 PROGS += splitxen-dm
 splitxen-dm_SRCS := device-model/splitxen-dm.c
 # Spelled out: device-model/e1000/module.mk is read after this file.
-splitxen-dm_LIBS := sxe1000 sxdm sxnetback $(SX_DM_IOREQ_LIBS)
-splitxen-dm_LDLIBS := $(SX_DM_LDLIBS) -lmnl
+splitxen-dm_LIBS := sxe1000 sxahci sxdm sxnetback sxblkback $(SX_DM_IOREQ_LIBS)
+splitxen-dm_LDLIBS := $(SX_DM_LDLIBS) -lmnl -luring -laio
 
 UNIT_TESTS += $(if $(wildcard tests/device-model/uart_test.c),uart_test)
 uart_test_SRCS := tests/device-model/uart_test.c

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "device-model/dm.h"
+#include "device-model/ahci/ahci.h"
 #include "device-model/e1000/e1000.h"
 #include "log.h"
 #include "xen-core/platform.h"
@@ -59,14 +60,43 @@ static void print_e1000_stats(const struct sx_e1000 *e, unsigned i)
 #define DM_MAX_NICS 8
 #define DM_MAX_DISKS 1
 
-/* Emulated disks: an AHCI controller whose port 0 is the image of --disk PATH[,ro]. */
-static int dm_add_disks(struct sx_dm *dm, const char *const *disks, unsigned n)
+/* Emulated disks: an AHCI controller whose port 0 is the image of --disk PATH[,ro], on the
+ * I/O engine blkback uses (chosen per target). */
+static int dm_add_disk(struct sx_dm *dm, const char *spec, struct sx_ahci **out)
 {
-    (void)dm;
-    if (n == 0)
-        return 0;
-    fprintf(stderr, "splitxen-dm: --disk %s: this build has no AHCI controller\n", disks[0]);
-    return -EOPNOTSUPP;
+    char path[PATH_MAX];
+    bool ro = false;
+    size_t len = strlen(spec);
+    if (len > 3 && !strcmp(spec + len - 3, ",ro")) {
+        ro = true;
+        len -= 3;
+    }
+    if (len == 0 || len >= sizeof(path)) {
+        fprintf(stderr, "splitxen-dm: --disk '%s': expected PATH[,ro]\n", spec);
+        return -EINVAL;
+    }
+    memcpy(path, spec, len);
+    path[len] = 0;
+    struct sx_ahci_cfg cfg = { .path = path, .read_only = ro, .devfn = -1, .engine = SX_BIO_AUTO };
+    int rc = sx_ahci_add(dm, &cfg, out);
+    if (rc < 0)
+        fprintf(stderr, "splitxen-dm: --disk %s: %s\n", path, strerror(-rc));
+    else
+        printf("ready engine=%s direct=%d sectors=%" PRIu64 "\n",
+               sx_bio_kind_name(sx_ahci_engine(*out)), sx_ahci_direct(*out), sx_ahci_sectors(*out));
+    fflush(stdout);
+    return rc;
+}
+
+static void print_ahci_stats(const struct sx_ahci *a)
+{
+    const struct sx_ahci_stats *s = sx_ahci_stats(a);
+    printf("ahci cmds=%" PRIu64 " reads=%" PRIu64 " writes=%" PRIu64 " ncq=%" PRIu64
+           " flushes=%" PRIu64 " trims=%" PRIu64 " identifies=%" PRIu64 " failed=%" PRIu64
+           " bounced=%" PRIu64 " irqs=%" PRIu64 " resets=%" PRIu64 "\n",
+           s->cmds, s->reads, s->writes, s->ncq, s->flushes, s->trims, s->identifies, s->failed,
+           s->bounced, s->irqs, s->resets);
+    fflush(stdout);
 }
 
 static int open_console(const char *path)
@@ -93,6 +123,7 @@ int main(int argc, char **argv)
     const char *nics[DM_MAX_NICS] = { 0 }, *disks[DM_MAX_DISKS] = { 0 };
     unsigned nnics = 0, ndisks = 0;
     struct sx_e1000 *nic_dev[DM_MAX_NICS] = { 0 };
+    struct sx_ahci *disk_dev = NULL;
     int c;
     while ((c = getopt_long(argc, argv, "d:p:v:c:s:n:k:h", opts, NULL)) != -1) {
         char *end;
@@ -204,9 +235,9 @@ int main(int argc, char **argv)
             goto out;
         }
     }
-    rc = dm_add_disks(dm, disks, ndisks);
-    if (rc < 0)
-        goto out;
+    for (unsigned i = 0; i < ndisks; i++)
+        if ((rc = dm_add_disk(dm, disks[i], &disk_dev)) < 0)
+            goto out;
     struct sx_ioreq_opts o = { .domid = (domid_t)domid, .nr_vcpus = (unsigned)vcpus,
                                .handler = sx_dm_ioreq_handler, .opaque = dm };
     rc = sx_ioreq_open(&r, plat, &o);
@@ -239,6 +270,8 @@ out:
         for (unsigned i = 0; i < nnics; i++)
             if (nic_dev[i])
                 print_e1000_stats(nic_dev[i], i);
+    if (dm && disk_dev && sx_dm_dev_find(dm, "ahci"))
+        print_ahci_stats(disk_dev);
     sx_dm_set_ioreq(dm, NULL);
     sx_dm_close(dm);
     sx_ioreq_close(r);

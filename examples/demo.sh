@@ -137,6 +137,7 @@ ratio() { python3 -c 'import sys; a,b=float(sys.argv[1]),float(sys.argv[2]); pri
 demo_run() {
   local fio_common=(--name=demo --rw=randrw --rwmixread=70 --bs=4k --iodepth=16 --size=64M
                     --time_based=1 --runtime="$FIO_SECONDS" --verify=crc32c --verify_backlog=1024
+                    --verify_state_save=0
                     --output-format=json)
   step "fio through splitxen: 4 KiB random read/write 70/30, QD16, verify=crc32c, ${FIO_SECONDS}s"
   fio --ioengine=external:"$FIOENGINE" --domid="$GID" --vdev=xvda --filename=xvda \
