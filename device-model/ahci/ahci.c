@@ -131,6 +131,10 @@ struct sx_ahci {
     uint32_t clb, clbu, fb, fbu, is, ie, cmd, tfd, sig, ssts, sctl, serr, sact, ci;
     bool init_d2h_sent;
     unsigned inflight;           /* engine ops over all slots */
+    /* The last failed queued command, for the NCQ command error log (log page 10h). */
+    bool ncq_err;
+    uint8_t ncq_err_tag, ncq_err_status, ncq_err_error;
+    uint64_t ncq_err_lba;
     struct slot slots[NSLOTS];
     struct sx_bio_cpl cpl[64];
     struct sx_ahci_stats st;
@@ -269,6 +273,13 @@ static void finish(struct sx_ahci *a, unsigned n, bool ok, bool pio)
     if (!ok) {
         a->st.failed++;
         a->is |= PIS_TFES;
+        if (s->ncq) {
+            a->ncq_err = true;
+            a->ncq_err_tag = (uint8_t)n;
+            a->ncq_err_status = status;
+            a->ncq_err_error = error;
+            a->ncq_err_lba = s->lba;
+        }
     }
     if (s->ncq && ok) {
         a->sact &= ~bit;
@@ -429,6 +440,31 @@ static void identify(const struct sx_ahci *a, uint16_t w[256])
     w[217] = 1;                                 /* non-rotating */
 }
 
+/* NCQ command error log (ACS-2 log page 10h), what Linux's EH reads after a queued command
+ * failed to learn its tag; reading it clears the condition. NQ (bit 7) when nothing failed. */
+static void ncq_error_log(struct sx_ahci *a, struct slot *s)
+{
+    uint8_t b[512];
+    memset(b, 0, sizeof(b));
+    if (a->ncq_err) {
+        b[0] = a->ncq_err_tag & 0x1f;
+        b[2] = a->ncq_err_status;
+        b[3] = a->ncq_err_error;
+        for (unsigned i = 0; i < 3; i++) {
+            b[4 + i] = (uint8_t)(a->ncq_err_lba >> (8 * i));
+            b[8 + i] = (uint8_t)(a->ncq_err_lba >> (24 + 8 * i));
+        }
+        a->ncq_err = false;
+    } else {
+        b[0] = 0x80;
+    }
+    uint8_t sum = 0;
+    for (unsigned i = 0; i < 511; i++)
+        sum = (uint8_t)(sum + b[i]);
+    b[511] = (uint8_t)(0x100 - sum);
+    copy_to_sg(s, b, sizeof(b));
+}
+
 /* ---------------------------------------------------------------- command issue */
 
 /* Build the slot's scatter list from its PRDT copy: `need` bytes, mapped for the transfer
@@ -485,6 +521,7 @@ static int start_rw(struct sx_ahci *a, unsigned n, uint64_t lba, uint32_t count,
                     unsigned prdtl, uint64_t ctba)
 {
     struct slot *s = &a->slots[n];
+    s->lba = lba;
     if (write && a->read_only) {
         a->st.unsupported++;
         return -EROFS;
@@ -685,6 +722,33 @@ static void start_cmd(struct sx_ahci *a, unsigned n)
         }
         rc = start_trim(a, n, cnt16, prdtl, ctba);
         break;
+    case 0x2f:                                     /* READ LOG EXT */
+        if (fis[4] != 0x10 || cnt16 != 1) {
+            a->st.unsupported++;
+            rc = -EOPNOTSUPP;
+            break;
+        }
+        s->bytes = 512;
+        rc = build_sg(a, s, prdtl, ctba, 512, true);
+        if (rc < 0)
+            break;
+        ncq_error_log(a, s);
+        a->st.other_ok++;
+        finish(a, n, true, true);
+        return;
+    case 0x40: case 0x42:                          /* READ VERIFY SECTOR(S) (EXT) */
+        if ((s->cmd == 0x42 ? lba48 : lba28) + (cnt16 ? cnt16 : 65536) > a->sectors) {
+            a->st.out_of_range++;
+            s->err = ATA_IDNF | ATA_ABRT;
+            rc = -ERANGE;
+            break;
+        }
+        /* fall through */
+    case 0xc6:                                     /* SET MULTIPLE MODE */
+    case 0x91:                                     /* INITIALIZE DEVICE PARAMETERS */
+        a->st.other_ok++;
+        finish(a, n, true, false);
+        return;
     case 0xef:                                     /* SET FEATURES */
         if (fis[3] == 0x03 && (fis[12] & 0xf8) == 0x40 && (fis[12] & 7) <= 5)
             a->udma_mode = fis[12] & 7;

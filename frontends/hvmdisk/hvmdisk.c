@@ -200,9 +200,16 @@ static int reap(struct sx_hvmdisk *h, struct sx_hvmdisk_cpl *cpl, unsigned max, 
     uint32_t done = h->done_mask;
     if (force || sx_ioreq_guest_irq_level(h->g, h->info.irq_line)) {
         h->st.polls++;
-        uint32_t is = rd(h, P_IS);
-        if (is)
-            wr(h, P_IS, is);
+        /* The usual causes are cleared blind (one MMIO write); only if the line stays up
+         * (a task-file error, or anything else) is PxIS read. The write completes after the
+         * device updated the line, so the level read next is current. */
+        wr(h, P_IS, PIS_DHRS | PIS_PSS | PIS_SDBS);
+        uint32_t is = 0;
+        if (force || sx_ioreq_guest_irq_level(h->g, h->info.irq_line)) {
+            is = rd(h, P_IS);
+            if (is)
+                wr(h, P_IS, is);
+        }
         if (is & PIS_TFES) {
             for (unsigned n = 0; n < NSLOTS; n++)
                 if (h->s[n].state == S_ISSUED && !(done & (1u << n)))

@@ -555,6 +555,44 @@ static void test_hostile_commands(void)
     close_dev();
 }
 
+/* A queued command fails: its tag shows up in the NCQ command error log (page 10h) that
+ * Linux's EH reads, with a valid checksum; reading it clears it. */
+static void test_ncq_error_log(void)
+{
+    open_dev(SX_BIO_SYNC);
+    bring_up();
+    struct prd p = { G_DATA, 4096 };
+    build(5, 0x60, false, DISK_SECTORS - 2, 8, &p, 1, 0, 5);
+    wr(PIS, UINT32_MAX);
+    wr(PSACT, 1u << 5);
+    wr(PCI, 1u << 5);
+    CU_ASSERT_EQUAL(rd(PSACT), 0);
+    CU_ASSERT(rd(PIS) & (1u << 30));
+    CU_ASSERT_EQUAL(prdbc(5), 0);
+    struct prd lp = { G_DATA + 0x2000, 512 };
+    for (int pass = 0; pass < 2; pass++) {
+        memset(gp(lp.gpa), 0xff, 512);
+        build(0, 0x2f, false, 0x10, 1, &lp, 1, 0, 5);
+        issue_expect(0, true);
+        const uint8_t *b = gp(lp.gpa);
+        uint8_t sum = 0;
+        for (unsigned i = 0; i < 512; i++)
+            sum = (uint8_t)(sum + b[i]);
+        CU_ASSERT_EQUAL(sum, 0);
+        if (pass == 0) {
+            CU_ASSERT_EQUAL(b[0], 5);                     /* the failed tag, NQ clear */
+            CU_ASSERT_EQUAL(b[2] & 0x01, 0x01);           /* ERR */
+            CU_ASSERT_EQUAL(b[4] | b[5] << 8, DISK_SECTORS - 2);
+        } else {
+            CU_ASSERT_EQUAL(b[0], 0x80);                  /* nothing pending any more */
+        }
+    }
+    /* Other log pages are not there. */
+    build(0, 0x2f, false, 0x03, 1, &lp, 1, 0, 5);
+    issue_expect(0, false);
+    close_dev();
+}
+
 static void test_stop_with_io_in_flight(void)
 {
     open_dev(SX_BIO_AUTO);
@@ -619,6 +657,7 @@ static const struct sx_test_case cases[] = {
     SX_TEST(test_ncq_several_tags),
     SX_TEST(test_flush_and_trim),
     SX_TEST(test_hostile_commands),
+    SX_TEST(test_ncq_error_log),
     SX_TEST(test_stop_with_io_in_flight),
 };
 
