@@ -375,6 +375,7 @@ static void on_engine_event(void *opaque, uint32_t events)
 {
     struct sx_ahci *a = opaque;
     sx_bio_event_ack(a->bio);
+    sx_bio_submit(a->bio);      /* anything an earlier submit left queued (-EAGAIN) */
     reap(a);
 }
 
