@@ -7,7 +7,8 @@
  *   sx-ahci-dm --domid N (--ahci PATH [--ro] | --disk PATH[,ro]) [--vcpus N]
  *              [--engine auto|uring|aio|sync] [--no-direct]
  *
- * Prints the AHCI counters on exit.
+ * Prints the AHCI counters on exit. SX_AHCI_ENGINE (uring, aio, sync) and SX_AHCI_NO_DIRECT=1
+ * in the environment do what --engine and --no-direct do, for runs started by splitxen create.
  */
 #define SX_LOG_MODULE "sx-ahci-dm"
 #include <errno.h>
@@ -39,6 +40,12 @@ int main(int argc, char **argv)
     struct sx_ahci_cfg cfg = { .devfn = -1, .engine = SX_BIO_AUTO };
     int c;
     long vcpus = 0;
+    const char *env_engine = getenv("SX_AHCI_ENGINE");
+    if (env_engine)
+        cfg.engine = !strcmp(env_engine, "uring") ? SX_BIO_URING : !strcmp(env_engine, "aio") ? SX_BIO_AIO
+                   : !strcmp(env_engine, "sync") ? SX_BIO_SYNC : SX_BIO_AUTO;
+    if (getenv("SX_AHCI_NO_DIRECT") && !strcmp(getenv("SX_AHCI_NO_DIRECT"), "1"))
+        cfg.no_direct = true;
     char *disk = NULL;
     while ((c = getopt_long(argc, argv, "d:a:re:nD:v:c:", opts, NULL)) != -1) {
         switch (c) {
