@@ -238,6 +238,11 @@ static int vif_connect(struct nb_vif *v)
         (rc = read_flag(v, fe, "feature-no-csum-offload", &no_csum)) ||
         (rc = read_flag(v, fe, "feature-ipv6-csum-offload", &v->csum6)))
         return rc;
+    if (!v->rx_notify) {
+        /* Without it the frontend never tells us it posted rx buffers (Linux: mandatory). */
+        sx_warn("vif%u.%u: frontend lacks feature-rx-notify", v->fe_domid, v->devid);
+        return -EOPNOTSUPP;
+    }
     v->csum = !no_csum;
     bool mc;
     if ((rc = read_flag(v, fe, "request-multicast-control", &mc)))

@@ -572,6 +572,17 @@ static void test_bad_num_queues_fails_only_that_vif(void)
     good_still_works();
 }
 
+static void test_missing_rx_notify_fails_only_that_vif(void)
+{
+    uint64_t mapped = sx_gnt_mapped_pages(nb->gnt);
+    struct tf t;
+    CU_ASSERT_EQUAL(tf_open_ex(&t, &H, next_dev++, "feature-rx-notify", "0", XenbusStateClosing),
+                    0);
+    CU_ASSERT_EQUAL(sx_gnt_mapped_pages(nb->gnt), mapped);
+    sx_stats_close_ro(&t.st);
+    good_still_works();
+}
+
 static void test_bad_ring_ref_fails_only_that_vif(void)
 {
     uint64_t mapped = sx_gnt_mapped_pages(nb->gnt);
@@ -682,6 +693,7 @@ static const struct sx_test_case cases[] = {
     SX_TEST(test_rx_producer_index_past_ring_halts_vif),
     SX_TEST(test_multicast_control_filters_rx),
     SX_TEST(test_bad_num_queues_fails_only_that_vif),
+    SX_TEST(test_missing_rx_notify_fails_only_that_vif),
     SX_TEST(test_bad_ring_ref_fails_only_that_vif),
     SX_TEST(test_vanished_frontend_releases_vif),
     SX_TEST(test_unplug_releases_hostile_vifs),
