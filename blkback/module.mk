@@ -25,3 +25,9 @@ UNIT_TESTS += hostile_test
 hostile_test_SRCS := tests/blkback/hostile_test.c
 hostile_test_LIBS = sxblkbackd sxblkback sxxenbus sxring $(SX_PLAT_LIBS)
 hostile_test_LDLIBS = -lcunit $(SXBLKBACK_LDLIBS) $(SX_PLAT_LDLIBS)
+
+# bench/blk/grant_cost.c: map+unmap vs grant copy per page on sim (the non-persistent choice).
+PROGS += splitxen-bench-blkgrant
+splitxen-bench-blkgrant_SRCS := bench/blk/grant_cost.c
+splitxen-bench-blkgrant_LIBS = $(SX_PLAT_LIBS)
+splitxen-bench-blkgrant_LDLIBS = $(SX_PLAT_LDLIBS)
