@@ -473,6 +473,8 @@ static void *queue_thread(void *arg)
     const uint64_t spin_max = q->v->d->o.spin_ns, spin_min = spin_max / 16;
     uint64_t spin = spin_max;
     int efd = sx_evtchn_fd(q->evt), bfd = sx_bio_event_fd(q->bio);
+    /* acquire: pairs with bb_queue_stop's release store (nothing else is published with it;
+     * the join orders the rest). */
     while (!atomic_load_explicit(&q->stop, memory_order_acquire)) {
         unsigned did = take_batch(q);
         if (sx_bio_busy(q->bio) > 0)

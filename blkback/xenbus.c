@@ -294,6 +294,8 @@ static int queue_connect(struct bb_vbd *v, struct bb_queue *q)
     }
     /* Continue from what was answered (0 for a fresh ring; after a backend restart, requests
      * taken but never answered are taken again). */
+    /* rsp_prod is ours to write, but a previous backend process wrote it last: read it once;
+     * a frontend that scribbled on it only makes take() see an overflow and halt the ring. */
     RING_IDX rp = SX_READ_ONCE(q->ring.sring->rsp_prod);
     q->ring.req_cons = q->ring.rsp_prod_pvt = q->ring.rsp_pushed = rp;
     rc = sx_evtchn_open(&q->evt, d->p);
