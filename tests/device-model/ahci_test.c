@@ -619,6 +619,26 @@ static void test_stop_with_io_in_flight(void)
     close_dev();
 }
 
+/* The platform device's unplug (disks): the controller quiesces with I/O in flight and goes
+ * away; its ABAR and config space no longer answer, the NIC class bit leaves it alone. */
+static void test_unplug(void)
+{
+    open_dev(SX_BIO_AUTO);
+    bring_up();
+    CU_ASSERT_EQUAL(sx_dm_unplug(dm, SX_DM_UNPLUG_NICS), 0);
+    CU_ASSERT_EQUAL(cfg_read(0, 4), 0x29228086);
+    struct prd p = { G_DATA, 65536 };
+    for (unsigned t = 0; t < 4; t++)
+        build(t, 0x60, false, t * 128, 128, &p, 1, 0, 5);
+    wr(PSACT, 0xf);
+    wr(PCI, 0xf);
+    CU_ASSERT_EQUAL(sx_dm_unplug(dm, SX_DM_UNPLUG_DISKS), 1);
+    CU_ASSERT_EQUAL(cfg_read(0, 4), 0xffffffff);
+    CU_ASSERT_EQUAL(rd(0x00), 0xffffffff);
+    CU_ASSERT_PTR_NULL(sx_dm_dev_find(dm, "ahci"));
+    close_dev();
+}
+
 static int suite_init(void)
 {
     if (simenv_start(&env, false) < 0)
@@ -662,6 +682,7 @@ static const struct sx_test_case cases[] = {
     SX_TEST(test_hostile_commands),
     SX_TEST(test_ncq_error_log),
     SX_TEST(test_stop_with_io_in_flight),
+    SX_TEST(test_unplug),
 };
 
 SX_TEST_MAIN("ahci", cases, suite_init, suite_clean)
