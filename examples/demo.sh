@@ -20,9 +20,12 @@ export SPLITXEN_RUN=${SPLITXEN_RUN:-/run/splitxen-demo}
 DEMO_TAG=${DEMO_TAG:-sxdemo}
 NS_DRV=$DEMO_TAG-drv          # the driver domain's network namespace: xenbr0 and the vif TAPs
 NS_GUEST=$DEMO_TAG-guest      # the guest's: eth0 from splitxen-tapfront
+NS_HVM=$DEMO_TAG-hvm          # the HVM guest's: eth0 from splitxen-hvmnet over the e1000
 NS_RAW_A=$DEMO_TAG-rawa       # the raw baseline: a plain veth pair between two namespaces
 NS_RAW_B=$DEMO_TAG-rawb
 IMG=/var/tmp/splitxen/pv-guest.img
+HVM_IMG=/var/tmp/splitxen/hvm-guest.img
+DEMO_HVM=${DEMO_HVM:-1}       # 0: PV guest only
 LOGDIR=${DEMO_LOGDIR:-$B/demo}
 FIO_SECONDS=${DEMO_FIO_SECONDS:-8}
 NET_SECONDS=${DEMO_NET_SECONDS:-4}
@@ -34,6 +37,7 @@ SX=$B/bin/splitxen
 BLKBACK=$B/bin/splitxen-blkback
 NETBACK=$B/bin/splitxen-netback
 TAPFRONT=$B/bin/splitxen-tapfront
+HVMNET=$B/bin/splitxen-hvmnet
 FIOENGINE=$B/lib/splitxen-fio.so
 
 step() { printf '[%5ds] %s\n' $((SECONDS - DEMO_T0)) "$*"; }
@@ -56,8 +60,7 @@ wait_for() {
 # start NAME COMMAND...: run in the background, log to $LOGDIR/NAME.log, remember the pid.
 start() {
   local name=$1; shift
-  "$@" >"$LOGDIR/$name.log" 2>&1 &
-  echo "$! $name" >>"$PIDS_FILE"
+  ( "$@" >"$LOGDIR/$name.log" 2>&1 </dev/null & echo "$! $name" >>"$PIDS_FILE" )
 }
 
 xs_read() { XENSTORED_PATH=$SPLITXEN_RUN/xenstored/socket xenstore-read "$1" 2>/dev/null; }
@@ -109,6 +112,30 @@ demo_setup() {
   wait_for "the guest to ping the driver domain's bridge (192.0.2.1)" "$STEP_TIMEOUT" \
     ip netns exec "$NS_GUEST" ping -c1 -W1 192.0.2.1 || return 1
   step "guest is up: disk and network connected"
+}
+
+# The HVM guest: splitxen create starts its device model (splitxen-dm: AHCI disk, e1000) in the
+# driver's namespace so the e1000's TAP joins xenbr0 there. On sim the guest's "kernel" is the
+# program acting as its vCPU: fio (--transport=ahci) for the disk job, then splitxen-hvmnet for
+# the network; each attaches in turn (attaching resets the vCPU's ioreq slot, like a reboot).
+demo_setup_hvm() {
+  [ -x "$HVMNET" ] && [ -x "$B/bin/splitxen-dm" ] || { die "splitxen-dm / splitxen-hvmnet missing: run make first"; return 1; }
+  step "creating the HVM guest (examples/hvm-guest.cfg: AHCI disk and e1000 from splitxen-dm)"
+  rm -f "$HVM_IMG" && truncate -s 128M "$HVM_IMG" || return 1
+  ip netns exec "$NS_DRV" "$SX" create "$DEMO_TOP/examples/hvm-guest.cfg" >"$LOGDIR/create-hvm.log" 2>&1 ||
+    { cat "$LOGDIR/create-hvm.log"; die "splitxen create hvm-guest"; return 1; }
+  HID=$(domid_of hvm-guest)
+  [ -n "$HID" ] || { die "HVM guest has no id"; return 1; }
+  wait_for "the HVM guest's device model (AHCI disk ready)" "$STEP_TIMEOUT" \
+    grep -q '^ready ' "$SPLITXEN_RUN/dm-$HID.log" || return 1
+  step "  HVM guest is domain $HID; its device model logs to $SPLITXEN_RUN/dm-$HID.log"
+}
+
+# The HVM guest's network driver over the e1000 (after the disk job).
+demo_start_hvmnet() {
+  start hvmnet "$HVMNET" --domid "$HID" --netns "$NS_HVM" --ip 192.0.2.3/24
+  wait_for "the HVM guest to ping the driver domain's bridge over the e1000" "$STEP_TIMEOUT" \
+    ip netns exec "$NS_HVM" ping -c1 -W1 192.0.2.1 || return 1
 }
 
 # fio_json FILE -> "iops bw_MBps p99_us" summed over read and write.
@@ -169,6 +196,22 @@ demo_run() {
   SX_G2H=$(iperf_gbps "$LOGDIR/iperf-g2h.json")
   SX_H2G=$(iperf_gbps "$LOGDIR/iperf-h2g.json")
 
+  if [ "$DEMO_HVM" = 1 ]; then
+    step "fio through the HVM guest's emulated AHCI disk (same job)"
+    fio --ioengine=external:"$FIOENGINE" --transport=ahci --domid="$HID" --filename=hda \
+        "${fio_common[@]}" --output="$LOGDIR/fio-hvm.json" >"$LOGDIR/fio-hvm.log" 2>&1 ||
+      { tail -20 "$LOGDIR/fio-hvm.log"; die "fio through the emulated AHCI disk"; return 1; }
+    read -r HVM_IOPS HVM_BW HVM_P99 < <(fio_summary "$LOGDIR/fio-hvm.json")
+    step "iperf3 through the HVM guest's e1000 (splitxen-hvmnet): guest -> driver domain and back"
+    demo_start_hvmnet || return 1
+    ip netns exec "$NS_HVM" iperf3 -c 192.0.2.1 -t "$NET_SECONDS" --json >"$LOGDIR/iperf-hvm-g2h.json" 2>&1 ||
+      { die "iperf3 over the e1000 (guest->host)"; return 1; }
+    ip netns exec "$NS_HVM" iperf3 -c 192.0.2.1 -t "$NET_SECONDS" -R --json >"$LOGDIR/iperf-hvm-h2g.json" 2>&1 ||
+      { die "iperf3 over the e1000 (host->guest)"; return 1; }
+    HVM_G2H=$(iperf_gbps "$LOGDIR/iperf-hvm-g2h.json")
+    HVM_H2G=$(iperf_gbps "$LOGDIR/iperf-hvm-h2g.json")
+  fi
+
   step "iperf3 over a plain veth pair (the raw baseline)"
   ip netns add "$NS_RAW_A" && ip netns add "$NS_RAW_B" || return 1
   ip link add "$DEMO_TAG-va" netns "$NS_RAW_A" type veth peer name "$DEMO_TAG-vb" netns "$NS_RAW_B" || return 1
@@ -190,6 +233,13 @@ demo_run() {
   printf '  %-34s %12s %12s %8s\n' "fio p99 completion latency (us)" "$SX_P99" "$RAW_P99" "$(ratio "$SX_P99" "$RAW_P99")"
   printf '  %-34s %12s %12s %8s\n' "iperf3 TCP guest->host Gbit/s" "$SX_G2H" "$RAW_GBPS" "$(ratio "$SX_G2H" "$RAW_GBPS")"
   printf '  %-34s %12s %12s %8s\n' "iperf3 TCP host->guest Gbit/s" "$SX_H2G" "$RAW_GBPS" "$(ratio "$SX_H2G" "$RAW_GBPS")"
+  if [ "$DEMO_HVM" = 1 ]; then
+    echo "  HVM guest $HID, emulated devices (splitxen-dm)   emulated      PV guest  emul/PV"
+    printf '  %-34s %12s %12s %8s\n' "fio IOPS over AHCI" "$HVM_IOPS" "$SX_IOPS" "$(ratio "$HVM_IOPS" "$SX_IOPS")"
+    printf '  %-34s %12s %12s %8s\n' "fio p99 latency (us) over AHCI" "$HVM_P99" "$SX_P99" "$(ratio "$HVM_P99" "$SX_P99")"
+    printf '  %-34s %12s %12s %8s\n' "iperf3 e1000 guest->host Gbit/s" "$HVM_G2H" "$SX_G2H" "$(ratio "$HVM_G2H" "$SX_G2H")"
+    printf '  %-34s %12s %12s %8s\n' "iperf3 e1000 host->guest Gbit/s" "$HVM_H2G" "$SX_H2G" "$(ratio "$HVM_H2G" "$SX_H2G")"
+  fi
   echo "  raw fio engine: $RAW_ENGINE on the same image (O_DIRECT); raw network: a veth pair"
   echo "  logs: $LOGDIR"
   echo
@@ -202,12 +252,13 @@ demo_teardown() {
   if [ -f "$PIDS_FILE" ]; then
     # Frontends and load generators first, then the guest, then the backends.
     while read -r pid name; do
-      case "$name" in tapfront|iperf3-*) kill "$pid" 2>/dev/null ;; esac
+      case "$name" in tapfront|hvmnet|iperf3-*) kill "$pid" 2>/dev/null ;; esac
     done <"$PIDS_FILE"
   fi
   pkill -f -- "--domid=.* --vdev=xvda" 2>/dev/null
   if [ -x "$SX" ] && [ -S "$SPLITXEN_RUN/core.sock" ]; then
     SPLITXEN_DEVICE_TIMEOUT=5 "$SX" destroy pv-guest >/dev/null 2>&1
+    SPLITXEN_DEVICE_TIMEOUT=5 "$SX" destroy hvm-guest >/dev/null 2>&1
     SPLITXEN_DEVICE_TIMEOUT=5 "$SX" destroy driver >/dev/null 2>&1
   fi
   if [ -f "$PIDS_FILE" ]; then
@@ -218,18 +269,19 @@ demo_teardown() {
   fi
   [ -x "$SX" ] && "$SX" down >/dev/null 2>&1
   local ns
-  for ns in "$NS_GUEST" "$NS_DRV" "$NS_RAW_A" "$NS_RAW_B"; do
+  pkill -f -- "splitxen-dm --domid .*$HVM_IMG" 2>/dev/null
+  for ns in "$NS_GUEST" "$NS_HVM" "$NS_DRV" "$NS_RAW_A" "$NS_RAW_B"; do
     ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null
     ip netns del "$ns" 2>/dev/null
   done
   rm -rf "$SPLITXEN_RUN"
-  rm -f "$IMG"
+  rm -f "$IMG" "$HVM_IMG"
 }
 
 # Print what the demo left behind (nothing, when teardown worked); return 1 if anything.
 demo_leftovers() {
   local left=0 p
-  for p in $(pgrep -f 'splitxen-(core|blkback|netback|tapfront|xenstored)' 2>/dev/null); do
+  for p in $(pgrep -f 'splitxen-(core|blkback|netback|tapfront|xenstored|dm|hvmnet)' 2>/dev/null); do
     if tr '\0' ' ' <"/proc/$p/environ" 2>/dev/null | grep -q "SPLITXEN_RUN=$SPLITXEN_RUN"; then
       echo "process left: $p $(tr '\0' ' ' <"/proc/$p/cmdline")"; left=1
     fi
@@ -249,12 +301,12 @@ demo_main() {
   local rc=0
   demo_teardown            # a previous run that was killed hard may have left things behind
   step "splitxen demo: build $B, run dir $SPLITXEN_RUN"
-  if demo_setup && demo_run; then
+  if demo_setup && { [ "$DEMO_HVM" != 1 ] || demo_setup_hvm; } && demo_run; then
     step "tearing down"
   else
     rc=1
     step "a step failed: tearing down (logs in $LOGDIR)"
-    for f in blkback netback tapfront; do
+    for f in blkback netback tapfront hvmnet; do
       [ -s "$LOGDIR/$f.log" ] && { echo "--- $f.log (tail)"; tail -5 "$LOGDIR/$f.log"; }
     done
   fi
