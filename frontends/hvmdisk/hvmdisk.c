@@ -612,7 +612,7 @@ int sx_hvmdisk_open(struct sx_hvmdisk **out, struct sx_plat *p, const struct sx_
     if (rc < 0)
         goto fail;
     sx_ioreq_guest_set_timeout(h->g, h->o.timeout_ms);
-    h->pages = 3 + (uint32_t)(NSLOTS * h->o.max_io / 4096);
+    h->pages = 3 + (uint32_t)(h->o.depth * h->o.max_io / 4096);   /* bounce: slots in use */
     void *va;
     rc = sx_ioreq_guest_mem_alloc(h->g, h->pages, &h->gpa, &va);
     if (rc < 0)

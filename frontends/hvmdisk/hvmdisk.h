@@ -29,7 +29,8 @@ struct sx_hvmdisk_opts {
     domid_t dm_domid;           /* the device model's domain (0) */
     uint64_t abar;              /* where to place the ABAR (0: 0xF0100000) */
     unsigned depth;             /* slots to use, 1..32 (0: 32; 1 without NCQ) */
-    size_t max_io;              /* largest read/write in bytes (0: 128 KiB; <= 4 MiB) */
+    size_t max_io;              /* largest read/write in bytes (0: 128 KiB; <= 32 MiB); the
+                                   guest memory used is 12 KiB + depth * max_io */
     int timeout_ms;             /* each register handshake and wait (0: 5000) */
     unsigned spin_us;           /* spin on the interrupt line before sleeping (default 20) */
 };
