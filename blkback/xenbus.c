@@ -107,6 +107,7 @@ static int vbd_prepare(struct bb_vbd *v)
     if (v->fd < 0) {
         rc = -errno;
         vbd_error(v, rc, "opening params");
+        sx_xenbus_write(d->xb, XBT_NULL, v->bep, "hotplug-status", "error");
         return rc;
     }
     struct stat st;
@@ -201,6 +202,8 @@ static int vbd_prepare(struct bb_vbd *v)
     return 0;
 fail:
     vbd_error(v, rc, "preparing the target");
+    /* What a failing hotplug script writes: libxl gives up on the device at once. */
+    sx_xenbus_write(d->xb, XBT_NULL, v->bep, "hotplug-status", "error");
     target_close(v);
     return rc;
 }
