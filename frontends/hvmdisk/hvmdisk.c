@@ -197,8 +197,10 @@ static int reap(struct sx_hvmdisk *h, struct sx_hvmdisk_cpl *cpl, unsigned max, 
 {
     if (!(h->ncq_busy | h->other_busy) || !max)
         return 0;
-    uint32_t done = h->done_mask;
-    if (force || sx_ioreq_guest_irq_level(h->g, h->info.irq_line)) {
+    uint32_t carried = h->done_mask, done = carried;
+    /* Completions already known are handed out before the registers are looked at again:
+     * a caller reaping one at a time (fio's default) costs no MMIO until they run out. */
+    if (!carried && (force || sx_ioreq_guest_irq_level(h->g, h->info.irq_line))) {
         h->st.polls++;
         /* The usual causes are cleared blind (one MMIO write); only if the line stays up
          * (a task-file error, or anything else) is PxIS read. The write completes after the
@@ -222,22 +224,28 @@ static int reap(struct sx_hvmdisk *h, struct sx_hvmdisk_cpl *cpl, unsigned max, 
             still |= rd(h, P_CI);
         done |= (h->ncq_busy | h->other_busy) & ~still;
     }
+    /* Completions carried over from an earlier call go first, so a slot that keeps being
+     * reused and completing (the lowest free one) cannot starve them. */
     unsigned got = 0;
-    while (done && got < max) {
-        unsigned n = (unsigned)__builtin_ctz(done);
-        done &= done - 1;
-        struct hslot *s = &h->s[n];
-        int res = slot_result(h, n);
-        if (res < 0)
-            h->st.errors++;
-        cpl[got++] = (struct sx_hvmdisk_cpl){ s->cookie, res };
-        s->state = S_FREE;
-        h->ncq_busy &= ~(1u << n);
-        h->other_busy &= ~(1u << n);
-        h->free_mask |= 1u << n;
-        h->st.completed++;
+    uint32_t fresh = done & ~carried;
+    for (int pass = 0; pass < 2; pass++) {
+        uint32_t *m = pass ? &fresh : &carried;
+        while (*m && got < max) {
+            unsigned n = (unsigned)__builtin_ctz(*m);
+            *m &= *m - 1;
+            struct hslot *s = &h->s[n];
+            int res = slot_result(h, n);
+            if (res < 0)
+                h->st.errors++;
+            cpl[got++] = (struct sx_hvmdisk_cpl){ s->cookie, res };
+            s->state = S_FREE;
+            h->ncq_busy &= ~(1u << n);
+            h->other_busy &= ~(1u << n);
+            h->free_mask |= 1u << n;
+            h->st.completed++;
+        }
     }
-    h->done_mask = done;
+    h->done_mask = carried | fresh;
     return (int)got;
 }
 
@@ -392,12 +400,23 @@ int sx_hvmdisk_wait(struct sx_hvmdisk *h, struct sx_hvmdisk_cpl *cpl, unsigned m
         int w = sx_ioreq_guest_irq_wait(h->g, 100);
         if (w < 0 && w != -EINTR)
             return w;
-        /* Belt and braces: look at the registers once a second whatever the line says. */
+        /* Belt and braces: look at the registers once a second whatever the line says. A
+         * completion found that way after a quiet wait with the line down was a lost
+         * interrupt (counted). */
         if (now_ms() - h->last_force_ms > 1000) {
             h->last_force_ms = now_ms();
+            up = sx_ioreq_guest_irq_level(h->g, h->info.irq_line);
+            uint32_t carried = h->done_mask;
             got = reap(h, cpl + n, max - n, true);
-            if (got > 0)
+            if (got > 0) {
+                h->st.forced++;
+                if (w == 0 && !up && !carried) {
+                    h->st.lost_irqs++;
+                    sx_log_ratelimited(SX_LOG_WARN, "%d completions found without an "
+                                       "interrupt", got);
+                }
                 n += (unsigned)got;
+            }
         }
     }
     return (int)n;
@@ -633,6 +652,12 @@ void sx_hvmdisk_close(struct sx_hvmdisk *h)
 {
     if (!h)
         return;
+    sx_info("%llu submitted, %llu completed, %llu errors, %llu mmio, %llu polls, %llu irq waits, "
+            "%llu forced finds, %llu lost interrupts", (unsigned long long)h->st.submitted,
+            (unsigned long long)h->st.completed, (unsigned long long)h->st.errors,
+            (unsigned long long)h->st.mmio, (unsigned long long)h->st.polls,
+            (unsigned long long)h->st.irq_waits, (unsigned long long)h->st.forced,
+            (unsigned long long)h->st.lost_irqs);
     if (h->g && h->started) {
         /* Stop the port (the device drops whatever is in flight) and its FIS receive. */
         uint32_t cmd = rd(h, P_CMD);

@@ -53,6 +53,8 @@ struct sx_hvmdisk_cpl {
 
 struct sx_hvmdisk_stats {
     uint64_t submitted, completed, errors, mmio, irq_waits, polls, kicks;
+    uint64_t forced;            /* completions found by the once-a-second look */
+    uint64_t lost_irqs;         /* ... of those, after a quiet wait with the line down */
 };
 
 void sx_hvmdisk_opts_default(struct sx_hvmdisk_opts *o);
