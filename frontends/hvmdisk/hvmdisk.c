@@ -631,11 +631,19 @@ int sx_hvmdisk_open(struct sx_hvmdisk **out, struct sx_plat *p, const struct sx_
     if (rc < 0)
         goto fail;
     sx_ioreq_guest_set_timeout(h->g, h->o.timeout_ms);
-    h->pages = 3 + (uint32_t)(h->o.depth * h->o.max_io / 4096);   /* bounce: slots in use */
+    /* Bounce buffers for the slots in use; fewer slots when guest memory is short. */
     void *va;
-    rc = sx_ioreq_guest_mem_alloc(h->g, h->pages, &h->gpa, &va);
+    for (;;) {
+        h->pages = 3 + (uint32_t)(h->o.depth * h->o.max_io / 4096);
+        rc = sx_ioreq_guest_mem_alloc(h->g, h->pages, &h->gpa, &va);
+        if (rc == 0 || h->o.depth == 1)
+            break;
+        h->o.depth /= 2;
+    }
     if (rc < 0)
         goto fail;
+    if (h->o.depth < NSLOTS && (!o || !o->depth || o->depth > h->o.depth))
+        sx_info("%u slots of %zu bytes fit in guest memory", h->o.depth, h->o.max_io);
     h->va = va;
     memset(h->va, 0, 3 * 4096);
     rc = bring_up(h);
