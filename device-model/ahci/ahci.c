@@ -90,6 +90,9 @@
 #define MAX_TRIM_BLOCKS 1u       /* IDENTIFY word 105 */
 #define SECTOR 512u
 #define ENGINE_DEPTH 128u
+/* Largest command that may go through a bounce buffer (O_DIRECT with buffers off the DMA
+ * alignment): bounds what a guest can make the device model allocate to 32 x 4 MiB. */
+#define BOUNCE_MAX (4u << 20)
 
 enum slot_kind { K_NONE, K_RW, K_FLUSH, K_TRIM };
 
@@ -542,6 +545,13 @@ static int start_rw(struct sx_ahci *a, unsigned n, uint64_t lba, uint32_t count,
     int niov = s->niov;
     s->bounced = !sg_aligned(a, s);
     if (s->bounced) {
+        if (s->bytes > BOUNCE_MAX) {
+            a->st.bad_prdt++;
+            sx_log_ratelimited(SX_LOG_WARN, "dom%u: %u-byte command with unaligned buffers "
+                               "refused (bounce limit %u)", sx_dm_domid(a->dm), s->bytes,
+                               BOUNCE_MAX);
+            return -EINVAL;
+        }
         if (s->bounce_cap < s->bytes) {
             free(s->bounce);
             s->bounce = NULL;

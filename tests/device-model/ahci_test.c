@@ -522,6 +522,12 @@ static void test_hostile_commands(void)
     build(7, 0x25, false, 0, 8, &good, 1, 0, 5);
     p32(G_CLB + 7 * 32 + 8, (uint32_t)G_CT(7) + 0x40);
     issue_expect(7, false);
+    /* O_DIRECT: a command too large for a bounce buffer with unaligned PRDs is refused. */
+    if (sx_ahci_direct(ahci)) {
+        struct prd un[2] = { { 0x400008, 4u << 20 }, { 0x800008, 1u << 20 } };
+        build(7, 0x25, false, 0, 10240, un, 2, 0, 5);
+        issue_expect(7, false);
+    }
     /* Every failure above left the port working. */
     memset(gp(G_DATA), 0x33, 4096);
     build(8, 0x35, true, 8, 8, &good, 1, 0, 5);
