@@ -76,24 +76,33 @@ struct sx_hvmdisk {
     struct hslot s[NSLOTS];
     bool started;
     int64_t last_force_ms;
+    int io_error;               /* first failed register access, or 0 */
     struct sx_hvmdisk_stats st;
 };
 
 /* ---------------------------------------------------------------- register access */
 
+/* Register accesses; a failed one (the device model does not answer) is remembered in
+ * io_error, which the data path reports instead of waiting for ever. */
 static uint32_t rd(struct sx_hvmdisk *h, unsigned reg)
 {
     uint64_t v = UINT32_MAX;
     h->st.mmio++;
-    if (sx_ioreq_mmio_read(h->g, h->info.abar + reg, 4, &v) < 0)
+    int rc = sx_ioreq_mmio_read(h->g, h->info.abar + reg, 4, &v);
+    if (rc < 0) {
+        h->io_error = rc;
         return UINT32_MAX;
+    }
     return (uint32_t)v;
 }
 
 static int wr(struct sx_hvmdisk *h, unsigned reg, uint32_t v)
 {
     h->st.mmio++;
-    return sx_ioreq_mmio_write(h->g, h->info.abar + reg, 4, v);
+    int rc = sx_ioreq_mmio_write(h->g, h->info.abar + reg, 4, v);
+    if (rc < 0)
+        h->io_error = rc;
+    return rc;
 }
 
 static int64_t now_ms(void)
@@ -222,6 +231,8 @@ static int reap(struct sx_hvmdisk *h, struct sx_hvmdisk_cpl *cpl, unsigned max, 
             still |= rd(h, P_SACT);
         if (h->other_busy || (is & PIS_TFES))
             still |= rd(h, P_CI);
+        if (h->io_error)
+            return h->io_error;     /* reads of all ones are not completions */
         done |= (h->ncq_busy | h->other_busy) & ~still;
     }
     /* Completions carried over from an earlier call go first, so a slot that keeps being
@@ -315,6 +326,8 @@ int sx_hvmdisk_submit(struct sx_hvmdisk *h, enum sx_hvmdisk_op op, uint64_t off,
 
 int sx_hvmdisk_kick(struct sx_hvmdisk *h)
 {
+    if (h->io_error)
+        return h->io_error;
     uint32_t ncq = 0;
     unsigned i = 0;
     /* NCQ commands from the head of the queue go together; a non-queued command only when
@@ -408,6 +421,8 @@ int sx_hvmdisk_wait(struct sx_hvmdisk *h, struct sx_hvmdisk_cpl *cpl, unsigned m
             up = sx_ioreq_guest_irq_level(h->g, h->info.irq_line);
             uint32_t carried = h->done_mask;
             got = reap(h, cpl + n, max - n, true);
+            if (got < 0)
+                return got;
             if (got > 0) {
                 h->st.forced++;
                 if (w == 0 && !up && !carried) {
@@ -666,7 +681,7 @@ void sx_hvmdisk_close(struct sx_hvmdisk *h)
             (unsigned long long)h->st.mmio, (unsigned long long)h->st.polls,
             (unsigned long long)h->st.irq_waits, (unsigned long long)h->st.forced,
             (unsigned long long)h->st.lost_irqs);
-    if (h->g && h->started) {
+    if (h->g && h->started && !h->io_error) {
         /* Stop the port (the device drops whatever is in flight) and its FIS receive. */
         uint32_t cmd = rd(h, P_CMD);
         wr(h, P_CMD, cmd & ~1u);
