@@ -180,7 +180,9 @@ static void finish(struct bb_queue *q, struct bb_req *rq)
         else
             STAT(q, BB_ST_SECT_WRITTEN, r->nr_sectors);
     }
-    respond(q, r->id, r->op, rq->status);
+    /* As Linux blkback (and as Linux blkfront checks): an indirect request is answered with
+     * its inner operation, not BLKIF_OP_INDIRECT. */
+    respond(q, r->id, r->op == BLKIF_OP_INDIRECT ? r->data_op : r->op, rq->status);
     STAT(q, BB_ST_INFLIGHT, -1);
     req_put(q, rq);
 }

@@ -134,7 +134,7 @@ struct sx_blk_seg {
 };
 
 struct sx_blk_req {
-    uint8_t op;                 /* BLKIF_OP_* as received: echo it in the response */
+    uint8_t op;                 /* BLKIF_OP_* as received (an INDIRECT one is answered as data_op) */
     uint8_t data_op;            /* BLKIF_OP_READ or _WRITE: direction of the data segments */
     blkif_vdev_t handle;
     uint64_t id;                /* echo in the response; set even when decoding fails */

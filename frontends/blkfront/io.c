@@ -480,7 +480,9 @@ static int complete_one(struct sx_blkfront *f, struct bf_queue *q, const blkif_r
     struct bf_slot *s = &q->slots[si];
     struct bf_ureq *u = &q->ureqs[s->ureq];
     int res = status_to_errno(r->status);
-    if (r->operation != s->op) {
+    /* The response names the data operation, also for an indirect request (Linux blkback
+     * answers with indirect_op, and Linux blkfront refuses anything else). */
+    if (r->operation != s->data_op) {
         q->st.bad_rsps++;
         sx_log_ratelimited(SX_LOG_WARN, "queue %u: response op %u for a request of op %u",
                            q->idx, r->operation, s->op);

@@ -201,6 +201,8 @@ static int suite_clean(void)
 
 /* Put one raw request slot, push, notify; wait up to 2 s for one response.
  * Returns the status, or 100 when no response came. */
+static uint8_t last_rsp_op;   /* operation of the last response roundtrip() saw */
+
 static int roundtrip(struct gfront *g, const void *slot, uint64_t *id_out)
 {
     CU_ASSERT_EQUAL_FATAL(sx_front_ring_put_req(&g->ring, slot), 0);
@@ -216,6 +218,7 @@ static int roundtrip(struct gfront *g, const void *slot, uint64_t *id_out)
         if (n == 1) {
             if (id_out)
                 *id_out = x86_32 ? rsp.x.id : rsp.n.id;
+            last_rsp_op = x86_32 ? rsp.x.operation : rsp.n.operation;
             return x86_32 ? rsp.x.status : rsp.n.status;
         }
         int port;
@@ -398,6 +401,10 @@ static void test_indirect_too_many_pages(void)
     r.sector_number = 40;
     CU_ASSERT_EQUAL(roundtrip(&A, &u, NULL), BLKIF_RSP_OKAY);
     CU_ASSERT_EQUAL(A.data[SX_PAGE_SIZE], (uint8_t)48);
+    /* Regression (found by make lab: Linux blkfront said "response has wrong operation (6
+     * instead of 0)" and disabled the disk): an indirect request is answered with its inner
+     * operation, never BLKIF_OP_INDIRECT. */
+    CU_ASSERT_EQUAL(last_rsp_op, BLKIF_OP_READ);
 #undef r
 }
 

@@ -344,7 +344,9 @@ static void be_serve_one(struct be *b, unsigned qi, struct seen *sn, int16_t sta
             pos += n;
         }
     }
-    blkif_response_t r = { .id = sn->raw.id, .operation = sn->raw.operation, .status = status };
+    /* Answered with the data operation, indirect_op for an indirect request, as Linux
+     * blkback does. */
+    blkif_response_t r = { .id = sn->raw.id, .operation = sn->op, .status = status };
     CU_ASSERT_EQUAL(sx_back_ring_put_rsp(&q->ring, &r), 0);
 }
 

@@ -245,8 +245,10 @@ static int serve_loop(void)
                 int16_t st = serve(&rq[k]);
                 g.reqs++;
                 g.errors += st != BLKIF_RSP_OKAY;
-                blkif_response_t r = { .id = rq[k].id, .operation = rq[k].operation,
-                                       .status = st };
+                uint8_t rop = rq[k].operation;
+                if (rop == BLKIF_OP_INDIRECT)   /* answered with the inner operation */
+                    rop = ((const blkif_request_indirect_t *)&rq[k])->indirect_op;
+                blkif_response_t r = { .id = rq[k].id, .operation = rop, .status = st };
                 sx_back_ring_put_rsp(&q->ring, &r);
             }
             if (n > 0) {
