@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "parse.h"
 
 static volatile int stop;
 static void on_signal(int s)
@@ -34,17 +35,6 @@ static void usage(const char *argv0)
             "usage: %s [--platform sim|xen|auto] [--domid N] [--engine uring|aio|sync|auto]\n"
             "          [--spin-us N] [--max-queues N] [--max-ring-order N] [--max-indirect N]\n"
             "          [--max-pgrants N] [--sqpoll] [--no-regbuf] [--spin-yield]\n", argv0);
-}
-
-static int parse_num(const char *s, unsigned long max, unsigned long *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long v = strtoul(s, &end, 10);
-    if (errno || end == s || *end || v > max || s[0] == '-')
-        return -EINVAL;
-    *out = v;
-    return 0;
 }
 
 int main(int argc, char **argv)
@@ -73,7 +63,7 @@ int main(int argc, char **argv)
         int bad = 0;
         switch (c) {
         case 'p': plat = optarg; break;
-        case 'd': bad = parse_num(optarg, DOMID_FIRST_RESERVED - 1, &v); o.domid = (domid_t)v; break;
+        case 'd': bad = sx_parse_ulong(optarg, DOMID_FIRST_RESERVED - 1, &v); o.domid = (domid_t)v; break;
         case 'e':
             if (!strcmp(optarg, "uring") || !strcmp(optarg, "io_uring")) o.engine = SX_BIO_URING;
             else if (!strcmp(optarg, "aio") || !strcmp(optarg, "libaio")) o.engine = SX_BIO_AIO;
@@ -81,11 +71,11 @@ int main(int argc, char **argv)
             else if (!strcmp(optarg, "auto")) o.engine = SX_BIO_AUTO;
             else bad = 1;
             break;
-        case 's': bad = parse_num(optarg, 1000000, &v); o.spin_ns = (uint64_t)v * 1000; break;
-        case 'q': bad = parse_num(optarg, BB_MAX_QUEUES, &v) || v == 0; o.max_queues = (unsigned)v; break;
-        case 'o': bad = parse_num(optarg, SX_RING_MAX_ORDER, &v); o.max_ring_order = (unsigned)v; break;
-        case 'i': bad = parse_num(optarg, SX_BLK_MAX_INDIRECT_SEGS, &v); o.max_indirect = (unsigned)v; break;
-        case 'g': bad = parse_num(optarg, SX_BIO_MAX_BUFFERS, &v); o.max_pgrants = (unsigned)v; break;
+        case 's': bad = sx_parse_ulong(optarg, 1000000, &v); o.spin_ns = (uint64_t)v * 1000; break;
+        case 'q': bad = sx_parse_ulong(optarg, BB_MAX_QUEUES, &v) || v == 0; o.max_queues = (unsigned)v; break;
+        case 'o': bad = sx_parse_ulong(optarg, SX_RING_MAX_ORDER, &v); o.max_ring_order = (unsigned)v; break;
+        case 'i': bad = sx_parse_ulong(optarg, SX_BLK_MAX_INDIRECT_SEGS, &v); o.max_indirect = (unsigned)v; break;
+        case 'g': bad = sx_parse_ulong(optarg, SX_BIO_MAX_BUFFERS, &v); o.max_pgrants = (unsigned)v; break;
         case 'S': o.sqpoll = true; break;
         case 'R': o.no_regbuf = true; break;
         case 'Y': o.spin_yield = true; break;

@@ -1,7 +1,12 @@
 LIBS += sxcommon
-sxcommon_SRCS := common/log.c common/stats.c
+sxcommon_SRCS := common/log.c common/stats.c common/parse.c
 
 UNIT_TESTS += stats_test
 stats_test_SRCS := tests/common/stats_test.c
 stats_test_LIBS := sxcommon
 stats_test_LDLIBS := -lcunit
+
+UNIT_TESTS += parse_test
+parse_test_SRCS := tests/common/parse_test.c
+parse_test_LIBS := sxcommon
+parse_test_LDLIBS := -lcunit

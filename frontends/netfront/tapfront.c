@@ -34,6 +34,7 @@
 
 #include "frontends/netfront/netfront.h"
 #include "log.h"
+#include "parse.h"
 #include "netback/nl.h"
 #include "netback/tap.h"
 #include "ring/ring.h"
@@ -246,17 +247,6 @@ static void usage(FILE *f)
             "Runs until SIGTERM/SIGINT; SIGUSR1 prints counters (--stats: also at exit).\n");
 }
 
-static int parse_uint(const char *s, unsigned long max, unsigned long *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long v = strtoul(s, &end, 10);
-    if (errno || end == s || *end || v > max || s[0] == '-')
-        return -EINVAL;
-    *out = v;
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
     unsigned long domid = ~0ul, devid = 0, queues = 1, mtu = 0, timeout_s = 30;
@@ -285,18 +275,18 @@ int main(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
         int bad = 0;
         switch (c) {
-        case 'd': bad = parse_uint(optarg, DOMID_FIRST_RESERVED - 1, &domid); break;
-        case 'v': bad = parse_uint(optarg, 65535, &devid); break;
+        case 'd': bad = sx_parse_ulong(optarg, DOMID_FIRST_RESERVED - 1, &domid); break;
+        case 'v': bad = sx_parse_ulong(optarg, 65535, &devid); break;
         case 'n': netns = optarg; break;
         case 'i': ip = optarg; break;
-        case 'q': bad = parse_uint(optarg, SX_NETFRONT_MAX_QUEUES, &queues) || !queues; break;
-        case 'm': bad = parse_uint(optarg, 65535, &mtu) || mtu < 68; break;
+        case 'q': bad = sx_parse_ulong(optarg, SX_NETFRONT_MAX_QUEUES, &queues) || !queues; break;
+        case 'm': bad = sx_parse_ulong(optarg, 65535, &mtu) || mtu < 68; break;
         case 's': stats = true; break;
         case 'S': o.no_sg = true; break;
         case 'G': o.no_gso = true; break;
         case 'C': o.no_csum_offload = true; break;
         case 'E': o.single_evtchn = true; break;
-        case 't': bad = parse_uint(optarg, 3600, &timeout_s); break;
+        case 't': bad = sx_parse_ulong(optarg, 3600, &timeout_s); break;
         case 'p': platname = optarg; break;
         case 'c': core = optarg; break;
         case 'h': usage(stdout); return 0;
@@ -323,7 +313,7 @@ int main(int argc, char **argv)
     unsigned long prefix = 0;
     struct in_addr addr;
     if (!slash || (*slash = 0, inet_pton(AF_INET, ipbuf, &addr) != 1) ||
-        parse_uint(slash + 1, 32, &prefix) < 0) {
+        sx_parse_ulong(slash + 1, 32, &prefix) < 0) {
         fprintf(stderr, "splitxen-tapfront: --ip wants A.B.C.D/PREFIX, got '%s'\n", ip);
         return 2;
     }

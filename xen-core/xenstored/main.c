@@ -6,6 +6,7 @@
  */
 #define SX_LOG_MODULE "xenstored"
 #include "log.h"
+#include "parse.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -27,13 +28,11 @@ static void on_signal(int sig)
 
 static int parse_uint(const char *s, unsigned *out)
 {
-    char *end;
-    errno = 0;
-    unsigned long v = strtoul(s, &end, 10);
-    if (!*s || *end || errno || v > 0x7fffffff || s[0] == '-')
-        return -EINVAL;
-    *out = (unsigned)v;
-    return 0;
+    unsigned long v;
+    int rc = sx_parse_ulong(s, 0x7fffffff, &v);
+    if (rc == 0)
+        *out = (unsigned)v;
+    return rc;
 }
 
 static int set_quota(struct sxs_quota *q, const char *arg)
