@@ -161,11 +161,21 @@ static int vbd_prepare(struct bb_vbd *v)
         goto fail;
     v->kind = d->o.engine == SX_BIO_AUTO ? sx_bio_kind_auto(v->fd, NULL) : d->o.engine;
 
-    /* What the block hotplug script and Linux blkback write. */
+    /* What the block hotplug script writes. On Xen, libxl runs the script named by `script`
+     * once we reach InitWait, and it owns these keys: written by us, the script's `add` would
+     * skip its work and its `remove` then fail on every detach (found by make lab). On sim no
+     * script runs, so the backend writes them itself. */
     struct sx_xenbus *xb = d->xb;
-    rc = sx_xenbus_write(xb, XBT_NULL, v->bep, "physical-device", v->physdev);
-    if (rc == 0)
-        rc = sx_xenbus_write(xb, XBT_NULL, v->bep, "physical-device-path", params);
+    char script[256] = "";
+    bool script_runs = d->o.plat == SX_PLAT_XEN &&
+                       sx_xenbus_read_str(xb, XBT_NULL, v->bep, "script", script, sizeof(script)) >= 0 &&
+                       script[0];
+    rc = 0;
+    if (!script_runs) {
+        rc = sx_xenbus_write(xb, XBT_NULL, v->bep, "physical-device", v->physdev);
+        if (rc == 0)
+            rc = sx_xenbus_write(xb, XBT_NULL, v->bep, "physical-device-path", params);
+    }
     if (rc == 0)
         rc = sx_xenbus_write(xb, XBT_NULL, v->bep, "feature-flush-cache", "1");
     if (rc == 0)
@@ -191,7 +201,7 @@ static int vbd_prepare(struct bb_vbd *v)
     if (rc == 0)
         rc = sx_xenbus_printf(xb, XBT_NULL, v->bep, "multi-queue-max-queues", "%u",
                               d->o.max_queues);
-    if (rc == 0)
+    if (rc == 0 && !script_runs)
         rc = sx_xenbus_write(xb, XBT_NULL, v->bep, "hotplug-status", "connected");
     if (rc < 0)
         goto fail;

@@ -29,7 +29,14 @@ int sx_stats_create(struct sx_stats *s, const char *kind, uint32_t domid, uint32
     int rc = sx_stats_dir(dir, sizeof(dir));
     if (rc < 0)
         return rc;
-    mkdir(dir, 0755);   /* may exist; open below reports real failures */
+    /* mkdir -p: the run dir itself may not exist yet (a backend started before anything
+     * else on a real Xen host); open below reports real failures. */
+    for (char *sl = strchr(dir + 1, '/'); sl; sl = strchr(sl + 1, '/')) {
+        *sl = '\0';
+        mkdir(dir, 0755);
+        *sl = '/';
+    }
+    mkdir(dir, 0755);
     if (snprintf(s->path, sizeof(s->path), "%s/%s-%u-%u", dir, kind, domid, devid) >=
         (int)sizeof(s->path))
         return -ENAMETOOLONG;

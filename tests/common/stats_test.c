@@ -53,6 +53,20 @@ static void test_reader_sees_writer_counters_across_processes(void)
     sx_stats_destroy(&w);   /* idempotent */
 }
 
+static void test_missing_run_dir_is_created(void)
+{
+    static const char *const names[] = { "x", NULL };
+    char run[128], path[256];
+    snprintf(run, sizeof(run), "%s/not/yet/there", dir);
+    setenv("SPLITXEN_RUN", run, 1);
+    struct sx_stats w;
+    CU_ASSERT_EQUAL(sx_stats_create(&w, "vif", 1, 0, names), 0);
+    snprintf(path, sizeof(path), "%s/stats/vif-1-0", run);
+    CU_ASSERT_EQUAL(access(path, F_OK), 0);
+    sx_stats_destroy(&w);
+    setenv("SPLITXEN_RUN", dir, 1);
+}
+
 static void test_garbage_file_is_rejected(void)
 {
     char path[256];
@@ -67,6 +81,7 @@ static void test_garbage_file_is_rejected(void)
 
 static const struct sx_test_case cases[] = {
     SX_TEST(test_reader_sees_writer_counters_across_processes),
+    SX_TEST(test_missing_run_dir_is_created),
     SX_TEST(test_garbage_file_is_rejected),
 };
 
