@@ -50,6 +50,7 @@ enum nb_stat {
     NBS_RX_DROPS, NBS_RX_DROP_NOSG, NBS_RX_DROP_CONV, NBS_RX_DROP_GRANT, NBS_RX_ERRORS,
     NBS_RX_FATAL, NBS_RX_BATCHES, NBS_RX_NOTIFIES, NBS_RX_STALLS, NBS_RX_DROP_MCAST,
     NBS_SLEEPS, NBS_QUEUES, NBS_MAPPED_PAGES, NBS_CONNECTS,
+    NBS_CTRL_REQS, NBS_CTRL_ERRORS, NBS_CTRL_FATAL, NBS_RX_HASH,
     NBS_NR
 };
 extern const char *const nb_stat_names[];
@@ -87,7 +88,62 @@ int nb_mcast_update(struct nb_mcast *m, uint8_t op, const uint8_t addr[6]);
  * control off: always). */
 bool nb_mcast_pass(struct nb_mcast *m, const uint8_t *dst);
 
+/* Hashing and the control ring (hash.c), Linux's xen-netback hash.c + the ctrl ring of
+ * interface.c. The state is written by the ctrl thread and read per rx batch, under lock. */
+#define NB_HASH_KEY_MAX 40u                 /* XEN_NETBK_MAX_HASH_KEY_SIZE */
+#define NB_HASH_MAPPING_MAX 128u            /* XEN_NETBK_MAX_HASH_MAPPING_SIZE */
+#define NB_HASH_FLAGS_ALL (XEN_NETIF_CTRL_HASH_TYPE_IPV4 | XEN_NETIF_CTRL_HASH_TYPE_IPV4_TCP | \
+                           XEN_NETIF_CTRL_HASH_TYPE_IPV6 | XEN_NETIF_CTRL_HASH_TYPE_IPV6_TCP)
+#define NB_XDP_HEADROOM_MAX 0x7FFFu         /* XEN_NETIF_MAX_XDP_HEADROOM */
+/* A headroom must leave room in the page for a 1514-byte frame (Linux clamps to 0x7FFF only,
+ * which leaves no room at all: we refuse instead). */
+#define NB_XDP_HEADROOM_PAGE_MAX (SX_NET_PAGE_SIZE - 1514u)
+
+struct nb_hash_cfg {                     /* what the rx path needs, snapshot per batch */
+    uint32_t alg, flags;
+    uint8_t key[NB_HASH_KEY_MAX];
+};
+struct nb_hash {
+    pthread_mutex_t lock;
+    struct nb_hash_cfg cfg;
+    uint32_t size;                       /* mapping entries; 0: hash % nqueues */
+    uint32_t mapping[NB_HASH_MAPPING_MAX];
+    unsigned nqueues;                    /* entries must be below it */
+};
+void nb_hash_init(struct nb_hash *h, unsigned nqueues);   /* also resets: alg NONE, no key */
+void nb_hash_destroy(struct nb_hash *h);
+/* Toeplitz (netif.h's definition) of buf[0..len) with key[0..keylen). */
+uint32_t nb_toeplitz(const uint8_t *key, unsigned keylen, const uint8_t *buf, unsigned len);
+/* Hash an Ethernet frame per cfg (alg TOEPLITZ, the 'maximal' type the flags allow). true with
+ * *hash and *type (_XEN_NETIF_CTRL_HASH_TYPE_*) when a type applies. */
+bool nb_hash_frame(const struct nb_hash_cfg *cfg, const uint8_t *frame, uint32_t len,
+                   uint32_t *hash, uint8_t *type);
+/* The frontend queue for hash (Linux xenvif_select_queue): mapping[hash % size], or
+ * hash % nqueues without a table. */
+unsigned nb_hash_queue(struct nb_hash *h, uint32_t hash);
+/* Grant copy of len bytes from the frontend's gref (offset 0) into dst: 0 or -errno. */
+typedef int nb_ctrl_copy_fn(void *arg, uint32_t gref, void *dst, uint32_t len);
+/* Serve one control request (a private copy). rsp gets id, type, status and data. */
+void nb_ctrl_handle(struct nb_hash *h, const struct xen_netif_ctrl_request *req,
+                    struct xen_netif_ctrl_response *rsp, nb_ctrl_copy_fn *copy, void *arg);
+
+struct nb_ctrl {                         /* the control ring of one vif */
+    struct sx_evtchn *ev;
+    evtchn_port_t port;
+    void *mem;
+    struct sx_back_ring ring;
+    int stopfd;
+    pthread_t thr;
+    bool thr_started;
+    atomic_bool stop;
+    bool halted;
+};
+
 struct nb_vif;
+/* Map the frontend's ctrl ring (ctrl-ring-ref, event-channel-ctrl in fe dir) if it offers one
+ * and start serving it. 0 (also without a ctrl ring) or -errno. */
+int nb_ctrl_connect(struct nb_vif *v);
+void nb_ctrl_disconnect(struct nb_vif *v);   /* idempotent */
 
 struct nb_txslot {                       /* one packet of a tx batch */
     struct sx_net_txpkt pkt;
@@ -102,6 +158,9 @@ struct nb_rxframe {                      /* a frame read from the TAP */
     uint32_t len;                        /* frame bytes after the header */
     bool ready;                          /* meta computed (never convert twice: sw csum) */
     struct sx_net_netif_meta meta;
+    bool has_hash;                       /* a XEN_NETIF_EXTRA_TYPE_HASH extra follows */
+    uint8_t htype;
+    uint32_t hash;
 };
 
 struct nb_queue {
@@ -157,6 +216,9 @@ struct nb_vif {
     uint64_t rate_bytes, rate_usecs;
     struct sx_tap *tap;
     struct nb_mcast mcast;
+    struct nb_hash hash;
+    struct nb_ctrl ctrl;
+    atomic_uint xdp_headroom;            /* the frontend's xdp-headroom (validated) */
     struct sx_stats stats;
     struct nb_queue q[NB_MAX_QUEUES];
 };

@@ -22,7 +22,7 @@ netback_tap_test_LDLIBS := -lcunit -lmnl
 # Split into a library so the hostile-frontend test can run it in-process.
 LIBS += sxnetbackd
 sxnetbackd_SRCS := netback/xenbus.c netback/netback.c netback/rx.c netback/rate.c \
-                   netback/mcast.c
+                   netback/mcast.c netback/hash.c
 NETBACKD_LIBS = sxnetbackd sxnetback sxxenbus sxring $(SX_PLAT_LIBS)
 NETBACKD_LDLIBS = $(SX_PLAT_LDLIBS) -lmnl -lpthread
 
@@ -41,3 +41,9 @@ UNIT_TESTS += netback_rate_test
 netback_rate_test_SRCS := tests/netback/rate_test.c
 netback_rate_test_LIBS = $(NETBACKD_LIBS)
 netback_rate_test_LDLIBS = $(NETBACKD_LDLIBS) -lcunit
+
+# Toeplitz vectors and control-message statuses (pure: a fake grant copy).
+UNIT_TESTS += netback_hash_test
+netback_hash_test_SRCS := tests/netback/hash_test.c
+netback_hash_test_LIBS = $(NETBACKD_LIBS)
+netback_hash_test_LDLIBS = $(NETBACKD_LDLIBS) -lcunit

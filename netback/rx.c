@@ -21,6 +21,14 @@
 
 #include "netback/common.h"
 
+/* Slots a frame takes: data slots of (page - headroom) bytes, plus its extras. */
+static unsigned rx_nslots(const struct nb_rxframe *f, unsigned hr)
+{
+    unsigned per = SX_NET_PAGE_SIZE - hr;
+    unsigned data = f->len ? (f->len + per - 1) / per : 1;
+    return data + f->meta.has_gso + f->has_hash;
+}
+
 static void stat_add(struct nb_queue *q, enum nb_stat i, uint64_t n)
 {
     if (n)
@@ -91,6 +99,14 @@ int nb_rx_action(struct nb_queue *q)
     uint16_t seg0[NB_RX_BATCH], fsegs[NB_RX_BATCH], rsp0[NB_RX_BATCH];
     bool deliver[NB_RX_BATCH];
     q->rx_need_slots = false;
+    /* Per batch: the xdp headroom (every data slot starts there, as Linux's rx data slots
+     * do) and the hash configuration the ctrl ring set. */
+    const unsigned hr = atomic_load(&v->xdp_headroom);
+    const unsigned per = SX_NET_PAGE_SIZE - hr;
+    struct nb_hash_cfg hc;
+    pthread_mutex_lock(&v->hash.lock);
+    hc = v->hash.cfg;
+    pthread_mutex_unlock(&v->hash.lock);
 
     for (; nframes < q->rxf_pending; nframes++) {
         struct nb_rxframe *f = &q->rxf[nframes];
@@ -108,15 +124,19 @@ int nb_rx_action(struct nb_queue *q)
                 dropped++;
                 continue;
             }
+            f->has_hash = nb_hash_frame(&hc, frame, f->len, &f->hash, &f->htype);
             f->ready = true;
         }
-        if (f->len > SX_NET_PAGE_SIZE && !v->sg) {
+        if (f->len > per && !v->sg) {
             stat_add(q, NBS_RX_DROP_NOSG, 1);
             dropped++;
             continue;
         }
-        unsigned ndata = (f->len + SX_NET_PAGE_SIZE - 1) / SX_NET_PAGE_SIZE;
-        unsigned slots = sx_net_rx_slots(f->len, f->meta.has_gso, false);
+        unsigned ndata = (f->len + per - 1) / per;
+        unsigned nextra = f->meta.has_gso + f->has_hash;
+        unsigned slots = rx_nslots(f, hr);
+        if (nsegs + ndata > NB_RX_SEGS || nrsp + slots > NB_RX_SEGS + NB_RX_BATCH)
+            break;   /* staging full (small slots with a big headroom): next batch */
         if (rx_reqs(q, slots) < slots) {
             q->rx_need_slots = true;   /* wait for the frontend to post buffers */
             stat_add(q, NBS_RX_STALLS, 1);
@@ -129,26 +149,37 @@ int nb_rx_action(struct nb_queue *q)
         for (unsigned s = 0, k = 0; s < slots; s++) {
             netif_rx_request_t req = q->rxq[q->rxq_head++];
             netif_rx_response_t *r = &q->rxrsp[nrsp++];
-            if (s == 1 && f->meta.has_gso) {
-                netif_extra_info_t ex = f->meta.gso;
-                ex.flags = 0;
+            if (s >= 1 && s <= nextra) {
+                /* extras: GSO first (when there), then the hash; MORE on all but the last */
+                netif_extra_info_t ex;
+                if (s == 1 && f->meta.has_gso) {
+                    ex = f->meta.gso;
+                } else {
+                    memset(&ex, 0, sizeof(ex));
+                    ex.type = XEN_NETIF_EXTRA_TYPE_HASH;
+                    ex.u.hash.type = f->htype;
+                    ex.u.hash.algorithm = XEN_NETIF_CTRL_HASH_ALGORITHM_TOEPLITZ;
+                    memcpy(ex.u.hash.value, &f->hash, sizeof(f->hash));
+                }
+                ex.flags = s < nextra ? XEN_NETIF_EXTRA_FLAG_MORE : 0;
                 memset(r, 0, sizeof(*r));
                 memcpy(r, &ex, sizeof(ex) < sizeof(*r) ? sizeof(ex) : sizeof(*r));
                 continue;
             }
-            uint32_t off = k * SX_NET_PAGE_SIZE;
-            uint32_t len = f->len - off < SX_NET_PAGE_SIZE ? f->len - off : SX_NET_PAGE_SIZE;
+            uint32_t off = k * per;
+            uint32_t len = f->len - off < per ? f->len - off : per;
             xengnttab_grant_copy_segment_t *g = &q->rxsegs[nsegs++];
             g->source.virt = frame + off;
             g->dest.foreign.ref = req.gref;
-            g->dest.foreign.offset = 0;
+            g->dest.foreign.offset = (uint16_t)hr;
             g->dest.foreign.domid = (uint16_t)v->fe_domid;
             g->len = (uint16_t)len;
             g->flags = GNTCOPY_dest_gref;
             g->status = GNTST_okay;
             r->id = req.id;
-            r->offset = 0;
-            r->flags = (uint16_t)((k == 0 ? f->meta.rx_flags : 0) |
+            r->offset = (uint16_t)hr;
+            r->flags = (uint16_t)((k == 0 ? f->meta.rx_flags |
+                                            (nextra ? NETRXF_extra_info : 0) : 0) |
                                   (k + 1 < ndata ? NETRXF_more_data : 0));
             r->status = (int16_t)len;
             k++;
@@ -158,7 +189,7 @@ int nb_rx_action(struct nb_queue *q)
     unsigned delivered = 0;
     if (nrsp) {
         int crc = sx_gnt_copy(v->nb->gnt, nsegs, q->rxsegs);
-        uint64_t bytes = 0, gso = 0;
+        uint64_t bytes = 0, gso = 0, hashed = 0;
         for (unsigned i = 0; i < nframes; i++) {
             if (!deliver[i])
                 continue;
@@ -168,9 +199,10 @@ int nb_rx_action(struct nb_queue *q)
             if (!ok) {
                 /* Every data slot of this frame reports the error (the extra keeps its
                  * layout: it carries no status). */
-                unsigned slots = sx_net_rx_slots(q->rxf[i].len, q->rxf[i].meta.has_gso, false);
+                unsigned slots = rx_nslots(&q->rxf[i], hr);
+                unsigned nx = q->rxf[i].meta.has_gso + q->rxf[i].has_hash;
                 for (unsigned s = 0; s < slots; s++)
-                    if (!(s == 1 && q->rxf[i].meta.has_gso))
+                    if (!(s >= 1 && s <= nx))
                         q->rxrsp[rsp0[i] + s].status = NETIF_RSP_ERROR;
                 stat_add(q, NBS_RX_DROP_GRANT, 1);
                 dropped++;
@@ -181,6 +213,7 @@ int nb_rx_action(struct nb_queue *q)
             delivered++;
             bytes += q->rxf[i].len;
             gso += q->rxf[i].meta.has_gso;
+            hashed += q->rxf[i].has_hash;
         }
         for (unsigned i = 0; i < nrsp; i++)
             if (sx_back_ring_put_rsp(&q->rx, &q->rxrsp[i]) < 0) {
@@ -195,6 +228,7 @@ int nb_rx_action(struct nb_queue *q)
         stat_add(q, NBS_RX_PKTS, delivered);
         stat_add(q, NBS_RX_BYTES, bytes);
         stat_add(q, NBS_RX_GSO, gso);
+        stat_add(q, NBS_RX_HASH, hashed);
         stat_add(q, NBS_RX_BATCHES, 1);
     }
     stat_add(q, NBS_RX_DROPS, dropped);

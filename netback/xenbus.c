@@ -37,6 +37,7 @@ const char *const nb_stat_names[] = {
     "rx_drops", "rx_drop_nosg", "rx_drop_conv", "rx_drop_grant", "rx_errors",
     "rx_fatal", "rx_batches", "rx_notifies", "rx_stalls", "rx_drop_mcast",
     "sleeps", "queues", "mapped_pages", "connects",
+    "ctrl_reqs", "ctrl_errors", "ctrl_fatal", "rx_hash",
     NULL,
 };
 _Static_assert(sizeof(nb_stat_names) / sizeof(nb_stat_names[0]) == NBS_NR + 1, "stat names");
@@ -95,6 +96,7 @@ static void vif_disconnect(struct nb_vif *v)
 {
     if (!v->connected && !v->nqueues)
         return;
+    nb_ctrl_disconnect(v);
     for (unsigned i = 0; i < v->nqueues; i++)
         queue_teardown(v->nb, &v->q[i]);
     sx_stats_set(&v->stats, NBS_QUEUES, 0);
@@ -118,6 +120,26 @@ static int read_flag(struct nb_vif *v, const char *dir, const char *key, bool *o
         return rc;
     }
     *out = x != 0;
+    return 0;
+}
+
+/* xdp-headroom (Linux read_xenbus_frontend_xdp): absent is 0. Linux clamps to 0x7FFF; a value
+ * that leaves no room for a frame in the page is refused here (-EINVAL). */
+static int read_xdp_headroom(struct nb_vif *v, unsigned *out)
+{
+    uint64_t x = 0;
+    int rc = sx_xenbus_read_uint(v->nb->xb, XBT_NULL, v->fe_path, "xdp-headroom", 0,
+                                 NB_XDP_HEADROOM_MAX, &x);
+    if (rc == -ENOENT) {
+        *out = 0;
+        return 0;
+    }
+    if (rc < 0 || x > NB_XDP_HEADROOM_PAGE_MAX) {
+        sx_warn("vif%u.%u: xdp-headroom garbage or above %u", v->fe_domid, v->devid,
+                NB_XDP_HEADROOM_PAGE_MAX);
+        return -EINVAL;
+    }
+    *out = (unsigned)x;
     return 0;
 }
 
@@ -244,6 +266,10 @@ static int vif_connect(struct nb_vif *v)
         return -EOPNOTSUPP;
     }
     v->csum = !no_csum;
+    unsigned hr;
+    if ((rc = read_xdp_headroom(v, &hr)) < 0)
+        return rc;
+    atomic_store(&v->xdp_headroom, hr);
     bool mc;
     if ((rc = read_flag(v, fe, "request-multicast-control", &mc)))
         return rc;
@@ -281,6 +307,8 @@ static int vif_connect(struct nb_vif *v)
         if ((rc = queue_connect(v, &v->q[i], dir)) < 0)
             goto fail;
     }
+    if ((rc = nb_ctrl_connect(v)) < 0)
+        goto fail;
     /* Only the negotiated TAP queues receive: a detached queue gets no frames. */
     for (unsigned i = 0; i < sx_tap_nqueues(v->tap); i++)
         if ((rc = tap_queue_attach(v, i, i < v->nqueues)) < 0) {
@@ -322,7 +350,8 @@ static int write_features(struct nb_vif *v)
         const char *one[] = { "feature-sg", "feature-gso-tcpv4", "feature-gso-tcpv6",
                               "feature-ipv6-csum-offload", "feature-rx-copy",
                               "feature-split-event-channels", "feature-multicast-control",
-                              "feature-dynamic-multicast-control" };
+                              "feature-dynamic-multicast-control", "feature-ctrl-ring",
+                              "feature-xdp-headroom" };
         for (size_t i = 0; i < sizeof(one) / sizeof(one[0]) && !rc; i++)
             rc = sx_xenbus_write(xb, t, v->be_path, one[i], "1");
         if (!rc)
@@ -350,6 +379,7 @@ static void vif_free(struct nb_vif *v)
     if (v->watching_mc)
         sx_xenbus_unwatch(nb->xb, v->tok_mc);
     nb_mcast_destroy(&v->mcast);
+    nb_hash_destroy(&v->hash);
     sx_tap_close(v->tap);
     sx_stats_destroy(&v->stats);
     sx_info("vif%u.%u removed", v->fe_domid, v->devid);
@@ -367,6 +397,8 @@ static void vif_probe(struct nb *nb, unsigned fe, unsigned devid)
     v->online = true;
     v->be_state = XenbusStateInitialising;
     nb_mcast_init(&v->mcast);
+    pthread_mutex_init(&v->hash.lock, NULL);
+    v->ctrl.stopfd = -1;
     v->next = nb->vifs;
     nb->vifs = v;   /* listed even if probing fails, so it is not retried on every scan */
     sx_xenbus_backend_path(v->be_path, sizeof(v->be_path), nb->o.domid, "vif", fe, devid);
@@ -520,6 +552,9 @@ static bool vif_eval(struct nb_vif *v)
             bool mc;
             if (read_flag(v, v->fe_path, "request-multicast-control", &mc) == 0)
                 atomic_store(&v->mcast.enabled, mc);
+            /* back from Reconfiguring (Reconfigured -> Connected) */
+            if (v->be_state == XenbusStateReconfigured)
+                switch_state(v, XenbusStateConnected);
         }
         if (!v->connected && !v->failed && v->be_state == XenbusStateInitWait) {
             rc = vif_connect(v);
@@ -531,6 +566,22 @@ static bool vif_eval(struct nb_vif *v)
                                  -rc, strerror(-rc));
                 switch_state(v, XenbusStateClosing);
             }
+        }
+        break;
+    case XenbusStateReconfiguring:
+        /* Linux netfront toggling XDP: re-read xdp-headroom, answer Reconfigured. */
+        if (v->connected && v->be_state != XenbusStateReconfigured) {
+            unsigned hr;
+            if (read_xdp_headroom(v, &hr) < 0) {
+                vif_disconnect(v);
+                v->failed = true;
+                sx_xenbus_printf(nb->xb, XBT_NULL, v->be_path, "error",
+                                 "%d reconfiguring: bad xdp-headroom", EINVAL);
+                switch_state(v, XenbusStateClosing);
+                break;
+            }
+            atomic_store(&v->xdp_headroom, hr);
+            switch_state(v, XenbusStateReconfigured);
         }
         break;
     case XenbusStateClosing:
