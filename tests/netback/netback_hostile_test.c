@@ -58,6 +58,8 @@ struct tf {
     uint16_t next_id;
 };
 static struct tf good;
+/* Called by tf_open_ex just before the frontend says Connected (extra setup), when set. */
+static int (*tf_pre_connect)(struct tf *t);
 
 static uint64_t now_ms(void)
 {
@@ -179,6 +181,8 @@ static int tf_open_ex(struct tf *t, struct guest *g, unsigned dev, const char *e
         (rc = sx_xenbus_write(xb, XBT_NULL, t->fe, "feature-sg", "1")))
         return rc;
     if (extra_key && (rc = sx_xenbus_write(xb, XBT_NULL, t->fe, extra_key, extra_val)))
+        return rc;
+    if (tf_pre_connect && (rc = tf_pre_connect(t)))
         return rc;
     if ((rc = sx_xenbus_write(xb, XBT_NULL, t->fe, "state", "4")))
         return rc;
@@ -555,6 +559,259 @@ static void test_multicast_control_filters_rx(void)
     good_still_works();
 }
 
+/* ------------------------------------------------------------- ctrl ring, xdp headroom */
+
+struct ctrlfe {
+    void *mem, *pg;
+    grant_ref_t ref, pgref;
+    struct sx_front_ring r;
+    int port;
+};
+static struct ctrlfe cf;
+
+static int ctrl_setup(struct tf *t)
+{
+    int rc;
+    memset(&cf, 0, sizeof(cf));
+    if ((rc = sx_gntshr_share(t->g->gs, 0, 1, true, &cf.ref, &cf.mem)) ||
+        (rc = sx_gntshr_share(t->g->gs, 0, 1, false, &cf.pgref, &cf.pg)))
+        return rc;
+    if ((rc = sx_front_ring_init(&cf.r, cf.mem, 4096, sizeof(struct xen_netif_ctrl_request),
+                                 sizeof(struct xen_netif_ctrl_response))))
+        return rc;
+    if ((cf.port = sx_evtchn_bind_unbound(t->g->ev, 0)) < 0)
+        return cf.port;
+    if ((rc = sx_xenbus_printf(xb, XBT_NULL, t->fe, "ctrl-ring-ref", "%u", cf.ref)) ||
+        (rc = sx_xenbus_printf(xb, XBT_NULL, t->fe, "event-channel-ctrl", "%d", cf.port)))
+        return rc;
+    return 0;
+}
+
+/* One control request; the response's status (data in *data), or 0xdead on no answer. */
+static uint32_t ctrl_req(uint16_t type, uint32_t d0, uint32_t d1, uint32_t d2, uint32_t *data)
+{
+    static uint16_t id;
+    struct xen_netif_ctrl_request rq = { .id = ++id, .type = type, .data = { d0, d1, d2 } };
+    CU_ASSERT_EQUAL(sx_front_ring_put_req(&cf.r, &rq), 0);
+    sx_front_ring_push(&cf.r);
+    sx_evtchn_notify(H.ev, (evtchn_port_t)cf.port);
+    struct xen_netif_ctrl_response rs;
+    uint64_t end = now_ms() + 2000;
+    while (now_ms() < end) {
+        if (sx_front_ring_take_rsp(&cf.r, &rs, 1) == 1) {
+            CU_ASSERT_EQUAL(rs.id, id);
+            CU_ASSERT_EQUAL(rs.type, type);
+            if (data)
+                *data = rs.data;
+            return rs.status;
+        }
+        usleep(1000);
+    }
+    return 0xdead;
+}
+
+/* Send snd's data page sref (len bytes) until rcv gets a frame with ethertype et. Returns the
+ * data response; *ex gets the extras that came with it (hash extra type, or 0). */
+static bool rx_wait(struct tf *rcv, struct tf *snd, unsigned page, uint16_t len, uint16_t et,
+                    netif_rx_response_t *out, netif_extra_info_t *ex)
+{
+    uint64_t end = now_ms() + 20000;
+    memset(ex, 0, sizeof(*ex));
+    while (now_ms() < end) {
+        if (rcv->rx.req_prod_pvt - rcv->rx.rsp_cons < 4) {
+            for (unsigned i = 0; i < TF_RX_PAGES; i++) {
+                netif_rx_request_t r = { .id = (uint16_t)i, .gref = rcv->rxrefs[i] };
+                sx_front_ring_put_req(&rcv->rx, &r);
+            }
+            sx_front_ring_push(&rcv->rx);
+            sx_evtchn_notify(rcv->g->ev, (evtchn_port_t)rcv->port);
+        }
+        tf_put(snd, snd->drefs[page], 0, len, 0);
+        tf_push(snd);
+        netif_tx_response_t tr;
+        tf_rsp(snd, &tr, 1, 500);
+        usleep(30000);
+        netif_rx_response_t r;
+        while (sx_front_ring_take_rsp(&rcv->rx, &r, 1) == 1) {
+            netif_extra_info_t e;
+            memset(&e, 0, sizeof(e));
+            if (r.flags & NETRXF_extra_info) {
+                uint8_t more = XEN_NETIF_EXTRA_FLAG_MORE;
+                while (more & XEN_NETIF_EXTRA_FLAG_MORE) {
+                    netif_rx_response_t xr;
+                    if (sx_front_ring_take_rsp(&rcv->rx, &xr, 1) != 1)
+                        return false;
+                    netif_extra_info_t x;
+                    memcpy(&x, &xr, sizeof(x));
+                    if (x.type == XEN_NETIF_EXTRA_TYPE_HASH)
+                        e = x;
+                    more = x.flags;
+                }
+            }
+            if (r.status < 14 || r.id >= TF_RX_PAGES || r.offset >= 4096 - 14)
+                continue;
+            const uint8_t *f = (const uint8_t *)rcv->rxbuf + r.id * 4096 + r.offset;
+            if (f[12] == (et >> 8) && f[13] == (et & 0xff)) {
+                *out = r;
+                *ex = e;
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+static void test_ctrl_ring_messages_and_hash_extra(void)
+{
+    tf_pre_connect = ctrl_setup;
+    int rc = tf_open(&hv, &H, next_dev++);
+    tf_pre_connect = NULL;
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    char fc[8] = "";
+    CU_ASSERT_EQUAL(sx_xenbus_read_str(xb, XBT_NULL, hv.be, "feature-ctrl-ring", fc, sizeof(fc)),
+                    0);
+    CU_ASSERT_STRING_EQUAL(fc, "1");
+    uint32_t d = 0;
+    CU_ASSERT_EQUAL(ctrl_req(XEN_NETIF_CTRL_TYPE_GET_HASH_FLAGS, 0, 0, 0, &d),
+                    XEN_NETIF_CTRL_STATUS_NOT_SUPPORTED);           /* no algorithm yet */
+    CU_ASSERT_EQUAL(ctrl_req(XEN_NETIF_CTRL_TYPE_SET_HASH_ALGORITHM, 9, 0, 0, NULL),
+                    XEN_NETIF_CTRL_STATUS_INVALID_PARAMETER);
+    CU_ASSERT_EQUAL(ctrl_req(XEN_NETIF_CTRL_TYPE_SET_HASH_ALGORITHM,
+                             XEN_NETIF_CTRL_HASH_ALGORITHM_TOEPLITZ, 0, 0, NULL),
+                    XEN_NETIF_CTRL_STATUS_SUCCESS);
+    CU_ASSERT_EQUAL(ctrl_req(XEN_NETIF_CTRL_TYPE_GET_HASH_FLAGS, 0, 0, 0, &d),
+                    XEN_NETIF_CTRL_STATUS_SUCCESS);
+    CU_ASSERT_EQUAL(d, NB_HASH_FLAGS_ALL);
+    CU_ASSERT_EQUAL(ctrl_req(XEN_NETIF_CTRL_TYPE_SET_HASH_FLAGS, 0x10, 0, 0, NULL),
+                    XEN_NETIF_CTRL_STATUS_INVALID_PARAMETER);
+    CU_ASSERT_EQUAL(ctrl_req(XEN_NETIF_CTRL_TYPE_SET_HASH_FLAGS, XEN_NETIF_CTRL_HASH_TYPE_IPV4,
+                             0, 0, NULL), XEN_NETIF_CTRL_STATUS_SUCCESS);
+    static const uint8_t key[40] = {
+        0x6d, 0x5a, 0x56, 0xda, 0x25, 0x5b, 0x0e, 0xc2, 0x41, 0x67, 0x25, 0x3d, 0x43, 0xa3,
+        0x8f, 0xb0, 0xd0, 0xca, 0x2b, 0xcb, 0xae, 0x7b, 0x30, 0xb4, 0x77, 0xcb, 0x2d, 0xa3,
+        0x80, 0x30, 0xf2, 0x0c, 0x6a, 0x42, 0xb7, 0x3b, 0xbe, 0xac, 0x01, 0xfa,
+    };
+    memcpy(cf.pg, key, 40);
+    CU_ASSERT_EQUAL(ctrl_req(XEN_NETIF_CTRL_TYPE_SET_HASH_KEY, cf.pgref, 41, 0, NULL),
+                    XEN_NETIF_CTRL_STATUS_BUFFER_OVERFLOW);
+    CU_ASSERT_EQUAL(ctrl_req(XEN_NETIF_CTRL_TYPE_SET_HASH_KEY, 424242, 40, 0, NULL),
+                    XEN_NETIF_CTRL_STATUS_INVALID_PARAMETER);      /* bad grant */
+    CU_ASSERT_EQUAL(ctrl_req(XEN_NETIF_CTRL_TYPE_SET_HASH_KEY, cf.pgref, 40, 0, NULL),
+                    XEN_NETIF_CTRL_STATUS_SUCCESS);
+    CU_ASSERT_EQUAL(ctrl_req(XEN_NETIF_CTRL_TYPE_GET_HASH_MAPPING_SIZE, 0, 0, 0, &d),
+                    XEN_NETIF_CTRL_STATUS_SUCCESS);
+    CU_ASSERT_EQUAL(d, 128);
+    CU_ASSERT_EQUAL(ctrl_req(XEN_NETIF_CTRL_TYPE_SET_HASH_MAPPING_SIZE, 129, 0, 0, NULL),
+                    XEN_NETIF_CTRL_STATUS_INVALID_PARAMETER);
+    CU_ASSERT_EQUAL(ctrl_req(XEN_NETIF_CTRL_TYPE_SET_HASH_MAPPING_SIZE, 4, 0, 0, NULL),
+                    XEN_NETIF_CTRL_STATUS_SUCCESS);
+    uint32_t *m = cf.pg;
+    m[0] = 0;
+    m[1] = 1;                       /* one queue: entry 1 is out of range */
+    CU_ASSERT_EQUAL(ctrl_req(XEN_NETIF_CTRL_TYPE_SET_HASH_MAPPING, cf.pgref, 2, 0, NULL),
+                    XEN_NETIF_CTRL_STATUS_INVALID_PARAMETER);
+    CU_ASSERT_EQUAL(ctrl_req(XEN_NETIF_CTRL_TYPE_SET_HASH_MAPPING, cf.pgref, 1, 4, NULL),
+                    XEN_NETIF_CTRL_STATUS_INVALID_PARAMETER);      /* past the size */
+    CU_ASSERT_EQUAL(ctrl_req(XEN_NETIF_CTRL_TYPE_SET_HASH_MAPPING, cf.pgref, 1, 3, NULL),
+                    XEN_NETIF_CTRL_STATUS_SUCCESS);
+    CU_ASSERT_EQUAL(ctrl_req(0x77, 1, 2, 3, NULL), XEN_NETIF_CTRL_STATUS_NOT_SUPPORTED);
+    CU_ASSERT_EQUAL(ctrl_req(XEN_NETIF_CTRL_TYPE_ADD_GREF_MAPPING, 1, 2, 3, NULL),
+                    XEN_NETIF_CTRL_STATUS_NOT_SUPPORTED);
+    CU_ASSERT_TRUE(st_wait(&hv, "ctrl_reqs", 17, 1000) >= 17);
+
+    /* G broadcasts an IPv4 frame (RSS vector 1's addresses): H gets it with a hash extra */
+    uint8_t *f = (uint8_t *)good.data + 3 * 4096;
+    memset(f, 0, 60);
+    memset(f, 0xff, 6);
+    memcpy(f + 6, (uint8_t[]){ 0x00, 0x16, 0x3e, 0x00, 0x00, 0x01 }, 6);
+    f[12] = 0x08;
+    f[13] = 0x00;
+    f[14] = 0x45;                   /* a valid header: bridges may run it through netfilter */
+    f[17] = 46;
+    f[22] = 64;
+    f[23] = 17;
+    memcpy(f + 26, (uint8_t[]){ 66, 9, 149, 187, 161, 142, 100, 80 }, 8);
+    uint32_t sum = 0;
+    for (unsigned i = 14; i < 34; i += 2)
+        sum += (uint32_t)(f[i] << 8 | f[i + 1]);
+    while (sum >> 16)
+        sum = (sum & 0xffff) + (sum >> 16);
+    f[24] = (uint8_t)(~sum >> 8);
+    f[25] = (uint8_t)~sum;
+    memcpy(f + 34, (uint8_t[]){ 0x0a, 0xea, 0x06, 0xe6, 0, 26, 0, 0 }, 8);   /* UDP 2794->1766 */
+    netif_rx_response_t r;
+    netif_extra_info_t ex;
+    CU_ASSERT_TRUE_FATAL(rx_wait(&hv, &good, 3, 60, 0x0800, &r, &ex));
+    CU_ASSERT_TRUE(r.flags & NETRXF_extra_info);
+    CU_ASSERT_EQUAL(ex.type, XEN_NETIF_EXTRA_TYPE_HASH);
+    CU_ASSERT_EQUAL(ex.u.hash.type, _XEN_NETIF_CTRL_HASH_TYPE_IPV4);
+    CU_ASSERT_EQUAL(ex.u.hash.algorithm, XEN_NETIF_CTRL_HASH_ALGORITHM_TOEPLITZ);
+    uint32_t hv_hash;
+    memcpy(&hv_hash, ex.u.hash.value, 4);
+    CU_ASSERT_EQUAL(hv_hash, 0x323e8fc2);
+    CU_ASSERT_TRUE(st_get(&hv, "rx_hash") >= 1);
+
+    /* a hostile ctrl producer index halts the ctrl ring only: the data path runs on */
+    struct sx_sring_hdr *s = cf.mem;
+    SX_WRITE_ONCE(s->req_prod, s->rsp_prod + cf.r.nr_ents + 3);
+    sx_evtchn_notify(H.ev, (evtchn_port_t)cf.port);
+    CU_ASSERT_EQUAL(st_wait(&hv, "ctrl_fatal", 1, 2000), 1);
+    CU_ASSERT_TRUE(tf_send_ok(&hv));
+    CU_ASSERT_EQUAL(st_get(&hv, "tx_fatal"), 0);
+    CU_ASSERT_EQUAL(st_get(&hv, "rx_fatal"), 0);
+    good_still_works();
+}
+
+static void test_xdp_headroom_places_rx_data(void)
+{
+    int rc = tf_open_ex(&hv, &H, next_dev++, "xdp-headroom", "256", XenbusStateConnected);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    char fx[8] = "";
+    CU_ASSERT_EQUAL(sx_xenbus_read_str(xb, XBT_NULL, hv.be, "feature-xdp-headroom", fx,
+                                       sizeof(fx)), 0);
+    CU_ASSERT_STRING_EQUAL(fx, "1");
+    memset(hv.rxbuf, 0xcc, TF_RX_PAGES * 4096);
+    netif_rx_response_t r;
+    netif_extra_info_t ex;
+    CU_ASSERT_TRUE_FATAL(rx_wait(&hv, &good, 0, 60, 0x88b5, &r, &ex));
+    CU_ASSERT_EQUAL(r.offset, 256);
+    CU_ASSERT_EQUAL(r.status, 60);
+    const uint8_t *pg = (const uint8_t *)hv.rxbuf + r.id * 4096;
+    CU_ASSERT_EQUAL(memcmp(pg + 256, good.data, 60), 0);
+    bool untouched = true;
+    for (unsigned i = 0; i < 256; i++)
+        untouched &= pg[i] == 0xcc;
+    CU_ASSERT_TRUE(untouched);
+    /* Reconfiguring (Linux netfront toggling XDP): the new headroom is used */
+    CU_ASSERT_EQUAL(sx_xenbus_write(xb, XBT_NULL, hv.fe, "xdp-headroom", "128"), 0);
+    CU_ASSERT_EQUAL(sx_xenbus_write(xb, XBT_NULL, hv.fe, "state", "7"), 0);
+    CU_ASSERT_EQUAL(wait_state(hv.be, XenbusStateReconfigured, 20000), 0);
+    CU_ASSERT_EQUAL(sx_xenbus_write(xb, XBT_NULL, hv.fe, "state", "4"), 0);
+    CU_ASSERT_EQUAL(wait_state(hv.be, XenbusStateConnected, 20000), 0);
+    bool at128 = false;
+    for (int i = 0; i < 20 && !at128; i++) {   /* frames in flight may still use 256 */
+        CU_ASSERT_TRUE_FATAL(rx_wait(&hv, &good, 0, 60, 0x88b5, &r, &ex));
+        at128 = r.offset == 128 && r.status == 60;
+    }
+    CU_ASSERT_TRUE(at128);
+    good_still_works();
+}
+
+static void test_xdp_headroom_too_large_refused(void)
+{
+    const char *bad[] = { "4000", "32768", "70000", "x" };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        uint64_t mapped = sx_gnt_mapped_pages(nb->gnt);
+        struct tf t;
+        CU_ASSERT_EQUAL(tf_open_ex(&t, &H, next_dev++, "xdp-headroom", bad[i],
+                                   XenbusStateClosing), 0);
+        CU_ASSERT_EQUAL(sx_xenbus_exists(xb, XBT_NULL, t.be, "error"), 1);
+        CU_ASSERT_EQUAL(sx_gnt_mapped_pages(nb->gnt), mapped);
+        sx_stats_close_ro(&t.st);
+    }
+    good_still_works();
+}
+
 static void test_bad_num_queues_fails_only_that_vif(void)
 {
     /* 0, garbage and more than the backend's max (the toolstack's queues=1) are refused: that
@@ -692,6 +949,9 @@ static const struct sx_test_case cases[] = {
     SX_TEST(test_rx_good_vif_receives_flooded_frame),
     SX_TEST(test_rx_producer_index_past_ring_halts_vif),
     SX_TEST(test_multicast_control_filters_rx),
+    SX_TEST(test_ctrl_ring_messages_and_hash_extra),
+    SX_TEST(test_xdp_headroom_places_rx_data),
+    SX_TEST(test_xdp_headroom_too_large_refused),
     SX_TEST(test_bad_num_queues_fails_only_that_vif),
     SX_TEST(test_missing_rx_notify_fails_only_that_vif),
     SX_TEST(test_bad_ring_ref_fails_only_that_vif),
