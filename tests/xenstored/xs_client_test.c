@@ -346,6 +346,7 @@ static void test_in_process_api_wakes_watchers(void)
 #define INC_EACH 150
 
 struct inc_arg {
+    struct xs_handle *h;
     int failures;
     int retries;
 };
@@ -354,11 +355,7 @@ struct inc_arg {
 static void *incrementer(void *p)
 {
     struct inc_arg *a = p;
-    struct xs_handle *h = open_at(sock0);
-    if (!h) {
-        a->failures++;
-        return NULL;
-    }
+    struct xs_handle *h = a->h;
     for (int i = 0; i < INC_EACH; i++) {
         for (int attempt = 0;; attempt++) {
             xs_transaction_t t = xs_transaction_start(h);
@@ -385,7 +382,6 @@ static void *incrementer(void *p)
             a->retries++;
         }
     }
-    xs_close(h);
     return NULL;
 }
 
@@ -394,7 +390,14 @@ static void test_concurrent_increments_are_atomic(void)
     snprintf(base_counter, sizeof(base_counter), "%s/counter", base);
     CU_ASSERT_TRUE_FATAL(xs_write(h0, XBT_NULL, base_counter, "0", 1));
     pthread_t th[INC_THREADS];
-    struct inc_arg args[INC_THREADS] = { { 0, 0 } };
+    struct inc_arg args[INC_THREADS] = { { NULL, 0, 0 } };
+    /* Connections are opened here, not in the threads: open_at() points
+     * libxenstore at the socket through the environment, which is
+     * process-wide. */
+    for (int i = 0; i < INC_THREADS; i++) {
+        args[i].h = open_at(sock0);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(args[i].h);
+    }
     for (int i = 0; i < INC_THREADS; i++)
         CU_ASSERT_EQUAL_FATAL(pthread_create(&th[i], NULL, incrementer, &args[i]), 0);
     int failures = 0, retries = 0;
@@ -402,6 +405,7 @@ static void test_concurrent_increments_are_atomic(void)
         pthread_join(th[i], NULL);
         failures += args[i].failures;
         retries += args[i].retries;
+        xs_close(args[i].h);
     }
     CU_ASSERT_EQUAL(failures, 0);
     unsigned len;
