@@ -98,6 +98,7 @@ struct sx_dm {
     uint8_t isa_count[16];
     int epfd;
     unsigned spin_us;
+    unsigned first_slot;     /* where devices without a devfn start */
     struct watch watches[MAX_WATCHES];
     struct sx_dm_stats st;
 };
@@ -113,6 +114,7 @@ int sx_dm_open(struct sx_dm **out, domid_t domid)
         return -ENOMEM;
     dm->domid = domid;
     dm->spin_us = 20;
+    dm->first_slot = 1;
     for (unsigned i = 0; i < MAX_WATCHES; i++)
         dm->watches[i].fd = -1;
     dm->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -438,7 +440,7 @@ int sx_pci_add(struct sx_dm_dev *dev, const struct sx_pci_info *info, struct sx_
         return -EINVAL;
     int devfn = info->devfn;
     if (devfn < 0) {
-        for (int slot = 1; slot < 32 && devfn < 0; slot++)
+        for (int slot = (int)dm->first_slot; slot < 32 && devfn < 0; slot++)
             if (!dm->pci[slot << 3])
                 devfn = slot << 3;
         if (devfn < 0)
@@ -844,6 +846,14 @@ static int spin(struct sx_dm *dm)
 }
 
 void sx_dm_set_spin(struct sx_dm *dm, unsigned us) { dm->spin_us = us > 10000 ? 10000 : us; }
+
+int sx_dm_set_first_slot(struct sx_dm *dm, unsigned slot)
+{
+    if (slot < 1 || slot > 31)
+        return -EINVAL;
+    dm->first_slot = slot;
+    return 0;
+}
 
 int sx_dm_run(struct sx_dm *dm, volatile sig_atomic_t *stop)
 {

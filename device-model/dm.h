@@ -82,6 +82,10 @@ int sx_dm_unwatch_fd(struct sx_dm *dm, int fd);
 /* After serving a request, poll the ioreq slots this long before sleeping (default 20 us;
  * 0 disables; at most 10000). */
 void sx_dm_set_spin(struct sx_dm *dm, unsigned us);
+/* PCI devices added without a devfn take the first free slot from here (default 1). On real
+ * Xen the default device model owns the low slots (host bridge 0, PIIX3 1, platform device 2,
+ * its own NICs next). 0 or -EINVAL (1..31). */
+int sx_dm_set_first_slot(struct sx_dm *dm, unsigned slot);
 /* Serve the ioreq server and the watched fds until *stop or the domain dies. 0 or -errno. */
 int sx_dm_run(struct sx_dm *dm, volatile sig_atomic_t *stop);
 

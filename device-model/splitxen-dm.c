@@ -2,13 +2,16 @@
  * splitxen-dm: the device model of one HVM domain (the qemu-dm role).
  *
  *   splitxen-dm --domid N [--platform sim|xen] [--vcpus N] [--console FILE] [--spin-us US]
+ *               [--first-slot N] [--nic VIFSPEC]... [--disk PATH[,ro]]
  *
  * sim: the whole emulated platform: PCI host bridge (0xCF8/0xCFC), 16550A UART on 0x3F8 IRQ 4
  *      whose output goes to $SPLITXEN_RUN/console/<domid>.log (what `splitxen console` shows),
  *      and the Xen platform device with the unplug protocol on port 0x10.
  * xen: an additional ioreq server beside the default device model, which already provides the
  *      host bridge, the serial port and the platform device; only splitxen's own PCI devices
- *      are claimed there (none yet: e1000 and AHCI come next).
+ *      (the e1000s and the AHCI controller, from slot 8 up unless --first-slot says otherwise)
+ *      and the BARs the guest's firmware places for them are claimed there. Start it between
+ *      `xl create -p` and unpause, so that the firmware finds the devices when it scans.
  * Runs until the domain dies or SIGTERM/SIGINT. Exit status: 0 ok, 1 failure, 2 usage.
  */
 #define SX_LOG_MODULE "splitxen-dm"
@@ -37,7 +40,9 @@ static void on_signal(int sig) { (void)sig; stop_flag = 1; }
 static void usage(void)
 {
     fprintf(stderr, "usage: splitxen-dm --domid N [--platform sim|xen] [--vcpus N] "
-                    "[--console FILE] [--spin-us US] [--nic VIFSPEC]... [--disk PATH[,ro]]\n"
+                    "[--console FILE] [--spin-us US] [--first-slot N] [--nic VIFSPEC]...\n"
+                    "                   [--disk PATH[,ro]]\n"
+                    "  --first-slot  PCI slot the devices start at (default 1 on sim, 8 on xen)\n"
                     "  --nic   an emulated e1000 (vif spec: mac=, bridge=, vifname=, mtu=)\n"
                     "  --disk  an AHCI disk on the image\n");
     exit(2);
@@ -115,17 +120,18 @@ int main(int argc, char **argv)
         { "spin-us", required_argument, NULL, 's' },
         { "nic", required_argument, NULL, 'n' },
         { "disk", required_argument, NULL, 'k' },
+        { "first-slot", required_argument, NULL, 'f' },
         { "help", no_argument, NULL, 'h' },
         { 0 },
     };
-    long domid = -1, vcpus = 0, spin_us = 20;
+    long domid = -1, vcpus = 0, spin_us = 20, first_slot = -1;
     const char *plat_name = "sim", *console = NULL;
     const char *nics[DM_MAX_NICS] = { 0 }, *disks[DM_MAX_DISKS] = { 0 };
     unsigned nnics = 0, ndisks = 0;
     struct sx_e1000 *nic_dev[DM_MAX_NICS] = { 0 };
     struct sx_ahci *disk_dev = NULL;
     int c;
-    while ((c = getopt_long(argc, argv, "d:p:v:c:s:n:k:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "d:p:v:c:s:n:k:f:h", opts, NULL)) != -1) {
         char *end;
         switch (c) {
         case 'd':
@@ -147,6 +153,11 @@ int main(int argc, char **argv)
         case 's':
             spin_us = strtol(optarg, &end, 10);
             if (*end || spin_us < 0 || spin_us > 10000)
+                usage();
+            break;
+        case 'f':
+            first_slot = strtol(optarg, &end, 10);
+            if (*end || first_slot < 1 || first_slot > 31)
                 usage();
             break;
         case 'n':
@@ -195,6 +206,9 @@ int main(int argc, char **argv)
     if (rc < 0)
         goto fail;
     sx_dm_set_spin(dm, (unsigned)spin_us);
+    if (first_slot < 0)
+        first_slot = kind == SX_PLAT_XEN ? 8 : 1;
+    sx_dm_set_first_slot(dm, (unsigned)first_slot);
     char path[PATH_MAX];
     if (kind == SX_PLAT_SIM) {
         if (!console) {
