@@ -2,7 +2,8 @@
  * splitxen-dm: the device model of one HVM domain (the qemu-dm role).
  *
  *   splitxen-dm --domid N [--platform sim|xen] [--vcpus N] [--console FILE] [--spin-us US]
- *               [--first-slot N] [--nic VIFSPEC]... [--disk PATH[,ro]]
+ *               [--first-slot N] [--nic VIFSPEC]...
+ *               [--disk PATH[,ro][,engine=auto|uring|aio|sync][,direct=0|1]]
  *
  * sim: the whole emulated platform: PCI host bridge (0xCF8/0xCFC), 16550A UART on 0x3F8 IRQ 4
  *      whose output goes to $SPLITXEN_RUN/console/<domid>.log (what `splitxen console` shows),
@@ -12,11 +13,21 @@
  *      (the e1000s and the AHCI controller, from slot 8 up unless --first-slot says otherwise)
  *      and the BARs the guest's firmware places for them are claimed there. Start it between
  *      `xl create -p` and unpause, so that the firmware finds the devices when it scans.
+ * --disk: an AHCI disk on the image or block device PATH, read-only with `ro`. Its I/O engine
+ * is blkback's (blkback/io.h), named as splitxen-blkback --engine names it: auto (the default:
+ * sx_bio_kind_auto on the opened file), uring (io_uring), aio (libaio) or sync. direct=0
+ * never opens the image O_DIRECT; direct=1 insists on it; without the key O_DIRECT is tried
+ * and the page cache used where the file system refuses it. An engine or direct=1 that was
+ * asked for and cannot be had fails the start (status 1) instead of falling back. The options
+ * are the comma-separated words after PATH (`ro`, or KEY=VALUE whose VALUE has no '/'), in any
+ * order; PATH may itself contain commas as long as what follows its last one does not look
+ * like an option. An unknown key or a bad value is refused before anything is opened.
  * Runs until the domain dies or SIGTERM/SIGINT. Exit status: 0 ok, 1 failure, 2 usage.
  */
 #define SX_LOG_MODULE "splitxen-dm"
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -41,10 +52,12 @@ static void usage(void)
 {
     fprintf(stderr, "usage: splitxen-dm --domid N [--platform sim|xen] [--vcpus N] "
                     "[--console FILE] [--spin-us US] [--first-slot N] [--nic VIFSPEC]...\n"
-                    "                   [--disk PATH[,ro]]\n"
+                    "                   [--disk PATH[,ro][,engine=auto|uring|aio|sync][,direct=0|1]]\n"
                     "  --first-slot  PCI slot the devices start at (default 1 on sim, 8 on xen)\n"
                     "  --nic   an emulated e1000 (vif spec: mac=, bridge=, vifname=, mtu=)\n"
-                    "  --disk  an AHCI disk on the image\n");
+                    "  --disk  an AHCI disk on the image: ro read-only; engine= blkback's I/O engine\n"
+                    "          (default auto); direct=0 no O_DIRECT, direct=1 O_DIRECT or fail\n"
+                    "          (default: O_DIRECT where the file system allows it)\n");
     exit(2);
 }
 
@@ -65,32 +78,141 @@ static void print_e1000_stats(const struct sx_e1000 *e, unsigned i)
 #define DM_MAX_NICS 8
 #define DM_MAX_DISKS 1
 
-/* Emulated disks: an AHCI controller whose port 0 is the image of --disk PATH[,ro], on the
- * I/O engine blkback uses (chosen per target). */
-static int dm_add_disk(struct sx_dm *dm, const char *spec, struct sx_ahci **out)
-{
+/* One --disk, parsed before anything is opened. */
+struct dm_disk {
     char path[PATH_MAX];
-    bool ro = false;
-    size_t len = strlen(spec);
-    if (len > 3 && !strcmp(spec + len - 3, ",ro")) {
-        ro = true;
-        len -= 3;
+    struct sx_ahci_cfg cfg;     /* .path points at path above */
+    bool want_direct;           /* direct=1: O_DIRECT or fail */
+};
+
+static bool word_is(const char *w, size_t len, const char *word)
+{
+    return strlen(word) == len && !memcmp(w, word, len);
+}
+
+/* The engine names splitxen-blkback --engine takes. -1 for anything else. */
+static int dm_engine_from_name(const char *name, size_t len)
+{
+    if (word_is(name, len, "uring") || word_is(name, len, "io_uring"))
+        return SX_BIO_URING;
+    if (word_is(name, len, "aio") || word_is(name, len, "libaio"))
+        return SX_BIO_AIO;
+    if (word_is(name, len, "sync"))
+        return SX_BIO_SYNC;
+    if (word_is(name, len, "auto"))
+        return SX_BIO_AUTO;
+    return -1;
+}
+
+/* Whether tok[0..len) reads as an option rather than the tail of a path with a comma in it:
+ * a bare lowercase word (`ro`, or a misspelt flag, refused later) or KEY=VALUE with KEY
+ * lowercase and no '/' in VALUE. */
+static bool disk_opt_like(const char *tok, size_t len)
+{
+    size_t k = 0;
+    while (k < len && ((tok[k] >= 'a' && tok[k] <= 'z') || tok[k] == '_'))
+        k++;
+    if (k == len)
+        return len > 0;
+    return k > 0 && tok[k] == '=' && !memchr(tok + k, '/', len - k);
+}
+
+/* Parse spec (PATH[,ro][,engine=E][,direct=0|1], see the header) into *d. 0, or -EINVAL
+ * after a message on stderr that names the offending key. */
+static int dm_parse_disk(const char *spec, struct dm_disk *d)
+{
+    size_t len = strlen(spec), plen = len;
+    memset(d, 0, sizeof(*d));
+    d->cfg = (struct sx_ahci_cfg){ .path = d->path, .devfn = -1, .engine = SX_BIO_AUTO };
+    /* The options are the longest run of option-like words at the end. */
+    for (;;) {
+        size_t c = plen;
+        while (c > 0 && spec[c - 1] != ',')
+            c--;
+        if (c == 0 || !disk_opt_like(spec + c, plen - c))
+            break;
+        plen = c - 1;
     }
-    if (len == 0 || len >= sizeof(path)) {
-        fprintf(stderr, "splitxen-dm: --disk '%s': expected PATH[,ro]\n", spec);
+    if (plen == 0 || plen >= sizeof(d->path)) {
+        fprintf(stderr, "splitxen-dm: --disk '%s': expected PATH[,ro][,engine=E][,direct=0|1]\n",
+                spec);
         return -EINVAL;
     }
-    memcpy(path, spec, len);
-    path[len] = 0;
-    struct sx_ahci_cfg cfg = { .path = path, .read_only = ro, .devfn = -1, .engine = SX_BIO_AUTO };
-    int rc = sx_ahci_add(dm, &cfg, out);
-    if (rc < 0)
-        fprintf(stderr, "splitxen-dm: --disk %s: %s\n", path, strerror(-rc));
-    else
-        printf("ready engine=%s direct=%d sectors=%" PRIu64 "\n",
-               sx_bio_kind_name(sx_ahci_engine(*out)), sx_ahci_direct(*out), sx_ahci_sectors(*out));
+    memcpy(d->path, spec, plen);
+    d->path[plen] = 0;
+    bool seen_ro = false, seen_engine = false, seen_direct = false, *seen;
+    for (size_t pos = plen; pos < len;) {
+        const char *key = spec + pos + 1;
+        size_t tlen = strcspn(key, ",");
+        pos += 1 + tlen;
+        const char *eq = memchr(key, '=', tlen);
+        size_t klen = eq ? (size_t)(eq - key) : tlen;
+        const char *val = eq ? eq + 1 : "";
+        int vlen = eq ? (int)(tlen - klen - 1) : 0;
+        if (word_is(key, klen, "ro")) {
+            if (eq) {
+                fprintf(stderr, "splitxen-dm: --disk '%s': ro takes no value\n", spec);
+                return -EINVAL;
+            }
+            seen = &seen_ro;
+            d->cfg.read_only = true;
+        } else if (word_is(key, klen, "engine") && eq) {
+            int e = dm_engine_from_name(val, (size_t)vlen);
+            if (e < 0) {
+                fprintf(stderr, "splitxen-dm: --disk '%s': engine: '%.*s' is not one of auto, "
+                                "uring, aio, sync\n", spec, vlen, val);
+                return -EINVAL;
+            }
+            seen = &seen_engine;
+            d->cfg.engine = (enum sx_bio_kind)e;
+        } else if (word_is(key, klen, "direct") && eq) {
+            if (!word_is(val, (size_t)vlen, "0") && !word_is(val, (size_t)vlen, "1")) {
+                fprintf(stderr, "splitxen-dm: --disk '%s': direct: '%.*s' is not 0 or 1\n",
+                        spec, vlen, val);
+                return -EINVAL;
+            }
+            seen = &seen_direct;
+            d->cfg.no_direct = val[0] == '0';
+            d->want_direct = val[0] == '1';
+        } else {
+            fprintf(stderr, "splitxen-dm: --disk '%s': unknown option '%.*s' (ro, engine=, "
+                            "direct=)\n", spec, (int)klen, key);
+            return -EINVAL;
+        }
+        if (*seen) {
+            fprintf(stderr, "splitxen-dm: --disk '%s': %.*s given twice\n", spec, (int)klen, key);
+            return -EINVAL;
+        }
+        *seen = true;
+    }
+    return 0;
+}
+
+/* Emulated disks: an AHCI controller whose port 0 is the image of a --disk, on blkback's I/O
+ * engine (chosen per target unless engine= says). What was asked for explicitly must be what
+ * the disk got: the controller's own fallbacks (another engine, no O_DIRECT) fail here. */
+static int dm_add_disk(struct sx_dm *dm, const struct dm_disk *d, struct sx_ahci **out)
+{
+    int rc = sx_ahci_add(dm, &d->cfg, out);
+    if (rc < 0) {
+        fprintf(stderr, "splitxen-dm: --disk %s: %s\n", d->path, strerror(-rc));
+        return rc;
+    }
+    enum sx_bio_kind got = sx_ahci_engine(*out);
+    if (d->cfg.engine != SX_BIO_AUTO && got != d->cfg.engine) {
+        fprintf(stderr, "splitxen-dm: --disk %s: engine=%s is not available here (fell back to "
+                        "%s)\n", d->path, sx_bio_kind_name(d->cfg.engine), sx_bio_kind_name(got));
+        return -EOPNOTSUPP;
+    }
+    if (d->want_direct && !sx_ahci_direct(*out)) {
+        fprintf(stderr, "splitxen-dm: --disk %s: direct=1 but the file system refuses O_DIRECT\n",
+                d->path);
+        return -EOPNOTSUPP;
+    }
+    printf("ready engine=%s direct=%d sectors=%" PRIu64 "\n", sx_bio_kind_name(got),
+           sx_ahci_direct(*out), sx_ahci_sectors(*out));
     fflush(stdout);
-    return rc;
+    return 0;
 }
 
 static void print_ahci_stats(const struct sx_ahci *a)
@@ -126,7 +248,8 @@ int main(int argc, char **argv)
     };
     long domid = -1, vcpus = 0, spin_us = 20, first_slot = -1;
     const char *plat_name = "sim", *console = NULL;
-    const char *nics[DM_MAX_NICS] = { 0 }, *disks[DM_MAX_DISKS] = { 0 };
+    const char *nics[DM_MAX_NICS] = { 0 };
+    static struct dm_disk disks[DM_MAX_DISKS];
     unsigned nnics = 0, ndisks = 0;
     struct sx_e1000 *nic_dev[DM_MAX_NICS] = { 0 };
     struct sx_ahci *disk_dev = NULL;
@@ -172,7 +295,9 @@ int main(int argc, char **argv)
                 fprintf(stderr, "splitxen-dm: at most %d --disk\n", DM_MAX_DISKS);
                 return 2;
             }
-            disks[ndisks++] = optarg;
+            if (dm_parse_disk(optarg, &disks[ndisks]) < 0)
+                usage();
+            ndisks++;
             break;
         default:
             usage();
@@ -250,7 +375,7 @@ int main(int argc, char **argv)
         }
     }
     for (unsigned i = 0; i < ndisks; i++)
-        if ((rc = dm_add_disk(dm, disks[i], &disk_dev)) < 0)
+        if ((rc = dm_add_disk(dm, &disks[i], &disk_dev)) < 0)
             goto out;
     struct sx_ioreq_opts o = { .domid = (domid_t)domid, .nr_vcpus = (unsigned)vcpus,
                                .handler = sx_dm_ioreq_handler, .opaque = dm };
@@ -286,7 +411,8 @@ out:
                 print_e1000_stats(nic_dev[i], i);
     if (dm && disk_dev && sx_dm_dev_find(dm, "ahci"))
         print_ahci_stats(disk_dev);
-    sx_dm_set_ioreq(dm, NULL);
+    if (dm)   /* sx_dm_set_ioreq is not NULL-safe; dm is NULL when the platform failed */
+        sx_dm_set_ioreq(dm, NULL);
     sx_dm_close(dm);
     sx_ioreq_close(r);
     sx_plat_close(plat);
