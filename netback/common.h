@@ -5,7 +5,8 @@
  * Layout follows Linux drivers/net/xen-netback: one struct nb per daemon, one nb_vif per
  * backend/vif/<fe>/<devid> node, one nb_queue per negotiated queue with its own thread, event
  * channel handle, rings and preallocated buffers. The control plane runs on the main thread
- * only; a queue's data is touched only by its thread between nb_queue_start and nb_queue_stop.
+ * only; a queue's data is touched only by its thread between nb_queue_start and nb_queue_stop,
+ * except its steering inbox (nb_steer), which the vif's other queue threads fill under its lock.
  *
  * Functions return 0 (or a count) or -errno.
  */
@@ -51,6 +52,7 @@ enum nb_stat {
     NBS_RX_FATAL, NBS_RX_BATCHES, NBS_RX_NOTIFIES, NBS_RX_STALLS, NBS_RX_DROP_MCAST,
     NBS_SLEEPS, NBS_QUEUES, NBS_MAPPED_PAGES, NBS_CONNECTS,
     NBS_CTRL_REQS, NBS_CTRL_ERRORS, NBS_CTRL_FATAL, NBS_RX_HASH,
+    NBS_RX_STEERED, NBS_RX_DROP_STEER,
     NBS_NR
 };
 extern const char *const nb_stat_names[];
@@ -105,6 +107,7 @@ struct nb_hash_cfg {                     /* what the rx path needs, snapshot per
 };
 struct nb_hash {
     pthread_mutex_t lock;
+    atomic_bool active;                  /* cfg.alg != NONE; read without the lock (rx path) */
     struct nb_hash_cfg cfg;
     uint32_t size;                       /* mapping entries; 0: hash % nqueues */
     uint32_t mapping[NB_HASH_MAPPING_MAX];
@@ -121,6 +124,18 @@ bool nb_hash_frame(const struct nb_hash_cfg *cfg, const uint8_t *frame, uint32_t
 /* The frontend queue for hash (Linux xenvif_select_queue): mapping[hash % size], or
  * hash % nqueues without a table. */
 unsigned nb_hash_queue(struct nb_hash *h, uint32_t hash);
+static inline unsigned nb_hash_pick(const uint32_t *mapping, uint32_t size, unsigned nqueues,
+                                    uint32_t hash)
+{
+    return size ? mapping[hash % size] : hash % nqueues;
+}
+/* What a steering rx reader needs, copied once per batch (the table only when one is set). */
+struct nb_hash_snap {
+    struct nb_hash_cfg cfg;
+    uint32_t size, nqueues;
+    uint32_t mapping[NB_HASH_MAPPING_MAX];
+};
+void nb_hash_snapshot(struct nb_hash *h, struct nb_hash_snap *s);
 /* Grant copy of len bytes from the frontend's gref (offset 0) into dst: 0 or -errno. */
 typedef int nb_ctrl_copy_fn(void *arg, uint32_t gref, void *dst, uint32_t len);
 /* Serve one control request (a private copy). rsp gets id, type, status and data. */
@@ -158,9 +173,33 @@ struct nb_rxframe {                      /* a frame read from the TAP */
     uint32_t len;                        /* frame bytes after the header */
     bool ready;                          /* meta computed (never convert twice: sw csum) */
     struct sx_net_netif_meta meta;
+    bool hashed;                         /* has_hash/htype/hash computed (by a steering
+                                            reader: the hash that chose the queue) */
     bool has_hash;                       /* a XEN_NETIF_EXTRA_TYPE_HASH extra follows */
     uint8_t htype;
     uint32_t hash;
+};
+
+/*
+ * Rx steering (steer.c), Linux xenvif_select_queue: with a hash algorithm set, the frontend's
+ * mapping table, not the kernel's TAP queue choice, decides which rx ring a frame goes to.
+ * The queue thread that reads a frame from its TAP queue hashes it; a frame for another queue
+ * is handed to that queue's inbox: NB_STEER_SLOTS frame slots, each always owning one
+ * NB_RX_FRAME_MAX buffer (full, or a spare), so a handoff swaps buffers and copies nothing.
+ * Producers (the vif's other queue threads) and the owner take the short mutex; `count` is
+ * also read without it. A full inbox drops (rx_drop_steer). The owner sleeps with `sleeping`
+ * set and kickfd in its poll set; a producer that added frames kicks it only then.
+ * Inboxes exist only for a vif with more than one queue and a ctrl ring (nothing else can set
+ * an algorithm), allocated at connect time.
+ */
+#define NB_STEER_SLOTS NB_RX_BATCH       /* frames an inbox holds (power of two) */
+struct nb_steer {
+    pthread_mutex_t lock;
+    atomic_uint count;                   /* full slots, from head (written under lock) */
+    unsigned head;                       /* under lock */
+    atomic_bool sleeping;                /* the owner is (about to be) asleep in poll */
+    int kickfd;                          /* eventfd in the owner's poll set */
+    struct nb_rxframe slot[NB_STEER_SLOTS];
 };
 
 struct nb_queue {
@@ -193,6 +232,7 @@ struct nb_queue {
     xengnttab_grant_copy_segment_t *rxsegs;
     netif_rx_response_t *rxrsp;          /* NB_RX_SEGS + NB_RX_BATCH staged responses */
     bool rx_need_slots;                  /* a frame waits for rx buffers: do not read the TAP */
+    struct nb_steer *steer;              /* this queue's inbox; NULL: the vif never steers */
 };
 
 struct nb;
@@ -264,6 +304,19 @@ void nb_queue_stop(struct nb_queue *q);      /* join; idempotent */
 int nb_tx_action(struct nb_queue *q);
 /* rx.c: one batch. Returns frames handled (>= 0) or -EPROTO. */
 int nb_rx_action(struct nb_queue *q);
+/* steer.c: the inbox of q, allocated before any queue thread of the vif starts and freed
+ * after all of them stopped. 0 or -errno. */
+int nb_steer_alloc(struct nb_queue *q);
+void nb_steer_free(struct nb_queue *q);     /* NULL-safe, idempotent */
+/* rx (reader): hash the frames q->rxf[first..rxf_pending) per hs, hand those another queue
+ * is to get to its inbox and keep q's own (in order) at the front. Returns frames handed. */
+unsigned nb_steer_route(struct nb_queue *q, unsigned first, const struct nb_hash_snap *hs);
+/* rx (owner): move frames from q's inbox into q->rxf while there is room. Returns frames. */
+unsigned nb_steer_pull(struct nb_queue *q);
+/* Loop (owner), before sleeping: announce it; false when frames arrived meanwhile (do not
+ * sleep). After poll: nb_steer_wake (kicked: kickfd was readable). */
+bool nb_steer_sleep(struct nb_queue *q);
+void nb_steer_wake(struct nb_queue *q, bool kicked);
 /* rx: true when the loop should poll the TAP fd for input. */
 static inline bool nb_rx_wants_tap(const struct nb_queue *q)
 {

@@ -35,6 +35,7 @@ void nb_hash_init(struct nb_hash *h, unsigned nqueues)
     h->size = 0;
     memset(h->mapping, 0, sizeof(h->mapping));
     h->nqueues = nqueues ? nqueues : 1;
+    atomic_store_explicit(&h->active, false, memory_order_relaxed);
     pthread_mutex_unlock(&h->lock);
 }
 
@@ -121,9 +122,20 @@ bool nb_hash_frame(const struct nb_hash_cfg *cfg, const uint8_t *frame, uint32_t
 unsigned nb_hash_queue(struct nb_hash *h, uint32_t hash)
 {
     pthread_mutex_lock(&h->lock);
-    unsigned q = h->size ? h->mapping[hash % h->size] : hash % h->nqueues;
+    unsigned q = nb_hash_pick(h->mapping, h->size, h->nqueues, hash);
     pthread_mutex_unlock(&h->lock);
     return q;
+}
+
+void nb_hash_snapshot(struct nb_hash *h, struct nb_hash_snap *s)
+{
+    pthread_mutex_lock(&h->lock);
+    s->cfg = h->cfg;
+    s->size = h->size;
+    s->nqueues = h->nqueues;
+    if (h->cfg.alg != XEN_NETIF_CTRL_HASH_ALGORITHM_NONE)
+        memcpy(s->mapping, h->mapping, h->size * sizeof(h->mapping[0]));
+    pthread_mutex_unlock(&h->lock);
 }
 
 void nb_ctrl_handle(struct nb_hash *h, const struct xen_netif_ctrl_request *req,
@@ -143,6 +155,9 @@ void nb_ctrl_handle(struct nb_hash *h, const struct xen_netif_ctrl_request *req,
         }
         pthread_mutex_lock(&h->lock);
         h->cfg.alg = d0;
+        /* a hint for the rx path's lock-free check; the locked snapshot decides */
+        atomic_store_explicit(&h->active, d0 != XEN_NETIF_CTRL_HASH_ALGORITHM_NONE,
+                              memory_order_relaxed);
         pthread_mutex_unlock(&h->lock);
         break;
     case XEN_NETIF_CTRL_TYPE_GET_HASH_FLAGS:

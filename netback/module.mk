@@ -18,11 +18,11 @@ netback_tap_test_LIBS := sxnetback sxcommon
 netback_tap_test_LDLIBS := -lcunit -lmnl
 
 # The daemon: control plane (xenbus.c), tx (netback.c), rx (rx.c), credit limiter (rate.c),
-# multicast control (mcast.c).
+# multicast control (mcast.c), ctrl ring and hashing (hash.c), rx steering (steer.c).
 # Split into a library so the hostile-frontend test can run it in-process.
 LIBS += sxnetbackd
 sxnetbackd_SRCS := netback/xenbus.c netback/netback.c netback/rx.c netback/rate.c \
-                   netback/mcast.c netback/hash.c
+                   netback/mcast.c netback/hash.c netback/steer.c
 NETBACKD_LIBS = sxnetbackd sxnetback sxxenbus sxring $(SX_PLAT_LIBS)
 NETBACKD_LDLIBS = $(SX_PLAT_LDLIBS) -lmnl -lpthread
 

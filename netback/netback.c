@@ -86,6 +86,7 @@ void nb_queue_free(struct nb_queue *q)
     q->rxf = NULL;
     q->rxsegs = NULL;
     q->rxrsp = NULL;
+    nb_steer_free(q);
     if (q->stopfd >= 0)
         close(q->stopfd);
     q->stopfd = -1;
@@ -353,10 +354,15 @@ static void *queue_main(void *arg)
             if (f > 0 && q->rx_need_slots)
                 continue;
         }
-        struct pollfd pf[3] = {
+        /* Steering: frames other queues hand us wake us too, when we can take them. */
+        bool kick = q->steer && nb_rx_wants_tap(q);
+        if (kick && !nb_steer_sleep(q))
+            continue;
+        struct pollfd pf[4] = {
             { .fd = sx_evtchn_fd(q->ev), .events = POLLIN },
             { .fd = q->stopfd, .events = POLLIN },
             { .fd = q->tapfd, .events = nb_rx_wants_tap(q) ? POLLIN : 0 },
+            { .fd = kick ? q->steer->kickfd : -1, .events = POLLIN },
         };
         int timeout = -1;
         if (q->rate_wait_ns) {
@@ -364,7 +370,10 @@ static void *queue_main(void *arg)
             timeout = q->rate_wait_ns > now ? (int)((q->rate_wait_ns - now) / 1000000u) + 1 : 0;
         }
         stat_add(q, NBS_SLEEPS, 1);
-        if (poll(pf, 3, timeout) < 0 && errno != EINTR) {
+        int prc = poll(pf, kick ? 4 : 3, timeout);
+        if (kick)
+            nb_steer_wake(q, prc > 0 && (pf[3].revents & POLLIN));
+        if (prc < 0 && errno != EINTR) {
             sx_err("vif%u.%u q%u: poll: %s", v->fe_domid, v->devid, q->id, strerror(errno));
             break;
         }

@@ -11,6 +11,12 @@
  * Backlog: at most NB_RX_BATCH frames are held. When the frontend has not posted enough
  * buffers for the next frame, the TAP is not read any more (rx_need_slots) until it does: the
  * kernel's TAP queue (txqueuelen) then drops and counts, our memory never grows.
+ *
+ * Steering (steer.c): with a hash algorithm set on a multi-queue vif, frames read here that
+ * the frontend's mapping gives to another queue are handed to its inbox (at most
+ * NB_STEER_SLOTS more frames held per queue, drops counted), and frames other queues handed to
+ * this one are taken from its inbox. Without an algorithm the path is the plain one plus one
+ * relaxed load of the inbox count and one of the algorithm flag per call.
  */
 #define SX_LOG_MODULE "netback"
 #include "log.h"
@@ -78,6 +84,7 @@ static unsigned rx_fill(struct nb_queue *q)
         }
         f->len = (uint32_t)(r - SX_TAP_VNET_HDR_LEN);
         f->ready = false;
+        f->hashed = false;
         q->rxf_pending++;
         n++;
     }
@@ -90,10 +97,25 @@ int nb_rx_action(struct nb_queue *q)
     if (q->halted)
         return -EPROTO;
     unsigned nread = 0;
-    if (!q->rx_need_slots)
-        nread = rx_fill(q);
+    struct nb_hash_cfg hc;
+    bool have_hc = false;
+    if (q->steer)
+        nread += nb_steer_pull(q);   /* frames other queues steered here (hashed already) */
+    if (!q->rx_need_slots) {
+        unsigned first = q->rxf_pending;
+        nread += rx_fill(q);
+        if (q->steer && q->rxf_pending > first &&
+            atomic_load_explicit(&v->hash.active, memory_order_relaxed)) {
+            struct nb_hash_snap hs;
+            nb_hash_snapshot(&v->hash, &hs);
+            if (hs.cfg.alg != XEN_NETIF_CTRL_HASH_ALGORITHM_NONE)
+                nb_steer_route(q, first, &hs);
+            hc = hs.cfg;
+            have_hc = true;
+        }
+    }
     if (!q->rxf_pending)
-        return 0;
+        return (int)nread;   /* 0, or every frame read went to another queue */
 
     unsigned nframes = 0, nsegs = 0, nrsp = 0, dropped = 0;
     uint16_t seg0[NB_RX_BATCH], fsegs[NB_RX_BATCH], rsp0[NB_RX_BATCH];
@@ -103,10 +125,11 @@ int nb_rx_action(struct nb_queue *q)
      * do) and the hash configuration the ctrl ring set. */
     const unsigned hr = atomic_load(&v->xdp_headroom);
     const unsigned per = SX_NET_PAGE_SIZE - hr;
-    struct nb_hash_cfg hc;
-    pthread_mutex_lock(&v->hash.lock);
-    hc = v->hash.cfg;
-    pthread_mutex_unlock(&v->hash.lock);
+    if (!have_hc) {
+        pthread_mutex_lock(&v->hash.lock);
+        hc = v->hash.cfg;
+        pthread_mutex_unlock(&v->hash.lock);
+    }
 
     for (; nframes < q->rxf_pending; nframes++) {
         struct nb_rxframe *f = &q->rxf[nframes];
@@ -124,7 +147,9 @@ int nb_rx_action(struct nb_queue *q)
                 dropped++;
                 continue;
             }
-            f->has_hash = nb_hash_frame(&hc, frame, f->len, &f->hash, &f->htype);
+            if (!f->hashed)   /* a steering reader's hash is the one that chose the queue */
+                f->has_hash = nb_hash_frame(&hc, frame, f->len, &f->hash, &f->htype);
+            f->hashed = true;
             f->ready = true;
         }
         if (f->len > per && !v->sg) {

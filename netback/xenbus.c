@@ -38,6 +38,7 @@ const char *const nb_stat_names[] = {
     "rx_fatal", "rx_batches", "rx_notifies", "rx_stalls", "rx_drop_mcast",
     "sleeps", "queues", "mapped_pages", "connects",
     "ctrl_reqs", "ctrl_errors", "ctrl_fatal", "rx_hash",
+    "rx_steered", "rx_drop_steer",
     NULL,
 };
 _Static_assert(sizeof(nb_stat_names) / sizeof(nb_stat_names[0]) == NBS_NR + 1, "stat names");
@@ -97,6 +98,10 @@ static void vif_disconnect(struct nb_vif *v)
     if (!v->connected && !v->nqueues)
         return;
     nb_ctrl_disconnect(v);
+    /* Every queue thread stops before any queue is freed: they hand frames to each other's
+     * steering inboxes. */
+    for (unsigned i = 0; i < v->nqueues; i++)
+        nb_queue_stop(&v->q[i]);
     for (unsigned i = 0; i < v->nqueues; i++)
         queue_teardown(v->nb, &v->q[i]);
     sx_stats_set(&v->stats, NBS_QUEUES, 0);
@@ -309,6 +314,11 @@ static int vif_connect(struct nb_vif *v)
     }
     if ((rc = nb_ctrl_connect(v)) < 0)
         goto fail;
+    /* Rx steering inboxes: only a frontend with a ctrl ring can set a hash algorithm, and
+     * one queue has nowhere to steer to. */
+    for (unsigned i = 0; v->nqueues > 1 && v->ctrl.mem && i < v->nqueues; i++)
+        if ((rc = nb_steer_alloc(&v->q[i])) < 0)
+            goto fail;
     /* Only the negotiated TAP queues receive: a detached queue gets no frames. */
     for (unsigned i = 0; i < sx_tap_nqueues(v->tap); i++)
         if ((rc = tap_queue_attach(v, i, i < v->nqueues)) < 0) {

@@ -561,6 +561,13 @@ static void test_multicast_control_filters_rx(void)
 
 /* ------------------------------------------------------------- ctrl ring, xdp headroom */
 
+/* The Microsoft RSS verification key. */
+static const uint8_t rss_key[40] = {
+    0x6d, 0x5a, 0x56, 0xda, 0x25, 0x5b, 0x0e, 0xc2, 0x41, 0x67, 0x25, 0x3d, 0x43, 0xa3,
+    0x8f, 0xb0, 0xd0, 0xca, 0x2b, 0xcb, 0xae, 0x7b, 0x30, 0xb4, 0x77, 0xcb, 0x2d, 0xa3,
+    0x80, 0x30, 0xf2, 0x0c, 0x6a, 0x42, 0xb7, 0x3b, 0xbe, 0xac, 0x01, 0xfa,
+};
+
 struct ctrlfe {
     void *mem, *pg;
     grant_ref_t ref, pgref;
@@ -569,22 +576,28 @@ struct ctrlfe {
 };
 static struct ctrlfe cf;
 
-static int ctrl_setup(struct tf *t)
+/* Offer a ctrl ring (cf) in frontend directory fe of guest g. */
+static int ctrl_setup_on(struct guest *g, const char *fe)
 {
     int rc;
     memset(&cf, 0, sizeof(cf));
-    if ((rc = sx_gntshr_share(t->g->gs, 0, 1, true, &cf.ref, &cf.mem)) ||
-        (rc = sx_gntshr_share(t->g->gs, 0, 1, false, &cf.pgref, &cf.pg)))
+    if ((rc = sx_gntshr_share(g->gs, 0, 1, true, &cf.ref, &cf.mem)) ||
+        (rc = sx_gntshr_share(g->gs, 0, 1, false, &cf.pgref, &cf.pg)))
         return rc;
     if ((rc = sx_front_ring_init(&cf.r, cf.mem, 4096, sizeof(struct xen_netif_ctrl_request),
                                  sizeof(struct xen_netif_ctrl_response))))
         return rc;
-    if ((cf.port = sx_evtchn_bind_unbound(t->g->ev, 0)) < 0)
+    if ((cf.port = sx_evtchn_bind_unbound(g->ev, 0)) < 0)
         return cf.port;
-    if ((rc = sx_xenbus_printf(xb, XBT_NULL, t->fe, "ctrl-ring-ref", "%u", cf.ref)) ||
-        (rc = sx_xenbus_printf(xb, XBT_NULL, t->fe, "event-channel-ctrl", "%d", cf.port)))
+    if ((rc = sx_xenbus_printf(xb, XBT_NULL, fe, "ctrl-ring-ref", "%u", cf.ref)) ||
+        (rc = sx_xenbus_printf(xb, XBT_NULL, fe, "event-channel-ctrl", "%d", cf.port)))
         return rc;
     return 0;
+}
+
+static int ctrl_setup(struct tf *t)
+{
+    return ctrl_setup_on(t->g, t->fe);
 }
 
 /* One control request; the response's status (data in *data), or 0xdead on no answer. */
@@ -686,12 +699,7 @@ static void test_ctrl_ring_messages_and_hash_extra(void)
                     XEN_NETIF_CTRL_STATUS_INVALID_PARAMETER);
     CU_ASSERT_EQUAL(ctrl_req(XEN_NETIF_CTRL_TYPE_SET_HASH_FLAGS, XEN_NETIF_CTRL_HASH_TYPE_IPV4,
                              0, 0, NULL), XEN_NETIF_CTRL_STATUS_SUCCESS);
-    static const uint8_t key[40] = {
-        0x6d, 0x5a, 0x56, 0xda, 0x25, 0x5b, 0x0e, 0xc2, 0x41, 0x67, 0x25, 0x3d, 0x43, 0xa3,
-        0x8f, 0xb0, 0xd0, 0xca, 0x2b, 0xcb, 0xae, 0x7b, 0x30, 0xb4, 0x77, 0xcb, 0x2d, 0xa3,
-        0x80, 0x30, 0xf2, 0x0c, 0x6a, 0x42, 0xb7, 0x3b, 0xbe, 0xac, 0x01, 0xfa,
-    };
-    memcpy(cf.pg, key, 40);
+    memcpy(cf.pg, rss_key, 40);
     CU_ASSERT_EQUAL(ctrl_req(XEN_NETIF_CTRL_TYPE_SET_HASH_KEY, cf.pgref, 41, 0, NULL),
                     XEN_NETIF_CTRL_STATUS_BUFFER_OVERFLOW);
     CU_ASSERT_EQUAL(ctrl_req(XEN_NETIF_CTRL_TYPE_SET_HASH_KEY, 424242, 40, 0, NULL),
@@ -759,6 +767,422 @@ static void test_ctrl_ring_messages_and_hash_extra(void)
     CU_ASSERT_TRUE(tf_send_ok(&hv));
     CU_ASSERT_EQUAL(st_get(&hv, "tx_fatal"), 0);
     CU_ASSERT_EQUAL(st_get(&hv, "rx_fatal"), 0);
+    good_still_works();
+}
+
+/* ------------------------------------------------- rx steering: 2 queues and a ctrl ring */
+
+/*
+ * A frontend with two queues and a ctrl ring on a fresh vif of H; a TAP of the test's own on
+ * the bridge plays the world side. MQ_FLOWS IPv4 flows (TCP and UDP, distinct addresses and
+ * ports) go out of the world TAP to a unicast MAC the bridge does not know (flooded to every
+ * port, the vif's included); the kernel's TAP queue selection puts each flow on one of the
+ * vif's two TAP queues. Each frame carries a marker, its phase and flow and sequence number.
+ */
+#define MQ_NQ 2
+#define MQ_RXB 32                        /* rx buffers posted per queue */
+#define MQ_FLOWS 16
+#define MQ_PKTS 3                        /* frames per flow per phase */
+
+struct mqq {
+    void *txmem, *rxmem, *rxbuf;
+    grant_ref_t txref, rxref, rxrefs[MQ_RXB];
+    struct sx_front_ring tx, rx;
+    int port;
+};
+struct mqf {
+    bool up;
+    char be[128], fe[128];
+    struct sx_stats st;
+    struct mqq q[MQ_NQ];
+};
+static struct mqf mq;
+static struct sx_tap *world;
+static int mq_tapq[MQ_FLOWS];            /* the queue each flow lands on without steering */
+static bool mq_baseline;                 /* mq_tapq is known and uses both queues */
+
+struct mq_obs {                          /* what arrived for (flow, seq) in this phase */
+    int queue, count;
+    bool has_ex, hash_ok;
+    uint32_t hash;
+};
+static struct mq_obs obs[MQ_FLOWS][MQ_PKTS];
+static unsigned mq_stray;                /* frames of ours with a bad id/offset/extra chain */
+
+/* Post n more rx buffers on queue qi: the request at ring index i uses buffer i % MQ_RXB. */
+static void mq_post(struct mqf *m, unsigned qi, unsigned n)
+{
+    struct mqq *q = &m->q[qi];
+    for (unsigned k = 0; k < n; k++) {
+        RING_IDX i = q->rx.req_prod_pvt;
+        netif_rx_request_t r = { .id = (uint16_t)(i % MQ_RXB), .gref = q->rxrefs[i % MQ_RXB] };
+        CU_ASSERT_EQUAL(sx_front_ring_put_req(&q->rx, &r), 0);
+    }
+    sx_front_ring_push(&q->rx);
+    sx_evtchn_notify(H.ev, (evtchn_port_t)q->port);
+}
+
+static int mq_open(struct mqf *m, unsigned dev)
+{
+    memset(m, 0, sizeof(*m));
+    sx_xenbus_backend_path(m->be, sizeof(m->be), 0, "vif", H.dom, dev);
+    sx_xenbus_frontend_path(m->fe, sizeof(m->fe), H.dom, "vif", dev);
+    int rc;
+    if ((rc = sx_xenbus_write(xb, XBT_NULL, m->fe, "backend", m->be)) ||
+        (rc = sx_xenbus_write(xb, XBT_NULL, m->fe, "backend-id", "0")) ||
+        (rc = sx_xenbus_write(xb, XBT_NULL, m->fe, "mac", "00:16:3e:00:00:02")) ||
+        (rc = sx_xenbus_write(xb, XBT_NULL, m->fe, "state", "1")) ||
+        (rc = sx_xenbus_write(xb, XBT_NULL, m->be, "frontend", m->fe)) ||
+        (rc = sx_xenbus_printf(xb, XBT_NULL, m->be, "frontend-id", "%u", H.dom)) ||
+        (rc = sx_xenbus_write(xb, XBT_NULL, m->be, "online", "1")) ||
+        (rc = sx_xenbus_write(xb, XBT_NULL, m->be, "bridge", "sxhbr0")) ||
+        (rc = sx_xenbus_printf(xb, XBT_NULL, m->be, "queues", "%u", MQ_NQ)) ||
+        (rc = sx_xenbus_write(xb, XBT_NULL, m->be, "state", "1")))
+        return rc;
+    if ((rc = wait_state(m->be, XenbusStateInitWait, 20000)))
+        return rc;
+    char path[256];
+    snprintf(path, sizeof(path), "%s/stats/vif-%u-%u", env.dir, H.dom, dev);
+    if ((rc = sx_stats_open_ro(&m->st, path)))
+        return rc;
+    for (unsigned i = 0; i < MQ_NQ; i++) {
+        struct mqq *q = &m->q[i];
+        if ((rc = sx_gntshr_share(H.gs, 0, 1, true, &q->txref, &q->txmem)) ||
+            (rc = sx_gntshr_share(H.gs, 0, 1, true, &q->rxref, &q->rxmem)) ||
+            (rc = sx_gntshr_share(H.gs, 0, MQ_RXB, true, q->rxrefs, &q->rxbuf)))
+            return rc;
+        sx_front_ring_init(&q->tx, q->txmem, 4096, sizeof(netif_tx_request_t),
+                           sizeof(netif_tx_response_t));
+        sx_front_ring_init(&q->rx, q->rxmem, 4096, sizeof(netif_rx_request_t),
+                           sizeof(netif_rx_response_t));
+        if ((q->port = sx_evtchn_bind_unbound(H.ev, 0)) < 0)
+            return q->port;
+        char dir[200];
+        snprintf(dir, sizeof(dir), "%s/queue-%u", m->fe, i);
+        if ((rc = sx_xenbus_printf(xb, XBT_NULL, dir, "tx-ring-ref", "%u", q->txref)) ||
+            (rc = sx_xenbus_printf(xb, XBT_NULL, dir, "rx-ring-ref", "%u", q->rxref)) ||
+            (rc = sx_xenbus_printf(xb, XBT_NULL, dir, "event-channel", "%d", q->port)))
+            return rc;
+    }
+    if ((rc = sx_xenbus_printf(xb, XBT_NULL, m->fe, "multi-queue-num-queues", "%u", MQ_NQ)) ||
+        (rc = sx_xenbus_write(xb, XBT_NULL, m->fe, "request-rx-copy", "1")) ||
+        (rc = sx_xenbus_write(xb, XBT_NULL, m->fe, "feature-rx-notify", "1")) ||
+        (rc = sx_xenbus_write(xb, XBT_NULL, m->fe, "feature-sg", "1")) ||
+        (rc = ctrl_setup_on(&H, m->fe)) ||
+        (rc = sx_xenbus_write(xb, XBT_NULL, m->fe, "state", "4")))
+        return rc;
+    if ((rc = wait_state(m->be, XenbusStateConnected, 20000)))
+        return rc;
+    for (unsigned i = 0; i < MQ_NQ; i++)
+        mq_post(m, i, MQ_RXB);
+    m->up = true;
+    return 0;
+}
+
+/* Flow f's frame (phase ph, sequence seq) into buf; returns its length. Even flows TCP, odd
+ * UDP; 192.0.2.1 -> 198.51.100.(10 + f), distinct ports. */
+static unsigned mq_frame(uint8_t *buf, unsigned f, uint8_t ph, uint8_t seq)
+{
+    memset(buf, 0, 128);
+    memcpy(buf, (uint8_t[]){ 0x00, 0x16, 0x3e, 0x00, 0x00, 0x02 }, 6);
+    memcpy(buf + 6, (uint8_t[]){ 0x02, 0x00, 0x00, 0x00, 0x00, 0x01 }, 6);
+    buf[12] = 0x08;
+    uint8_t *ip = buf + 14, *l4 = ip + 20;
+    bool tcp = f % 2 == 0;
+    unsigned l4len = tcp ? 20 : 8, tot = 20 + l4len + 8;
+    ip[0] = 0x45;
+    ip[2] = (uint8_t)(tot >> 8);
+    ip[3] = (uint8_t)tot;
+    ip[8] = 64;
+    ip[9] = tcp ? 6 : 17;
+    memcpy(ip + 12, (uint8_t[]){ 192, 0, 2, 1, 198, 51, 100, (uint8_t)(10 + f) }, 8);
+    uint32_t sum = 0;
+    for (unsigned i = 0; i < 20; i += 2)
+        sum += (uint32_t)(ip[i] << 8 | ip[i + 1]);
+    while (sum >> 16)
+        sum = (sum & 0xffff) + (sum >> 16);
+    ip[10] = (uint8_t)(~sum >> 8);
+    ip[11] = (uint8_t)~sum;
+    uint16_t sport = (uint16_t)(20000 + 37 * f), dport = (uint16_t)(80 + f);
+    l4[0] = (uint8_t)(sport >> 8);
+    l4[1] = (uint8_t)sport;
+    l4[2] = (uint8_t)(dport >> 8);
+    l4[3] = (uint8_t)dport;
+    if (tcp) {
+        l4[12] = 5 << 4;
+        l4[13] = 0x18;                   /* PSH ACK */
+        l4[15] = 0xff;                   /* window */
+    } else {
+        l4[5] = 16;                      /* UDP length */
+    }
+    uint8_t *p = l4 + l4len;
+    memcpy(p, "SXST", 4);
+    p[4] = ph;
+    p[5] = (uint8_t)f;
+    p[6] = seq;
+    unsigned len = 14 + tot;
+    return len < 60 ? 60 : len;
+}
+
+/* Take every response on queue qi, repost the buffers, record our frames of phase ph. With
+ * cfg, the hash extra must be there and equal nb_hash_frame(cfg) of the frame received. */
+static void mq_drain(struct mqf *m, unsigned qi, uint8_t ph, const struct nb_hash_cfg *cfg)
+{
+    struct mqq *q = &m->q[qi];
+    unsigned used = 0;
+    for (;;) {
+        RING_IDX at = q->rx.rsp_cons;
+        netif_rx_response_t r;
+        if (sx_front_ring_take_rsp(&q->rx, &r, 1) != 1)
+            break;
+        used++;
+        netif_extra_info_t hx;
+        memset(&hx, 0, sizeof(hx));
+        bool has_hx = false, chain_ok = true;
+        if (r.flags & NETRXF_extra_info) {
+            uint8_t more = XEN_NETIF_EXTRA_FLAG_MORE;
+            while (more & XEN_NETIF_EXTRA_FLAG_MORE) {
+                netif_rx_response_t xr;
+                if (sx_front_ring_take_rsp(&q->rx, &xr, 1) != 1) {
+                    chain_ok = false;    /* a frame's slots are pushed together */
+                    break;
+                }
+                used++;
+                netif_extra_info_t x;
+                memcpy(&x, &xr, sizeof(x));
+                if (x.type == XEN_NETIF_EXTRA_TYPE_HASH) {
+                    hx = x;
+                    has_hx = true;
+                }
+                more = x.flags;
+            }
+        }
+        if (r.status < 14 || r.offset + r.status > 4096)
+            continue;
+        const uint8_t *f = (const uint8_t *)q->rxbuf + (at % MQ_RXB) * 4096 + r.offset;
+        if (f[12] != 0x08 || f[13] != 0x00 || f[26] != 192 || f[27] != 0 || f[28] != 2 ||
+            f[29] != 1)
+            continue;
+        unsigned l4len = f[23] == 6 ? 20 : 8;
+        const uint8_t *p = f + 34 + l4len;
+        if (r.status < (int)(34 + l4len + 7) || memcmp(p, "SXST", 4))
+            continue;
+        if (!chain_ok || r.id != at % MQ_RXB || p[5] >= MQ_FLOWS || p[6] >= MQ_PKTS) {
+            mq_stray++;
+            continue;
+        }
+        if (p[4] != ph)
+            continue;                    /* late from an earlier phase */
+        struct mq_obs *o = &obs[p[5]][p[6]];
+        o->queue = (int)qi;
+        o->count++;
+        o->has_ex = has_hx;
+        if (has_hx) {
+            memcpy(&o->hash, hx.u.hash.value, 4);
+            uint32_t want;
+            uint8_t type;
+            o->hash_ok = cfg && nb_hash_frame(cfg, f, (uint32_t)r.status, &want, &type) &&
+                         o->hash == want && hx.u.hash.type == type &&
+                         hx.u.hash.algorithm == XEN_NETIF_CTRL_HASH_ALGORITHM_TOEPLITZ;
+        }
+    }
+    if (used)
+        mq_post(m, qi, used);
+}
+
+static bool mq_round_done(unsigned seq)
+{
+    for (unsigned f = 0; f < MQ_FLOWS; f++)
+        if (!obs[f][seq].count)
+            return false;
+    return true;
+}
+
+/* Send MQ_PKTS rounds of one frame per flow (phase ph) from the world side and collect what
+ * arrives on both queues. Returns the frames that arrived. */
+static unsigned mq_phase(struct mqf *m, uint8_t ph, const struct nb_hash_cfg *cfg)
+{
+    for (unsigned f = 0; f < MQ_FLOWS; f++)
+        for (unsigned k = 0; k < MQ_PKTS; k++)
+            obs[f][k] = (struct mq_obs){ .queue = -1 };
+    int fd = sx_tap_fd(world, 0);
+    for (unsigned seq = 0; seq < MQ_PKTS; seq++) {
+        for (unsigned f = 0; f < MQ_FLOWS; f++) {
+            uint8_t b[SX_TAP_VNET_HDR_LEN + 128] = { 0 };
+            unsigned len = mq_frame(b + SX_TAP_VNET_HDR_LEN, f, ph, (uint8_t)seq);
+            CU_ASSERT_EQUAL(write(fd, b, SX_TAP_VNET_HDR_LEN + len),
+                            (ssize_t)(SX_TAP_VNET_HDR_LEN + len));
+        }
+        uint64_t end = now_ms() + 5000;
+        while (!mq_round_done(seq) && now_ms() < end) {
+            for (unsigned i = 0; i < MQ_NQ; i++)
+                mq_drain(m, i, ph, cfg);
+            usleep(2000);
+        }
+    }
+    usleep(50000);                       /* duplicates would show now */
+    for (unsigned i = 0; i < MQ_NQ; i++)
+        mq_drain(m, i, ph, cfg);
+    unsigned got = 0;
+    for (unsigned f = 0; f < MQ_FLOWS; f++)
+        for (unsigned k = 0; k < MQ_PKTS; k++)
+            got += obs[f][k].count == 1;
+    return got;
+}
+
+/* Every frame of the phase arrived once, on the queue want(flow, hash) names, with a hash
+ * extra that matches nb_hash_frame (with an algorithm) or without one (without). Returns the
+ * number of frames that do not. */
+static unsigned mq_check(const struct nb_hash_cfg *cfg, const uint32_t *map, uint32_t size,
+                         bool steered)
+{
+    unsigned bad = 0;
+    for (unsigned f = 0; f < MQ_FLOWS; f++)
+        for (unsigned k = 0; k < MQ_PKTS; k++) {
+            const struct mq_obs *o = &obs[f][k];
+            int want = steered ? (int)nb_hash_pick(map, size, MQ_NQ, o->hash) : mq_tapq[f];
+            bool ok = o->count == 1 && o->queue == want &&
+                      (cfg ? o->has_ex && o->hash_ok : !o->has_ex);
+            if (!ok) {
+                fprintf(stderr, "flow %u frame %u: count %d queue %d (want %d) extra %d "
+                        "hash %08x ok %d\n", f, k, o->count, o->queue, want, o->has_ex,
+                        o->hash, o->hash_ok);
+                bad++;
+            }
+        }
+    return bad;
+}
+
+static uint64_t mq_stat(const char *name)
+{
+    return sx_stats_get(&mq.st, name);
+}
+
+static bool mq_ready(void)
+{
+    if (mq.up)
+        return true;
+    int rc = mq_open(&mq, next_dev++);
+    CU_ASSERT_EQUAL(rc, 0);
+    if (rc)
+        return false;
+    struct sx_tap_config tc = { .name = "sxworld0", .nqueues = 1, .bridge = "sxhbr0",
+                                .up = true };
+    rc = sx_tap_open(&tc, &world);
+    CU_ASSERT_EQUAL(rc, 0);
+    if (rc)
+        return false;
+    /* The new bridge port may need a moment: send until one of our frames arrives. */
+    uint64_t end = now_ms() + 20000;
+    bool any = false;
+    while (!any && now_ms() < end) {
+        mq_phase(&mq, 0, NULL);
+        for (unsigned f = 0; f < MQ_FLOWS && !any; f++)
+            any = obs[f][MQ_PKTS - 1].count > 0;
+    }
+    CU_ASSERT_TRUE(any);
+    return any;
+}
+
+static void test_rx_no_hash_algorithm_keeps_tap_queue(void)
+{
+    /* Two queues and a ctrl ring (steering inboxes exist), no algorithm set: every frame
+     * lands on the queue whose TAP queue the kernel chose, no hash extra, nothing steered.
+     * The kernel's choice is per flow; 16 flows use both queues (else the steering test
+     * below could pass without steering anything). */
+    if (!mq_ready())
+        return;
+    CU_ASSERT_EQUAL_FATAL(mq_phase(&mq, 1, NULL), MQ_FLOWS * MQ_PKTS);
+    unsigned per_q[MQ_NQ] = { 0 };
+    bool consistent = true;
+    for (unsigned f = 0; f < MQ_FLOWS; f++) {
+        mq_tapq[f] = obs[f][0].queue;
+        for (unsigned k = 1; k < MQ_PKTS; k++)
+            consistent &= obs[f][k].queue == mq_tapq[f];
+        if (mq_tapq[f] >= 0 && mq_tapq[f] < MQ_NQ)
+            per_q[mq_tapq[f]]++;
+    }
+    CU_ASSERT_TRUE(consistent);
+    fprintf(stderr, "no algorithm: %u flows on queue 0, %u on queue 1\n", per_q[0], per_q[1]);
+    CU_ASSERT_TRUE(per_q[0] > 0 && per_q[1] > 0);
+    CU_ASSERT_EQUAL(mq_check(NULL, NULL, 0, false), 0);
+    CU_ASSERT_EQUAL(mq_stat("rx_steered"), 0);
+    CU_ASSERT_EQUAL(mq_stray, 0);
+    mq_baseline = consistent && per_q[0] > 0 && per_q[1] > 0;
+}
+
+/* Flows whose TAP queue is q, times MQ_PKTS: the frames a mapping to the other queue moves. */
+static uint64_t mq_frames_on(int q)
+{
+    uint64_t n = 0;
+    for (unsigned f = 0; f < MQ_FLOWS; f++)
+        n += mq_tapq[f] == q ? MQ_PKTS : 0;
+    return n;
+}
+
+static void test_rx_steering_follows_mapping(void)
+{
+    CU_ASSERT_TRUE_FATAL(mq.up && mq_baseline);   /* the test above failed */
+    struct nb_hash_cfg cfg = { .alg = XEN_NETIF_CTRL_HASH_ALGORITHM_TOEPLITZ,
+                               .flags = XEN_NETIF_CTRL_HASH_TYPE_IPV4 |
+                                        XEN_NETIF_CTRL_HASH_TYPE_IPV4_TCP };
+    memcpy(cfg.key, rss_key, 40);
+    CU_ASSERT_EQUAL(ctrl_req(XEN_NETIF_CTRL_TYPE_SET_HASH_ALGORITHM,
+                             XEN_NETIF_CTRL_HASH_ALGORITHM_TOEPLITZ, 0, 0, NULL),
+                    XEN_NETIF_CTRL_STATUS_SUCCESS);
+    CU_ASSERT_EQUAL(ctrl_req(XEN_NETIF_CTRL_TYPE_SET_HASH_FLAGS, cfg.flags, 0, 0, NULL),
+                    XEN_NETIF_CTRL_STATUS_SUCCESS);
+    memcpy(cf.pg, rss_key, 40);
+    CU_ASSERT_EQUAL(ctrl_req(XEN_NETIF_CTRL_TYPE_SET_HASH_KEY, cf.pgref, 40, 0, NULL),
+                    XEN_NETIF_CTRL_STATUS_SUCCESS);
+    CU_ASSERT_EQUAL(ctrl_req(XEN_NETIF_CTRL_TYPE_SET_HASH_MAPPING_SIZE, 8, 0, 0, NULL),
+                    XEN_NETIF_CTRL_STATUS_SUCCESS);
+    uint32_t map[8];
+    uint32_t *pg = cf.pg;
+
+    /* everything to queue 1, then everything to queue 0 */
+    static const uint32_t targets[] = { 1, 0 };
+    for (unsigned t = 0; t < 2; t++) {
+        uint32_t target = targets[t];
+        for (unsigned i = 0; i < 8; i++)
+            map[i] = pg[i] = target;
+        CU_ASSERT_EQUAL(ctrl_req(XEN_NETIF_CTRL_TYPE_SET_HASH_MAPPING, cf.pgref, 8, 0, NULL),
+                        XEN_NETIF_CTRL_STATUS_SUCCESS);
+        uint64_t steered = mq_stat("rx_steered"), drops = mq_stat("rx_drop_steer");
+        CU_ASSERT_EQUAL(mq_phase(&mq, (uint8_t)(2 + target), &cfg), MQ_FLOWS * MQ_PKTS);
+        CU_ASSERT_EQUAL(mq_check(&cfg, map, 8, true), 0);
+        /* the flows the kernel put on the other TAP queue were handed over */
+        uint64_t moved = mq_frames_on(target ? 0 : 1);
+        fprintf(stderr, "all to queue %u: %lu frames steered (>= %lu expected)\n", target,
+                (unsigned long)(mq_stat("rx_steered") - steered), (unsigned long)moved);
+        CU_ASSERT_TRUE(moved > 0 && mq_stat("rx_steered") - steered >= moved);
+        CU_ASSERT_EQUAL(mq_stat("rx_drop_steer"), drops);
+    }
+
+    /* a mixed table: each frame where mapping[hash % 8] says */
+    for (unsigned i = 0; i < 8; i++)
+        map[i] = pg[i] = (i * 5 / 3) % 2;
+    CU_ASSERT_EQUAL(ctrl_req(XEN_NETIF_CTRL_TYPE_SET_HASH_MAPPING, cf.pgref, 8, 0, NULL),
+                    XEN_NETIF_CTRL_STATUS_SUCCESS);
+    CU_ASSERT_EQUAL(mq_phase(&mq, 4, &cfg), MQ_FLOWS * MQ_PKTS);
+    CU_ASSERT_EQUAL(mq_check(&cfg, map, 8, true), 0);
+
+    /* no table: hash % queues */
+    CU_ASSERT_EQUAL(ctrl_req(XEN_NETIF_CTRL_TYPE_SET_HASH_MAPPING_SIZE, 0, 0, 0, NULL),
+                    XEN_NETIF_CTRL_STATUS_SUCCESS);
+    CU_ASSERT_EQUAL(mq_phase(&mq, 5, &cfg), MQ_FLOWS * MQ_PKTS);
+    CU_ASSERT_EQUAL(mq_check(&cfg, map, 0, true), 0);
+
+    /* algorithm off again: back to the TAP queues, no extras, nothing steered */
+    CU_ASSERT_EQUAL(ctrl_req(XEN_NETIF_CTRL_TYPE_SET_HASH_ALGORITHM,
+                             XEN_NETIF_CTRL_HASH_ALGORITHM_NONE, 0, 0, NULL),
+                    XEN_NETIF_CTRL_STATUS_SUCCESS);
+    uint64_t steered = mq_stat("rx_steered");
+    CU_ASSERT_EQUAL(mq_phase(&mq, 6, NULL), MQ_FLOWS * MQ_PKTS);
+    CU_ASSERT_EQUAL(mq_check(NULL, NULL, 0, false), 0);
+    CU_ASSERT_EQUAL(mq_stat("rx_steered"), steered);
+    CU_ASSERT_EQUAL(mq_stray, 0);
+    CU_ASSERT_EQUAL(mq_stat("rx_fatal"), 0);
     good_still_works();
 }
 
@@ -931,6 +1355,7 @@ static int suite_clean(void)
     }
     guest_close(&G);
     guest_close(&H);
+    sx_tap_close(world);
     sx_xenbus_close(xb);
     sxc_disconnect(ctl);
     simenv_stop(&env);
@@ -950,6 +1375,8 @@ static const struct sx_test_case cases[] = {
     SX_TEST(test_rx_producer_index_past_ring_halts_vif),
     SX_TEST(test_multicast_control_filters_rx),
     SX_TEST(test_ctrl_ring_messages_and_hash_extra),
+    SX_TEST(test_rx_no_hash_algorithm_keeps_tap_queue),
+    SX_TEST(test_rx_steering_follows_mapping),
     SX_TEST(test_xdp_headroom_places_rx_data),
     SX_TEST(test_xdp_headroom_too_large_refused),
     SX_TEST(test_bad_num_queues_fails_only_that_vif),
