@@ -47,3 +47,9 @@ UNIT_TESTS += netback_hash_test
 netback_hash_test_SRCS := tests/netback/hash_test.c
 netback_hash_test_LIBS = $(NETBACKD_LIBS)
 netback_hash_test_LDLIBS = $(NETBACKD_LDLIBS) -lcunit
+
+# Rx steering mechanics (route, inbox bound, ownership, kick) on a fake two-queue vif.
+UNIT_TESTS += netback_steer_test
+netback_steer_test_SRCS := tests/netback/steer_test.c
+netback_steer_test_LIBS = $(NETBACKD_LIBS)
+netback_steer_test_LDLIBS = $(NETBACKD_LDLIBS) -lcunit
