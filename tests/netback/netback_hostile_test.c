@@ -781,7 +781,7 @@ static void test_ctrl_ring_messages_and_hash_extra(void)
  */
 #define MQ_NQ 2
 #define MQ_RXB 32                        /* rx buffers posted per queue */
-#define MQ_FLOWS 16
+#define MQ_FLOWS 24
 #define MQ_PKTS 3                        /* frames per flow per phase */
 
 struct mqq {
@@ -1088,7 +1088,7 @@ static void test_rx_no_hash_algorithm_keeps_tap_queue(void)
 {
     /* Two queues and a ctrl ring (steering inboxes exist), no algorithm set: every frame
      * lands on the queue whose TAP queue the kernel chose, no hash extra, nothing steered.
-     * The kernel's choice is per flow; 16 flows use both queues (else the steering test
+     * The kernel's choice is per flow; 24 flows use both queues (else the steering test
      * below could pass without steering anything). */
     if (!mq_ready())
         return;
