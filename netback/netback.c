@@ -8,7 +8,8 @@
  *
  * The loop (nb_queue_main) alternates tx and rx batches, spins up to spin_ns on the rings and
  * the TAP before arming (final check) and sleeping in poll() on the event channel, the TAP
- * and the stop eventfd.
+ * and the stop eventfd (and, on a vif that can steer rx frames between queues, the eventfd
+ * other queues kick when they hand this one frames: steer.c).
  */
 #define SX_LOG_MODULE "netback"
 #include "log.h"

@@ -7,6 +7,10 @@
  * keeps working) or H's queue is halted (no more responses, tx_fatal counted), and G still
  * passes traffic through the same daemon.
  *
+ * Also here, because they need the same in-process daemon and bridge: a two-queue frontend with
+ * a ctrl ring, fed from a world-side TAP of the test's own, checks rx steering (which queue
+ * each frame lands on, with and without a hash algorithm and mapping table).
+ *
  * Timeouts are generous (20 s) where the kernel is involved: creating a TAP or bridge port takes
  * the rtnl lock, which other tests' namespace teardown can hold for seconds on a busy machine.
  *
