@@ -164,6 +164,8 @@ static void bars_update(struct sx_pci *pd);
 int sx_dm_set_ioreq(struct sx_dm *dm, struct sx_ioreq *r)
 {
     struct epoll_event ev = { .events = EPOLLIN, .data.u32 = 0 };
+    if (!dm)
+        return r ? -EINVAL : 0;   /* teardown of a device model never opened */
     if (dm->r)
         epoll_ctl(dm->epfd, EPOLL_CTL_DEL, sx_ioreq_fd(dm->r), NULL);
     dm->r = r;
