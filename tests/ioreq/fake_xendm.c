@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <xen/hvm/ioreq.h>
 
 struct fake_dm_state fake_dm;
@@ -12,11 +14,22 @@ struct xendevicemodel_handle { int dummy; };
 struct xenforeignmemory_handle { int dummy; };
 struct xenforeignmemory_resource_handle { void *addr; };
 
+#define GUEST_BYTES ((size_t)FAKE_DM_GUEST_PAGES * 4096)
+
 void fake_dm_free(void)
 {
     free(fake_dm.pages);
-    free(fake_dm.guest);
+    /* Mappings a test leaked (it has failed already): release them with the guest. */
+    for (unsigned i = 0; i < FAKE_DM_MAX_MAPS; i++)
+        if (fake_dm.map[i].addr)
+            munmap(fake_dm.map[i].addr, fake_dm.map[i].pages * 4096);
+    if (fake_dm.guest)
+        munmap(fake_dm.guest, GUEST_BYTES);
+    if (fake_dm.guest_fd > 0)
+        close(fake_dm.guest_fd);
     fake_dm.pages = fake_dm.guest = NULL;
+    fake_dm.guest_fd = -1;
+    memset(fake_dm.map, 0, sizeof(fake_dm.map));
 }
 
 void fake_dm_reset(void)
@@ -24,9 +37,15 @@ void fake_dm_reset(void)
     fake_dm_free();
     memset(&fake_dm, 0, sizeof(fake_dm));
     fake_dm.pages = aligned_alloc(4096, 2 * 4096);
-    fake_dm.guest = aligned_alloc(4096, FAKE_DM_GUEST_PAGES * 4096);
     memset(fake_dm.pages, 0, 2 * 4096);
-    memset(fake_dm.guest, 0, FAKE_DM_GUEST_PAGES * 4096);
+    /* Sparse: only the pages a test touches cost memory. */
+    fake_dm.guest_fd = memfd_create("fake-guest", MFD_CLOEXEC);
+    if (fake_dm.guest_fd < 0 || ftruncate(fake_dm.guest_fd, (off_t)GUEST_BYTES) < 0)
+        abort();    /* the test machine, not the code under test */
+    fake_dm.guest = mmap(NULL, GUEST_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED,
+                         fake_dm.guest_fd, 0);
+    if (fake_dm.guest == MAP_FAILED)
+        abort();
     fake_dm.vp_eport_base = 40;
     fake_dm.bufioreq_port = 60;
     fake_dm.nr_vcpus = 2;
@@ -208,19 +227,71 @@ int xenforeignmemory_unmap_resource(xenforeignmemory_handle *fmem,
     return 0;
 }
 
+static bool refused(xen_pfn_t pfn)
+{
+    if (pfn >= FAKE_DM_GUEST_PAGES)
+        return true;
+    for (unsigned i = 0; i < fake_dm.nfail; i++)
+        if (fake_dm.fail_pfns[i] == pfn)
+            return true;
+    return false;
+}
+
 void *xenforeignmemory_map(xenforeignmemory_handle *fmem, uint32_t dom, int prot, size_t pages,
                            const xen_pfn_t arr[], int err[])
 {
-    for (size_t i = 0; i < pages; i++) {
-        err[i] = arr[i] < FAKE_DM_GUEST_PAGES && arr[i] == arr[0] + i ? 0 : -EINVAL;
+    if (fake_dm.map_errno) {
+        errno = fake_dm.map_errno;
+        return NULL;
     }
+    unsigned slot = 0;
+    while (slot < FAKE_DM_MAX_MAPS && fake_dm.map[slot].addr)
+        slot++;
+    if (slot == FAKE_DM_MAX_MAPS || pages == 0) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    /* A fresh range, as privcmd's mmap; refused frames stay inaccessible. */
+    uint8_t *base = mmap(NULL, pages * 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (base == MAP_FAILED)
+        return NULL;
+    for (size_t i = 0; i < pages;) {
+        if (refused(arr[i])) {
+            err[i++] = -EFAULT;
+            continue;
+        }
+        size_t n = 1;
+        while (i + n < pages && !refused(arr[i + n]) && arr[i + n] == arr[i] + n)
+            n++;
+        if (mmap(base + i * 4096, n * 4096, prot, MAP_SHARED | MAP_FIXED, fake_dm.guest_fd,
+                 (off_t)(arr[i] * 4096)) == MAP_FAILED)
+            abort();
+        for (size_t k = 0; k < n; k++)
+            err[i + k] = 0;
+        i += n;
+    }
+    fake_dm.map[slot].addr = base;
+    fake_dm.map[slot].pages = pages;
     fake_dm.live_maps++;
-    /* Frames beyond the guest map nowhere; give a harmless address for the valid part. */
-    return fake_dm.guest + (arr[0] < FAKE_DM_GUEST_PAGES ? arr[0] : 0) * 4096;
+    fake_dm.maps++;
+    fake_dm.last_map_pages = pages;
+    fake_dm.last_map_prot = prot;
+    return base;
 }
 
 int xenforeignmemory_unmap(xenforeignmemory_handle *fmem, void *addr, size_t pages)
 {
-    fake_dm.live_maps--;
-    return 0;
+    for (unsigned i = 0; i < FAKE_DM_MAX_MAPS; i++)
+        if (fake_dm.map[i].addr == addr && addr) {
+            if (fake_dm.map[i].pages != pages)
+                break;
+            munmap(addr, pages * 4096);
+            fake_dm.map[i].addr = NULL;
+            fake_dm.live_maps--;
+            fake_dm.unmaps++;
+            return 0;
+        }
+    fake_dm.bad_unmaps++;
+    errno = EINVAL;
+    return -1;
 }

@@ -2,8 +2,12 @@
  * Programmable stand-ins for the libxendevicemodel and libxenforeignmemory calls
  * xen-core/ioreq/ioreq_xen.c makes (real prototypes from <xendevicemodel.h> and
  * <xenforeignmemory.h>). The ioreq server's two pages are a private buffer; vp_eport values
- * appear in them only when the server is enabled, as on Xen. Guest memory is a buffer of
- * FAKE_DM_GUEST_PAGES pages; mapping a frame beyond it sets that frame's err entry.
+ * appear in them only when the server is enabled, as on Xen. Guest memory is a memfd of
+ * FAKE_DM_GUEST_PAGES pages (sparse), also mapped at fake_dm.guest; xenforeignmemory_map maps
+ * the asked frames at a fresh address (as privcmd does) so writes through it reach
+ * fake_dm.guest. A frame beyond the guest or listed in fail_pfns maps nothing and sets its err
+ * entry to -EFAULT. Every mapping is recorded: xenforeignmemory_unmap of anything but a live
+ * mapping's exact address and size is counted in bad_unmaps and ignored.
  */
 #ifndef SPLITXEN_TESTS_FAKE_XENDM_H
 #define SPLITXEN_TESTS_FAKE_XENDM_H
@@ -13,8 +17,10 @@
 #include <xendevicemodel.h>
 #include <xenforeignmemory.h>
 
-#define FAKE_DM_GUEST_PAGES 16
+#define FAKE_DM_GUEST_PAGES (80u * 256)   /* 80 MiB: more than the mapcache's 64 buckets */
 #define FAKE_DM_MAX_CALLS 32
+#define FAKE_DM_MAX_MAPS 256
+#define FAKE_DM_MAX_FAIL 8
 
 struct fake_dm_range { int is_mmio; uint64_t start, end; bool map; };
 
@@ -24,9 +30,16 @@ struct fake_dm_state {
     uint32_t vp_eport_base;         /* vCPU v gets vp_eport_base + v when enabled */
     uint32_t bufioreq_port;
     unsigned nr_vcpus;
+    xen_pfn_t fail_pfns[FAKE_DM_MAX_FAIL];   /* frames Xen refuses (holes, MMIO) */
+    unsigned nfail;
+    int map_errno;                  /* xenforeignmemory_map fails whole with this */
 
     /* Recorded. */
     int live_dm, live_fm, live_resources, live_maps;
+    unsigned maps, unmaps, bad_unmaps;      /* xenforeignmemory_map / _unmap calls */
+    size_t last_map_pages;
+    int last_map_prot;
+    struct { void *addr; size_t pages; } map[FAKE_DM_MAX_MAPS];   /* live, addr NULL: free */
     unsigned creates, destroys;
     uint32_t domid;
     int handle_bufioreq;
@@ -44,6 +57,7 @@ struct fake_dm_state {
     /* The pages. */
     uint8_t *pages;                 /* 2 pages: buffered, then synchronous */
     uint8_t *guest;                 /* FAKE_DM_GUEST_PAGES pages */
+    int guest_fd;                   /* the memfd behind it */
 };
 
 extern struct fake_dm_state fake_dm;

@@ -3,9 +3,12 @@
  * libxenforeignmemory and libxenevtchn: server creation and page mapping, range and PCI
  * registration, enable-then-bind ordering, the handshake on the resource pages, PCI config
  * requests routed by claimed BDF, the buffered ring, interrupt calls, DMA mapping of guest
- * frames, liveness and teardown without leaks.
+ * frames through the mapcache (hits without a map call, exact mappings across buckets and in
+ * buckets with refused frames, eviction sparing buckets in use, IOREQ_TYPE_INVALIDATE),
+ * liveness and teardown without leaks.
  */
 #include <string.h>
+#include <sys/mman.h>
 
 #include "tests/fakes/fake_xenevtchn.h"
 #include "tests/ioreq/fake_xendm.h"
@@ -51,6 +54,8 @@ static void close_srv(void)
     CU_ASSERT_EQUAL(fake_dm.live_fm, 0);
     CU_ASSERT_EQUAL(fake_dm.live_resources, 0);
     CU_ASSERT_EQUAL(fake_dm.live_maps, 0);
+    CU_ASSERT_EQUAL(fake_dm.bad_unmaps, 0);
+    CU_ASSERT_EQUAL(fake_dm.unmaps, fake_dm.maps);
     CU_ASSERT_EQUAL(fake_evtchn.live_handles, 0);
 }
 
@@ -232,6 +237,8 @@ static void test_interrupts_go_to_libxendevicemodel(void)
     close_srv();
 }
 
+#define MIB (1u << 20)
+
 static void test_dma_maps_guest_frames(void)
 {
     setup();
@@ -242,13 +249,232 @@ static void test_dma_maps_guest_frames(void)
     CU_ASSERT_EQUAL(memcmp(buf, "abcd", 4), 0);
     CU_ASSERT_EQUAL(sx_ioreq_dma_write(srv, 5 * 4096, "wxyz", 4), 0);
     CU_ASSERT_EQUAL(memcmp(fake_dm.guest + 5 * 4096, "wxyz", 4), 0);
-    CU_ASSERT_EQUAL(fake_dm.live_maps, 0);
+    CU_ASSERT_EQUAL(fake_dm.live_maps, 1);          /* the first MiB, cached */
     /* A frame the guest does not have: refused, and the mapping is released. */
-    CU_ASSERT_EQUAL(sx_ioreq_dma_read(srv, FAKE_DM_GUEST_PAGES * 4096 - 2, buf, 4), -EFAULT);
-    CU_ASSERT_EQUAL(fake_dm.live_maps, 0);
+    CU_ASSERT_EQUAL(sx_ioreq_dma_read(srv, FAKE_DM_GUEST_PAGES * 4096ull - 2, buf, 4), -EFAULT);
+    CU_ASSERT_EQUAL(fake_dm.live_maps, 1);
     CU_ASSERT_EQUAL(sx_ioreq_dma_read(srv, UINT64_MAX - 1, buf, 4), -EFAULT);
     CU_ASSERT_EQUAL(sx_ioreq_stats(srv)->dma_refused, 2);
     close_srv();
+    CU_ASSERT_EQUAL(fake_dm.unmaps, 2);             /* the bucket once, the refused map once */
+}
+
+static void test_mapcache_maps_a_bucket_once(void)
+{
+    setup();
+    open_srv();
+    const uint64_t base = 2 * MIB;
+    for (unsigned i = 0; i < 100; i++) {
+        uint32_t v = 0xa5000000u | i;
+        CU_ASSERT_EQUAL(sx_ioreq_dma_write(srv, base + i * 1000, &v, 4), 0);
+    }
+    CU_ASSERT_EQUAL(fake_dm.maps, 1);
+    CU_ASSERT_EQUAL(fake_dm.last_map_pages, 256);
+    CU_ASSERT_EQUAL(fake_dm.last_map_prot, PROT_READ | PROT_WRITE);
+    CU_ASSERT_EQUAL(sx_ioreq_stats(srv)->mapcache_misses, 1);
+    CU_ASSERT_EQUAL(sx_ioreq_stats(srv)->mapcache_hits, 99);
+    /* Written through the cached mapping: in guest memory. */
+    for (unsigned i = 0; i < 100; i++) {
+        uint32_t v;
+        memcpy(&v, fake_dm.guest + base + i * 1000, 4);
+        CU_ASSERT_EQUAL(v, 0xa5000000u | i);
+    }
+    /* Guest writes are seen through it; a read-only map is served from the same bucket. */
+    memcpy(fake_dm.guest + base + MIB - 8, "guest!!!", 8);
+    char buf[8];
+    CU_ASSERT_EQUAL(sx_ioreq_dma_read(srv, base + MIB - 8, buf, 8), 0);
+    CU_ASSERT_EQUAL(memcmp(buf, "guest!!!", 8), 0);
+    const char *ro = sx_ioreq_dma_map(srv, base + 4096, 64, false);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ro);
+    CU_ASSERT_EQUAL(ro[0], (char)0);
+    CU_ASSERT_EQUAL(memcmp(ro - 4096 + 1000, "\x01\x00\x00\xa5", 4), 0);
+    sx_ioreq_dma_unmap(srv, (void *)ro, 64);
+    CU_ASSERT_EQUAL(fake_dm.maps, 1);
+    CU_ASSERT_EQUAL(sx_ioreq_stats(srv)->mapcache_hits, 101);
+    CU_ASSERT_EQUAL(fake_dm.live_maps, 1);
+    close_srv();
+    CU_ASSERT_EQUAL(fake_dm.unmaps, 1);
+}
+
+static void test_mapcache_range_across_buckets(void)
+{
+    setup();
+    open_srv();
+    /* A mapping held in bucket 1 while an exact one across buckets 1 and 2 comes and goes:
+     * each unmap must find its own kind. */
+    char *held = sx_ioreq_dma_map(srv, MIB + 64, 64, true);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(held);
+    CU_ASSERT_EQUAL(sx_ioreq_dma_write(srv, 2 * MIB - 4, "acrossMB", 8), 0);
+    CU_ASSERT_EQUAL(memcmp(fake_dm.guest + 2 * MIB - 4, "acrossMB", 8), 0);
+    char buf[8];
+    CU_ASSERT_EQUAL(sx_ioreq_dma_read(srv, 2 * MIB - 4, buf, 8), 0);
+    CU_ASSERT_EQUAL(memcmp(buf, "acrossMB", 8), 0);
+    CU_ASSERT_EQUAL(sx_ioreq_stats(srv)->mapcache_exact, 2);
+    CU_ASSERT_EQUAL(fake_dm.last_map_pages, 2);
+    CU_ASSERT_EQUAL(fake_dm.live_maps, 1);          /* the exact ones are gone, bucket 1 not */
+    memcpy(held, "held", 4);
+    CU_ASSERT_EQUAL(memcmp(fake_dm.guest + MIB + 64, "held", 4), 0);
+    sx_ioreq_dma_unmap(srv, held, 64);
+    CU_ASSERT_EQUAL(fake_dm.live_maps, 1);          /* idle, still cached */
+    CU_ASSERT_EQUAL(fake_dm.bad_unmaps, 0);
+    close_srv();
+}
+
+static void test_mapcache_partial_bucket_exact_and_efault(void)
+{
+    setup();
+    open_srv();
+    const uint64_t pg = 3 * 256 + 5;               /* a hole in bucket 3 */
+    fake_dm.fail_pfns[fake_dm.nfail++] = pg;
+    char buf[4];
+    memcpy(fake_dm.guest + (pg - 1) * 4096, "prev", 4);
+    CU_ASSERT_EQUAL(sx_ioreq_dma_read(srv, (pg - 1) * 4096, buf, 4), 0);
+    CU_ASSERT_EQUAL(memcmp(buf, "prev", 4), 0);
+    CU_ASSERT_EQUAL(fake_dm.maps, 2);              /* the bucket (refused), then exact */
+    CU_ASSERT_EQUAL(sx_ioreq_stats(srv)->mapcache_partial, 1);
+    CU_ASSERT_EQUAL(sx_ioreq_dma_read(srv, pg * 4096 + 8, buf, 4), -EFAULT);
+    CU_ASSERT_EQUAL(sx_ioreq_dma_read(srv, pg * 4096 - 2, buf, 4), -EFAULT);
+    CU_ASSERT_EQUAL(sx_ioreq_dma_write(srv, (pg + 1) * 4096, "next", 4), 0);
+    CU_ASSERT_EQUAL(memcmp(fake_dm.guest + (pg + 1) * 4096, "next", 4), 0);
+    /* The bucket was not tried again: one exact map per access. */
+    CU_ASSERT_EQUAL(fake_dm.maps, 5);
+    CU_ASSERT_EQUAL(sx_ioreq_stats(srv)->mapcache_misses, 1);
+    CU_ASSERT_EQUAL(sx_ioreq_stats(srv)->mapcache_exact, 4);
+    CU_ASSERT_EQUAL(sx_ioreq_stats(srv)->mapcache_hits, 0);
+    CU_ASSERT_EQUAL(fake_dm.live_maps, 0);
+    /* A bucket Xen refuses whole (the map call fails) is remembered the same way. */
+    fake_dm.map_errno = ENOMEM;
+    CU_ASSERT_EQUAL(sx_ioreq_dma_read(srv, 6 * MIB, buf, 4), -ENOMEM);
+    fake_dm.map_errno = 0;
+    CU_ASSERT_EQUAL(sx_ioreq_dma_read(srv, 6 * MIB, buf, 4), 0);
+    CU_ASSERT_EQUAL(sx_ioreq_stats(srv)->mapcache_partial, 2);
+    CU_ASSERT_EQUAL(fake_dm.live_maps, 0);
+    close_srv();
+}
+
+static void test_mapcache_eviction_spares_buckets_in_use(void)
+{
+    setup();
+    open_srv();
+    char *held = sx_ioreq_dma_map(srv, 100, 16, true);          /* bucket 0, in use */
+    CU_ASSERT_PTR_NOT_NULL_FATAL(held);
+    /* 70 more buckets through a 64-bucket cache: bucket 0 is the oldest but in use. */
+    for (unsigned b = 1; b <= 70; b++) {
+        uint32_t v = b;
+        CU_ASSERT_EQUAL(sx_ioreq_dma_write(srv, (uint64_t)b * MIB + 8, &v, 4), 0);
+        CU_ASSERT(fake_dm.live_maps <= 64);
+    }
+    CU_ASSERT_EQUAL(sx_ioreq_stats(srv)->mapcache_evictions, 70 - 63);
+    CU_ASSERT_EQUAL(fake_dm.live_maps, 64);
+    for (unsigned b = 1; b <= 70; b++) {
+        uint32_t v;
+        memcpy(&v, fake_dm.guest + (uint64_t)b * MIB + 8, 4);
+        CU_ASSERT_EQUAL(v, b);
+    }
+    memcpy(held, "still mapped", 12);
+    CU_ASSERT_EQUAL(memcmp(fake_dm.guest + 100, "still mapped", 12), 0);
+    unsigned maps = fake_dm.maps;
+    char *again = sx_ioreq_dma_map(srv, 200, 4, false);          /* a hit in bucket 0 */
+    CU_ASSERT_EQUAL(fake_dm.maps, maps);
+    CU_ASSERT_PTR_EQUAL(again, held + 100);
+    sx_ioreq_dma_unmap(srv, again, 4);
+    sx_ioreq_dma_unmap(srv, held, 16);
+
+    /* Every bucket in use: the next one is mapped exactly, nothing is evicted. */
+    char *all[64];
+    for (unsigned b = 0; b < 64; b++) {
+        all[b] = sx_ioreq_dma_map(srv, (uint64_t)(b + 10) * MIB, 8, true);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(all[b]);
+    }
+    uint64_t ev = sx_ioreq_stats(srv)->mapcache_evictions;
+    uint64_t exact = sx_ioreq_stats(srv)->mapcache_exact;
+    char *extra = sx_ioreq_dma_map(srv, 75 * MIB, 8, true);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(extra);
+    CU_ASSERT_EQUAL(sx_ioreq_stats(srv)->mapcache_exact, exact + 1);
+    CU_ASSERT_EQUAL(sx_ioreq_stats(srv)->mapcache_evictions, ev);
+    CU_ASSERT_EQUAL(fake_dm.live_maps, 65);
+    memcpy(extra, "x", 1);
+    CU_ASSERT_EQUAL(fake_dm.guest[75 * MIB], 'x');
+    sx_ioreq_dma_unmap(srv, extra, 8);
+    CU_ASSERT_EQUAL(fake_dm.live_maps, 64);
+    for (unsigned b = 0; b < 64; b++) {
+        memcpy(all[b], &b, sizeof(b));
+        sx_ioreq_dma_unmap(srv, all[b], 8);
+    }
+    for (unsigned b = 0; b < 64; b++) {
+        unsigned v;
+        memcpy(&v, fake_dm.guest + (uint64_t)(b + 10) * MIB, sizeof(v));
+        CU_ASSERT_EQUAL(v, b);
+    }
+    CU_ASSERT_EQUAL(fake_dm.bad_unmaps, 0);
+    close_srv();
+}
+
+static void invalidate(void)
+{
+    ioreq_t inv = { .count = 1, .size = 1, .type = IOREQ_TYPE_INVALIDATE };
+    post(0, inv);
+    CU_ASSERT_EQUAL(sx_ioreq_step(srv), 1);
+}
+
+static void test_invalidate_drops_idle_now_in_use_at_last_unmap(void)
+{
+    setup();
+    open_srv();
+    CU_ASSERT_EQUAL_FATAL(sx_ioreq_enable(srv), 0);
+    char buf[4];
+    CU_ASSERT_EQUAL(sx_ioreq_dma_read(srv, 1 * MIB, buf, 4), 0);      /* bucket 1: idle */
+    char *held = sx_ioreq_dma_map(srv, 2 * MIB + 16, 32, true);     /* bucket 2: in use */
+    CU_ASSERT_PTR_NOT_NULL_FATAL(held);
+    char *held2 = sx_ioreq_dma_map(srv, 2 * MIB + 64, 32, true);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(held2);
+    fake_dm.fail_pfns[fake_dm.nfail++] = 3 * 256;                   /* bucket 3: partial */
+    CU_ASSERT_EQUAL(sx_ioreq_dma_read(srv, 3 * MIB + 4096, buf, 4), 0);
+    CU_ASSERT_EQUAL(fake_dm.live_maps, 2);
+    CU_ASSERT_EQUAL(sx_ioreq_stats(srv)->mapcache_partial, 1);
+
+    invalidate();
+    CU_ASSERT_EQUAL(sx_ioreq_stats(srv)->invalidate, 1);
+    CU_ASSERT_EQUAL(sx_ioreq_stats(srv)->mapcache_invalidations, 3);
+    CU_ASSERT_EQUAL(fake_dm.live_maps, 1);           /* bucket 1 gone, bucket 2 doomed */
+    /* The doomed bucket is not handed out again: a fresh mapping of the same MiB. */
+    unsigned maps = fake_dm.maps;
+    char *fresh = sx_ioreq_dma_map(srv, 2 * MIB + 16, 32, true);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(fresh);
+    CU_ASSERT_EQUAL(fake_dm.maps, maps + 1);
+    CU_ASSERT_PTR_NOT_EQUAL(fresh, held);
+    CU_ASSERT_EQUAL(fake_dm.live_maps, 2);
+    memcpy(held, "old", 3);                          /* still valid until unmapped */
+    CU_ASSERT_EQUAL(memcmp(fresh, "old", 3), 0);
+    sx_ioreq_dma_unmap(srv, held, 32);
+    CU_ASSERT_EQUAL(fake_dm.live_maps, 2);           /* held2 still uses it */
+    sx_ioreq_dma_unmap(srv, held2, 32);
+    CU_ASSERT_EQUAL(fake_dm.live_maps, 1);           /* the doomed bucket, at its last unmap */
+    sx_ioreq_dma_unmap(srv, fresh, 32);
+    CU_ASSERT_EQUAL(fake_dm.live_maps, 1);           /* the fresh one stays cached */
+    /* The partial mark went too: with the hole filled, bucket 3 maps whole. */
+    fake_dm.nfail = 0;
+    CU_ASSERT_EQUAL(sx_ioreq_dma_read(srv, 3 * MIB + 4096, buf, 4), 0);
+    CU_ASSERT_EQUAL(fake_dm.live_maps, 2);
+    CU_ASSERT_EQUAL(sx_ioreq_stats(srv)->mapcache_partial, 1);
+    /* A second invalidate with nothing in use drops everything. */
+    invalidate();
+    CU_ASSERT_EQUAL(fake_dm.live_maps, 0);
+    CU_ASSERT_EQUAL(sx_ioreq_stats(srv)->mapcache_invalidations, 5);
+    CU_ASSERT_EQUAL(fake_dm.bad_unmaps, 0);
+    close_srv();
+}
+
+static void test_close_unmaps_buckets_in_use_once(void)
+{
+    setup();
+    open_srv();
+    CU_ASSERT_PTR_NOT_NULL(sx_ioreq_dma_map(srv, 4 * MIB, 8, true));   /* never unmapped */
+    char buf[4];
+    CU_ASSERT_EQUAL(sx_ioreq_dma_read(srv, 5 * MIB, buf, 4), 0);
+    CU_ASSERT_EQUAL(fake_dm.live_maps, 2);
+    close_srv();                                      /* live_maps 0, unmaps == maps */
+    CU_ASSERT_EQUAL(fake_dm.unmaps, 2);
 }
 
 static void test_alive_follows_the_server(void)
@@ -279,6 +505,12 @@ static const struct sx_test_case cases[] = {
     SX_TEST(test_buffered_ring_on_xen_page),
     SX_TEST(test_interrupts_go_to_libxendevicemodel),
     SX_TEST(test_dma_maps_guest_frames),
+    SX_TEST(test_mapcache_maps_a_bucket_once),
+    SX_TEST(test_mapcache_range_across_buckets),
+    SX_TEST(test_mapcache_partial_bucket_exact_and_efault),
+    SX_TEST(test_mapcache_eviction_spares_buckets_in_use),
+    SX_TEST(test_invalidate_drops_idle_now_in_use_at_last_unmap),
+    SX_TEST(test_close_unmaps_buckets_in_use_once),
     SX_TEST(test_alive_follows_the_server),
 };
 

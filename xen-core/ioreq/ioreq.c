@@ -331,6 +331,8 @@ static int serve_vcpu(struct sx_ioreq *r, unsigned v)
     switch (q.type) {
     case IOREQ_TYPE_INVALIDATE:
         r->st.invalidate++;
+        if (r->ops->invalidate)
+            r->ops->invalidate(r);
         break;
     case IOREQ_TYPE_TIMEOFFSET:
         r->st.timeoffset++;

@@ -8,7 +8,8 @@
  *   xen: an ioreq server created with libxendevicemodel, its pages mapped as a resource with
  *        xenforeignmemory_map_resource, ranges and PCI devices mapped to it, vp_eport of each
  *        vCPU bound with the evtchn module, IRQs through set_isa_irq_level / set_pci_intx_level
- *        / inject_msi, guest memory for DMA through xenforeignmemory_map.
+ *        / inject_msi, guest memory for DMA through xenforeignmemory_map behind a mapcache of
+ *        1 MiB buckets (ioreq_xen.c), dropped on IOREQ_TYPE_INVALIDATE.
  *   sim: the pages are guest frames at a fixed place (like Xen's legacy HVM_PARAM_IOREQ_PFN
  *        pages): the top SX_IOREQ_SIM_FRAMES frames of the HVM domain's memory, reserved in its
  *        page allocator by whichever side opens first. The guest side (guest.c, a process acting
@@ -80,6 +81,14 @@ struct sx_ioreq_stats {
     uint64_t budget_exhausted;   /* steps that stopped with work left */
     uint64_t notify_errors, connects, irq_raises, irq_lowers, msis;
     uint64_t dma_ok, dma_refused;
+    /* xen's mapcache of guest memory (zero on sim; see ioreq_xen.c). */
+    uint64_t mapcache_hits;          /* dma_map served from a mapped bucket: no system call */
+    uint64_t mapcache_misses;        /* a bucket mapped (or tried) for a dma_map */
+    uint64_t mapcache_exact;         /* dma_map mapped exactly: across buckets, partial bucket
+                                      * or every bucket in use */
+    uint64_t mapcache_partial;       /* buckets found with frames Xen refuses (holes, MMIO) */
+    uint64_t mapcache_evictions;     /* idle buckets unmapped to make room */
+    uint64_t mapcache_invalidations; /* buckets dropped (or doomed) by IOREQ_TYPE_INVALIDATE */
 };
 
 /* Open a server for opts->domid. sim: maps the domain (must be HVM), reserves its ioreq frames
@@ -134,7 +143,9 @@ static inline unsigned sx_ioreq_pci_intx_gsi(unsigned dev, unsigned intx)
 int sx_ioreq_dma_read(struct sx_ioreq *r, uint64_t gpa, void *buf, size_t len);
 int sx_ioreq_dma_write(struct sx_ioreq *r, uint64_t gpa, const void *buf, size_t len);
 /* Map [gpa, gpa+len) for direct access (len <= SX_IOREQ_DMA_MAP_MAX); NULL + errno on failure
- * (EFAULT outside memory). Pair with sx_ioreq_dma_unmap(r, ptr, len). */
+ * (EFAULT outside memory). Pair with sx_ioreq_dma_unmap(r, ptr, len); on xen the mapping may
+ * come from a cached bucket, which stays mapped while any mapping from it is not unmapped.
+ * Not thread-safe: one thread (the device model's) maps and unmaps. */
 #define SX_IOREQ_DMA_MAP_MAX (4u << 20)
 void *sx_ioreq_dma_map(struct sx_ioreq *r, uint64_t gpa, size_t len, bool writable);
 void sx_ioreq_dma_unmap(struct sx_ioreq *r, void *ptr, size_t len);

@@ -31,6 +31,9 @@ struct sx_ioreq_ops {
     /* Map/unmap a range already checked against r->mem_size. NULL + errno on failure. */
     void *(*dma_map)(struct sx_ioreq *r, uint64_t gpa, size_t len, bool writable);
     void (*dma_unmap)(struct sx_ioreq *r, void *ptr, size_t len);
+    /* Optional (NULL on sim): the guest's physmap changed (IOREQ_TYPE_INVALIDATE); forget
+     * every cached mapping of guest memory (at once if idle, at its last unmap if in use). */
+    void (*invalidate)(struct sx_ioreq *r);
 };
 
 extern const struct sx_ioreq_ops sx_ioreq_sim_ops;

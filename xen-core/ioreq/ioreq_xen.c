@@ -2,14 +2,41 @@
  * ioreq on real Xen: an additional ioreq server (as demu or a second QEMU) created with
  * libxendevicemodel, its buffered and synchronous pages mapped as a resource
  * (XENMEM_resource_ioreq_server), ranges and PCI functions mapped to it, then enabled; only then
- * are the vCPUs' vp_eport values valid and bound (see XEN-LAB.md). Guest memory for DMA is
- * mapped page by page with xenforeignmemory_map; Xen refuses frames the guest does not have.
- * libxen* calls return -1 + errno; they are turned into -errno here, once.
+ * are the vCPUs' vp_eport values valid and bound (see XEN-LAB.md). libxen* calls return
+ * -1 + errno; they are turned into -errno here, once.
+ *
+ * Guest memory for DMA goes through a mapcache, as qemu's xen-mapcache: every dma_map used to
+ * cost a privcmd ioctl plus mmap/munmap (page-table hypercalls), several per packet or command.
+ * Guest memory is cut into 1 MiB-aligned buckets of 256 frames, each mapped read-write at its
+ * first use with one xenforeignmemory_map and kept; a dma_map inside one bucket returns a
+ * pointer into it without a system call. 1 MiB as qemu on x86_64: a descriptor ring, a packet
+ * buffer or a PRD region (at most 4 MiB, usually a page or a few) nearly always lies inside one
+ * bucket, and 256 frames are one ioctl with 3 KiB of arrays on the stack. At most
+ * MC_BUCKETS (64) buckets = 64 MiB of mappings, which holds a guest's rings and the buffers in
+ * flight; when full, the least recently used bucket with no mapping in use is unmapped. Each
+ * bucket counts the mappings handed out of it (dma_map +1, dma_unmap -1) and is never unmapped
+ * while one is in use: the device (or the kernel, for an engine's O_DIRECT I/O) still uses it.
+ *
+ * The old exact mapping (just the frames asked for, unmapped by dma_unmap) remains for a range
+ * across two buckets, a bucket Xen refused in part (holes, MMIO such as the VGA window in the
+ * first MiB; remembered as partial so it is not retried every access) and a cache whose buckets
+ * are all in use. Xen still refuses frames the guest does not have: EFAULT, as before. dma_unmap
+ * tells the two kinds apart by address (inside a bucket's mapping or not).
+ *
+ * IOREQ_TYPE_INVALIDATE (the guest's physmap changed: ballooning, decrease_reservation) drops
+ * every idle bucket and the partial marks at once and dooms the buckets in use: they are
+ * unmapped at their last dma_unmap and never handed out again.
+ *
+ * Threading: none. sx_ioreq_dma_map/unmap run in the device model's one thread (dm.h: every
+ * callback runs in the sx_dm_run thread; the AHCI's engine completions are reaped there too,
+ * blkback/io.h engines belong to one thread), so the cache has no lock. A second thread calling
+ * them would need one.
  */
 #define SX_LOG_MODULE "ioreq"
 #include "xen-core/ioreq/ioreq_impl.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -22,6 +49,20 @@
 
 #define PAGE 4096u
 
+#define MC_SHIFT 20u                            /* 1 MiB buckets */
+#define MC_PAGES ((1u << MC_SHIFT) / PAGE)       /* 256 frames */
+#define MC_BUCKETS 64u                           /* 64 MiB of mappings at most */
+
+struct mc_bucket {
+    uint64_t index;         /* gpa >> MC_SHIFT */
+    uint8_t *va;            /* MC_PAGES mapped frames; NULL if partial or unused */
+    uint64_t lru;           /* x->tick at the last dma_map */
+    unsigned refs;          /* mappings handed out and not unmapped yet */
+    bool used;              /* slot holds a bucket (mapped or partial) */
+    bool partial;           /* Xen refused some frame: served by exact mappings */
+    bool doomed;            /* invalidated while in use: unmap at refs == 0, never hand out */
+};
+
 struct xen {
     xendevicemodel_handle *dm;
     xenforeignmemory_handle *fm;
@@ -29,15 +70,37 @@ struct xen {
     void *pages;
     ioservid_t id;
     bool created;
+    uint64_t tick;
+    struct mc_bucket mc[MC_BUCKETS];
 };
 
 static int neg_errno(void) { return errno ? -errno : -EIO; }
+
+static void mc_free(struct xen *x, struct mc_bucket *b)
+{
+    if (b->va)
+        xenforeignmemory_unmap(x->fm, b->va, MC_PAGES);
+    memset(b, 0, sizeof(*b));
+}
+
+/* Teardown: every bucket goes, in use or not (the devices are gone by now). */
+static void mc_drop_all(struct sx_ioreq *r, struct xen *x)
+{
+    for (unsigned i = 0; i < MC_BUCKETS; i++) {
+        struct mc_bucket *b = &x->mc[i];
+        if (b->used && b->refs)
+            sx_warn("dom%u: closing with %u DMA mappings in use in bucket %#" PRIx64,
+                    r->domid, b->refs, b->index << MC_SHIFT);
+        mc_free(x, b);
+    }
+}
 
 static void xen_close(struct sx_ioreq *r)
 {
     struct xen *x = r->priv;
     if (!x)
         return;
+    mc_drop_all(r, x);
     if (x->res)
         xenforeignmemory_unmap_resource(x->fm, x->res);
     if (x->created)
@@ -169,7 +232,8 @@ static int xen_alive(struct sx_ioreq *r)
 
 #define MAX_MAP_PAGES (SX_IOREQ_DMA_MAP_MAX / PAGE + 1)
 
-static void *xen_dma_map(struct sx_ioreq *r, uint64_t gpa, size_t len, bool writable)
+/* The frames of [gpa, gpa+len) mapped exactly; unmapped by exact_unmap. */
+static void *exact_map(struct sx_ioreq *r, uint64_t gpa, size_t len, bool writable)
 {
     struct xen *x = r->priv;
     uint64_t first = gpa / PAGE, last = (gpa + len - 1) / PAGE;
@@ -195,15 +259,132 @@ static void *xen_dma_map(struct sx_ioreq *r, uint64_t gpa, size_t len, bool writ
             errno = EFAULT;
             return NULL;
         }
-    return p ? (char *)p + (gpa % PAGE) : NULL;
+    return (char *)p + (gpa % PAGE);
+}
+
+static void exact_unmap(struct xen *x, void *ptr, size_t len)
+{
+    uintptr_t a = (uintptr_t)ptr;
+    size_t off = a % PAGE;
+    xenforeignmemory_unmap(x->fm, (void *)(a - off), (off + len + PAGE - 1) / PAGE);
+}
+
+/* Map bucket `index` whole into slot b: 0, or -errno and b marked partial (some frame refused,
+ * or the whole call failed). */
+static int mc_fill(struct sx_ioreq *r, struct xen *x, struct mc_bucket *b, uint64_t index)
+{
+    xen_pfn_t pfns[MC_PAGES];
+    int err[MC_PAGES];
+    for (unsigned i = 0; i < MC_PAGES; i++) {
+        pfns[i] = index * MC_PAGES + i;
+        err[i] = 0;
+    }
+    memset(b, 0, sizeof(*b));
+    b->used = true;
+    b->index = index;
+    b->lru = ++x->tick;
+    r->st.mapcache_misses++;
+    void *p = xenforeignmemory_map(x->fm, r->domid, PROT_READ | PROT_WRITE, MC_PAGES, pfns, err);
+    int rc = p ? 0 : neg_errno();
+    for (unsigned i = 0; p && i < MC_PAGES && rc == 0; i++)
+        if (err[i])
+            rc = -EFAULT;
+    if (rc < 0) {
+        if (p)
+            xenforeignmemory_unmap(x->fm, p, MC_PAGES);
+        b->partial = true;
+        r->st.mapcache_partial++;
+        sx_debug("dom%u: bucket %#" PRIx64 " partly unmappable (%d): exact mappings there",
+                 r->domid, index << MC_SHIFT, rc);
+        return rc;
+    }
+    b->va = p;
+    return 0;
+}
+
+/* A slot for a new bucket: a free one, else the least recently used idle one (evicted), else
+ * NULL (every bucket in use). */
+static struct mc_bucket *mc_slot(struct sx_ioreq *r, struct xen *x)
+{
+    struct mc_bucket *victim = NULL;
+    for (unsigned i = 0; i < MC_BUCKETS; i++) {
+        struct mc_bucket *b = &x->mc[i];
+        if (!b->used)
+            return b;
+        if (b->refs == 0 && (!victim || b->lru < victim->lru))
+            victim = b;
+    }
+    if (victim) {
+        r->st.mapcache_evictions++;
+        mc_free(x, victim);
+    }
+    return victim;
+}
+
+static void *xen_dma_map(struct sx_ioreq *r, uint64_t gpa, size_t len, bool writable)
+{
+    struct xen *x = r->priv;
+    uint64_t index = gpa >> MC_SHIFT;
+    if (((gpa + len - 1) >> MC_SHIFT) != index)
+        goto exact;                 /* across buckets (gpa + len cannot overflow: checked) */
+    struct mc_bucket *b = NULL;
+    for (unsigned i = 0; i < MC_BUCKETS; i++)
+        if (x->mc[i].used && !x->mc[i].doomed && x->mc[i].index == index) {
+            b = &x->mc[i];
+            break;
+        }
+    if (b && b->partial)
+        goto exact;
+    if (!b) {
+        b = mc_slot(r, x);
+        if (!b || mc_fill(r, x, b, index) < 0)
+            goto exact;
+    } else {
+        r->st.mapcache_hits++;
+        b->lru = ++x->tick;
+    }
+    b->refs++;
+    return b->va + (gpa & ((1u << MC_SHIFT) - 1));
+exact:
+    r->st.mapcache_exact++;
+    return exact_map(r, gpa, len, writable);
 }
 
 static void xen_dma_unmap(struct sx_ioreq *r, void *ptr, size_t len)
 {
     struct xen *x = r->priv;
-    uintptr_t a = (uintptr_t)ptr;
-    size_t off = a % PAGE;
-    xenforeignmemory_unmap(x->fm, (void *)(a - off), (off + len + PAGE - 1) / PAGE);
+    uint8_t *p = ptr;
+    for (unsigned i = 0; i < MC_BUCKETS; i++) {
+        struct mc_bucket *b = &x->mc[i];
+        /* Pointer comparison across objects: as integers. */
+        if (b->va && (uintptr_t)p >= (uintptr_t)b->va &&
+            (uintptr_t)p - (uintptr_t)b->va < (1u << MC_SHIFT)) {
+            if (b->refs == 0) {
+                sx_log_ratelimited(SX_LOG_WARN, "dom%u: DMA unmap of an idle bucket", r->domid);
+                return;
+            }
+            if (--b->refs == 0 && b->doomed)
+                mc_free(x, b);
+            return;
+        }
+    }
+    exact_unmap(x, ptr, len);
+}
+
+/* The guest's physmap changed: no cached frame can be trusted any more. */
+static void xen_invalidate(struct sx_ioreq *r)
+{
+    struct xen *x = r->priv;
+    for (unsigned i = 0; i < MC_BUCKETS; i++) {
+        struct mc_bucket *b = &x->mc[i];
+        if (!b->used || b->doomed)
+            continue;
+        r->st.mapcache_invalidations++;
+        if (b->refs)
+            b->doomed = true;
+        else
+            mc_free(x, b);
+    }
 }
 
 const struct sx_ioreq_ops sx_ioreq_xen_ops = {
@@ -220,4 +401,5 @@ const struct sx_ioreq_ops sx_ioreq_xen_ops = {
     .alive = xen_alive,
     .dma_map = xen_dma_map,
     .dma_unmap = xen_dma_unmap,
+    .invalidate = xen_invalidate,
 };
