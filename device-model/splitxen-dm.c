@@ -399,6 +399,11 @@ int main(int argc, char **argv)
             domid, s->handled, s->pio, s->mmio, s->pci_config,
             s->bad_size + s->bad_count + s->bad_ptr + s->bad_type + s->bad_state,
             s->unclaimed);
+    if (kind == SX_PLAT_XEN)
+        sx_info("dom%ld: DMA mapcache %" PRIu64 " hits, %" PRIu64 " misses, %" PRIu64
+                " exact, %" PRIu64 " partial, %" PRIu64 " evictions, %" PRIu64 " invalidations",
+                domid, s->mapcache_hits, s->mapcache_misses, s->mapcache_exact,
+                s->mapcache_partial, s->mapcache_evictions, s->mapcache_invalidations);
     ret = 0;
     goto out;
 fail:
