@@ -41,6 +41,31 @@
 #include "log.h"
 #include "xenbus/xenbus.h"
 
+static const char *const bb_dstat_names[BB_DS_NR + 1] = {
+    [BB_DS_WATCH_EVENTS] = "watch_events",
+    [BB_DS_WATCH_IGNORED] = "watch_ignored",
+    [BB_DS_EVALS] = "vbd_evals",
+    [BB_DS_RESCANS] = "rescans",
+    [BB_DS_VBDS] = "vbds",
+    [BB_DS_CONNECTED] = "connected",
+    [BB_DS_NR] = NULL,
+};
+
+static void dstat_add(struct bb_daemon *d, enum bb_dstat i, uint64_t n)
+{
+    sx_stats_add(&d->stats, i, n);
+}
+
+/* The gauges, after the vbd list or a vbd's phase may have changed. */
+static void dstat_gauges(struct bb_daemon *d)
+{
+    uint64_t conn = 0;
+    for (struct bb_vbd *v = d->vbds; v; v = v->next)
+        conn += v->phase == BB_CONNECTED;
+    sx_stats_set(&d->stats, BB_DS_VBDS, d->nr_vbds);
+    sx_stats_set(&d->stats, BB_DS_CONNECTED, conn);
+}
+
 void bb_opts_default(struct bb_opts *o)
 {
     memset(o, 0, sizeof(*o));
@@ -567,6 +592,7 @@ static void on_watch(void *arg, const char *path, const char *token)
     struct bb_daemon *d = arg;
     (void)path;
     (void)token;
+    dstat_add(d, BB_DS_WATCH_EVENTS, 1);
     d->rescan = true;
 }
 
@@ -575,6 +601,7 @@ static void on_release(void *arg, const char *path, const char *token)
     struct bb_daemon *d = arg;
     (void)path;
     (void)token;
+    dstat_add(d, BB_DS_WATCH_EVENTS, 1);
     for (struct bb_vbd *v = d->vbds; v; v = v->next)
         if (!v->fe_dead && !fe_domain_alive(v)) {
             sx_info("%s: frontend domain %u is gone", v->bep, v->fe);
@@ -648,6 +675,7 @@ static bool parse_id(const char *s, unsigned max, unsigned *out)
 static void rescan(struct bb_daemon *d)
 {
     struct xs_handle *xs = sx_xenbus_xs(d->xb);
+    dstat_add(d, BB_DS_RESCANS, 1);
     for (struct bb_vbd *v = d->vbds; v; v = v->next)
         v->seen = false;
     unsigned nfe = 0;
@@ -726,6 +754,9 @@ int bb_daemon_open(struct bb_daemon **out, const struct bb_opts *o)
         goto fail;
     }
     snprintf(d->root, sizeof(d->root), "/local/domain/%u/backend/vbd", o->domid);
+    rc = sx_stats_create(&d->stats, "blkback", o->domid, 0, bb_dstat_names);
+    if (rc < 0)
+        sx_warn("daemon stats file: %s", strerror(-rc));   /* counters are then not kept */
     rc = sx_xenbus_watch(d->xb, d->root, "root", on_watch, d);
     if (rc == 0)
         rc = sx_xenbus_watch(d->xb, "@releaseDomain", "release", on_release, d);
@@ -749,8 +780,11 @@ int bb_daemon_step(struct bb_daemon *d, int timeout_ms)
     if (d->rescan) {
         d->rescan = false;
         rescan(d);
-        for (struct bb_vbd *v = d->vbds; v; v = v->next)
+        for (struct bb_vbd *v = d->vbds; v; v = v->next) {
+            dstat_add(d, BB_DS_EVALS, 1);
             vbd_evaluate(v);
+        }
+        dstat_gauges(d);
     }
     return rc < 0 ? 0 : rc;
 }
@@ -784,6 +818,7 @@ void bb_daemon_close(struct bb_daemon *d)
             sx_xenbus_unwatch(d->xb, v->fe_token);
         free(v);
     }
+    sx_stats_destroy(&d->stats);
     sx_xenbus_close(d->xb);
     sx_gnt_close(d->gnt);
     sx_plat_close(d->p);
