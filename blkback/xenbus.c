@@ -604,8 +604,10 @@ static void vbd_evaluate(struct bb_vbd *v)
  *   @releaseDomain            marks the vbds of frontends that are gone dirty.
  *
  * Callbacks only mark. bb_daemon_step then lists <root> when asked and evaluates each dirty
- * vbd once, however many events named it; vbd_evaluate reads everything it needs from
- * xenstore, so a coalesced or dropped event never leaves a vbd in the wrong state.
+ * vbd once, however many events named it: vbd_evaluate reads everything it needs from
+ * xenstore, so events that arrive together cost one evaluation and lose nothing. (An event
+ * xenstored never delivers is not made up for by other vbds' events any more: a vbd waits for
+ * its own next one.)
  */
 
 /* A decimal id of len characters at s, at most max. */
