@@ -211,6 +211,8 @@ enum bb_dstat {
     BB_DS_RESCANS,              /* listings of the backend directory */
     BB_DS_VBDS,                 /* vbds known now */
     BB_DS_CONNECTED,            /* vbds connected now */
+    BB_DS_ROUNDS,               /* control loop rounds (bb_daemon_step), idle ones included:
+                                   at least one per 500 ms, so a frozen value is a stuck thread */
     BB_DS_NR
 };
 

@@ -49,6 +49,7 @@ static const char *const bb_dstat_names[BB_DS_NR + 1] = {
     [BB_DS_RESCANS] = "rescans",
     [BB_DS_VBDS] = "vbds",
     [BB_DS_CONNECTED] = "connected",
+    [BB_DS_ROUNDS] = "rounds",
     [BB_DS_NR] = NULL,
 };
 
@@ -872,6 +873,7 @@ int bb_daemon_step(struct bb_daemon *d, int timeout_ms)
     }
     if (changed)
         dstat_gauges(d);
+    dstat_add(d, BB_DS_ROUNDS, 1);   /* after the evaluations: tests wait for a round's end */
     return rc < 0 ? 0 : rc;
 }
 
