@@ -182,7 +182,9 @@ struct bb_vbd {
     char bep[128];
     char fep[128];
     char fe_token[64];
+    char fe_state[140];         /* <fep>/state: the one frontend node watched */
     bool fe_watched;
+    bool dirty;                 /* a watch named this vbd: evaluate it on this step */
     enum bb_vbd_phase phase;
     int fd;
     bool direct;
@@ -201,6 +203,19 @@ struct bb_vbd {
     bool seen;                  /* mark for the rescan */
 };
 
+/* Daemon-wide counters: the stats file blkback-<domid>-0. Order = bb_dstat_names. */
+enum bb_dstat {
+    BB_DS_WATCH_EVENTS,         /* watch events handled (backend tree, frontend state, release) */
+    BB_DS_WATCH_IGNORED,        /* ... that named nothing to re-evaluate (below a watched node) */
+    BB_DS_EVALS,                /* vbd state evaluations */
+    BB_DS_RESCANS,              /* listings of the backend directory */
+    BB_DS_VBDS,                 /* vbds known now */
+    BB_DS_CONNECTED,            /* vbds connected now */
+    BB_DS_ROUNDS,               /* control loop rounds (bb_daemon_step), idle ones included:
+                                   at least one per 500 ms, so a frozen value is a stuck thread */
+    BB_DS_NR
+};
+
 struct bb_daemon {
     struct bb_opts o;
     struct sx_plat *p;
@@ -208,8 +223,9 @@ struct bb_daemon {
     struct sx_xenbus *xb;
     char root[96];              /* /local/domain/<domid>/backend/vbd */
     struct bb_vbd *vbds;
-    bool rescan;
+    bool rescan;                /* list the backend directory (vbds added or removed) */
     unsigned nr_vbds;
+    struct sx_stats stats;      /* bb_dstat; not there when it could not be created */
 };
 
 /* Open the platform, xenstore, grants; watch the backend directory. 0 or -errno. */

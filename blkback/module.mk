@@ -26,6 +26,11 @@ hostile_test_SRCS := tests/blkback/hostile_test.c
 hostile_test_LIBS = sxblkbackd sxblkback sxxenbus sxring $(SX_PLAT_LIBS)
 hostile_test_LDLIBS = -lcunit $(SXBLKBACK_LDLIBS) $(SX_PLAT_LDLIBS)
 
+UNIT_TESTS += xsa349_test
+xsa349_test_SRCS := tests/blkback/xsa349_test.c
+xsa349_test_LIBS = sxblkbackd sxblkback sxxenbus sxring $(SX_PLAT_LIBS)
+xsa349_test_LDLIBS = -lcunit $(SXBLKBACK_LDLIBS) $(SX_PLAT_LDLIBS)
+
 # bench/blk/grant_cost.c: map+unmap vs grant copy per page on sim (the non-persistent choice).
 PROGS += splitxen-bench-blkgrant
 splitxen-bench-blkgrant_SRCS := bench/blk/grant_cost.c

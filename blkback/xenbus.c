@@ -3,7 +3,8 @@
  * directory /local/domain/<self>/backend/vbd, serves every vbd written there and follows the
  * xenbus handshake for each.
  *
- * State is re-evaluated from xenstore after every watch event (level-triggered, idempotent):
+ * A vbd's state is re-evaluated from xenstore after a watch event names it (level-triggered,
+ * idempotent; what is watched and what an event costs: "watches and the vbd list" below):
  *
  *   new vbd          open `params` (O_DIRECT when the target takes it, O_RDONLY for mode=r),
  *                    write physical-device, hotplug-status=connected and the features, InitWait
@@ -40,6 +41,32 @@
 #include "grant/grant.h"
 #include "log.h"
 #include "xenbus/xenbus.h"
+
+static const char *const bb_dstat_names[BB_DS_NR + 1] = {
+    [BB_DS_WATCH_EVENTS] = "watch_events",
+    [BB_DS_WATCH_IGNORED] = "watch_ignored",
+    [BB_DS_EVALS] = "vbd_evals",
+    [BB_DS_RESCANS] = "rescans",
+    [BB_DS_VBDS] = "vbds",
+    [BB_DS_CONNECTED] = "connected",
+    [BB_DS_ROUNDS] = "rounds",
+    [BB_DS_NR] = NULL,
+};
+
+static void dstat_add(struct bb_daemon *d, enum bb_dstat i, uint64_t n)
+{
+    sx_stats_add(&d->stats, i, n);
+}
+
+/* The gauges, after the vbd list or a vbd's phase may have changed. */
+static void dstat_gauges(struct bb_daemon *d)
+{
+    uint64_t conn = 0;
+    for (struct bb_vbd *v = d->vbds; v; v = v->next)
+        conn += v->phase == BB_CONNECTED;
+    sx_stats_set(&d->stats, BB_DS_VBDS, d->nr_vbds);
+    sx_stats_set(&d->stats, BB_DS_CONNECTED, conn);
+}
 
 void bb_opts_default(struct bb_opts *o)
 {
@@ -560,14 +587,107 @@ static void vbd_evaluate(struct bb_vbd *v)
     }
 }
 
-/* ------------------------------------------------------------------ vbd list */
+/* ------------------------------------------------------------------ watches and the vbd list */
 
-static void on_watch(void *arg, const char *path, const char *token)
+/*
+ * What blkback watches, and what an event costs it. A guest may write under its own device
+ * directory as fast as xenstored lets it (XSA-349), so nothing it writes there may cost more
+ * than the event itself, and nothing it does may make another vbd be re-evaluated:
+ *
+ *   <root> (backend/vbd)      the toolstack's writes and our own. An event below
+ *                             <root>/<fe>/<devid>/ marks that vbd dirty. One naming a vbd not
+ *                             known yet, a vbd directory itself or anything above asks for a
+ *                             listing of <root> (vbds added or removed).
+ *   <fep>/state, one per vbd  the frontend's state node only, as Linux blkback. Events for
+ *                             nodes below it (a guest can create them) are counted and
+ *                             dropped; everything else a frontend writes (ring-ref,
+ *                             event-channel, queue-N/...) is read when its state says so.
+ *   @releaseDomain            marks the vbds of frontends that are gone dirty.
+ *
+ * Callbacks only mark. bb_daemon_step then lists <root> when asked and evaluates each dirty
+ * vbd once, however many events named it: vbd_evaluate reads everything it needs from
+ * xenstore, so events that arrive together cost one evaluation and lose nothing. (An event
+ * xenstored never delivers is not made up for by other vbds' events any more: a vbd waits for
+ * its own next one.)
+ */
+
+/* A decimal id of len characters at s, at most max. */
+static bool parse_id_n(const char *s, size_t len, unsigned max, unsigned *out)
+{
+    if (!len || len > 10)
+        return false;
+    unsigned long long x = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        x = x * 10 + (unsigned)(s[i] - '0');
+    }
+    if (x > max)
+        return false;
+    *out = (unsigned)x;
+    return true;
+}
+
+static bool parse_id(const char *s, unsigned max, unsigned *out)
+{
+    return parse_id_n(s, strlen(s), max, out);
+}
+
+#define FE_ID_MAX (DOMID_FIRST_RESERVED - 1)
+#define DEVID_MAX (UINT32_MAX >> 1)
+
+static struct bb_vbd *vbd_find(struct bb_daemon *d, unsigned fe, unsigned devid)
+{
+    struct bb_vbd *v = d->vbds;
+    while (v && !(v->fe == fe && v->devid == devid))
+        v = v->next;
+    return v;
+}
+
+static void on_backend(void *arg, const char *path, const char *token)
 {
     struct bb_daemon *d = arg;
-    (void)path;
+    size_t rl = strlen(d->root);
     (void)token;
-    d->rescan = true;
+    dstat_add(d, BB_DS_WATCH_EVENTS, 1);
+    if (strncmp(path, d->root, rl) || (path[rl] != '/' && path[rl] != '\0')) {
+        dstat_add(d, BB_DS_WATCH_IGNORED, 1);   /* not ours: cannot happen */
+        return;
+    }
+    /* <root> or <root>/<fe>: a frontend's vbds (or all of them) came or went */
+    const char *fe_s = path + rl + (path[rl] == '/');
+    const char *dev_s = strchr(fe_s, '/');
+    if (path[rl] == '\0' || !dev_s) {
+        d->rescan = true;
+        return;
+    }
+    dev_s++;
+    const char *key = strchr(dev_s, '/');
+    size_t dev_len = key ? (size_t)(key - dev_s) : strlen(dev_s);
+    unsigned fe, devid;
+    if (!parse_id_n(fe_s, (size_t)(dev_s - 1 - fe_s), FE_ID_MAX, &fe) ||
+        !parse_id_n(dev_s, dev_len, DEVID_MAX, &devid)) {
+        dstat_add(d, BB_DS_WATCH_IGNORED, 1);   /* not a vbd directory: the listing skips it */
+        return;
+    }
+    struct bb_vbd *v = vbd_find(d, fe, devid);
+    if (v)
+        v->dirty = true;
+    /* A vbd not known yet, or its directory itself created or removed: list. */
+    if (!v || !key)
+        d->rescan = true;
+}
+
+static void on_fe_state(void *arg, const char *path, const char *token)
+{
+    struct bb_vbd *v = arg;   /* valid: vbd_free unwatches first, events look the token up */
+    (void)token;
+    dstat_add(v->d, BB_DS_WATCH_EVENTS, 1);
+    if (strcmp(path, v->fe_state)) {
+        dstat_add(v->d, BB_DS_WATCH_IGNORED, 1);   /* a node below state: not the state */
+        return;
+    }
+    v->dirty = true;
 }
 
 static void on_release(void *arg, const char *path, const char *token)
@@ -575,12 +695,13 @@ static void on_release(void *arg, const char *path, const char *token)
     struct bb_daemon *d = arg;
     (void)path;
     (void)token;
+    dstat_add(d, BB_DS_WATCH_EVENTS, 1);
     for (struct bb_vbd *v = d->vbds; v; v = v->next)
         if (!v->fe_dead && !fe_domain_alive(v)) {
             sx_info("%s: frontend domain %u is gone", v->bep, v->fe);
             v->fe_dead = true;
+            v->dirty = true;
         }
-    d->rescan = true;
 }
 
 static struct bb_vbd *vbd_new(struct bb_daemon *d, unsigned fe, unsigned devid)
@@ -593,6 +714,7 @@ static struct bb_vbd *vbd_new(struct bb_daemon *d, unsigned fe, unsigned devid)
     v->devid = devid;
     v->fd = -1;
     v->written = XenbusStateUnknown;
+    v->dirty = true;
     for (unsigned i = 0; i < BB_MAX_QUEUES; i++) {
         v->q[i].v = v;
         v->q[i].idx = i;
@@ -604,9 +726,13 @@ static struct bb_vbd *vbd_new(struct bb_daemon *d, unsigned fe, unsigned devid)
         free(v);
         return NULL;
     }
+    snprintf(v->fe_state, sizeof(v->fe_state), "%s/state", v->fep);
     snprintf(v->fe_token, sizeof(v->fe_token), "fe-%u-%u", fe, devid);
-    if (sx_xenbus_watch(d->xb, v->fep, v->fe_token, on_watch, d) == 0)
+    if (sx_xenbus_watch(d->xb, v->fe_state, v->fe_token, on_fe_state, v) == 0)
         v->fe_watched = true;
+    else
+        sx_warn("%s: cannot watch %s: the frontend's state changes will be missed", v->bep,
+                v->fe_state);
     v->next = d->vbds;
     d->vbds = v;
     d->nr_vbds++;
@@ -629,32 +755,17 @@ static void vbd_free(struct bb_vbd *v)
     free(v);
 }
 
-static bool parse_id(const char *s, unsigned max, unsigned *out)
-{
-    if (!*s || strlen(s) > 10)
-        return false;
-    unsigned long long x = 0;
-    for (const char *p = s; *p; p++) {
-        if (*p < '0' || *p > '9')
-            return false;
-        x = x * 10 + (unsigned)(*p - '0');
-    }
-    if (x > max)
-        return false;
-    *out = (unsigned)x;
-    return true;
-}
-
 static void rescan(struct bb_daemon *d)
 {
     struct xs_handle *xs = sx_xenbus_xs(d->xb);
+    dstat_add(d, BB_DS_RESCANS, 1);
     for (struct bb_vbd *v = d->vbds; v; v = v->next)
         v->seen = false;
     unsigned nfe = 0;
     char **fes = xs_directory(xs, XBT_NULL, d->root, &nfe);
     for (unsigned i = 0; fes && i < nfe; i++) {
         unsigned fe;
-        if (!parse_id(fes[i], DOMID_FIRST_RESERVED - 1, &fe))
+        if (!parse_id(fes[i], FE_ID_MAX, &fe))
             continue;
         char dir[160];
         snprintf(dir, sizeof(dir), "%s/%u", d->root, fe);
@@ -662,11 +773,9 @@ static void rescan(struct bb_daemon *d)
         char **devs = xs_directory(xs, XBT_NULL, dir, &ndev);
         for (unsigned k = 0; devs && k < ndev; k++) {
             unsigned devid;
-            if (!parse_id(devs[k], UINT32_MAX >> 1, &devid))
+            if (!parse_id(devs[k], DEVID_MAX, &devid))
                 continue;
-            struct bb_vbd *v = d->vbds;
-            while (v && !(v->fe == fe && v->devid == devid))
-                v = v->next;
+            struct bb_vbd *v = vbd_find(d, fe, devid);
             if (!v)
                 v = vbd_new(d, fe, devid);
             if (v)
@@ -726,7 +835,10 @@ int bb_daemon_open(struct bb_daemon **out, const struct bb_opts *o)
         goto fail;
     }
     snprintf(d->root, sizeof(d->root), "/local/domain/%u/backend/vbd", o->domid);
-    rc = sx_xenbus_watch(d->xb, d->root, "root", on_watch, d);
+    rc = sx_stats_create(&d->stats, "blkback", o->domid, 0, bb_dstat_names);
+    if (rc < 0)
+        sx_warn("daemon stats file: %s", strerror(-rc));   /* counters are then not kept */
+    rc = sx_xenbus_watch(d->xb, d->root, "root", on_backend, d);
     if (rc == 0)
         rc = sx_xenbus_watch(d->xb, "@releaseDomain", "release", on_release, d);
     if (rc < 0) {
@@ -746,12 +858,22 @@ int bb_daemon_step(struct bb_daemon *d, int timeout_ms)
     int rc = sx_xenbus_dispatch(d->xb, timeout_ms);
     if (rc < 0 && rc != -EINTR && rc != -ETIMEDOUT)
         return rc;
+    bool changed = d->rescan;
     if (d->rescan) {
         d->rescan = false;
-        rescan(d);
-        for (struct bb_vbd *v = d->vbds; v; v = v->next)
-            vbd_evaluate(v);
+        rescan(d);   /* new vbds come dirty */
     }
+    for (struct bb_vbd *v = d->vbds; v; v = v->next) {
+        if (!v->dirty)
+            continue;
+        v->dirty = false;   /* an event from here on marks it again */
+        dstat_add(d, BB_DS_EVALS, 1);
+        vbd_evaluate(v);
+        changed = true;
+    }
+    if (changed)
+        dstat_gauges(d);
+    dstat_add(d, BB_DS_ROUNDS, 1);   /* after the evaluations: tests wait for a round's end */
     return rc < 0 ? 0 : rc;
 }
 
@@ -784,6 +906,7 @@ void bb_daemon_close(struct bb_daemon *d)
             sx_xenbus_unwatch(d->xb, v->fe_token);
         free(v);
     }
+    sx_stats_destroy(&d->stats);
     sx_xenbus_close(d->xb);
     sx_gnt_close(d->gnt);
     sx_plat_close(d->p);

@@ -130,6 +130,10 @@ static void tx_respond(struct nb_queue *q, unsigned npkts)
     }
 }
 
+/* A refill leaves txq with room for a whole packet, so a parse that is not complete always
+ * sees at least SX_NET_TX_MAX_SLOTS requests (see the NEED_MORE case below). */
+_Static_assert(NB_TXQ >= 2 * SX_NET_TX_MAX_SLOTS, "txq holds a packet after a refill");
+
 int nb_tx_action(struct nb_queue *q)
 {
     struct nb_vif *v = q->vif;
@@ -170,8 +174,16 @@ int nb_tx_action(struct nb_queue *q)
             break;
         struct nb_txslot *s = &q->txs[npkts];
         enum sx_net_tx_verdict vd = sx_net_tx_parse(q->txq + q->txq_head, avail, drained, &s->pkt);
-        if (vd == SX_NET_TX_NEED_MORE)
+        if (vd == SX_NET_TX_NEED_MORE) {
+            /* Cannot be satisfied: with fewer than SX_NET_TX_MAX_SLOTS held we refilled above
+             * and either drained the ring (then the parse was complete: no NEED_MORE) or
+             * filled txq; with that many held the parser always decides. Waiting would leave
+             * these slots unanswered while tx_pending_pred and final_check keep the thread
+             * awake for them: halt the queue instead. */
+            tx_halt(q, SX_NET_TXR_INCOMPLETE);
+            fatal = true;
             break;
+        }
         if (vd == SX_NET_TX_FATAL) {
             tx_halt(q, s->pkt.reason);
             fatal = true;
@@ -278,6 +290,9 @@ int nb_tx_action(struct nb_queue *q)
 
 /* ---------------------------------------------------------------- queue loop */
 
+/* Held requests count as work: nb_tx_action leaves some held without consuming any only
+ * while the credit limiter makes it wait (rate_wait_ns, which the callers check) or once it
+ * halted the queue, never for a packet it waits to complete (that is fatal there). */
 static bool tx_pending_pred(void *arg)
 {
     struct nb_queue *q = arg;

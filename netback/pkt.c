@@ -26,6 +26,7 @@ const char *sx_net_tx_reason_str(enum sx_net_tx_reason r)
         [SX_NET_TXR_MISSING_SLOTS] = "missing_slots",
         [SX_NET_TXR_GSO_SIZE] = "gso_size",
         [SX_NET_TXR_GSO_TYPE] = "gso_type",
+        [SX_NET_TXR_INCOMPLETE] = "incomplete",
     };
     return (unsigned)r < SX_NET_TXR_NR && names[r] ? names[r] : "unknown";
 }
@@ -64,13 +65,16 @@ enum sx_net_tx_verdict sx_net_tx_parse(const netif_tx_request_t *slots, unsigned
     if (first.flags & NETTXF_extra_info) {
         netif_extra_info_t ex;
         do {
-            if (i >= avail)
-                return complete ? tx_fail(pkt, SX_NET_TX_FATAL, SX_NET_TXR_MISSING_EXTRA)
-                                : SX_NET_TX_NEED_MORE;
+            /* Bounds that do not depend on the slots still to come are checked before asking
+             * for them: a chain already over its limit is fatal whatever follows, so the
+             * parser never waits for slots that could not make the packet valid. */
             if (pkt->nr_extras == SX_NET_TX_MAX_EXTRAS) {
                 pkt->nr_slots = i;
                 return tx_fail(pkt, SX_NET_TX_FATAL, SX_NET_TXR_TOO_MANY_EXTRAS);
             }
+            if (i >= avail)
+                return complete ? tx_fail(pkt, SX_NET_TX_FATAL, SX_NET_TXR_MISSING_EXTRA)
+                                : SX_NET_TX_NEED_MORE;
             _Static_assert(sizeof(ex) <= sizeof(slots[0]), "extra fits a tx slot");
             memcpy(&ex, &slots[i], sizeof(ex));
             pkt->resp_id[i] = 0;
@@ -103,13 +107,16 @@ enum sx_net_tx_verdict sx_net_tx_parse(const netif_tx_request_t *slots, unsigned
     remaining = first.size;
     more = (first.flags & NETTXF_more_data) != 0;
     while (more) {
-        if (i >= avail)
-            return complete ? tx_fail(pkt, SX_NET_TX_FATAL, SX_NET_TXR_MISSING_SLOTS)
-                            : SX_NET_TX_NEED_MORE;
+        /* As for the extras: the 21st following slot is fatal before it is looked at. This
+         * keeps NEED_MORE below SX_NET_TX_MAX_SLOTS: at that slot (1 + 4 extras + 20
+         * following, more_data still set) the packet is already malicious. */
         if (nfollow >= SX_NET_TX_FATAL_SLOTS) {
             pkt->nr_slots = i;
             return tx_fail(pkt, SX_NET_TX_FATAL, SX_NET_TXR_MALICIOUS_SLOTS);
         }
+        if (i >= avail)
+            return complete ? tx_fail(pkt, SX_NET_TX_FATAL, SX_NET_TXR_MISSING_SLOTS)
+                            : SX_NET_TX_NEED_MORE;
         if (!drop && nfollow >= SX_NET_TX_LEGACY_SLOTS)
             drop = SX_NET_TXR_TOO_MANY_SLOTS;
         tx = slots[i];

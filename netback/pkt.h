@@ -26,8 +26,11 @@
  *       slot of size 0
  *   A packet is at most 0xffff bytes (XEN_NETIF_MAX_TX_SIZE): the first slot's size is 16 bits.
  *
- * Slot budget per packet: 1 + 4 extras + 20 following = SX_NET_TX_MAX_SLOTS; a ring loop that
- * hands over at least that many copied requests never gets NEED_MORE for a well-formed ring.
+ * Slot budget per packet: 1 + 4 extras + 20 following = SX_NET_TX_MAX_SLOTS. The limits are
+ * checked before the parser asks for the next slot, so with avail >= SX_NET_TX_MAX_SLOTS it
+ * never answers NEED_MORE, whatever the slots hold: a packet that would need more is FATAL
+ * (a ring loop holding that many copied requests can always decide; waiting for more would
+ * hold them unanswered for ever).
  */
 #ifndef SPLITXEN_NETBACK_PKT_H
 #define SPLITXEN_NETBACK_PKT_H
@@ -55,7 +58,8 @@ enum sx_net_tx_verdict {
     SX_NET_TX_MCAST,     /* a multicast filter request (no data): apply it, respond */
     SX_NET_TX_DROP,      /* respond NETIF_RSP_ERROR (sx_net_tx_responses), consume nr_slots */
     SX_NET_TX_FATAL,     /* halt this vif: stop consuming, disconnect */
-    SX_NET_TX_NEED_MORE, /* the packet continues past `avail`: call again with more */
+    SX_NET_TX_NEED_MORE, /* the packet continues past `avail` (< SX_NET_TX_MAX_SLOTS):
+                            call again with more */
 };
 
 enum sx_net_tx_reason {
@@ -74,6 +78,8 @@ enum sx_net_tx_reason {
     SX_NET_TXR_MISSING_SLOTS,   /* complete: more_data runs past the published requests */
     SX_NET_TXR_GSO_SIZE,        /* GSO extra with size 0 */
     SX_NET_TXR_GSO_TYPE,        /* GSO extra with an unknown type */
+    SX_NET_TXR_INCOMPLETE,      /* ring loop, not the parser: NEED_MORE with nothing more to
+                                   give (the held slots can never complete the packet) */
     SX_NET_TXR_NR
 };
 
@@ -118,8 +124,9 @@ struct sx_net_txpkt {
 /*
  * Parse the packet starting at slots[0], with avail (>= 1) copied requests available.
  * complete: slots[avail-1] is the last request the frontend published (req_prod), so a packet
- * running past it is broken (FATAL, as Linux) rather than NEED_MORE. Fills *pkt; returns the
- * verdict (pkt->reason says why for DROP and FATAL).
+ * running past it is broken (FATAL, as Linux) rather than NEED_MORE. NEED_MORE only with
+ * !complete and avail < SX_NET_TX_MAX_SLOTS. Fills *pkt; returns the verdict (pkt->reason says
+ * why for DROP and FATAL).
  */
 enum sx_net_tx_verdict sx_net_tx_parse(const netif_tx_request_t *slots, unsigned avail,
                                        bool complete, struct sx_net_txpkt *pkt);

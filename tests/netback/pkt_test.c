@@ -242,6 +242,89 @@ static void test_more_data_past_window(void)
     CU_ASSERT_EQUAL(sx_net_tx_parse(s, 0, false, &pkt), SX_NET_TX_NEED_MORE);
 }
 
+/* 1 + 4 extras + 20 following slots, every following one with more_data: exactly
+ * SX_NET_TX_MAX_SLOTS requests, and the packet still wants more. Returns the slot count. */
+static unsigned four_extras_twenty_more(netif_tx_request_t *s)
+{
+    s[0] = req(0, 0, 14 + 20 * 10, NETTXF_extra_info | NETTXF_more_data);
+    for (unsigned i = 1; i <= 4; i++)
+        s[i] = gso_extra(XEN_NETIF_GSO_TYPE_TCPV4, 1448, i < 4 ? XEN_NETIF_EXTRA_FLAG_MORE : 0);
+    for (unsigned i = 5; i < 25; i++)
+        s[i] = req((uint16_t)i, (uint16_t)(i * 10), 10, NETTXF_more_data);
+    return 25;
+}
+
+/* The netback tx livelock: this packet held exactly SX_NET_TX_MAX_SLOTS copied requests and
+ * the parser answered NEED_MORE (its slot count ran out before its fatal check), so the ring
+ * loop never refilled (it refills below 25) and never halted. The 21st following slot is
+ * fatal before the parser looks for it. */
+static void test_tx_livelock_4_extras_20_more_at_max_slots_is_fatal(void)
+{
+    netif_tx_request_t s[40];
+    CU_ASSERT_EQUAL(four_extras_twenty_more(s), SX_NET_TX_MAX_SLOTS);
+    CU_ASSERT_EQUAL(sx_net_tx_parse(s, SX_NET_TX_MAX_SLOTS, false, &pkt), SX_NET_TX_FATAL);
+    CU_ASSERT_EQUAL(pkt.reason, SX_NET_TXR_MALICIOUS_SLOTS);
+    CU_ASSERT_EQUAL(pkt.nr_slots, SX_NET_TX_MAX_SLOTS);
+    CU_ASSERT_EQUAL(sx_net_tx_parse(s, SX_NET_TX_MAX_SLOTS, true, &pkt), SX_NET_TX_FATAL);
+    CU_ASSERT_EQUAL(pkt.reason, SX_NET_TXR_MALICIOUS_SLOTS);
+    /* more published after it, whatever they hold: the same */
+    for (unsigned i = 25; i < 40; i++)
+        s[i] = req((uint16_t)i, 0, 10, i & 1 ? NETTXF_more_data : 0);
+    for (unsigned avail = 26; avail <= 40; avail++) {
+        CU_ASSERT_EQUAL(sx_net_tx_parse(s, avail, false, &pkt), SX_NET_TX_FATAL);
+        CU_ASSERT_EQUAL(pkt.reason, SX_NET_TXR_MALICIOUS_SLOTS);
+        CU_ASSERT_EQUAL(sx_net_tx_parse(s, avail, true, &pkt), SX_NET_TX_FATAL);
+    }
+    /* the same chain ending on its 20th following slot: a complete packet of 25 slots,
+     * dropped (over the legacy 18), every slot consumed */
+    s[24].flags = 0;
+    CU_ASSERT_EQUAL(sx_net_tx_parse(s, SX_NET_TX_MAX_SLOTS, false, &pkt), SX_NET_TX_DROP);
+    CU_ASSERT_EQUAL(pkt.reason, SX_NET_TXR_TOO_MANY_SLOTS);
+    CU_ASSERT_EQUAL(pkt.nr_slots, SX_NET_TX_MAX_SLOTS);
+    /* below the budget the parser may still ask for more */
+    s[24].flags = NETTXF_more_data;
+    CU_ASSERT_EQUAL(sx_net_tx_parse(s, SX_NET_TX_MAX_SLOTS - 1, false, &pkt),
+                    SX_NET_TX_NEED_MORE);
+    /* a fifth extra is fatal before the parser looks for it as well */
+    s[4] = gso_extra(XEN_NETIF_GSO_TYPE_TCPV4, 1448, XEN_NETIF_EXTRA_FLAG_MORE);
+    CU_ASSERT_EQUAL(sx_net_tx_parse(s, 5, false, &pkt), SX_NET_TX_FATAL);
+    CU_ASSERT_EQUAL(pkt.reason, SX_NET_TXR_TOO_MANY_EXTRAS);
+}
+
+/* The invariant the ring loop relies on: with SX_NET_TX_MAX_SLOTS requests or more the parser
+ * never answers NEED_MORE, whatever they hold. Every shape of extra chain (0..5 extras, the
+ * last one ending the chain or not) and more_data run (0..30 following slots, the last one
+ * ending the packet or not), at every avail from the budget to 8 over it. */
+static void test_tx_never_need_more_with_max_slots(void)
+{
+    enum { N = SX_NET_TX_MAX_SLOTS + 16 };
+    netif_tx_request_t s[N];
+    unsigned need_more = 0, cases = 0;
+    for (unsigned ex = 0; ex <= 5; ex++)
+        for (unsigned ex_open = 0; ex_open < 2; ex_open++)
+            for (unsigned nf = 0; nf <= 30; nf++)
+                for (unsigned f_open = 0; f_open < 2; f_open++) {
+                    unsigned i = 0;
+                    s[i++] = req(0, 0, 14 + 10 * nf, (ex ? NETTXF_extra_info : 0) |
+                                                         (nf || f_open ? NETTXF_more_data : 0));
+                    for (unsigned e = 0; e < ex && i < N; e++)
+                        s[i++] = gso_extra(XEN_NETIF_GSO_TYPE_TCPV4, 1448,
+                                           e + 1 < ex || ex_open ? XEN_NETIF_EXTRA_FLAG_MORE : 0);
+                    for (unsigned f = 0; f < nf && i < N; f++, i++)
+                        s[i] = req((uint16_t)i, 0, 10,
+                                   f + 1 < nf || f_open ? NETTXF_more_data : 0);
+                    for (; i < N; i++) /* more of the same after the shape */
+                        s[i] = req((uint16_t)i, 0, 10, NETTXF_more_data);
+                    for (unsigned avail = SX_NET_TX_MAX_SLOTS; avail <= SX_NET_TX_MAX_SLOTS + 8;
+                         avail++) {
+                        need_more += sx_net_tx_parse(s, avail, false, &pkt) == SX_NET_TX_NEED_MORE;
+                        cases++;
+                    }
+                }
+    CU_ASSERT_EQUAL(need_more, 0);
+    CU_ASSERT_EQUAL(cases, 6 * 2 * 31 * 2 * 9);
+}
+
 static void test_gso_extras(void)
 {
     netif_tx_request_t s[3] = {
@@ -886,6 +969,8 @@ static const struct sx_test_case cases[] = {
     SX_TEST(test_zero_length_fragment_is_dropped),
     SX_TEST(test_good_packets_of_1_to_19_slots),
     SX_TEST(test_more_data_past_window),
+    SX_TEST(test_tx_livelock_4_extras_20_more_at_max_slots_is_fatal),
+    SX_TEST(test_tx_never_need_more_with_max_slots),
     SX_TEST(test_gso_extras),
     SX_TEST(test_hash_and_gso_chain),
     SX_TEST(test_mcast_request),
