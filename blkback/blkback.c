@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -561,6 +562,9 @@ int bb_queue_start(struct bb_queue *q)
         return -rc;
     }
     q->thread_started = true;
+    char name[16];   /* for top -H, perf and tests: bb<fe>.<devid>-q<n> */
+    snprintf(name, sizeof(name), "bb%u.%u-q%u", q->v->fe, q->v->devid, q->idx);
+    pthread_setname_np(q->thread, name);
     return 0;
 }
 
