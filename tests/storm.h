@@ -1,0 +1,127 @@
+/*
+ * Test helpers for event storms (XSA-332 class): a thread that notifies an event channel port
+ * in a loop, as a hostile guest does, and the CPU time of one of this process's threads, found
+ * by name, so a test that runs a backend in-process can bound what the storm costs it.
+ * CPU time comes from /proc/self/task/<tid>/schedstat (nanoseconds on a CPU, first field).
+ */
+#ifndef SPLITXEN_TEST_STORM_H
+#define SPLITXEN_TEST_STORM_H
+
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "evtchn/evtchn.h"
+
+static inline uint64_t sx_test_mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* The tid of this process's thread called `name` (its comm), or -ENOENT. */
+static inline int sx_test_thread_by_name(const char *name)
+{
+    DIR *d = opendir("/proc/self/task");
+    if (!d)
+        return -errno;
+    int tid = -ENOENT;
+    struct dirent *de;
+    while (tid < 0 && (de = readdir(d))) {
+        if (de->d_name[0] == '.')
+            continue;
+        char path[300], comm[32] = "";
+        snprintf(path, sizeof(path), "/proc/self/task/%s/comm", de->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        if (fgets(comm, sizeof(comm), f))
+            comm[strcspn(comm, "\n")] = '\0';
+        fclose(f);
+        if (!strcmp(comm, name))
+            tid = atoi(de->d_name);
+    }
+    closedir(d);
+    return tid;
+}
+
+/* Nanoseconds thread tid of this process has run on a CPU, or UINT64_MAX. */
+static inline uint64_t sx_test_thread_cpu_ns(int tid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/self/task/%d/schedstat", tid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return UINT64_MAX;
+    uint64_t ns = UINT64_MAX;
+    if (fscanf(f, "%" SCNu64, &ns) != 1)
+        ns = UINT64_MAX;
+    fclose(f);
+    return ns;
+}
+
+/* A storm: notify `port` of handle `e` until stopped, in a tight loop (rate 0) or paced at
+ * `rate` notifications a second. While it runs, only the storm thread may use `e`. */
+struct sx_test_storm {
+    struct sx_evtchn *e;
+    evtchn_port_t port;
+    unsigned rate;
+    pthread_t thr;
+    atomic_bool stop;
+    uint64_t sent;
+    bool started;
+};
+
+static inline void *sx_test_storm_main(void *arg)
+{
+    struct sx_test_storm *s = arg;
+    uint64_t gap = s->rate ? 1000000000ull / s->rate : 0, next = sx_test_mono_ns();
+    while (!atomic_load_explicit(&s->stop, memory_order_relaxed)) {
+        if (gap) {
+            uint64_t now;
+            while ((now = sx_test_mono_ns()) < next) {
+                struct timespec ts = { 0, (long)(next - now) };
+                nanosleep(&ts, NULL);
+            }
+            next += gap;
+        }
+        sx_evtchn_notify(s->e, s->port);
+        s->sent++;
+    }
+    return NULL;
+}
+
+/* $SX_STORM_RATE paces storms for measurements (bench figures); tests default to a tight
+ * loop. */
+static inline int sx_test_storm_start(struct sx_test_storm *s, struct sx_evtchn *e,
+                                      evtchn_port_t port)
+{
+    const char *r = getenv("SX_STORM_RATE");
+    *s = (struct sx_test_storm){ .e = e, .port = port,
+                                 .rate = r ? (unsigned)strtoul(r, NULL, 10) : 0 };
+    atomic_init(&s->stop, false);
+    int rc = pthread_create(&s->thr, NULL, sx_test_storm_main, s);
+    s->started = rc == 0;
+    return -rc;
+}
+
+/* Stop and join (idempotent). Returns the notifications sent. */
+static inline uint64_t sx_test_storm_stop(struct sx_test_storm *s)
+{
+    if (s->started) {
+        atomic_store(&s->stop, true);
+        pthread_join(s->thr, NULL);
+        s->started = false;
+    }
+    return s->sent;
+}
+
+#endif
