@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "evtchn/evtchn.h"
 
@@ -68,16 +69,21 @@ static inline uint64_t sx_test_thread_cpu_ns(int tid)
     return ns;
 }
 
-/* A storm: notify `port` of handle `e` until stopped, in a tight loop (rate 0) or paced at
- * `rate` notifications a second. While it runs, only the storm thread may use `e`. */
+/* A storm: a thread notifies `port` of handle `e` until stopped, in a tight loop (rate 0) or
+ * paced at `rate` notifications a second ($SX_STORM_RATE, for measurements; tests use a tight
+ * loop), while the victim thread's CPU time is measured over a window. While it runs, only the
+ * storm thread may use `e`. */
 struct sx_test_storm {
     struct sx_evtchn *e;
     evtchn_port_t port;
     unsigned rate;
+    int tid;                        /* the victim */
     pthread_t thr;
     atomic_bool stop;
-    uint64_t sent;
     bool started;
+    uint64_t sent;
+    uint64_t t0, c0, t1, c1;        /* wall clock and the victim's CPU time, start and stop */
+    double share;                   /* of one CPU, over the window */
 };
 
 static inline void *sx_test_storm_main(void *arg)
@@ -99,29 +105,59 @@ static inline void *sx_test_storm_main(void *arg)
     return NULL;
 }
 
-/* $SX_STORM_RATE paces storms for measurements (bench figures); tests default to a tight
- * loop. */
+/* Start storming; victim names the thread whose CPU time is measured. 0 or -errno. */
 static inline int sx_test_storm_start(struct sx_test_storm *s, struct sx_evtchn *e,
-                                      evtchn_port_t port)
+                                      evtchn_port_t port, const char *victim)
 {
     const char *r = getenv("SX_STORM_RATE");
-    *s = (struct sx_test_storm){ .e = e, .port = port,
+    *s = (struct sx_test_storm){ .e = e, .port = port, .tid = sx_test_thread_by_name(victim),
                                  .rate = r ? (unsigned)strtoul(r, NULL, 10) : 0 };
     atomic_init(&s->stop, false);
+    if (s->tid < 0)
+        return s->tid;
+    s->t0 = sx_test_mono_ns();
+    s->c0 = sx_test_thread_cpu_ns(s->tid);
     int rc = pthread_create(&s->thr, NULL, sx_test_storm_main, s);
     s->started = rc == 0;
     return -rc;
 }
 
-/* Stop and join (idempotent). Returns the notifications sent. */
-static inline uint64_t sx_test_storm_stop(struct sx_test_storm *s)
+/* Wait until ns after the storm's start (to act in the middle of it). */
+static inline void sx_test_storm_wait(const struct sx_test_storm *s, uint64_t ns)
 {
-    if (s->started) {
-        atomic_store(&s->stop, true);
-        pthread_join(s->thr, NULL);
-        s->started = false;
-    }
-    return s->sent;
+    while (sx_test_mono_ns() - s->t0 < ns)
+        usleep(20000);
+}
+
+/* Let the storm run until window_ns after its start (a measurement window, not a wait for an
+ * event), then stop it and take the victim's share of a CPU. Idempotent. */
+static inline void sx_test_storm_stop(struct sx_test_storm *s, uint64_t window_ns)
+{
+    if (!s->started)
+        return;
+    sx_test_storm_wait(s, window_ns);
+    s->c1 = sx_test_thread_cpu_ns(s->tid);
+    s->t1 = sx_test_mono_ns();
+    atomic_store(&s->stop, true);
+    pthread_join(s->thr, NULL);
+    s->started = false;
+    if (s->c0 != UINT64_MAX && s->c1 != UINT64_MAX)
+        s->share = (double)(s->c1 - s->c0) / (double)(s->t1 - s->t0);
+    else
+        s->share = 1.0;
+}
+
+/* One line for the test log: what the storm cost and what the backend counted (deltas). */
+static inline void sx_test_storm_print(const struct sx_test_storm *s, const char *what,
+                                       uint64_t sleeps, uint64_t spurious, uint64_t delays,
+                                       uint64_t delayed_us)
+{
+    printf("\n  %s: %" PRIu64 " notifications in %.2f s; thread %.2f%% of a core, %" PRIu64
+           " sleeps (%.1f us of CPU each), %" PRIu64 " spurious events, %" PRIu64
+           " delays (%" PRIu64 " ms)\n", what, s->sent, (double)(s->t1 - s->t0) / 1e9,
+           s->share * 100, sleeps,
+           sleeps ? (double)(s->c1 - s->c0) / 1e3 / (double)sleeps : 0.0, spurious, delays,
+           delayed_us / 1000);
 }
 
 #endif
