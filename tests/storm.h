@@ -147,17 +147,20 @@ static inline void sx_test_storm_stop(struct sx_test_storm *s, uint64_t window_n
         s->share = 1.0;
 }
 
-/* One line for the test log: what the storm cost and what the backend counted (deltas). */
+/* One line for the test log: what the storm cost and what the backend counted (deltas; sleeps
+ * 0 when the victim does not count them). */
 static inline void sx_test_storm_print(const struct sx_test_storm *s, const char *what,
                                        uint64_t sleeps, uint64_t spurious, uint64_t delays,
                                        uint64_t delayed_us)
 {
-    printf("\n  %s: %" PRIu64 " notifications in %.2f s; thread %.2f%% of a core, %" PRIu64
-           " sleeps (%.1f us of CPU each), %" PRIu64 " spurious events, %" PRIu64
-           " delays (%" PRIu64 " ms)\n", what, s->sent, (double)(s->t1 - s->t0) / 1e9,
-           s->share * 100, sleeps,
-           sleeps ? (double)(s->c1 - s->c0) / 1e3 / (double)sleeps : 0.0, spurious, delays,
-           delayed_us / 1000);
+    printf("\n  %s: %" PRIu64 " notifications in %.2f s; thread %.2f%% of a core (%.2f us "
+           "a notification)", what, s->sent, (double)(s->t1 - s->t0) / 1e9, s->share * 100,
+           s->sent ? (double)(s->c1 - s->c0) / 1e3 / (double)s->sent : 0.0);
+    if (sleeps)   /* 0: the victim does not count its sleeps */
+        printf(", %" PRIu64 " sleeps (%.1f us of CPU each)", sleeps,
+               (double)(s->c1 - s->c0) / 1e3 / (double)sleeps);
+    printf(", %" PRIu64 " spurious events, %" PRIu64 " delays (%" PRIu64 " ms)\n", spurious,
+           delays, delayed_us / 1000);
 }
 
 #endif
