@@ -148,6 +148,19 @@ static void test_unbind_leaves_far_end_unbound_and_sends_are_dropped(void)
     sx_evtchn_close(be);
 }
 
+/* Both ports p1 and p2 of handle e have an event: each is delivered once. */
+static void both_delivered(struct sx_evtchn *e, int p1, int p2)
+{
+    int seen = 0;
+    for (int i = 0; i < 2; i++) {
+        CU_ASSERT_TRUE(readable(e, 1000));
+        int p = sx_evtchn_pending(e);
+        if (p == p1) seen |= 1;
+        if (p == p2) seen |= 2;
+    }
+    CU_ASSERT_EQUAL(seen, 3);
+}
+
 static void test_two_ports_on_one_handle_are_both_delivered(void)
 {
     struct sx_evtchn *ge, *be;
@@ -158,14 +171,7 @@ static void test_two_ports_on_one_handle_are_both_delivered(void)
     pair(ge, be, &g2, &b2);
     CU_ASSERT_EQUAL(sx_evtchn_notify(be, (evtchn_port_t)b1), 0);
     CU_ASSERT_EQUAL(sx_evtchn_notify(be, (evtchn_port_t)b2), 0);
-    int seen = 0;
-    for (int i = 0; i < 2; i++) {
-        CU_ASSERT_TRUE(readable(ge, 1000));
-        int p = sx_evtchn_pending(ge);
-        if (p == g1) seen |= 1;
-        if (p == g2) seen |= 2;
-    }
-    CU_ASSERT_EQUAL(seen, 3);
+    both_delivered(ge, g1, g2);
     sx_evtchn_close(ge);
     sx_evtchn_close(be);
 }
@@ -252,6 +258,26 @@ static void test_cross_process_ping_pong(void)
 
 #define MS 1000000ull
 
+/* A guest handle and a dom0 handle with `n` (1 or 2) channels between them. */
+struct chans {
+    struct sx_evtchn *ge, *be;
+    int gp[2], bp[2];
+};
+
+static void chans_open(struct chans *c, int n)
+{
+    CU_ASSERT_EQUAL_FATAL(sx_evtchn_open(&c->ge, guest), 0);
+    CU_ASSERT_EQUAL_FATAL(sx_evtchn_open(&c->be, dom0), 0);
+    for (int i = 0; i < n; i++)
+        pair(c->ge, c->be, &c->gp[i], &c->bp[i]);
+}
+
+static void chans_close(struct chans *c)
+{
+    sx_evtchn_close(c->ge);
+    sx_evtchn_close(c->be);
+}
+
 static uint64_t counter(struct sx_stats *st, const char *name)
 {
     return sx_stats_get(st, name);
@@ -286,11 +312,10 @@ static void test_lateeoi_spurious_events_delay_the_unmask_up_to_the_cap(void)
     static const char *const names[] = { "other", SX_EOI_STAT_NAMES, NULL };
     struct sx_stats st;
     CU_ASSERT_EQUAL_FATAL(sx_stats_create(&st, "test", gid, 1, names), 0);
-    struct sx_evtchn *ge, *be;
-    CU_ASSERT_EQUAL_FATAL(sx_evtchn_open(&ge, guest), 0);
-    CU_ASSERT_EQUAL_FATAL(sx_evtchn_open(&be, dom0), 0);
-    int gp, bp;
-    pair(ge, be, &gp, &bp);
+    struct chans c;
+    chans_open(&c, 1);
+    struct sx_evtchn *ge = c.ge, *be = c.be;
+    int gp = c.gp[0], bp = c.bp[0];
     struct sx_evtchn_eoi l;
     sx_evtchn_eoi_init(&l, be, &st, 1);
     uint64_t now = 1000 * MS, want_us = 0;
@@ -319,8 +344,7 @@ static void test_lateeoi_spurious_events_delay_the_unmask_up_to_the_cap(void)
     CU_ASSERT_EQUAL(counter(&st, "eoi_delays"), 13);
     CU_ASSERT_EQUAL(counter(&st, "eoi_delayed_us"), want_us);
     CU_ASSERT_EQUAL(counter(&st, "other"), 0);
-    sx_evtchn_close(ge);
-    sx_evtchn_close(be);
+    chans_close(&c);
     sx_stats_destroy(&st);
 }
 
@@ -329,11 +353,10 @@ static void test_lateeoi_spurious_events_delay_the_unmask_up_to_the_cap(void)
  * look with no event at all decides nothing. */
 static void test_lateeoi_work_unmasks_at_once_and_resets(void)
 {
-    struct sx_evtchn *ge, *be;
-    CU_ASSERT_EQUAL_FATAL(sx_evtchn_open(&ge, guest), 0);
-    CU_ASSERT_EQUAL_FATAL(sx_evtchn_open(&be, dom0), 0);
-    int gp, bp;
-    pair(ge, be, &gp, &bp);
+    struct chans c;
+    chans_open(&c, 1);
+    struct sx_evtchn *ge = c.ge, *be = c.be;
+    int gp = c.gp[0];
     struct sx_evtchn_eoi l;
     sx_evtchn_eoi_init(&l, be, NULL, 0);
     uint64_t now = 5000 * MS;
@@ -366,20 +389,17 @@ static void test_lateeoi_work_unmasks_at_once_and_resets(void)
     CU_ASSERT_FALSE(readable(be, 0));
     CU_ASSERT_EQUAL(sx_evtchn_eoi_expire(&l, 0, true), 0);
     CU_ASSERT_TRUE(readable(be, 1000));
-    sx_evtchn_close(ge);
-    sx_evtchn_close(be);
+    chans_close(&c);
 }
 
 /* A storm on one handle with two ports (split tx/rx channels): taking the events ends even
  * while the frontend keeps notifying (each port comes back masked), and both ports are held. */
 static void test_lateeoi_holds_every_port_of_the_handle(void)
 {
-    struct sx_evtchn *ge, *be;
-    CU_ASSERT_EQUAL_FATAL(sx_evtchn_open(&ge, guest), 0);
-    CU_ASSERT_EQUAL_FATAL(sx_evtchn_open(&be, dom0), 0);
-    int g1, b1, g2, b2;
-    pair(ge, be, &g1, &b1);
-    pair(ge, be, &g2, &b2);
+    struct chans c;
+    chans_open(&c, 2);
+    struct sx_evtchn *ge = c.ge, *be = c.be;
+    int g1 = c.gp[0], b1 = c.bp[0], g2 = c.gp[1], b2 = c.bp[1];
     struct sx_evtchn_eoi l;
     sx_evtchn_eoi_init(&l, be, NULL, 0);
     uint64_t now = 9000 * MS;
@@ -400,15 +420,8 @@ static void test_lateeoi_holds_every_port_of_the_handle(void)
     CU_ASSERT_EQUAL(sx_evtchn_notify(ge, (evtchn_port_t)g2), 0);
     CU_ASSERT_FALSE(readable(be, 0));
     CU_ASSERT_EQUAL(sx_evtchn_eoi_expire(&l, now + 2 * MS, false), 0);
-    int seen = 0;
-    for (int i = 0; i < 2; i++) {
-        CU_ASSERT_TRUE(readable(be, 1000));
-        int p = sx_evtchn_pending(be);
-        seen |= (p == b1) | (p == b2) << 1;
-    }
-    CU_ASSERT_EQUAL(seen, 3);
-    sx_evtchn_close(ge);
-    sx_evtchn_close(be);
+    both_delivered(be, b1, b2);
+    chans_close(&c);
 }
 
 static const struct sx_test_case cases[] = {

@@ -17,19 +17,12 @@ static int bp, gp;
 
 static int setup(void)
 {
-    if (simenv_start(&env, false) < 0)
-        return 1;
-    dom0 = simenv_plat(&env, 0);
-    if (!dom0)
-        return 1;
-    int d = sxc_domain_create(dom0->conn, "idle-guest", SXD_TYPE_PV, 16, 1, false);
-    if (d < 0)
-        return 1;
-    guest = simenv_plat(&env, (domid_t)d);
-    if (!guest || sx_evtchn_open(&be, dom0) < 0 || sx_evtchn_open(&ge, guest) < 0)
+    domid_t gid;
+    if (simenv_start_pair(&env, "idle-guest", &dom0, &guest, &gid) < 0 ||
+        sx_evtchn_open(&be, dom0) < 0 || sx_evtchn_open(&ge, guest) < 0)
         return 1;
     gp = sx_evtchn_bind_unbound(ge, 0);
-    bp = gp < 0 ? gp : sx_evtchn_bind_interdomain(be, (domid_t)d, (evtchn_port_t)gp);
+    bp = gp < 0 ? gp : sx_evtchn_bind_interdomain(be, gid, (evtchn_port_t)gp);
     return bp < 0;
 }
 
