@@ -10,8 +10,8 @@
  * it spins up to spin_ns on the rings and the TAP (only after a batch that found work), ends
  * the delivered events (late EOI: notifications that bring nothing new keep the port masked
  * for a growing, capped time, XSA-332), arms the rings (final check) and sleeps in poll() on
- * the event channel, the TAP and the stop eventfd (and, on a vif that can steer rx frames between queues, the eventfd
- * other queues kick when they hand this one frames: steer.c).
+ * the event channel, the TAP and the stop eventfd (and, on a vif that can steer rx frames
+ * between queues, the eventfd other queues kick when they hand this one frames: steer.c).
  */
 #define SX_LOG_MODULE "netback"
 #include "log.h"

@@ -29,12 +29,11 @@
 #ifndef SPLITXEN_RING_H
 #define SPLITXEN_RING_H
 
+#include <poll.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
-
-#include <poll.h>
 
 #include "evtchn/evtchn.h"
 #include "ring/barrier.h"   /* must precede <xen/io/ring.h>: defines xen_mb/xen_rmb/xen_wmb */
@@ -232,7 +231,7 @@ bool sx_front_ring_pred(void *front_ring);
  *         sx_idle_arm(&idle);                  // take the events and end them (late EOI)
  *         if (<the rings' final checks find work>)
  *             continue;
- *         sx_idle_poll(&idle, pfd, n, timeout_ms);   // pfd[0]: the event channel's fd
+ *         sx_idle_poll(&idle, pfd, n, timeout_ms);   // pfd holds the event channel's fd
  *     }
  *     sx_idle_fini(&idle);
  *

@@ -558,9 +558,9 @@ static int put_and_wait(struct gfront *g, const blkif_request_t *r, int ms)
 /* XSA-332: guest D notifies its event channel in a tight loop with nothing on its ring. A
  * notification that finds no work is spurious; repeated spurious ones keep D's port masked for
  * a growing, capped time (Linux's lateeoi), and a wake after one never buys a spin. So the
- * storm costs D's queue thread a small share of a core (before: 40-47%), the spurious events
- * and the delays are counted in D's stats file, D's own real request still completes during
- * the storm, and guest A is served as usual. */
+ * storm costs D's queue thread a small share of a core (before late EOI: 18-44%), the spurious
+ * events and the delays are counted in D's stats file, D's own real request still completes
+ * during the storm, and guest A is served as usual. */
 static void test_xsa332_event_storm_costs_bounded_cpu(void)
 {
     static const char *const names[] = { "sleeps", "spurious_events", "eoi_delays",

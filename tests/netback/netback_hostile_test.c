@@ -1323,8 +1323,8 @@ static void storm_stats_get(struct tf *t, uint64_t *v)
         v[i] = st_get(t, storm_stats[i]);
 }
 
-/* Print what the storm cost and check the bounds: < 15% of a core (before: 40-100%), the
- * storm counted as spurious events and delayed unmasks. */
+/* Print what the storm cost and check the bounds: < 15% of a core (before late EOI: 25-93%),
+ * the storm counted as spurious events and delayed unmasks. */
 static void storm_check(struct sx_test_storm *st, const char *what, struct tf *t,
                         const uint64_t *before, uint64_t own_ns, bool queue)
 {
@@ -1345,9 +1345,9 @@ static void storm_check(struct sx_test_storm *st, const char *what, struct tf *t
  * tx or rx (the rx buffers it posted before stay unconsumed: a ring that holds requests is not
  * work by itself). A notification that finds no work is spurious; repeated spurious ones keep
  * the port masked for a growing, capped time (Linux's lateeoi) and a wake after one never buys
- * a spin. So the storm costs H's queue thread a small share of a core (before: 40-47%), it is
- * counted in H's stats file, H's own packet sent during the storm still gets its response and
- * G passes traffic as usual. */
+ * a spin. So the storm costs H's queue thread a small share of a core (before late EOI:
+ * 33-93%), it is counted in H's stats file, H's own packet sent during the storm still gets its
+ * response and G passes traffic as usual. */
 static void test_xsa332_event_storm_costs_bounded_cpu(void)
 {
     if (!hostile_open())
