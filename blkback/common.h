@@ -71,8 +71,12 @@ enum bb_stat {
     BB_ST_SLEEPS,
     BB_ST_SPIN_WINS,
     BB_ST_BATCHES,
+    BB_ST_SPURIOUS,             /* late EOI (SX_EOI_STAT_NAMES, in this order): notifications */
+    BB_ST_EOI_DELAYS,           /* that found no work, unmasks delayed, and for how long */
+    BB_ST_EOI_DELAYED_US,
     BB_ST_NR
 };
+_Static_assert(BB_ST_EOI_DELAYED_US - BB_ST_SPURIOUS + 1 == SX_EOI_NR_STATS, "eoi counters");
 extern const char *const bb_stat_names[BB_ST_NR + 1];
 
 /* ---- persistent-grant cache (persistent.c): one per queue, owned by the ring thread ---- */

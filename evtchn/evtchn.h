@@ -9,6 +9,7 @@
 #ifndef SPLITXEN_EVTCHN_H
 #define SPLITXEN_EVTCHN_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <xen/xen.h>
 #include <xen/event_channel.h>
@@ -38,5 +39,52 @@ int sx_evtchn_mask(struct sx_evtchn *e, evtchn_port_t port);
 
 /* Number of ports bound through this handle (leak checks, counters). */
 unsigned sx_evtchn_nr_bound(const struct sx_evtchn *e);
+
+/* ------------------------------------------------------------ late EOI (lateeoi.c, XSA-332)
+ *
+ * Throttling of notifications that bring no work, as Linux's xen_irq_lateeoi does. A consumer
+ * takes the events of its handle, does the work they announce, and only then ends them (the
+ * "end of interrupt": the ports are unmasked), saying whether there was any work:
+ *   - events that came with work: the ports are unmasked at once and the spurious count resets,
+ *     so a well-behaved frontend never waits;
+ *   - events that found nothing are spurious: the count grows, and from the second in a row on
+ *     the ports stay masked for 1 << (count - 2) ms, at most SX_EOI_MAX_DELAY_MS (Linux's rule,
+ *     with a 1 ms tick). What the frontend sends meanwhile stays pending and is delivered when
+ *     the delay ends; work seen in the meantime (a final ring check, another fd) ends it.
+ * Once its count has grown, a guest that notifies in a loop costs one wakeup per second.
+ * One sx_evtchn_eoi covers every port of one handle (a queue's ports); one thread uses it.
+ * Counters go to a stats file when one is given: SX_EOI_STAT_NAMES, consecutive from `base`.
+ */
+#define SX_EOI_MAX_DELAY_MS 1000u
+#define SX_EOI_MAX_HELD 8u
+#define SX_EOI_NR_STATS 3
+#define SX_EOI_STAT_NAMES "spurious_events", "eoi_delays", "eoi_delayed_us"
+
+struct sx_stats;
+
+struct sx_evtchn_eoi {
+    struct sx_evtchn *e;
+    struct sx_stats *st;              /* NULL: no counters */
+    unsigned st_base;
+    unsigned spurious;                /* consecutive spurious events */
+    unsigned nheld;
+    evtchn_port_t held[SX_EOI_MAX_HELD];   /* taken, still masked */
+    uint64_t until_ns;                /* CLOCK_MONOTONIC: when held ports are unmasked */
+};
+
+/* Start with nothing held. st may be NULL; else st's counters base .. base + 2 are
+ * SX_EOI_STAT_NAMES. */
+void sx_evtchn_eoi_init(struct sx_evtchn_eoi *l, struct sx_evtchn *e, struct sx_stats *st,
+                        unsigned st_base);
+/* Take every event delivered on the handle (sx_evtchn_pending masks each port) and end them:
+ * `work` says whether anything was done since the last call. Returns the number of events
+ * taken, or -errno from the platform (an unmask that failed). */
+int sx_evtchn_eoi(struct sx_evtchn_eoi *l, bool work, uint64_t now_ns);
+/* Milliseconds until the held ports are due (rounded up; 0: due now), or -1 when none is held:
+ * cap a poll timeout with it. */
+int sx_evtchn_eoi_timeout_ms(const struct sx_evtchn_eoi *l, uint64_t now_ns);
+/* Unmask the held ports once their delay has passed (or now, with force: before the consumer
+ * stops). Returns 0 or the first -errno. */
+int sx_evtchn_eoi_expire(struct sx_evtchn_eoi *l, uint64_t now_ns, bool force);
 
 #endif

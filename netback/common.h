@@ -53,8 +53,10 @@ enum nb_stat {
     NBS_SLEEPS, NBS_QUEUES, NBS_MAPPED_PAGES, NBS_CONNECTS,
     NBS_CTRL_REQS, NBS_CTRL_ERRORS, NBS_CTRL_FATAL, NBS_RX_HASH,
     NBS_RX_STEERED, NBS_RX_DROP_STEER,
+    NBS_SPURIOUS, NBS_EOI_DELAYS, NBS_EOI_DELAYED_US,   /* late EOI: SX_EOI_STAT_NAMES */
     NBS_NR
 };
+_Static_assert(NBS_EOI_DELAYED_US - NBS_SPURIOUS + 1 == SX_EOI_NR_STATS, "eoi counters");
 extern const char *const nb_stat_names[];
 
 /* Credit limiter (rate.c), Linux netback's tx_credit: `bytes` per `usecs`. */

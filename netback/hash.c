@@ -272,6 +272,11 @@ static void *ctrl_main(void *arg)
     struct nb_vif *v = arg;
     struct nb_ctrl *c = &v->ctrl;
     struct xen_netif_ctrl_request reqs[16];
+    /* No spin (control messages are rare); notifications that bring no request are throttled
+     * as the queues' are (late EOI, XSA-332). */
+    const struct sx_idle_opts io = { .spin_ns = 0 };
+    struct sx_idle idle;
+    sx_idle_init(&idle, c->ev, &io, &v->stats, NBS_SPURIOUS);
     while (!atomic_load_explicit(&c->stop, memory_order_acquire)) {
         if (!c->halted) {
             int n = sx_back_ring_take(&c->ring, reqs, 16);
@@ -298,13 +303,13 @@ static void *ctrl_main(void *arg)
                     sx_evtchn_notify(c->ev, c->port);
                 ctrl_stat(v, NBS_CTRL_REQS, (uint64_t)n);
                 ctrl_stat(v, NBS_CTRL_ERRORS, bad);
+                sx_idle_did(&idle, true);
                 continue;
             }
-            /* Acknowledge events, then ask for a notification and re-check (nothing that
-             * arrives after this is missed: it shows in the re-check or wakes the poll). */
-            int p;
-            while ((p = sx_evtchn_pending(c->ev)) >= 0)
-                sx_evtchn_unmask(c->ev, (evtchn_port_t)p);
+            /* End the events (late EOI), then ask for a notification and re-check (nothing
+             * that arrives after this is missed: it shows in the re-check or wakes the poll,
+             * at once or when a throttled port's delay ends). */
+            sx_idle_arm(&idle);
             int f = sx_back_ring_final_check(&c->ring);
             if (f > 0)
                 continue;
@@ -318,9 +323,11 @@ static void *ctrl_main(void *arg)
             { .fd = c->halted ? -1 : sx_evtchn_fd(c->ev), .events = POLLIN },
             { .fd = c->stopfd, .events = POLLIN },
         };
-        if (poll(pf, 2, 1000) < 0 && errno != EINTR)
+        int rc = sx_idle_poll(&idle, pf, 2, 1000);
+        if (rc < 0 && rc != -EINTR)
             break;
     }
+    sx_idle_fini(&idle);
     return NULL;
 }
 

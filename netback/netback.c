@@ -6,10 +6,12 @@
  * grant-copy every fragment of the whole batch in one sx_gnt_copy, write each frame to the TAP
  * queue, then respond to every slot and push once (one notification per batch).
  *
- * The loop (nb_queue_main) alternates tx and rx batches, spins up to spin_ns on the rings and
- * the TAP before arming (final check) and sleeping in poll() on the event channel, the TAP
- * and the stop eventfd (and, on a vif that can steer rx frames between queues, the eventfd
- * other queues kick when they hand this one frames: steer.c).
+ * The loop (nb_queue_main) alternates tx and rx batches and goes idle through sx_idle (ring/):
+ * it spins up to spin_ns on the rings and the TAP (only after a batch that found work), ends
+ * the delivered events (late EOI: notifications that bring nothing new keep the port masked
+ * for a growing, capped time, XSA-332), arms the rings (final check) and sleeps in poll() on
+ * the event channel, the TAP and the stop eventfd (and, on a vif that can steer rx frames
+ * between queues, the eventfd other queues kick when they hand this one frames: steer.c).
  */
 #define SX_LOG_MODULE "netback"
 #include "log.h"
@@ -299,22 +301,33 @@ static bool tx_pending_pred(void *arg)
     return sx_back_ring_has_requests(&q->tx) || q->txq_tail > q->txq_head;
 }
 
-static void drain_events(struct nb_queue *q)
+/* Spin predicate: tx requests we may act on (not while the credit limiter holds tx back), rx
+ * buffers a waiting frame needs, or frames from the TAP (retried, and delivered, here). */
+static bool spin_pred(void *arg)
 {
-    int p;
-    while ((p = sx_evtchn_pending(q->ev)) >= 0)
-        sx_evtchn_unmask(q->ev, (evtchn_port_t)p);
+    struct nb_queue *q = arg;
+    if (tx_pending_pred(q) && !q->rate_wait_ns)
+        return true;
+    if (q->rx_need_slots)
+        return sx_back_ring_has_requests(&q->rx);
+    return nb_rx_action(q) > 0;
 }
 
 static void *queue_main(void *arg)
 {
     struct nb_queue *q = arg;
     struct nb_vif *v = q->vif;
-    uint64_t spin_ns = v->nb->o.spin_ns;
     bool halted_logged = false;
+    /* A fixed spin budget, the clock read every round (a spin round retries the TAP: a
+     * syscall). A wake that brought no work buys no spin, and repeated ones keep the event
+     * channel masked for a while (late EOI, XSA-332). */
+    const struct sx_idle_opts io = { .spin_ns = v->nb->o.spin_ns, .clock_rounds = 1 };
+    struct sx_idle idle;
+    sx_idle_init(&idle, q->ev, &io, &v->stats, NBS_SPURIOUS);
 
     while (!atomic_load_explicit(&q->stop, memory_order_acquire)) {
         int tx = 0, rx = 0;
+        uint64_t taken = q->tx.stats.reqs + q->rx.stats.reqs;
         if (!q->halted) {
             tx = nb_tx_action(q);
             rx = nb_rx_action(q);
@@ -328,31 +341,22 @@ static void *queue_main(void *arg)
             poll(&pf, 1, 1000);
             continue;
         }
+        /* Work: packets or frames moved, or new requests taken off either ring (a frontend
+         * that publishes requests, even part of a packet, is not notifying for nothing). */
+        sx_idle_did(&idle, tx > 0 || rx > 0 || q->tx.stats.reqs + q->rx.stats.reqs != taken);
         if (tx > 0 || rx > 0)
             continue;
         /* Adaptive polling: spin on the tx ring (and retry the TAP / rx ring via the actions)
          * before paying for a sleeping wakeup. */
-        if (spin_ns) {
-            uint64_t end = nb_now_ns() + spin_ns;
-            bool work = false;
-            while (!work && nb_now_ns() < end) {
-                if (tx_pending_pred(q) && !q->rate_wait_ns)
-                    work = true;
-                else if ((q->rx_need_slots && sx_back_ring_has_requests(&q->rx)) ||
-                         (!q->rx_need_slots && nb_rx_action(q) > 0))
-                    work = true;
-                else
-                    sx_cpu_relax();
-            }
-            if (work)
-                continue;
-        }
-        /* Arm: acknowledge and unmask the ports (events are only looked at before sleeping:
-         * while busy a masked port costs the frontend nothing), ask for a notification on the
-         * next tx request (and rx buffers when a frame waits for them), then re-check, so
-         * nothing that arrives from here on is missed: it either shows in the re-check or
-         * makes the event fd readable. */
-        drain_events(q);
+        if (sx_idle_spin(&idle, spin_pred, q))
+            continue;
+        /* Arm: take and end the delivered events (late EOI; events are only looked at before
+         * sleeping: while busy a masked port costs the frontend nothing), ask for a
+         * notification on the next tx request (and rx buffers when a frame waits for them),
+         * then re-check, so nothing that arrives from here on is missed: it either shows in
+         * the re-check or makes the event fd readable (at once, or when a throttled port's
+         * delay ends). */
+        sx_idle_arm(&idle);
         int f = sx_back_ring_final_check(&q->tx);
         if (f < 0) {
             tx_halt(q, SX_NET_TXR_NONE);
@@ -386,14 +390,15 @@ static void *queue_main(void *arg)
             timeout = q->rate_wait_ns > now ? (int)((q->rate_wait_ns - now) / 1000000u) + 1 : 0;
         }
         stat_add(q, NBS_SLEEPS, 1);
-        int prc = poll(pf, kick ? 4 : 3, timeout);
+        int prc = sx_idle_poll(&idle, pf, kick ? 4 : 3, timeout);
         if (kick)
             nb_steer_wake(q, prc > 0 && (pf[3].revents & POLLIN));
-        if (prc < 0 && errno != EINTR) {
-            sx_err("vif%u.%u q%u: poll: %s", v->fe_domid, v->devid, q->id, strerror(errno));
+        if (prc < 0 && prc != -EINTR) {
+            sx_err("vif%u.%u q%u: poll: %s", v->fe_domid, v->devid, q->id, strerror(-prc));
             break;
         }
     }
+    sx_idle_fini(&idle);
     return NULL;
 }
 

@@ -20,7 +20,8 @@
  * Notification follows ring.h's event-index protocol: put N entries, push once, notify when the
  * push says so; before sleeping, run the final check (no lost wakeups). Adaptive polling
  * (sx_ring_poll_budget) spins on the ring for a bounded time before the caller arms its event
- * channel and sleeps.
+ * channel and sleeps; sx_idle (idle.c) is that whole spin-arm-sleep step for a ring thread,
+ * with notifications that bring no work throttled (late EOI, XSA-332).
  *
  * A ring is owned by one thread on each side; no locking inside.
  * Functions return 0 (or a count / boolean) on success and -errno on failure.
@@ -28,11 +29,13 @@
 #ifndef SPLITXEN_RING_H
 #define SPLITXEN_RING_H
 
+#include <poll.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
+#include "evtchn/evtchn.h"
 #include "ring/barrier.h"   /* must precede <xen/io/ring.h>: defines xen_mb/xen_rmb/xen_wmb */
 #include <xen/xen.h>
 #include <xen/grant_table.h>
@@ -210,6 +213,72 @@ bool sx_ring_poll_budget(bool (*pred)(void *arg), void *arg, uint64_t budget_ns)
 /* Ready-made predicates for sx_ring_poll_budget (arg is the ring). */
 bool sx_back_ring_pred(void *back_ring);
 bool sx_front_ring_pred(void *front_ring);
+
+/* ---------------------------------------------------------------- idle loop (idle.c) */
+
+/*
+ * The idle half of a ring thread's loop: spin, arm, sleep, with late EOI (evtchn.h) built in,
+ * so an event storm costs every consumer the same bounded share of a CPU. A loop reads:
+ *
+ *     sx_idle_init(&idle, evt, &opts, stats, first_eoi_counter);
+ *     while (!stop) {
+ *         bool work = <one batch: take requests, reap completions, respond>;
+ *         sx_idle_did(&idle, work);
+ *         if (work)
+ *             continue;
+ *         if (sx_idle_spin(&idle, pred, arg))  // work showed up within the spin budget
+ *             continue;
+ *         sx_idle_arm(&idle);                  // take the events and end them (late EOI)
+ *         if (<the rings' final checks find work>)
+ *             continue;
+ *         sx_idle_poll(&idle, pfd, n, timeout_ms);   // pfd holds the event channel's fd
+ *     }
+ *     sx_idle_fini(&idle);
+ *
+ * spin: calls pred until it is true or the budget ran out, but only when the loop did work
+ *   since the last arm: a wake that found nothing (an empty notification, a timeout) goes
+ *   straight to arm, so a notification never buys a spin. With `adaptive` (the haltpoll
+ *   governor's rule) the budget doubles after a sleep shorter than spin_ns (a longer spin
+ *   would have caught the work) and halves after a longer one, and below spin_ns / 16 there is
+ *   no spin until a short sleep. With `yield`, sched_yield() every 16 rounds lets a frontend
+ *   that shares the CPU produce. The clock is read every `clock_rounds` rounds (a power of
+ *   two; 0 or 1: every round), as a look at a ring is cheaper than a vDSO clock call.
+ * arm: with work since the last arm the delivered events' ports are unmasked at once (and a
+ *   throttled port released); events that found nothing are spurious and, in a row, keep the
+ *   ports masked for 1, 2, 4 ... up to 1000 ms, counted in the stats file (SX_EOI_STAT_NAMES).
+ *   The final ring checks still run, so requests already published are always seen.
+ * poll: poll(2) with the timeout cut to when held ports are due; then the ports are unmasked
+ *   if due (an event sent meanwhile makes the fd readable again) and the sleep's length feeds
+ *   the adaptive budget. Returns poll's count or -errno.
+ */
+struct sx_idle_opts {
+    uint64_t spin_ns;        /* spin budget (the most, when adaptive); 0: never spin */
+    bool adaptive;
+    bool yield;
+    unsigned clock_rounds;
+};
+
+struct sx_idle {
+    struct sx_idle_opts o;
+    uint64_t spin;           /* the current budget */
+    bool worked;             /* work since the last arm */
+    struct sx_evtchn_eoi eoi;
+};
+
+/* st may be NULL (no counters); else its counters st_base .. + SX_EOI_NR_STATS - 1 are
+ * SX_EOI_STAT_NAMES. */
+void sx_idle_init(struct sx_idle *s, struct sx_evtchn *e, const struct sx_idle_opts *o,
+                  struct sx_stats *st, unsigned st_base);
+static inline void sx_idle_did(struct sx_idle *s, bool work)
+{
+    s->worked |= work;
+}
+bool sx_idle_spin(struct sx_idle *s, bool (*pred)(void *arg), void *arg);
+/* Returns the number of events taken, or -errno (an unmask failed). */
+int sx_idle_arm(struct sx_idle *s);
+int sx_idle_poll(struct sx_idle *s, struct pollfd *pfd, unsigned n, int timeout_ms);
+/* Unmask what is still held (the loop is stopping). */
+void sx_idle_fini(struct sx_idle *s);
 
 /* ---------------------------------------------------------------- multi-page rings (ring_map.c) */
 

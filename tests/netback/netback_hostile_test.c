@@ -29,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tests/storm.h"
 #include "tests/sxtest.h"
 #include "tests/xen-core/simenv.h"
 #include "netback/common.h"
@@ -403,29 +404,12 @@ static int queue_tid(const struct tf *t)
 {
     char want[16];
     snprintf(want, sizeof(want), "nb%u.%u-q0", t->g->dom, t->dev);
-    DIR *d = opendir("/proc/self/task");
-    if (!d)
-        return -1;
-    int tid = -1;
-    struct dirent *e;
-    while (tid < 0 && (e = readdir(d))) {
-        char path[300], comm[32] = "";
-        snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
-        FILE *f = fopen(path, "r");
-        if (!f)
-            continue;
-        if (fgets(comm, sizeof(comm), f))
-            comm[strcspn(comm, "\n")] = '\0';
-        fclose(f);
-        if (!strcmp(comm, want))
-            tid = atoi(e->d_name);
-    }
-    closedir(d);
-    return tid;
+    int tid = sx_test_thread_by_name(want);
+    return tid < 0 ? -1 : tid;
 }
 
-/* A thread's scheduler state (R, S, ...) and the time it has spent on a CPU (ns), from
- * /proc/self/task/TID/stat and .../schedstat. 0 or -1. */
+/* A thread's scheduler state (R, S, ...) from /proc/self/task/TID/stat and the time it has
+ * spent on a CPU (ns, tests/storm.h). 0 or -1. */
 static int task_sample(int tid, char *state, uint64_t *cpu_ns)
 {
     char path[64], buf[512];
@@ -440,15 +424,8 @@ static int task_sample(int tid, char *state, uint64_t *cpu_ns)
     if (!rp || rp[1] != ' ' || !rp[2])
         return -1;
     *state = rp[2];
-    snprintf(path, sizeof(path), "/proc/self/task/%d/schedstat", tid);
-    f = fopen(path, "r");
-    if (!f)
-        return -1;
-    unsigned long long ns = 0;
-    int ok = fscanf(f, "%llu", &ns) == 1;
-    fclose(f);
-    *cpu_ns = ns;
-    return ok ? 0 : -1;
+    *cpu_ns = sx_test_thread_cpu_ns(tid);
+    return *cpu_ns == UINT64_MAX ? -1 : 0;
 }
 
 /* The netback tx livelock (issue 14): after a batch of 64 small packets, a packet of 1 + 4
@@ -1435,6 +1412,107 @@ static void test_unplug_releases_hostile_vifs(void)
     good_still_works();
 }
 
+static const char *const storm_stats[] = { "sleeps", "spurious_events", "eoi_delays",
+                                            "eoi_delayed_us" };
+
+static void storm_stats_get(struct tf *t, uint64_t *v)
+{
+    for (int i = 0; i < 4; i++)
+        v[i] = st_get(t, storm_stats[i]);
+}
+
+/* Print what the storm cost and check the bounds: < 15% of a core (before late EOI: 25-93%),
+ * the storm counted as spurious events and delayed unmasks. */
+static void storm_check(struct sx_test_storm *st, const char *what, struct tf *t,
+                        const uint64_t *before, uint64_t own_ns, bool queue)
+{
+    uint64_t d[4];
+    storm_stats_get(t, d);
+    for (int i = 0; i < 4; i++)
+        d[i] -= before[i];
+    if (!queue)
+        d[0] = 0;   /* "sleeps" counts the queue threads' */
+    sx_test_storm_print(st, what, d[0], d[1], d[2], d[3]);
+    printf("  the storming guest's own request took %.1f ms\n", (double)own_ns / 1e6);
+    CU_ASSERT(st->share < 0.15);
+    CU_ASSERT(before[1] != UINT64_MAX && d[1] >= 5);
+    CU_ASSERT(before[2] != UINT64_MAX && d[2] >= 3);
+}
+
+/* XSA-332: H notifies its vif's event channel in a tight loop while publishing nothing new on
+ * tx or rx (the rx buffers it posted before stay unconsumed: a ring that holds requests is not
+ * work by itself). A notification that finds no work is spurious; repeated spurious ones keep
+ * the port masked for a growing, capped time (Linux's lateeoi) and a wake after one never buys
+ * a spin. So the storm costs H's queue thread a small share of a core (before late EOI:
+ * 33-93%), it is counted in H's stats file, H's own packet sent during the storm still gets its
+ * response and G passes traffic as usual. */
+static void test_xsa332_event_storm_costs_bounded_cpu(void)
+{
+    if (!hostile_open())
+        return;
+    char victim[16];
+    snprintf(victim, sizeof(victim), "nb%u.%u-q0", H.dom, hv.dev);
+    tf_post_rx(&hv);
+    CU_ASSERT_TRUE(tf_send_ok(&hv));
+    uint64_t before[4];
+    storm_stats_get(&hv, before);
+    struct sx_test_storm st;
+    CU_ASSERT_EQUAL_FATAL(sx_test_storm_start(&st, H.ev, (evtchn_port_t)hv.port, victim), 0);
+    good_still_works();
+    /* H's packet, a second into the storm (its port is masked for hundreds of ms by now),
+     * pushed without a notification of its own (only the storm thread may use H's handle
+     * now; its notifications carry this one). */
+    sx_test_storm_wait(&st, 1000000000ull);
+    tf_put(&hv, hv.drefs[0], 0, 60, 0);
+    sx_front_ring_push(&hv.tx);
+    netif_tx_response_t r = { .status = NETIF_RSP_NULL };
+    uint64_t t = sx_test_mono_ns();
+    CU_ASSERT_EQUAL(tf_rsp(&hv, &r, 1, 5000), 1);
+    t = sx_test_mono_ns() - t;
+    CU_ASSERT_EQUAL(r.status, NETIF_RSP_OKAY);
+    sx_test_storm_stop(&st, 2000000000ull);
+    storm_check(&st, "netback storm", &hv, before, t, true);
+    CU_ASSERT_EQUAL(st_get(&hv, "tx_fatal"), 0);
+    /* After the storm, H is served again (its port unmasked within the delay cap). */
+    CU_ASSERT_TRUE(tf_send_ok(&hv));
+}
+
+/* XSA-332 on the control ring: the same storm on the ctrl event channel of a fresh vif of H.
+ * The ctrl thread stays bounded and counts the storm, and a control request H makes during
+ * the storm is answered. */
+static void test_xsa332_ctrl_event_storm_costs_bounded_cpu(void)
+{
+    tf_pre_connect = ctrl_setup;
+    int rc = tf_open(&hv, &H, next_dev++);
+    tf_pre_connect = NULL;
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    char victim[16];
+    snprintf(victim, sizeof(victim), "nb%u.%u-ctrl", H.dom, hv.dev);
+    CU_ASSERT_EQUAL(ctrl_req(XEN_NETIF_CTRL_TYPE_GET_HASH_FLAGS, 0, 0, 0, NULL),
+                    XEN_NETIF_CTRL_STATUS_NOT_SUPPORTED);   /* served before the storm */
+    uint64_t before[4];
+    storm_stats_get(&hv, before);
+    struct sx_test_storm st;
+    CU_ASSERT_EQUAL_FATAL(sx_test_storm_start(&st, H.ev, (evtchn_port_t)cf.port, victim), 0);
+    /* A request a second into the storm, pushed without a notification of its own: the
+     * storm's carry it. */
+    sx_test_storm_wait(&st, 1000000000ull);
+    struct xen_netif_ctrl_request rq = { .id = 4242, .type = XEN_NETIF_CTRL_TYPE_GET_HASH_FLAGS };
+    CU_ASSERT_EQUAL(sx_front_ring_put_req(&cf.r, &rq), 0);
+    sx_front_ring_push(&cf.r);
+    struct xen_netif_ctrl_response rs = { .id = 0 };
+    uint64_t t = sx_test_mono_ns(), end = t + 5000000000ull;
+    while (sx_front_ring_take_rsp(&cf.r, &rs, 1) != 1 && sx_test_mono_ns() < end)
+        usleep(1000);
+    t = sx_test_mono_ns() - t;
+    CU_ASSERT_EQUAL(rs.id, 4242);
+    CU_ASSERT_EQUAL(rs.status, XEN_NETIF_CTRL_STATUS_NOT_SUPPORTED);
+    sx_test_storm_stop(&st, 2000000000ull);
+    storm_check(&st, "netback ctrl storm", &hv, before, t, false);
+    CU_ASSERT_EQUAL(st_get(&hv, "ctrl_fatal"), 0);
+    good_still_works();
+}
+
 static int suite_init(void)
 {
     if (access("/dev/net/tun", R_OK | W_OK) != 0)
@@ -1498,6 +1576,8 @@ static const struct sx_test_case cases[] = {
     SX_TEST(test_broken_extra_chain_halts_vif),
     SX_TEST(test_producer_index_past_ring_halts_vif),
     SX_TEST(test_tx_livelock_4_extras_20_more_after_batch_halts_vif),
+    SX_TEST(test_xsa332_event_storm_costs_bounded_cpu),
+    SX_TEST(test_xsa332_ctrl_event_storm_costs_bounded_cpu),
     SX_TEST(test_rx_good_vif_receives_flooded_frame),
     SX_TEST(test_rx_producer_index_past_ring_halts_vif),
     SX_TEST(test_multicast_control_filters_rx),

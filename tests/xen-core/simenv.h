@@ -49,4 +49,19 @@ static inline struct sx_plat *simenv_plat(struct simenv *e, domid_t domid)
     return p;
 }
 
+/* Start the core (no xenstored) and open platform handles for dom0 and for a new 16 MiB PV
+ * guest called `name`: the fixture of tests that play both ends of a channel. 0 or -1. */
+static inline int simenv_start_pair(struct simenv *e, const char *name, struct sx_plat **dom0,
+                                    struct sx_plat **guest, domid_t *gid)
+{
+    if (simenv_start(e, false) < 0 || !(*dom0 = simenv_plat(e, 0)))
+        return -1;
+    int d = sxc_domain_create((*dom0)->conn, name, SXD_TYPE_PV, 16, 1, false);
+    if (d < 0)
+        return -1;
+    *gid = (domid_t)d;
+    *guest = simenv_plat(e, *gid);
+    return *guest ? 0 : -1;
+}
+
 #endif

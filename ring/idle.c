@@ -1,0 +1,77 @@
+/*
+ * The idle step of a ring thread: spin on the rings, arm (late EOI of the event channel), then
+ * sleep in poll(2). See ring/ring.h (sx_idle) for the loop it belongs in.
+ */
+#define SX_LOG_MODULE "ring"
+#include "ring/ring.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <time.h>
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void sx_idle_init(struct sx_idle *s, struct sx_evtchn *e, const struct sx_idle_opts *o,
+                  struct sx_stats *st, unsigned st_base)
+{
+    *s = (struct sx_idle){ .o = *o, .spin = o->spin_ns };
+    sx_evtchn_eoi_init(&s->eoi, e, st, st_base);
+}
+
+bool sx_idle_spin(struct sx_idle *s, bool (*pred)(void *arg), void *arg)
+{
+    const uint64_t spin_min = s->o.spin_ns / 16;
+    /* No work since the last arm: this wake was an empty notification or a timeout, and
+     * spinning would only hand a storming frontend our CPU. */
+    if (!s->worked || !s->spin || (s->o.adaptive && s->spin < spin_min))
+        return false;
+    const unsigned mask = s->o.clock_rounds > 1 ? s->o.clock_rounds - 1 : 0;
+    uint64_t end = mono_ns() + s->spin;
+    unsigned it = 0;
+    do {
+        if (pred(arg))
+            return true;
+        sx_cpu_relax();
+        if ((++it & 15) == 0 && s->o.yield)
+            sched_yield();
+    } while ((it & mask) || mono_ns() < end);
+    return false;
+}
+
+int sx_idle_arm(struct sx_idle *s)
+{
+    int rc = sx_evtchn_eoi(&s->eoi, s->worked, mono_ns());
+    s->worked = false;
+    return rc;
+}
+
+int sx_idle_poll(struct sx_idle *s, struct pollfd *pfd, unsigned n, int timeout_ms)
+{
+    uint64_t t0 = mono_ns();
+    int held = sx_evtchn_eoi_timeout_ms(&s->eoi, t0);
+    if (held >= 0 && (timeout_ms < 0 || held < timeout_ms))
+        timeout_ms = held;
+    int rc = poll(pfd, n, timeout_ms);
+    if (rc < 0)
+        rc = -errno;
+    uint64_t t1 = mono_ns();
+    if (s->o.adaptive && s->o.spin_ns) {
+        const uint64_t max = s->o.spin_ns, min = max / 16;
+        if (t1 - t0 < max)
+            s->spin = s->spin < min ? min : (s->spin * 2 > max ? max : s->spin * 2);
+        else
+            s->spin /= 2;
+    }
+    sx_evtchn_eoi_expire(&s->eoi, t1, false);
+    return rc;
+}
+
+void sx_idle_fini(struct sx_idle *s)
+{
+    sx_evtchn_eoi_expire(&s->eoi, 0, true);
+}
