@@ -161,6 +161,8 @@ struct bb_queue {
  * (contexts, cache). 0 or -errno. */
 int bb_queue_alloc(struct bb_queue *q);
 void bb_queue_free(struct bb_queue *q);          /* NULL-safe, idempotent */
+/* Drop the queue's request memory without freeing it: what the engine may still write into. */
+void bb_queue_forget(struct bb_queue *q);
 /* Start / stop the ring thread. stop waits for in-flight I/O to complete, answers it, and
  * joins. Idempotent. */
 int bb_queue_start(struct bb_queue *q);

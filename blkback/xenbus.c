@@ -244,12 +244,7 @@ static void queue_release(struct bb_vbd *v, struct bb_queue *q)
         sx_err("%s: queue %u: %u operations still running: their pages stay mapped", v->bep,
                q->idx, left);
         memset(&q->pc, 0, sizeof(q->pc));
-        q->reqs = NULL;
-        q->req_mem = NULL;
-        q->slots = NULL;
-        q->pages = NULL;
-        q->free_reqs = NULL;
-        q->nr_reqs = 0;
+        bb_queue_forget(q);
     }
     bb_pcache_destroy(&q->pc);
     bb_queue_free(q);
