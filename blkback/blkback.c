@@ -93,6 +93,16 @@ int bb_queue_alloc(struct bb_queue *q)
     return 0;
 }
 
+void bb_queue_forget(struct bb_queue *q)
+{
+    q->pages = NULL;
+    q->reqs = NULL;
+    q->req_mem = NULL;
+    q->slots = NULL;
+    q->free_reqs = NULL;
+    q->nr_reqs = 0;
+}
+
 void bb_queue_free(struct bb_queue *q)
 {
     if (!q)
@@ -101,12 +111,7 @@ void bb_queue_free(struct bb_queue *q)
     free(q->req_mem);
     free(q->slots);
     free(q->pages);
-    q->pages = NULL;
-    q->reqs = NULL;
-    q->req_mem = NULL;
-    q->slots = NULL;
-    q->free_reqs = NULL;
-    q->nr_reqs = 0;
+    bb_queue_forget(q);
 }
 
 static struct bb_req *req_get(struct bb_queue *q)

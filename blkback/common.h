@@ -102,7 +102,11 @@ struct bb_pcache {
 /* cap 0: a cache that never holds anything. 0 or -ENOMEM. */
 int bb_pcache_init(struct bb_pcache *pc, struct sx_gnt *gnt, domid_t dom, uint32_t cap,
                    struct sx_bio *bio);
-/* Unmap every cached grant and free the cache. NULL-safe, idempotent. */
+/* Drop the engine's registered-buffer table (before the engine is closed; operations in flight
+ * keep their pages pinned). NULL-safe, idempotent. */
+void bb_pcache_unregister(struct bb_pcache *pc);
+/* Unmap every cached grant and free the cache (after the engine that writes into them is
+ * closed). NULL-safe, idempotent. */
 void bb_pcache_destroy(struct bb_pcache *pc);
 /* The mapping of gref: a hit, or a new writable map added to the cache. Returns the address,
  * or NULL with *err: -ENOSPC (the cache is full: map it non-persistently) or the map's -errno
@@ -161,6 +165,8 @@ struct bb_queue {
  * (contexts, cache). 0 or -errno. */
 int bb_queue_alloc(struct bb_queue *q);
 void bb_queue_free(struct bb_queue *q);          /* NULL-safe, idempotent */
+/* Drop the queue's request memory without freeing it: what the engine may still write into. */
+void bb_queue_forget(struct bb_queue *q);
 /* Start / stop the ring thread. stop waits for in-flight I/O to complete, answers it, and
  * joins. Idempotent. */
 int bb_queue_start(struct bb_queue *q);

@@ -14,12 +14,14 @@
 #include <linux/fs.h>
 #include <linux/magic.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
+#include <time.h>
 #include <unistd.h>
 
 /*
@@ -91,29 +93,62 @@ enum sx_bio_kind sx_bio_kind(const struct sx_bio *b)
     return b->kind;
 }
 
+/* How long close waits for operations in flight: while they keep completing, at most
+ * DRAIN_IDLE_MS without a completion and DRAIN_TOTAL_MS in all (a dead device must not hang
+ * the caller forever). */
+#define DRAIN_IDLE_MS 1000
+#define DRAIN_TOTAL_MS 10000
+
+static _Atomic uint64_t abandoned_ops;
+
+static int64_t mono_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* Reap and drop completions until nothing is in flight or they stop coming. */
 static void bio_drain(struct sx_bio *b)
 {
     struct sx_bio_cpl c[64];
+    int64_t start = mono_ms(), last = start;
 
-    /* Operations in flight reference caller memory: let them finish before teardown, but
-     * never hang forever on a dead device (10 s, then give up and let close cancel). */
-    for (int i = 0; i < 100 && b->inflight > 0; i++) {
-        if (sx_bio_reap(b, c, 64) > 0)
+    while (b->inflight > 0) {
+        if (sx_bio_reap(b, c, 64) > 0) {
+            last = mono_ms();
             continue;
-        if (sx_bio_wait(b, 100) == -ETIMEDOUT)
-            continue;
+        }
+        int64_t now = mono_ms();
+        if (now - last >= DRAIN_IDLE_MS || now - start >= DRAIN_TOTAL_MS)
+            break;
+        sx_bio_wait(b, 100);
     }
-    if (b->inflight)
-        sx_warn("closing %s engine with %u operations still in flight", sx_bio_kind_name(b->kind),
-                b->inflight);
 }
 
-void sx_bio_close(struct sx_bio *b)
+unsigned sx_bio_close(struct sx_bio *b)
 {
+    unsigned left = 0;
+
     if (!b)
-        return;
+        return 0;
     if (b->ops) {
+        /* Operations in flight reference caller memory: let them finish, then cancel what
+         * does not, and wait for the cancellations. */
         bio_drain(b);
+        if (b->inflight && b->ops->cancel) {
+            sx_warn("closing %s engine: cancelling %u operations still in flight",
+                    sx_bio_kind_name(b->kind), b->inflight);
+            b->ops->cancel(b);
+            bio_drain(b);
+        }
+        left = b->inflight;
+        if (left) {
+            /* Never hand their buffers back: the caller leaks them (see io.h). */
+            atomic_fetch_add(&abandoned_ops, left);
+            sx_err("closing %s engine with %u operations still running: their buffers stay "
+                   "allocated", sx_bio_kind_name(b->kind), left);
+        }
         b->ops->close(b);
     }
     if (b->efd >= 0)
@@ -123,22 +158,37 @@ void sx_bio_close(struct sx_bio *b)
     free(b->icq);
     free(b->inl);
     free(b);
+    return left;
+}
+
+uint64_t sx_bio_abandoned(void)
+{
+    return atomic_load(&abandoned_ops);
 }
 
 int sx_bio_open(struct sx_bio **out, enum sx_bio_kind kind, int fd, unsigned depth,
                 unsigned flags)
+{
+    if (kind == SX_BIO_AUTO && fd >= 0)
+        kind = sx_bio_kind_auto(fd, NULL);
+    const struct sx_bio_ops *ops = kind == SX_BIO_URING ? &sx_bio_uring_ops
+                                 : kind == SX_BIO_AIO ? &sx_bio_aio_ops
+                                 : kind == SX_BIO_SYNC ? &sx_bio_sync_ops : NULL;
+    return sx_bio_open_ops(out, ops, kind, fd, depth, flags);
+}
+
+int sx_bio_open_ops(struct sx_bio **out, const struct sx_bio_ops *ops, enum sx_bio_kind kind,
+                    int fd, unsigned depth, unsigned flags)
 {
     struct sx_bio *b;
     struct stat st;
     int rc;
 
     *out = NULL;
-    if (fd < 0 || depth == 0 || depth > SX_BIO_MAX_DEPTH)
+    if (fd < 0 || depth == 0 || depth > SX_BIO_MAX_DEPTH || !ops)
         return -EINVAL;
     if (fstat(fd, &st) < 0)
         return -errno;
-    if (kind == SX_BIO_AUTO)
-        kind = sx_bio_kind_auto(fd, NULL);
     if (kind != SX_BIO_URING && flags)
         return -EINVAL;
     if (flags & ~(SX_BIO_F_SQPOLL | SX_BIO_F_IOPOLL))
@@ -163,12 +213,7 @@ int sx_bio_open(struct sx_bio **out, enum sx_bio_kind kind, int fd, unsigned dep
         rc = -errno;
         goto err_free;
     }
-    switch (kind) {
-    case SX_BIO_URING: b->ops = &sx_bio_uring_ops; break;
-    case SX_BIO_AIO: b->ops = &sx_bio_aio_ops; break;
-    case SX_BIO_SYNC: b->ops = &sx_bio_sync_ops; break;
-    default: rc = -EINVAL; goto err_free;
-    }
+    b->ops = ops;
     rc = b->ops->open(b, flags);
     if (rc < 0) {
         b->ops = NULL;          /* open unwound itself */

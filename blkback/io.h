@@ -76,8 +76,23 @@ struct sx_bio_stats {
  */
 int sx_bio_open(struct sx_bio **out, enum sx_bio_kind kind, int fd, unsigned depth,
                 unsigned flags);
-/* Idempotent, NULL-safe. Operations still in flight are waited for (bounded) before teardown. */
-void sx_bio_close(struct sx_bio *b);
+/*
+ * Close the engine (NULL-safe; 0 for NULL) so that it never touches caller memory again:
+ *   1. operations in flight are waited for while they keep completing (their completions are
+ *      dropped): until none is left, or none completed for 1 s, or 10 s in all;
+ *   2. what is left is cancelled (io_uring: a synchronous cancel of every request; one already
+ *      running in the kernel cannot be cancelled) and waited for the same way.
+ * Returns how many operations may still be running after that (a hung device): 0 means no
+ * buffer, and no iovec array, given to a queue call is read or written after this call. Any
+ * other value means the kernel may still complete those operations into their buffers: the
+ * engine itself is freed (the kernel never writes into it), but the caller must never free,
+ * unmap or reuse any buffer or iovec array of an operation it has not seen complete; it leaks
+ * them instead. sx_bio_abandoned() counts such operations over the whole process.
+ * libaio: io_destroy waits for everything in flight, so its engine always returns 0.
+ */
+unsigned sx_bio_close(struct sx_bio *b);
+/* Operations sx_bio_close left running (and whose buffers their callers leaked), process-wide. */
+uint64_t sx_bio_abandoned(void);
 
 /*
  * The engine for a target: fd if >= 0, else path (stat'ed). Never returns SX_BIO_AUTO;

@@ -29,6 +29,9 @@ struct sx_bio_ops {
     int (*reap)(struct sx_bio *b, struct sx_bio_cpl *out, unsigned max);
     bool (*ready)(struct sx_bio *b);            /* a reap now would find something (cheap) */
     int (*wait)(struct sx_bio *b, int timeout_ms);   /* NULL: poll the event fd */
+    /* Optional, at close only: make every operation in flight complete soon (cancelled or
+     * done); their completions are reaped as usual. NULL: nothing can be cancelled. */
+    void (*cancel)(struct sx_bio *b);
 };
 
 #define SX_BIO_INLINE 1
@@ -73,6 +76,10 @@ struct sx_bio {
 extern const struct sx_bio_ops sx_bio_uring_ops;
 extern const struct sx_bio_ops sx_bio_aio_ops;
 extern const struct sx_bio_ops sx_bio_sync_ops;
+
+/* sx_bio_open with an ops table of the caller's choosing (engines under test). */
+int sx_bio_open_ops(struct sx_bio **out, const struct sx_bio_ops *ops, enum sx_bio_kind kind,
+                    int fd, unsigned depth, unsigned flags);
 
 /* Post a completion produced in this thread (capacity is guaranteed by the depth rule). */
 void sx_bio_icq_push(struct sx_bio *b, uint64_t cookie, int32_t res);

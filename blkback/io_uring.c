@@ -45,7 +45,7 @@ static void uring_close(struct sx_bio *b)
     if (!s)
         return;
     if (s->ring_ok)
-        io_uring_queue_exit(&s->ring);   /* cancels and waits for what is left */
+        io_uring_queue_exit(&s->ring);   /* after sx_bio_close's drain and cancel */
     free(s);
     b->priv = NULL;
 }
@@ -261,6 +261,24 @@ static int uring_wait(struct sx_bio *b, int timeout_ms)
     return 0;
 }
 
+/* At close: cancel every request of this ring, whoever submitted it, and wait (1 s at most)
+ * while some are still running. Cancelled ones complete with -ECANCELED; a request already
+ * under way in the kernel (a read a device is serving) cannot be cancelled and completes when
+ * it completes. Closing the ring fd is no substitute: the kernel tears a ring down in a
+ * worker after close() has returned, and io-wq may still copy into user memory meanwhile. */
+static void uring_cancel(struct sx_bio *b)
+{
+    struct uring_state *s = b->priv;
+    struct io_uring_sync_cancel_reg reg = {
+        .fd = -1,
+        .flags = IORING_ASYNC_CANCEL_ANY,
+        .timeout = { .tv_sec = 1, .tv_nsec = 0 },
+    };
+    int rc = io_uring_register_sync_cancel(&s->ring, &reg);
+    if (rc < 0 && rc != -ENOENT && rc != -ETIME)
+        sx_warn("io_uring sync cancel: %s", strerror(-rc));   /* before 6.0: -EINVAL */
+}
+
 const struct sx_bio_ops sx_bio_uring_ops = {
     .open = uring_open,
     .close = uring_close,
@@ -269,6 +287,7 @@ const struct sx_bio_ops sx_bio_uring_ops = {
     .reap = uring_reap,
     .ready = uring_ready,
     .wait = uring_wait,
+    .cancel = uring_cancel,
 };
 
 /* ---- registered buffers ---------------------------------------------------------------- */

@@ -58,12 +58,21 @@ int bb_pcache_init(struct bb_pcache *pc, struct sx_gnt *gnt, domid_t dom, uint32
     return 0;
 }
 
-void bb_pcache_destroy(struct bb_pcache *pc)
+void bb_pcache_unregister(struct bb_pcache *pc)
 {
     if (!pc)
         return;
     if (pc->regbuf)
         sx_bio_unregister_buffers(pc->bio);
+    pc->regbuf = false;
+    pc->bio = NULL;
+}
+
+void bb_pcache_destroy(struct bb_pcache *pc)
+{
+    if (!pc)
+        return;
+    bb_pcache_unregister(pc);
     for (uint32_t i = 0; i < pc->n; i++)
         if (pc->ents[i].addr) {
             int rc = sx_gnt_unmap(pc->gnt, pc->ents[i].addr, 1);

@@ -260,9 +260,20 @@ static void queue_release(struct bb_vbd *v, struct bb_queue *q)
                 (unsigned long long)bs.fixed, (unsigned long long)bs.errors,
                 (unsigned long long)bs.eagain, q->pc.n);
     }
-    bb_pcache_destroy(&q->pc);
-    sx_bio_close(q->bio);
+    /* The engine is closed before anything it writes into (persistent grants, request pages)
+     * is unmapped or freed. The ring thread has drained it already (it waits for every
+     * operation, without bound, as Linux blkback does), so nothing should be left. */
+    bb_pcache_unregister(&q->pc);
+    unsigned left = sx_bio_close(q->bio);
     q->bio = NULL;
+    if (left) {
+        /* Keep the grant mappings and request memory the kernel may still use, for good. */
+        sx_err("%s: queue %u: %u operations still running: their pages stay mapped", v->bep,
+               q->idx, left);
+        memset(&q->pc, 0, sizeof(q->pc));
+        bb_queue_forget(q);
+    }
+    bb_pcache_destroy(&q->pc);
     bb_queue_free(q);
     if (q->evt) {
         if (q->lport >= 0)

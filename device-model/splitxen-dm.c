@@ -397,7 +397,8 @@ int main(int argc, char **argv)
     sx_info("dom%ld: %" PRIu64 " requests (%" PRIu64 " pio, %" PRIu64 " mmio, %" PRIu64
             " pci), %" PRIu64 " malformed, %" PRIu64 " unclaimed",
             domid, s->handled, s->pio, s->mmio, s->pci_config,
-            s->bad_size + s->bad_count + s->bad_ptr + s->bad_type + s->bad_state,
+            s->bad_size + s->bad_count + s->bad_ptr + s->bad_type + s->bad_state +
+                s->bad_addr,
             s->unclaimed);
     if (kind == SX_PLAT_XEN)
         sx_info("dom%ld: DMA mapcache %" PRIu64 " hits, %" PRIu64 " misses, %" PRIu64

@@ -26,6 +26,7 @@
 struct bound {
     uint32_t port;
     uint32_t lgen;          /* our port's gen when the peer was cached */
+    struct sxc_dom *rd;     /* far end's domain, referenced while cached here */
     struct sxd_port *rp;    /* far end's port in its domain's shared region */
     uint32_t rgen;
     int peer_efd;
@@ -82,6 +83,7 @@ static void unbind_slot(struct sim_evtchn *s, struct bound *b)
 {
     if (b->peer_efd >= 0)
         close(b->peer_efd);
+    sxc_domain_put(s->conn, b->rd);
     *b = s->b[--s->nbound];
 }
 
@@ -98,6 +100,7 @@ static void sim_close(void *priv)
         sxc_evtchn_unregister(s->conn, s->handle);
     if (s->efd >= 0)
         close(s->efd);
+    sxc_domain_put(s->conn, s->self);
     free(s);
 }
 
@@ -156,10 +159,14 @@ static int resolve_peer(struct sim_evtchn *s, struct bound *b, struct sxd_port *
     rc = sxc_domain_get(s->conn, rdom, &rd);
     if (rc < 0 || rport >= rd->shared->nr_ports) {
         close(efd);
+        if (rc == 0)
+            sxc_domain_put(s->conn, rd);
         return rc < 0 ? rc : -EPROTO;
     }
     if (b->peer_efd >= 0)
         close(b->peer_efd);
+    sxc_domain_put(s->conn, b->rd);   /* the previous far end, if any */
+    b->rd = rd;
     b->peer_efd = efd;
     b->rp = &sxd_ports(rd->shared)[rport];
     b->rgen = rgen;

@@ -60,6 +60,7 @@ static void release(struct sim_gnt *g, struct mapping *m)
         sxd_grant_unpin(m->dom->shared, m->refs[i], m->writable);
     if (m->stitched)
         munmap(m->addr, (size_t)m->count * SX_PAGE_SIZE);
+    sxc_domain_put(g->conn, m->dom);   /* the mapping's reference on the granting domain */
     free(m);
 }
 
@@ -98,6 +99,7 @@ static int gsim_map(void *priv, domid_t domid, uint32_t count, const grant_ref_t
     if (!m || !frames) {
         free(m);
         free(frames);
+        sxc_domain_put(g->conn, d);
         return -ENOMEM;
     }
     m->dom = d;
@@ -123,6 +125,7 @@ static int gsim_map(void *priv, domid_t domid, uint32_t count, const grant_ref_t
                 sxd_grant_unpin(d->shared, m->refs[i], writable);
         free(m);
         free(frames);
+        sxc_domain_put(g->conn, d);
         return -EINVAL;
     }
     const uint8_t *base = writable ? d->mem : d->mem_ro;
@@ -144,6 +147,7 @@ static int gsim_map(void *priv, domid_t domid, uint32_t count, const grant_ref_t
                 sxd_grant_unpin(d->shared, m->refs[i], writable);
             free(m);
             free(frames);
+            sxc_domain_put(g->conn, d);
             return rc;
         }
         m->addr = va;
@@ -177,9 +181,35 @@ static int gsim_unmap(void *priv, void *addr, uint32_t count)
     return 0;
 }
 
+/* The foreign domains one copy call touches, each referenced once for the whole call (a
+ * batch usually names one or two). */
+#define COPY_DOMS 4
+struct copy_doms {
+    struct sxc_dom *d[COPY_DOMS];
+    unsigned n;
+};
+
+static struct sxc_dom *copy_dom(struct sim_gnt *g, struct copy_doms *cd, domid_t domid)
+{
+    for (unsigned i = 0; i < cd->n; i++)
+        if (cd->d[i]->domid == domid)
+            return cd->d[i];
+    struct sxc_dom *d;
+    if (sxc_domain_get(g->conn, domid, &d) < 0)
+        return NULL;
+    if (cd->n == COPY_DOMS) {   /* a fifth domain in one call: let the oldest go */
+        sxc_domain_put(g->conn, cd->d[0]);
+        memmove(cd->d, cd->d + 1, (COPY_DOMS - 1) * sizeof(cd->d[0]));
+        cd->n--;
+    }
+    cd->d[cd->n++] = d;
+    return d;
+}
+
 /* Resolve one side of a copy segment to a pointer, pinning a foreign grant. */
-static int16_t copy_side(struct sim_gnt *g, union xengnttab_copy_ptr *p, bool is_gref,
-                         bool writable, uint16_t len, uint8_t **out, struct sxc_dom **dom)
+static int16_t copy_side(struct sim_gnt *g, struct copy_doms *cd, union xengnttab_copy_ptr *p,
+                         bool is_gref, bool writable, uint16_t len, uint8_t **out,
+                         struct sxc_dom **dom)
 {
     *dom = NULL;
     if (!is_gref) {
@@ -188,8 +218,8 @@ static int16_t copy_side(struct sim_gnt *g, union xengnttab_copy_ptr *p, bool is
     }
     if ((uint32_t)p->foreign.offset + len > SX_PAGE_SIZE)
         return GNTST_bad_copy_arg;
-    struct sxc_dom *d;
-    if (sxc_domain_get(g->conn, p->foreign.domid, &d) < 0)
+    struct sxc_dom *d = copy_dom(g, cd, p->foreign.domid);
+    if (!d)
         return GNTST_bad_domain;
     uint32_t frame;
     int16_t st = sxd_grant_pin(d->shared, p->foreign.ref, g->self, writable, &frame);
@@ -203,6 +233,7 @@ static int16_t copy_side(struct sim_gnt *g, union xengnttab_copy_ptr *p, bool is
 static int gsim_copy(void *priv, uint32_t count, xengnttab_grant_copy_segment_t *segs)
 {
     struct sim_gnt *g = priv;
+    struct copy_doms cd = { .n = 0 };
     for (uint32_t i = 0; i < count; i++) {
         xengnttab_grant_copy_segment_t *s = &segs[i];
         uint8_t *src, *dst;
@@ -212,10 +243,10 @@ static int gsim_copy(void *priv, uint32_t count, xengnttab_grant_copy_segment_t 
             s->status = GNTST_bad_copy_arg;
             continue;
         }
-        s->status = copy_side(g, &s->source, sg, false, s->len, &src, &sd);
+        s->status = copy_side(g, &cd, &s->source, sg, false, s->len, &src, &sd);
         if (s->status != GNTST_okay)
             continue;
-        s->status = copy_side(g, &s->dest, dg, true, s->len, &dst, &dd);
+        s->status = copy_side(g, &cd, &s->dest, dg, true, s->len, &dst, &dd);
         if (s->status == GNTST_okay) {
             memcpy(dst, src, s->len);
             if (dd)
@@ -227,6 +258,8 @@ static int gsim_copy(void *priv, uint32_t count, xengnttab_grant_copy_segment_t 
             atomic_fetch_add_explicit(&(sd ? sd : dd)->shared->stat_grant_copies, 1,
                                       memory_order_relaxed);
     }
+    for (unsigned i = 0; i < cd.n; i++)
+        sxc_domain_put(g->conn, cd.d[i]);
     return 0;
 }
 
@@ -249,6 +282,7 @@ struct share {
 };
 
 struct sim_gntshr {
+    struct sxc_conn *conn;
     struct sxc_dom *self;
     pthread_mutex_t lock;
     struct share *list;
@@ -261,6 +295,7 @@ static int ssim_open(void **priv, struct sx_plat *p)
     struct sim_gntshr *s = calloc(1, sizeof(*s));
     if (!s)
         return -ENOMEM;
+    s->conn = p->conn;
     int rc = sxc_domain_get(p->conn, sxc_self(p->conn), &s->self);
     if (rc < 0) {
         free(s);
@@ -313,6 +348,8 @@ static void ssim_close(void *priv)
                     sh->count);
         free(sh);
     }
+    /* Pages left granted stay in our domain's memory, which lives on without this mapping. */
+    sxc_domain_put(s->conn, s->self);
     pthread_mutex_destroy(&s->lock);
     free(s);
 }

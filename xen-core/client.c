@@ -1,5 +1,7 @@
 /* Client side of splitxen-core's control socket. One connection per process is typical; it is
- * thread-safe (one request at a time), and keeps the domains it mapped until disconnect. */
+ * thread-safe (one request at a time). Domains it maps are reference counted: a mapping lives
+ * while someone holds it (a grant mapping, a bound event channel, an ioreq server) and is
+ * unmapped at the last put, so a destroyed guest's memory is freed once nothing uses it. */
 #define SX_LOG_MODULE "xen-core"
 #include "xen-core/core.h"
 
@@ -17,14 +19,25 @@
 #include "xen-core/platform.h"
 #include "xen-core/proto.h"
 
+/* Domains one connection can map at once. Slots are reused once their domain is unmapped. */
 #define MAX_CACHED_DOMS 256
+#define SLOT_FREE UINT32_MAX
 
+/*
+ * The cache: a fixed array of slots that lives as long as the connection, so a lookup may read
+ * any slot at any time. A lookup matches `key`, then takes a reference only if the count is not
+ * zero (a slot at zero is closing or free) and checks the key again under that reference. The
+ * last put clears the key and unmaps under cache_lock; a new mapping fills a free slot under
+ * cache_lock and publishes it by storing refs, then key (release). Lookups take no lock.
+ */
 struct sxc_conn {
     int fd;
     domid_t self;
-    pthread_mutex_t lock;
-    struct sxc_dom *doms[MAX_CACHED_DOMS];
-    _Atomic unsigned nr_doms;
+    pthread_mutex_t lock;           /* one request at a time on the socket */
+    pthread_mutex_t cache_lock;     /* filling and closing slots; never taken by lookups */
+    struct sxc_dom doms[MAX_CACHED_DOMS];
+    _Atomic unsigned nr_slots;      /* slots ever used: lookups scan these */
+    _Atomic unsigned nr_mapped;
 };
 
 static int rpc(struct sxc_conn *c, struct sxp_msg *m, int send_fd, void *payload, size_t plen,
@@ -110,6 +123,9 @@ int sxc_connect(struct sxc_conn **out, const char *sock_path, domid_t self)
     if (!c)
         return -ENOMEM;
     pthread_mutex_init(&c->lock, NULL);
+    pthread_mutex_init(&c->cache_lock, NULL);
+    for (unsigned i = 0; i < MAX_CACHED_DOMS; i++)
+        atomic_init(&c->doms[i].key, SLOT_FREE);
     int rc;
     c->fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
     if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
@@ -128,10 +144,9 @@ fail:
     return rc;
 }
 
+/* Unmap and close what d holds; the struct itself stays (a slot, or the caller's). */
 static void dom_unmap(struct sxc_dom *d)
 {
-    if (!d)
-        return;
     if (d->shared)
         munmap(d->shared, d->shared_size);
     if (d->mem)
@@ -142,7 +157,10 @@ static void dom_unmap(struct sxc_dom *d)
         close(d->ctl_fd);
     if (d->mem_fd >= 0)
         close(d->mem_fd);
-    free(d);
+    d->shared = NULL;
+    d->mem = NULL;
+    d->mem_ro = NULL;
+    d->ctl_fd = d->mem_fd = -1;
 }
 
 void sxc_disconnect(struct sxc_conn *c)
@@ -151,8 +169,11 @@ void sxc_disconnect(struct sxc_conn *c)
         return;
     if (c->fd >= 0)
         close(c->fd);
-    for (unsigned i = 0; i < atomic_load(&c->nr_doms); i++)
-        dom_unmap(c->doms[i]);
+    /* Whatever is still referenced goes with the connection, as before. */
+    for (unsigned i = 0; i < atomic_load(&c->nr_slots); i++)
+        if (atomic_load(&c->doms[i].key) != SLOT_FREE)
+            dom_unmap(&c->doms[i]);
+    pthread_mutex_destroy(&c->cache_lock);
     pthread_mutex_destroy(&c->lock);
     free(c);
 }
@@ -206,76 +227,129 @@ int sxc_domain_lookup(struct sxc_conn *c, const char *name)
     return rc < 0 ? rc : (int)m.a[0];
 }
 
+/* A live domain's mapping with a reference taken, or NULL. No lock, no system call. */
+static struct sxc_dom *cache_find(struct sxc_conn *c, domid_t domid)
+{
+    unsigned n = atomic_load_explicit(&c->nr_slots, memory_order_acquire);
+    for (unsigned i = 0; i < n; i++) {
+        struct sxc_dom *d = &c->doms[i];
+        if (atomic_load_explicit(&d->key, memory_order_acquire) != domid)
+            continue;
+        /* A count of zero is a slot being closed: never bring it back. */
+        uint32_t r = atomic_load(&d->refs);
+        do {
+            if (r == 0)
+                break;
+        } while (!atomic_compare_exchange_weak(&d->refs, &r, r + 1));
+        if (r == 0)
+            continue;
+        /* Ours now: the slot cannot close or change under us. It may have been refilled for
+         * another domain between the key check and the reference, hence the second look. */
+        if (atomic_load_explicit(&d->key, memory_order_acquire) == domid &&
+            atomic_load(&d->shared->state) != SXD_STATE_DYING)
+            return d;
+        sxc_domain_put(c, d);
+    }
+    return NULL;
+}
+
 int sxc_domain_get(struct sxc_conn *c, domid_t domid, struct sxc_dom **out)
 {
-    /* Lock-free lookup: entries are appended and published with a release store of nr_doms. */
-    unsigned n = atomic_load_explicit(&c->nr_doms, memory_order_acquire);
-    for (unsigned i = 0; i < n; i++) {
-        struct sxc_dom *d = c->doms[i];
-        if (d->domid == domid && atomic_load(&d->shared->state) != SXD_STATE_DYING) {
-            *out = d;
-            return 0;
-        }
+    struct sxc_dom *d = cache_find(c, domid);
+    if (d) {
+        *out = d;
+        return 0;
     }
-    struct sxc_dom *d = calloc(1, sizeof(*d));
-    if (!d)
-        return -ENOMEM;
-    d->ctl_fd = d->mem_fd = -1;
-    d->domid = domid;
+    /* Map it outside any lock; two threads racing here both map it, which is harmless (each
+     * mapping is counted and closed on its own). */
+    struct sxc_dom n = { .domid = domid, .ctl_fd = -1, .mem_fd = -1 };
     struct sxp_msg m = { .op = SXP_DOM_GET, .a = { domid } };
     int fds[2] = { -1, -1 };
     int rc = rpc(c, &m, -1, NULL, 0, fds, 2);
     if (rc < 0)
         goto fail;
-    d->ctl_fd = fds[0];
-    d->mem_fd = fds[1];
-    d->shared_size = m.a[0] | ((uint64_t)m.a[1] << 32);
-    d->mem_size = m.a[2] | ((uint64_t)m.a[3] << 32);
-    d->shared = mmap(NULL, d->shared_size, PROT_READ | PROT_WRITE, MAP_SHARED, d->ctl_fd, 0);
-    if (d->shared == MAP_FAILED) {
-        d->shared = NULL;
+    n.ctl_fd = fds[0];
+    n.mem_fd = fds[1];
+    n.shared_size = m.a[0] | ((uint64_t)m.a[1] << 32);
+    n.mem_size = m.a[2] | ((uint64_t)m.a[3] << 32);
+    n.shared = mmap(NULL, n.shared_size, PROT_READ | PROT_WRITE, MAP_SHARED, n.ctl_fd, 0);
+    if (n.shared == MAP_FAILED) {
+        n.shared = NULL;
         rc = -errno;
         goto fail;
     }
-    d->mem = mmap(NULL, d->mem_size, PROT_READ | PROT_WRITE, MAP_SHARED, d->mem_fd, 0);
-    if (d->mem == MAP_FAILED) {
-        d->mem = NULL;
+    n.mem = mmap(NULL, n.mem_size, PROT_READ | PROT_WRITE, MAP_SHARED, n.mem_fd, 0);
+    if (n.mem == MAP_FAILED) {
+        n.mem = NULL;
         rc = -errno;
         goto fail;
     }
-    d->mem_ro = mmap(NULL, d->mem_size, PROT_READ, MAP_SHARED, d->mem_fd, 0);
-    if (d->mem_ro == MAP_FAILED) {
-        d->mem_ro = NULL;
+    n.mem_ro = mmap(NULL, n.mem_size, PROT_READ, MAP_SHARED, n.mem_fd, 0);
+    if (n.mem_ro == MAP_FAILED) {
+        n.mem_ro = NULL;
         rc = -errno;
         goto fail;
     }
-    if (d->shared->magic != SXD_MAGIC || d->shared->version != SXD_VERSION) {
+    if (n.shared->magic != SXD_MAGIC || n.shared->version != SXD_VERSION) {
         rc = -EPROTO;
         goto fail;
     }
-    pthread_mutex_lock(&c->lock);
-    n = atomic_load(&c->nr_doms);
-    /* Another thread may have mapped it meanwhile. */
-    for (unsigned i = 0; i < n; i++)
-        if (c->doms[i]->domid == domid && atomic_load(&c->doms[i]->shared->state) != SXD_STATE_DYING) {
-            pthread_mutex_unlock(&c->lock);
-            dom_unmap(d);
-            *out = c->doms[i];
-            return 0;
-        }
-    if (n == MAX_CACHED_DOMS) {
-        pthread_mutex_unlock(&c->lock);
+    pthread_mutex_lock(&c->cache_lock);
+    unsigned used = atomic_load(&c->nr_slots), i;
+    for (i = 0; i < used; i++)
+        if (atomic_load(&c->doms[i].key) == SLOT_FREE)
+            break;
+    if (i == MAX_CACHED_DOMS) {
+        pthread_mutex_unlock(&c->cache_lock);
         rc = -ENOSPC;
         goto fail;
     }
-    c->doms[n] = d;
-    atomic_store_explicit(&c->nr_doms, n + 1, memory_order_release);
-    pthread_mutex_unlock(&c->lock);
+    d = &c->doms[i];
+    d->domid = domid;
+    d->ctl_fd = n.ctl_fd;
+    d->mem_fd = n.mem_fd;
+    d->shared = n.shared;
+    d->shared_size = n.shared_size;
+    d->mem = n.mem;
+    d->mem_ro = n.mem_ro;
+    d->mem_size = n.mem_size;
+    /* The fields are visible before the reference and the key that let lookups in. */
+    atomic_store_explicit(&d->refs, 1, memory_order_release);
+    atomic_store_explicit(&d->key, domid, memory_order_release);
+    if (i == used)
+        atomic_store_explicit(&c->nr_slots, used + 1, memory_order_release);
+    atomic_fetch_add(&c->nr_mapped, 1);
+    pthread_mutex_unlock(&c->cache_lock);
     *out = d;
     return 0;
 fail:
-    dom_unmap(d);
+    dom_unmap(&n);
     return rc;
+}
+
+void sxc_domain_put(struct sxc_conn *c, struct sxc_dom *d)
+{
+    if (!c || !d)
+        return;
+    uint32_t r = atomic_fetch_sub(&d->refs, 1);
+    if (r != 1) {
+        if (r == 0) {   /* more puts than gets: a caller's bug; keep the count sane */
+            atomic_fetch_add(&d->refs, 1);
+            sx_err("dom%u: mapping released once too often", d->domid);
+        }
+        return;
+    }
+    /* The last reference: lookups can no longer take one (the count is zero). */
+    pthread_mutex_lock(&c->cache_lock);
+    atomic_store(&d->key, SLOT_FREE);
+    dom_unmap(d);
+    atomic_fetch_sub(&c->nr_mapped, 1);
+    pthread_mutex_unlock(&c->cache_lock);
+}
+
+unsigned sxc_domains_mapped(struct sxc_conn *c)
+{
+    return c ? atomic_load(&c->nr_mapped) : 0;
 }
 
 int sxc_evtchn_register(struct sxc_conn *c, int efd)

@@ -10,6 +10,7 @@
 #ifndef SPLITXEN_XEN_CORE_CORE_H
 #define SPLITXEN_XEN_CORE_CORE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -49,6 +50,10 @@ struct sxc_dom {
     uint8_t *mem;               /* whole guest memory, read-write */
     const uint8_t *mem_ro;      /* the same, read-only: where read-only grants map */
     uint64_t mem_size;
+    /* The connection's cache (client.c): the domid lookups match (UINT32_MAX while the slot
+     * is unused or closing) and the references sxc_domain_get handed out. */
+    _Atomic uint32_t key;
+    _Atomic uint32_t refs;
 };
 
 struct sxc_dominfo {
@@ -73,9 +78,18 @@ int sxc_domain_list(struct sxc_conn *c, struct sxc_dominfo *out, unsigned max);
 /* Look up a domain by name; returns its domid or -ENOENT. */
 int sxc_domain_lookup(struct sxc_conn *c, const char *name);
 
-/* Map a domain's shared state and memory (cached per connection; do not free). Used by
- * backends for foreign grants and by a process for its own domain. */
+/* Map a domain's shared state and memory and take a reference on the mapping; every
+ * successful get is paired with one sxc_domain_put. Used by backends for foreign grants and
+ * event channels, and by a process for its own domain. A mapping of a live domain is found
+ * in the connection's cache without a daemon round trip or a lock (one atomic on the
+ * reference count); a dying domain's mapping is never handed out again. */
 int sxc_domain_get(struct sxc_conn *c, domid_t domid, struct sxc_dom **out);
+/* Drop a reference. The last one unmaps the domain's memory and control region and closes
+ * their fds at once, so a destroyed guest's memory goes back to the system as soon as nothing
+ * in this process maps it. NULL-safe. */
+void sxc_domain_put(struct sxc_conn *c, struct sxc_dom *d);
+/* Domains this connection has mapped now (for counters and tests). */
+unsigned sxc_domains_mapped(struct sxc_conn *c);
 
 /* Event channel control plane (used by evtchn/evtchn_sim.c). */
 int sxc_evtchn_register(struct sxc_conn *c, int efd);                 /* returns handle id */

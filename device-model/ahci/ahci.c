@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,6 +135,8 @@ struct sx_ahci {
     uint32_t clb, clbu, fb, fbu, is, ie, cmd, tfd, sig, ssts, sctl, serr, sact, ci;
     bool init_d2h_sent;
     unsigned inflight;           /* engine ops over all slots */
+    bool hold;                   /* the engine left commands running: never free their memory */
+    struct sx_ahci *held_next;   /* on the held list (see quiesce) */
     /* The last failed queued command, for the NCQ command error log (log page 10h). */
     bool ncq_err;
     uint8_t ncq_err_tag, ncq_err_status, ncq_err_error;
@@ -995,14 +998,38 @@ static const struct sx_dm_io_ops abar_ops = { .read = abar_read, .write = abar_w
 
 /* ---------------------------------------------------------------- setup / teardown */
 
+/* Controllers whose engine could not stop every command (a hung device): the kernel may still
+ * complete those into their bounce buffers and through the iovec arrays in their slots, so
+ * they are kept, reachable, for the life of the process. */
+static pthread_mutex_t held_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct sx_ahci *held;
+static unsigned nheld;
+
+unsigned sx_ahci_held(void)
+{
+    pthread_mutex_lock(&held_lock);
+    unsigned n = nheld;
+    pthread_mutex_unlock(&held_lock);
+    return n;
+}
+
+/* Stop the engine. Idempotent. When it reports commands still running, nothing they may
+ * write into is unmapped or freed afterwards (a->hold). */
 static void quiesce(struct sx_ahci *a)
 {
     if (a->watching) {
         sx_dm_unwatch_fd(a->dm, sx_bio_event_fd(a->bio));
         a->watching = false;
     }
-    sx_bio_close(a->bio);       /* waits (bounded) for what is in flight */
+    unsigned left = sx_bio_close(a->bio);
     a->bio = NULL;
+    if (left) {
+        sx_err("dom%u: AHCI: %u engine operations still running at teardown: their guest "
+               "mappings and buffers are kept", sx_dm_domid(a->dm), left);
+        a->hold = true;
+    }
+    if (a->hold)
+        return;
     for (unsigned i = 0; i < NSLOTS; i++)
         unmap_slot(a, &a->slots[i]);
 }
@@ -1019,7 +1046,16 @@ static void ahci_destroy(void *opaque)
     struct sx_ahci *a = opaque;
     quiesce(a);
     if (a->fd >= 0)
-        close(a->fd);
+        close(a->fd);           /* the kernel holds its own reference for what still runs */
+    a->fd = -1;
+    if (a->hold) {
+        pthread_mutex_lock(&held_lock);
+        a->held_next = held;
+        held = a;
+        nheld++;
+        pthread_mutex_unlock(&held_lock);
+        return;
+    }
     for (unsigned i = 0; i < NSLOTS; i++)
         free(a->slots[i].bounce);
     free(a);

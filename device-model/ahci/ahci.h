@@ -62,5 +62,9 @@ bool sx_ahci_direct(const struct sx_ahci *a);
 int sx_ahci_poll(struct sx_ahci *a, int timeout_ms);
 /* Engine operations in flight. */
 unsigned sx_ahci_inflight(const struct sx_ahci *a);
+/* Controllers removed while their engine could not stop every command (a hung device): their
+ * buffers and guest mappings are kept for the life of the process rather than freed under
+ * the kernel's feet (see sx_bio_close). Process-wide. */
+unsigned sx_ahci_held(void);
 
 #endif

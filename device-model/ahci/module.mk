@@ -7,4 +7,5 @@ SX_AHCI_LDLIBS = $(SX_DM_LDLIBS) -luring -laio
 UNIT_TESTS += $(if $(wildcard tests/device-model/ahci_test.c),ahci_test)
 ahci_test_SRCS := tests/device-model/ahci_test.c
 ahci_test_LIBS = $(SX_AHCI_LIBS)
-ahci_test_LDLIBS = $(SX_AHCI_LDLIBS) -lcunit
+# The test puts a stand-in engine under one controller by wrapping sx_bio_open.
+ahci_test_LDLIBS = $(SX_AHCI_LDLIBS) -lcunit -Wl,--wrap=sx_bio_open

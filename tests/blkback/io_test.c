@@ -7,6 +7,7 @@
 #include "tests/sxtest.h"
 
 #include "blkback/io.h"
+#include "blkback/io_impl.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +21,7 @@
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #define PAGE 4096u
@@ -649,6 +651,126 @@ static void test_open_rejects_bad_arguments(void)
     sx_bio_close(b);
 }
 
+static int64_t mono_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* Regression (issue 14): close waited 10 s for a read that never completes, then closed the
+ * ring and freed, although the kernel tears a ring down after close() returns. Now the read is
+ * cancelled, its completion collected, and close says nothing is left running: the buffer is
+ * the caller's again, and data written to the FIFO afterwards stays in the FIFO. */
+static void test_close_cancels_a_read_that_never_completes(void)
+{
+    if (!uring_ok) {
+        printf("note: io_uring unavailable: nothing to cancel\n");
+        return;
+    }
+    char path[64];
+    snprintf(path, sizeof(path), "/tmp/sx-io-test.%d.fifo", (int)getpid());
+    unlink(path);
+    CU_ASSERT_EQUAL_FATAL(mkfifo(path, 0600), 0);
+    int fd = open(path, O_RDWR | O_CLOEXEC);   /* read-write: open does not wait for a peer */
+    unlink(path);
+    CU_ASSERT_FATAL(fd >= 0);
+    struct sx_bio *b = NULL;
+    CU_ASSERT_EQUAL_FATAL(sx_bio_open(&b, SX_BIO_URING, fd, 4, 0), 0);
+    uint8_t *buf = xalloc(PAGE);
+    struct iovec v = { buf, PAGE };
+    CU_ASSERT_EQUAL(sx_bio_readv(b, &v, 1, 0, 7), 0);
+    CU_ASSERT_EQUAL(sx_bio_submit(b), 1);
+    struct sx_bio_cpl c;
+    CU_ASSERT_EQUAL(sx_bio_reap(b, &c, 1), 0);
+    uint64_t abandoned = sx_bio_abandoned();
+    int64_t t0 = mono_ms();
+    CU_ASSERT_EQUAL(sx_bio_close(b), 0);
+    int64_t took = mono_ms() - t0;
+    printf("\n    close with a read hung on a FIFO: %lld ms\n", (long long)took);
+    CU_ASSERT(took < 5000);
+    CU_ASSERT_EQUAL(sx_bio_abandoned(), abandoned);
+    CU_ASSERT_EQUAL(fcntl(fd, F_SETFL, O_NONBLOCK), 0);
+    CU_ASSERT_EQUAL(write(fd, "late", 4), 4);
+    char got[8] = { 0 };
+    CU_ASSERT_EQUAL(read(fd, got, sizeof(got)), 4);
+    CU_ASSERT_EQUAL(memcmp(got, "late", 4), 0);
+    for (unsigned i = 0; i < PAGE; i++)
+        if (buf[i] != 0xEE) {
+            CU_FAIL("the cancelled read wrote into its buffer");
+            break;
+        }
+    free(buf);
+    close(fd);
+}
+
+/* An engine standing in for a device that never answers: operations run "in the kernel"
+ * until cancelled, and cancel reaches them only when `cancellable`. */
+static struct {
+    bool cancellable;
+    unsigned running, cancelled, cancels;
+} hung;
+
+static int hung_open(struct sx_bio *b, unsigned flags) { return 0; }
+static void hung_close(struct sx_bio *b) {}
+static int hung_queue(struct sx_bio *b, const struct sx_bio_op *op) { return 0; }
+static int hung_submit(struct sx_bio *b)
+{
+    hung.running += b->queued;
+    return (int)b->queued;
+}
+static int hung_reap(struct sx_bio *b, struct sx_bio_cpl *out, unsigned max)
+{
+    unsigned n = 0;
+    while (n < max && hung.cancelled) {
+        out[n++] = (struct sx_bio_cpl){ .cookie = 0, .res = -ECANCELED };
+        hung.cancelled--;
+    }
+    return (int)n;
+}
+static bool hung_ready(struct sx_bio *b) { return hung.cancelled > 0; }
+static void hung_cancel(struct sx_bio *b)
+{
+    hung.cancels++;
+    if (hung.cancellable) {
+        hung.cancelled += hung.running;
+        hung.running = 0;
+        sx_bio_event_signal(b);
+    }
+}
+static const struct sx_bio_ops hung_ops = {
+    .open = hung_open, .close = hung_close, .queue = hung_queue, .submit = hung_submit,
+    .reap = hung_reap, .ready = hung_ready, .cancel = hung_cancel,
+};
+
+/* Close waits only while operations keep completing, cancels the rest, and reports (and counts)
+ * what it could not stop, so that the caller keeps those buffers. */
+static void test_close_reports_operations_it_cannot_stop(void)
+{
+    int fd = targets[0].fd >= 0 ? targets[0].fd : targets[1].fd >= 0 ? targets[1].fd : targets[2].fd;
+    uint8_t buf[512];
+    struct iovec v = { buf, sizeof(buf) };
+    for (int cancellable = 1; cancellable >= 0; cancellable--) {
+        memset(&hung, 0, sizeof(hung));
+        hung.cancellable = cancellable;
+        struct sx_bio *b = NULL;
+        CU_ASSERT_EQUAL_FATAL(sx_bio_open_ops(&b, &hung_ops, SX_BIO_URING, fd, 4, 0), 0);
+        CU_ASSERT_EQUAL(sx_bio_readv(b, &v, 1, 0, 1), 0);
+        CU_ASSERT_EQUAL(sx_bio_writev(b, &v, 1, 512, 2), 0);
+        CU_ASSERT_EQUAL(sx_bio_submit(b), 2);
+        uint64_t abandoned = sx_bio_abandoned();
+        int64_t t0 = mono_ms();
+        unsigned left = sx_bio_close(b);
+        int64_t took = mono_ms() - t0;
+        printf("\n    %s: close took %lld ms, %u left\n",
+               cancellable ? "cancellable" : "stuck", (long long)took, left);
+        CU_ASSERT_EQUAL(hung.cancels, 1);
+        CU_ASSERT_EQUAL(left, cancellable ? 0 : 2);
+        CU_ASSERT_EQUAL(sx_bio_abandoned(), abandoned + left);
+        CU_ASSERT(took < 5000);
+    }
+}
+
 static const struct sx_test_case cases[] = {
     SX_TEST(test_writev_readv_roundtrip),
     SX_TEST(test_batch_of_64_in_one_submit),
@@ -662,6 +784,8 @@ static const struct sx_test_case cases[] = {
     SX_TEST(test_sqpoll_and_iopoll_roundtrip),
     SX_TEST(test_kind_auto_per_target),
     SX_TEST(test_open_rejects_bad_arguments),
+    SX_TEST(test_close_cancels_a_read_that_never_completes),
+    SX_TEST(test_close_reports_operations_it_cannot_stop),
 };
 
 SX_TEST_MAIN("blkback_io", cases, suite_init, suite_clean)

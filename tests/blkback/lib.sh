@@ -36,3 +36,15 @@ bb_wait_state() {
   cat "$RUN"/blkback.*.log 2>/dev/null | tail -20
   return 1
 }
+
+# bb_stop_clean: stop blkback (SIGTERM: a clean shutdown, so LeakSanitizer runs) and fail on a
+# sanitizer report in any blkback log of this test. A sanitizer build prints ASan, UBSan and
+# LeakSanitizer reports there; a blkback ended by a signal tells nothing by its exit status.
+bb_stop_clean() {
+  bb_stop
+  if grep -qE "Sanitizer|runtime error" "$RUN"/blkback.*.log 2>/dev/null; then
+    grep -hE -B2 -A30 "Sanitizer|runtime error" "$RUN"/blkback.*.log | head -100
+    echo "FAIL: sanitizer report in a blkback log"
+    exit 1
+  fi
+}

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "blkback/io_impl.h"
 #include "device-model/ahci/ahci.h"
 #include "device-model/dm.h"
 #include "tests/sxtest.h"
@@ -71,6 +72,56 @@ static void p32(uint64_t gpa, uint32_t v) { memcpy(gp(gpa), &v, 4); }
 #define PSERR P(0x30)
 #define PSACT P(0x34)
 #define PCI P(0x38)
+
+/* ---- an engine standing in for a device that stops answering ----
+ * sx_bio_open is wrapped at link time (-Wl,--wrap=sx_bio_open): with fake_next set, the next
+ * controller gets this engine. Its operations run "in the kernel" from submission on, never
+ * complete on their own and cannot be cancelled; fake_complete() later completes the reads as
+ * the kernel would, writing into the buffers their iovec arrays name. */
+int __real_sx_bio_open(struct sx_bio **out, enum sx_bio_kind kind, int fd, unsigned depth,
+                       unsigned flags);
+static bool fake_next;
+static struct fake_op { const struct iovec *iov; int iovcnt; bool write; } fk_ops[64];
+static unsigned fk_n, fk_cancels;
+
+static int fk_open(struct sx_bio *b, unsigned flags) { return 0; }
+static void fk_close(struct sx_bio *b) {}    /* the kernel keeps running what it has */
+static int fk_queue(struct sx_bio *b, const struct sx_bio_op *op)
+{
+    if (fk_n == 64)
+        return -EAGAIN;
+    fk_ops[fk_n++] = (struct fake_op){ op->iov, op->iovcnt, op->opc == SX_BIO_OP_WRITE };
+    return 0;
+}
+static int fk_submit(struct sx_bio *b) { return (int)b->queued; }
+static int fk_reap(struct sx_bio *b, struct sx_bio_cpl *out, unsigned max) { return 0; }
+static bool fk_ready(struct sx_bio *b) { return false; }
+static void fk_cancel(struct sx_bio *b) { fk_cancels++; }
+static const struct sx_bio_ops fake_ops = {
+    .open = fk_open, .close = fk_close, .queue = fk_queue, .submit = fk_submit,
+    .reap = fk_reap, .ready = fk_ready, .cancel = fk_cancel,
+};
+
+int __wrap_sx_bio_open(struct sx_bio **out, enum sx_bio_kind kind, int fd, unsigned depth,
+                       unsigned flags);
+int __wrap_sx_bio_open(struct sx_bio **out, enum sx_bio_kind kind, int fd, unsigned depth,
+                       unsigned flags)
+{
+    if (!fake_next)
+        return __real_sx_bio_open(out, kind, fd, depth, flags);
+    fake_next = false;
+    fk_n = fk_cancels = 0;
+    return sx_bio_open_ops(out, &fake_ops, SX_BIO_URING, fd, depth, flags);
+}
+
+/* The device answers at last: every read lands in its buffers. */
+static void fake_complete(uint8_t fill)
+{
+    for (unsigned i = 0; i < fk_n; i++)
+        for (int k = 0; !fk_ops[i].write && k < fk_ops[i].iovcnt; k++)
+            memset(fk_ops[i].iov[k].iov_base, fill, fk_ops[i].iov[k].iov_len);
+    fk_n = 0;
+}
 
 static void open_dev(enum sx_bio_kind kind)
 {
@@ -645,6 +696,42 @@ static void test_unplug(void)
     close_dev();
 }
 
+/* Regression (issue 14): teardown gave up draining after 10 s and then freed the controller
+ * (the iovec arrays in its slots) and its bounce buffers, which the kernel may still complete
+ * reads into. With an engine whose reads never complete, the controller now survives its
+ * removal (counted), and the late completion writes into memory that is still allocated: under
+ * ASan the old code fails here with a heap-use-after-free. */
+static void test_teardown_never_frees_what_a_hung_engine_may_write(void)
+{
+    fake_next = true;
+    open_dev(SX_BIO_URING);
+    bring_up();
+    /* One read off the DMA alignment (bounced with O_DIRECT), one straight into guest memory. */
+    struct prd odd = { G_DATA + 0x202, 4096 }, even = { G_DATA + 0x4000, 4096 };
+    build(0, 0x25, false, 0, 8, &odd, 1, 0, 5);
+    build(1, 0x25, false, 8, 8, &even, 1, 0, 5);
+    wr(PCI, 0x3);
+    CU_ASSERT_EQUAL(fk_n, 2);
+    CU_ASSERT_EQUAL(sx_ahci_inflight(ahci), 2);
+    if (sx_ahci_direct(ahci))
+        CU_ASSERT_EQUAL(sx_ahci_stats(ahci)->bounced, 1);
+    uint64_t abandoned = sx_bio_abandoned();
+    unsigned held = sx_ahci_held();
+    /* The controller goes away while both reads hang. */
+    sx_ioreq_dma_unmap(srv, g, G_LEN);
+    sx_dm_set_ioreq(dm, NULL);
+    sx_dm_close(dm);
+    CU_ASSERT_EQUAL(fk_cancels, 1);
+    CU_ASSERT_EQUAL(sx_bio_abandoned(), abandoned + 2);
+    CU_ASSERT_EQUAL(sx_ahci_held(), held + 1);
+    /* The device answers after all: the reads land (guest memory is still mapped here). */
+    fake_complete(0x5a);
+    sx_ioreq_close(srv);
+    dm = NULL;
+    srv = NULL;
+    ahci = NULL;
+}
+
 static int suite_init(void)
 {
     if (simenv_start(&env, false) < 0)
@@ -689,6 +776,7 @@ static const struct sx_test_case cases[] = {
     SX_TEST(test_ncq_error_log),
     SX_TEST(test_stop_with_io_in_flight),
     SX_TEST(test_unplug),
+    SX_TEST(test_teardown_never_frees_what_a_hung_engine_may_write),
 };
 
 SX_TEST_MAIN("ahci", cases, suite_init, suite_clean)

@@ -284,7 +284,7 @@ static void test_malformed_requests(void)
     q.type = IOREQ_TYPE_COPY;
     q.addr = UINT64_MAX - 1;                      /* MMIO range wraps */
     q.size = 4;
-    expect_rejected(g, q, &st->bad_count);
+    expect_rejected(g, q, &st->bad_addr);
     /* data_is_ptr out of guest memory, at its end, wrapping, and walking down below 0. */
     q = base;
     q.data_is_ptr = 1;
@@ -318,7 +318,7 @@ static void test_malformed_requests(void)
     q.state = STATE_IOREQ_READY;
     ioreq_t r;
     CU_ASSERT_EQUAL(sx_ioreq_guest_raw(g, 0, &q, &r), 0);
-    CU_ASSERT_EQUAL(st->bad_count + st->bad_ptr + st->bad_size, 12);
+    CU_ASSERT_EQUAL(st->bad_count + st->bad_ptr + st->bad_size + st->bad_addr, 12);
     /* Still serving. */
     CU_ASSERT_EQUAL(sx_ioreq_outb(g, 0x81, 9), 0);
     CU_ASSERT_EQUAL(sx_ioreq_inb(g, 0x81), 9);
@@ -645,6 +645,160 @@ static void test_check_rules(void)
     CU_ASSERT_EQUAL(sx_ioreq_check(&q, 1 << 20), -ERANGE);
 }
 
+/* One check case: a request and what sx_ioreq_check says of it. */
+struct check_case {
+    const char *what;
+    uint8_t type, df, ptr;
+    uint64_t addr, data;
+    uint32_t size, count;
+    int want;
+};
+
+#define MEM (1ull << 20)
+#define TOP UINT64_MAX
+
+static const struct check_case range_cases[] = {
+    /* MMIO at the top of the address space, DF clear: [addr, addr + count*size). */
+    { "mmio ends at 2^64", IOREQ_TYPE_COPY, 0, 0, TOP - 3, 0, 4, 1, 0 },
+    { "mmio wraps by 1", IOREQ_TYPE_COPY, 0, 0, TOP - 2, 0, 4, 1, -EOVERFLOW },
+    { "mmio 0xff..fe size 4", IOREQ_TYPE_COPY, 0, 0, TOP - 1, 0, 4, 1, -EOVERFLOW },
+    { "mmio 8 bytes at the top", IOREQ_TYPE_COPY, 0, 0, TOP - 7, 0, 8, 1, 0 },
+    { "mmio rep ends at 2^64", IOREQ_TYPE_COPY, 0, 0, TOP - 15, 0, 4, 4, 0 },
+    { "mmio rep wraps", IOREQ_TYPE_COPY, 0, 0, TOP - 14, 0, 4, 4, -EOVERFLOW },
+    /* DF set: [addr - (count-1)*size, addr + size); both ends count. */
+    { "mmio df 0xff..fe size 4", IOREQ_TYPE_COPY, 1, 0, TOP - 1, 0, 4, 1, -EOVERFLOW },
+    { "mmio df ends at 2^64", IOREQ_TYPE_COPY, 1, 0, TOP - 3, 0, 4, 1, 0 },
+    { "mmio df rep top wraps", IOREQ_TYPE_COPY, 1, 0, TOP - 2, 0, 4, 4, -EOVERFLOW },
+    { "mmio df rep top fits", IOREQ_TYPE_COPY, 1, 0, TOP - 3, 0, 4, 4, 0 },
+    { "mmio df rep reaches 0", IOREQ_TYPE_COPY, 1, 0, 12, 0, 4, 4, 0 },
+    { "mmio df rep below 0", IOREQ_TYPE_COPY, 1, 0, 11, 0, 4, 4, -EOVERFLOW },
+    { "mmio df rep stos below 0", IOREQ_TYPE_COPY, 1, 0, 0, 0, 1, 2, -EOVERFLOW },
+    /* Ports: 0..0xffff, the port does not advance in a rep, whichever DF. */
+    { "port 0xffff size 1", IOREQ_TYPE_PIO, 0, 0, 0xffff, 0, 1, 1, 0 },
+    { "port 0xfffc size 4", IOREQ_TYPE_PIO, 0, 0, 0xfffc, 0, 4, 1, 0 },
+    { "port 0xfffe size 4", IOREQ_TYPE_PIO, 0, 0, 0xfffe, 0, 4, 1, -EOVERFLOW },
+    { "port 0xffff size 2", IOREQ_TYPE_PIO, 0, 0, 0xffff, 0, 2, 1, -EOVERFLOW },
+    { "port 0x10000", IOREQ_TYPE_PIO, 0, 0, 0x10000, 0, 1, 1, -EOVERFLOW },
+    { "port 0xff..fe size 4", IOREQ_TYPE_PIO, 0, 0, TOP - 1, 0, 4, 1, -EOVERFLOW },
+    { "port df 0xff..fe size 4", IOREQ_TYPE_PIO, 1, 0, TOP - 1, 0, 4, 1, -EOVERFLOW },
+    { "port rep at 0xfffc", IOREQ_TYPE_PIO, 0, 1, 0xfffc, 0x1000, 4, 16, 0 },
+    { "port df rep at 0xfffc", IOREQ_TYPE_PIO, 1, 1, 0xfffc, 0x1000, 4, 16, 0 },
+    { "port rep at 0xfffe", IOREQ_TYPE_PIO, 0, 1, 0xfffe, 0x1000, 4, 16, -EOVERFLOW },
+    { "port df rep at 0xfffe", IOREQ_TYPE_PIO, 1, 1, 0xfffe, 0x1000, 4, 16, -EOVERFLOW },
+    /* Config space: the register (low 32 bits) within 0..0xfff, the SBDF above it. */
+    { "config 0xffc size 4", IOREQ_TYPE_PCI_CONFIG, 0, 0, (0x18ull << 32) | 0xffc, 0, 4, 1, 0 },
+    { "config 0xffe size 4", IOREQ_TYPE_PCI_CONFIG, 0, 0, (0x18ull << 32) | 0xffe, 0, 4, 1,
+      -EOVERFLOW },
+    { "config 0x1000", IOREQ_TYPE_PCI_CONFIG, 0, 0, (0x18ull << 32) | 0x1000, 0, 1, 1,
+      -EOVERFLOW },
+    { "config 0xffffffff", IOREQ_TYPE_PCI_CONFIG, 0, 0, (0x18ull << 32) | 0xffffffff, 0, 1, 1,
+      -EOVERFLOW },
+    { "config rep", IOREQ_TYPE_PCI_CONFIG, 0, 0, 0x18ull << 32, 0, 4, 2, -ERANGE },
+    /* count * size: a 64-bit product, never wrapped to something small. */
+    { "count*size 2^32", IOREQ_TYPE_COPY, 0, 1, 0, 0, 8, 0x20000000u, -ERANGE },
+    { "count*size 2^32 + 4", IOREQ_TYPE_COPY, 0, 1, 0, 0, 4, 0x40000001u, -ERANGE },
+    { "count 2^32-1 size 8", IOREQ_TYPE_COPY, 1, 1, TOP, TOP, 8, 0xffffffffu, -ERANGE },
+    { "count 0", IOREQ_TYPE_COPY, 0, 0, 0x1000, 0, 4, 0, -ERANGE },
+    { "one page of reps", IOREQ_TYPE_COPY, 0, 1, 0x1000, 0, 8, 512, 0 },
+    { "a page and one element", IOREQ_TYPE_COPY, 0, 1, 0x1000, 0, 8, 513, -ERANGE },
+    /* Sizes. */
+    { "size 0", IOREQ_TYPE_COPY, 0, 0, 0x1000, 0, 0, 1, -EINVAL },
+    { "size 0 at the top", IOREQ_TYPE_COPY, 0, 0, TOP, 0, 0, 1, -EINVAL },
+    { "size 0 port", IOREQ_TYPE_PIO, 0, 0, 0x80, 0, 0, 1, -EINVAL },
+    { "size 3", IOREQ_TYPE_COPY, 0, 0, 0x1000, 0, 3, 1, -EINVAL },
+    { "size 16", IOREQ_TYPE_COPY, 0, 0, 0x1000, 0, 16, 1, -EINVAL },
+    { "size 2^31", IOREQ_TYPE_COPY, 0, 0, 0x1000, 0, 0x80000000u, 1, -EINVAL },
+    { "size 2^32-1", IOREQ_TYPE_PIO, 0, 0, 0x80, 0, 0xffffffffu, 1, -EINVAL },
+    { "size 8 port", IOREQ_TYPE_PIO, 0, 0, 0x80, 0, 8, 1, -EINVAL },
+    { "size 8 config", IOREQ_TYPE_PCI_CONFIG, 0, 0, 0, 0, 8, 1, -EINVAL },
+    /* Guest memory of a pointer rep, walked like the device side, against 1 MiB. */
+    { "ptr ends at memory end", IOREQ_TYPE_COPY, 0, 1, 0x1000, MEM - 16, 4, 4, 0 },
+    { "ptr one past", IOREQ_TYPE_COPY, 0, 1, 0x1000, MEM - 15, 4, 4, -EFAULT },
+    { "ptr df ends at memory end", IOREQ_TYPE_COPY, 1, 1, 0x100c, MEM - 4, 4, 4, 0 },
+    { "ptr df one past", IOREQ_TYPE_COPY, 1, 1, 0x100c, MEM - 3, 4, 4, -EFAULT },
+    { "ptr df top wraps", IOREQ_TYPE_COPY, 1, 1, 0x100c, TOP - 1, 4, 4, -EFAULT },
+    { "ptr df below 0", IOREQ_TYPE_COPY, 1, 1, 0x100c, 11, 4, 4, -EFAULT },
+};
+
+/* Regression (issue 14): a COPY at 0xffff...fffe of 4 bytes with DF set was accepted (it wraps
+ * past 2^64), and port ranges were never checked (addr + size - 1 > 0xffff). */
+static void test_check_every_address_range_without_wrap(void)
+{
+    for (size_t i = 0; i < sizeof(range_cases) / sizeof(range_cases[0]); i++) {
+        const struct check_case *c = &range_cases[i];
+        ioreq_t q = { .addr = c->addr, .data = c->data, .count = c->count, .size = c->size,
+                      .df = c->df, .data_is_ptr = c->ptr, .dir = IOREQ_WRITE, .type = c->type };
+        int rc = sx_ioreq_check(&q, MEM);
+        if (rc != c->want)
+            fprintf(stderr, "  case '%s': got %d, want %d\n", c->what, rc, c->want);
+        CU_ASSERT_EQUAL(rc, c->want);
+    }
+    /* No bound known for memory (xen): a pointer rep may end exactly at 2^64. */
+    ioreq_t q = { .addr = 0x1000, .data = TOP - 15, .count = 4, .size = 4, .data_is_ptr = 1,
+                  .type = IOREQ_TYPE_COPY };
+    CU_ASSERT_EQUAL(sx_ioreq_check(&q, UINT64_MAX), 0);
+    q.data = TOP - 14;
+    CU_ASSERT_EQUAL(sx_ioreq_check(&q, UINT64_MAX), -EFAULT);
+    /* No memory at all. */
+    q.data = 0;
+    CU_ASSERT_EQUAL(sx_ioreq_check(&q, 0), -EFAULT);
+}
+
+/* The same through the server: wrapping requests complete with all ones, are counted as
+ * bad_addr and never reach the device, synchronous or buffered. */
+static void test_wrapping_requests_never_reach_the_device(void)
+{
+    server_open(0);
+    /* A claim that covers the top of the port space and all of MMIO above the test window,
+     * so only the range check stands between these requests and the handler. */
+    CU_ASSERT_FATAL(sx_ioreq_map_range(srv, SX_IOREQ_PORT, 0xff00, 0xffff) == 0);
+    CU_ASSERT_FATAL(sx_ioreq_map_range(srv, SX_IOREQ_MMIO, 0xfe001000, UINT64_MAX) == 0);
+    server_start();
+    struct sx_ioreq_guest *g = guest_open();
+    const struct sx_ioreq_stats *st = sx_ioreq_stats(srv);
+    ioreq_t base = { .count = 1, .size = 4, .dir = IOREQ_READ, .type = IOREQ_TYPE_COPY };
+    ioreq_t q = base;
+    q.addr = UINT64_MAX - 1;
+    q.df = 1;
+    expect_rejected(g, q, &st->bad_addr);
+    q.df = 0;
+    expect_rejected(g, q, &st->bad_addr);
+    q.addr = UINT64_MAX - 3;   /* ends exactly at 2^64: served */
+    ioreq_t r;
+    unsigned calls = atomic_load(&handler_calls);
+    q.state = STATE_IOREQ_READY;
+    CU_ASSERT_EQUAL(sx_ioreq_guest_raw(g, 0, &q, &r), 0);
+    CU_ASSERT_EQUAL(atomic_load(&handler_calls), calls + 1);
+    q = base;
+    q.type = IOREQ_TYPE_PIO;
+    q.addr = 0xfffe;
+    expect_rejected(g, q, &st->bad_addr);
+    q.addr = UINT64_MAX - 1;
+    expect_rejected(g, q, &st->bad_addr);
+    q.dir = IOREQ_WRITE;
+    q.addr = 0xffff;
+    q.size = 2;
+    expect_rejected(g, q, &st->bad_addr);
+    CU_ASSERT_EQUAL(sx_ioreq_inl(g, 0xfffc), 0xffffffffu);   /* the last 4 ports: served */
+    CU_ASSERT_EQUAL(atomic_load(&handler_calls), calls + 2);
+    q = base;
+    q.type = IOREQ_TYPE_PCI_CONFIG;
+    q.addr = 0xffe;
+    expect_rejected(g, q, &st->bad_addr);
+    /* Buffered writes: a 2-byte write at port 0xffff runs off the port space. */
+    uint64_t bad = st->bad_buffered, unclaimed = st->unclaimed;
+    CU_ASSERT_EQUAL(sx_ioreq_guest_buffered(g, IOREQ_TYPE_PIO, 0xffff, 2, 0x1234), 0);
+    CU_ASSERT_EQUAL(sx_ioreq_guest_buffered(g, IOREQ_TYPE_PIO, 0xfffe, 4, 0x1234), 0);
+    CU_ASSERT_EQUAL(sx_ioreq_guest_buffered(g, IOREQ_TYPE_PIO, 0xffff, 1, 0x12), 0);
+    CU_ASSERT(wait_for(&st->buffered, 1));
+    CU_ASSERT_EQUAL(st->bad_buffered, bad + 2);
+    CU_ASSERT_EQUAL(st->unclaimed, unclaimed);
+    CU_ASSERT_EQUAL(atomic_load(&handler_calls), calls + 3);
+    CU_ASSERT_EQUAL(atomic_load(&step_errors), 0);
+    sx_ioreq_guest_close(g);
+    server_stop();
+}
+
 static int suite_init(void)
 {
     if (simenv_start(&env, false) < 0)
@@ -670,6 +824,8 @@ static int suite_clean(void)
 
 static const struct sx_test_case cases[] = {
     SX_TEST(test_check_rules),
+    SX_TEST(test_check_every_address_range_without_wrap),
+    SX_TEST(test_wrapping_requests_never_reach_the_device),
     SX_TEST(test_pio_round_trip),
     SX_TEST(test_mmio_and_reps),
     SX_TEST(test_malformed_requests),

@@ -1,5 +1,6 @@
 /* splitxen-core: domain lifecycle, guest memory allocator, cleanup on destroy and disconnect. */
 #include <errno.h>
+#include <limits.h>
 #include <sys/wait.h>
 
 #include "evtchn/evtchn.h"
@@ -164,7 +165,86 @@ static void test_disconnect_closes_that_clients_ports(void)
     CU_ASSERT_EQUAL(sxc_domain_destroy(dom0->conn, (domid_t)d), 0);
 }
 
+/* File descriptors of this process that name domain d's memfds (/memfd:sx-domN-mem, -ctl). */
+static int memfds_of(int d)
+{
+    char prefix[64], link[PATH_MAX], path[64];
+    snprintf(prefix, sizeof(prefix), "/memfd:sx-dom%d-", d);
+    int n = 0;
+    for (int fd = 0; fd < 4096; fd++) {
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+        ssize_t l = readlink(path, link, sizeof(link) - 1);
+        if (l <= 0)
+            continue;
+        link[l] = 0;
+        n += strncmp(link, prefix, strlen(prefix)) == 0;
+    }
+    return n;
+}
+
+/* Regression (issue 14): a backend kept every foreign domain it ever mapped (memory and control
+ * memfds, mappings) until it exited, and could map no more than 256 over its life. Now the
+ * mapping goes with the last grant mapping, bound event channel or copy that used it: 300
+ * guests in turn each have a page mapped, a page copied and a channel notified by dom0, then
+ * are torn down and destroyed; after each, dom0 holds nothing of them. */
+static void test_destroyed_domains_are_let_go_after_unmap(void)
+{
+    struct sx_gnt *gnt;
+    struct sx_evtchn *be;
+    CU_ASSERT_EQUAL_FATAL(sx_gnt_open(&gnt, dom0), 0);
+    CU_ASSERT_EQUAL_FATAL(sx_evtchn_open(&be, dom0), 0);
+    unsigned base = sxc_domains_mapped(dom0->conn);
+    for (int i = 0; i < 300; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "churn%d", i);
+        int d = sxc_domain_create(dom0->conn, name, SXD_TYPE_PV, 1, 1, false);
+        CU_ASSERT_FATAL(d > 0);
+        struct sx_plat *g = simenv_plat(&env, (domid_t)d);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+        struct sx_evtchn *ge;
+        struct sx_gntshr *shr;
+        CU_ASSERT_EQUAL_FATAL(sx_evtchn_open(&ge, g), 0);
+        CU_ASSERT_EQUAL_FATAL(sx_gntshr_open(&shr, g), 0);
+        int gp = sx_evtchn_bind_unbound(ge, 0);
+        int bp = sx_evtchn_bind_interdomain(be, (domid_t)d, (evtchn_port_t)gp);
+        CU_ASSERT_FATAL(bp > 0);
+        grant_ref_t ref[2];
+        void *gpage, *bpage;
+        CU_ASSERT_EQUAL_FATAL(sx_gntshr_share(shr, 0, 2, true, ref, &gpage), 0);
+        int16_t st;
+        CU_ASSERT_EQUAL_FATAL(sx_gnt_map(gnt, (domid_t)d, 1, ref, true, &bpage, &st), 0);
+        ((uint8_t *)bpage)[0] = (uint8_t)i;
+        uint8_t buf[16] = { 0 };
+        xengnttab_grant_copy_segment_t seg = {
+            .source.foreign = { .ref = ref[1], .offset = 0, .domid = (domid_t)d },
+            .dest.virt = buf, .len = sizeof(buf), .flags = GNTCOPY_source_gref,
+        };
+        memset((uint8_t *)gpage + 4096, 0x5a, 16);
+        CU_ASSERT_EQUAL(sx_gnt_copy(gnt, 1, &seg), 0);
+        CU_ASSERT_EQUAL(seg.status, GNTST_okay);
+        CU_ASSERT_EQUAL(buf[15], 0x5a);
+        CU_ASSERT_EQUAL(sx_evtchn_notify(be, (evtchn_port_t)bp), 0);
+        CU_ASSERT_EQUAL(((uint8_t *)gpage)[0], (uint8_t)i);
+        CU_ASSERT_EQUAL(sxc_domains_mapped(dom0->conn), base + 1);
+        /* Teardown as a backend and a guest do it, then the toolstack destroys the domain. */
+        CU_ASSERT_EQUAL(sx_gnt_unmap(gnt, bpage, 1), 0);
+        CU_ASSERT_EQUAL(sx_evtchn_unbind(be, (evtchn_port_t)bp), 0);
+        sx_gntshr_close(shr);
+        sx_evtchn_close(ge);
+        sx_plat_close(g);
+        CU_ASSERT_EQUAL(sxc_domain_destroy(dom0->conn, (domid_t)d), 0);
+        CU_ASSERT_EQUAL(sxc_domains_mapped(dom0->conn), base);
+        int left = memfds_of(d);
+        if (left)
+            printf("\n    dom%d (guest %d): %d memfds still open\n", d, i, left);
+        CU_ASSERT_EQUAL_FATAL(left, 0);
+    }
+    sx_evtchn_close(be);
+    sx_gnt_close(gnt);
+}
+
 static const struct sx_test_case cases[] = {
+    SX_TEST(test_destroyed_domains_are_let_go_after_unmap),
     SX_TEST(test_create_list_lookup_pause_destroy),
     SX_TEST(test_connecting_as_a_missing_domain_fails),
     SX_TEST(test_page_allocator_and_reserved_grefs),

@@ -55,6 +55,8 @@ void sx_ioreq_guest_close(struct sx_ioreq_guest *g)
         sx_evtchn_close(g->v[i].evt);
     sx_evtchn_close(g->buf_evt);
     sx_evtchn_close(g->irq_evt);
+    if (g->p)
+        sxc_domain_put(g->p->conn, g->dom);
     pthread_mutex_destroy(&g->buf_lock);
     pthread_mutex_destroy(&g->cf8_lock);
     free(g);

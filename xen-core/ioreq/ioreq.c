@@ -19,6 +19,22 @@
 
 #define DEFAULT_BUDGET 256u
 
+/* [lo, lo + len) lies within [0, last] without wrapping (len >= 1). */
+static bool span_within(uint64_t lo, uint64_t len, uint64_t last)
+{
+    return len - 1 <= last && lo <= last - (len - 1);
+}
+
+/* The lowest address of `count` elements of `size` bytes that end at addr + size (df) or start
+ * at addr: a rep walks down from addr with DF set. false if the walk passes below 0. */
+static bool rep_low(uint64_t addr, uint64_t span, bool df, uint64_t *lo)
+{
+    if (df && addr < span)
+        return false;
+    *lo = df ? addr - span : addr;
+    return true;
+}
+
 int sx_ioreq_check(const ioreq_t *q, uint64_t mem_size)
 {
     uint32_t size = q->size, count = q->count;
@@ -29,25 +45,33 @@ int sx_ioreq_check(const ioreq_t *q, uint64_t mem_size)
         return -EINVAL;
     if (size == 8 && q->type != IOREQ_TYPE_COPY)   /* port I/O and config space: up to 4 */
         return -EINVAL;
-    if (count == 0 || (uint64_t)count * size > SX_IOREQ_MAX_REP_BYTES)
+    /* 64-bit product: count * size cannot overflow it. Config space is never a rep (QEMU
+     * refuses one too). */
+    if (count == 0 || (uint64_t)count * size > SX_IOREQ_MAX_REP_BYTES ||
+        (q->type == IOREQ_TYPE_PCI_CONFIG && count != 1))
         return -ERANGE;
-    uint64_t span = (uint64_t)(count - 1) * size;
+    uint64_t span = (uint64_t)(count - 1) * size, total = span + size;
+    /* The device addresses the request covers. An MMIO rep walks them: [addr - span,
+     * addr + size) with DF set, [addr, addr + span + size) without. A port or a config
+     * register stays the same for every element: [addr, addr + size) within the 64 KiB port
+     * space, or within the function's 4 KiB of config space (addr = SBDF << 32 | register). */
+    uint64_t lo = q->addr, len = size, last = UINT64_MAX;
     if (q->type == IOREQ_TYPE_COPY) {
-        /* The MMIO addresses a rep walks must not wrap. */
-        if (q->df ? q->addr < span : q->addr > UINT64_MAX - span - size)
-            return -ERANGE;
+        if (!rep_low(q->addr, span, q->df, &lo))
+            return -EOVERFLOW;
+        len = total;
+    } else if (q->type == IOREQ_TYPE_PIO) {
+        last = 0xffff;
+    } else {
+        lo = (uint32_t)q->addr;
+        last = 0xfff;
     }
+    if (!span_within(lo, len, last))
+        return -EOVERFLOW;
     if (q->data_is_ptr) {
-        uint64_t lo;
-        if (q->df) {
-            if (q->data < span)
-                return -EFAULT;
-            lo = q->data - span;
-        } else {
-            lo = q->data;
-        }
-        uint64_t total = span + size;
-        if (lo > mem_size || total > mem_size - lo)
+        /* Guest memory the rep reads or writes: [data - span, data + size) with DF set. */
+        if (mem_size == 0 || !rep_low(q->data, span, q->df, &lo) ||
+            !span_within(lo, total, mem_size == UINT64_MAX ? UINT64_MAX : mem_size - 1))
             return -EFAULT;
     }
     return 0;
@@ -209,10 +233,11 @@ static bool claimed(const struct sx_ioreq *r, uint8_t type, uint64_t addr, uint3
         return false;
     }
     uint8_t sp = type == IOREQ_TYPE_PIO ? SX_IOREQ_PORT : SX_IOREQ_MMIO;
-    uint64_t last = addr + size - 1;   /* callers checked that this does not wrap */
-    for (unsigned i = 0; i < r->nranges; i++)
-        if (r->ranges[i].sp == sp && addr >= r->ranges[i].start && last <= r->ranges[i].end)
+    for (unsigned i = 0; i < r->nranges; i++) {
+        const struct sx_ioreq_range *g = &r->ranges[i];
+        if (g->sp == sp && addr >= g->start && addr <= g->end && size - 1 <= g->end - addr)
             return true;
+    }
     return false;
 }
 
@@ -225,12 +250,8 @@ static uint64_t size_mask(uint32_t size)
 
 static void dispatch(struct sx_ioreq *r, struct sx_ioreq_access *a)
 {
+    /* Every access was range-checked with its request (sx_ioreq_check). */
     r->st.accesses++;
-    if (a->type == IOREQ_TYPE_PIO && a->addr + a->size - 1 > 0xffff) {
-        r->st.unclaimed++;
-        a->data = size_mask(a->size);
-        return;
-    }
     if (!claimed(r, a->type, a->addr, a->size)) {
         r->st.unclaimed++;
         if (a->dir == IOREQ_READ)
@@ -299,6 +320,7 @@ static void count_bad(struct sx_ioreq *r, int rc, const ioreq_t *q)
     case -EPROTO: r->st.bad_type++; break;
     case -EINVAL: r->st.bad_size++; break;
     case -ERANGE: r->st.bad_count++; break;
+    case -EOVERFLOW: r->st.bad_addr++; break;
     default: r->st.bad_ptr++; break;
     }
     sx_log_ratelimited(SX_LOG_WARN,
@@ -406,8 +428,11 @@ static unsigned serve_buffered(struct sx_ioreq *r, unsigned max)
         }
         rd += used;
         n++;
+        /* The same checks as a synchronous request: size, and the address range in its
+         * space (a port write at 0xffff of 2 bytes runs off the port space). */
+        ioreq_t q = { .addr = e.addr, .size = size, .count = 1, .dir = e.dir, .type = e.type };
         if (e.dir != IOREQ_WRITE || (e.type != IOREQ_TYPE_PIO && e.type != IOREQ_TYPE_COPY) ||
-            (e.type == IOREQ_TYPE_PIO && size == 8)) {
+            sx_ioreq_check(&q, r->mem_size) < 0) {
             r->st.bad_buffered++;
             continue;
         }

@@ -21,10 +21,12 @@
  *        Nothing in splitxen-core changes for any of this.
  *
  * Every ioreq field is guest-controlled: a slot is read once (state first, then the rest after
- * a read barrier) into a private copy and validated there: size in {1,2,4,8}, count >= 1 and, with
- * data_is_ptr, count * size <= one page and the whole [data, data + count*size) range inside
- * guest memory; count must be 1 otherwise. A bad request is completed (reads return all ones)
- * and counted, so the vCPU never hangs and the server never crashes. A step does a bounded
+ * a read barrier) into a private copy and validated there (sx_ioreq_check): size in {1,2,4,8}
+ * (8 for MMIO only), 1 <= count and count * size <= one page (count 1 for config space), every
+ * device address the request covers inside its space without wrapping, and with data_is_ptr
+ * every byte of guest memory it covers inside guest memory. A rep with DF set walks down: it
+ * covers [addr - (count-1)*size, addr + size). A bad request is completed (reads return all
+ * ones) and counted, so the vCPU never hangs and the server never crashes. A step does a bounded
  * amount of work (round robin over vCPUs); when the budget runs out, the fd stays readable.
  *
  * All calls return 0 (or a count) on success and -errno on failure.
@@ -77,6 +79,7 @@ struct sx_ioreq_stats {
     uint64_t steps, handled, pio, mmio, pci_config, buffered, accesses;
     uint64_t invalidate, timeoffset;
     uint64_t bad_size, bad_count, bad_ptr, bad_type, bad_state, bad_buffered;
+    uint64_t bad_addr;           /* device addresses wrap or leave their space (port > 0xffff) */
     uint64_t unclaimed;          /* no registered range covers it: read ones, write dropped */
     uint64_t budget_exhausted;   /* steps that stopped with work left */
     uint64_t notify_errors, connects, irq_raises, irq_lowers, msis;
@@ -150,8 +153,16 @@ int sx_ioreq_dma_write(struct sx_ioreq *r, uint64_t gpa, const void *buf, size_t
 void *sx_ioreq_dma_map(struct sx_ioreq *r, uint64_t gpa, size_t len, bool writable);
 void sx_ioreq_dma_unmap(struct sx_ioreq *r, void *ptr, size_t len);
 
-/* Validate one ioreq copy (exposed for tests and the guest side): 0 or -EINVAL/-ERANGE/-EFAULT.
- * mem_size bounds data_is_ptr ranges (UINT64_MAX: no bound known). */
+/* Validate one ioreq copy (exposed for tests and the guest side). 0, or
+ *   -EPROTO    unknown type;
+ *   -EINVAL    size not 1, 2, 4 or 8 (or 8 for port I/O or config space);
+ *   -ERANGE    count 0, count * size over SX_IOREQ_MAX_REP_BYTES, a config space rep;
+ *   -EOVERFLOW the device addresses covered wrap or leave their space: MMIO [lo, hi) within
+ *              2^64, ports within 0..0xffff, config registers (addr's low 32 bits) within
+ *              0..0xfff; an MMIO rep covers [addr - (count-1)*size, addr + size) with DF set,
+ *              [addr, addr + count*size) without; ports and registers do not advance;
+ *   -EFAULT    data_is_ptr memory (walked the same way) not wholly inside [0, mem_size).
+ * mem_size UINT64_MAX: no bound known. */
 int sx_ioreq_check(const ioreq_t *req, uint64_t mem_size);
 
 /* ---------------- sim layout (both sides agree on it) ---------------- */

@@ -60,6 +60,7 @@ static void sim_close(struct sx_ioreq *r)
         sx_evtchn_unbind(r->evt, (evtchn_port_t)s->irq_port);
     if (s->tfd >= 0)
         close(s->tfd);
+    sxc_domain_put(r->plat->conn, s->dom);
     free(s);
     r->priv = NULL;
 }
