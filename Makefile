@@ -33,7 +33,17 @@ UNIT_TESTS :=
 SHLIBS :=
 
 .DEFAULT_GOAL := all
-MODULE_MKS := $(sort $(wildcard */module.mk) $(wildcard */*/module.mk))
+# Bottom of the stack first: a module uses only the modules above it in this list (folder order
+# is link order; mk/layering checks the includes and calls), so a module file may read its
+# dependencies' SX_<MODULE>_LIBS / _LDLIBS with :=. Each module sets SX_<MODULE>_LIBS to its
+# own libraries followed by its direct dependencies' lists: a consumer names only those.
+MODULE_MKS := common/module.mk xenstored/module.mk xen-core/module.mk platform/module.mk \
+              grant/module.mk evtchn/module.mk ring/module.mk ioreq/module.mk \
+              xenbus/module.mk netdev/module.mk blkio/module.mk netback/module.mk \
+              blkback/module.mk device-model/module.mk frontends/blkfront/module.mk \
+              frontends/netfront/module.mk frontends/hvmdisk/module.mk \
+              frontends/hvmnet/module.mk frontends/fio/module.mk toolstack/module.mk \
+              bench/ring/module.mk bench/blk/module.mk
 include $(MODULE_MKS)
 
 objs = $(patsubst %.c,$(B)/obj/%.o,$(1))

@@ -22,10 +22,10 @@
 
 #include "ring/ring.h"
 #include <xen/event_channel.h>
-#include "blkback/io.h"
+#include "blkio/blkio.h"
 #include "blkback/request.h"
 #include "common/stats.h"
-#include "xen-core/platform.h"
+#include "platform/platform.h"
 
 struct sx_gnt;
 struct sx_evtchn;

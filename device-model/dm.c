@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "log.h"
-#include "ring/barrier.h"
+#include "barrier.h"
 
 #define MAX_REGIONS 64
 #define MAX_WATCHES 32

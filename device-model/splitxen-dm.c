@@ -14,7 +14,7 @@
  *      and the BARs the guest's firmware places for them are claimed there. Start it between
  *      `xl create -p` and unpause, so that the firmware finds the devices when it scans.
  * --disk: an AHCI disk on the image or block device PATH, read-only with `ro`. Its I/O engine
- * is blkback's (blkback/io.h), named as splitxen-blkback --engine names it: auto (the default:
+ * is blkback's (blkio/blkio.h), named as splitxen-blkback --engine names it: auto (the default:
  * sx_bio_kind_auto on the opened file), uring (io_uring), aio (libaio) or sync. direct=0
  * never opens the image O_DIRECT; direct=1 insists on it; without the key O_DIRECT is tried
  * and the page cache used where the file system refuses it. An engine or direct=1 that was
@@ -42,7 +42,8 @@
 #include "device-model/ahci/ahci.h"
 #include "device-model/e1000/e1000.h"
 #include "log.h"
-#include "xen-core/platform.h"
+#include "rundir.h"
+#include "platform/platform.h"
 
 static volatile sig_atomic_t stop_flag;
 
@@ -308,7 +309,8 @@ int main(int argc, char **argv)
     int kind = sx_plat_kind_from_name(plat_name);
     if (kind < 0)
         usage();
-    if (kind == SX_PLAT_XEN && vcpus == 0) {
+    const struct sx_plat_traits *traits = sx_plat_traits((enum sx_plat_kind)kind);
+    if (!traits->vcpus_known && vcpus == 0) {
         fprintf(stderr, "splitxen-dm: --vcpus is needed on xen\n");
         return 2;
     }
@@ -332,10 +334,10 @@ int main(int argc, char **argv)
         goto fail;
     sx_dm_set_spin(dm, (unsigned)spin_us);
     if (first_slot < 0)
-        first_slot = kind == SX_PLAT_XEN ? 8 : 1;
+        first_slot = traits->companion_dm ? 8 : 1;
     sx_dm_set_first_slot(dm, (unsigned)first_slot);
     char path[PATH_MAX];
-    if (kind == SX_PLAT_SIM) {
+    if (!traits->companion_dm) {
         if (!console) {
             snprintf(path, sizeof(path), "%s/console", sx_run_dir());
             if (mkdir(path, 0755) < 0 && errno != EEXIST) {
@@ -400,7 +402,7 @@ int main(int argc, char **argv)
             s->bad_size + s->bad_count + s->bad_ptr + s->bad_type + s->bad_state +
                 s->bad_addr,
             s->unclaimed);
-    if (kind == SX_PLAT_XEN)
+    if (traits->dma_mapcache)
         sx_info("dom%ld: DMA mapcache %" PRIu64 " hits, %" PRIu64 " misses, %" PRIu64
                 " exact, %" PRIu64 " partial, %" PRIu64 " evictions, %" PRIu64 " invalidations",
                 domid, s->mapcache_hits, s->mapcache_misses, s->mapcache_exact,

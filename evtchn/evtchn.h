@@ -14,7 +14,7 @@
 #include <xen/xen.h>
 #include <xen/event_channel.h>
 
-#include "xen-core/platform.h"
+#include "platform/platform.h"
 
 struct sx_evtchn;
 

@@ -21,7 +21,7 @@
 
 #include "ring/ring.h"
 #include "netback/pkt.h"
-#include "netback/tap.h"
+#include "netdev/tap.h"
 #include "common/stats.h"
 #include "grant/grant.h"
 #include "evtchn/evtchn.h"

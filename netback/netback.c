@@ -262,7 +262,8 @@ int nb_tx_action(struct nb_queue *q)
             }
             uint8_t *frame = q->arena + s->off + SX_TAP_VNET_HDR_LEN;
             struct virtio_net_hdr_v1 *vh = (struct virtio_net_hdr_v1 *)(q->arena + s->off);
-            if (sx_net_tx_vnet_hdr(&s->pkt, frame, s->len, vh) < 0) {
+            const struct sx_net_tx_meta tm = sx_net_txpkt_meta(&s->pkt);
+            if (sx_net_tx_vnet_hdr(&tm, frame, s->len, vh) < 0) {
                 s->status = NETIF_RSP_ERROR;
                 stat_add(q, NBS_TX_DROPS, 1);
                 stat_add(q, NBS_TX_DROP_HDR, 1);

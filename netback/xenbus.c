@@ -685,13 +685,7 @@ int nb_open(struct nb **out, const struct nb_opts *o)
         sx_err("grant handle: %s", strerror(-rc));
         goto fail;
     }
-    char xsp[256];
-    const char *path = o->xenstored_path;
-    if (!path && nb->plat->kind == SX_PLAT_SIM) {
-        sx_xenstored_path(xsp, sizeof(xsp), (domid_t)o->domid);
-        path = xsp;
-    }
-    if ((rc = sx_xenbus_open(&nb->xb, path)) < 0) {
+    if ((rc = sx_xenbus_open(&nb->xb, nb->plat, o->xenstored_path)) < 0) {
         sx_err("xenstore: %s", strerror(-rc));
         goto fail;
     }

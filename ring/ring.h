@@ -36,7 +36,7 @@
 #include <string.h>
 
 #include "evtchn/evtchn.h"
-#include "ring/barrier.h"   /* must precede <xen/io/ring.h>: defines xen_mb/xen_rmb/xen_wmb */
+#include "barrier.h"   /* must precede <xen/io/ring.h>: defines xen_mb/xen_rmb/xen_wmb */
 #include <xen/xen.h>
 #include <xen/grant_table.h>
 #include <xen/io/ring.h>

@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 #include "log.h"
-#include "xen-core/platform.h"
+#include "rundir.h"
 #include "xen-core/proto.h"
 #include "xen-core/server_hooks.h"
 
@@ -64,12 +64,6 @@ struct sxc_server {
     volatile int stop_flag;
     struct sxc_server_hooks hooks;
 };
-
-int sxc_socket_path(char *buf, size_t len, const char *run_dir)
-{
-    int n = snprintf(buf, len, "%s/core.sock", run_dir);
-    return (n < 0 || (size_t)n >= len) ? -ENAMETOOLONG : 0;
-}
 
 static struct sdom *dom_find(struct sxc_server *s, uint32_t domid)
 {

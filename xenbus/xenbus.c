@@ -11,6 +11,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "platform/platform.h"
 #include "xenbus/xenbus.h"
 
 #define SX_XB_PATH_MAX (XENSTORE_ABS_PATH_MAX + 1)
@@ -38,36 +39,13 @@ static int neg_errno(void)
     return errno ? -errno : -EIO;
 }
 
-int sx_xenbus_open(struct sx_xenbus **out, const char *xenstored_path)
+int sx_xenbus_open(struct sx_xenbus **out, const struct sx_plat *p, const char *xenstored_path)
 {
     struct sx_xenbus *xb = calloc(1, sizeof(*xb));
     if (!xb)
         return -ENOMEM;
-    char *saved = NULL;
-    bool had = false;
-    if (xenstored_path) {
-        const char *old = getenv("XENSTORED_PATH");
-        if (old) {
-            had = true;
-            saved = strdup(old);
-            if (!saved) {
-                free(xb);
-                return -ENOMEM;
-            }
-        }
-        setenv("XENSTORED_PATH", xenstored_path, 1);
-    }
-    errno = 0;
-    xb->xs = xs_open(0);
-    int rc = xb->xs ? 0 : neg_errno();
-    if (xenstored_path) {
-        if (had)
-            setenv("XENSTORED_PATH", saved, 1);
-        else
-            unsetenv("XENSTORED_PATH");
-    }
-    free(saved);
-    if (rc) {
+    int rc = sx_plat_xs_open(p, xenstored_path, &xb->xs);
+    if (rc < 0) {
         free(xb);
         return rc;
     }

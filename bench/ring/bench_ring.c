@@ -10,8 +10,8 @@
  *   f  ring batch, adaptive
  *
  * c-f notify through the sim platform's event channels (evtchn/, splitxen-core started in this
- * process, the two children acting as dom0 and a guest) when the build has them, else through a
- * raw eventfd pair (--notify eventfd forces that). The ring is a 4-page blkif ring in a shared
+ * process, the two children acting as dom0 and a guest), or through a raw eventfd pair with
+ * --notify eventfd. The ring is a 4-page blkif ring in a shared
  * memfd. The frontend (guest) and backend (dom0) children are pinned to different CPUs unless
  * --same-core.
  */
@@ -35,11 +35,9 @@
 
 #include "log.h"
 
-#ifdef SX_BENCH_RING_SIM
 #include "evtchn/evtchn.h"
 #include "xen-core/core.h"
-#include "xen-core/platform.h"
-#endif
+#include "platform/platform.h"
 
 SX_RING_CHECK_TYPES(blkif_request_t, blkif_response_t);
 
@@ -77,13 +75,11 @@ struct env {
     void *ring;
     int efd_f2b, efd_b2f;          /* raw eventfd notification for c-f (nonblocking) */
     int pp_f2b, pp_b2f;            /* a: blocking eventfds */
-#ifdef SX_BENCH_RING_SIM
     char run_dir[64];
     char sock[128];
     struct sxc_server *srv;
     struct sxc_conn *conn;
     int guest;
-#endif
 };
 
 static uint64_t now_ns(void)
@@ -118,20 +114,16 @@ struct notif {
     enum notify_mode mode;
     int in_fd, out_fd;
     uint64_t sleeps, kicks;
-#ifdef SX_BENCH_RING_SIM
     struct sx_plat *plat;
     struct sx_evtchn *e;
     evtchn_port_t port;
-#endif
 };
 
 static int notif_kick(struct notif *n)
 {
     n->kicks++;
-#ifdef SX_BENCH_RING_SIM
     if (n->mode == NOTIFY_EVTCHN)
         return sx_evtchn_notify(n->e, n->port);
-#endif
     uint64_t one = 1;
     return write(n->out_fd, &one, sizeof(one)) == sizeof(one) ? 0 : -errno;
 }
@@ -139,7 +131,6 @@ static int notif_kick(struct notif *n)
 /* Sleep until kicked (or WAIT_MS, so a stop flag is always seen). `sleeps` counts poll calls. */
 static int notif_wait(struct notif *n)
 {
-#ifdef SX_BENCH_RING_SIM
     if (n->mode == NOTIFY_EVTCHN) {
         /* An event already pending (it arrived while we were spinning or in the final check):
          * take it and go back to the ring without sleeping. The sim fd stays readable after
@@ -150,7 +141,6 @@ static int notif_wait(struct notif *n)
         if (port != -EAGAIN)
             return port;
     }
-#endif
     n->sleeps++;
     struct pollfd pfd = { .fd = n->in_fd, .events = POLLIN };
     int rc = poll(&pfd, 1, WAIT_MS);
@@ -158,14 +148,12 @@ static int notif_wait(struct notif *n)
         return errno == EINTR ? 0 : -errno;
     if (rc == 0)
         return 0;
-#ifdef SX_BENCH_RING_SIM
     if (n->mode == NOTIFY_EVTCHN) {
         int port = sx_evtchn_pending(n->e);
         if (port >= 0)
             return sx_evtchn_unmask(n->e, (evtchn_port_t)port);
         return port == -EAGAIN ? 0 : port;
     }
-#endif
     uint64_t v;
     if (read(n->in_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
         return -errno;
@@ -174,14 +162,10 @@ static int notif_wait(struct notif *n)
 
 static void notif_close(struct notif *n)
 {
-#ifdef SX_BENCH_RING_SIM
     sx_evtchn_close(n->e);
     n->e = NULL;
     sx_plat_close(n->plat);
     n->plat = NULL;
-#else
-    (void)n;
-#endif
 }
 
 /* Frontend (guest) side: allocate the port the backend binds to, then initialise the ring. */
@@ -191,7 +175,6 @@ static int front_setup(struct env *v, struct notif *n, struct sx_front_ring *f)
     n->mode = v->o.mode;
     n->in_fd = v->efd_b2f;
     n->out_fd = v->efd_f2b;
-#ifdef SX_BENCH_RING_SIM
     if (n->mode == NOTIFY_EVTCHN) {
         int rc = sx_plat_open(&n->plat, SX_PLAT_SIM, (domid_t)v->guest, v->sock);
         if (rc == 0)
@@ -204,7 +187,6 @@ static int front_setup(struct env *v, struct notif *n, struct sx_front_ring *f)
         n->in_fd = sx_evtchn_fd(n->e);
         v->ctl->port = n->port;
     }
-#endif
     int rc = sx_front_ring_init(f, v->ring, sx_ring_bytes(RING_ORDER), sizeof(blkif_request_t),
                                 sizeof(blkif_response_t));
     if (rc < 0)
@@ -222,7 +204,6 @@ static int back_setup(struct env *v, struct notif *n, struct sx_back_ring *b)
     n->in_fd = v->efd_f2b;
     n->out_fd = v->efd_b2f;
     wait_flag(&v->ctl->front_ready, v->ctl);
-#ifdef SX_BENCH_RING_SIM
     if (n->mode == NOTIFY_EVTCHN) {
         int rc = sx_plat_open(&n->plat, SX_PLAT_SIM, 0, v->sock);
         if (rc == 0)
@@ -234,7 +215,6 @@ static int back_setup(struct env *v, struct notif *n, struct sx_back_ring *b)
         n->port = (evtchn_port_t)rc;
         n->in_fd = sx_evtchn_fd(n->e);
     }
-#endif
     int rc = sx_back_ring_attach(b, v->ring, sx_ring_bytes(RING_ORDER), sizeof(blkif_request_t),
                                  sizeof(blkif_response_t));
     if (rc < 0)
@@ -532,7 +512,6 @@ static int run_case(struct env *v, struct bcase *bc)
     return 0;
 }
 
-#ifdef SX_BENCH_RING_SIM
 static int rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
 {
     (void)st;
@@ -575,7 +554,6 @@ static void sim_stop(struct env *v)
     if (v->run_dir[0])
         nftw(v->run_dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
 }
-#endif
 
 static void usage(void)
 {
@@ -625,11 +603,7 @@ int main(int argc, char **argv)
 {
     struct env v = { .o = { .secs = 1.5, .cases = "abcdef", .spin_ns = sx_ring_spin_ns() },
                      .efd_f2b = -1, .efd_b2f = -1, .pp_f2b = -1, .pp_b2f = -1 };
-#ifdef SX_BENCH_RING_SIM
     v.o.mode = NOTIFY_EVTCHN;
-#else
-    v.o.mode = NOTIFY_EVENTFD;
-#endif
     static const struct option lo[] = {
         { "seconds", required_argument, 0, 't' }, { "same-core", no_argument, 0, 's' },
         { "notify", required_argument, 0, 'n' }, { "spin-ns", required_argument, 0, 'p' },
@@ -643,12 +617,10 @@ int main(int argc, char **argv)
         case 'n':
             if (!strcmp(optarg, "eventfd"))
                 v.o.mode = NOTIFY_EVENTFD;
-#ifdef SX_BENCH_RING_SIM
             else if (!strcmp(optarg, "evtchn"))
                 v.o.mode = NOTIFY_EVTCHN;
-#endif
             else {
-                fprintf(stderr, "--notify %s: not available in this build\n", optarg);
+                fprintf(stderr, "--notify %s: eventfd or evtchn\n", optarg);
                 return 2;
             }
             break;
@@ -696,7 +668,6 @@ int main(int argc, char **argv)
         perror("setup");
         return 1;
     }
-#ifdef SX_BENCH_RING_SIM
     if (v.o.mode == NOTIFY_EVTCHN && strpbrk(v.o.cases, "cdef")) {
         int src = sim_start(&v);
         if (src < 0) {
@@ -704,7 +675,6 @@ int main(int argc, char **argv)
             goto out;
         }
     }
-#endif
 
     printf("splitxen ring benchmark: %s, front cpu %d, back cpu %d, notify %s, spin budget %llu ns, "
            "%.1f s per case\n", v.o.same_core ? "same core" : "cross core", v.o.cpu_front,
@@ -746,9 +716,7 @@ int main(int argc, char **argv)
             printf("\nwrote %s\n", v.o.json);
         }
     }
-#ifdef SX_BENCH_RING_SIM
 out:
     sim_stop(&v);
-#endif
     return rc;
 }

@@ -432,19 +432,9 @@ int sx_blkfront_open(struct sx_blkfront **out, struct sx_plat *p, const char *vd
     for (unsigned i = 0; i < SX_BLKFRONT_MAX_QUEUES; i++)
         f->q[i] = (struct bf_queue){ .f = f, .idx = i, .port = -1 };
 
-    int rc;
-    char xspath[256];
-    const char *xsp = NULL;
-    if (p->kind == SX_PLAT_SIM) {
-        rc = sx_xenstored_path(xspath, sizeof(xspath), p->self);
-        if (rc < 0)
-            goto fail;
-        xsp = xspath;
-    }
-    rc = sx_xenbus_open(&f->xb, xsp);
+    int rc = sx_xenbus_open(&f->xb, p, NULL);
     if (rc < 0) {
-        sx_err("connect to xenstore%s%s as dom%u: %s", xsp ? " at " : "", xsp ? xsp : "",
-               p->self, strerror(-rc));
+        sx_err("connect to xenstore as dom%u: %s", p->self, strerror(-rc));
         f->xb = NULL;
         goto fail;
     }

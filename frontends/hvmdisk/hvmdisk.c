@@ -16,8 +16,8 @@
 #include <time.h>
 
 #include "log.h"
-#include "ring/barrier.h"
-#include "xen-core/ioreq/ioreq.h"
+#include "barrier.h"
+#include "ioreq/ioreq.h"
 
 #define NSLOTS 32u
 #define SECTOR 512u

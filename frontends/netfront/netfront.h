@@ -26,7 +26,7 @@
 #include <stdint.h>
 #include <xen/xen.h>
 
-#include "xen-core/platform.h"
+#include "platform/platform.h"
 
 #define SX_NETFRONT_MAX_QUEUES 16u
 /* Largest frame send accepts and recv can deliver: the 16-bit size of the first tx slot. */

@@ -35,8 +35,8 @@
 #include "frontends/netfront/netfront.h"
 #include "log.h"
 #include "parse.h"
-#include "netback/nl.h"
-#include "netback/tap.h"
+#include "netdev/nl.h"
+#include "netdev/tap.h"
 #include "ring/ring.h"
 
 #define BATCH 64

@@ -339,19 +339,11 @@ int sx_netfront_open(struct sx_netfront **out, struct sx_plat *p,
     f->info.self = p->self;
     f->info.devid = opts->devid;
 
-    char xspath[256];
     const char *xsp = opts->xenstored_path;
-    int rc = 0;
-    if (!xsp && p->kind == SX_PLAT_SIM) {
-        rc = sx_xenstored_path(xspath, sizeof(xspath), p->self);
-        if (rc < 0)
-            goto fail;
-        xsp = xspath;
-    }
-    rc = sx_xenbus_open(&f->xb, xsp);
+    int rc = sx_xenbus_open(&f->xb, p, xsp);
     if (rc < 0) {
-        sx_err("vif %u: cannot connect to xenstored%s%s: %s", opts->devid, xsp ? " at " : "",
-               xsp ? xsp : "", strerror(-rc));
+        sx_err("vif %u: cannot connect to xenstored%s%s as dom%u: %s", opts->devid,
+               xsp ? " at " : "", xsp ? xsp : "", p->self, strerror(-rc));
         goto fail;
     }
     rc = sx_xenbus_frontend_path(f->info.frontend_path, sizeof(f->info.frontend_path), p->self,

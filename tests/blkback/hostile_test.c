@@ -28,7 +28,7 @@
 #include "log.h"
 #include "tests/storm.h"
 #include "tests/sxtest.h"
-#include "tests/xen-core/simenv.h"
+#include "tests/simenv.h"
 #include "xen-core/core.h"
 #include "xenbus/xenbus.h"
 
@@ -151,10 +151,10 @@ static int suite_init(void)
 {
     if (simenv_start(&env, true) < 0)
         return -1;
-    if (sx_xenbus_open(&xb, NULL) < 0) {
+    if (sx_xenbus_open(&xb, NULL, NULL) < 0) {
         char p[256];
         sx_xenstored_path(p, sizeof(p), 0);
-        if (sx_xenbus_open(&xb, p) < 0)
+        if (sx_xenbus_open(&xb, NULL, p) < 0)
             return -1;
     }
     struct bb_opts o;

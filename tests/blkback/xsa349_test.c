@@ -31,7 +31,7 @@
 #include "grant/grant.h"
 #include "log.h"
 #include "tests/sxtest.h"
-#include "tests/xen-core/simenv.h"
+#include "tests/simenv.h"
 #include "xen-core/core.h"
 #include "xenbus/xenbus.h"
 
@@ -152,7 +152,7 @@ static int guest_create(struct guest *g, const char *name)
         return g->port;
     char xsp[256];
     sx_xenstored_path(xsp, sizeof(xsp), g->dom);
-    return sx_xenbus_open(&g->xb, xsp);
+    return sx_xenbus_open(&g->xb, NULL, xsp);
 }
 
 static void guest_destroy(struct guest *g)
@@ -369,7 +369,7 @@ static void test_other_guest_attaches_during_flood(void)
     static struct flood_thread ft;
     char xsp[256];
     sx_xenstored_path(xsp, sizeof(xsp), A.dom);
-    CU_ASSERT_EQUAL_FATAL(sx_xenbus_open(&ft.xb, xsp), 0);
+    CU_ASSERT_EQUAL_FATAL(sx_xenbus_open(&ft.xb, NULL, xsp), 0);
     atomic_store(&ft.stop, false);
     atomic_store(&ft.writes, 0);
     atomic_store(&ft.errors, 0);
@@ -425,7 +425,7 @@ static int suite_init(void)
     if (simenv_start(&env, true) < 0 || sxc_connect(&ctl, env.sock, 0) < 0)
         goto fail;
     sx_xenstored_path(p, sizeof(p), 0);
-    if ((rc = sx_xenbus_open(&xb, p)) < 0)
+    if ((rc = sx_xenbus_open(&xb, NULL, p)) < 0)
         goto fail;
     struct bb_opts o;
     bb_opts_default(&o);

@@ -29,7 +29,8 @@
 #include "evtchn/evtchn.h"
 #include "grant/grant.h"
 #include "log.h"
-#include "xen-core/platform.h"
+#include "rundir.h"
+#include "platform/platform.h"
 #include "xenbus/xenbus.h"
 
 #define MAXQ 16
@@ -378,7 +379,7 @@ int main(int argc, char **argv)
     int rc;
     if (g.disk == MAP_FAILED || sx_xenstored_path(xsp, sizeof(xsp), 0) < 0 ||
         (rc = sx_plat_open(&g.p, SX_PLAT_SIM, 0, NULL)) < 0 || sx_gnt_open(&g.gnt, g.p) < 0 ||
-        sx_evtchn_open(&g.evt, g.p) < 0 || sx_xenbus_open(&g.xb, xsp) < 0) {
+        sx_evtchn_open(&g.evt, g.p) < 0 || sx_xenbus_open(&g.xb, NULL, xsp) < 0) {
         fprintf(stderr, "ramback: setup failed (is splitxen-core running? SPLITXEN_RUN=%s)\n",
                 sx_run_dir());
         return 1;

@@ -7,7 +7,7 @@
 #include "common/stats.h"
 #include "evtchn/evtchn.h"
 #include "tests/sxtest.h"
-#include "tests/xen-core/simenv.h"
+#include "tests/simenv.h"
 
 static struct simenv env;
 static struct sx_plat *dom0, *guest;

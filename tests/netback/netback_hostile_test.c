@@ -31,9 +31,9 @@
 
 #include "tests/storm.h"
 #include "tests/sxtest.h"
-#include "tests/xen-core/simenv.h"
+#include "tests/simenv.h"
 #include "netback/common.h"
-#include "netback/nl.h"
+#include "netdev/nl.h"
 #include "xen-core/core.h"
 
 static struct simenv env;
@@ -1535,7 +1535,7 @@ static int suite_init(void)
         return 1;
     char xsp[256];
     sx_xenstored_path(xsp, sizeof(xsp), 0);
-    if (sx_xenbus_open(&xb, xsp) < 0)
+    if (sx_xenbus_open(&xb, NULL, xsp) < 0)
         return 1;
     struct nb_opts o = { .platform = SX_PLAT_SIM, .domid = 0, .bridge_default = "xenbr0",
                          .spin_ns = 20000, .core_path = env.sock };

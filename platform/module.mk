@@ -1,0 +1,8 @@
+# platform: sim or xen, the traits that differ, opening xenstore for either.
+LIBS += sxplatform
+sxplatform_SRCS := platform/platform.c
+SX_PLATFORM_LIBS := sxplatform $(SX_XEN_CORE_LIBS)
+SX_PLATFORM_LDLIBS := -lxenstore
+
+# What a test using tests/simenv.h (an in-process splitxen-core) links besides its module.
+SX_SIMENV_LIBS := $(SX_PLATFORM_LIBS) $(SX_XEN_CORE_SERVER_LIBS)
