@@ -55,7 +55,7 @@ PROG_FILES  := $(addprefix $(B)/bin/,$(PROGS))
 TEST_FILES  := $(addprefix $(B)/tests/,$(UNIT_TESTS))
 SHLIB_FILES := $(foreach s,$(SHLIBS),$(B)/lib/$(s).so)
 
-.PHONY: all tests check check-unit check-san deps bench demo lab clean
+.PHONY: all tests check check-unit check-san deps bench demo lab clean layering module-dirs
 EXTRA_TARGETS ?=
 all: $(LIB_FILES) $(PROG_FILES) $(SHLIB_FILES) $(EXTRA_TARGETS)
 tests: all $(TEST_FILES)
@@ -91,6 +91,14 @@ endef
 $(foreach s,$(SHLIBS),$(eval $(call shlib_rule,$(s))))
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)
+
+# Folder order is link order: no upward include or call, no circle between files
+# (tests/mk/layering.itest runs this in make check).
+layering: all
+	mk/layering --objs $(B)/obj $(dir $(MODULE_MKS))
+
+module-dirs:
+	@echo $(dir $(MODULE_MKS))
 
 # make check: the whole suite on the normal build, then on the sanitizer build.
 check:

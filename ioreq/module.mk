@@ -1,7 +1,7 @@
 # ioreq: the device model's ioreq server (sim and xen), the xen DMA mapcache, and the sim HVM
 # guest's vCPU side.
 LIBS += sxioreq
-sxioreq_SRCS := ioreq/ioreq.c ioreq/ioreq_sim.c ioreq/ioreq_xen.c ioreq/guest.c
+sxioreq_SRCS := ioreq/ioreq.c ioreq/ioreq_sim.c ioreq/ioreq_xen.c ioreq/ports.c ioreq/guest.c
 SX_IOREQ_LIBS := sxioreq $(SX_EVTCHN_LIBS)
 SX_IOREQ_LDLIBS := -lxendevicemodel -lxenforeignmemory $(SX_EVTCHN_LDLIBS)
 
@@ -15,6 +15,7 @@ ioreq_test_LDLIBS := $(SX_IOREQ_LDLIBS) -lcunit
 UNIT_TESTS += ioreq_xen_test
 ioreq_xen_test_SRCS := tests/ioreq/ioreq_xen_test.c tests/ioreq/fake_xendm.c \
                        tests/fakes/fake_xenevtchn.c ioreq/ioreq.c ioreq/ioreq_xen.c \
-                       ioreq/ioreq_sim.c evtchn/evtchn.c evtchn/evtchn_xen.c evtchn/evtchn_sim.c
+                       ioreq/ioreq_sim.c ioreq/ports.c evtchn/evtchn.c evtchn/evtchn_xen.c \
+                       evtchn/evtchn_sim.c
 ioreq_xen_test_LIBS := $(SX_XEN_CORE_LIBS)
 ioreq_xen_test_LDLIBS := -lcunit

@@ -266,7 +266,7 @@ struct nb_vif {
 };
 
 struct nb_opts {
-    int platform;                        /* SX_PLAT_SIM / SX_PLAT_XEN */
+    int platform;                        /* enum sx_plat_kind */
     unsigned domid;
     const char *bridge_default;
     uint64_t spin_ns;

@@ -555,17 +555,6 @@ void sx_blkfront_close(struct sx_blkfront *f)
     free(f);
 }
 
-int sx_blkfront_backend_state(struct sx_blkfront *f)
-{
-    if (!f || !f->xb)
-        return -EINVAL;
-    enum xenbus_state st;
-    pthread_mutex_lock(&f->xb_lock);
-    int rc = sx_xenbus_read_state(f->xb, XBT_NULL, f->info.backend_path, &st);
-    pthread_mutex_unlock(&f->xb_lock);
-    return rc < 0 ? rc : (int)st;
-}
-
 const struct sx_blkfront_info *sx_blkfront_info(const struct sx_blkfront *f)
 {
     return &f->info;

@@ -18,7 +18,7 @@
 #include <time.h>
 
 #include "log.h"
-#include <xen/io/xenbus.h>
+#include "xenbus/xenbus.h"
 
 #define POOL_GROW_MIN 64u
 #define BF_LIVENESS_MS 1000     /* sx_blkfront_wait checks the backend after this much silence */
@@ -563,6 +563,18 @@ static long long now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* The data path's liveness check (sx_blkfront_wait) and the caller's. */
+int sx_blkfront_backend_state(struct sx_blkfront *f)
+{
+    if (!f || !f->xb)
+        return -EINVAL;
+    enum xenbus_state st;
+    pthread_mutex_lock(&f->xb_lock);
+    int rc = sx_xenbus_read_state(f->xb, XBT_NULL, f->info.backend_path, &st);
+    pthread_mutex_unlock(&f->xb_lock);
+    return rc < 0 ? rc : (int)st;
 }
 
 int sx_blkfront_wait(struct sx_blkfront *f, unsigned queue, struct sx_blkfront_cpl *cpl,
