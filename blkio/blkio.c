@@ -4,6 +4,7 @@
  * sync.c); what those call back into is engine.c.
  */
 #define SX_LOG_MODULE "blkio"
+#include "clock.h"
 #include "log.h"
 
 #include "blkio/blkio_impl.h"
@@ -101,25 +102,18 @@ enum sx_bio_kind sx_bio_kind(const struct sx_bio *b)
 
 static _Atomic uint64_t abandoned_ops;
 
-static int64_t mono_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
 /* Reap and drop completions until nothing is in flight or they stop coming. */
 static void bio_drain(struct sx_bio *b)
 {
     struct sx_bio_cpl c[64];
-    int64_t start = mono_ms(), last = start;
+    int64_t start = (int64_t)sx_now_ms(), last = start;
 
     while (b->inflight > 0) {
         if (sx_bio_reap(b, c, 64) > 0) {
-            last = mono_ms();
+            last = (int64_t)sx_now_ms();
             continue;
         }
-        int64_t now = mono_ms();
+        int64_t now = (int64_t)sx_now_ms();
         if (now - last >= DRAIN_IDLE_MS || now - start >= DRAIN_TOTAL_MS)
             break;
         sx_bio_wait(b, 100);

@@ -17,6 +17,7 @@
  *   BLKDISCARD inline (fallocate on a bdev means "zero out", not "discard").
  */
 #define SX_LOG_MODULE "blkio"
+#include "clock.h"
 #include "log.h"
 
 #include "blkio/blkio_impl.h"
@@ -219,22 +220,17 @@ static bool uring_ready(struct sx_bio *b)
 static int uring_wait_iopoll(struct sx_bio *b, int timeout_ms)
 {
     struct uring_state *s = b->priv;
-    struct timespec t0, t;
+    uint64_t t0 = sx_now_ns();
     int rc;
 
-    clock_gettime(CLOCK_MONOTONIC, &t0);
     for (;;) {
         rc = io_uring_get_events(&s->ring);
         if (rc < 0 && rc != -EINTR && rc != -EAGAIN)
             return rc;
         if (io_uring_cq_ready(&s->ring))
             return 0;
-        if (timeout_ms >= 0) {
-            clock_gettime(CLOCK_MONOTONIC, &t);
-            long long ms = (t.tv_sec - t0.tv_sec) * 1000LL + (t.tv_nsec - t0.tv_nsec) / 1000000;
-            if (ms >= timeout_ms)
-                return -ETIMEDOUT;
-        }
+        if (timeout_ms >= 0 && sx_now_ns() - t0 >= (uint64_t)timeout_ms * 1000000u)
+            return -ETIMEDOUT;
     }
 }
 

@@ -13,4 +13,7 @@ static inline uint64_t sx_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+static inline uint64_t sx_now_us(void) { return sx_now_ns() / 1000u; }
+static inline uint64_t sx_now_ms(void) { return sx_now_ns() / 1000000u; }
+
 #endif

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "evtchn/evtchn.h"
+#include "clock.h"
 #include "log.h"
 #include "barrier.h"
 #include "xen-core/core.h"
@@ -151,14 +152,7 @@ fail:
 unsigned sx_ioreq_guest_nr_vcpus(const struct sx_ioreq_guest *g) { return g->nr_vcpus; }
 void sx_ioreq_guest_set_timeout(struct sx_ioreq_guest *g, int ms) { g->timeout_ms = ms; }
 
-static int64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static int64_t now_ms(void) { return now_us() / 1000; }
+static int64_t now_ms(void) { return (int64_t)sx_now_us() / 1000; }
 
 /* Wait until vCPU v's slot says IORESP_READY. */
 static int wait_resp(struct sx_ioreq_guest *g, unsigned v)
@@ -167,14 +161,14 @@ static int wait_resp(struct sx_ioreq_guest *g, unsigned v)
     struct gvcpu *c = &g->v[v];
     /* A device model on another core answers in about a microsecond when it is polling; a
      * sleep and an eventfd wakeup cost tens. Spin a little first. */
-    int64_t spin_end = now_us() + g->spin_us;
+    int64_t spin_end = (int64_t)sx_now_us() + g->spin_us;
     do {
         for (int i = 0; i < 64; i++) {
             if (slot->state == STATE_IORESP_READY)
                 return 0;
             sx_cpu_relax();
         }
-    } while (now_us() < spin_end);
+    } while ((int64_t)sx_now_us() < spin_end);
     int64_t deadline = now_ms() + g->timeout_ms;
     for (;;) {
         if (slot->state == STATE_IORESP_READY)
@@ -185,9 +179,7 @@ static int wait_resp(struct sx_ioreq_guest *g, unsigned v)
         struct pollfd pfd = { .fd = sx_evtchn_fd(c->evt), .events = POLLIN };
         if (poll(&pfd, 1, left > 100 ? 100 : (int)left) < 0 && errno != EINTR)
             return -errno;
-        int port;
-        while ((port = sx_evtchn_pending(c->evt)) >= 0)
-            sx_evtchn_unmask(c->evt, (evtchn_port_t)port);
+        sx_evtchn_drain(c->evt, 0);
     }
 }
 
@@ -365,12 +357,7 @@ int sx_ioreq_guest_irq_wait(struct sx_ioreq_guest *g, int timeout_ms)
     int n = poll(&pfd, 1, timeout_ms);
     if (n < 0)
         return errno == EINTR ? 0 : -errno;
-    int got = 0, port;
-    while ((port = sx_evtchn_pending(g->irq_evt)) >= 0) {
-        sx_evtchn_unmask(g->irq_evt, (evtchn_port_t)port);
-        got = 1;
-    }
-    return got;
+    return sx_evtchn_drain(g->irq_evt, 0) > 0;
 }
 
 bool sx_ioreq_guest_irq_level(struct sx_ioreq_guest *g, unsigned line)

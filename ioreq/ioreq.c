@@ -467,12 +467,7 @@ int sx_ioreq_step(struct sx_ioreq *r)
     }
     /* Take and re-arm every event first, then scan: a request posted after the scan
      * notifies an unmasked port again (final check). */
-    for (unsigned i = 0; i < 4 * SX_IOREQ_MAX_VCPUS + 8; i++) {
-        int port = sx_evtchn_pending(r->evt);
-        if (port < 0)
-            break;
-        sx_evtchn_unmask(r->evt, (evtchn_port_t)port);
-    }
+    sx_evtchn_drain(r->evt, 4 * SX_IOREQ_MAX_VCPUS + 8);
     int rc = r->ops->poll(r);
     if (rc < 0)
         return rc;

@@ -324,6 +324,5 @@ static inline bool nb_rx_wants_tap(const struct nb_queue *q)
 {
     return !q->rx_need_slots && q->rxf_pending < NB_RX_BATCH;
 }
-uint64_t nb_now_ns(void);
 
 #endif

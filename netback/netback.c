@@ -24,14 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "netback/common.h"
-
-uint64_t nb_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static void stat_add(struct nb_queue *q, enum nb_stat i, uint64_t n)
 {
@@ -142,7 +136,7 @@ int nb_tx_action(struct nb_queue *q)
     if (q->halted)
         return -EPROTO;
     if (q->rate_wait_ns) {
-        if (nb_now_ns() < q->rate_wait_ns)
+        if (sx_now_ns() < q->rate_wait_ns)
             return 0;
         q->rate_wait_ns = 0;
     }
@@ -209,8 +203,8 @@ int nb_tx_action(struct nb_queue *q)
                 break;   /* batch full: this packet starts the next one */
             if (q->rate.bytes) {
                 uint64_t wait;
-                if (!nb_rate_take(&q->rate, s->pkt.total_len, nb_now_ns(), &wait)) {
-                    q->rate_wait_ns = nb_now_ns() + wait;
+                if (!nb_rate_take(&q->rate, s->pkt.total_len, sx_now_ns(), &wait)) {
+                    q->rate_wait_ns = sx_now_ns() + wait;
                     stat_add(q, NBS_TX_THROTTLED, 1);
                     break;
                 }
@@ -387,7 +381,7 @@ static void *queue_main(void *arg)
         };
         int timeout = -1;
         if (q->rate_wait_ns) {
-            uint64_t now = nb_now_ns();
+            uint64_t now = sx_now_ns();
             timeout = q->rate_wait_ns > now ? (int)((q->rate_wait_ns - now) / 1000000u) + 1 : 0;
         }
         stat_add(q, NBS_SLEEPS, 1);

@@ -40,6 +40,7 @@
 
 #include <xenstore.h>
 
+#include "clock.h"
 #include "log.h"
 #include "rundir.h"
 #include "xen-core/core.h"
@@ -80,13 +81,6 @@ static long env_long(const char *name, long def, long min, long max)
     char *ep;
     long v = strtol(e, &ep, 10);
     return (*ep || v < min || v > max) ? def : v;
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -214,7 +208,7 @@ static void device_close(struct xs_handle *xs, const char *bpath)
             break;
     }
     long timeout = env_long("SPLITXEN_DEVICE_TIMEOUT", 10, 0, 3600) * 1000;
-    int64_t deadline = now_ms() + timeout;
+    int64_t deadline = (int64_t)sx_now_ms() + timeout;
     int fd = xs_fileno(xs);
     for (;;) {
         st = xs_read(xs, XBT_NULL, state_path, &len);
@@ -222,7 +216,7 @@ static void device_close(struct xs_handle *xs, const char *bpath)
         free(st);
         if (closed)
             break;
-        int64_t left = deadline - now_ms();
+        int64_t left = deadline - (int64_t)sx_now_ms();
         if (left <= 0) {
             fprintf(stderr, "%s: warning: backend %s did not close within %lds; removing it "
                             "anyway\n", prog, bpath, timeout / 1000);
@@ -267,7 +261,7 @@ static void devices_close(struct xs_handle *xs, unsigned domid)
 static int wait_connected(struct xs_handle *xs, const struct sx_layout *l)
 {
     long timeout = env_long("SPLITXEN_DEVICE_TIMEOUT", 10, 0, 3600) * 1000;
-    int64_t deadline = now_ms() + timeout;
+    int64_t deadline = (int64_t)sx_now_ms() + timeout;
     for (size_t i = 0; i < l->n; i++) {
         const struct sx_xs_node *n = &l->nodes[i];
         if (!(n->flags & SX_XS_ROOT) || !strstr(n->path, "/backend/"))
@@ -279,7 +273,7 @@ static int wait_connected(struct xs_handle *xs, const struct sx_layout *l)
             free(hs);
             if (ok)
                 break;
-            if (err || now_ms() >= deadline) {
+            if (err || (int64_t)sx_now_ms() >= deadline) {
                 char *msg = xs_read_str(xs, "%s/hotplug-error", n->path);
                 fprintf(stderr, "%s: backend %s %s%s%s\n", prog, n->path,
                         err ? "failed" : "did not connect in time", msg ? ": " : "",
@@ -485,7 +479,7 @@ static int cmd_up(int argc, char **argv)
         fclose(pf);
     }
     long timeout = env_long("SPLITXEN_UP_TIMEOUT", 10, 1, 600) * 1000;
-    int64_t deadline = now_ms() + timeout;
+    int64_t deadline = (int64_t)sx_now_ms() + timeout;
     for (;;) {
         int status;
         if (waitpid(pid, &status, WNOHANG) == pid) {
@@ -497,7 +491,7 @@ static int cmd_up(int argc, char **argv)
         }
         if (core_alive() && access(xsp, F_OK) == 0)
             break;
-        if (now_ms() >= deadline) {
+        if ((int64_t)sx_now_ms() >= deadline) {
             fprintf(stderr, "%s: splitxen-core did not come up within %lds; see %s\n", prog,
                     timeout / 1000, logf);
             kill(pid, SIGTERM);
@@ -536,11 +530,11 @@ static int cmd_down(int argc, char **argv)
         printf("splitxen-core is not running in %s\n", sx_run_dir());
         return 0;
     }
-    int64_t deadline = now_ms() + env_long("SPLITXEN_UP_TIMEOUT", 10, 1, 600) * 1000;
+    int64_t deadline = (int64_t)sx_now_ms() + env_long("SPLITXEN_UP_TIMEOUT", 10, 1, 600) * 1000;
     while (kill(pid, 0) == 0) {
         /* our child only if `up` ran in this process tree; reap if so, else just poll */
         waitpid(pid, NULL, WNOHANG);
-        if (now_ms() >= deadline) {
+        if ((int64_t)sx_now_ms() >= deadline) {
             fprintf(stderr, "%s: splitxen-core (pid %d) ignored SIGTERM; killing it\n", prog,
                     pid);
             kill(pid, SIGKILL);
@@ -1054,7 +1048,7 @@ static int cmd_console(int argc, char **argv)
         return 1;
     }
     int ret = 0;
-    int64_t last_check = now_ms();
+    int64_t last_check = (int64_t)sx_now_ms();
     for (;;) {
         char buf[4096];
         ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf)) : 0;
@@ -1073,8 +1067,8 @@ static int cmd_console(int argc, char **argv)
         fflush(stdout);
         if (!follow)
             break;
-        if (now_ms() - last_check >= 1000) {
-            last_check = now_ms();
+        if ((int64_t)sx_now_ms() - last_check >= 1000) {
+            last_check = (int64_t)sx_now_ms();
             if (resolve_domain(d.core, ref) != d.domid)
                 break;   /* the domain is gone: everything it wrote has been shown */
         }

@@ -1,5 +1,6 @@
 /* xenbus helpers over libxenstore: see xenbus.h. */
 #define SX_LOG_MODULE "xenbus"
+#include "clock.h"
 #include "log.h"
 
 #include <errno.h>
@@ -472,13 +473,6 @@ int sx_xenbus_dispatch(struct sx_xenbus *xb, int timeout_ms)
     }
 }
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void wait_cb(void *arg, const char *path, const char *token)
 {
     (void)path;
@@ -498,7 +492,7 @@ int sx_xenbus_wait_state(struct sx_xenbus *xb, const char *dir, enum xenbus_stat
     rc = sx_xenbus_watch(xb, path, token, wait_cb, &fired);
     if (rc)
         return rc;
-    long long deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+    long long deadline = timeout_ms < 0 ? -1 : (long long)sx_now_ms() + timeout_ms;
     enum xenbus_state st = XenbusStateUnknown;
     int last_err = 0;
     for (;;) {
@@ -507,7 +501,7 @@ int sx_xenbus_wait_state(struct sx_xenbus *xb, const char *dir, enum xenbus_stat
             rc = 0;
             break;
         }
-        long long left = deadline < 0 ? -1 : deadline - now_ms();
+        long long left = deadline < 0 ? -1 : deadline - (long long)sx_now_ms();
         if (deadline >= 0 && left <= 0) {
             rc = -ETIMEDOUT;
             break;

@@ -33,6 +33,7 @@
 #include <unistd.h>
 #include <xen/io/blkif.h>
 
+#include "clock.h"
 #include "log.h"
 
 #include "evtchn/evtchn.h"
@@ -82,13 +83,6 @@ struct env {
     int guest;
 };
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static void pin(int cpu)
 {
     cpu_set_t s;
@@ -100,9 +94,9 @@ static void pin(int cpu)
 
 static void wait_flag(_Atomic uint32_t *f, struct ctl *c)
 {
-    uint64_t t0 = now_ns();
+    uint64_t t0 = sx_now_ns();
     while (!atomic_load_explicit(f, memory_order_acquire)) {
-        if (c->front_err || c->back_err || now_ns() - t0 > 10000000000ull)
+        if (c->front_err || c->back_err || sx_now_ns() - t0 > 10000000000ull)
             _exit(90);
         usleep(50);
     }
@@ -229,14 +223,15 @@ static void case_a_front(struct env *v)
 {
     atomic_store(&v->ctl->front_ready, 1);
     wait_flag(&v->ctl->back_ready, v->ctl);
-    uint64_t one = 1, val, ops = 0, t0 = now_ns(), end = t0 + (uint64_t)(v->o.secs * 1e9), t = t0;
+    uint64_t one = 1, val, ops = 0;
+    uint64_t t0 = sx_now_ns(), end = t0 + (uint64_t)(v->o.secs * 1e9), t = t0;
     do {
         if (write(v->pp_f2b, &one, 8) != 8 || read(v->pp_b2f, &val, 8) != 8) {
             v->ctl->front_err = -errno;
             break;
         }
         ops++;
-    } while ((t = now_ns()) < end);
+    } while ((t = sx_now_ns()) < end);
     v->ctl->ops = ops;
     v->ctl->ns = t - t0;
     atomic_store(&v->ctl->stop, 1);
@@ -267,13 +262,13 @@ static void case_b_front(struct env *v)
     struct ctl *c = v->ctl;
     atomic_store(&c->front_ready, 1);
     wait_flag(&c->back_ready, c);
-    uint64_t ops = 0, t0 = now_ns(), end = t0 + (uint64_t)(v->o.secs * 1e9), t = t0;
+    uint64_t ops = 0, t0 = sx_now_ns(), end = t0 + (uint64_t)(v->o.secs * 1e9), t = t0;
     for (uint64_t i = 1;; i++) {
         atomic_store_explicit(&c->ping, i, memory_order_release);   /* publish ping i */
         while (atomic_load_explicit(&c->pong, memory_order_acquire) != i)   /* wait for echo */
             sx_cpu_relax();
         ops++;
-        if ((i & 255) == 0 && (t = now_ns()) >= end)
+        if ((i & 255) == 0 && (t = sx_now_ns()) >= end)
             break;
     }
     c->ops = ops;
@@ -340,7 +335,7 @@ static void ring_back(struct env *v, uint64_t spin_ns)
                 break;
             continue;
         }
-        if (spin_ns && sx_ring_poll_budget(back_pred, &bp, spin_ns))
+        if (spin_ns && sx_idle_spin_budget(back_pred, &bp, spin_ns))
             continue;
         if (sx_back_ring_final_check(&b))
             continue;
@@ -360,7 +355,7 @@ static int front_wait_rsp(struct sx_front_ring *f, struct notif *n, uint64_t spi
     for (;;) {
         if (sx_front_ring_has_responses(f))
             return 0;
-        if (spin_ns && sx_ring_poll_budget(sx_front_ring_pred, f, spin_ns))
+        if (spin_ns && sx_idle_spin_budget(sx_front_ring_pred, f, spin_ns))
             return 0;
         int rc = sx_front_ring_final_check(f);
         if (rc)
@@ -382,7 +377,7 @@ static void ring_front(struct env *v, unsigned depth, uint64_t spin_ns)
         return;
     }
     blkif_response_t rsp[BATCH];
-    uint64_t sent = 0, done = 0, t0 = now_ns(), end = t0 + (uint64_t)(v->o.secs * 1e9), t = t0;
+    uint64_t sent = 0, done = 0, t0 = sx_now_ns(), end = t0 + (uint64_t)(v->o.secs * 1e9), t = t0;
     bool timeup = false;
     while (!timeup || done < sent) {
         unsigned put = 0;
@@ -408,7 +403,7 @@ static void ring_front(struct env *v, unsigned depth, uint64_t spin_ns)
                 rc = -EPROTO;
                 goto out;
             }
-        if (!timeup && (t = now_ns()) >= end)
+        if (!timeup && (t = sx_now_ns()) >= end)
             timeup = true;
     }
     rc = 0;

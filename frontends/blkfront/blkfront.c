@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "xenbus/xenbus.h"
 #include <xen/io/protocols.h>
@@ -109,13 +110,6 @@ long sx_blkfront_parse_vdev(const char *vdev)
 
 /* ------------------------------------------------------------------ xenstore helpers */
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void fired_cb(void *arg, const char *path, const char *token)
 {
     (void)path;
@@ -139,7 +133,7 @@ static int wait_state(struct sx_blkfront *f, const char *dir, unsigned want, uns
         sx_err("watch %s: %s", path, strerror(-rc));
         return rc;
     }
-    long long deadline = now_ms() + timeout_ms;
+    long long deadline = (long long)sx_now_ms() + timeout_ms;
     enum xenbus_state st = XenbusStateUnknown;
     int last = 0;
     for (;;) {
@@ -154,7 +148,7 @@ static int wait_state(struct sx_blkfront *f, const char *dir, unsigned want, uns
             rc = -ECONNREFUSED;
             break;
         }
-        long long left = deadline - now_ms();
+        long long left = deadline - (long long)sx_now_ms();
         if (left <= 0) {
             sx_err("%s: timed out after %u ms waiting for %s on %s (last seen: %s)",
                    f->info.frontend_path, timeout_ms, what, path,

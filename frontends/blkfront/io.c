@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "log.h"
 #include "xenbus/xenbus.h"
 
@@ -108,6 +109,8 @@ static int queue_data_setup(struct sx_blkfront *f, struct bf_queue *q)
     }
     q->nslot_free = n;
     q->nureq_free = n;
+    const struct sx_idle_opts io = { .spin_ns = f->opts.spin_ns, .eoi_now = true };
+    sx_idle_init(&q->idle, q->evt, &io, NULL, 0);
     return 0;
 }
 
@@ -551,18 +554,9 @@ int sx_blkfront_arm(struct sx_blkfront *f, unsigned queue)
     if (!valid_queue(f, queue))
         return -EINVAL;
     struct bf_queue *q = &f->q[queue];
-    int port;
     /* Consume what was delivered; the port is masked until we unmask it. */
-    while ((port = sx_evtchn_pending(q->evt)) >= 0)
-        sx_evtchn_unmask(q->evt, (evtchn_port_t)port);
+    sx_idle_arm(&q->idle);
     return sx_front_ring_final_check(&q->ring);
-}
-
-static long long now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
 /* The data path's liveness check (sx_blkfront_wait) and the caller's. */
@@ -586,7 +580,8 @@ int sx_blkfront_wait(struct sx_blkfront *f, unsigned queue, struct sx_blkfront_c
     int rc = sx_blkfront_kick(f, queue);
     if (rc < 0)
         return rc;
-    long long deadline = timeout_ms < 0 ? -1 : now_ns() + (long long)timeout_ms * 1000000;
+    long long deadline =
+        timeout_ms < 0 ? -1 : (long long)sx_now_ns() + (long long)timeout_ms * 1000000;
     unsigned n = 0;
     for (;;) {
         rc = sx_blkfront_poll(f, queue, cpl + n, max - n);
@@ -595,7 +590,9 @@ int sx_blkfront_wait(struct sx_blkfront *f, unsigned queue, struct sx_blkfront_c
         n += (unsigned)rc;
         if (n >= min_nr || q->st.submitted == q->st.completed)
             break;
-        if (f->opts.spin_ns && sx_ring_poll_budget(sx_front_ring_pred, &q->ring, f->opts.spin_ns)) {
+        /* Requests in flight are the work a spin can catch: their responses are on the way. */
+        sx_idle_did(&q->idle, true);
+        if (sx_idle_spin(&q->idle, sx_front_ring_pred, &q->ring)) {
             q->st.spins_won++;
             continue;
         }
@@ -606,7 +603,7 @@ int sx_blkfront_wait(struct sx_blkfront *f, unsigned queue, struct sx_blkfront_c
             continue;
         int left = BF_LIVENESS_MS;
         if (deadline >= 0) {
-            long long l = (deadline - now_ns() + 999999) / 1000000;
+            long long l = (deadline - (long long)sx_now_ns() + 999999) / 1000000;
             if (l <= 0)
                 break;
             if (l < left)
@@ -614,9 +611,9 @@ int sx_blkfront_wait(struct sx_blkfront *f, unsigned queue, struct sx_blkfront_c
         }
         struct pollfd pfd = { .fd = sx_evtchn_fd(q->evt), .events = POLLIN };
         q->st.waits++;
-        int pr = poll(&pfd, 1, left);
-        if (pr < 0 && errno != EINTR)
-            return n ? (int)n : -errno;
+        int pr = sx_idle_poll(&q->idle, &pfd, 1, left);
+        if (pr < 0 && pr != -EINTR)
+            return n ? (int)n : pr;
         if (pr == 0 && left == BF_LIVENESS_MS && !sx_front_ring_has_responses(&q->ring)) {
             /* A second of silence: is anybody still there? */
             int st = sx_blkfront_backend_state(f);
@@ -636,7 +633,7 @@ bool sx_blkfront_spin(struct sx_blkfront *f, unsigned queue, uint64_t budget_ns)
 {
     if (!valid_queue(f, queue))
         return false;
-    return sx_ring_poll_budget(sx_front_ring_pred, &f->q[queue].ring, budget_ns);
+    return sx_idle_spin_budget(sx_front_ring_pred, &f->q[queue].ring, budget_ns);
 }
 
 int sx_blkfront_fd(struct sx_blkfront *f, unsigned queue)

@@ -85,17 +85,6 @@ static void print_stats(FILE *out)
     fflush(out);
 }
 
-struct spin_arg {
-    struct sx_netfront *f;
-    unsigned q;
-};
-
-static bool ring_has_work(void *arg)
-{
-    struct spin_arg *a = arg;
-    return sx_netfront_has_work(a->f, a->q);
-}
-
 /* TAP -> netif. Returns frames handled; *blocked when the tx ring is full (the frame stays in
  * txbuf, *pending_len > 0, and the tx event is armed). */
 static int pump_tx(struct worker *w, size_t *pending_len, bool *blocked)
@@ -198,8 +187,6 @@ static void *worker_main(void *arg)
 /* Returns when stopped or when the queue cannot go on. */
 static void *worker_loop(struct worker *w)
 {
-    struct spin_arg sa = { .f = w->f, .q = w->q };
-    uint64_t spin_ns = sx_ring_spin_ns();
     size_t pending = 0;
     for (;;) {
         bool blocked;
@@ -210,13 +197,18 @@ static void *worker_loop(struct worker *w)
                    strerror(-(tx < 0 ? tx : rx)));
             return NULL;
         }
-        if (tx > 0 || rx > 0)
-            continue;
-        /* Idle: spin on the rings for a while (a wakeup costs far more), then sleep. */
-        if (spin_ns && sx_ring_poll_budget(ring_has_work, &sa, spin_ns)) {
+        /* Idle (ring/'s sx_idle): spin on the rings for a while after work (a wakeup costs
+         * far more), take and unmask the events, look once more, then sleep. */
+        bool work = tx > 0 || rx > 0;
+        if (sx_netfront_spin(w->f, w->q, work)) {
             w->spins_hit++;
             continue;
         }
+        if (work)
+            continue;
+        sx_netfront_events(w->f, w->q);
+        if (sx_netfront_has_work(w->f, w->q))
+            continue;
         struct pollfd p[3] = {
             { .fd = w->nf_fd, .events = POLLIN },
             { .fd = w->stop_fd, .events = POLLIN },
@@ -224,15 +216,13 @@ static void *worker_loop(struct worker *w)
         };
         w->sleeps++;
         /* While the tx ring is full, wait for its (armed) event rather than for the TAP. */
-        int rc = poll(p, blocked ? 2 : 3, -1);
-        if (rc < 0 && errno != EINTR) {
-            sx_err("queue %u: poll: %s", w->q, strerror(errno));
+        int rc = sx_netfront_sleep(w->f, w->q, p, blocked ? 2 : 3, -1);
+        if (rc < 0 && rc != -EINTR) {
+            sx_err("queue %u: poll: %s", w->q, strerror(-rc));
             return NULL;
         }
-        if (p[1].revents)
+        if (rc > 0 && p[1].revents)
             return NULL;
-        if (p[0].revents)
-            sx_netfront_events(w->f, w->q);
     }
 }
 
@@ -325,6 +315,7 @@ int main(int argc, char **argv)
     o.devid = (unsigned)devid;
     o.max_queues = (unsigned)queues;
     o.timeout_ms = (int)timeout_s * 1000;
+    o.spin_ns = sx_ring_spin_ns();
 
     /* Signals go to the main thread's signalfd; workers inherit the mask. */
     sigset_t sigs;

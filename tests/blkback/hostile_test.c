@@ -229,9 +229,7 @@ static int roundtrip(struct gfront *g, const void *slot, uint64_t *id_out)
             last_rsp_op = x86_32 ? rsp.x.operation : rsp.n.operation;
             return x86_32 ? rsp.x.status : rsp.n.status;
         }
-        int port;
-        while ((port = sx_evtchn_pending(g->evt)) >= 0)
-            sx_evtchn_unmask(g->evt, (evtchn_port_t)port);
+        sx_evtchn_drain(g->evt, 0);
         usleep(1000);
     }
     return 100;
@@ -545,13 +543,13 @@ static int put_and_wait(struct gfront *g, const blkif_request_t *r, int ms)
 {
     CU_ASSERT_EQUAL_FATAL(sx_front_ring_put_req(&g->ring, r), 0);
     sx_front_ring_push(&g->ring);
-    uint64_t end = sx_test_mono_ns() + (uint64_t)ms * 1000000u;
+    uint64_t end = sx_now_ns() + (uint64_t)ms * 1000000u;
     blkif_response_t rsp;
     do {
         if (sx_front_ring_take_rsp(&g->ring, &rsp, 1) == 1)
             return rsp.id == r->id ? rsp.status : 101;
         usleep(1000);
-    } while (sx_test_mono_ns() < end);
+    } while (sx_now_ns() < end);
     return 100;
 }
 
@@ -579,9 +577,9 @@ static void test_xsa332_event_storm_costs_bounded_cpu(void)
     sx_test_storm_wait(&st, 1000000000ull);
     memset(D.data, 0, SX_PAGE_SIZE);
     blkif_request_t r = rw_req(BLKIF_OP_READ, 7, 1, D.data_refs[0], 0, 7);
-    uint64_t t = sx_test_mono_ns();
+    uint64_t t = sx_now_ns();
     CU_ASSERT_EQUAL(put_and_wait(&D, &r, 5000), BLKIF_RSP_OKAY);
-    t = sx_test_mono_ns() - t;
+    t = sx_now_ns() - t;
     CU_ASSERT_EQUAL(D.data[0], 7);
     sx_test_storm_stop(&st, 2000000000ull);
     for (int i = 0; i < 4; i++)

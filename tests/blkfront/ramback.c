@@ -269,9 +269,7 @@ static int serve_loop(void)
         }
         if (work)
             continue;
-        int port;
-        while ((port = sx_evtchn_pending(g.evt)) >= 0)
-            sx_evtchn_unmask(g.evt, (evtchn_port_t)port);
+        sx_evtchn_drain(g.evt, 0);
         bool again = false;
         for (unsigned i = 0; i < g.nq; i++)
             again |= sx_back_ring_final_check(&g.q[i].ring) == 1;

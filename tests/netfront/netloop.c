@@ -400,9 +400,7 @@ int main(int argc, char **argv)
             fflush(stdout);
             announced = 1;
         }
-        int p;
-        while ((p = sx_evtchn_pending(ev)) >= 0)
-            sx_evtchn_unmask(ev, (evtchn_port_t)p);
+        sx_evtchn_drain(ev, 0);
         int moved = 0;
         for (unsigned qi = 0; qi < MAXQ; qi++)
             moved += pump(&vifs[0], qi, &vifs[1]) + pump(&vifs[1], qi, &vifs[0]);
