@@ -416,6 +416,82 @@ static void test_indirect_too_many_pages(void)
 
 static uint64_t stat_of(struct gfront *g, const char *name);
 
+/* The engine's queue calls, wrapped (-Wl,--wrap): while bio_refuse > 0 each call is refused
+ * as a full engine would (-EAGAIN), as many times as asked. */
+int __real_sx_bio_rw(struct sx_bio *b, bool write, const struct iovec *iov, int iovcnt,
+                     uint64_t off, uint64_t cookie);
+int __real_sx_bio_flush(struct sx_bio *b, uint64_t cookie);
+int __real_sx_bio_discard(struct sx_bio *b, uint64_t off, uint64_t len, uint64_t cookie);
+static _Atomic int bio_refuse, bio_refused;
+
+static bool refuse_now(void)
+{
+    int n = atomic_load(&bio_refuse);
+    while (n > 0)
+        if (atomic_compare_exchange_weak(&bio_refuse, &n, n - 1)) {
+            atomic_fetch_add(&bio_refused, 1);
+            return true;
+        }
+    return false;
+}
+
+int __wrap_sx_bio_rw(struct sx_bio *b, bool write, const struct iovec *iov, int iovcnt,
+                     uint64_t off, uint64_t cookie)
+{
+    return refuse_now() ? -EAGAIN : __real_sx_bio_rw(b, write, iov, iovcnt, off, cookie);
+}
+
+int __wrap_sx_bio_flush(struct sx_bio *b, uint64_t cookie)
+{
+    return refuse_now() ? -EAGAIN : __real_sx_bio_flush(b, cookie);
+}
+
+int __wrap_sx_bio_discard(struct sx_bio *b, uint64_t off, uint64_t len, uint64_t cookie)
+{
+    return refuse_now() ? -EAGAIN : __real_sx_bio_discard(b, off, len, cookie);
+}
+
+/* Regression (issue 11): blkback.c:queue_io said "reap and retry" for an engine that refused a
+ * request as full (-EAGAIN: backpressure), but after draining it answered the request with
+ * an error. A read, a write, a flush and a discard each refused once now complete. */
+static void test_queue_io_retries_a_full_engine(void)
+{
+    uint64_t full0 = stat_of(&A, "engine_full");
+    atomic_store(&bio_refused, 0);
+    atomic_store(&bio_refuse, 1);
+    check_good_read(&A, 40);
+    CU_ASSERT_EQUAL(atomic_load(&bio_refused), 1);
+    memset(A.data + SX_PAGE_SIZE, 0xc3, SX_PAGE_SIZE);
+    blkif_request_t w = rw_req(BLKIF_OP_WRITE, 300, 1, A.data_refs[1], 0, 7);
+    atomic_store(&bio_refuse, 1);
+    CU_ASSERT_EQUAL(roundtrip(&A, &w, NULL), BLKIF_RSP_OKAY);
+    blkif_request_t f = rw_req(BLKIF_OP_FLUSH_DISKCACHE, 0, 0, 0, 0, 0);
+    atomic_store(&bio_refuse, 1);
+    CU_ASSERT_EQUAL(roundtrip(&A, &f, NULL), BLKIF_RSP_OKAY);
+    union { blkif_request_t slot; blkif_request_discard_t d; } u;
+    memset(&u, 0, sizeof(u));
+    u.d.operation = BLKIF_OP_DISCARD;
+    u.d.id = next_id++;
+    u.d.sector_number = 1024;
+    u.d.nr_sectors = 8;
+    atomic_store(&bio_refuse, 1);
+    CU_ASSERT_EQUAL(roundtrip(&A, &u, NULL), BLKIF_RSP_OKAY);
+    CU_ASSERT_EQUAL(atomic_load(&bio_refused), 4);
+    CU_ASSERT_EQUAL(stat_of(&A, "engine_full") - full0, 4);
+    int fd = open(A.img, O_RDONLY);
+    uint8_t buf[4096];
+    CU_ASSERT_EQUAL(pread(fd, buf, sizeof(buf), 300 * 512), (ssize_t)sizeof(buf));
+    CU_ASSERT_EQUAL(buf[0], 0xc3);
+    CU_ASSERT_EQUAL(buf[4095], 0xc3);
+    close(fd);
+    /* Refused again after the drain: that request fails, and only that one. */
+    atomic_store(&bio_refuse, 2);
+    blkif_request_t r = rw_req(BLKIF_OP_READ, 8, 1, A.data_refs[0], 0, 7);
+    CU_ASSERT_EQUAL(roundtrip(&A, &r, NULL), BLKIF_RSP_ERROR);
+    CU_ASSERT_EQUAL(atomic_load(&bio_refuse), 0);
+    check_good_read(&A, 41);
+}
+
 /* The good side of the special operations: a barrier carrying data is written and flushed, a
  * flush without data answers OKAY, a discard punches the range (reads back zeros). */
 static void test_barrier_flush_discard(void)
@@ -604,6 +680,7 @@ static const struct sx_test_case cases[] = {
     SX_TEST(test_write_to_read_only_vbd),
     SX_TEST(test_indirect_too_many_pages),
     SX_TEST(test_barrier_flush_discard),
+    SX_TEST(test_queue_io_retries_a_full_engine),
     SX_TEST(test_producer_past_ring_halts_only_that_ring),
     SX_TEST(test_bad_xenstore_values_fail_only_that_vbd),
     SX_TEST(test_frontend_domain_destroyed),
