@@ -3,7 +3,7 @@
 #   netdev/tap.c   TAP devices with 12-byte vnet headers, multi-queue, bridge attach, netns move
 #   netdev/vnet.c  header parsing, checksums, netif <-> virtio-net header conversion (pure)
 LIBS += sxnetdev
-sxnetdev_SRCS := netdev/nl.c netdev/tap.c netdev/vnet.c
+sxnetdev_SRCS := netdev/netdev.c netdev/bridge.c netdev/nl.c netdev/tap.c netdev/vnet.c
 SX_NETDEV_LIBS := sxnetdev $(SX_COMMON_LIBS)
 SX_NETDEV_LDLIBS := -lmnl
 

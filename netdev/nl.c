@@ -1,5 +1,5 @@
 /* Netlink helpers over libmnl; see nl.h. */
-#define SX_LOG_MODULE "netback-nl"
+#define SX_LOG_MODULE "netdev"
 #include "log.h"
 
 #include "netdev/nl.h"

@@ -1,5 +1,5 @@
 /* TAP devices with vnet headers; see tap.h. */
-#define SX_LOG_MODULE "netback-tap"
+#define SX_LOG_MODULE "netdev"
 #include "log.h"
 
 #include "netdev/tap.h"

@@ -34,6 +34,7 @@
 #include "tests/simenv.h"
 #include "netback/common.h"
 #include "netdev/nl.h"
+#include "netdev/tap.h"
 #include "clock.h"
 #include "xen-core/core.h"
 

@@ -1,5 +1,5 @@
 /*
- * netdev/nl.c and netdev/tap.c against the real kernel, inside private network and mount
+ * netdev/nl.c, netdev/tap.c and the bridge kind of netdev.h against the real kernel, inside private network and mount
  * namespaces made for this process (nothing is visible outside; everything vanishes when the
  * test exits, even on a crash). Addresses: 192.0.2.0/24 only.
  *
@@ -10,6 +10,7 @@
  * (AF_PACKET), GSO kept or segmented by TUNSETOFFLOAD; and a guest namespace's kernel talking
  * UDP through its eth0 TAP with this test playing the wire (ARP, checksum offload both ways).
  */
+#include "netdev/netdev.h"
 #include "netdev/nl.h"
 #include "netdev/vnet.h"
 #include "netdev/tap.h"
@@ -353,15 +354,11 @@ struct bridge_rig {
     int vp;    /* its ifindex */
 };
 
-static int rig_up(struct bridge_rig *r, const char *tapname, unsigned offload, bool vnet)
+/* A veth sxvb/sxvp with sxvb on xenbr-dp and a packet socket on sxvp; then frames are probed
+ * both ways through fd (a TAP queue on the bridge) until the bridge forwards. */
+static int rig_link(struct bridge_rig *r, int fd, bool vnet)
 {
-    struct sx_tap_config cfg = {.name = tapname, .mac = mac_vif, .offload = offload,
-                                .bridge = "xenbr-dp", .up = true};
     int vb, br;
-    memset(r, 0, sizeof(*r));
-    r->pkt = -1;
-    if (sx_tap_open(&cfg, &r->tap))
-        return -1;
     if (sx_nl_ifindex(nl, "sxvb", &vb) == -ENODEV) {
         if (sx_nl_veth_add(nl, "sxvb", "sxvp") || sx_nl_ifindex(nl, "sxvb", &vb) ||
             sx_nl_ifindex(nl, "xenbr-dp", &br) || sx_nl_link_set_master(nl, vb, br) ||
@@ -375,7 +372,6 @@ static int rig_up(struct bridge_rig *r, const char *tapname, unsigned offload, b
         return -1;
     /* Bridge ports forward only once the kernel's link watcher has seen both carriers, up to
      * a second after "up": probe each way until a frame gets through, then start clean. */
-    int fd = sx_tap_fd(r->tap, 0);
     const size_t H = SX_TAP_VNET_HDR_LEN, V = vnet ? sizeof(struct virtio_net_hdr) : 0;
     const uint8_t *bc = (const uint8_t *)"\xff\xff\xff\xff\xff\xff";
     uint8_t out[128];
@@ -405,6 +401,17 @@ static int rig_up(struct bridge_rig *r, const char *tapname, unsigned offload, b
     if (!(in_ok && out_ok))
         printf("probe failed: in %d out %d (%s)\n", in_ok, out_ok, strerror(errno));
     return in_ok && out_ok ? 0 : -1;
+}
+
+static int rig_up(struct bridge_rig *r, const char *tapname, unsigned offload, bool vnet)
+{
+    struct sx_tap_config cfg = {.name = tapname, .mac = mac_vif, .offload = offload,
+                                .bridge = "xenbr-dp", .up = true};
+    memset(r, 0, sizeof(*r));
+    r->pkt = -1;
+    if (sx_tap_open(&cfg, &r->tap))
+        return -1;
+    return rig_link(r, sx_tap_fd(r->tap, 0), vnet);
 }
 
 static void rig_down(struct bridge_rig *r)
@@ -450,6 +457,102 @@ static void test_frames_tap_to_bridge_and_back(void)
         CU_ASSERT_EQUAL(memcmp(frame + SX_TAP_VNET_HDR_LEN, out, n), 0);
     }
     rig_down(&r);
+}
+
+/* The netdev ops table over kind "bridge" (netdev/bridge.c): a multi-queue TAP on the bridge;
+ * set_queues leaves only the negotiated queues attached, a tx burst reaches the wire and marks
+ * what the world refused, an rx burst takes every waiting frame with its vnet header. */
+static void test_netdev_bridge_bursts(void)
+{
+    struct sx_netdev *nd;
+    struct sx_netdev_config c = {.kind = "bridge", .name = "vif9.4", .nqueues = 2,
+                                 .mac = mac_vif, .bridge = "xenbr-dp"};
+    struct sx_netdev_config bad = c;
+    bad.kind = "carrier-pigeon";
+    CU_ASSERT_EQUAL(sx_netdev_open(&nd, &bad), -EINVAL);
+    bad = c;
+    bad.nqueues = 0;
+    CU_ASSERT_EQUAL(sx_netdev_open(&nd, &bad), -EINVAL);
+    CU_ASSERT_EQUAL_FATAL(sx_netdev_open(&nd, &c), 0);
+    struct sx_nl_link l;
+    int br = 0;
+    CU_ASSERT_EQUAL(sx_nl_link_get(nl, 0, "vif9.4", &l), 0);
+    CU_ASSERT_STRING_EQUAL(l.kind, "tun");
+    CU_ASSERT_TRUE(l.tun_vnet_hdr);
+    CU_ASSERT_TRUE(l.tun_multi_queue);
+    CU_ASSERT_TRUE(l.flags & IFF_UP);
+    CU_ASSERT_EQUAL(sx_nl_ifindex(nl, "xenbr-dp", &br), 0);
+    CU_ASSERT_EQUAL(l.master, br);
+    CU_ASSERT(sx_netdev_poll_fd(nd, 0) >= 0);
+    CU_ASSERT(sx_netdev_poll_fd(nd, 1) >= 0);
+    CU_ASSERT_EQUAL(sx_netdev_poll_fd(nd, 2), -EINVAL);
+    const struct sx_net_peer_caps none = {false, false, false, false};
+    CU_ASSERT_EQUAL(sx_netdev_set_offloads(nd, &none), 0);
+    CU_ASSERT_EQUAL(sx_netdev_set_queues(nd, 2), 0);
+    CU_ASSERT_EQUAL(sx_netdev_set_queues(nd, 1), 0);   /* all frames now come to queue 0 */
+    CU_ASSERT_EQUAL(sx_nl_link_get(nl, 0, "vif9.4", &l), 0);
+    CU_ASSERT_EQUAL(l.tun_num_queues, 1);
+    struct bridge_rig r = {.pkt = -1};
+    CU_ASSERT_EQUAL_FATAL(rig_link(&r, sx_netdev_poll_fd(nd, 0), false), 0);
+
+    /* tx: three frames and one too short for its header in one burst */
+    static uint8_t out[4][SX_NETDEV_HDR_LEN + 100];
+    struct sx_netdev_buf b[4];
+    for (int i = 0; i < 4; i++) {
+        memset(out[i], 0, sizeof(out[i]));
+        eth(out[i] + SX_NETDEV_HDR_LEN, (const uint8_t *)"\xff\xff\xff\xff\xff\xff", mac_vif,
+            0x88b5);
+        out[i][SX_NETDEV_HDR_LEN + 14] = (uint8_t)(i + 1);
+        b[i] = (struct sx_netdev_buf){out[i], sizeof(out[i])};
+    }
+    b[2].len = 5;
+    CU_ASSERT_EQUAL(sx_netdev_tx_burst(nd, 0, b, 4), 3);
+    CU_ASSERT_EQUAL(b[2].len, 0);
+    CU_ASSERT_EQUAL(b[3].len, sizeof(out[3]));
+    for (int want = 1; want <= 4; want++) {
+        if (want == 3)
+            continue;
+        ssize_t got = read_ethertype(r.pkt, 0, 0x88b5, frame, sizeof(frame));
+        CU_ASSERT_EQUAL(got, 100);
+        CU_ASSERT_EQUAL(got > 14 ? frame[14] : 0, want);
+    }
+
+    /* rx: two frames from the wire, taken in bursts with their (zero) vnet headers */
+    int fd = sx_netdev_poll_fd(nd, 0);
+    uint8_t in[2][200];
+    for (int i = 0; i < 2; i++) {
+        size_t n = eth(in[i], (const uint8_t *)"\xff\xff\xff\xff\xff\xff", mac_peer, 0x88b6);
+        memset(in[i] + n, 0x40 + i, 60);
+        CU_ASSERT_EQUAL(send(r.pkt, in[i], n + 60, 0), (ssize_t)(n + 60));
+    }
+    static uint8_t rbuf[4][SX_NETDEV_HDR_LEN + 2048];
+    int seen = 0;
+    for (int tries = 0; tries < 100 && seen < 2; tries++) {
+        if (wait_readable(fd, 50) <= 0)
+            continue;
+        struct sx_netdev_buf rb[4];
+        for (int i = 0; i < 4; i++)
+            rb[i] = (struct sx_netdev_buf){rbuf[i], 0};
+        int n = sx_netdev_rx_burst(nd, 0, rb, 4, sizeof(rbuf[0]));
+        CU_ASSERT(n >= 0);
+        for (int i = 0; i < n; i++) {
+            const uint8_t *f = rb[i].data + SX_NETDEV_HDR_LEN;
+            if (rb[i].len != SX_NETDEV_HDR_LEN + 74 || f[12] != 0x88 || f[13] != 0xb6)
+                continue;   /* chatter */
+            CU_ASSERT_EQUAL(memcmp(f, in[seen], 74), 0);
+            CU_ASSERT_EQUAL(rb[i].data[0], 0);   /* no offload flags */
+            seen++;
+        }
+    }
+    CU_ASSERT_EQUAL(seen, 2);
+    struct sx_netdev_buf rb = {rbuf[0], 0};
+    drain(fd);
+    CU_ASSERT_EQUAL(sx_netdev_rx_burst(nd, 0, &rb, 1, sizeof(rbuf[0])), 0);   /* none waiting */
+    if (r.pkt >= 0)
+        close(r.pkt);
+    sx_netdev_close(nd);
+    CU_ASSERT_EQUAL(sx_nl_link_get(nl, 0, "vif9.4", &l), -ENODEV);
+    sx_netdev_close(NULL);
 }
 
 /* A TSO super-packet sent on the bridge reaches the TAP whole when TUN_F_TSO4 is on, and as
@@ -699,6 +802,7 @@ static const struct sx_test_case cases[] = {
     SX_TEST(test_tap_on_bridge),
     SX_TEST(test_tap_multi_queue),
     SX_TEST(test_frames_tap_to_bridge_and_back),
+    SX_TEST(test_netdev_bridge_bursts),
     SX_TEST(test_gso_kept_or_segmented_by_offload),
     SX_TEST(test_netns_add_open_del),
     SX_TEST(test_tap_move_into_netns_as_eth0),
