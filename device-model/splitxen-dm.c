@@ -56,7 +56,7 @@ static void usage(void)
                     "                   [--disk PATH[,ro][,engine=auto|uring|aio|sync][,direct=0|1]]\n"
                     "  --first-slot  PCI slot the devices start at (default 1 on sim, 8 on xen)\n"
                     "  --nic   an emulated e1000 (vif spec: mac=, bridge=, vifname=, mtu=)\n"
-                    "  --disk  an AHCI disk on the image: ro read-only; engine= blkback's I/O engine\n"
+                    "  --disk  an AHCI disk on the image: ro read-only; engine= the blkio engine\n"
                     "          (default auto); direct=0 no O_DIRECT, direct=1 O_DIRECT or fail\n"
                     "          (default: O_DIRECT where the file system allows it)\n");
     exit(2);
@@ -189,7 +189,7 @@ static int dm_parse_disk(const char *spec, struct dm_disk *d)
     return 0;
 }
 
-/* Emulated disks: an AHCI controller whose port 0 is the image of a --disk, on blkback's I/O
+/* Emulated disks: an AHCI controller whose port 0 is the image of a --disk, on a blkio
  * engine (chosen per target unless engine= says). What was asked for explicitly must be what
  * the disk got: the controller's own fallbacks (another engine, no O_DIRECT) fail here. */
 static int dm_add_disk(struct sx_dm *dm, const struct dm_disk *d, struct sx_ahci **out)

@@ -2,7 +2,7 @@
  * The toolstack's xenstore layout: built as data, applied and removed in transactions.
  * See layout.h. Node order and permissions follow libxl (libxl__domain_make,
  * libxl__build_post, libxl__device_generic_add, libxl_disk.c, libxl_nic.c) as captured in
- * /work/shared/xenstore-reference/handshake.txt.
+ * ../shared/xenstore-reference/handshake.txt (beside the checkout).
  */
 #include "toolstack/layout.h"
 

@@ -1,7 +1,8 @@
 /*
  * The xenstore nodes the toolstack writes for a domain and its devices, exactly as libxl
- * (Xen 4.17) writes them for `xl create` -- see /work/shared/xenstore-reference/ -- built as
- * data first (a list of {path, value, perms}) and then applied in one xenstore transaction.
+ * (Xen 4.17) writes them for `xl create` -- see ../shared/xenstore-reference/ beside the
+ * checkout -- built as data first (a list of {path, value, perms}) and then applied in one
+ * xenstore transaction.
  *
  * What the toolstack writes:
  *   domain: /local/domain/<id> and its name, domid, vm, memory/, cpu/, device/, control/,
