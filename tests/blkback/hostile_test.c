@@ -251,6 +251,29 @@ static blkif_request_t rw_req(uint8_t op, uint64_t sector, unsigned nseg, grant_
     return r;
 }
 
+/* A discard of n sectors from sector s, as a ring slot. */
+static blkif_request_t discard_req(uint64_t s, uint64_t n)
+{
+    union { blkif_request_t slot; blkif_request_discard_t d; } u;
+    memset(&u, 0, sizeof(u));
+    u.d.operation = BLKIF_OP_DISCARD;
+    u.d.id = next_id++;
+    u.d.sector_number = s;
+    u.d.nr_sectors = n;
+    return u.slot;
+}
+
+/* The first and last byte of the 4 KiB at sector s of g's image both hold v. */
+static void check_image(struct gfront *g, uint64_t s, uint8_t v)
+{
+    int fd = open(g->img, O_RDONLY);
+    uint8_t buf[4096];
+    CU_ASSERT_EQUAL(pread(fd, buf, sizeof(buf), (off_t)(s * 512)), (ssize_t)sizeof(buf));
+    CU_ASSERT_EQUAL(buf[0], v);
+    CU_ASSERT_EQUAL(buf[4095], v);
+    close(fd);
+}
+
 /* A good read of sector s into data page 0 answers OKAY with the image's bytes. */
 static void check_good_read(struct gfront *g, uint64_t s)
 {
@@ -468,22 +491,12 @@ static void test_queue_io_retries_a_full_engine(void)
     blkif_request_t f = rw_req(BLKIF_OP_FLUSH_DISKCACHE, 0, 0, 0, 0, 0);
     atomic_store(&bio_refuse, 1);
     CU_ASSERT_EQUAL(roundtrip(&A, &f, NULL), BLKIF_RSP_OKAY);
-    union { blkif_request_t slot; blkif_request_discard_t d; } u;
-    memset(&u, 0, sizeof(u));
-    u.d.operation = BLKIF_OP_DISCARD;
-    u.d.id = next_id++;
-    u.d.sector_number = 1024;
-    u.d.nr_sectors = 8;
+    blkif_request_t d = discard_req(1024, 8);
     atomic_store(&bio_refuse, 1);
-    CU_ASSERT_EQUAL(roundtrip(&A, &u, NULL), BLKIF_RSP_OKAY);
+    CU_ASSERT_EQUAL(roundtrip(&A, &d, NULL), BLKIF_RSP_OKAY);
     CU_ASSERT_EQUAL(atomic_load(&bio_refused), 4);
     CU_ASSERT_EQUAL(stat_of(&A, "engine_full") - full0, 4);
-    int fd = open(A.img, O_RDONLY);
-    uint8_t buf[4096];
-    CU_ASSERT_EQUAL(pread(fd, buf, sizeof(buf), 300 * 512), (ssize_t)sizeof(buf));
-    CU_ASSERT_EQUAL(buf[0], 0xc3);
-    CU_ASSERT_EQUAL(buf[4095], 0xc3);
-    close(fd);
+    check_image(&A, 300, 0xc3);
     /* Refused again after the drain: that request fails, and only that one. */
     atomic_store(&bio_refuse, 2);
     blkif_request_t r = rw_req(BLKIF_OP_READ, 8, 1, A.data_refs[0], 0, 7);
@@ -501,22 +514,10 @@ static void test_barrier_flush_discard(void)
     CU_ASSERT_EQUAL(roundtrip(&A, &r, NULL), BLKIF_RSP_OKAY);
     blkif_request_t f = rw_req(BLKIF_OP_FLUSH_DISKCACHE, 0, 0, 0, 0, 0);
     CU_ASSERT_EQUAL(roundtrip(&A, &f, NULL), BLKIF_RSP_OKAY);
-    union { blkif_request_t slot; blkif_request_discard_t d; } u;
-    memset(&u, 0, sizeof(u));
-    u.d.operation = BLKIF_OP_DISCARD;
-    u.d.id = next_id++;
-    u.d.sector_number = 512;
-    u.d.nr_sectors = 16;
-    CU_ASSERT_EQUAL(roundtrip(&A, &u, NULL), BLKIF_RSP_OKAY);
-    int fd = open(A.img, O_RDONLY);
-    uint8_t buf[4096];
-    CU_ASSERT_EQUAL(pread(fd, buf, sizeof(buf), 200 * 512), (ssize_t)sizeof(buf));
-    CU_ASSERT_EQUAL(buf[0], 0x5a);
-    CU_ASSERT_EQUAL(buf[4095], 0x5a);
-    CU_ASSERT_EQUAL(pread(fd, buf, sizeof(buf), 512 * 512), (ssize_t)sizeof(buf));
-    CU_ASSERT_EQUAL(buf[0], 0);
-    CU_ASSERT_EQUAL(buf[4095], 0);
-    close(fd);
+    blkif_request_t d = discard_req(512, 16);
+    CU_ASSERT_EQUAL(roundtrip(&A, &d, NULL), BLKIF_RSP_OKAY);
+    check_image(&A, 200, 0x5a);
+    check_image(&A, 512, 0);
     CU_ASSERT(stat_of(&A, "flush_ops") >= 2);
     CU_ASSERT(stat_of(&A, "discard_ops") >= 1);
 }
