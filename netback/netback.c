@@ -384,8 +384,8 @@ static void *queue_main(void *arg)
         sx_idle_did(&idle, tx > 0 || rx > 0 || q->tx.stats.reqs + q->rx.stats.reqs != taken);
         if (tx > 0 || rx > 0)
             continue;
-        /* Adaptive polling: spin on the tx ring (and retry the world side / rx ring via the actions)
-         * before paying for a sleeping wakeup. */
+        /* Adaptive polling: spin on the tx ring (and retry the world side / rx ring via the
+         * actions) before paying for a sleeping wakeup. */
         if (sx_idle_spin(&idle, spin_pred, q))
             continue;
         /* Arm: take and end the delivered events (late EOI; events are only looked at before

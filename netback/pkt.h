@@ -1,8 +1,9 @@
 /*
  * netif tx packet parsing and validation: netback's side of the tx ring (the world-side
  * conversions to and from virtio-net headers are netdev/vnet.h). Pure functions: no I/O, no
- * allocation, no global state; safe on any thread. Everything a frontend controls arrives as a private copy (the ring loop copies the
- * requests off the shared ring once, then hands the copies here).
+ * allocation, no global state; safe on any thread. Everything a frontend controls arrives as a
+ * private copy (the ring loop copies the requests off the shared ring once, then hands the
+ * copies here).
  *
  * Tx validation follows Linux drivers/net/xen-netback/netback.c (xenvif_tx_build_gops,
  * xenvif_get_extras, xenvif_count_requests, xenvif_set_skb_gso, checksum_setup):

@@ -3,10 +3,10 @@
  *
  * Frames are read from the world side's queue (netdev/: vnet header + frame, one burst) into
  * NB_RX_BATCH preallocated buffers, converted once (flags, GSO extra, software checksum when
- * the frontend cannot take a partial one), and grant-copied into the frontend's posted rx buffers packed as Linux does:
- * slot 0 = first page of data (+ NETRXF_extra_info), then the GSO extra, then the remaining
- * pages, NETRXF_more_data on every data slot but the last. One sx_gnt_copy and one push per
- * batch.
+ * the frontend cannot take a partial one), and grant-copied into the frontend's posted rx
+ * buffers packed as Linux does: slot 0 = first page of data (+ NETRXF_extra_info), then the
+ * GSO extra, then the remaining pages, NETRXF_more_data on every data slot but the last. One
+ * sx_gnt_copy and one push per batch.
  *
  * Backlog: at most NB_RX_BATCH frames are held. When the frontend has not posted enough
  * buffers for the next frame, the world side is not read any more (rx_need_slots) until it

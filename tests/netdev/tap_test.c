@@ -1,7 +1,7 @@
 /*
- * netdev/nl.c, netdev/tap.c and the bridge kind of netdev.h against the real kernel, inside private network and mount
- * namespaces made for this process (nothing is visible outside; everything vanishes when the
- * test exits, even on a crash). Addresses: 192.0.2.0/24 only.
+ * netdev/nl.c, netdev/tap.c and the bridge kind of netdev.h against the real kernel, inside
+ * private network and mount namespaces made for this process (nothing is visible outside;
+ * everything vanishes when the test exits, even on a crash). Addresses: 192.0.2.0/24 only.
  *
  * Covers: bridge create/reuse, TAP vif9.x on the bridge (kind, vnet_hdr, MAC, master, up,
  * offloads as ethtool shows them), multi-queue, close removes the device, named netns the

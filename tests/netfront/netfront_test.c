@@ -100,7 +100,8 @@ static void xs_put(const char *dir, const char *key, const char *val, unsigned o
     CU_ASSERT_FATAL(xs_set_permissions(sx_xenbus_xs(xb0), XBT_NULL, path, perms, 2));
 }
 
-/* The libxl vif layout (see ../shared/xenstore-reference beside the checkout) plus the backend's features. */
+/* The libxl vif layout (see ../shared/xenstore-reference beside the checkout) plus the
+ * backend's features. */
 static void vif_create(struct tb *t, unsigned devid, const struct be_spec *s)
 {
     memset(t, 0, sizeof(*t));
