@@ -272,6 +272,7 @@ struct nb_opts {
     uint64_t spin_ns;
     const char *core_path;               /* sim: NULL = default */
     const char *xenstored_path;          /* NULL: the platform's */
+    bool per_frame_io;                   /* world side: a system call a frame (netdev.h) */
 };
 
 struct nb {

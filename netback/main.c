@@ -2,10 +2,12 @@
  * splitxen-netback: the netif backend daemon of a driver domain.
  *
  *   splitxen-netback [--platform sim|xen|auto] [--domid N] [--bridge-default NAME]
- *                    [--spin-us N] [--core SOCKET]
+ *                    [--spin-us N] [--tap-io batched|per-frame] [--core SOCKET]
  *
  * --spin-us: how long a queue thread polls its rings and TAP before sleeping on the event
  * channel (default $SPLITXEN_SPIN_NS or 20 us; 0 never spins).
+ * --tap-io: how a queue moves a burst of frames through its TAP: batched (the default: one
+ * io_uring submission a burst) or per-frame (a read or write system call a frame).
  *
  * Serves every vif under /local/domain/<domid>/backend/vif until SIGINT/SIGTERM.
  */
@@ -34,7 +36,7 @@ static void usage(const char *prog)
 {
     fprintf(stderr,
             "usage: %s [--platform sim|xen|auto] [--domid N] [--bridge-default NAME]\n"
-            "          [--spin-us N] [--core SOCKET]\n", prog);
+            "          [--spin-us N] [--tap-io batched|per-frame] [--core SOCKET]\n", prog);
 }
 
 int main(int argc, char **argv)
@@ -45,6 +47,7 @@ int main(int argc, char **argv)
         { "bridge-default", required_argument, NULL, 'b' },
         { "spin-us", required_argument, NULL, 's' },
         { "core", required_argument, NULL, 'c' },
+        { "tap-io", required_argument, NULL, 't' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -72,6 +75,13 @@ int main(int argc, char **argv)
             }
             break;
         case 'c': o.core_path = optarg; break;
+        case 't':
+            if (strcmp(optarg, "batched") && strcmp(optarg, "per-frame")) {
+                fprintf(stderr, "bad --tap-io '%s' (batched or per-frame)\n", optarg);
+                return 2;
+            }
+            o.per_frame_io = !strcmp(optarg, "per-frame");
+            break;
         default: usage(argv[0]); return c == 'h' ? 0 : 2;
         }
     }
@@ -91,7 +101,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "splitxen-netback: %s\n", strerror(-rc));
         return 1;
     }
-    sx_info("serving %s (spin %llu us)", g_nb->vif_dir, (unsigned long long)(o.spin_ns / 1000));
+    sx_info("serving %s (spin %llu us, TAP I/O %s)", g_nb->vif_dir,
+            (unsigned long long)(o.spin_ns / 1000), o.per_frame_io ? "per frame" : "batched");
     rc = nb_run(g_nb);
     nb_close(g_nb);
     return rc < 0 ? 1 : 0;

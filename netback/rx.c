@@ -77,6 +77,9 @@ static unsigned rx_fill(struct nb_queue *q)
     for (unsigned i = 0; i < room; i++)
         b[i] = (struct sx_netdev_buf){ q->rxf[first + i].buf, 0 };
     int n = sx_netdev_rx_burst(q->vif->nd, q->id, b, room, NB_RX_FRAME_MAX);
+    /* The world side may hand the buffers back in another order: they are still ours. */
+    for (unsigned i = 0; i < room; i++)
+        q->rxf[first + i].buf = b[i].data;
     if (n < 0) {
         stat_add(q, NBS_RX_ERRORS, 1);
         return 0;

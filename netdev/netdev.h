@@ -32,6 +32,8 @@ struct sx_netdev_config {
     const uint8_t *mac;    /* 6 bytes, or NULL to keep the kernel's */
     unsigned mtu;          /* 0: the default */
     const char *bridge;    /* "bridge": the bridge to join (created if missing, brought up) */
+    bool per_frame_io;     /* TAP kinds: a system call a frame instead of batched bursts (for
+                              comparison and tests; see netdev/tap.h, sx_tap_io) */
 };
 
 /* One frame of a burst: header + Ethernet frame in data[0..len). */
@@ -61,7 +63,8 @@ struct sx_netdev_ops {
     /* Fill up to n buffers of cap bytes each (b[i].data set by the caller) with the frames
      * waiting on queue q, setting b[i].len. Returns how many (0: none waiting), or -errno when
      * reading failed before the first. A frame may be shorter than a header: the caller
-     * checks. */
+     * checks. The data pointers of b[0..n) may come back permuted among themselves (the
+     * frames in b[0..ret), the unused buffers after them): each stays the caller's buffer. */
     int (*rx_burst)(struct sx_netdev *nd, unsigned q, struct sx_netdev_buf *b, unsigned n,
                     uint32_t cap);
 };
