@@ -41,9 +41,10 @@ MODULE_MKS := common/module.mk xenstored/module.mk xen-core/module.mk platform/m
               grant/module.mk evtchn/module.mk ring/module.mk ioreq/module.mk \
               xenbus/module.mk netdev/module.mk blkio/module.mk netback/module.mk \
               blkback/module.mk device-model/module.mk frontends/blkfront/module.mk \
-              frontends/netfront/module.mk frontends/hvmdisk/module.mk \
+              frontends/netfront/module.mk frontends/pktgen/module.mk \
+              frontends/hvmdisk/module.mk \
               frontends/hvmnet/module.mk frontends/fio/module.mk toolstack/module.mk \
-              bench/ring/module.mk bench/blk/module.mk
+              bench/ring/module.mk bench/blk/module.mk bench/net/module.mk
 include $(MODULE_MKS)
 
 objs = $(patsubst %.c,$(B)/obj/%.o,$(1))

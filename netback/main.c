@@ -2,12 +2,15 @@
  * splitxen-netback: the netif backend daemon of a driver domain.
  *
  *   splitxen-netback [--platform sim|xen|auto] [--domid N] [--bridge-default NAME]
- *                    [--spin-us N] [--tap-io batched|per-frame] [--core SOCKET]
+ *                    [--spin-us N] [--tap-io batched|per-frame] [--world KIND]
+ *                    [--core SOCKET]
  *
  * --spin-us: how long a queue thread polls its rings and TAP before sleeping on the event
  * channel (default $SPLITXEN_SPIN_NS or 20 us; 0 never spins).
  * --tap-io: how a queue moves a burst of frames through its TAP: batched (the default: one
  * io_uring submission a burst) or per-frame (a read or write system call a frame).
+ * --world: the netdev kind of every vif's world side (default bridge; "null" drops every frame
+ * and gives none: the ring side's ceiling, for benchmarks).
  *
  * Serves every vif under /local/domain/<domid>/backend/vif until SIGINT/SIGTERM.
  */
@@ -36,7 +39,8 @@ static void usage(const char *prog)
 {
     fprintf(stderr,
             "usage: %s [--platform sim|xen|auto] [--domid N] [--bridge-default NAME]\n"
-            "          [--spin-us N] [--tap-io batched|per-frame] [--core SOCKET]\n", prog);
+            "          [--spin-us N] [--tap-io batched|per-frame] [--world KIND]\n"
+            "          [--core SOCKET]\n", prog);
 }
 
 int main(int argc, char **argv)
@@ -48,6 +52,7 @@ int main(int argc, char **argv)
         { "spin-us", required_argument, NULL, 's' },
         { "core", required_argument, NULL, 'c' },
         { "tap-io", required_argument, NULL, 't' },
+        { "world", required_argument, NULL, 'w' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -82,6 +87,7 @@ int main(int argc, char **argv)
             }
             o.per_frame_io = !strcmp(optarg, "per-frame");
             break;
+        case 'w': o.world_kind = optarg; break;
         default: usage(argv[0]); return c == 'h' ? 0 : 2;
         }
     }

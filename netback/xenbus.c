@@ -434,7 +434,8 @@ static void vif_probe(struct nb *nb, unsigned fe, unsigned devid)
     static const uint8_t mac[6] = { 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff };
     const struct sx_netdev_config nc = { .name = name, .nqueues = v->max_queues, .mac = mac,
                                          .mtu = (unsigned)mtu, .bridge = bridge,
-                                         .per_frame_io = nb->o.per_frame_io };
+                                         .per_frame_io = nb->o.per_frame_io,
+                                         .kind = nb->o.world_kind };
     if ((rc = sx_netdev_open(&v->nd, &nc)) < 0) {
         sx_err("vif%u.%u: create %s on bridge %s: %s", fe, devid, name, bridge,
                strerror(-rc));

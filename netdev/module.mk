@@ -1,11 +1,12 @@
 # netdev: the world side of a network device, for netback, the e1000 and the TAP frontends.
+#   netdev/null.c  kind "null": takes every frame, gives none (the ring side's ceiling)
 #   netdev/nl.c    rtnetlink (libmnl) helpers and named network namespaces
 #   netdev/tap.c   TAP devices with 12-byte vnet headers, multi-queue, bridge attach, netns move
 #   netdev/tapio.c batched frame I/O on a TAP queue (io_uring bursts)
 #   netdev/vnet.c  header parsing, checksums, netif <-> virtio-net header conversion (pure)
 LIBS += sxnetdev
-sxnetdev_SRCS := netdev/netdev.c netdev/bridge.c netdev/nl.c netdev/tap.c netdev/tapio.c \
-                 netdev/vnet.c
+sxnetdev_SRCS := netdev/netdev.c netdev/bridge.c netdev/null.c netdev/nl.c netdev/tap.c \
+                 netdev/tapio.c netdev/vnet.c
 SX_NETDEV_LIBS := sxnetdev $(SX_COMMON_LIBS)
 SX_NETDEV_LDLIBS := -lmnl -luring
 

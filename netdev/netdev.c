@@ -7,7 +7,7 @@
 
 #include "netdev/netdev_impl.h"
 
-static const struct sx_netdev_ops *const kinds[] = { &sx_netdev_bridge_ops };
+static const struct sx_netdev_ops *const kinds[] = { &sx_netdev_bridge_ops, &sx_netdev_null_ops };
 
 int sx_netdev_open(struct sx_netdev **out, const struct sx_netdev_config *cfg)
 {

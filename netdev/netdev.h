@@ -2,7 +2,8 @@
  * netdev: the world side of a network device, behind one ops table, for netback's vifs and
  * the device model's e1000. The implementation today is a TAP on a Linux bridge (kind
  * "bridge", bridge.c, xl's vif-bridge); routed and NATed TAPs, AF_XDP and DPDK are further
- * kinds of the same table.
+ * kinds of the same table. Kind "null" (null.c) takes every frame and gives none: what the ring
+ * side alone can move, for benchmarks.
  *
  * Frames cross in bursts. Every frame handed to tx_burst or filled in by rx_burst is a
  * virtio-net header (SX_NETDEV_HDR_LEN bytes, little-endian; vnet.h converts it to and from
@@ -26,7 +27,7 @@
 #define SX_NETDEV_MAX_QUEUES 16u
 
 struct sx_netdev_config {
-    const char *kind;      /* "bridge" (NULL: the same) */
+    const char *kind;      /* "bridge" (NULL: the same) or "null" */
     const char *name;      /* the device as the world sees it, e.g. "vif5.0" (< IFNAMSIZ) */
     unsigned nqueues;      /* queues to open: the most the guest may use (1..MAX_QUEUES) */
     const uint8_t *mac;    /* 6 bytes, or NULL to keep the kernel's */
