@@ -437,6 +437,7 @@ static void *queue_main(void *arg)
         }
     }
     sx_idle_fini(&idle);
+    sx_netdev_queue_stop(v->nd, q->id);
     return NULL;
 }
 

@@ -71,8 +71,8 @@ static unsigned rx_reqs(struct nb_queue *q, unsigned need)
 static unsigned rx_fill(struct nb_queue *q)
 {
     unsigned first = q->rxf_pending, room = NB_RX_BATCH - first;
-    if (!room)
-        return 0;
+    if (!room || !sx_netdev_rx_ready(q->vif->nd, q->id))
+        return 0;   /* full, or nothing came since the world's queue was emptied */
     struct sx_netdev_buf b[NB_RX_BATCH];
     for (unsigned i = 0; i < room; i++)
         b[i] = (struct sx_netdev_buf){ q->rxf[first + i].buf, 0 };

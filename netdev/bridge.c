@@ -2,7 +2,7 @@
  * netdev kind "bridge": a multi-queue TAP (tap.c) on a Linux bridge, as xl's vif-bridge sets a
  * vif up. One TAP queue fd per netdev queue, each with its batched I/O handle (sx_tap_io): a
  * burst is one io_uring submission (or, with per_frame_io or without io_uring, a read or write
- * a frame).
+ * a frame), and rx_ready knows without a system call whether a read can find anything.
  */
 #define SX_LOG_MODULE "netdev"
 #include "netdev/netdev_impl.h"
@@ -132,6 +132,17 @@ static int bridge_rx_burst(struct sx_netdev *nd, unsigned q, struct sx_netdev_bu
     return got;
 }
 
+static bool bridge_rx_ready(struct sx_netdev *nd, unsigned q)
+{
+    struct sx_tap_io *io = queue_io(nd, q);
+    return !io || sx_tap_io_rx_ready(io);
+}
+
+static void bridge_queue_stop(struct sx_netdev *nd, unsigned q)
+{
+    sx_tap_io_release(queue_io(nd, q));
+}
+
 const struct sx_netdev_ops sx_netdev_bridge_ops = {
     .kind = "bridge",
     .open = bridge_open,
@@ -141,4 +152,6 @@ const struct sx_netdev_ops sx_netdev_bridge_ops = {
     .poll_fd = bridge_poll_fd,
     .tx_burst = bridge_tx_burst,
     .rx_burst = bridge_rx_burst,
+    .rx_ready = bridge_rx_ready,
+    .queue_stop = bridge_queue_stop,
 };

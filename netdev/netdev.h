@@ -10,9 +10,10 @@
  * netif's offload flags) followed by the Ethernet frame. A burst is one indirect call; what an
  * implementation does per frame is its own affair.
  *
- * Threads: queue q (< nqueues) belongs to one thread at a time (tx_burst, rx_burst, poll_fd);
- * the control calls (open, set_queues, set_offloads, close) come from the control thread while
- * no queue thread runs. Every int is 0 (or a count) or -errno.
+ * Threads: queue q (< nqueues) belongs to one thread at a time (tx_burst, rx_burst, rx_ready,
+ * poll_fd), which calls queue_stop before it lets go of it; the control calls (open,
+ * set_queues, set_offloads, close) come from the control thread while no queue thread runs.
+ * Every int is 0 (or a count) or -errno.
  */
 #ifndef SPLITXEN_NETDEV_H
 #define SPLITXEN_NETDEV_H
@@ -68,6 +69,12 @@ struct sx_netdev_ops {
      * frames in b[0..ret), the unused buffers after them): each stays the caller's buffer. */
     int (*rx_burst)(struct sx_netdev *nd, unsigned q, struct sx_netdev_buf *b, unsigned n,
                     uint32_t cap);
+    /* Optional (NULL: always true). Whether an rx_burst on queue q can find a frame, known
+     * without a system call: false only when none arrived since a burst emptied the queue. */
+    bool (*rx_ready)(struct sx_netdev *nd, unsigned q);
+    /* Optional. The thread serving queue q is done with it (it is about to return): release
+     * what the bursts set up for that thread. Called by that thread. */
+    void (*queue_stop)(struct sx_netdev *nd, unsigned q);
 };
 
 /* Public so that the burst calls below inline to one indirect call. */
@@ -108,6 +115,17 @@ static inline int sx_netdev_rx_burst(struct sx_netdev *nd, unsigned q, struct sx
                                      unsigned n, uint32_t cap)
 {
     return nd->ops->rx_burst(nd, q, b, n, cap);
+}
+
+static inline bool sx_netdev_rx_ready(struct sx_netdev *nd, unsigned q)
+{
+    return !nd->ops->rx_ready || nd->ops->rx_ready(nd, q);
+}
+
+static inline void sx_netdev_queue_stop(struct sx_netdev *nd, unsigned q)
+{
+    if (nd->ops->queue_stop && q < nd->nqueues)
+        nd->ops->queue_stop(nd, q);
 }
 
 #endif

@@ -88,14 +88,24 @@ static inline unsigned sx_tap_offload_for(bool csum, bool gso_tcpv4, bool gso_tc
  * nothing costs microseconds). sx_tap_io submits a burst as one io_uring submission, a read or
  * write per frame, all issued inline by the one io_uring_enter: one system call for the lot.
  * Reads carry RWF_NOWAIT so that one finding the queue empty ends at once with -EAGAIN (without
- * it io_uring would park it until a frame arrives). Where io_uring is missing or refused, or
- * the TAP cannot do RWF_NOWAIT, or SX_TAP_IO_SYSCALLS is asked for, the same calls fall back to
- * one readv/writev per frame; the results are the same.
+ * it io_uring would park it until a frame arrives). A read burst asks for as many frames as the
+ * queue held last time (plus room to grow), not always for n: a read that finds nothing is
+ * cheap inside the kernel but not free.
  *
- * A read burst asks for as many frames as the queue held last time (plus room to grow), not
- * always for n: a read that finds nothing is cheap inside the kernel but not free.
+ * sx_tap_io_rx_ready says without a system call whether a read burst can find anything: a
+ * multishot poll on the fd, its work deferred to the thread's own submissions (DEFER_TASKRUN),
+ * raises a flag in the ring's shared memory when a frame arrives after a burst emptied the
+ * queue. The thread's other sleeps (poll(2) on its event channel) are not disturbed by it.
  *
- * One handle per queue fd, used by one thread at a time; it does not own the fd.
+ * The ring belongs to the thread that uses the handle (io_uring's DEFER_TASKRUN has one
+ * submitter): it is set up by the first burst, and set up again if the handle moves to another
+ * thread. That thread calls sx_tap_io_release before it goes (or close, if it owns the handle):
+ * only then does nothing of the ring hold the TAP when the call returns (a ring dropped from
+ * another thread is torn down later by the kernel, the TAP with it).
+ *
+ * Where io_uring is missing or refused, or the TAP cannot do RWF_NOWAIT, or SX_TAP_IO_SYSCALLS
+ * is asked for, the same calls fall back to one readv/writev per frame (rx_ready always true);
+ * the results are the same. The handle does not own the fd.
  */
 #include <sys/uio.h>
 
@@ -116,13 +126,18 @@ struct sx_tap_io_stats {
 };
 
 struct sx_tap_io;
-/* Set up batched I/O on fd. 0 or -errno (only -ENOMEM and -EINVAL: without io_uring the handle
- * falls back to system calls, see sx_tap_io_batched). */
+/* A handle for batched I/O on fd (no ring yet). 0, -ENOMEM or -EINVAL. */
 int sx_tap_io_open(struct sx_tap_io **out, int fd, unsigned flags);
-void sx_tap_io_close(struct sx_tap_io *io);    /* NULL-safe */
-/* Whether bursts go through io_uring (false: a system call a frame). */
-bool sx_tap_io_batched(const struct sx_tap_io *io);
+/* Tear down the calling thread's ring, if it has one (the handle stays usable). NULL-safe. */
+void sx_tap_io_release(struct sx_tap_io *io);
+/* Release and free. NULL-safe. */
+void sx_tap_io_close(struct sx_tap_io *io);
+/* Whether bursts go through io_uring (false: a system call a frame). Sets the ring up. */
+bool sx_tap_io_batched(struct sx_tap_io *io);
 const struct sx_tap_io_stats *sx_tap_io_stats(const struct sx_tap_io *io);
+/* false only when no frame arrived since a read burst found the queue empty (no system call;
+ * always true without the ring's hint). */
+bool sx_tap_io_rx_ready(struct sx_tap_io *io);
 
 /* Write the frames f[0..n) (n <= SX_TAP_IO_MAX) in order; f[i].res gets each result (a frame
  * the kernel refused, e.g. a malformed vnet header, fails alone). Returns how many were

@@ -6,18 +6,36 @@
 
 #include <errno.h>
 #include <liburing.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+
+#define POLL_TAG UINT64_MAX          /* user_data of the multishot poll on the fd */
+#define CANCEL_TAG (UINT64_MAX - 1)  /* ... and of its removal */
 
 struct sx_tap_io {
     int fd;
-    bool uring;            /* bursts through ring; false: a system call a frame */
+    bool syscalls;         /* SX_TAP_IO_SYSCALLS, or io_uring refused: never a ring */
+    bool uring;            /* the ring below is set up (by thread `owner`) */
     bool fixed;            /* fd registered as fixed file 0 */
+    bool hint;             /* the ring can tell of new frames (DEFER_TASKRUN + TASKRUN_FLAG) */
+    bool polling;          /* the multishot poll on fd is armed */
+    bool drained;          /* the last read burst found the queue empty, and no wake since */
+    pid_t owner;
     unsigned rhint;        /* reads to ask for next time */
     struct io_uring ring;
     struct sx_tap_io_stats st;
 };
+
+static pid_t self_tid(void)
+{
+    static __thread pid_t tid;
+    if (!tid)
+        tid = (pid_t)syscall(SYS_gettid);
+    return tid;
+}
 
 int sx_tap_io_open(struct sx_tap_io **out, int fd, unsigned flags)
 {
@@ -29,48 +47,134 @@ int sx_tap_io_open(struct sx_tap_io **out, int fd, unsigned flags)
         return -ENOMEM;
     io->fd = fd;
     io->rhint = 1;
-    if (!(flags & SX_TAP_IO_SYSCALLS)) {
-        /* Every request is issued inline by the submitting call and nothing runs later: no
-         * task work to interrupt the thread for. Older kernels lack the flags: try without. */
-        int rc = io_uring_queue_init(SX_TAP_IO_MAX, &io->ring,
-                                     IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN);
-        if (rc == -EINVAL)
-            rc = io_uring_queue_init(SX_TAP_IO_MAX, &io->ring, 0);
-        if (rc == 0) {
-            io->uring = true;
-            io->fixed = io_uring_register_files(&io->ring, &fd, 1) == 0;
-        } else {
-            sx_log_ratelimited(SX_LOG_INFO, "io_uring unavailable (%s): a system call per frame",
-                               strerror(-rc));
-        }
-    }
+    io->syscalls = flags & SX_TAP_IO_SYSCALLS;
     *out = io;
     return 0;
+}
+
+/* Arm the multishot poll that tells sx_tap_io_rx_ready about new frames (submitted with the
+ * next burst). */
+static void arm_poll(struct sx_tap_io *io)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&io->ring);
+    if (!sqe)
+        return;
+    io_uring_prep_poll_multishot(sqe, io->fixed ? 0 : io->fd, POLLIN);
+    if (io->fixed)
+        sqe->flags |= IOSQE_FIXED_FILE;
+    io_uring_sqe_set_data64(sqe, POLL_TAG);
+    io->polling = true;
+}
+
+/* Set the ring up for the calling thread. The ring defers its task work to this thread's own
+ * io_uring_enter calls (DEFER_TASKRUN, hence one submitter) and raises IORING_SQ_TASKRUN in
+ * shared memory when some is pending: the multishot poll on the TAP then says "a frame came"
+ * without a system call, and never interrupts the thread's other sleeps. Kernels without
+ * those get a plain ring and no hint. */
+static int ring_setup(struct sx_tap_io *io)
+{
+    struct io_uring_params p = { .flags = IORING_SETUP_SUBMIT_ALL | IORING_SETUP_SINGLE_ISSUER |
+                                          IORING_SETUP_DEFER_TASKRUN |
+                                          IORING_SETUP_TASKRUN_FLAG };
+    bool hint = true;
+    int rc = io_uring_queue_init_params(SX_TAP_IO_MAX + 2, &io->ring, &p);
+    if (rc == -EINVAL) {
+        hint = false;
+        rc = io_uring_queue_init(SX_TAP_IO_MAX + 2, &io->ring, 0);
+    }
+    if (rc < 0)
+        return rc;
+    io->uring = true;
+    io->owner = self_tid();
+    io->fixed = io_uring_register_files(&io->ring, &io->fd, 1) == 0;
+    io->drained = false;
+    io->polling = false;
+    io->hint = hint;
+    if (hint)
+        arm_poll(io);
+    return 0;
+}
+
+/* Tear the ring down from its own thread: the poll is removed and the file unregistered before
+ * the ring goes, so nothing of the ring holds the TAP any more when this returns (the ring's
+ * own teardown runs later in a kernel worker: a TAP it still referenced would outlive its
+ * close, its name taken). From another thread that cannot be done (one submitter): the ring
+ * is dropped as it is. */
+static void ring_teardown(struct sx_tap_io *io)
+{
+    if (!io->uring)
+        return;
+    if (io->owner == self_tid()) {
+        if (io->polling) {
+            struct io_uring_sqe *sqe = io_uring_get_sqe(&io->ring);
+            if (sqe) {
+                io_uring_prep_poll_remove(sqe, POLL_TAG);
+                io_uring_sqe_set_data64(sqe, CANCEL_TAG);
+                /* two completions: the removal's and the poll's last */
+                int rc;
+                do {
+                    rc = io_uring_submit_and_wait(&io->ring, 2);
+                } while (rc == -EINTR);
+            }
+        }
+        if (io->fixed)
+            io_uring_unregister_files(&io->ring);
+    }
+    io_uring_queue_exit(&io->ring);
+    io->uring = io->fixed = io->polling = io->hint = false;
+}
+
+void sx_tap_io_release(struct sx_tap_io *io)
+{
+    if (io)
+        ring_teardown(io);
 }
 
 void sx_tap_io_close(struct sx_tap_io *io)
 {
     if (!io)
         return;
-    if (io->uring) {
-        /* The ring's teardown runs later in a kernel worker: drop its reference on the TAP
-         * now, or closing the TAP's fds would leave the device alive for a while (and its
-         * name taken). */
-        if (io->fixed)
-            io_uring_unregister_files(&io->ring);
-        io_uring_queue_exit(&io->ring);
-    }
+    ring_teardown(io);
     free(io);
 }
 
-bool sx_tap_io_batched(const struct sx_tap_io *io)
+/* The ring of the calling thread: set up on first use, and again when the handle moved to
+ * another thread. false: a system call a frame. */
+static bool ring_ready(struct sx_tap_io *io)
 {
-    return io->uring;
+    if (io->syscalls)
+        return false;
+    if (io->uring && io->owner != self_tid())
+        ring_teardown(io);
+    if (!io->uring) {
+        int rc = ring_setup(io);
+        if (rc < 0) {
+            sx_log_ratelimited(SX_LOG_INFO, "io_uring unavailable (%s): a system call per "
+                               "frame", strerror(-rc));
+            io->syscalls = true;
+            return false;
+        }
+    }
+    return true;
+}
+
+bool sx_tap_io_batched(struct sx_tap_io *io)
+{
+    return ring_ready(io);
 }
 
 const struct sx_tap_io_stats *sx_tap_io_stats(const struct sx_tap_io *io)
 {
     return &io->st;
+}
+
+bool sx_tap_io_rx_ready(struct sx_tap_io *io)
+{
+    if (!io->uring || !io->polling || !io->drained || io->owner != self_tid())
+        return true;
+    /* Task work pending (the poll woke: a frame came), or a completion not yet taken. */
+    return (IO_URING_READ_ONCE(*io->ring.sq.kflags) & IORING_SQ_TASKRUN) ||
+           io_uring_cq_ready(&io->ring) > 0;
 }
 
 /* Issue n reads or writes of f[] in one submission and collect every result in f[i].res.
@@ -82,7 +186,7 @@ static int uring_burst(struct sx_tap_io *io, struct sx_tap_frame *f, unsigned n,
     for (unsigned i = 0; i < n; i++) {
         struct io_uring_sqe *sqe = io_uring_get_sqe(r);
         if (!sqe)
-            return -EBUSY;   /* cannot happen: n <= entries and every call drains the ring */
+            return -EBUSY;   /* cannot happen: n <= entries - 2 and every call drains */
         int fd = io->fixed ? 0 : io->fd;
         if (wr)
             io_uring_prep_writev(sqe, fd, f[i].iov, f[i].niov, 0);
@@ -95,7 +199,8 @@ static int uring_burst(struct sx_tap_io *io, struct sx_tap_frame *f, unsigned n,
         f[i].res = -EINPROGRESS;
     }
     /* One enter submits them all; each is issued inline (RWF_NOWAIT never sleeps), so the wait
-     * for n completions returns at once. A signal may cut the wait short: wait again. */
+     * for n completions returns at once. The same enter runs the deferred work of the poll. A
+     * signal may cut the wait short: wait again. */
     int rc;
     do {
         rc = io_uring_submit_and_wait(r, n);
@@ -109,21 +214,28 @@ static int uring_burst(struct sx_tap_io *io, struct sx_tap_frame *f, unsigned n,
         unsigned head, k = 0;
         io_uring_for_each_cqe(r, head, cqe) {
             uint64_t i = io_uring_cqe_get_data64(cqe);
-            if (i < n)
-                f[i].res = cqe->res;
             k++;
+            if (i == POLL_TAG) {
+                io->drained = false;   /* a frame came since the last read burst */
+                if (!(cqe->flags & IORING_CQE_F_MORE))
+                    io->polling = false;   /* the poll ended (overflow, error): re-arm */
+            } else if (i < n) {
+                f[i].res = cqe->res;
+                seen++;
+            }
         }
         io_uring_cq_advance(r, k);
-        seen += k;
         if (seen < n) {
             do {
-                rc = io_uring_wait_cqe_nr(r, &cqe, n - seen);
+                rc = io_uring_wait_cqe(r, &cqe);
             } while (rc == -EINTR);
             io->st.calls++;
             if (rc < 0)
                 return rc;
         }
     }
+    if (!io->polling && io->hint)
+        arm_poll(io);   /* goes with the next submission */
     for (unsigned i = 0; i < n; i++)
         if (f[i].res == -EOPNOTSUPP)
             return -EOPNOTSUPP;
@@ -135,11 +247,8 @@ static void uring_give_up(struct sx_tap_io *io, int why)
 {
     sx_log_ratelimited(SX_LOG_WARN, "TAP batched I/O unavailable (%s): a system call per frame",
                        strerror(-why));
-    if (io->fixed)
-        io_uring_unregister_files(&io->ring);
-    io_uring_queue_exit(&io->ring);
-    io->uring = false;
-    io->fixed = false;
+    ring_teardown(io);
+    io->syscalls = true;
 }
 
 int sx_tap_io_write(struct sx_tap_io *io, struct sx_tap_frame *f, unsigned n)
@@ -148,7 +257,7 @@ int sx_tap_io_write(struct sx_tap_io *io, struct sx_tap_frame *f, unsigned n)
         return -EINVAL;
     if (!n)
         return 0;
-    if (io->uring) {
+    if (ring_ready(io)) {
         int rc = uring_burst(io, f, n, true);
         if (rc == 0) {
             int sent = 0;
@@ -186,7 +295,7 @@ int sx_tap_io_read(struct sx_tap_io *io, struct sx_tap_frame *f, unsigned n)
         return -EINVAL;
     if (!n)
         return 0;
-    if (io->uring) {
+    if (ring_ready(io)) {
         unsigned k = io->rhint < n ? io->rhint : n;
         int rc = uring_burst(io, f, k, false);
         if (rc == 0) {
@@ -204,8 +313,10 @@ int sx_tap_io_read(struct sx_tap_io *io, struct sx_tap_frame *f, unsigned n)
             }
             io->st.reads += got;
             io->st.empty_reads += k - got;
-            /* A full burst may have left frames behind: ask for twice as many next time; else
-             * for one more than this burst found. */
+            /* A short burst emptied the queue: rx_ready stays false until the poll says a
+             * frame came. A full one may have left frames behind: ask for twice as many next
+             * time; else for one more than this burst found. */
+            io->drained = got < k;
             io->rhint = got == k ? (2 * k < SX_TAP_IO_MAX ? 2 * k : SX_TAP_IO_MAX) : got + 1;
             return got || !err ? (int)got : err;
         }

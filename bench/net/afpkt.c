@@ -7,11 +7,12 @@
  * pattern), so one tool both drives and counts a path with or without splitxen on it.
  *
  *   splitxen-bench-afpkt tx --if IF --size BYTES --seconds S [--dst MAC] [--src MAC]
- *                        [--threads T] [--tag T]
- *   splitxen-bench-afpkt rx --if IF --seconds S [--tag T]
+ *                        [--threads T] [--tag T] [--count N]
+ *   splitxen-bench-afpkt rx --if IF --seconds S [--tag T] [--count N]
  *
  * Prints one JSON line: frames, seconds, Mpps (tx: sent; rx: those of pktgen's shape with the
- * tag). tx with --threads T uses T sockets (one TX ring each) on T threads.
+ * tag). tx with --threads T uses T sockets (one TX ring each) on T threads. --count N: send
+ * exactly N frames (then stop; --seconds no longer limits), or stop counting at N.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -38,13 +39,13 @@
 #define TX_FRAME 4096u       /* TX ring slot (a frame of up to 4096 - header) */
 #define TX_FRAMES 1024u
 #define RX_BLOCK (1u << 20)
-#define RX_BLOCKS 16u
+#define RX_BLOCKS 64u
 #define MAX_THREADS 16
 
 struct opts {
     bool tx;
     const char *ifname;
-    unsigned long size, seconds, threads, tag;
+    unsigned long size, seconds, threads, tag, count;
     uint8_t dst[6], src[6];
     bool have_src;
 };
@@ -98,6 +99,7 @@ static int packet_socket(const struct opts *o, int *ifindex)
 
 struct txw {
     const struct opts *o;
+    uint64_t quota;          /* --count: frames this thread sends (0: no limit) */
     pthread_t thr;
     uint64_t frames, t0, t1;
     int err;
@@ -188,7 +190,10 @@ static void *tx_main(void *arg)
     while (!atomic_load(&stop)) {
         /* Mark every free slot for sending, then one flush. */
         unsigned marked = 0;
-        for (;;) {
+        uint64_t left = w->quota ? w->quota - w->frames : UINT64_MAX;
+        if (!left)
+            break;
+        for (; marked < left;) {
             struct tpacket2_hdr *h = (void *)(ring + (size_t)cur * TX_FRAME);
             uint32_t st = __atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE);
             if (st != TP_STATUS_AVAILABLE && st != TP_STATUS_WRONG_FORMAT)
@@ -204,6 +209,11 @@ static void *tx_main(void *arg)
             if (++marked == TX_FRAMES)
                 break;
         }
+        if (!marked) {
+            /* every slot is still being sent: let the kernel get on with it */
+            struct pollfd p = { .fd = s, .events = POLLOUT };
+            poll(&p, 1, 10);
+        }
         ssize_t r = sendto(s, NULL, 0, 0, NULL, 0);
         if (r < 0 && errno != EAGAIN && errno != ENOBUFS && errno != EINTR) {
             perror("sendto");
@@ -212,7 +222,7 @@ static void *tx_main(void *arg)
         }
         if (r > 0)
             w->frames += (uint64_t)r / o->size;
-        if (now_ns() >= end)
+        if (now_ns() >= end && !w->quota)
             break;
     }
 out:
@@ -228,6 +238,8 @@ static int run_tx(const struct opts *o)
     memset(w, 0, sizeof(w));
     for (unsigned i = 0; i < o->threads; i++) {
         w[i].o = o;
+        if (o->count)
+            w[i].quota = o->count / o->threads + (i < o->count % o->threads ? 1 : 0);
         if (pthread_create(&w[i].thr, NULL, tx_main, &w[i]) != 0)
             return 1;
     }
@@ -279,7 +291,7 @@ static int run_rx(const struct opts *o)
     uint64_t t0 = now_ns(), end = t0 + o->seconds * 1000000000ull;
     unsigned blk = 0;
     const uint32_t tag = (uint32_t)o->tag;
-    while (!atomic_load(&stop) && now_ns() < end) {
+    while (!atomic_load(&stop) && now_ns() < end && !(o->count && frames >= o->count)) {
         struct tpacket_block_desc *bd = (void *)(ring + (size_t)blk * RX_BLOCK);
         if (!(__atomic_load_n(&bd->hdr.bh1.block_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER)) {
             struct pollfd p = { .fd = s, .events = POLLIN | POLLERR };
@@ -316,7 +328,7 @@ static int run_rx(const struct opts *o)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: splitxen-bench-afpkt tx|rx --if IF [--size BYTES] [--seconds S]\n"
-               "         [--dst MAC] [--src MAC] [--threads T] [--tag T]\n");
+               "         [--dst MAC] [--src MAC] [--threads T] [--tag T] [--count N]\n");
 }
 
 int main(int argc, char **argv)
@@ -332,7 +344,7 @@ int main(int argc, char **argv)
         { "if", required_argument, NULL, 'i' },      { "size", required_argument, NULL, 's' },
         { "seconds", required_argument, NULL, 'S' }, { "dst", required_argument, NULL, 'd' },
         { "src", required_argument, NULL, 'r' },     { "threads", required_argument, NULL, 't' },
-        { "tag", required_argument, NULL, 'g' },
+        { "tag", required_argument, NULL, 'g' },    { "count", required_argument, NULL, 'n' },
         { 0 },
     };
     int c;
@@ -351,6 +363,7 @@ int main(int argc, char **argv)
             bad = *end || !o.threads || o.threads > MAX_THREADS;
             break;
         case 'g': o.tag = strtoul(optarg, &end, 0); bad = *end || o.tag > 0xffffffffu; break;
+        case 'n': o.count = strtoul(optarg, &end, 0); bad = *end || !o.count; break;
         default: usage(stderr); return 2;
         }
         if (bad) {

@@ -181,6 +181,9 @@ static int pump_tx(struct worker *w, bool *blocked)
         }
         work += rc;
     }
+    /* Nothing came since the TAP was last emptied (known without a system call). */
+    if (!sx_tap_io_rx_ready(w->io))
+        goto push;
     /* Pages for as many reads as are free for whole largest frames. */
     struct sx_netfront_page pg[TX_READS * MAXP];
     unsigned nreads = 0;
@@ -297,6 +300,7 @@ static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     worker_loop(w);
+    sx_tap_io_release(w->io);   /* this thread's ring, before the TAP goes */
     uint64_t one = 1;
     if (write(w->dead_fd, &one, sizeof(one)) < 0)
         sx_warn("queue %u: cannot report exit: %s", w->q, strerror(errno));

@@ -6,10 +6,11 @@
  *         only a request: the ring takes frames as fast as the backend answers them), and/or
  *   --rx  counts the frames of its shape and tag that arrive on the rx ring (read where the
  *         backend put them, pages reposted a burst at a time),
- * for the given time, then prints what moved (one line, or JSON with --json).
+ * for the given time (or, with --count N, until N frames were sent and answered, or counted),
+ * then prints what moved (one line, or JSON with --json).
  *
  *   splitxen-pktgen --domid N [--devid D] [--queues Q] [--size BYTES] [--seconds S]
- *                   [--tx] [--rx] [--dst MAC] [--tag T] [--json]
+ *                   [--tx] [--rx] [--dst MAC] [--tag T] [--count N] [--json]
  *                   [--timeout S] [--platform sim|xen] [--core SOCK]
  *
  * Frames: Ethernet dst (--dst, default broadcast), src the vif's MAC; IPv4 198.51.100.1 ->
@@ -50,7 +51,7 @@
 #define PG_UDP_PORT 9u                     /* discard */
 
 struct pg_opts {
-    unsigned long domid, devid, queues, size, seconds, timeout_s, tag;
+    unsigned long domid, devid, queues, size, seconds, timeout_s, tag, count;
     uint8_t dst[6];
     bool tx, rx, json;
     const char *platname, *core;
@@ -65,10 +66,12 @@ struct pg_worker {
     int stop_fd;
     int err;
     uint64_t tx_frames, rx_frames, rx_bytes, rx_other, sleeps;
+    uint64_t tx_quota;            /* --count: frames this queue sends (0: no limit) */
     uint64_t t0, t1;              /* ns: when the queue started and stopped moving frames */
 };
 
 static atomic_bool stop_all;
+static atomic_uint_fast64_t rx_total;   /* frames counted by every queue (--count) */
 
 static void on_signal(int sig)
 {
@@ -141,7 +144,12 @@ static int prime_pages(struct pg_worker *w)
 static int tx_round(struct pg_worker *w)
 {
     struct sx_netfront_page pg[PG_BURST];
-    int n = sx_netfront_tx_get(w->f, w->q, pg, PG_BURST);
+    unsigned want = PG_BURST;
+    if (w->tx_quota && w->tx_quota - w->tx_frames < want)
+        want = (unsigned)(w->tx_quota - w->tx_frames);
+    if (!want)
+        return sx_netfront_tx_reap(w->f, w->q) < 0 ? -EPROTO : 0;
+    int n = sx_netfront_tx_get(w->f, w->q, pg, want);
     if (n < 0)
         return n;
     int sent = 0, rc = 0;
@@ -176,6 +184,7 @@ static int rx_round(struct pg_worker *w)
         if (w->o->rx && is_ours(fr.seg[0].iov_base, fr.seg[0].iov_len, tag)) {
             w->rx_frames++;
             w->rx_bytes += fr.len;
+            atomic_fetch_add_explicit(&rx_total, 1, memory_order_relaxed);
         } else {
             w->rx_other++;
         }
@@ -196,6 +205,11 @@ static void *worker_main(void *arg)
     bool tx_blocked = false;
     for (unsigned round = 0;; round++) {
         if ((round & 63) == 0 && (sx_now_ns() >= end || atomic_load(&stop_all)))
+            break;
+        /* --count: done once every frame was sent and answered, or counted */
+        if (o->count && (!o->tx || (w->tx_frames == w->tx_quota &&
+                                    sx_netfront_tx_inflight(w->f, w->q) == 0)) &&
+            (!o->rx || atomic_load(&rx_total) >= o->count))
             break;
         int tx = 0, rx = 0;
         if (o->tx) {
@@ -248,7 +262,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: splitxen-pktgen --domid N [--devid D] [--queues Q] [--size BYTES]\n"
-            "         [--seconds S] [--tx] [--rx] [--dst MAC] [--tag T]\n"
+            "         [--seconds S] [--tx] [--rx] [--dst MAC] [--tag T] [--count N]\n"
             "         [--json] [--timeout S] [--platform sim|xen] [--core SOCK]\n"
             "Acts as guest domain N on its vif D: --tx keeps the tx ring full of BYTES-byte\n"
             "frames (60..4096, default 64), --rx counts the frames that arrive (both without\n"
@@ -268,7 +282,8 @@ static int parse_args(int argc, char **argv, struct pg_opts *o)
         { "tag", required_argument, NULL, 'g' },
         { "json", no_argument, NULL, 'j' },          { "timeout", required_argument, NULL, 't' },
         { "platform", required_argument, NULL, 'p' }, { "core", required_argument, NULL, 'c' },
-        { "help", no_argument, NULL, 'h' },          { 0 },
+        { "count", required_argument, NULL, 'n' },  { "help", no_argument, NULL, 'h' },
+        { 0 },
     };
     int c;
     while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
@@ -289,6 +304,7 @@ static int parse_args(int argc, char **argv, struct pg_opts *o)
         case 'D': bad = parse_mac(optarg, o->dst); break;
         case 'g': bad = sx_parse_ulong(optarg, 0xffffffffu, &o->tag); break;
         case 'j': o->json = true; break;
+        case 'n': bad = sx_parse_ulong(optarg, ~0ul, &o->count) || !o->count; break;
         case 't': bad = sx_parse_ulong(optarg, 3600, &o->timeout_s); break;
         case 'p': o->platname = optarg; break;
         case 'c': o->core = optarg; break;
@@ -390,6 +406,8 @@ int main(int argc, char **argv)
             nq);
     for (unsigned q = 0; q < nq; q++) {
         w[q] = (struct pg_worker){ .q = q, .f = f, .o = &o, .stop_fd = stop_fd };
+        if (o.count)   /* the frames to send, split over the queues */
+            w[q].tx_quota = o.count / nq + (q < o.count % nq ? 1 : 0);
         if ((rc = pthread_create(&w[q].thr, NULL, worker_main, &w[q])) != 0) {
             sx_err("queue %u: pthread_create: %s", q, strerror(rc));
             atomic_store(&stop_all, true);
