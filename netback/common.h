@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "clock.h"
 #include "ring/ring.h"
 #include "netback/pkt.h"
 #include "netdev/netdev.h"
@@ -54,8 +55,16 @@ enum nb_stat {
     NBS_CTRL_REQS, NBS_CTRL_ERRORS, NBS_CTRL_FATAL, NBS_RX_HASH,
     NBS_RX_STEERED, NBS_RX_DROP_STEER,
     NBS_SPURIOUS, NBS_EOI_DELAYS, NBS_EOI_DELAYED_US,   /* late EOI: SX_EOI_STAT_NAMES */
+    /* Where a queue thread's time goes, in ns, summed over batches (the rate is the share of
+     * a CPU): tx ring (requests copied off and parsed, responses put, pushed, notified), tx
+     * copy (grant copy, vnet headers), tx world (the burst to the world side); rx world (the
+     * burst from it), rx copy (conversion, staging, grant copy), rx ring (responses, push,
+     * notify). Per packet: divide by tx_pkts / rx_pkts; per batch: by tx_batches / rx_batches. */
+    NBS_TX_RING_NS, NBS_TX_COPY_NS, NBS_TX_WORLD_NS,
+    NBS_RX_WORLD_NS, NBS_RX_COPY_NS, NBS_RX_RING_NS,
     NBS_NR
 };
+_Static_assert(NBS_NR <= SX_STATS_MAX, "netback's counters fit a stats file");
 _Static_assert(NBS_EOI_DELAYED_US - NBS_SPURIOUS + 1 == SX_EOI_NR_STATS, "eoi counters");
 extern const char *const nb_stat_names[];
 
@@ -298,6 +307,14 @@ int nb_run(struct nb *nb);
 int nb_step(struct nb *nb, int timeout_ms);
 void nb_close(struct nb *nb);
 int nb_count_vifs(const struct nb *nb);
+
+/* Add the time since t0 to stage counter s; returns now (the next stage's t0). */
+static inline uint64_t nb_stage(struct nb_queue *q, enum nb_stat s, uint64_t t0)
+{
+    uint64_t now = sx_now_ns();
+    sx_stats_add(&q->vif->stats, s, now - t0);
+    return now;
+}
 
 /* netback.c: queue lifecycle and the per-queue loop. */
 int nb_queue_alloc(struct nb_queue *q);      /* buffers; 0 or -ENOMEM */

@@ -254,7 +254,7 @@ static unsigned tx_build(struct nb_queue *q, unsigned *nsegs)
  * for every packet whose fragments all arrived, the packets to the world side in one burst,
  * then every slot answered and the responses pushed once.
  */
-static void tx_submit(struct nb_queue *q, unsigned npkts, unsigned nsegs)
+static void tx_submit(struct nb_queue *q, unsigned npkts, unsigned nsegs, uint64_t t)
 {
     struct nb_vif *v = q->vif;
     struct sx_netdev_buf out[NB_TX_BATCH];
@@ -291,7 +291,9 @@ static void tx_submit(struct nb_queue *q, unsigned npkts, unsigned nsegs)
         out[nout] = (struct sx_netdev_buf){ q->arena + s->off, SX_NETDEV_HDR_LEN + s->len };
         out_pkt[nout++] = (uint16_t)p;
     }
+    t = nb_stage(q, NBS_TX_COPY_NS, t);
     int sent = nout ? sx_netdev_tx_burst(v->nd, q->id, out, nout) : 0;
+    t = nb_stage(q, NBS_TX_WORLD_NS, t);
     uint64_t pkts = 0, bytes = 0, gso = 0;
     for (unsigned i = 0; i < nout; i++) {
         const struct nb_txslot *s = &q->txs[out_pkt[i]];
@@ -306,11 +308,14 @@ static void tx_submit(struct nb_queue *q, unsigned npkts, unsigned nsegs)
         gso += s->pkt.gso.type != XEN_NETIF_GSO_TYPE_NONE;
     }
     tx_respond(q, npkts);
+    nb_stage(q, NBS_TX_RING_NS, t);
     stat_add(q, NBS_TX_PKTS, pkts);
     stat_add(q, NBS_TX_BYTES, bytes);
     stat_add(q, NBS_TX_GSO, gso);
     stat_add(q, NBS_TX_BATCHES, 1);
 }
+
+static bool tx_pending_pred(void *arg);
 
 int nb_tx_action(struct nb_queue *q)
 {
@@ -321,10 +326,13 @@ int nb_tx_action(struct nb_queue *q)
             return 0;
         q->rate_wait_ns = 0;
     }
+    if (!tx_pending_pred(q))
+        return 0;   /* nothing published or held: no batch, no clock read */
     unsigned nsegs;
+    uint64_t t = sx_now_ns();
     unsigned npkts = tx_build(q, &nsegs);
     if (npkts)
-        tx_submit(q, npkts, nsegs);
+        tx_submit(q, npkts, nsegs, nb_stage(q, NBS_TX_RING_NS, t));
     return q->halted ? -EPROTO : (int)npkts;
 }
 

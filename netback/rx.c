@@ -76,7 +76,9 @@ static unsigned rx_fill(struct nb_queue *q)
     struct sx_netdev_buf b[NB_RX_BATCH];
     for (unsigned i = 0; i < room; i++)
         b[i] = (struct sx_netdev_buf){ q->rxf[first + i].buf, 0 };
+    uint64_t t = sx_now_ns();
     int n = sx_netdev_rx_burst(q->vif->nd, q->id, b, room, NB_RX_FRAME_MAX);
+    nb_stage(q, NBS_RX_WORLD_NS, t);
     /* The world side may hand the buffers back in another order: they are still ours. */
     for (unsigned i = 0; i < room; i++)
         q->rxf[first + i].buf = b[i].data;
@@ -93,9 +95,9 @@ static unsigned rx_fill(struct nb_queue *q)
         }
         struct nb_rxframe *f = &q->rxf[first + got];
         if (i != got) {   /* close the gap a runt left: swap buffers, copy nothing */
-            uint8_t *t = f->buf;
+            uint8_t *tmp = f->buf;
             f->buf = q->rxf[first + i].buf;
-            q->rxf[first + i].buf = t;
+            q->rxf[first + i].buf = tmp;
         }
         f->len = b[i].len - SX_NETDEV_HDR_LEN;
         f->ready = false;
@@ -220,11 +222,12 @@ static void rx_build(struct nb_queue *q, const struct nb_hash_cfg *hc, struct nb
  * of a frame whose copy failed answered with an error, all responses put and pushed once.
  * -EPROTO when the rx ring cannot take them (the queue halts).
  */
-static int rx_submit(struct nb_queue *q, struct nb_rxbatch *rb)
+static int rx_submit(struct nb_queue *q, struct nb_rxbatch *rb, uint64_t t)
 {
     struct nb_vif *v = q->vif;
     unsigned delivered = 0;
     int crc = sx_gnt_copy(v->nb->gnt, rb->nsegs, q->rxsegs);
+    t = nb_stage(q, NBS_RX_COPY_NS, t);
     uint64_t bytes = 0, gso = 0, hashed = 0;
     for (unsigned i = 0; i < rb->nframes; i++) {
         if (!rb->deliver[i])
@@ -261,6 +264,7 @@ static int rx_submit(struct nb_queue *q, struct nb_rxbatch *rb)
         sx_evtchn_notify(q->ev, q->rx_port);
         stat_add(q, NBS_RX_NOTIFIES, 1);
     }
+    nb_stage(q, NBS_RX_RING_NS, t);
     stat_add(q, NBS_RX_PKTS, delivered);
     stat_add(q, NBS_RX_BYTES, bytes);
     stat_add(q, NBS_RX_GSO, gso);
@@ -304,8 +308,9 @@ int nb_rx_action(struct nb_queue *q)
         hc = v->hash.cfg;
         pthread_mutex_unlock(&v->hash.lock);
     }
+    uint64_t t = sx_now_ns();
     rx_build(q, &hc, &rb);
-    if (rb.nrsp && rx_submit(q, &rb) < 0)
+    if (rb.nrsp && rx_submit(q, &rb, t) < 0)
         return -EPROTO;
     stat_add(q, NBS_RX_DROPS, rb.dropped);
 

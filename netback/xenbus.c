@@ -39,6 +39,7 @@ const char *const nb_stat_names[] = {
     "ctrl_reqs", "ctrl_errors", "ctrl_fatal", "rx_hash",
     "rx_steered", "rx_drop_steer",
     SX_EOI_STAT_NAMES,
+    "tx_ring_ns", "tx_copy_ns", "tx_world_ns", "rx_world_ns", "rx_copy_ns", "rx_ring_ns",
     NULL,
 };
 _Static_assert(sizeof(nb_stat_names) / sizeof(nb_stat_names[0]) == NBS_NR + 1, "stat names");
