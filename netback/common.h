@@ -34,11 +34,16 @@ SX_RING_CHECK_TYPES(netif_rx_request_t, netif_rx_response_t);
 #define NB_MAX_QUEUES 16u                /* <= SX_NETDEV_MAX_QUEUES */
 #define NB_TX_BATCH 64u                  /* packets per tx grant-copy batch */
 #define NB_TX_SEGS 512u                  /* copy segments per tx batch */
-#define NB_TX_ARENA (1u << 20)           /* bytes of packet buffers per tx batch */
+#define NB_TX_ARENA (1u << 19)           /* bytes of packet buffers per tx batch (8 packets
+                                            of 64 KiB, hundreds of small ones) */
 #define NB_TX_PKT_MAX (SX_NETDEV_HDR_LEN + 65536u)
 #define NB_TXQ (2u * 256u)               /* copied-but-unparsed tx requests */
 #define NB_RX_BATCH 32u                  /* frames per rx batch (and the rx backlog bound) */
 #define NB_RX_FRAME_MAX (SX_NETDEV_HDR_LEN + 65536u + 4096u)
+/* Bytes of rx frame buffers a queue may hold: a frontend that takes GSO gets as many buffers of
+ * NB_RX_FRAME_MAX as fit (15: its 256-slot ring holds no more 64 KiB frames anyway), one that
+ * does not NB_RX_BATCH buffers of its MTU's frames (nb_rx_frame_cap). */
+#define NB_RX_BUDGET (1u << 20)
 #define NB_RX_SEGS (NB_RX_BATCH * 18u)
 #define NB_RXQ 256u                      /* rx requests held (power of two) */
 
@@ -238,7 +243,9 @@ struct nb_queue {
     /* rx */
     netif_rx_request_t *rxq;             /* NB_RXQ held rx requests, ring of [rxq_head,rxq_tail) */
     unsigned rxq_head, rxq_tail;
-    struct nb_rxframe *rxf;              /* NB_RX_BATCH frame buffers */
+    struct nb_rxframe *rxf;              /* NB_RX_BATCH entries, rx_nbuf with buffers */
+    uint32_t rx_cap;                     /* bytes of each rx frame buffer */
+    unsigned rx_nbuf;                    /* frames a queue holds (<= NB_RX_BATCH) */
     unsigned rxf_pending;                /* frames read but not yet delivered (at the front) */
     xengnttab_grant_copy_segment_t *rxsegs;
     netif_rx_response_t *rxrsp;          /* NB_RX_SEGS + NB_RX_BATCH staged responses */
@@ -263,6 +270,7 @@ struct nb_vif {
     unsigned max_queues, nqueues;
     /* frontend features */
     bool split, rx_notify, sg, gso4, gso6, csum, csum6;
+    unsigned mtu;                        /* the backend's "mtu" key (0: the default, 1500) */
     struct sx_net_peer_caps rx_caps;
     uint64_t rate_bytes, rate_usecs;
     struct sx_netdev *nd;                /* the world side (netdev/), NULL: probe failed */
@@ -317,7 +325,8 @@ static inline uint64_t nb_stage(struct nb_queue *q, enum nb_stat s, uint64_t t0)
 }
 
 /* netback.c: queue lifecycle and the per-queue loop. */
-int nb_queue_alloc(struct nb_queue *q);      /* buffers; 0 or -ENOMEM */
+/* Buffers, sized for what the vif's frontend negotiated (q->vif->rx_caps, mtu). 0 or -ENOMEM. */
+int nb_queue_alloc(struct nb_queue *q);
 void nb_queue_free(struct nb_queue *q);      /* NULL-safe, idempotent */
 int nb_queue_start(struct nb_queue *q);      /* thread */
 void nb_queue_stop(struct nb_queue *q);      /* join; idempotent */
@@ -341,7 +350,7 @@ void nb_steer_wake(struct nb_queue *q, bool kicked);
 /* rx: true when the loop should poll the world side for input. */
 static inline bool nb_rx_wants_world(const struct nb_queue *q)
 {
-    return !q->rx_need_slots && q->rxf_pending < NB_RX_BATCH;
+    return !q->rx_need_slots && q->rxf_pending < q->rx_nbuf;
 }
 
 #endif

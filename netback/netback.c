@@ -37,10 +37,25 @@ static void stat_add(struct nb_queue *q, enum nb_stat i, uint64_t n)
         sx_stats_add(&q->vif->stats, i, n);
 }
 
+/* The rx frame buffer a frame needs: a GSO super-frame for a frontend that takes them, else a
+ * frame of the vif's MTU with two VLAN tags (the world side hands us nothing longer; an MTU
+ * raised after the frontend connected takes effect at its next connect). */
+static uint32_t rx_frame_cap(const struct nb_vif *v)
+{
+    if (v->rx_caps.gso_tcpv4 || v->rx_caps.gso_tcpv6)
+        return NB_RX_FRAME_MAX;
+    unsigned mtu = v->mtu ? v->mtu : 1500;
+    return (SX_NETDEV_HDR_LEN + SX_NET_ETH_HLEN + 8u + mtu + 63u) & ~63u;
+}
+
 int nb_queue_alloc(struct nb_queue *q)
 {
     q->worldfd = -1;
     q->stopfd = -1;
+    q->rx_cap = rx_frame_cap(q->vif);
+    q->rx_nbuf = NB_RX_BUDGET / q->rx_cap;
+    if (q->rx_nbuf > NB_RX_BATCH)
+        q->rx_nbuf = NB_RX_BATCH;
     q->txq = calloc(NB_TXQ, sizeof(*q->txq));
     q->txs = calloc(NB_TX_BATCH, sizeof(*q->txs));
     q->txsegs = calloc(NB_TX_SEGS, sizeof(*q->txsegs));
@@ -52,8 +67,8 @@ int nb_queue_alloc(struct nb_queue *q)
     if (!q->txq || !q->txs || !q->txsegs || !q->arena || !q->rxq || !q->rxf || !q->rxsegs ||
         !q->rxrsp)
         goto fail;
-    for (unsigned i = 0; i < NB_RX_BATCH; i++)
-        if (!(q->rxf[i].buf = malloc(NB_RX_FRAME_MAX)))
+    for (unsigned i = 0; i < q->rx_nbuf; i++)
+        if (!(q->rxf[i].buf = malloc(q->rx_cap)))
             goto fail;
     q->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (q->stopfd < 0)

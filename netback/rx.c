@@ -2,13 +2,13 @@
  * netback rx data path (world -> guest).
  *
  * Frames are read from the world side's queue (netdev/: vnet header + frame, one burst) into
- * NB_RX_BATCH preallocated buffers, converted once (flags, GSO extra, software checksum when
+ * rx_nbuf preallocated buffers (sized for the frontend's features: nb_queue_alloc), converted once (flags, GSO extra, software checksum when
  * the frontend cannot take a partial one), and grant-copied into the frontend's posted rx
  * buffers packed as Linux does: slot 0 = first page of data (+ NETRXF_extra_info), then the
  * GSO extra, then the remaining pages, NETRXF_more_data on every data slot but the last. One
  * sx_gnt_copy and one push per batch.
  *
- * Backlog: at most NB_RX_BATCH frames are held. When the frontend has not posted enough
+ * Backlog: at most rx_nbuf (<= NB_RX_BATCH) frames are held. When the frontend has not posted enough
  * buffers for the next frame, the world side is not read any more (rx_need_slots) until it
  * does: the world's own queue (a TAP's txqueuelen) then drops and counts, our memory never
  * grows. A batch is built (frames staged as copy segments and responses) and then submitted
@@ -70,14 +70,14 @@ static unsigned rx_reqs(struct nb_queue *q, unsigned need)
  * A frame too short for a header and an Ethernet header is dropped; its buffer is reused. */
 static unsigned rx_fill(struct nb_queue *q)
 {
-    unsigned first = q->rxf_pending, room = NB_RX_BATCH - first;
+    unsigned first = q->rxf_pending, room = q->rx_nbuf - first;
     if (!room || !sx_netdev_rx_ready(q->vif->nd, q->id))
         return 0;   /* full, or nothing came since the world's queue was emptied */
     struct sx_netdev_buf b[NB_RX_BATCH];
     for (unsigned i = 0; i < room; i++)
         b[i] = (struct sx_netdev_buf){ q->rxf[first + i].buf, 0 };
     uint64_t t = sx_now_ns();
-    int n = sx_netdev_rx_burst(q->vif->nd, q->id, b, room, NB_RX_FRAME_MAX);
+    int n = sx_netdev_rx_burst(q->vif->nd, q->id, b, room, q->rx_cap);
     nb_stage(q, NBS_RX_WORLD_NS, t);
     /* The world side may hand the buffers back in another order: they are still ours. */
     for (unsigned i = 0; i < room; i++)

@@ -37,8 +37,14 @@ int nb_steer_alloc(struct nb_queue *q)
     q->steer = s;   /* from here nb_steer_free unwinds */
     int rc = -ENOMEM;
     for (unsigned i = 0; i < NB_STEER_SLOTS; i++)
-        if (!(s->slot[i].buf = malloc(NB_RX_FRAME_MAX)))
+        if (!(s->slot[i].buf = malloc(q->rx_cap)))
             goto fail;
+    /* Frames handed in take the place of our own entries with their buffers, and ours go to
+     * the inbox: every entry must own a buffer (the queue may hold NB_RX_BATCH). */
+    for (unsigned i = q->rx_nbuf; i < NB_RX_BATCH; i++)
+        if (!(q->rxf[i].buf = malloc(q->rx_cap)))
+            goto fail;
+    q->rx_nbuf = NB_RX_BATCH;
     s->kickfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (s->kickfd < 0) {
         rc = -errno;

@@ -420,6 +420,7 @@ static void vif_probe(struct nb *nb, unsigned fe, unsigned devid)
     uint64_t mtu = 0;
     if (sx_xenbus_read_uint(nb->xb, XBT_NULL, v->be_path, "mtu", 68, 65535, &mtu) < 0)
         mtu = 0;   /* absent (libxl omits 1500) or bad: the world side's default */
+    v->mtu = (unsigned)mtu;
     char rate[64];
     if (sx_xenbus_read_str(nb->xb, XBT_NULL, v->be_path, "rate", rate, sizeof(rate)) == 0 &&
         nb_rate_parse(rate, &v->rate_bytes, &v->rate_usecs) < 0) {
