@@ -36,6 +36,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "frontends/pktgen/frame.h"
+
 #define TX_FRAME 4096u       /* TX ring slot (a frame of up to 4096 - header) */
 #define TX_FRAMES 1024u
 #define RX_BLOCK (1u << 20)
@@ -105,51 +107,6 @@ struct txw {
     int err;
 };
 
-/* splitxen-pktgen's frame (frontends/pktgen): Ethernet, IPv4 198.51.100.1 -> .200, UDP from
- * port 1024 + (n % 64) to 9 without checksum, tag, counter, pattern. */
-#define HDRS (14u + 20u + 8u)
-static void build_frame(uint8_t *p, const struct opts *o, unsigned n)
-{
-    memset(p, 0, HDRS);
-    memcpy(p, o->dst, 6);
-    memcpy(p + 6, o->src, 6);
-    p[12] = 0x08;
-    uint8_t *ip = p + 14, *udp = ip + 20;
-    uint16_t iplen = (uint16_t)(o->size - 14), udplen = (uint16_t)(iplen - 20);
-    ip[0] = 0x45;
-    ip[2] = (uint8_t)(iplen >> 8);
-    ip[3] = (uint8_t)iplen;
-    ip[6] = 0x40;
-    ip[8] = 64;
-    ip[9] = 17;
-    memcpy(ip + 12, (uint8_t[]){ 198, 51, 100, 1 }, 4);
-    memcpy(ip + 16, (uint8_t[]){ 198, 51, 100, 200 }, 4);
-    uint32_t sum = 0;
-    for (int i = 0; i < 20; i += 2)
-        sum += (uint32_t)(ip[i] << 8 | ip[i + 1]);
-    while (sum >> 16)
-        sum = (sum & 0xffff) + (sum >> 16);
-    ip[10] = (uint8_t)(~sum >> 8);
-    ip[11] = (uint8_t)~sum;
-    uint16_t sport = (uint16_t)(1024 + n % 64);
-    udp[0] = (uint8_t)(sport >> 8);
-    udp[1] = (uint8_t)sport;
-    udp[3] = 9;
-    udp[4] = (uint8_t)(udplen >> 8);
-    udp[5] = (uint8_t)udplen;
-    uint32_t tag = (uint32_t)o->tag;
-    memcpy(p + HDRS, &tag, 4);
-    for (size_t i = HDRS + 8; i < o->size; i++)
-        p[i] = (uint8_t)(i * 7 + 3);
-}
-
-static bool is_ours(const uint8_t *p, size_t len, uint32_t tag)
-{
-    uint32_t t;
-    return len >= HDRS + 4 && p[12] == 0x08 && p[13] == 0 && p[14 + 9] == 17 && p[14 + 22] == 0 &&
-           p[14 + 23] == 9 && (memcpy(&t, p + HDRS, 4), t == tag);
-}
-
 static void *tx_main(void *arg)
 {
     struct txw *w = arg;
@@ -183,7 +140,8 @@ static void *tx_main(void *arg)
     }
     const size_t data_off = TPACKET2_HDRLEN - sizeof(struct sockaddr_ll);
     for (unsigned i = 0; i < TX_FRAMES; i++)
-        build_frame(ring + (size_t)i * TX_FRAME + data_off, o, i);
+        sx_pktgen_frame(ring + (size_t)i * TX_FRAME + data_off, o->size, o->dst, o->src,
+                        (uint32_t)o->tag, i);
     unsigned cur = 0;
     w->t0 = now_ns();
     uint64_t end = w->t0 + o->seconds * 1000000000ull;
@@ -300,7 +258,7 @@ static int run_rx(const struct opts *o)
         }
         struct tpacket3_hdr *h = (void *)((uint8_t *)bd + bd->hdr.bh1.offset_to_first_pkt);
         for (uint32_t i = 0; i < bd->hdr.bh1.num_pkts; i++) {
-            if (is_ours((const uint8_t *)h + h->tp_mac, h->tp_snaplen, tag)) {
+            if (sx_pktgen_frame_ours((const uint8_t *)h + h->tp_mac, h->tp_snaplen, tag)) {
                 frames++;
                 bytes += h->tp_len;
             } else {
@@ -354,7 +312,7 @@ int main(int argc, char **argv)
         bool bad = false;
         switch (c) {
         case 'i': o.ifname = optarg; break;
-        case 's': o.size = strtoul(optarg, &end, 0); bad = *end || o.size < 60 || o.size > 4000; break;
+        case 's': o.size = strtoul(optarg, &end, 0); bad = *end || o.size < SX_PKTGEN_MIN || o.size > 4000; break;
         case 'S': o.seconds = strtoul(optarg, &end, 0); bad = *end || !o.seconds; break;
         case 'd': bad = parse_mac(optarg, o.dst) < 0; break;
         case 'r': bad = parse_mac(optarg, o.src) < 0; break;

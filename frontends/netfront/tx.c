@@ -285,16 +285,26 @@ static int tx_queue(struct sx_netfront *f, unsigned qi, const uint16_t *ids, siz
     return 0;
 }
 
-int sx_netfront_send(struct sx_netfront *f, unsigned qi, const void *pkt, size_t len,
-                     const struct sx_netfront_meta *meta, unsigned flags)
+/* What send and send_pages check first: the arguments, the ring, the frame's encoding. */
+static int tx_begin(struct sx_netfront *f, unsigned qi, const void *data, size_t len,
+                    const struct sx_netfront_meta *meta, unsigned flags, struct nf_queue **qp,
+                    struct tx_enc *e)
 {
     struct nf_queue *q = queue_of(f, qi);
-    if (!q || !pkt || (flags & ~SX_NETFRONT_SEND_MORE))
+    if (!q || !data || (flags & ~SX_NETFRONT_SEND_MORE))
         return -EINVAL;
     if (q->tx.halted)
         return -EPROTO;
+    *qp = q;
+    return tx_check(f, len, meta, e);
+}
+
+int sx_netfront_send(struct sx_netfront *f, unsigned qi, const void *pkt, size_t len,
+                     const struct sx_netfront_meta *meta, unsigned flags)
+{
+    struct nf_queue *q;
     struct tx_enc e;
-    int rc = tx_check(f, len, meta, &e);
+    int rc = tx_begin(f, qi, pkt, len, meta, flags, &q, &e);
     if (rc < 0)
         return rc;
     if ((rc = tx_make_room(f, qi, e.nslots, e.ndata)) < 0)
@@ -349,13 +359,9 @@ int sx_netfront_send_pages(struct sx_netfront *f, unsigned qi, const struct sx_n
                            unsigned npages, size_t len, const struct sx_netfront_meta *meta,
                            unsigned flags)
 {
-    struct nf_queue *q = queue_of(f, qi);
-    if (!q || !pg || (flags & ~SX_NETFRONT_SEND_MORE))
-        return -EINVAL;
-    if (q->tx.halted)
-        return -EPROTO;
+    struct nf_queue *q;
     struct tx_enc e;
-    int rc = tx_check(f, len, meta, &e);
+    int rc = tx_begin(f, qi, pg, len, meta, flags, &q, &e);
     if (rc < 0)
         return rc;
     if (npages != e.ndata)

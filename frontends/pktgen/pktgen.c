@@ -13,12 +13,10 @@
  *                   [--tx] [--rx] [--dst MAC] [--tag T] [--count N] [--json]
  *                   [--timeout S] [--platform sim|xen] [--core SOCK]
  *
- * Frames: Ethernet dst (--dst, default broadcast), src the vif's MAC; IPv4 198.51.100.1 ->
- * 198.51.100.200 (documentation addresses); UDP from 64 source ports (so that a multi-queue
- * world side spreads them) to port 9, no checksum; a 32-bit --tag, a 32-bit counter, a byte
- * pattern up to --size bytes (Ethernet header included, no FCS; 60 .. 4096). The rx count
- * takes only frames of that shape with that tag. Without --tx or --rx, both. The same frames
- * as bench/net's splitxen-bench-afpkt.
+ * Frames (frame.h, the same as bench/net's splitxen-bench-afpkt): IPv4/UDP between
+ * documentation addresses, Ethernet dst --dst (default broadcast), src the vif's MAC, the
+ * 32-bit --tag, --size bytes (Ethernet header included, no FCS; 60 .. 4096). The rx count
+ * takes only frames of that shape with that tag. Without --tx or --rx, both.
  *
  * Exit: 0 when done, 1 on failure, 2 usage.
  */
@@ -40,15 +38,12 @@
 
 #include "clock.h"
 #include "frontends/netfront/netfront.h"
+#include "frontends/pktgen/frame.h"
 #include "log.h"
 #include "parse.h"
 #include "ring/ring.h"
 
 #define PG_BURST 64u              /* frames queued (or counted) per round */
-#define PG_MIN_SIZE 60u
-#define PG_ETH_HLEN 14u
-#define PG_HDRS (PG_ETH_HLEN + 20u + 8u)   /* Ethernet, IPv4, UDP */
-#define PG_UDP_PORT 9u                     /* discard */
 
 struct pg_opts {
     unsigned long domid, devid, queues, size, seconds, timeout_s, tag, count;
@@ -79,52 +74,6 @@ static void on_signal(int sig)
     atomic_store(&stop_all, true);
 }
 
-/* Put a frame into one tx page: Ethernet, IPv4 198.51.100.1 -> 198.51.100.200, UDP from
- * port 1024 + (n % 64) to 9 (no checksum), the tag, a counter (0) and a pattern. */
-static void build_frame(uint8_t *p, const struct pg_opts *o, const uint8_t *src, unsigned n)
-{
-    memset(p, 0, PG_HDRS);
-    memcpy(p, o->dst, 6);
-    memcpy(p + 6, src, 6);
-    p[12] = 0x08;
-    uint8_t *ip = p + PG_ETH_HLEN, *udp = ip + 20;
-    uint16_t iplen = (uint16_t)(o->size - PG_ETH_HLEN), udplen = (uint16_t)(iplen - 20);
-    ip[0] = 0x45;
-    ip[2] = (uint8_t)(iplen >> 8);
-    ip[3] = (uint8_t)iplen;
-    ip[6] = 0x40;   /* DF */
-    ip[8] = 64;
-    ip[9] = 17;
-    memcpy(ip + 12, (uint8_t[]){ 198, 51, 100, 1 }, 4);
-    memcpy(ip + 16, (uint8_t[]){ 198, 51, 100, 200 }, 4);
-    uint32_t sum = 0;
-    for (int i = 0; i < 20; i += 2)
-        sum += (uint32_t)(ip[i] << 8 | ip[i + 1]);
-    while (sum >> 16)
-        sum = (sum & 0xffff) + (sum >> 16);
-    ip[10] = (uint8_t)(~sum >> 8);
-    ip[11] = (uint8_t)~sum;
-    uint16_t sport = (uint16_t)(1024 + n % 64);
-    udp[0] = (uint8_t)(sport >> 8);
-    udp[1] = (uint8_t)sport;
-    udp[3] = PG_UDP_PORT;
-    udp[4] = (uint8_t)(udplen >> 8);
-    udp[5] = (uint8_t)udplen;
-    uint32_t tag = (uint32_t)o->tag;
-    memcpy(p + PG_HDRS, &tag, 4);
-    for (size_t i = PG_HDRS + 8; i < o->size; i++)
-        p[i] = (uint8_t)(i * 7 + 3);
-}
-
-/* A received frame is one of ours: IPv4, UDP to PG_UDP_PORT, our tag. */
-static bool is_ours(const uint8_t *p, size_t len, uint32_t tag)
-{
-    uint32_t t;
-    return len >= PG_HDRS + 4 && p[12] == 0x08 && p[13] == 0 && p[PG_ETH_HLEN + 9] == 17 &&
-           p[PG_ETH_HLEN + 22] == 0 && p[PG_ETH_HLEN + 23] == PG_UDP_PORT &&
-           (memcpy(&t, p + PG_HDRS, 4), t == tag);
-}
-
 /* Fill every free tx page with the frame, once: a page comes back from the backend unchanged
  * (it reads it only), so each later send is a ring request and nothing else. */
 static int prime_pages(struct pg_worker *w)
@@ -134,7 +83,8 @@ static int prime_pages(struct pg_worker *w)
     if (n < 0)
         return n;
     for (int i = 0; i < n; i++)
-        build_frame(pg[i].addr, w->o, sx_netfront_info(w->f)->mac, (unsigned)i);
+        sx_pktgen_frame(pg[i].addr, w->o->size, w->o->dst, sx_netfront_info(w->f)->mac,
+                        (uint32_t)w->o->tag, (unsigned)i);
     sx_netfront_tx_put(w->f, w->q, pg, (unsigned)n);
     return 0;
 }
@@ -181,7 +131,7 @@ static int rx_round(struct pg_worker *w)
         if (rc < 0)
             break;
         seen++;
-        if (w->o->rx && is_ours(fr.seg[0].iov_base, fr.seg[0].iov_len, tag)) {
+        if (w->o->rx && sx_pktgen_frame_ours(fr.seg[0].iov_base, fr.seg[0].iov_len, tag)) {
             w->rx_frames++;
             w->rx_bytes += fr.len;
             atomic_fetch_add_explicit(&rx_total, 1, memory_order_relaxed);
@@ -296,7 +246,7 @@ static int parse_args(int argc, char **argv, struct pg_opts *o)
             break;
         case 's':
             bad = sx_parse_ulong(optarg, SX_NETFRONT_PAGE_SIZE, &o->size) ||
-                  o->size < PG_MIN_SIZE;
+                  o->size < SX_PKTGEN_MIN;
             break;
         case 'S': bad = sx_parse_ulong(optarg, 86400, &o->seconds) || !o->seconds; break;
         case 'T': o->tx = true; break;
