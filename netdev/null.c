@@ -80,6 +80,13 @@ static int null_rx_burst(struct sx_netdev *nd, unsigned q, struct sx_netdev_buf 
     return 0;
 }
 
+static bool null_rx_ready(struct sx_netdev *nd, unsigned q)
+{
+    (void)nd;
+    (void)q;
+    return false;   /* nothing ever comes: a queue thread need not ask */
+}
+
 const struct sx_netdev_ops sx_netdev_null_ops = {
     .kind = "null",
     .open = null_open,
@@ -89,4 +96,5 @@ const struct sx_netdev_ops sx_netdev_null_ops = {
     .poll_fd = null_poll_fd,
     .tx_burst = null_tx_burst,
     .rx_burst = null_rx_burst,
+    .rx_ready = null_rx_ready,
 };
