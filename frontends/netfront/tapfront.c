@@ -164,27 +164,12 @@ static int send_held(struct worker *w)
     return w->nheld ? -EAGAIN : (int)k;
 }
 
-/* TAP -> netif: frames read straight into tx pages, a burst at a time, and queued without a
- * copy. Returns frames handled; *blocked when the tx ring is full (frames wait in held, the tx
- * event is armed). */
-static int pump_tx(struct worker *w, bool *blocked)
+/* Take free tx pages for as many reads as fit whole largest frames (w->maxp pages each) into
+ * w->txpg/txiov/txf. Returns the number of reads (> 0), -EAGAIN when too few pages are free
+ * (every page in flight: the tx event is armed for the responses that free them), or
+ * -EPROTO. */
+static int tx_reserve(struct worker *w)
 {
-    int work = 0;
-    *blocked = false;
-    if (w->nheld) {
-        int rc = send_held(w);
-        if (rc == -EPROTO)
-            return rc;
-        if (rc == -EAGAIN) {
-            *blocked = true;
-            goto push;
-        }
-        work += rc;
-    }
-    /* Nothing came since the TAP was last emptied (known without a system call). */
-    if (!sx_tap_io_rx_ready(w->io))
-        goto push;
-    /* Pages for as many reads as are free for whole largest frames. */
     struct sx_netfront_page pg[TX_READS * MAXP];
     unsigned nreads = 0;
     for (int tries = 0; tries < 2 && !nreads; tries++) {
@@ -193,19 +178,14 @@ static int pump_tx(struct worker *w, bool *blocked)
             return got;
         nreads = (unsigned)got / w->maxp;
         sx_netfront_tx_put(w->f, w->q, pg + nreads * w->maxp, (unsigned)got - nreads * w->maxp);
-        /* Too few free: sleep for the responses that free more, unless they came already. */
         int rc = nreads ? 0 : sx_netfront_tx_arm(w->f, w->q);
         if (rc < 0)
             return rc;
-        if (!nreads && rc == 0) {
-            *blocked = true;
-            goto push;
-        }
+        if (!nreads && rc == 0)
+            return -EAGAIN;   /* armed: sleep for the responses */
     }
-    if (!nreads) {
-        *blocked = true;
-        goto push;
-    }
+    if (!nreads)
+        return -EAGAIN;
     for (unsigned i = 0; i < nreads; i++) {
         w->txiov[i][0] = (struct iovec){ &w->txvh[i], SX_TAP_VNET_HDR_LEN };
         for (unsigned k = 0; k < w->maxp; k++) {
@@ -214,11 +194,19 @@ static int pump_tx(struct worker *w, bool *blocked)
         }
         w->txf[i] = (struct sx_tap_frame){ .iov = w->txiov[i], .niov = 1 + w->maxp };
     }
+    return (int)nreads;
+}
+
+/* One read burst into the reserved pages: each frame read keeps the pages it filled and
+ * joins `held` with its netif metadata; every other page goes back. Returns frames read. */
+static int tx_read(struct worker *w, unsigned nreads)
+{
     int n = sx_tap_io_read(w->io, w->txf, nreads);
     if (n < 0)
         sx_log_ratelimited(SX_LOG_WARN, "queue %u: TAP read: %s", w->q, strerror(-n));
     /* Frames in arrival order; a burst may have exchanged the reads' slots (tap.h). */
     bool used[TX_READS] = { false };
+    int got = 0;
     for (int j = 0; j < n; j++) {
         unsigned i = (unsigned)(w->txf[j].iov - w->txiov[0]) / TXIOV;
         used[i] = true;
@@ -238,19 +226,36 @@ static int pump_tx(struct worker *w, bool *blocked)
         t->npages = np;
         t->len = len;
         w->nheld++;
-        work++;
+        got++;
     }
     for (unsigned i = 0; i < nreads; i++)
         if (!used[i])
             sx_netfront_tx_put(w->f, w->q, w->txpg[i], w->maxp);
-    if (w->nheld) {
-        int rc = send_held(w);
-        if (rc == -EPROTO)
-            return rc;
-        *blocked = rc == -EAGAIN;
+    return got;
+}
+
+/* TAP -> netif: frames read straight into tx pages, a burst at a time, and queued without a
+ * copy (held frames first, in order). Returns frames handled; *blocked when the tx ring is
+ * full or every page in flight (the tx event is armed; frames read wait in held). */
+static int pump_tx(struct worker *w, bool *blocked)
+{
+    int work = 0, rc = 0;
+    *blocked = false;
+    if (w->nheld && (rc = send_held(w)) > 0)
+        work += rc;
+    /* Read only when nothing is held back and frames came since the TAP was last emptied
+     * (known without a system call). */
+    if (rc >= 0 && sx_tap_io_rx_ready(w->io)) {
+        rc = tx_reserve(w);
+        if (rc > 0) {
+            work += tx_read(w, (unsigned)rc);
+            rc = w->nheld ? send_held(w) : 0;
+        }
     }
-push:;
-    int rc = sx_netfront_tx_push(w->f, w->q);
+    if (rc == -EPROTO)
+        return rc;
+    *blocked = rc == -EAGAIN;
+    rc = sx_netfront_tx_push(w->f, w->q);
     if (rc < 0)
         return rc;
     rc = sx_netfront_tx_reap(w->f, w->q);
