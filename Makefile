@@ -13,6 +13,8 @@
 # Programs land in $(B)/bin, tests in $(B)/tests.
 
 B        ?= build
+# The release version: debian/changelog's first entry is the one place it is written.
+SX_VERSION := $(shell sed -n '1s/^[^(]*(\([^)]*\)).*/\1/p' debian/changelog)
 SAN      ?= 0
 CC       ?= gcc
 OPT      ?= -O2

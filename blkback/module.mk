@@ -19,7 +19,7 @@ sxblkbackd_SRCS := blkback/xenbus.c blkback/blkback.c blkback/persistent.c
 PROGS += splitxen-blkback
 splitxen-blkback_SRCS := blkback/main.c
 splitxen-blkback_LIBS = sxblkbackd sxblkback sxxenbus sxring $(SX_PLAT_LIBS)
-splitxen-blkback_LDLIBS = $(SXBLKBACK_LDLIBS) $(SX_PLAT_LDLIBS)
+splitxen-blkback_LDLIBS = $(SXBLKBACK_LDLIBS) $(SX_PLAT_LDLIBS) -lsystemd
 
 UNIT_TESTS += hostile_test
 hostile_test_SRCS := tests/blkback/hostile_test.c

@@ -273,7 +273,10 @@ static void queue_release(struct bb_vbd *v, struct bb_queue *q)
         memset(&q->pc, 0, sizeof(q->pc));
         bb_queue_forget(q);
     }
-    bb_pcache_destroy(&q->pc);
+    unsigned unmap_failed = bb_pcache_destroy(&q->pc);
+    if (unmap_failed)
+        sx_warn("%s: queue %u: %u persistent grants could not be unmapped", v->bep, q->idx,
+                unmap_failed);
     bb_queue_free(q);
     if (q->evt) {
         if (q->lport >= 0)

@@ -1,5 +1,10 @@
 LIBS += sxcommon
-sxcommon_SRCS := common/log.c common/stats.c common/parse.c
+sxcommon_SRCS := common/log.c common/stats.c common/parse.c common/version.c
+
+# The version every program's --version prints: SX_VERSION (the Makefile reads it from
+# debian/changelog); a new changelog entry rebuilds this one object.
+$(B)/obj/common/version.o: CFLAGS += -DSPLITXEN_VERSION='"$(SX_VERSION)"'
+$(B)/obj/common/version.o: debian/changelog
 
 UNIT_TESTS += stats_test
 stats_test_SRCS := tests/common/stats_test.c

@@ -11,7 +11,7 @@ PROGS += splitxen-dm
 splitxen-dm_SRCS := device-model/splitxen-dm.c
 # Spelled out: device-model/e1000/module.mk is read after this file.
 splitxen-dm_LIBS := sxe1000 sxahci sxdm sxnetback sxblkback $(SX_DM_IOREQ_LIBS)
-splitxen-dm_LDLIBS := $(SX_DM_LDLIBS) -lmnl -luring -laio
+splitxen-dm_LDLIBS := $(SX_DM_LDLIBS) -lmnl -luring -laio -lsystemd
 
 UNIT_TESTS += $(if $(wildcard tests/device-model/uart_test.c),uart_test)
 uart_test_SRCS := tests/device-model/uart_test.c

@@ -23,6 +23,8 @@
  * order; PATH may itself contain commas as long as what follows its last one does not look
  * like an option. An unknown key or a bad value is refused before anything is opened.
  * Runs until the domain dies or SIGTERM/SIGINT. Exit status: 0 ok, 1 failure, 2 usage.
+ * Under systemd (Type=notify) it sends READY=1 once its ioreq server is enabled (the guest
+ * can be unpaused) and STOPPING=1 when it ends.
  */
 #define SX_LOG_MODULE "splitxen-dm"
 #include <errno.h>
@@ -36,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include "device-model/dm.h"
@@ -43,23 +46,28 @@
 #include "device-model/e1000/e1000.h"
 #include "log.h"
 #include "xen-core/platform.h"
+#include "version.h"
 
 static volatile sig_atomic_t stop_flag;
 
 static void on_signal(int sig) { (void)sig; stop_flag = 1; }
 
-static void usage(void)
+/* --help: to stdout, status 0; a usage error: to stderr, status 2. */
+static void usage_to(FILE *f, int status)
 {
-    fprintf(stderr, "usage: splitxen-dm --domid N [--platform sim|xen] [--vcpus N] "
+    fprintf(f, "usage: splitxen-dm --domid N [--platform sim|xen] [--vcpus N] "
                     "[--console FILE] [--spin-us US] [--first-slot N] [--nic VIFSPEC]...\n"
                     "                   [--disk PATH[,ro][,engine=auto|uring|aio|sync][,direct=0|1]]\n"
                     "  --first-slot  PCI slot the devices start at (default 1 on sim, 8 on xen)\n"
                     "  --nic   an emulated e1000 (vif spec: mac=, bridge=, vifname=, mtu=)\n"
                     "  --disk  an AHCI disk on the image: ro read-only; engine= blkback's I/O engine\n"
                     "          (default auto); direct=0 no O_DIRECT, direct=1 O_DIRECT or fail\n"
-                    "          (default: O_DIRECT where the file system allows it)\n");
-    exit(2);
+                    "          (default: O_DIRECT where the file system allows it)\n"
+                    "       splitxen-dm --help | --version\n");
+    exit(status);
 }
+
+static void usage(void) { usage_to(stderr, 2); }
 
 /* An e1000's counters, printed when the device model exits (the tests read them). */
 static void print_e1000_stats(const struct sx_e1000 *e, unsigned i)
@@ -244,6 +252,7 @@ int main(int argc, char **argv)
         { "disk", required_argument, NULL, 'k' },
         { "first-slot", required_argument, NULL, 'f' },
         { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
         { 0 },
     };
     long domid = -1, vcpus = 0, spin_us = 20, first_slot = -1;
@@ -299,6 +308,11 @@ int main(int argc, char **argv)
                 usage();
             ndisks++;
             break;
+        case 'h':
+            usage_to(stdout, 0);
+            break;
+        case 'V':
+            return sx_print_version("splitxen-dm");
         default:
             usage();
         }
@@ -390,7 +404,9 @@ int main(int argc, char **argv)
     if (rc < 0)
         goto fail;
     sx_info("serving dom%ld on %s (%u devices)", domid, plat_name, sx_dm_nr_devices(dm));
+    sd_notifyf(0, "READY=1\nSTATUS=serving dom%ld (%u devices)", domid, sx_dm_nr_devices(dm));
     rc = sx_dm_run(dm, &stop_flag);
+    sd_notify(0, "STOPPING=1\nSTATUS=stopping");
     if (rc < 0)
         goto fail;
     const struct sx_ioreq_stats *s = sx_ioreq_stats(r);

@@ -29,7 +29,7 @@ NETBACKD_LDLIBS = $(SX_PLAT_LDLIBS) -lmnl -lpthread
 PROGS += splitxen-netback
 splitxen-netback_SRCS := netback/main.c
 splitxen-netback_LIBS = $(NETBACKD_LIBS)
-splitxen-netback_LDLIBS = $(NETBACKD_LDLIBS)
+splitxen-netback_LDLIBS = $(NETBACKD_LDLIBS) -lsystemd
 
 # Hostile frontends against the in-process daemon. Needs root (TAP, unshare): skips otherwise.
 UNIT_TESTS += netback_hostile_test

@@ -87,9 +87,9 @@ static void queue_teardown(struct nb *nb, struct nb_queue *q)
     sx_back_ring_detach(&q->tx);
     sx_back_ring_detach(&q->rx);
     if (q->tx_mem && sx_ring_unmap(nb->gnt, q->tx_mem, 0) < 0)
-        sx_warn("unmap tx ring of q%u failed", q->id);
+        sx_warn("vif%u.%u q%u: unmap tx ring failed", q->vif->fe_domid, q->vif->devid, q->id);
     if (q->rx_mem && sx_ring_unmap(nb->gnt, q->rx_mem, 0) < 0)
-        sx_warn("unmap rx ring of q%u failed", q->id);
+        sx_warn("vif%u.%u q%u: unmap rx ring failed", q->vif->fe_domid, q->vif->devid, q->id);
     q->tx_mem = q->rx_mem = NULL;
     nb_queue_free(q);
 }
