@@ -3,7 +3,8 @@
  *
  *   splitxen up [--dom0-mem MiB]        start splitxen-core (with xenstored) in $SPLITXEN_RUN
  *   splitxen down                        stop it
- *   splitxen create FILE.cfg [-p]        create a domain from an xl.cfg (-p: leave it paused)
+ *   splitxen create FILE.cfg [-p] [-w]   create a domain from an xl.cfg (-p: leave it paused,
+ *                                        -w: wait until its backends connect)
  *   splitxen list
  *   splitxen destroy NAME|ID
  *   splitxen console NAME|ID [-f]     an HVM domain's serial output (its device model's log)
@@ -60,7 +61,8 @@ static void usage_exit(FILE *f, int status)
             "       splitxen --help | --version\n"
             "  up [--dom0-mem MiB]            start splitxen-core in $SPLITXEN_RUN (%s)\n"
             "  down                           stop it\n"
-            "  create FILE.cfg [-p]           create a domain (-p: leave it paused)\n"
+            "  create FILE.cfg [-p] [-w]      create a domain (-p: leave it paused;\n"
+            "                                 -w: wait for its backends to connect)\n"
             "  list                           list domains\n"
             "  top [--batch|--json|--prometheus [--textfile DIR]] [-d S] [-n N]\n"
             "                                 domains, vbds and vifs: live, or for scripts\n"
@@ -68,9 +70,9 @@ static void usage_exit(FILE *f, int status)
             "  destroy NAME|ID                destroy a domain and remove its xenstore nodes\n"
             "  console NAME|ID [-f]           show (-f: follow) an HVM domain's serial output\n"
             "  pause NAME|ID / unpause NAME|ID\n"
-            "  block-attach DOM SPEC          attach a disk (xl-disk-configuration syntax)\n"
+            "  block-attach DOM SPEC [-w]     attach a disk (xl-disk-configuration syntax)\n"
             "  block-detach DOM VDEV          detach a disk\n"
-            "  network-attach DOM SPEC        attach a vif (xl-network-configuration syntax)\n"
+            "  network-attach DOM SPEC [-w]   attach a vif (xl-network-configuration syntax)\n"
             "  network-detach DOM DEVID|MAC   detach a vif\n",
             sx_run_dir());
     exit(status);
