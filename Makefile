@@ -4,6 +4,8 @@
 #   make deps       install the Debian packages splitxen needs (apt-get, idempotent)
 #   make bench      run the benchmarks in bench/
 #   make demo       the main job on the sim platform
+#   make install    install into PREFIX (/usr/local) under DESTDIR; make uninstall (mk/install.mk)
+#   make deb        the Debian package, build/splitxen_<version>_<arch>.deb; make check-deb
 #
 # Each module describes itself in <module>/module.mk with these variables:
 #   LIBS += name          name_SRCS := files      -> $(B)/lib/libname.a
@@ -82,7 +84,9 @@ $(B)/lib/$(1).so: $(call picobjs,$($(1)_SRCS))
 endef
 $(foreach s,$(SHLIBS),$(eval $(call shlib_rule,$(s))))
 
--include $(shell find $(B) -name '*.d' 2>/dev/null)
+-include $(shell find $(B) -path $(B)/deb -prune -o -name '*.d' -print 2>/dev/null)
+
+include mk/install.mk
 
 # make check: the whole suite on the normal build, then on the sanitizer build.
 check:

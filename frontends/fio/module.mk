@@ -13,7 +13,7 @@ FIO_SRC := $(abspath .deps/fio-$(subst :,_,$(FIO_VERSION)))
 FIO_STAMP := $(FIO_SRC)/.splitxen-ready
 FIO_ENGINE_CFLAGS := -std=gnu11 -g -O2 -fPIC -Wall -Wextra -Werror -Wshadow \
     -Wno-unused-parameter -Wno-missing-field-initializers -D_GNU_SOURCE \
-    -include config-host.h -I$(FIO_SRC) -I. -Icommon -D__XEN_TOOLS__
+    -include config-host.h -I$(FIO_SRC) -I. -Icommon -D__XEN_TOOLS__ $(EXTRA_CFLAGS)
 
 $(FIO_STAMP):
 	./mk/fio-src.sh
@@ -57,7 +57,7 @@ SXFIO_LIB_SRCS := frontends/blkfront/blkfront.c frontends/blkfront/io.c xenbus/x
     xen-core/ioreq/ioreq_xen.c xen-core/ioreq/guest.c
 SXFIO_CFLAGS := -std=gnu11 -g -O2 -fPIC -pthread -Wall -Wextra -Werror -Wshadow \
     -Wno-unused-parameter -Wno-missing-field-initializers -D_GNU_SOURCE -fno-strict-aliasing \
-    -I. -Icommon -D__XEN_TOOLS__
+    -I. -Icommon -D__XEN_TOOLS__ $(EXTRA_CFLAGS)
 SXFIO_OBJS := $(patsubst %.c,$(B)/fio-pic/%.o,$(SXFIO_LIB_SRCS))
 
 $(B)/fio-pic/%.o: %.c
@@ -68,7 +68,7 @@ $(B)/lib/splitxen-fio.so: frontends/fio/splitxen_engine.c $(SXFIO_OBJS) $(FIO_ST
 	@mkdir -p $(dir $@) $(B)/pic/frontends/fio
 	$(CC) $(FIO_ENGINE_CFLAGS) -pthread -MMD -MP -MF $(B)/pic/frontends/fio/splitxen_engine.d \
 	    -MT $@ -shared -o $@ $< $(SXFIO_OBJS) -lxengnttab -lxenevtchn -lxenstore \
-	    -lxendevicemodel -lxenforeignmemory
+	    -lxendevicemodel -lxenforeignmemory $(EXTRA_LDFLAGS)
 
 # Built with the other engines (FIO_ENGINES above: part of `all` once the fio source is there,
 # tried without failing the build otherwise).
