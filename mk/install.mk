@@ -93,7 +93,6 @@ deb:
 	rm -rf $(B)/deb && mkdir -p $(B)/deb/splitxen-$(SX_VERSION)
 	git ls-files -z --cached --others --exclude-standard | \
 	    tar --null -T - -cf - | tar -xf - -C $(B)/deb/splitxen-$(SX_VERSION)
-	rm -rf $(B)/deb/splitxen-$(SX_VERSION)/.deps   # a worktree's .deps is a symlink git lists
 	ln -s $(abspath .deps) $(B)/deb/splitxen-$(SX_VERSION)/.deps
 	cd $(B)/deb/splitxen-$(SX_VERSION) && dpkg-buildpackage -b -us -uc
 	cp $(B)/deb/splitxen_$(SX_VERSION)_$(DEB_ARCH).deb $(DEB_FILE)
