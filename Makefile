@@ -37,7 +37,17 @@ UNIT_TESTS :=
 SHLIBS :=
 
 .DEFAULT_GOAL := all
-MODULE_MKS := $(sort $(wildcard */module.mk) $(wildcard */*/module.mk))
+# Bottom of the stack first: a module uses only the modules above it in this list (folder order
+# is link order; mk/layering checks the includes and calls), so a module file may read its
+# dependencies' SX_<MODULE>_LIBS / _LDLIBS with :=. Each module sets SX_<MODULE>_LIBS to its
+# own libraries followed by its direct dependencies' lists: a consumer names only those.
+MODULE_MKS := common/module.mk xenstored/module.mk xen-core/module.mk platform/module.mk \
+              grant/module.mk evtchn/module.mk ring/module.mk ioreq/module.mk \
+              xenbus/module.mk netdev/module.mk blkio/module.mk netback/module.mk \
+              blkback/module.mk device-model/module.mk frontends/blkfront/module.mk \
+              frontends/netfront/module.mk frontends/hvmdisk/module.mk \
+              frontends/hvmnet/module.mk frontends/fio/module.mk toolstack/module.mk \
+              bench/ring/module.mk bench/blk/module.mk
 include $(MODULE_MKS)
 
 objs = $(patsubst %.c,$(B)/obj/%.o,$(1))
@@ -49,7 +59,7 @@ PROG_FILES  := $(addprefix $(B)/bin/,$(PROGS))
 TEST_FILES  := $(addprefix $(B)/tests/,$(UNIT_TESTS))
 SHLIB_FILES := $(foreach s,$(SHLIBS),$(B)/lib/$(s).so)
 
-.PHONY: all tests check check-unit check-san deps bench demo lab clean
+.PHONY: all tests check check-unit check-san deps bench demo lab clean layering module-dirs
 EXTRA_TARGETS ?=
 all: $(LIB_FILES) $(PROG_FILES) $(SHLIB_FILES) $(EXTRA_TARGETS)
 tests: all $(TEST_FILES)
@@ -87,6 +97,14 @@ $(foreach s,$(SHLIBS),$(eval $(call shlib_rule,$(s))))
 -include $(shell find $(B) -path $(B)/deb -prune -o -name '*.d' -print 2>/dev/null)
 
 include mk/install.mk
+
+# Folder order is link order: no upward include or call, no circle between files
+# (tests/mk/layering.itest runs this in make check).
+layering: all
+	mk/layering --objs $(B)/obj $(dir $(MODULE_MKS))
+
+module-dirs:
+	@echo $(dir $(MODULE_MKS))
 
 # make check: the whole suite on the normal build, then on the sanitizer build.
 check:

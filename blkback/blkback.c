@@ -53,6 +53,7 @@ const char *const bb_stat_names[BB_ST_NR + 1] = {
     [BB_ST_SLEEPS] = "sleeps",
     [BB_ST_SPIN_WINS] = "spin_wins",
     [BB_ST_BATCHES] = "batches",
+    [BB_ST_ENGINE_FULL] = "engine_full",
     /* [BB_ST_SPURIOUS .. BB_ST_EOI_DELAYED_US] */
     [BB_ST_SPURIOUS] = SX_EOI_STAT_NAMES,
     [BB_ST_NR] = NULL,
@@ -245,13 +246,37 @@ static void drain(struct bb_queue *q)
     }
 }
 
-/* Queue an engine operation for rq; on a refusal, answer with an error. */
-static void queue_io(struct bb_queue *q, struct bb_req *rq, int rc)
+enum bb_io { BB_IO_READ, BB_IO_WRITE, BB_IO_FLUSH, BB_IO_DISCARD };
+
+/* Hand rq's operation to the engine: 0 or the queue call's -errno. */
+static int bio_queue(struct bb_queue *q, struct bb_req *rq, enum bb_io op, uint64_t off,
+                     uint64_t len)
 {
+    uint64_t cookie = (uint64_t)(rq - q->reqs);
+    switch (op) {
+    case BB_IO_READ:
+    case BB_IO_WRITE:
+        return sx_bio_rw(q->bio, op == BB_IO_WRITE, rq->iov, rq->iovcnt, off, cookie);
+    case BB_IO_FLUSH:
+        return sx_bio_flush(q->bio, cookie);
+    case BB_IO_DISCARD:
+        return sx_bio_discard(q->bio, off, len, cookie);
+    }
+    return -EINVAL;
+}
+
+/* Queue an engine operation for rq. A full engine (-EAGAIN) is backpressure, not a failure:
+ * reap what is in flight and queue it again. Anything else, or a second refusal, answers rq
+ * with an error. */
+static void queue_io(struct bb_queue *q, struct bb_req *rq, enum bb_io op, uint64_t off,
+                     uint64_t len)
+{
+    int rc = bio_queue(q, rq, op, off, len);
     if (rc == -EAGAIN) {
-        /* Depth covers every context, so this means something is stuck: reap and retry. */
+        /* Depth covers every context, so something held the engine full: reap and retry. */
+        STAT(q, BB_ST_ENGINE_FULL, 1);
         drain(q);
-        rc = -EAGAIN;
+        rc = bio_queue(q, rq, op, off, len);
     }
     if (rc < 0) {
         rq->status = BLKIF_RSP_ERROR;
@@ -383,7 +408,6 @@ static void handle_one(struct bb_queue *q, const void *slot)
         finish(q, rq);
         return;
     }
-    uint64_t cookie = (uint64_t)(rq - q->reqs);
     uint64_t off = sx_blk_req_byte_offset(&v->dev, r);
     switch (r->op) {
     case BLKIF_OP_READ:
@@ -396,8 +420,7 @@ static void handle_one(struct bb_queue *q, const void *slot)
             finish(q, rq);
             return;
         }
-        queue_io(q, rq, sx_bio_rw(q->bio, r->data_op == BLKIF_OP_WRITE, rq->iov, rq->iovcnt,
-                                  off, cookie));
+        queue_io(q, rq, r->data_op == BLKIF_OP_WRITE ? BB_IO_WRITE : BB_IO_READ, off, 0);
         return;
     case BLKIF_OP_FLUSH_DISKCACHE:
     case BLKIF_OP_WRITE_BARRIER:
@@ -413,10 +436,10 @@ static void handle_one(struct bb_queue *q, const void *slot)
                 return;
             }
             rq->barrier_flush = true;
-            queue_io(q, rq, sx_bio_rw(q->bio, true, rq->iov, rq->iovcnt, off, cookie));
+            queue_io(q, rq, BB_IO_WRITE, off, 0);
         } else {
             r->nr_sectors = 0;
-            queue_io(q, rq, sx_bio_flush(q->bio, cookie));
+            queue_io(q, rq, BB_IO_FLUSH, 0, 0);
         }
         return;
     case BLKIF_OP_DISCARD:
@@ -426,8 +449,7 @@ static void handle_one(struct bb_queue *q, const void *slot)
             return;
         }
         r->nr_sectors = 0;
-        queue_io(q, rq, sx_bio_discard(q->bio, off, r->discard.nr_sectors * v->dev.sector_size,
-                                       cookie));
+        queue_io(q, rq, BB_IO_DISCARD, off, r->discard.nr_sectors * v->dev.sector_size);
         return;
     default:
         rq->status = BLKIF_RSP_EOPNOTSUPP;

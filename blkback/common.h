@@ -22,10 +22,10 @@
 
 #include "ring/ring.h"
 #include <xen/event_channel.h>
-#include "blkback/io.h"
+#include "blkio/blkio.h"
 #include "blkback/request.h"
 #include "common/stats.h"
-#include "xen-core/platform.h"
+#include "platform/platform.h"
 
 struct sx_gnt;
 struct sx_evtchn;
@@ -71,6 +71,7 @@ enum bb_stat {
     BB_ST_SLEEPS,
     BB_ST_SPIN_WINS,
     BB_ST_BATCHES,
+    BB_ST_ENGINE_FULL,          /* queue calls the engine refused as full (reaped, retried) */
     BB_ST_SPURIOUS,             /* late EOI (SX_EOI_STAT_NAMES, in this order): notifications */
     BB_ST_EOI_DELAYS,           /* that found no work, unmasks delayed, and for how long */
     BB_ST_EOI_DELAYED_US,

@@ -21,9 +21,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <systemd/sd-daemon.h>
 
 #include "log.h"
+#include "notify.h"
 #include "parse.h"
 #include "version.h"
 
@@ -119,9 +119,9 @@ int main(int argc, char **argv)
             (unsigned long long)(o.spin_ns / 1000), o.max_queues, o.max_ring_order,
             o.max_indirect);
     /* The watch on the backend directory is registered: vbds written from now on are served. */
-    sd_notifyf(0, "READY=1\nSTATUS=serving %s", d->root);
+    sx_notify_ready("serving %s", d->root);
     rc = bb_daemon_run(d, &stop);
-    sd_notify(0, "STOPPING=1\nSTATUS=stopping");
+    sx_notify_stopping();
     bb_daemon_close(d);
     return rc < 0 ? 1 : 0;
 }

@@ -1,38 +1,29 @@
-# blkback: blkif backend. Data-plane building blocks so far: I/O engines (io*.c) and blkif
-# request decoding/validation (request.c).
+# blkback: blkif backend. request.c decodes and validates blkif requests (the one place that
+# knows both ABIs); the daemon is the control plane (xenbus.c), the ring loop (blkback.c) and
+# persistent grants (persistent.c), I/O through blkio/.
 LIBS += sxblkback
-sxblkback_SRCS := blkback/io.c blkback/io_uring.c blkback/io_aio.c blkback/io_sync.c \
-                  blkback/request.c
-SXBLKBACK_LDLIBS := -luring -laio
+sxblkback_SRCS := blkback/request.c blkback/xenbus.c blkback/blkback.c blkback/persistent.c
+SX_BLKBACK_LIBS := sxblkback $(SX_BLKIO_LIBS) $(SX_XENBUS_LIBS) $(SX_RING_LIBS)
+SX_BLKBACK_LDLIBS := $(SX_BLKIO_LDLIBS) $(SX_XENBUS_LDLIBS) $(SX_RING_LDLIBS)
 
-UNIT_TESTS += io_test request_test
-io_test_SRCS := tests/blkback/io_test.c
-io_test_LIBS := sxblkback sxcommon
-io_test_LDLIBS := -lcunit $(SXBLKBACK_LDLIBS)
-request_test_SRCS := tests/blkback/request_test.c
-request_test_LIBS := sxblkback sxcommon
-request_test_LDLIBS := -lcunit
-
-# The daemon: control plane (xenbus.c), ring loop (blkback.c), persistent grants.
-LIBS += sxblkbackd
-sxblkbackd_SRCS := blkback/xenbus.c blkback/blkback.c blkback/persistent.c
 PROGS += splitxen-blkback
 splitxen-blkback_SRCS := blkback/main.c
-splitxen-blkback_LIBS = sxblkbackd sxblkback sxxenbus sxring $(SX_PLAT_LIBS)
-splitxen-blkback_LDLIBS = $(SXBLKBACK_LDLIBS) $(SX_PLAT_LDLIBS) -lsystemd
+splitxen-blkback_LIBS := $(SX_BLKBACK_LIBS) $(SX_NOTIFY_LIBS)
+splitxen-blkback_LDLIBS := $(SX_BLKBACK_LDLIBS) $(SX_NOTIFY_LDLIBS)
+
+UNIT_TESTS += request_test
+request_test_SRCS := tests/blkback/request_test.c
+request_test_LIBS := $(SX_BLKBACK_LIBS)
+request_test_LDLIBS := $(SX_BLKBACK_LDLIBS) -lcunit
 
 UNIT_TESTS += hostile_test
 hostile_test_SRCS := tests/blkback/hostile_test.c
-hostile_test_LIBS = sxblkbackd sxblkback sxxenbus sxring $(SX_PLAT_LIBS)
-hostile_test_LDLIBS = -lcunit $(SXBLKBACK_LDLIBS) $(SX_PLAT_LDLIBS)
+hostile_test_LIBS := $(SX_BLKBACK_LIBS) $(SX_SIMENV_LIBS)
+# The test refuses chosen engine queue calls as full by wrapping them (queue_io retry).
+hostile_test_LDLIBS := $(SX_BLKBACK_LDLIBS) -lcunit \
+                       -Wl,--wrap=sx_bio_rw,--wrap=sx_bio_flush,--wrap=sx_bio_discard
 
 UNIT_TESTS += xsa349_test
 xsa349_test_SRCS := tests/blkback/xsa349_test.c
-xsa349_test_LIBS = sxblkbackd sxblkback sxxenbus sxring $(SX_PLAT_LIBS)
-xsa349_test_LDLIBS = -lcunit $(SXBLKBACK_LDLIBS) $(SX_PLAT_LDLIBS)
-
-# bench/blk/grant_cost.c: map+unmap vs grant copy per page on sim (the non-persistent choice).
-PROGS += splitxen-bench-blkgrant
-splitxen-bench-blkgrant_SRCS := bench/blk/grant_cost.c
-splitxen-bench-blkgrant_LIBS = $(SX_PLAT_LIBS)
-splitxen-bench-blkgrant_LDLIBS = $(SX_PLAT_LDLIBS)
+xsa349_test_LIBS := $(SX_BLKBACK_LIBS) $(SX_SIMENV_LIBS)
+xsa349_test_LDLIBS := $(SX_BLKBACK_LDLIBS) -lcunit

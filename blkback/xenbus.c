@@ -197,7 +197,7 @@ static int vbd_prepare(struct bb_vbd *v)
      * script runs, so the backend writes them itself. */
     struct sx_xenbus *xb = d->xb;
     char script[256] = "";
-    bool script_runs = d->o.plat == SX_PLAT_XEN &&
+    bool script_runs = sx_plat_traits(d->o.plat)->hotplug_scripts &&
                        sx_xenbus_read_str(xb, XBT_NULL, v->bep, "script", script, sizeof(script)) >= 0 &&
                        script[0];
     rc = 0;
@@ -827,7 +827,7 @@ int bb_daemon_open(struct bb_daemon **out, const struct bb_opts *o)
     d->o = *o;
     int rc = sx_plat_open(&d->p, o->plat, o->domid, NULL);
     if (rc < 0) {
-        sx_err("open the %s platform as dom%u: %s", o->plat == SX_PLAT_XEN ? "xen" : "sim",
+        sx_err("open the %s platform as dom%u: %s", sx_plat_traits(o->plat)->name,
                o->domid, strerror(-rc));
         d->p = NULL;
         goto fail;
@@ -838,15 +838,7 @@ int bb_daemon_open(struct bb_daemon **out, const struct bb_opts *o)
         sx_err("open grant tables: %s", strerror(-rc));
         goto fail;
     }
-    char xsp[256];
-    const char *xspp = NULL;
-    if (o->plat == SX_PLAT_SIM) {
-        rc = sx_xenstored_path(xsp, sizeof(xsp), o->domid);
-        if (rc < 0)
-            goto fail;
-        xspp = xsp;
-    }
-    rc = sx_xenbus_open(&d->xb, xspp);
+    rc = sx_xenbus_open(&d->xb, d->p, NULL);
     if (rc < 0) {
         d->xb = NULL;
         sx_err("connect to xenstore: %s", strerror(-rc));

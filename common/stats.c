@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "rundir.h"
+
 static size_t stats_size(void)
 {
     return sizeof(struct sx_stats_hdr) + SX_STATS_MAX * sizeof(uint64_t);
@@ -16,8 +18,7 @@ static size_t stats_size(void)
 
 int sx_stats_dir(char *buf, size_t len)
 {
-    const char *run = getenv("SPLITXEN_RUN");
-    int n = snprintf(buf, len, "%s/stats", run && *run ? run : "/run/splitxen");
+    int n = snprintf(buf, len, "%s/stats", sx_run_dir());
     return (n < 0 || (size_t)n >= len) ? -ENAMETOOLONG : 0;
 }
 

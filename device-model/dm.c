@@ -14,8 +14,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
-#include "ring/barrier.h"
+#include "barrier.h"
 
 #define MAX_REGIONS 64
 #define MAX_WATCHES 32
@@ -813,13 +814,6 @@ int sx_dm_unwatch_fd(struct sx_dm *dm, int fd)
     return -ENOENT;
 }
 
-static int64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* Serve whatever arrives within spin_us of the last request (shared-memory polling). Bounded:
  * a guest that keeps posting must not keep us from the other fds or from *stop, so after
  * SPIN_MAX_STEPS steps or 10 x spin_us we go back to epoll (which returns at once if more is
@@ -827,9 +821,10 @@ static int64_t now_us(void)
 #define SPIN_MAX_STEPS 64
 static int spin(struct sx_dm *dm)
 {
-    int64_t start = now_us(), end = start + dm->spin_us, hard_end = start + 10 * dm->spin_us;
+    int64_t start = (int64_t)sx_now_us(), end = start + dm->spin_us;
+    int64_t hard_end = start + 10 * dm->spin_us;
     unsigned steps = 0;
-    while (now_us() < end && steps < SPIN_MAX_STEPS) {
+    while ((int64_t)sx_now_us() < end && steps < SPIN_MAX_STEPS) {
         for (int i = 0; i < 64; i++) {
             if (sx_ioreq_has_work(dm->r)) {
                 int rc = sx_ioreq_step(dm->r);
@@ -837,7 +832,7 @@ static int spin(struct sx_dm *dm)
                     return rc;
                 dm->st.spin_hits++;
                 steps++;
-                int64_t t = now_us() + dm->spin_us;
+                int64_t t = (int64_t)sx_now_us() + dm->spin_us;
                 end = t < hard_end ? t : hard_end;
                 break;
             }

@@ -3,7 +3,7 @@
  * dispatch, one PCI root bus (bus 0) with standard type-0 headers, BAR sizing and placement by
  * the guest, INTx interrupts, bounded DMA into guest memory, and device removal (the Xen platform
  * device's unplug protocol). One sx_dm serves one HVM domain, fed by an sx_ioreq server
- * (xen-core/ioreq/ioreq.h), single-threaded: every callback below runs in the thread that calls
+ * (ioreq/ioreq.h), single-threaded: every callback below runs in the thread that calls
  * sx_dm_run / sx_dm_dispatch, never concurrently.
  *
  * Every value a device callback receives (register offsets, written values, sizes) and every
@@ -19,7 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "xen-core/ioreq/ioreq.h"
+#include "ioreq/ioreq.h"
 
 struct sx_dm;
 struct sx_dm_dev;

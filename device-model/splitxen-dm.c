@@ -14,7 +14,7 @@
  *      and the BARs the guest's firmware places for them are claimed there. Start it between
  *      `xl create -p` and unpause, so that the firmware finds the devices when it scans.
  * --disk: an AHCI disk on the image or block device PATH, read-only with `ro`. Its I/O engine
- * is blkback's (blkback/io.h), named as splitxen-blkback --engine names it: auto (the default:
+ * is blkback's (blkio/blkio.h), named as splitxen-blkback --engine names it: auto (the default:
  * sx_bio_kind_auto on the opened file), uring (io_uring), aio (libaio) or sync. direct=0
  * never opens the image O_DIRECT; direct=1 insists on it; without the key O_DIRECT is tried
  * and the page cache used where the file system refuses it. An engine or direct=1 that was
@@ -38,14 +38,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include "device-model/dm.h"
 #include "device-model/ahci/ahci.h"
 #include "device-model/e1000/e1000.h"
 #include "log.h"
-#include "xen-core/platform.h"
+#include "notify.h"
+#include "rundir.h"
+#include "platform/platform.h"
 #include "version.h"
 
 static volatile sig_atomic_t stop_flag;
@@ -60,7 +61,7 @@ static void usage_to(FILE *f, int status)
                     "                   [--disk PATH[,ro][,engine=auto|uring|aio|sync][,direct=0|1]]\n"
                     "  --first-slot  PCI slot the devices start at (default 1 on sim, 8 on xen)\n"
                     "  --nic   an emulated e1000 (vif spec: mac=, bridge=, vifname=, mtu=)\n"
-                    "  --disk  an AHCI disk on the image: ro read-only; engine= blkback's I/O engine\n"
+                    "  --disk  an AHCI disk on the image: ro read-only; engine= the blkio engine\n"
                     "          (default auto); direct=0 no O_DIRECT, direct=1 O_DIRECT or fail\n"
                     "          (default: O_DIRECT where the file system allows it)\n"
                     "       splitxen-dm --help | --version\n");
@@ -196,7 +197,7 @@ static int dm_parse_disk(const char *spec, struct dm_disk *d)
     return 0;
 }
 
-/* Emulated disks: an AHCI controller whose port 0 is the image of a --disk, on blkback's I/O
+/* Emulated disks: an AHCI controller whose port 0 is the image of a --disk, on a blkio
  * engine (chosen per target unless engine= says). What was asked for explicitly must be what
  * the disk got: the controller's own fallbacks (another engine, no O_DIRECT) fail here. */
 static int dm_add_disk(struct sx_dm *dm, const struct dm_disk *d, struct sx_ahci **out)
@@ -240,7 +241,30 @@ static int open_console(const char *path)
     return fd < 0 ? -errno : fd;
 }
 
-int main(int argc, char **argv)
+/* What the command line asks for. */
+struct dm_args {
+    long domid, vcpus, spin_us, first_slot;
+    const char *plat_name, *console;
+    const char *nics[DM_MAX_NICS];
+    struct dm_disk disks[DM_MAX_DISKS];
+    unsigned nnics, ndisks;
+    enum sx_plat_kind kind;
+    const struct sx_plat_traits *traits;
+};
+
+/* What main sets up, each field invalid until its step succeeds; dm_teardown undoes them. */
+struct dm_state {
+    struct sx_plat *plat;
+    struct sx_dm *dm;
+    struct sx_ioreq *r;
+    int con_fd;
+    char console[PATH_MAX];
+    struct sx_e1000 *nic_dev[DM_MAX_NICS];
+    struct sx_ahci *disk_dev;
+};
+
+/* Returns 0, or the status to exit with (a bad command line: usage() exits by itself). */
+static int parse_args(int argc, char **argv, struct dm_args *a)
 {
     static const struct option opts[] = {
         { "domid", required_argument, NULL, 'd' },
@@ -255,190 +279,222 @@ int main(int argc, char **argv)
         { "version", no_argument, NULL, 'V' },
         { 0 },
     };
-    long domid = -1, vcpus = 0, spin_us = 20, first_slot = -1;
-    const char *plat_name = "sim", *console = NULL;
-    const char *nics[DM_MAX_NICS] = { 0 };
-    static struct dm_disk disks[DM_MAX_DISKS];
-    unsigned nnics = 0, ndisks = 0;
-    struct sx_e1000 *nic_dev[DM_MAX_NICS] = { 0 };
-    struct sx_ahci *disk_dev = NULL;
+    a->domid = -1;
+    a->spin_us = 20;
+    a->first_slot = -1;
+    a->plat_name = "sim";
     int c;
     while ((c = getopt_long(argc, argv, "d:p:v:c:s:n:k:f:h", opts, NULL)) != -1) {
         char *end;
         switch (c) {
         case 'd':
-            domid = strtol(optarg, &end, 10);
-            if (*end || domid < 1 || domid >= DOMID_FIRST_RESERVED)
+            a->domid = strtol(optarg, &end, 10);
+            if (*end || a->domid < 1 || a->domid >= DOMID_FIRST_RESERVED)
                 usage();
             break;
         case 'p':
-            plat_name = optarg;
+            a->plat_name = optarg;
             break;
         case 'v':
-            vcpus = strtol(optarg, &end, 10);
-            if (*end || vcpus < 1 || vcpus > SX_IOREQ_MAX_VCPUS)
+            a->vcpus = strtol(optarg, &end, 10);
+            if (*end || a->vcpus < 1 || a->vcpus > SX_IOREQ_MAX_VCPUS)
                 usage();
             break;
         case 'c':
-            console = optarg;
+            a->console = optarg;
             break;
         case 's':
-            spin_us = strtol(optarg, &end, 10);
-            if (*end || spin_us < 0 || spin_us > 10000)
+            a->spin_us = strtol(optarg, &end, 10);
+            if (*end || a->spin_us < 0 || a->spin_us > 10000)
                 usage();
             break;
         case 'f':
-            first_slot = strtol(optarg, &end, 10);
-            if (*end || first_slot < 1 || first_slot > 31)
+            a->first_slot = strtol(optarg, &end, 10);
+            if (*end || a->first_slot < 1 || a->first_slot > 31)
                 usage();
             break;
         case 'n':
-            if (nnics == DM_MAX_NICS) {
+            if (a->nnics == DM_MAX_NICS) {
                 fprintf(stderr, "splitxen-dm: at most %d --nic\n", DM_MAX_NICS);
                 return 2;
             }
-            nics[nnics++] = optarg;
+            a->nics[a->nnics++] = optarg;
             break;
         case 'k':
-            if (ndisks == DM_MAX_DISKS) {
+            if (a->ndisks == DM_MAX_DISKS) {
                 fprintf(stderr, "splitxen-dm: at most %d --disk\n", DM_MAX_DISKS);
                 return 2;
             }
-            if (dm_parse_disk(optarg, &disks[ndisks]) < 0)
+            if (dm_parse_disk(optarg, &a->disks[a->ndisks]) < 0)
                 usage();
-            ndisks++;
+            a->ndisks++;
             break;
         case 'h':
             usage_to(stdout, 0);
             break;
         case 'V':
-            return sx_print_version("splitxen-dm");
+            exit(sx_print_version("splitxen-dm"));
         default:
             usage();
         }
     }
-    if (domid < 0 || optind != argc)
+    if (a->domid < 0 || optind != argc)
         usage();
-    int kind = sx_plat_kind_from_name(plat_name);
+    int kind = sx_plat_kind_from_name(a->plat_name);
     if (kind < 0)
         usage();
-    if (kind == SX_PLAT_XEN && vcpus == 0) {
+    a->kind = (enum sx_plat_kind)kind;
+    a->traits = sx_plat_traits(a->kind);
+    if (!a->traits->vcpus_known && a->vcpus == 0) {
         fprintf(stderr, "splitxen-dm: --vcpus is needed on xen\n");
         return 2;
     }
+    if (a->first_slot < 0)
+        a->first_slot = a->traits->companion_dm ? 8 : 1;
+    return 0;
+}
+
+/* Without a companion device model (sim), ours is the whole platform: the PCI host bridge, a
+ * 16550A whose output is the console log, the Xen platform device. 0 or -errno (logged). */
+static int add_base_devices(const struct dm_args *a, struct dm_state *d)
+{
+    int rc;
+    const char *console = a->console;
+    if (!console) {
+        snprintf(d->console, sizeof(d->console), "%s/console", sx_run_dir());
+        if (mkdir(d->console, 0755) < 0 && errno != EEXIST) {
+            rc = -errno;
+            fprintf(stderr, "splitxen-dm: %s: %s\n", d->console, strerror(-rc));
+            return rc;
+        }
+        snprintf(d->console, sizeof(d->console), "%s/console/%ld.log", sx_run_dir(), a->domid);
+        console = d->console;
+    }
+    d->con_fd = open_console(console);
+    if (d->con_fd < 0) {
+        fprintf(stderr, "splitxen-dm: console %s: %s\n", console, strerror(-d->con_fd));
+        return d->con_fd;
+    }
+    rc = sx_dm_pci_host_add(d->dm);
+    if (rc == 0)
+        rc = sx_uart_add(d->dm, 0x3f8, 4, d->con_fd, NULL);
+    if (rc == 0)
+        rc = sx_xen_platform_add(d->dm, -1, true, NULL);
+    if (rc < 0)
+        fprintf(stderr, "splitxen-dm: dom%ld: %s\n", a->domid, strerror(-rc));
+    return rc;
+}
+
+/* Emulated NICs: an e1000 per --nic (a vif spec: mac=, bridge=, ...), its world side a TAP
+ * hvm<domid>.<n> on the bridge; an AHCI disk per --disk. 0 or -errno (logged). */
+static int add_devices(const struct dm_args *a, struct dm_state *d)
+{
+    int rc;
+    for (unsigned i = 0; i < a->nnics; i++) {
+        struct sx_e1000_cfg nc;
+        rc = sx_e1000_parse_vif(a->nics[i], i, &nc, NULL);
+        if (rc < 0) {
+            fprintf(stderr, "splitxen-dm: --nic '%s': %s\n", a->nics[i], strerror(-rc));
+            return rc;
+        }
+        rc = sx_e1000_add(d->dm, &nc, &d->nic_dev[i]);
+        if (rc < 0) {
+            fprintf(stderr, "splitxen-dm: e1000 for '%s': %s\n", a->nics[i], strerror(-rc));
+            return rc;
+        }
+    }
+    for (unsigned i = 0; i < a->ndisks; i++)
+        if ((rc = dm_add_disk(d->dm, &a->disks[i], &d->disk_dev)) < 0)
+            return rc;
+    return 0;
+}
+
+/* The ioreq server for the domain, serving until a signal or the domain's end, then its
+ * counters. 0 or -errno (logged). */
+static int serve(const struct dm_args *a, struct dm_state *d)
+{
+    struct sx_ioreq_opts o = { .domid = (domid_t)a->domid, .nr_vcpus = (unsigned)a->vcpus,
+                               .handler = sx_dm_ioreq_handler, .opaque = d->dm };
+    int rc = sx_ioreq_open(&d->r, d->plat, &o);
+    if (rc < 0) {
+        d->r = NULL;
+        fprintf(stderr, "splitxen-dm: ioreq server for dom%ld: %s\n", a->domid, strerror(-rc));
+        return rc;
+    }
+    rc = sx_dm_set_ioreq(d->dm, d->r);
+    if (rc == 0)
+        rc = sx_ioreq_enable(d->r);
+    if (rc == 0) {
+        sx_info("serving dom%ld on %s (%u devices)", a->domid, a->plat_name,
+                sx_dm_nr_devices(d->dm));
+        sx_notify_ready("serving dom%ld (%u devices)", a->domid, sx_dm_nr_devices(d->dm));
+        rc = sx_dm_run(d->dm, &stop_flag);
+        sx_notify_stopping();
+    }
+    if (rc < 0) {
+        fprintf(stderr, "splitxen-dm: dom%ld: %s\n", a->domid, strerror(-rc));
+        return rc;
+    }
+    const struct sx_ioreq_stats *s = sx_ioreq_stats(d->r);
+    sx_info("dom%ld: %" PRIu64 " requests (%" PRIu64 " pio, %" PRIu64 " mmio, %" PRIu64
+            " pci), %" PRIu64 " malformed, %" PRIu64 " unclaimed",
+            a->domid, s->handled, s->pio, s->mmio, s->pci_config,
+            s->bad_size + s->bad_count + s->bad_ptr + s->bad_type + s->bad_state +
+                s->bad_addr,
+            s->unclaimed);
+    if (a->traits->dma_mapcache)
+        sx_info("dom%ld: DMA mapcache %" PRIu64 " hits, %" PRIu64 " misses, %" PRIu64
+                " exact, %" PRIu64 " partial, %" PRIu64 " evictions, %" PRIu64 " invalidations",
+                a->domid, s->mapcache_hits, s->mapcache_misses, s->mapcache_exact,
+                s->mapcache_partial, s->mapcache_evictions, s->mapcache_invalidations);
+    return 0;
+}
+
+static void dm_teardown(const struct dm_args *a, struct dm_state *d)
+{
+    /* NICs are removed all together by an unplug; print only while they exist. */
+    if (d->dm && sx_dm_dev_find(d->dm, "e1000"))
+        for (unsigned i = 0; i < a->nnics; i++)
+            if (d->nic_dev[i])
+                print_e1000_stats(d->nic_dev[i], i);
+    if (d->dm && d->disk_dev && sx_dm_dev_find(d->dm, "ahci"))
+        print_ahci_stats(d->disk_dev);
+    if (d->dm)   /* sx_dm_set_ioreq is not NULL-safe; dm is NULL when the platform failed */
+        sx_dm_set_ioreq(d->dm, NULL);
+    sx_dm_close(d->dm);
+    sx_ioreq_close(d->r);
+    sx_plat_close(d->plat);
+    if (d->con_fd >= 0)
+        close(d->con_fd);
+}
+
+int main(int argc, char **argv)
+{
+    static struct dm_args a;    /* the disk specs are large */
+    int ret = parse_args(argc, argv, &a);
+    if (ret)
+        return ret;
 
     struct sigaction sa = { .sa_handler = on_signal };
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    int ret = 1, rc, con_fd = -1;
-    struct sx_plat *plat = NULL;
-    struct sx_dm *dm = NULL;
-    struct sx_ioreq *r = NULL;
-    rc = sx_plat_open(&plat, (enum sx_plat_kind)kind, 0, NULL);
+    static struct dm_state d = { .con_fd = -1 };
+    int rc = sx_plat_open(&d.plat, a.kind, 0, NULL);
     if (rc < 0) {
-        fprintf(stderr, "splitxen-dm: platform %s: %s\n", plat_name, strerror(-rc));
-        goto out;
+        d.plat = NULL;
+        fprintf(stderr, "splitxen-dm: platform %s: %s\n", a.plat_name, strerror(-rc));
+    } else if ((rc = sx_dm_open(&d.dm, (domid_t)a.domid)) < 0) {
+        d.dm = NULL;
+        fprintf(stderr, "splitxen-dm: dom%ld: %s\n", a.domid, strerror(-rc));
+    } else {
+        sx_dm_set_spin(d.dm, (unsigned)a.spin_us);
+        sx_dm_set_first_slot(d.dm, (unsigned)a.first_slot);
+        if ((a.traits->companion_dm || (rc = add_base_devices(&a, &d)) == 0) &&
+            (rc = add_devices(&a, &d)) == 0)
+            rc = serve(&a, &d);
     }
-    rc = sx_dm_open(&dm, (domid_t)domid);
-    if (rc < 0)
-        goto fail;
-    sx_dm_set_spin(dm, (unsigned)spin_us);
-    if (first_slot < 0)
-        first_slot = kind == SX_PLAT_XEN ? 8 : 1;
-    sx_dm_set_first_slot(dm, (unsigned)first_slot);
-    char path[PATH_MAX];
-    if (kind == SX_PLAT_SIM) {
-        if (!console) {
-            snprintf(path, sizeof(path), "%s/console", sx_run_dir());
-            if (mkdir(path, 0755) < 0 && errno != EEXIST) {
-                rc = -errno;
-                goto fail;
-            }
-            snprintf(path, sizeof(path), "%s/console/%ld.log", sx_run_dir(), domid);
-            console = path;
-        }
-        con_fd = open_console(console);
-        if (con_fd < 0) {
-            rc = con_fd;
-            fprintf(stderr, "splitxen-dm: console %s: %s\n", console, strerror(-rc));
-            goto out;
-        }
-        rc = sx_dm_pci_host_add(dm);
-        if (rc == 0)
-            rc = sx_uart_add(dm, 0x3f8, 4, con_fd, NULL);
-        if (rc == 0)
-            rc = sx_xen_platform_add(dm, -1, true, NULL);
-        if (rc < 0)
-            goto fail;
-    }
-    /* Emulated NICs: an e1000 per --nic (a vif spec: mac=, bridge=, ...), its world side a
-     * TAP hvm<domid>.<n> on the bridge. */
-    for (unsigned i = 0; i < nnics; i++) {
-        struct sx_e1000_cfg nc;
-        rc = sx_e1000_parse_vif(nics[i], i, &nc, NULL);
-        if (rc < 0) {
-            fprintf(stderr, "splitxen-dm: --nic '%s': %s\n", nics[i], strerror(-rc));
-            goto out;
-        }
-        rc = sx_e1000_add(dm, &nc, &nic_dev[i]);
-        if (rc < 0) {
-            fprintf(stderr, "splitxen-dm: e1000 for '%s': %s\n", nics[i], strerror(-rc));
-            goto out;
-        }
-    }
-    for (unsigned i = 0; i < ndisks; i++)
-        if ((rc = dm_add_disk(dm, &disks[i], &disk_dev)) < 0)
-            goto out;
-    struct sx_ioreq_opts o = { .domid = (domid_t)domid, .nr_vcpus = (unsigned)vcpus,
-                               .handler = sx_dm_ioreq_handler, .opaque = dm };
-    rc = sx_ioreq_open(&r, plat, &o);
-    if (rc < 0) {
-        fprintf(stderr, "splitxen-dm: ioreq server for dom%ld: %s\n", domid, strerror(-rc));
-        goto out;
-    }
-    rc = sx_dm_set_ioreq(dm, r);
-    if (rc == 0)
-        rc = sx_ioreq_enable(r);
-    if (rc < 0)
-        goto fail;
-    sx_info("serving dom%ld on %s (%u devices)", domid, plat_name, sx_dm_nr_devices(dm));
-    sd_notifyf(0, "READY=1\nSTATUS=serving dom%ld (%u devices)", domid, sx_dm_nr_devices(dm));
-    rc = sx_dm_run(dm, &stop_flag);
-    sd_notify(0, "STOPPING=1\nSTATUS=stopping");
-    if (rc < 0)
-        goto fail;
-    const struct sx_ioreq_stats *s = sx_ioreq_stats(r);
-    sx_info("dom%ld: %" PRIu64 " requests (%" PRIu64 " pio, %" PRIu64 " mmio, %" PRIu64
-            " pci), %" PRIu64 " malformed, %" PRIu64 " unclaimed",
-            domid, s->handled, s->pio, s->mmio, s->pci_config,
-            s->bad_size + s->bad_count + s->bad_ptr + s->bad_type + s->bad_state +
-                s->bad_addr,
-            s->unclaimed);
-    if (kind == SX_PLAT_XEN)
-        sx_info("dom%ld: DMA mapcache %" PRIu64 " hits, %" PRIu64 " misses, %" PRIu64
-                " exact, %" PRIu64 " partial, %" PRIu64 " evictions, %" PRIu64 " invalidations",
-                domid, s->mapcache_hits, s->mapcache_misses, s->mapcache_exact,
-                s->mapcache_partial, s->mapcache_evictions, s->mapcache_invalidations);
-    ret = 0;
-    goto out;
-fail:
-    fprintf(stderr, "splitxen-dm: dom%ld: %s\n", domid, strerror(-rc));
-out:
-    /* NICs are removed all together by an unplug; print only while they exist. */
-    if (dm && sx_dm_dev_find(dm, "e1000"))
-        for (unsigned i = 0; i < nnics; i++)
-            if (nic_dev[i])
-                print_e1000_stats(nic_dev[i], i);
-    if (dm && disk_dev && sx_dm_dev_find(dm, "ahci"))
-        print_ahci_stats(disk_dev);
-    if (dm)   /* sx_dm_set_ioreq is not NULL-safe; dm is NULL when the platform failed */
-        sx_dm_set_ioreq(dm, NULL);
-    sx_dm_close(dm);
-    sx_ioreq_close(r);
-    sx_plat_close(plat);
-    if (con_fd >= 0)
-        close(con_fd);
-    return ret;
+    dm_teardown(&a, &d);
+    return rc < 0 ? 1 : 0;
 }

@@ -66,3 +66,18 @@ int sx_evtchn_pending(struct sx_evtchn *e) { return e->ops->pending(e->priv); }
 int sx_evtchn_unmask(struct sx_evtchn *e, evtchn_port_t port) { return e->ops->unmask(e->priv, port); }
 int sx_evtchn_mask(struct sx_evtchn *e, evtchn_port_t port) { return e->ops->mask(e->priv, port); }
 unsigned sx_evtchn_nr_bound(const struct sx_evtchn *e) { return e->nr_bound; }
+
+int sx_evtchn_drain(struct sx_evtchn *e, unsigned max)
+{
+    int n = 0;
+    while (!max || (unsigned)n < max) {
+        int port = e->ops->pending(e->priv);
+        if (port == -EAGAIN)
+            break;
+        if (port < 0)
+            return port;
+        e->ops->unmask(e->priv, (evtchn_port_t)port);
+        n++;
+    }
+    return n;
+}

@@ -14,7 +14,7 @@
 #include <xen/xen.h>
 #include <xen/event_channel.h>
 
-#include "xen-core/platform.h"
+#include "platform/platform.h"
 
 struct sx_evtchn;
 
@@ -36,6 +36,12 @@ int sx_evtchn_notify(struct sx_evtchn *e, evtchn_port_t port);
 int sx_evtchn_pending(struct sx_evtchn *e);
 int sx_evtchn_unmask(struct sx_evtchn *e, evtchn_port_t port);
 int sx_evtchn_mask(struct sx_evtchn *e, evtchn_port_t port);
+/* Take the events delivered on the handle and unmask each port at once: up to max of them
+ * (0: until none is left; a peer that notifies without pause can keep that going). For a
+ * consumer that trusts its peer (a frontend, a device model's own ports); a backend ends a
+ * frontend's events through late EOI (sx_evtchn_eoi) instead. Returns the events taken, or
+ * -errno when taking one failed (-EAGAIN only ends the loop). */
+int sx_evtchn_drain(struct sx_evtchn *e, unsigned max);
 
 /* Number of ports bound through this handle (leak checks, counters). */
 unsigned sx_evtchn_nr_bound(const struct sx_evtchn *e);

@@ -16,7 +16,7 @@
 #include <xen/grant_table.h>
 #include <xengnttab.h>
 
-#include "xen-core/platform.h"
+#include "platform/platform.h"
 
 #define SX_PAGE_SIZE 4096u
 #define SX_PAGE_SHIFT 12

@@ -15,7 +15,7 @@
 #include <sys/mman.h>
 
 #include "log.h"
-#include "ring/barrier.h"
+#include "barrier.h"
 #include "xen-core/core.h"
 
 #define MAP_BUCKETS 1024

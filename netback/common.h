@@ -21,7 +21,7 @@
 
 #include "ring/ring.h"
 #include "netback/pkt.h"
-#include "netback/tap.h"
+#include "netdev/netdev.h"
 #include "common/stats.h"
 #include "grant/grant.h"
 #include "evtchn/evtchn.h"
@@ -30,14 +30,14 @@
 SX_RING_CHECK_TYPES(netif_tx_request_t, netif_tx_response_t);
 SX_RING_CHECK_TYPES(netif_rx_request_t, netif_rx_response_t);
 
-#define NB_MAX_QUEUES 16u                /* <= SX_TAP_MAX_QUEUES */
+#define NB_MAX_QUEUES 16u                /* <= SX_NETDEV_MAX_QUEUES */
 #define NB_TX_BATCH 64u                  /* packets per tx grant-copy batch */
 #define NB_TX_SEGS 512u                  /* copy segments per tx batch */
 #define NB_TX_ARENA (1u << 20)           /* bytes of packet buffers per tx batch */
-#define NB_TX_PKT_MAX (SX_TAP_VNET_HDR_LEN + 65536u)
+#define NB_TX_PKT_MAX (SX_NETDEV_HDR_LEN + 65536u)
 #define NB_TXQ (2u * 256u)               /* copied-but-unparsed tx requests */
 #define NB_RX_BATCH 32u                  /* frames per rx batch (and the rx backlog bound) */
-#define NB_RX_FRAME_MAX (SX_TAP_VNET_HDR_LEN + 65536u + 4096u)
+#define NB_RX_FRAME_MAX (SX_NETDEV_HDR_LEN + 65536u + 4096u)
 #define NB_RX_SEGS (NB_RX_BATCH * 18u)
 #define NB_RXQ 256u                      /* rx requests held (power of two) */
 
@@ -170,7 +170,7 @@ struct nb_txslot {                       /* one packet of a tx batch */
     int16_t status;                      /* NETIF_RSP_* */
 };
 
-struct nb_rxframe {                      /* a frame read from the TAP */
+struct nb_rxframe {                      /* a frame from the world side */
     uint8_t *buf;                        /* NB_RX_FRAME_MAX: vnet header + frame */
     uint32_t len;                        /* frame bytes after the header */
     bool ready;                          /* meta computed (never convert twice: sw csum) */
@@ -184,8 +184,8 @@ struct nb_rxframe {                      /* a frame read from the TAP */
 
 /*
  * Rx steering (steer.c), Linux xenvif_select_queue: with a hash algorithm set, the frontend's
- * mapping table, not the kernel's TAP queue choice, decides which rx ring a frame goes to.
- * The queue thread that reads a frame from its TAP queue hashes it; a frame for another queue
+ * mapping table, not the world side's queue choice, decides which rx ring a frame goes to.
+ * The queue thread that reads a frame from its netdev queue hashes it; a frame for another queue
  * is handed to that queue's inbox: NB_STEER_SLOTS frame slots, each always owning one
  * NB_RX_FRAME_MAX buffer (full, or a spare), so a handoff swaps buffers and copies nothing.
  * Producers (the vif's other queue threads) and the owner take the short mutex; `count` is
@@ -212,7 +212,7 @@ struct nb_queue {
     evtchn_port_t tx_port, rx_port;      /* local ports; equal without split channels */
     void *tx_mem, *rx_mem;               /* mapped ring pages */
     struct sx_back_ring tx, rx;
-    int tapfd;
+    int worldfd;                         /* the netdev queue's poll fd */
     int stopfd;                          /* eventfd: wakes the thread to stop */
     pthread_t thr;
     bool thr_started;
@@ -233,7 +233,7 @@ struct nb_queue {
     unsigned rxf_pending;                /* frames read but not yet delivered (at the front) */
     xengnttab_grant_copy_segment_t *rxsegs;
     netif_rx_response_t *rxrsp;          /* NB_RX_SEGS + NB_RX_BATCH staged responses */
-    bool rx_need_slots;                  /* a frame waits for rx buffers: do not read the TAP */
+    bool rx_need_slots;                  /* a frame waits for rx buffers: do not read the world */
     struct nb_steer *steer;              /* this queue's inbox; NULL: the vif never steers */
 };
 
@@ -256,7 +256,7 @@ struct nb_vif {
     bool split, rx_notify, sg, gso4, gso6, csum, csum6;
     struct sx_net_peer_caps rx_caps;
     uint64_t rate_bytes, rate_usecs;
-    struct sx_tap *tap;
+    struct sx_netdev *nd;                /* the world side (netdev/), NULL: probe failed */
     struct nb_mcast mcast;
     struct nb_hash hash;
     struct nb_ctrl ctrl;
@@ -266,7 +266,7 @@ struct nb_vif {
 };
 
 struct nb_opts {
-    int platform;                        /* SX_PLAT_SIM / SX_PLAT_XEN */
+    int platform;                        /* enum sx_plat_kind */
     unsigned domid;
     const char *bridge_default;
     uint64_t spin_ns;
@@ -319,11 +319,10 @@ unsigned nb_steer_pull(struct nb_queue *q);
  * sleep). After poll: nb_steer_wake (kicked: kickfd was readable). */
 bool nb_steer_sleep(struct nb_queue *q);
 void nb_steer_wake(struct nb_queue *q, bool kicked);
-/* rx: true when the loop should poll the TAP fd for input. */
-static inline bool nb_rx_wants_tap(const struct nb_queue *q)
+/* rx: true when the loop should poll the world side for input. */
+static inline bool nb_rx_wants_world(const struct nb_queue *q)
 {
     return !q->rx_need_slots && q->rxf_pending < NB_RX_BATCH;
 }
-uint64_t nb_now_ns(void);
 
 #endif

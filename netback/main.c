@@ -19,9 +19,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <systemd/sd-daemon.h>
 
 #include "netback/common.h"
+#include "notify.h"
 #include "version.h"
 
 static struct nb *g_nb;
@@ -100,9 +100,9 @@ int main(int argc, char **argv)
     }
     sx_info("serving %s (spin %llu us)", g_nb->vif_dir, (unsigned long long)(o.spin_ns / 1000));
     /* The watch on the vif directory is registered: vifs written from now on are served. */
-    sd_notifyf(0, "READY=1\nSTATUS=serving %s", g_nb->vif_dir);
+    sx_notify_ready("serving %s", g_nb->vif_dir);
     rc = nb_run(g_nb);
-    sd_notify(0, "STOPPING=1\nSTATUS=stopping");
+    sx_notify_stopping();
     nb_close(g_nb);
     return rc < 0 ? 1 : 0;
 }

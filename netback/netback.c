@@ -1,17 +1,21 @@
 /*
  * netback tx data path (guest -> world) and the per-queue loop.
  *
- * Per batch: copy requests off the tx ring once, parse and validate each packet on the copy
- * (netback/pkt.c), lay the accepted packets out in a preallocated arena (vnet header, frame),
- * grant-copy every fragment of the whole batch in one sx_gnt_copy, write each frame to the TAP
- * queue, then respond to every slot and push once (one notification per batch).
+ * Per batch, in two phases as Linux's xenvif_tx_build_gops / xenvif_tx_submit:
+ *   build   copy requests off the tx ring once, parse and validate each packet on the copy
+ *           (netback/pkt.c), lay the accepted packets out in a preallocated arena (vnet
+ *           header, frame) with their grant-copy segments;
+ *   submit  grant-copy every fragment of the whole batch in one sx_gnt_copy, hand the frames
+ *           to the world side (netdev/: a TAP queue on a bridge) in one burst, then respond
+ *           to every slot and push once (one notification per batch).
  *
  * The loop (nb_queue_main) alternates tx and rx batches and goes idle through sx_idle (ring/):
- * it spins up to spin_ns on the rings and the TAP (only after a batch that found work), ends
- * the delivered events (late EOI: notifications that bring nothing new keep the port masked
- * for a growing, capped time, XSA-332), arms the rings (final check) and sleeps in poll() on
- * the event channel, the TAP and the stop eventfd (and, on a vif that can steer rx frames
- * between queues, the eventfd other queues kick when they hand this one frames: steer.c).
+ * it spins up to spin_ns on the rings and the world side (only after a batch that found work),
+ * ends the delivered events (late EOI: notifications that bring nothing new keep the port
+ * masked for a growing, capped time, XSA-332), arms the rings (final check) and sleeps in
+ * poll() on the event channel, the world side's queue fd and the stop eventfd (and, on a vif
+ * that can steer rx frames between queues, the eventfd other queues kick when they hand this
+ * one frames: steer.c).
  */
 #define SX_LOG_MODULE "netback"
 #include "log.h"
@@ -24,14 +28,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "netback/common.h"
-
-uint64_t nb_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static void stat_add(struct nb_queue *q, enum nb_stat i, uint64_t n)
 {
@@ -41,7 +39,7 @@ static void stat_add(struct nb_queue *q, enum nb_stat i, uint64_t n)
 
 int nb_queue_alloc(struct nb_queue *q)
 {
-    q->tapfd = -1;
+    q->worldfd = -1;
     q->stopfd = -1;
     q->txq = calloc(NB_TXQ, sizeof(*q->txq));
     q->txs = calloc(NB_TX_BATCH, sizeof(*q->txs));
@@ -136,20 +134,52 @@ static void tx_respond(struct nb_queue *q, unsigned npkts)
  * sees at least SX_NET_TX_MAX_SLOTS requests (see the NEED_MORE case below). */
 _Static_assert(NB_TXQ >= 2 * SX_NET_TX_MAX_SLOTS, "txq holds a packet after a refill");
 
-int nb_tx_action(struct nb_queue *q)
+/* Arena bytes a packet takes: vnet header and frame, 64-byte aligned. */
+static uint32_t tx_arena_need(const struct nb_txslot *s)
+{
+    return (SX_NETDEV_HDR_LEN + s->pkt.total_len + 63u) & ~63u;
+}
+
+/* Lay out an accepted packet in the arena at *aoff (vnet header, frame) with one grant-copy
+ * segment a fragment (the caller checked the room). */
+static void tx_build_copy(struct nb_queue *q, struct nb_txslot *s, unsigned *nsegs,
+                          uint32_t *aoff)
+{
+    s->status = NETIF_RSP_OKAY;
+    s->off = *aoff;
+    s->seg0 = (uint16_t)*nsegs;
+    uint32_t pos = *aoff + SX_NETDEV_HDR_LEN;
+    for (unsigned f = 0; f < s->pkt.nr_frags; f++) {
+        const struct sx_net_txfrag *fr = &s->pkt.frags[f];
+        xengnttab_grant_copy_segment_t *g = &q->txsegs[(*nsegs)++];
+        g->source.foreign.ref = fr->gref;
+        g->source.foreign.offset = fr->offset;
+        g->source.foreign.domid = (uint16_t)q->vif->fe_domid;
+        g->dest.virt = q->arena + pos;
+        g->len = fr->len;
+        g->flags = GNTCOPY_source_gref;
+        g->status = GNTST_okay;
+        pos += fr->len;
+    }
+    s->nsegs = (uint16_t)(*nsegs - s->seg0);
+    s->len = pos - *aoff - SX_NETDEV_HDR_LEN;
+    *aoff += tx_arena_need(s);
+}
+
+/*
+ * Build (Linux's xenvif_tx_build_gops): take requests off the ring into txq (copied once),
+ * parse and validate each packet on the copy, settle drops and multicast requests at once,
+ * and lay the accepted packets out with their grant-copy segments, up to a batch. Returns the
+ * batch's packets; *nsegs gets its copy segments. A fatal error halts the queue (q->halted)
+ * after the packets before it.
+ */
+static unsigned tx_build(struct nb_queue *q, unsigned *nsegs)
 {
     struct nb_vif *v = q->vif;
-    if (q->halted)
-        return -EPROTO;
-    if (q->rate_wait_ns) {
-        if (nb_now_ns() < q->rate_wait_ns)
-            return 0;
-        q->rate_wait_ns = 0;
-    }
-    unsigned npkts = 0, nsegs = 0;
+    unsigned npkts = 0;
     uint32_t aoff = 0;
-    bool drained = false, fatal = false;
-
+    bool drained = false;
+    *nsegs = 0;
     while (npkts < NB_TX_BATCH) {
         unsigned avail = q->txq_tail - q->txq_head;
         if (avail < SX_NET_TX_MAX_SLOTS && !drained) {
@@ -165,7 +195,6 @@ int nb_tx_action(struct nb_queue *q)
                 stat_add(q, NBS_TX_FATAL, 1);
                 sx_log_ratelimited(SX_LOG_WARN, "vif%u.%u q%u: tx producer index overflow: "
                                    "queue halted", v->fe_domid, v->devid, q->id);
-                fatal = true;
                 break;
             }
             q->txq_tail += (unsigned)n;
@@ -183,12 +212,10 @@ int nb_tx_action(struct nb_queue *q)
              * these slots unanswered while tx_pending_pred and final_check keep the thread
              * awake for them: halt the queue instead. */
             tx_halt(q, SX_NET_TXR_INCOMPLETE);
-            fatal = true;
             break;
         }
         if (vd == SX_NET_TX_FATAL) {
             tx_halt(q, s->pkt.reason);
-            fatal = true;
             break;
         }
         s->nsegs = 0;
@@ -204,90 +231,101 @@ int nb_tx_action(struct nb_queue *q)
                             ? NETIF_RSP_OKAY : NETIF_RSP_ERROR;
             stat_add(q, NBS_TX_MCAST, 1);
         } else {
-            uint32_t need = (SX_TAP_VNET_HDR_LEN + s->pkt.total_len + 63u) & ~63u;
-            if (nsegs + s->pkt.nr_frags > NB_TX_SEGS || aoff + need > NB_TX_ARENA)
+            if (*nsegs + s->pkt.nr_frags > NB_TX_SEGS || aoff + tx_arena_need(s) > NB_TX_ARENA)
                 break;   /* batch full: this packet starts the next one */
             if (q->rate.bytes) {
                 uint64_t wait;
-                if (!nb_rate_take(&q->rate, s->pkt.total_len, nb_now_ns(), &wait)) {
-                    q->rate_wait_ns = nb_now_ns() + wait;
+                if (!nb_rate_take(&q->rate, s->pkt.total_len, sx_now_ns(), &wait)) {
+                    q->rate_wait_ns = sx_now_ns() + wait;
                     stat_add(q, NBS_TX_THROTTLED, 1);
                     break;
                 }
             }
-            s->status = NETIF_RSP_OKAY;
-            s->off = aoff;
-            s->seg0 = (uint16_t)nsegs;
-            uint32_t pos = aoff + SX_TAP_VNET_HDR_LEN;
-            for (unsigned f = 0; f < s->pkt.nr_frags; f++) {
-                const struct sx_net_txfrag *fr = &s->pkt.frags[f];
-                xengnttab_grant_copy_segment_t *g = &q->txsegs[nsegs++];
-                g->source.foreign.ref = fr->gref;
-                g->source.foreign.offset = fr->offset;
-                g->source.foreign.domid = (uint16_t)v->fe_domid;
-                g->dest.virt = q->arena + pos;
-                g->len = fr->len;
-                g->flags = GNTCOPY_source_gref;
-                g->status = GNTST_okay;
-                pos += fr->len;
-            }
-            s->nsegs = (uint16_t)(nsegs - s->seg0);
-            s->len = pos - aoff - SX_TAP_VNET_HDR_LEN;
-            aoff += need;
+            tx_build_copy(q, s, nsegs, &aoff);
         }
         q->txq_head += s->pkt.nr_slots;
         npkts++;
     }
+    return npkts;
+}
 
-    if (npkts) {
-        int crc = nsegs ? sx_gnt_copy(v->nb->gnt, nsegs, q->txsegs) : 0;
-        uint64_t pkts = 0, bytes = 0, gso = 0;
-        for (unsigned p = 0; p < npkts; p++) {
-            struct nb_txslot *s = &q->txs[p];
-            if (!s->nsegs)
-                continue;
-            bool ok = crc == 0;
-            for (unsigned i = 0; ok && i < s->nsegs; i++)
-                ok = q->txsegs[s->seg0 + i].status == GNTST_okay;
-            if (!ok) {
-                int16_t st = 0;
-                for (unsigned i = 0; !st && i < s->nsegs; i++)
-                    st = q->txsegs[s->seg0 + i].status;
-                s->status = NETIF_RSP_ERROR;
-                stat_add(q, NBS_TX_DROPS, 1);
-                stat_add(q, NBS_TX_DROP_GRANT, 1);
-                sx_log_ratelimited(SX_LOG_WARN, "vif%u.%u: tx grant copy failed (%d)",
-                                   v->fe_domid, v->devid, crc ? crc : st);
-                continue;
-            }
-            uint8_t *frame = q->arena + s->off + SX_TAP_VNET_HDR_LEN;
-            struct virtio_net_hdr_v1 *vh = (struct virtio_net_hdr_v1 *)(q->arena + s->off);
-            if (sx_net_tx_vnet_hdr(&s->pkt, frame, s->len, vh) < 0) {
-                s->status = NETIF_RSP_ERROR;
-                stat_add(q, NBS_TX_DROPS, 1);
-                stat_add(q, NBS_TX_DROP_HDR, 1);
-                continue;
-            }
-            ssize_t w = write(q->tapfd, q->arena + s->off, SX_TAP_VNET_HDR_LEN + s->len);
-            if (w < 0) {
-                /* The world side refused it (queue full, link down): the guest's packet was
-                 * accepted and lost on the wire, as a NIC would; count it. */
-                stat_add(q, NBS_TX_ERRORS, 1);
-                continue;
-            }
-            pkts++;
-            bytes += s->len;
-            gso += s->pkt.gso.type != XEN_NETIF_GSO_TYPE_NONE;
+/*
+ * Submit (Linux's xenvif_tx_submit): one grant copy for the whole batch, a virtio-net header
+ * for every packet whose fragments all arrived, the packets to the world side in one burst,
+ * then every slot answered and the responses pushed once.
+ */
+static void tx_submit(struct nb_queue *q, unsigned npkts, unsigned nsegs)
+{
+    struct nb_vif *v = q->vif;
+    struct sx_netdev_buf out[NB_TX_BATCH];
+    uint16_t out_pkt[NB_TX_BATCH];
+    unsigned nout = 0;
+    int crc = nsegs ? sx_gnt_copy(v->nb->gnt, nsegs, q->txsegs) : 0;
+    for (unsigned p = 0; p < npkts; p++) {
+        struct nb_txslot *s = &q->txs[p];
+        if (!s->nsegs)
+            continue;
+        bool ok = crc == 0;
+        for (unsigned i = 0; ok && i < s->nsegs; i++)
+            ok = q->txsegs[s->seg0 + i].status == GNTST_okay;
+        if (!ok) {
+            int16_t st = 0;
+            for (unsigned i = 0; !st && i < s->nsegs; i++)
+                st = q->txsegs[s->seg0 + i].status;
+            s->status = NETIF_RSP_ERROR;
+            stat_add(q, NBS_TX_DROPS, 1);
+            stat_add(q, NBS_TX_DROP_GRANT, 1);
+            sx_log_ratelimited(SX_LOG_WARN, "vif%u.%u: tx grant copy failed (%d)",
+                               v->fe_domid, v->devid, crc ? crc : st);
+            continue;
         }
-        tx_respond(q, npkts);
-        stat_add(q, NBS_TX_PKTS, pkts);
-        stat_add(q, NBS_TX_BYTES, bytes);
-        stat_add(q, NBS_TX_GSO, gso);
-        stat_add(q, NBS_TX_BATCHES, 1);
+        uint8_t *frame = q->arena + s->off + SX_NETDEV_HDR_LEN;
+        struct virtio_net_hdr_v1 *vh = (struct virtio_net_hdr_v1 *)(q->arena + s->off);
+        const struct sx_net_tx_meta tm = sx_net_txpkt_meta(&s->pkt);
+        if (sx_net_tx_vnet_hdr(&tm, frame, s->len, vh) < 0) {
+            s->status = NETIF_RSP_ERROR;
+            stat_add(q, NBS_TX_DROPS, 1);
+            stat_add(q, NBS_TX_DROP_HDR, 1);
+            continue;
+        }
+        out[nout] = (struct sx_netdev_buf){ q->arena + s->off, SX_NETDEV_HDR_LEN + s->len };
+        out_pkt[nout++] = (uint16_t)p;
     }
-    if (fatal || q->halted)
+    int sent = nout ? sx_netdev_tx_burst(v->nd, q->id, out, nout) : 0;
+    uint64_t pkts = 0, bytes = 0, gso = 0;
+    for (unsigned i = 0; i < nout; i++) {
+        const struct nb_txslot *s = &q->txs[out_pkt[i]];
+        if (sent < 0 || out[i].len == 0) {
+            /* The world side refused it (queue full, link down): the guest's packet was
+             * accepted and lost on the wire, as a NIC would; count it. */
+            stat_add(q, NBS_TX_ERRORS, 1);
+            continue;
+        }
+        pkts++;
+        bytes += s->len;
+        gso += s->pkt.gso.type != XEN_NETIF_GSO_TYPE_NONE;
+    }
+    tx_respond(q, npkts);
+    stat_add(q, NBS_TX_PKTS, pkts);
+    stat_add(q, NBS_TX_BYTES, bytes);
+    stat_add(q, NBS_TX_GSO, gso);
+    stat_add(q, NBS_TX_BATCHES, 1);
+}
+
+int nb_tx_action(struct nb_queue *q)
+{
+    if (q->halted)
         return -EPROTO;
-    return (int)npkts;
+    if (q->rate_wait_ns) {
+        if (sx_now_ns() < q->rate_wait_ns)
+            return 0;
+        q->rate_wait_ns = 0;
+    }
+    unsigned nsegs;
+    unsigned npkts = tx_build(q, &nsegs);
+    if (npkts)
+        tx_submit(q, npkts, nsegs);
+    return q->halted ? -EPROTO : (int)npkts;
 }
 
 /* ---------------------------------------------------------------- queue loop */
@@ -302,7 +340,7 @@ static bool tx_pending_pred(void *arg)
 }
 
 /* Spin predicate: tx requests we may act on (not while the credit limiter holds tx back), rx
- * buffers a waiting frame needs, or frames from the TAP (retried, and delivered, here). */
+ * buffers a waiting frame needs, or frames from the world side (retried, and delivered, here). */
 static bool spin_pred(void *arg)
 {
     struct nb_queue *q = arg;
@@ -318,7 +356,7 @@ static void *queue_main(void *arg)
     struct nb_queue *q = arg;
     struct nb_vif *v = q->vif;
     bool halted_logged = false;
-    /* A fixed spin budget, the clock read every round (a spin round retries the TAP: a
+    /* A fixed spin budget, the clock read every round (a spin round retries the world side: a
      * syscall). A wake that brought no work buys no spin, and repeated ones keep the event
      * channel masked for a while (late EOI, XSA-332). */
     const struct sx_idle_opts io = { .spin_ns = v->nb->o.spin_ns, .clock_rounds = 1 };
@@ -346,8 +384,8 @@ static void *queue_main(void *arg)
         sx_idle_did(&idle, tx > 0 || rx > 0 || q->tx.stats.reqs + q->rx.stats.reqs != taken);
         if (tx > 0 || rx > 0)
             continue;
-        /* Adaptive polling: spin on the tx ring (and retry the TAP / rx ring via the actions)
-         * before paying for a sleeping wakeup. */
+        /* Adaptive polling: spin on the tx ring (and retry the world side / rx ring via the
+         * actions) before paying for a sleeping wakeup. */
         if (sx_idle_spin(&idle, spin_pred, q))
             continue;
         /* Arm: take and end the delivered events (late EOI; events are only looked at before
@@ -375,18 +413,18 @@ static void *queue_main(void *arg)
                 continue;
         }
         /* Steering: frames other queues hand us wake us too, when we can take them. */
-        bool kick = q->steer && nb_rx_wants_tap(q);
+        bool kick = q->steer && nb_rx_wants_world(q);
         if (kick && !nb_steer_sleep(q))
             continue;
         struct pollfd pf[4] = {
             { .fd = sx_evtchn_fd(q->ev), .events = POLLIN },
             { .fd = q->stopfd, .events = POLLIN },
-            { .fd = q->tapfd, .events = nb_rx_wants_tap(q) ? POLLIN : 0 },
+            { .fd = q->worldfd, .events = nb_rx_wants_world(q) ? POLLIN : 0 },
             { .fd = kick ? q->steer->kickfd : -1, .events = POLLIN },
         };
         int timeout = -1;
         if (q->rate_wait_ns) {
-            uint64_t now = nb_now_ns();
+            uint64_t now = sx_now_ns();
             timeout = q->rate_wait_ns > now ? (int)((q->rate_wait_ns - now) / 1000000u) + 1 : 0;
         }
         stat_add(q, NBS_SLEEPS, 1);

@@ -1,8 +1,9 @@
 /*
- * netif packet parsing and validation, and conversion between netif's offload metadata and the
- * TAP's virtio-net header. Pure functions: no I/O, no allocation, no global state; safe on any
- * thread. Everything a frontend controls arrives as a private copy (the ring loop copies the
- * requests off the shared ring once, then hands the copies here).
+ * netif tx packet parsing and validation: netback's side of the tx ring (the world-side
+ * conversions to and from virtio-net headers are netdev/vnet.h). Pure functions: no I/O, no
+ * allocation, no global state; safe on any thread. Everything a frontend controls arrives as a
+ * private copy (the ring loop copies the requests off the shared ring once, then hands the
+ * copies here).
  *
  * Tx validation follows Linux drivers/net/xen-netback/netback.c (xenvif_tx_build_gops,
  * xenvif_get_extras, xenvif_count_requests, xenvif_set_skb_gso, checksum_setup):
@@ -35,14 +36,11 @@
 #ifndef SPLITXEN_NETBACK_PKT_H
 #define SPLITXEN_NETBACK_PKT_H
 
-#include <linux/virtio_net.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include "ring/barrier.h" /* xen_mb() and friends, before <xen/io/ring.h> */
-#include <xen/xen.h>
+#include "netdev/vnet.h" /* and through it barrier.h before <xen/io/netif.h> */
 #include <xen/grant_table.h>
-#include <xen/io/netif.h>
 
 #define SX_NET_PAGE_SIZE 4096u             /* XEN_PAGE_SIZE: grants are 4 KiB pages */
 #define SX_NET_TX_LEGACY_SLOTS 18          /* XEN_NETBK_LEGACY_SLOTS_MAX: following slots
@@ -51,7 +49,6 @@
 #define SX_NET_TX_MAX_EXTRAS (XEN_NETIF_EXTRA_TYPE_MAX - 1)
 #define SX_NET_TX_MAX_FRAGS (1 + SX_NET_TX_LEGACY_SLOTS)
 #define SX_NET_TX_MAX_SLOTS (1 + SX_NET_TX_MAX_EXTRAS + SX_NET_TX_FATAL_SLOTS)
-#define SX_NET_ETH_HLEN 14
 
 enum sx_net_tx_verdict {
     SX_NET_TX_OK,        /* frags[] describe a packet to transmit */
@@ -144,91 +141,12 @@ static inline unsigned sx_net_rx_slots(size_t len, bool gso, bool hash)
     return (unsigned)data + (gso ? 1u : 0u) + (hash ? 1u : 0u);
 }
 
-/* Where the headers are, as found by sx_net_hdr_parse. */
-struct sx_net_hdrs {
-    uint16_t ethertype;  /* after at most two VLAN tags (0x0800 / 0x86dd / other) */
-    uint16_t l3_off;
-    uint8_t l4_proto;    /* IPPROTO_TCP / IPPROTO_UDP / other; 0 if not reached */
-    uint16_t l4_off;
-    uint16_t l4_hlen;    /* TCP: doff * 4; UDP: 8 */
-    bool fragment;       /* IPv4 MF/offset or an IPv6 fragment header */
-};
-/* Parse Ethernet (+ up to 2 VLAN tags), IPv4 (with options) or IPv6 (hop-by-hop, routing,
- * destination options, fragment and AH headers), and the TCP or UDP header, all within
- * buf[0..len). 0, -EPROTONOSUPPORT (not IPv4/IPv6 carrying TCP/UDP, or a fragment), or -EINVAL
- * (truncated or inconsistent headers). */
-int sx_net_hdr_parse(const uint8_t *buf, size_t len, struct sx_net_hdrs *h);
-
-/*
- * Conversions between netif offload metadata and the TAP's virtio-net header. The same four
- * directions serve both ends:
- *
- *   netback  guest tx  -> TAP write : sx_net_tx_vnet_hdr   (from a parsed sx_net_txpkt)
- *   netback  TAP read  -> guest rx  : sx_net_vnet_to_netif (use .rx_flags, .gso)
- *   netfront TAP read  -> netif tx  : sx_net_vnet_to_netif (use .tx_flags, .gso)
- *   netfront netif rx  -> TAP write : sx_net_rx_vnet_hdr   (from the rx response flags + extra)
- */
-
-/*
- * Guest tx -> TAP write: the virtio-net header for a parsed OK packet. buf/len is the packet as
- * copied out of the grants (at least its headers; len may be the full total_len). For
- * csum_blank or GSO packets the headers are parsed to find csum_start/csum_offset; a GSO
- * packet without csum_blank gets its pseudo-header checksum rewritten in buf and NEEDS_CSUM
- * (Linux's rx_gso_checksum_fixup). Returns 0, 1 when that fixup was done, or -errno
- * (-EPROTONOSUPPORT/-EINVAL: drop the packet and count it, as Linux's checksum_setup failure).
- */
-int sx_net_tx_vnet_hdr(const struct sx_net_txpkt *pkt, uint8_t *buf, size_t len,
-                       struct virtio_net_hdr_v1 *hdr);
-
-/*
- * Netif rx (frontend side) -> TAP write: the same from the first rx response's NETRXF_* flags
- * and its GSO extra (NULL when none) for a received packet buf[0..len). The extra is
- * validated (type GSO, size > 0, TCPV4/TCPV6: -EINVAL otherwise). Returns as above.
- */
-int sx_net_rx_vnet_hdr(uint16_t rx_flags, const netif_extra_info_t *gso, uint8_t *buf,
-                       size_t len, struct virtio_net_hdr_v1 *hdr);
-
-/* What the receiving peer accepts. netback: the frontend's rx features; TAP netfront: what
- * the backend takes on tx (Linux netback: csum and csum_v6 always, GSO per its
- * feature-gso-tcpv4/-tcpv6). */
-struct sx_net_peer_caps {
-    bool csum;      /* partial IPv4 checksums (!feature-no-csum-offload) */
-    bool csum_v6;   /* partial IPv6 checksums (feature-ipv6-csum-offload) */
-    bool gso_tcpv4; /* feature-gso-tcpv4 */
-    bool gso_tcpv6; /* feature-gso-tcpv6 */
-};
-
-struct sx_net_netif_meta {
-    uint16_t rx_flags;       /* NETRXF_csum_blank / NETRXF_data_validated / NETRXF_extra_info */
-    uint16_t tx_flags;       /* NETTXF_csum_blank / NETTXF_data_validated / NETTXF_extra_info */
-    bool has_gso;
-    netif_extra_info_t gso;  /* XEN_NETIF_EXTRA_TYPE_GSO, flags 0, chained after the first
-                                slot when has_gso (the *_extra_info flag is already set) */
-    bool sw_csum;            /* the checksum was completed in software in buf */
-};
-
-/*
- * TAP read -> netif: flags (in both the rx and the tx encodings: their bits differ) and the
- * GSO extra from the virtio-net header of a frame buf[0..len) (the Ethernet frame after the
- * header). Partial checksums the peer cannot take are completed in buf (then no csum flag, as
- * Linux after skb_checksum_help). 0 or -errno: -EOPNOTSUPP for a GSO type the peer did not
- * advertise or netif cannot express (UDP, ECN) or a super-packet whose checksum the peer
- * cannot take, -EINVAL for a header that does not fit the frame. Drop on error.
- */
-int sx_net_vnet_to_netif(const struct virtio_net_hdr_v1 *hdr, uint8_t *buf, size_t len,
-                         const struct sx_net_peer_caps *caps, struct sx_net_netif_meta *meta);
-
-/*
- * Complete a partial checksum in software: buf[csum_start + csum_offset] holds the
- * pseudo-header sum (CHECKSUM_PARTIAL convention, what NEEDS_CSUM / csum_blank mean); the
- * ones'-complement sum of buf[csum_start..len) is folded, inverted and stored there (UDP: 0
- * becomes 0xffff). 0 or -EINVAL when the field does not fit.
- */
-int sx_net_csum_fill(uint8_t *buf, size_t len, size_t csum_start, size_t csum_offset);
-
-/* Internet checksum helpers (RFC 1071), exposed for tests and the rx path. The partial sum is
- * over big-endian 16-bit words; sx_net_csum_fold returns the folded, uninverted 16 bits. */
-uint32_t sx_net_csum_partial(const uint8_t *buf, size_t len, uint32_t sum);
-uint16_t sx_net_csum_fold(uint32_t sum);
+/* The offload metadata of a parsed packet, as netdev/vnet.h takes it (sx_net_tx_vnet_hdr). */
+static inline struct sx_net_tx_meta sx_net_txpkt_meta(const struct sx_net_txpkt *pkt)
+{
+    return (struct sx_net_tx_meta){ .total_len = pkt->total_len, .csum_blank = pkt->csum_blank,
+                                    .data_validated = pkt->data_validated,
+                                    .gso_type = pkt->gso.type, .gso_size = pkt->gso.size };
+}
 
 #endif

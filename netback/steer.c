@@ -1,8 +1,8 @@
 /*
  * netback rx steering (Linux xenvif_select_queue): when the frontend set a hash algorithm over
  * the ctrl ring, a frame from the world side goes to the rx ring of the queue its hash selects
- * (mapping[hash % size], or hash % queues without a table), whichever TAP queue the kernel put
- * it on. A frame no hash type applies to has hash 0, as Linux's cleared skb hash.
+ * (mapping[hash % size], or hash % queues without a table), whichever world-side queue it came
+ * in on. A frame no hash type applies to has hash 0, as Linux's cleared skb hash.
  *
  * The queue thread that reads a frame hashes it; frames for another queue are handed to that
  * queue's inbox (struct nb_steer in common.h): one lock round per target queue per batch, a
@@ -10,7 +10,7 @@
  * sleeps. A full inbox drops the frame (rx_drops, rx_drop_steer): a queue never holds more
  * than NB_RX_BATCH frames of its own plus NB_STEER_SLOTS handed to it.
  *
- * Per-flow order holds: a flow's frames share a TAP queue (the kernel hashes flows to queues)
+ * Per-flow order holds: a flow's frames share a world-side queue (a TAP: the kernel hashes flows)
  * and a target, so they travel one reader, one inbox, in order.
  */
 #define SX_LOG_MODULE "netback"
@@ -116,7 +116,7 @@ unsigned nb_steer_route(struct nb_queue *q, unsigned first, const struct nb_hash
     uint32_t away = 0;   /* one bit per target queue other than self */
     for (unsigned k = first; k < end; k++) {
         struct nb_rxframe *f = &q->rxf[k];
-        f->has_hash = nb_hash_frame(&hs->cfg, f->buf + SX_TAP_VNET_HDR_LEN, f->len, &f->hash,
+        f->has_hash = nb_hash_frame(&hs->cfg, f->buf + SX_NETDEV_HDR_LEN, f->len, &f->hash,
                                     &f->htype);
         f->hashed = true;
         unsigned t = nb_hash_pick(hs->mapping, hs->size, hs->nqueues, f->has_hash ? f->hash : 0);

@@ -2,12 +2,13 @@
  * netback control plane: watches /local/domain/<self>/backend/vif, and for every vif there
  * runs the xenbus handshake of Linux drivers/net/xen-netback/xenbus.c:
  *
- *   probe      read bridge/queues/rate, create the TAP vif<fe>.<devid> on the bridge, write
- *              the feature keys and hotplug-status=connected, switch to InitWait
+ *   probe      read bridge/queues/rate, open the world side vif<fe>.<devid> (netdev/: a TAP
+ *              on the bridge), write the feature keys and hotplug-status=connected, switch
+ *              to InitWait
  *   connect    (frontend Initialised/Connected) read and validate the frontend's keys, map
  *              every queue's rings, bind its event channels, start its thread, Connected
  *   disconnect (frontend Closing/Closed/gone, online=0) stop threads, unmap, unbind,
- *              exactly once; online=0 also closes the TAP and ends in Closed
+ *              exactly once; online=0 also closes the world side and ends in Closed
  *
  * Everything runs on the thread that calls nb_run. Watch callbacks only mark the daemon dirty;
  * the state of every vif is then re-evaluated from xenstore (level-triggered: a missed or
@@ -19,11 +20,9 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <net/if.h>
-#include <linux/if_tun.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "netback/common.h"
@@ -64,7 +63,7 @@ static void daemon_stats(struct nb *nb)
 {
     uint64_t vifs = 0, conn = 0, thr = 0, ev = 0;
     for (struct nb_vif *v = nb->vifs; v; v = v->next) {
-        vifs += v->tap != NULL;
+        vifs += v->nd != NULL;
         if (v->connected) {
             conn++;
             for (unsigned i = 0; i < v->nqueues; i++) {
@@ -152,18 +151,6 @@ static int read_xdp_headroom(struct nb_vif *v, unsigned *out)
     return 0;
 }
 
-static int tap_queue_attach(struct nb_vif *v, unsigned i, bool attach)
-{
-    if (sx_tap_nqueues(v->tap) <= 1)
-        return 0;
-    struct ifreq ifr;
-    memset(&ifr, 0, sizeof(ifr));
-    ifr.ifr_flags = attach ? IFF_ATTACH_QUEUE : IFF_DETACH_QUEUE;
-    int rc = ioctl(sx_tap_fd(v->tap, i), TUNSETQUEUE, &ifr);
-    /* Attaching an attached queue (or detaching a detached one) is EINVAL: not an error. */
-    return rc < 0 && errno != EINVAL ? -errno : 0;
-}
-
 static int queue_connect(struct nb_vif *v, struct nb_queue *q, const char *dir)
 {
     struct nb *nb = v->nb;
@@ -235,9 +222,9 @@ static int queue_connect(struct nb_vif *v, struct nb_queue *q, const char *dir)
     q->tx.req_cons = q->tx.rsp_prod_pvt = q->tx.rsp_pushed = start;
     start = SX_READ_ONCE(q->rx.sring->rsp_prod);
     q->rx.req_cons = q->rx.rsp_prod_pvt = q->rx.rsp_pushed = start;
-    q->tapfd = sx_tap_fd(v->tap, q->id);
-    if (q->tapfd < 0)
-        return q->tapfd;
+    q->worldfd = sx_netdev_poll_fd(v->nd, q->id);
+    if (q->worldfd < 0)
+        return q->worldfd;
     nb_rate_init(&q->rate, v->rate_bytes, v->rate_usecs);
     q->txq_head = q->txq_tail = 0;
     q->rxq_head = q->rxq_tail = 0;
@@ -305,7 +292,7 @@ static int vif_connect(struct nb_vif *v)
         memset(q, 0, sizeof(*q));
         q->vif = v;
         q->id = i;
-        q->tapfd = q->stopfd = -1;
+        q->worldfd = q->stopfd = -1;
     }
     for (unsigned i = 0; i < v->nqueues; i++) {
         char dir[200];
@@ -323,15 +310,13 @@ static int vif_connect(struct nb_vif *v)
     for (unsigned i = 0; v->nqueues > 1 && v->ctrl.mem && i < v->nqueues; i++)
         if ((rc = nb_steer_alloc(&v->q[i])) < 0)
             goto fail;
-    /* Only the negotiated TAP queues receive: a detached queue gets no frames. */
-    for (unsigned i = 0; i < sx_tap_nqueues(v->tap); i++)
-        if ((rc = tap_queue_attach(v, i, i < v->nqueues)) < 0) {
-            sx_warn("vif%u.%u: TUNSETQUEUE %u: %s", v->fe_domid, v->devid, i, strerror(-rc));
-            goto fail;
-        }
-    unsigned off = sx_tap_offload_for(v->rx_caps.csum, v->rx_caps.gso_tcpv4, v->rx_caps.gso_tcpv6);
-    if ((rc = sx_tap_set_offload(v->tap, off)) < 0) {
-        sx_warn("vif%u.%u: TAP offloads: %s", v->fe_domid, v->devid, strerror(-rc));
+    /* Only the negotiated queues receive: the world sends the others no frames. */
+    if ((rc = sx_netdev_set_queues(v->nd, v->nqueues)) < 0) {
+        sx_warn("vif%u.%u: world side queues: %s", v->fe_domid, v->devid, strerror(-rc));
+        goto fail;
+    }
+    if ((rc = sx_netdev_set_offloads(v->nd, &v->rx_caps)) < 0) {
+        sx_warn("vif%u.%u: world side offloads: %s", v->fe_domid, v->devid, strerror(-rc));
         goto fail;
     }
     for (unsigned i = 0; i < v->nqueues; i++)
@@ -394,7 +379,7 @@ static void vif_free(struct nb_vif *v)
         sx_xenbus_unwatch(nb->xb, v->tok_mc);
     nb_mcast_destroy(&v->mcast);
     nb_hash_destroy(&v->hash);
-    sx_tap_close(v->tap);
+    sx_netdev_close(v->nd);
     sx_stats_destroy(&v->stats);
     sx_info("vif%u.%u removed", v->fe_domid, v->devid);
     free(v);
@@ -436,7 +421,7 @@ static void vif_probe(struct nb *nb, unsigned fe, unsigned devid)
         v->max_queues = 1;
     uint64_t mtu = 0;
     if (sx_xenbus_read_uint(nb->xb, XBT_NULL, v->be_path, "mtu", 68, 65535, &mtu) < 0)
-        mtu = 0;   /* absent (libxl omits 1500) or bad: the TAP's default */
+        mtu = 0;   /* absent (libxl omits 1500) or bad: the world side's default */
     char rate[64];
     if (sx_xenbus_read_str(nb->xb, XBT_NULL, v->be_path, "rate", rate, sizeof(rate)) == 0 &&
         nb_rate_parse(rate, &v->rate_bytes, &v->rate_usecs) < 0) {
@@ -451,16 +436,15 @@ static void vif_probe(struct nb *nb, unsigned fe, unsigned devid)
     char name[IFNAMSIZ];
     snprintf(name, sizeof(name), "vif%u.%u", fe, devid);
     static const uint8_t mac[6] = { 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff };
-    struct sx_tap_config tc = { .name = name, .nqueues = v->max_queues, .mac = mac,
-                                .mtu = (unsigned)mtu, .offload = 0, .bridge = bridge,
-                                .up = true };
-    if ((rc = sx_tap_open(&tc, &v->tap)) < 0) {
-        sx_err("vif%u.%u: create TAP %s on bridge %s: %s", fe, devid, name, bridge,
+    const struct sx_netdev_config nc = { .name = name, .nqueues = v->max_queues, .mac = mac,
+                                         .mtu = (unsigned)mtu, .bridge = bridge };
+    if ((rc = sx_netdev_open(&v->nd, &nc)) < 0) {
+        sx_err("vif%u.%u: create %s on bridge %s: %s", fe, devid, name, bridge,
                strerror(-rc));
         sx_xenbus_printf(nb->xb, XBT_NULL, v->be_path, "hotplug-error",
                          "cannot create %s: %s", name, strerror(-rc));
         sx_xenbus_write(nb->xb, XBT_NULL, v->be_path, "hotplug-status", "error");
-        v->tap = NULL;
+        v->nd = NULL;
         v->failed = true;
         return;
     }
@@ -525,8 +509,8 @@ static bool vif_eval(struct nb_vif *v)
         if (v->online) {
             sx_info("vif%u.%u: online=0: unplugging", v->fe_domid, v->devid);
             vif_disconnect(v);
-            sx_tap_close(v->tap);
-            v->tap = NULL;
+            sx_netdev_close(v->nd);
+            v->nd = NULL;
             v->online = false;
             v->be_state = XenbusStateUnknown;   /* force the write */
             switch_state(v, XenbusStateClosed);
@@ -539,7 +523,7 @@ static bool vif_eval(struct nb_vif *v)
         v->nb->dirty = true;
         return true;
     }
-    if (!v->tap)
+    if (!v->nd)
         return false;           /* probe failed: nothing to serve */
 
     enum xenbus_state fs = XenbusStateUnknown;
@@ -689,13 +673,7 @@ int nb_open(struct nb **out, const struct nb_opts *o)
         sx_err("grant handle: %s", strerror(-rc));
         goto fail;
     }
-    char xsp[256];
-    const char *path = o->xenstored_path;
-    if (!path && nb->plat->kind == SX_PLAT_SIM) {
-        sx_xenstored_path(xsp, sizeof(xsp), (domid_t)o->domid);
-        path = xsp;
-    }
-    if ((rc = sx_xenbus_open(&nb->xb, path)) < 0) {
+    if ((rc = sx_xenbus_open(&nb->xb, nb->plat, o->xenstored_path)) < 0) {
         sx_err("xenstore: %s", strerror(-rc));
         goto fail;
     }

@@ -3,24 +3,42 @@
  * sleep in poll(2). See ring/ring.h (sx_idle) for the loop it belongs in.
  */
 #define SX_LOG_MODULE "ring"
+#include "clock.h"
 #include "ring/ring.h"
 
 #include <errno.h>
 #include <sched.h>
 #include <time.h>
 
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 void sx_idle_init(struct sx_idle *s, struct sx_evtchn *e, const struct sx_idle_opts *o,
                   struct sx_stats *st, unsigned st_base)
 {
     *s = (struct sx_idle){ .o = *o, .spin = o->spin_ns };
     sx_evtchn_eoi_init(&s->eoi, e, st, st_base);
+}
+
+/* The one spin loop: pred until it holds or budget_ns passed, the clock read every mask + 1
+ * rounds (a power of two), sched_yield() every 16 with yield. pred runs at least once. */
+static bool spin(bool (*pred)(void *arg), void *arg, uint64_t budget_ns, unsigned mask,
+                 bool yield)
+{
+    uint64_t end = sx_now_ns() + budget_ns;
+    unsigned it = 0;
+    do {
+        if (pred(arg))
+            return true;
+        sx_cpu_relax();
+        if ((++it & 15) == 0 && yield)
+            sched_yield();
+    } while ((it & mask) || sx_now_ns() < end);
+    return false;
+}
+
+bool sx_idle_spin_budget(bool (*pred)(void *arg), void *arg, uint64_t budget_ns)
+{
+    if (budget_ns == 0)
+        return pred(arg);
+    return spin(pred, arg, budget_ns, 7, false);
 }
 
 bool sx_idle_spin(struct sx_idle *s, bool (*pred)(void *arg), void *arg)
@@ -30,36 +48,28 @@ bool sx_idle_spin(struct sx_idle *s, bool (*pred)(void *arg), void *arg)
      * spinning would only hand a storming frontend our CPU. */
     if (!s->worked || !s->spin || (s->o.adaptive && s->spin < spin_min))
         return false;
-    const unsigned mask = s->o.clock_rounds > 1 ? s->o.clock_rounds - 1 : 0;
-    uint64_t end = mono_ns() + s->spin;
-    unsigned it = 0;
-    do {
-        if (pred(arg))
-            return true;
-        sx_cpu_relax();
-        if ((++it & 15) == 0 && s->o.yield)
-            sched_yield();
-    } while ((it & mask) || mono_ns() < end);
-    return false;
+    return spin(pred, arg, s->spin, s->o.clock_rounds > 1 ? s->o.clock_rounds - 1 : 0,
+                s->o.yield);
 }
 
 int sx_idle_arm(struct sx_idle *s)
 {
-    int rc = sx_evtchn_eoi(&s->eoi, s->worked, mono_ns());
+    int rc = s->o.eoi_now ? sx_evtchn_drain(s->eoi.e, 0)
+                          : sx_evtchn_eoi(&s->eoi, s->worked, sx_now_ns());
     s->worked = false;
     return rc;
 }
 
 int sx_idle_poll(struct sx_idle *s, struct pollfd *pfd, unsigned n, int timeout_ms)
 {
-    uint64_t t0 = mono_ns();
+    uint64_t t0 = sx_now_ns();
     int held = sx_evtchn_eoi_timeout_ms(&s->eoi, t0);
     if (held >= 0 && (timeout_ms < 0 || held < timeout_ms))
         timeout_ms = held;
     int rc = poll(pfd, n, timeout_ms);
     if (rc < 0)
         rc = -errno;
-    uint64_t t1 = mono_ns();
+    uint64_t t1 = sx_now_ns();
     if (s->o.adaptive && s->o.spin_ns) {
         const uint64_t max = s->o.spin_ns, min = max / 16;
         if (t1 - t0 < max)

@@ -1,31 +1,28 @@
-# Shared-ring helpers. ring_map.c (sx_ring_map/unmap) needs libsxgrant and idle.c (sx_idle_*)
-# libsxevtchn: link them only if you call those; the static archive pulls ring_map.o and idle.o
-# in only then.
+# ring: shared rings over <xen/io/ring.h> (ring.c), mapping a frontend's ring pages through
+# grant/ (ring_map.c), and the spin-arm-sleep idle step over evtchn/ (idle.c).
 LIBS += sxring
 sxring_SRCS := ring/ring.c ring/ring_map.c ring/idle.c
+SX_RING_LIBS := sxring $(SX_EVTCHN_LIBS) $(SX_GRANT_LIBS)
+SX_RING_LDLIBS := $(SX_EVTCHN_LDLIBS) $(SX_GRANT_LDLIBS)
 
 UNIT_TESTS += ring_test
 ring_test_SRCS := tests/ring/ring_test.c
-ring_test_LIBS := sxring sxcommon
-ring_test_LDLIBS := -lcunit
+ring_test_LIBS := $(SX_RING_LIBS)
+ring_test_LDLIBS := $(SX_RING_LDLIBS) -lcunit
 
 UNIT_TESTS += ring_xproc_test
 ring_xproc_test_SRCS := tests/ring/ring_xproc_test.c
-ring_xproc_test_LIBS := sxring sxcommon
-ring_xproc_test_LDLIBS := -lcunit
+ring_xproc_test_LIBS := $(SX_RING_LIBS)
+ring_xproc_test_LDLIBS := $(SX_RING_LDLIBS) -lcunit
 
-# sx_ring_map/unmap against the sim grant engine, once xen-core/ provides the platform
-# libraries. Module files are included in sorted path order, so xen-core/module.mk comes after
-# this one: test for the files, and expand SX_PLAT_LIBS late (=, not :=).
-ifneq ($(and $(wildcard xen-core/module.mk),$(wildcard xen-core/xenstored/module.mk),$(wildcard tests/ring/ring_map_test.c)),)
+# sx_ring_map/unmap against the sim grant engine.
 UNIT_TESTS += ring_map_test
 ring_map_test_SRCS := tests/ring/ring_map_test.c
-ring_map_test_LIBS = sxring $(SX_PLAT_LIBS)
-ring_map_test_LDLIBS = $(SX_PLAT_LDLIBS) -lcunit
+ring_map_test_LIBS := $(SX_RING_LIBS) $(SX_SIMENV_LIBS)
+ring_map_test_LDLIBS := $(SX_RING_LDLIBS) -lcunit
 
 # sx_idle (spin, late EOI, poll) against the sim event channels.
 UNIT_TESTS += ring_idle_test
 ring_idle_test_SRCS := tests/ring/idle_test.c
-ring_idle_test_LIBS = sxring $(SX_PLAT_LIBS)
-ring_idle_test_LDLIBS = $(SX_PLAT_LDLIBS) -lcunit
-endif
+ring_idle_test_LIBS := $(SX_RING_LIBS) $(SX_SIMENV_LIBS)
+ring_idle_test_LDLIBS := $(SX_RING_LDLIBS) -lcunit

@@ -8,7 +8,6 @@
 
 #include <errno.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include "log.h"
 
@@ -335,29 +334,6 @@ uint64_t sx_ring_spin_ns(void)
     }
     atomic_store_explicit(&cached, v, memory_order_relaxed);
     return (uint64_t)v;
-}
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-bool sx_ring_poll_budget(bool (*pred)(void *arg), void *arg, uint64_t budget_ns)
-{
-    if (pred(arg))
-        return true;
-    if (budget_ns == 0)
-        return false;
-    uint64_t t0 = now_ns();
-    for (unsigned i = 1;; i++) {
-        sx_cpu_relax();
-        if (pred(arg))
-            return true;
-        if ((i & 7) == 0 && now_ns() - t0 >= budget_ns)
-            return false;
-    }
 }
 
 bool sx_back_ring_pred(void *back_ring)

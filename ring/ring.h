@@ -18,10 +18,10 @@
  * does the same for a backend that produces more responses than requests are outstanding.
  *
  * Notification follows ring.h's event-index protocol: put N entries, push once, notify when the
- * push says so; before sleeping, run the final check (no lost wakeups). Adaptive polling
- * (sx_ring_poll_budget) spins on the ring for a bounded time before the caller arms its event
- * channel and sleeps; sx_idle (idle.c) is that whole spin-arm-sleep step for a ring thread,
- * with notifications that bring no work throttled (late EOI, XSA-332).
+ * push says so; before sleeping, run the final check (no lost wakeups). sx_idle (idle.c) is the
+ * one idle step of every ring loop, backends' and frontends': spin on the ring for a bounded
+ * time, arm the event channel (a backend throttles notifications that bring no work: late EOI,
+ * XSA-332), re-check, sleep.
  *
  * A ring is owned by one thread on each side; no locking inside.
  * Functions return 0 (or a count / boolean) on success and -errno on failure.
@@ -36,7 +36,7 @@
 #include <string.h>
 
 #include "evtchn/evtchn.h"
-#include "ring/barrier.h"   /* must precede <xen/io/ring.h>: defines xen_mb/xen_rmb/xen_wmb */
+#include "barrier.h"   /* must precede <xen/io/ring.h>: defines xen_mb/xen_rmb/xen_wmb */
 #include <xen/xen.h>
 #include <xen/grant_table.h>
 #include <xen/io/ring.h>
@@ -205,12 +205,7 @@ int sx_front_ring_final_check(struct sx_front_ring *r);
 #define SX_RING_SPIN_NS_DEFAULT 20000u
 uint64_t sx_ring_spin_ns(void);
 
-/* Spin with sx_cpu_relax() until pred(arg) is true or budget_ns have passed. pred is called at
- * least once. Returns true when pred became true (work is there: do not sleep), false when the
- * budget ran out (arm the event channel, run the final check, then sleep). */
-bool sx_ring_poll_budget(bool (*pred)(void *arg), void *arg, uint64_t budget_ns);
-
-/* Ready-made predicates for sx_ring_poll_budget (arg is the ring). */
+/* Ready-made spin predicates for sx_idle_spin and sx_idle_spin_budget (arg is the ring). */
 bool sx_back_ring_pred(void *back_ring);
 bool sx_front_ring_pred(void *front_ring);
 
@@ -246,7 +241,9 @@ bool sx_front_ring_pred(void *front_ring);
  * arm: with work since the last arm the delivered events' ports are unmasked at once (and a
  *   throttled port released); events that found nothing are spurious and, in a row, keep the
  *   ports masked for 1, 2, 4 ... up to 1000 ms, counted in the stats file (SX_EOI_STAT_NAMES).
- *   The final ring checks still run, so requests already published are always seen.
+ *   The final ring checks still run, so requests already published are always seen. With
+ *   `eoi_now` (a frontend, which trusts its backend) every event is ended at once
+ *   (sx_evtchn_drain) and nothing is throttled or counted.
  * poll: poll(2) with the timeout cut to when held ports are due; then the ports are unmasked
  *   if due (an event sent meanwhile makes the fd readable again) and the sleep's length feeds
  *   the adaptive budget. Returns poll's count or -errno.
@@ -255,6 +252,7 @@ struct sx_idle_opts {
     uint64_t spin_ns;        /* spin budget (the most, when adaptive); 0: never spin */
     bool adaptive;
     bool yield;
+    bool eoi_now;            /* no late EOI: arm unmasks every port at once */
     unsigned clock_rounds;
 };
 
@@ -274,6 +272,11 @@ static inline void sx_idle_did(struct sx_idle *s, bool work)
     s->worked |= work;
 }
 bool sx_idle_spin(struct sx_idle *s, bool (*pred)(void *arg), void *arg);
+/* The same spin loop alone, for a caller without a loop of its own to keep state in (it holds
+ * no state, so it may run beside the thread that owns the ring): pred until it is true (true)
+ * or budget_ns passed (false), the clock read every 8 rounds. pred runs at least once; budget
+ * 0 is one look. */
+bool sx_idle_spin_budget(bool (*pred)(void *arg), void *arg, uint64_t budget_ns);
 /* Returns the number of events taken, or -errno (an unmask failed). */
 int sx_idle_arm(struct sx_idle *s);
 int sx_idle_poll(struct sx_idle *s, struct pollfd *pfd, unsigned n, int timeout_ms);

@@ -19,14 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "evtchn/evtchn.h"
-
-static inline uint64_t sx_test_mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /* The tid of this process's thread called `name` (its comm), or -ENOENT. */
 static inline int sx_test_thread_by_name(const char *name)
@@ -89,11 +83,11 @@ struct sx_test_storm {
 static inline void *sx_test_storm_main(void *arg)
 {
     struct sx_test_storm *s = arg;
-    uint64_t gap = s->rate ? 1000000000ull / s->rate : 0, next = sx_test_mono_ns();
+    uint64_t gap = s->rate ? 1000000000ull / s->rate : 0, next = sx_now_ns();
     while (!atomic_load_explicit(&s->stop, memory_order_relaxed)) {
         if (gap) {
             uint64_t now;
-            while ((now = sx_test_mono_ns()) < next) {
+            while ((now = sx_now_ns()) < next) {
                 struct timespec ts = { 0, (long)(next - now) };
                 nanosleep(&ts, NULL);
             }
@@ -115,7 +109,7 @@ static inline int sx_test_storm_start(struct sx_test_storm *s, struct sx_evtchn 
     atomic_init(&s->stop, false);
     if (s->tid < 0)
         return s->tid;
-    s->t0 = sx_test_mono_ns();
+    s->t0 = sx_now_ns();
     s->c0 = sx_test_thread_cpu_ns(s->tid);
     int rc = pthread_create(&s->thr, NULL, sx_test_storm_main, s);
     s->started = rc == 0;
@@ -125,7 +119,7 @@ static inline int sx_test_storm_start(struct sx_test_storm *s, struct sx_evtchn 
 /* Wait until ns after the storm's start (to act in the middle of it). */
 static inline void sx_test_storm_wait(const struct sx_test_storm *s, uint64_t ns)
 {
-    while (sx_test_mono_ns() - s->t0 < ns)
+    while (sx_now_ns() - s->t0 < ns)
         usleep(20000);
 }
 
@@ -137,7 +131,7 @@ static inline void sx_test_storm_stop(struct sx_test_storm *s, uint64_t window_n
         return;
     sx_test_storm_wait(s, window_ns);
     s->c1 = sx_test_thread_cpu_ns(s->tid);
-    s->t1 = sx_test_mono_ns();
+    s->t1 = sx_now_ns();
     atomic_store(&s->stop, true);
     pthread_join(s->thr, NULL);
     s->started = false;

@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "log.h"
-#include "xen-core/platform.h"
+#include "rundir.h"
 #include "xen-core/proto.h"
 
 /* Domains one connection can map at once. Slots are reused once their domain is unmapped. */
@@ -100,6 +100,12 @@ static int rpc(struct sxc_conn *c, struct sxp_msg *m, int send_fd, void *payload
 out:
     pthread_mutex_unlock(&c->lock);
     return rc;
+}
+
+int sxc_socket_path(char *buf, size_t len, const char *run_dir)
+{
+    int n = snprintf(buf, len, "%s/core.sock", run_dir);
+    return (n < 0 || (size_t)n >= len) ? -ENAMETOOLONG : 0;
 }
 
 int sxc_connect(struct sxc_conn **out, const char *sock_path, domid_t self)

@@ -34,8 +34,6 @@ int sxc_server_open(struct sxc_server **out, const struct sxc_server_opts *opts)
 void sxc_server_close(struct sxc_server *srv);
 /* Run the server in the calling thread until `*stop` becomes true (splitxen-core's main). */
 int sxc_server_run(const struct sxc_server_opts *opts, volatile int *stop);
-/* Core socket path inside a run dir. */
-int sxc_socket_path(char *buf, size_t len, const char *run_dir);
 
 /* ---------------- client ---------------- */
 
@@ -61,6 +59,9 @@ struct sxc_dominfo {
     uint64_t mem_mb;
     char name[64];
 };
+
+/* Core socket path inside a run dir. */
+int sxc_socket_path(char *buf, size_t len, const char *run_dir);
 
 /* Connect to the daemon at `sock_path` (NULL: default) acting as domain `self` (which must
  * exist; 0 always does). */

@@ -1,28 +1,15 @@
-# The sim hypervisor: shared domain state, the core server and its client, the platform handle.
+# The sim hypervisor. sxcore is what a process acting as a domain links: the shared domain
+# state and the client of splitxen-core's control socket. sxcored is the server (the domain
+# table, event channel binding) with xenstored hosted in its loop: splitxen-core, and tests
+# that run the core in-process (tests/simenv.h).
 LIBS += sxcore
-sxcore_SRCS := xen-core/shared.c xen-core/server.c xen-core/client.c xen-core/platform.c \
-               xen-core/server_xs.c
+sxcore_SRCS := xen-core/shared.c xen-core/client.c
+SX_XEN_CORE_LIBS := sxcore $(SX_COMMON_LIBS)
 
-# Everything that links the platform libraries needs these.
-SX_PLAT_LIBS := sxgrant sxevtchn sxcore sxxenstored sxcommon
-SX_PLAT_LDLIBS := -lxengnttab -lxenevtchn -lxenstore
+LIBS += sxcored
+sxcored_SRCS := xen-core/server.c xen-core/server_xs.c
+SX_XEN_CORE_SERVER_LIBS := sxcored $(SX_XENSTORED_LIBS) $(SX_XEN_CORE_LIBS)
 
-ifneq ($(wildcard xen-core/xenstored/module.mk),)
 PROGS += splitxen-core
 splitxen-core_SRCS := xen-core/splitxen-core.c
-splitxen-core_LIBS := $(SX_PLAT_LIBS)
-splitxen-core_LDLIBS := $(SX_PLAT_LDLIBS)
-
-UNIT_TESTS += $(if $(wildcard tests/xen-core/core_test.c),core_test)
-core_test_SRCS := tests/xen-core/core_test.c
-core_test_LIBS := $(SX_PLAT_LIBS)
-core_test_LDLIBS := $(SX_PLAT_LDLIBS) -lcunit
-UNIT_TESTS += $(if $(wildcard tests/grant/grant_sim_test.c),grant_sim_test)
-grant_sim_test_SRCS := tests/grant/grant_sim_test.c
-grant_sim_test_LIBS := $(SX_PLAT_LIBS)
-grant_sim_test_LDLIBS := $(SX_PLAT_LDLIBS) -lcunit
-UNIT_TESTS += $(if $(wildcard tests/evtchn/evtchn_sim_test.c),evtchn_sim_test)
-evtchn_sim_test_SRCS := tests/evtchn/evtchn_sim_test.c
-evtchn_sim_test_LIBS := $(SX_PLAT_LIBS)
-evtchn_sim_test_LDLIBS := $(SX_PLAT_LDLIBS) -lcunit
-endif
+splitxen-core_LIBS := $(SX_XEN_CORE_SERVER_LIBS)

@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 #include "log.h"
-#include "xen-core/platform.h"
+#include "rundir.h"
 #include "xen-core/proto.h"
 #include "xen-core/server_hooks.h"
 
@@ -64,12 +64,6 @@ struct sxc_server {
     volatile int stop_flag;
     struct sxc_server_hooks hooks;
 };
-
-int sxc_socket_path(char *buf, size_t len, const char *run_dir)
-{
-    int n = snprintf(buf, len, "%s/core.sock", run_dir);
-    return (n < 0 || (size_t)n >= len) ? -ENAMETOOLONG : 0;
-}
 
 static struct sdom *dom_find(struct sxc_server *s, uint32_t domid)
 {
@@ -276,226 +270,260 @@ static int send_reply(int fd, struct sxp_msg *m, const void *payload, size_t ple
     return sendmsg(fd, &mh, MSG_NOSIGNAL) < 0 ? -errno : 0;
 }
 
+/* One request being served: what a handler reads (m, the fd that came with it) and fills in
+ * (the reply, fds and payload to send back). */
+struct sreq {
+    struct sxc_server *s;
+    int ci;
+    struct sconn *c;
+    const struct sxp_msg *m;
+    struct sxp_msg r;
+    int rfd;                        /* a handler that keeps it sets it to -1 */
+    int fds[2];
+    int nfds;
+    const void *payload;
+    size_t plen;
+    struct sxc_dominfo infos[MAX_DOMS];   /* SXP_DOM_LIST's payload */
+};
+
+/* Each handler returns the reply's rc (0 or -errno). */
+typedef int sreq_fn(struct sreq *q);
+
+static int op_hello(struct sreq *q)
+{
+    if (!dom_find(q->s, q->m->a[0]))
+        return -ESRCH;
+    q->c->self = (domid_t)q->m->a[0];
+    q->c->hello = true;
+    return 0;
+}
+
+static int op_dom_create(struct sreq *q)
+{
+    const struct sxp_msg *m = q->m;
+    int rc = dom_create(q->s, -1, m->name, m->a[0], m->a[1], m->a[2], m->a[3] != 0);
+    if (rc < 0)
+        return rc;
+    q->r.a[0] = (uint32_t)rc;
+    return 0;
+}
+
+static int op_dom_destroy(struct sreq *q)
+{
+    struct sdom *d = dom_find(q->s, q->m->a[0]);
+    if (!d)
+        return -ESRCH;
+    if (d->domid == 0)
+        return -EPERM;
+    dom_release(q->s, d);
+    return 0;
+}
+
+static int op_dom_pause(struct sreq *q)
+{
+    struct sdom *d = dom_find(q->s, q->m->a[0]);
+    if (!d)
+        return -ESRCH;
+    atomic_store(&d->sh->state, q->m->op == SXP_DOM_PAUSE ? SXD_STATE_PAUSED : SXD_STATE_RUNNING);
+    return 0;
+}
+
+static int op_dom_list(struct sreq *q)
+{
+    struct sxc_dominfo *infos = q->infos;
+    unsigned n = 0;
+    for (int i = 0; i < MAX_DOMS; i++) {
+        struct sdom *d = &q->s->doms[i];
+        if (!d->used)
+            continue;
+        infos[n] = (struct sxc_dominfo){ .domid = d->domid, .type = d->sh->type,
+                                         .state = atomic_load(&d->sh->state),
+                                         .vcpus = d->sh->vcpus, .mem_mb = d->mem_mb };
+        memcpy(infos[n].name, d->sh->name, sizeof(infos[n].name));
+        n++;
+    }
+    /* Sorted by domid, as xl list shows them. */
+    for (unsigned i = 1; i < n; i++)
+        for (unsigned j = i; j > 0 && infos[j - 1].domid > infos[j].domid; j--) {
+            struct sxc_dominfo t = infos[j];
+            infos[j] = infos[j - 1];
+            infos[j - 1] = t;
+        }
+    q->r.a[0] = n;
+    q->payload = infos;
+    q->plen = n * sizeof(infos[0]);
+    return 0;
+}
+
+static int op_dom_lookup(struct sreq *q)
+{
+    struct sdom *d = dom_find_name(q->s, q->m->name);
+    if (!d)
+        return -ENOENT;
+    q->r.a[0] = d->domid;
+    return 0;
+}
+
+static int op_dom_get(struct sreq *q)
+{
+    struct sdom *d = dom_find(q->s, q->m->a[0]);
+    if (!d)
+        return -ESRCH;
+    q->fds[0] = d->ctl_fd;
+    q->fds[1] = d->mem_fd;
+    q->nfds = 2;
+    q->r.a[0] = (uint32_t)d->sh_size;
+    q->r.a[1] = (uint32_t)(d->sh_size >> 32);
+    uint64_t msz = (uint64_t)d->mem_mb << 20;
+    q->r.a[2] = (uint32_t)msz;
+    q->r.a[3] = (uint32_t)(msz >> 32);
+    return 0;
+}
+
+static int op_ev_register(struct sreq *q)
+{
+    struct sxc_server *s = q->s;
+    if (q->rfd < 0)
+        return -EBADF;
+    int idx = -1;
+    for (int i = 0; i < MAX_HANDLES && idx < 0; i++)
+        if (!s->handles[i].used)
+            idx = i;
+    if (idx < 0)
+        return -EMFILE;
+    s->handles[idx] = (struct shandle){ .used = true, .efd = q->rfd, .conn = q->ci,
+                                        .dom = q->c->self };
+    q->rfd = -1;   /* kept */
+    q->r.a[0] = (uint32_t)idx + 1;
+    return 0;
+}
+
+/* Handle h (1-based) is one this connection registered. */
+static bool handle_is_ours(const struct sreq *q, uint32_t h)
+{
+    return h != 0 && h <= MAX_HANDLES && q->s->handles[h - 1].used &&
+           q->s->handles[h - 1].conn == q->ci;
+}
+
+static int op_ev_unregister(struct sreq *q)
+{
+    if (!handle_is_ours(q, q->m->a[0]))
+        return -EINVAL;
+    handle_drop(q->s, (int)q->m->a[0] - 1);
+    return 0;
+}
+
+/* EVTCHNOP_alloc_unbound and EVTCHNOP_bind_interdomain on handle a0. */
+static int op_ev_bind(struct sreq *q)
+{
+    const struct sxp_msg *m = q->m;
+    uint32_t h = m->a[0];
+    domid_t self = q->c->self;
+    struct sdom *d = dom_find(q->s, self);
+    if (!handle_is_ours(q, h))
+        return -EINVAL;
+    if (!d)
+        return -ESRCH;
+    uint32_t remote = m->a[1] == DOMID_SELF ? self : m->a[1];
+    struct sdom *rd = dom_find(q->s, remote);
+    if (!rd)
+        return -ESRCH;
+    struct sxd_port *rp = NULL;
+    if (m->op == SXP_EV_BIND) {
+        rp = port_of(rd, m->a[2]);
+        if (!rp || atomic_load(&rp->state) != SXD_PORT_UNBOUND ||
+            atomic_load(&rp->remote_dom) != self)
+            return -EINVAL;
+    }
+    int lp = port_alloc(d);
+    if (lp < 0)
+        return lp;
+    struct sxd_port *p = &sxd_ports(d->sh)[lp];
+    atomic_store(&p->pending, 0);
+    atomic_store(&p->masked, 0);
+    atomic_store(&p->owner, h);
+    atomic_store(&p->remote_dom, remote);
+    if (rp) {
+        atomic_store(&p->remote_port, m->a[2]);
+        atomic_store(&rp->remote_port, (uint32_t)lp);
+        atomic_store(&rp->remote_dom, self);
+        atomic_store(&rp->state, SXD_PORT_INTERDOMAIN);
+        atomic_fetch_add(&rp->gen, 1);
+        atomic_store(&p->state, SXD_PORT_INTERDOMAIN);
+    } else {
+        atomic_store(&p->remote_port, 0);
+        atomic_store(&p->state, SXD_PORT_UNBOUND);
+    }
+    atomic_fetch_add(&p->gen, 1);
+    q->r.a[0] = (uint32_t)lp;
+    return 0;
+}
+
+static int op_ev_close(struct sreq *q)
+{
+    struct sdom *d = dom_find(q->s, q->c->self);
+    struct sxd_port *p = port_of(d, q->m->a[0]);
+    uint32_t owner = p ? atomic_load(&p->owner) : 0;
+    if (!p || atomic_load(&p->state) == SXD_PORT_FREE || owner == 0 || owner > MAX_HANDLES ||
+        q->s->handles[owner - 1].conn != q->ci)
+        return -EINVAL;
+    port_close(q->s, d, q->m->a[0]);
+    return 0;
+}
+
+static int op_ev_peer(struct sreq *q)
+{
+    struct sxc_server *s = q->s;
+    struct sdom *d = dom_find(s, q->c->self);
+    struct sxd_port *p = port_of(d, q->m->a[0]);
+    if (!p)
+        return -EINVAL;
+    if (atomic_load(&p->state) != SXD_PORT_INTERDOMAIN)
+        return -ENOTCONN;
+    struct sdom *rd = dom_find(s, atomic_load(&p->remote_dom));
+    struct sxd_port *rp = port_of(rd, atomic_load(&p->remote_port));
+    uint32_t owner = rp ? atomic_load(&rp->owner) : 0;
+    if (!rp || owner == 0 || owner > MAX_HANDLES || !s->handles[owner - 1].used)
+        return -ENOTCONN;
+    q->r.a[0] = rd->domid;
+    q->r.a[1] = atomic_load(&p->remote_port);
+    q->r.a[2] = atomic_load(&rp->gen);
+    q->fds[0] = s->handles[owner - 1].efd;
+    q->nfds = 1;
+    return 0;
+}
+
+static sreq_fn *const sreq_ops[] = {
+    [SXP_HELLO] = op_hello,
+    [SXP_DOM_CREATE] = op_dom_create,
+    [SXP_DOM_DESTROY] = op_dom_destroy,
+    [SXP_DOM_PAUSE] = op_dom_pause,
+    [SXP_DOM_UNPAUSE] = op_dom_pause,
+    [SXP_DOM_LIST] = op_dom_list,
+    [SXP_DOM_LOOKUP] = op_dom_lookup,
+    [SXP_DOM_GET] = op_dom_get,
+    [SXP_EV_REGISTER] = op_ev_register,
+    [SXP_EV_UNREGISTER] = op_ev_unregister,
+    [SXP_EV_ALLOC_UNBOUND] = op_ev_bind,
+    [SXP_EV_BIND] = op_ev_bind,
+    [SXP_EV_CLOSE] = op_ev_close,
+    [SXP_EV_PEER] = op_ev_peer,
+};
+
 static void handle_request(struct sxc_server *s, int ci, struct sxp_msg *m, int rfd)
 {
-    struct sconn *c = &s->conns[ci];
-    struct sxp_msg r = { .op = m->op };
-    int fds[2];
-    int nfds = 0;
-    void *payload = NULL;
-    size_t plen = 0;
-    struct sxc_dominfo infos[MAX_DOMS];
-
-    if (m->op != SXP_HELLO && !c->hello) {
-        r.rc = -EPERM;
-        goto reply;
-    }
+    struct sreq q = { .s = s, .ci = ci, .c = &s->conns[ci], .m = m, .r = { .op = m->op },
+                      .rfd = rfd };
     m->name[sizeof(m->name) - 1] = 0;
-    switch (m->op) {
-    case SXP_HELLO:
-        if (!dom_find(s, m->a[0])) {
-            r.rc = -ESRCH;
-            break;
-        }
-        c->self = (domid_t)m->a[0];
-        c->hello = true;
-        break;
-    case SXP_DOM_CREATE:
-        r.rc = dom_create(s, -1, m->name, m->a[0], m->a[1], m->a[2], m->a[3] != 0);
-        if (r.rc >= 0) {
-            r.a[0] = (uint32_t)r.rc;
-            r.rc = 0;
-        }
-        break;
-    case SXP_DOM_DESTROY: {
-        struct sdom *d = dom_find(s, m->a[0]);
-        if (!d)
-            r.rc = -ESRCH;
-        else if (d->domid == 0)
-            r.rc = -EPERM;
-        else
-            dom_release(s, d);
-        break;
-    }
-    case SXP_DOM_PAUSE:
-    case SXP_DOM_UNPAUSE: {
-        struct sdom *d = dom_find(s, m->a[0]);
-        if (!d)
-            r.rc = -ESRCH;
-        else
-            atomic_store(&d->sh->state,
-                         m->op == SXP_DOM_PAUSE ? SXD_STATE_PAUSED : SXD_STATE_RUNNING);
-        break;
-    }
-    case SXP_DOM_LIST: {
-        unsigned n = 0;
-        for (int i = 0; i < MAX_DOMS; i++) {
-            struct sdom *d = &s->doms[i];
-            if (!d->used)
-                continue;
-            infos[n] = (struct sxc_dominfo){ .domid = d->domid, .type = d->sh->type,
-                                             .state = atomic_load(&d->sh->state),
-                                             .vcpus = d->sh->vcpus, .mem_mb = d->mem_mb };
-            memcpy(infos[n].name, d->sh->name, sizeof(infos[n].name));
-            n++;
-        }
-        /* Sorted by domid, as xl list shows them. */
-        for (unsigned i = 1; i < n; i++)
-            for (unsigned j = i; j > 0 && infos[j - 1].domid > infos[j].domid; j--) {
-                struct sxc_dominfo t = infos[j];
-                infos[j] = infos[j - 1];
-                infos[j - 1] = t;
-            }
-        r.a[0] = n;
-        payload = infos;
-        plen = n * sizeof(infos[0]);
-        break;
-    }
-    case SXP_DOM_LOOKUP: {
-        struct sdom *d = dom_find_name(s, m->name);
-        if (!d)
-            r.rc = -ENOENT;
-        else
-            r.a[0] = d->domid;
-        break;
-    }
-    case SXP_DOM_GET: {
-        struct sdom *d = dom_find(s, m->a[0]);
-        if (!d) {
-            r.rc = -ESRCH;
-            break;
-        }
-        fds[0] = d->ctl_fd;
-        fds[1] = d->mem_fd;
-        nfds = 2;
-        r.a[0] = (uint32_t)d->sh_size;
-        r.a[1] = (uint32_t)(d->sh_size >> 32);
-        uint64_t msz = (uint64_t)d->mem_mb << 20;
-        r.a[2] = (uint32_t)msz;
-        r.a[3] = (uint32_t)(msz >> 32);
-        break;
-    }
-    case SXP_EV_REGISTER: {
-        if (rfd < 0) {
-            r.rc = -EBADF;
-            break;
-        }
-        int idx = -1;
-        for (int i = 0; i < MAX_HANDLES && idx < 0; i++)
-            if (!s->handles[i].used)
-                idx = i;
-        if (idx < 0) {
-            r.rc = -EMFILE;
-            break;
-        }
-        s->handles[idx] = (struct shandle){ .used = true, .efd = rfd, .conn = ci, .dom = c->self };
-        rfd = -1;   /* kept */
-        r.a[0] = (uint32_t)idx + 1;
-        break;
-    }
-    case SXP_EV_UNREGISTER:
-        if (m->a[0] == 0 || m->a[0] > MAX_HANDLES || !s->handles[m->a[0] - 1].used ||
-            s->handles[m->a[0] - 1].conn != ci)
-            r.rc = -EINVAL;
-        else
-            handle_drop(s, (int)m->a[0] - 1);
-        break;
-    case SXP_EV_ALLOC_UNBOUND:
-    case SXP_EV_BIND: {
-        uint32_t h = m->a[0];
-        struct sdom *d = dom_find(s, c->self);
-        if (h == 0 || h > MAX_HANDLES || !s->handles[h - 1].used || s->handles[h - 1].conn != ci) {
-            r.rc = -EINVAL;
-            break;
-        }
-        if (!d) {
-            r.rc = -ESRCH;
-            break;
-        }
-        uint32_t remote = m->a[1] == DOMID_SELF ? c->self : m->a[1];
-        struct sdom *rd = dom_find(s, remote);
-        if (!rd) {
-            r.rc = -ESRCH;
-            break;
-        }
-        struct sxd_port *rp = NULL;
-        if (m->op == SXP_EV_BIND) {
-            rp = port_of(rd, m->a[2]);
-            if (!rp || atomic_load(&rp->state) != SXD_PORT_UNBOUND ||
-                atomic_load(&rp->remote_dom) != c->self) {
-                r.rc = -EINVAL;
-                break;
-            }
-        }
-        int lp = port_alloc(d);
-        if (lp < 0) {
-            r.rc = lp;
-            break;
-        }
-        struct sxd_port *p = &sxd_ports(d->sh)[lp];
-        atomic_store(&p->pending, 0);
-        atomic_store(&p->masked, 0);
-        atomic_store(&p->owner, h);
-        atomic_store(&p->remote_dom, remote);
-        if (m->op == SXP_EV_BIND) {
-            atomic_store(&p->remote_port, m->a[2]);
-            atomic_store(&rp->remote_port, (uint32_t)lp);
-            atomic_store(&rp->remote_dom, c->self);
-            atomic_store(&rp->state, SXD_PORT_INTERDOMAIN);
-            atomic_fetch_add(&rp->gen, 1);
-            atomic_store(&p->state, SXD_PORT_INTERDOMAIN);
-        } else {
-            atomic_store(&p->remote_port, 0);
-            atomic_store(&p->state, SXD_PORT_UNBOUND);
-        }
-        atomic_fetch_add(&p->gen, 1);
-        r.a[0] = (uint32_t)lp;
-        break;
-    }
-    case SXP_EV_CLOSE: {
-        struct sdom *d = dom_find(s, c->self);
-        struct sxd_port *p = port_of(d, m->a[0]);
-        uint32_t owner = p ? atomic_load(&p->owner) : 0;
-        if (!p || atomic_load(&p->state) == SXD_PORT_FREE || owner == 0 ||
-            owner > MAX_HANDLES || s->handles[owner - 1].conn != ci) {
-            r.rc = -EINVAL;
-            break;
-        }
-        port_close(s, d, m->a[0]);
-        break;
-    }
-    case SXP_EV_PEER: {
-        struct sdom *d = dom_find(s, c->self);
-        struct sxd_port *p = port_of(d, m->a[0]);
-        if (!p) {
-            r.rc = -EINVAL;
-            break;
-        }
-        if (atomic_load(&p->state) != SXD_PORT_INTERDOMAIN) {
-            r.rc = -ENOTCONN;
-            break;
-        }
-        struct sdom *rd = dom_find(s, atomic_load(&p->remote_dom));
-        struct sxd_port *rp = port_of(rd, atomic_load(&p->remote_port));
-        uint32_t owner = rp ? atomic_load(&rp->owner) : 0;
-        if (!rp || owner == 0 || owner > MAX_HANDLES || !s->handles[owner - 1].used) {
-            r.rc = -ENOTCONN;
-            break;
-        }
-        r.a[0] = rd->domid;
-        r.a[1] = atomic_load(&p->remote_port);
-        r.a[2] = atomic_load(&rp->gen);
-        fds[0] = s->handles[owner - 1].efd;
-        nfds = 1;
-        break;
-    }
-    default:
-        r.rc = -EOPNOTSUPP;
-    }
-reply:
-    if (rfd >= 0)
-        close(rfd);
-    if (send_reply(c->fd, &r, payload, plen, fds, nfds) < 0)
+    if (m->op != SXP_HELLO && !q.c->hello)
+        q.r.rc = -EPERM;
+    else if (m->op >= sizeof(sreq_ops) / sizeof(sreq_ops[0]) || !sreq_ops[m->op])
+        q.r.rc = -EOPNOTSUPP;
+    else
+        q.r.rc = sreq_ops[m->op](&q);
+    if (q.rfd >= 0)
+        close(q.rfd);
+    if (send_reply(q.c->fd, &q.r, q.payload, q.plen, q.fds, q.nfds) < 0)
         conn_drop(s, ci);
 }
 

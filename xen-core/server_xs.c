@@ -7,7 +7,7 @@
 
 #include "log.h"
 #include "xen-core/server_hooks.h"
-#include "xen-core/xenstored/xenstored.h"
+#include "xenstored/xenstored.h"
 
 static void xs_step(void *ctx) { sxs_step(ctx, 0); }
 

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "log.h"
-#include "ring/barrier.h"
+#include "barrier.h"
 
 static uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) & ~(a - 1); }
 

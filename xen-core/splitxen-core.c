@@ -10,7 +10,7 @@
 #include "log.h"
 #include "version.h"
 #include "xen-core/core.h"
-#include "xen-core/platform.h"
+#include "rundir.h"
 
 static volatile int stop;
 static void on_signal(int sig) { (void)sig; stop = 1; }

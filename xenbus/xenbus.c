@@ -1,5 +1,6 @@
 /* xenbus helpers over libxenstore: see xenbus.h. */
 #define SX_LOG_MODULE "xenbus"
+#include "clock.h"
 #include "log.h"
 
 #include <errno.h>
@@ -11,6 +12,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "platform/platform.h"
 #include "xenbus/xenbus.h"
 
 #define SX_XB_PATH_MAX (XENSTORE_ABS_PATH_MAX + 1)
@@ -38,36 +40,13 @@ static int neg_errno(void)
     return errno ? -errno : -EIO;
 }
 
-int sx_xenbus_open(struct sx_xenbus **out, const char *xenstored_path)
+int sx_xenbus_open(struct sx_xenbus **out, const struct sx_plat *p, const char *xenstored_path)
 {
     struct sx_xenbus *xb = calloc(1, sizeof(*xb));
     if (!xb)
         return -ENOMEM;
-    char *saved = NULL;
-    bool had = false;
-    if (xenstored_path) {
-        const char *old = getenv("XENSTORED_PATH");
-        if (old) {
-            had = true;
-            saved = strdup(old);
-            if (!saved) {
-                free(xb);
-                return -ENOMEM;
-            }
-        }
-        setenv("XENSTORED_PATH", xenstored_path, 1);
-    }
-    errno = 0;
-    xb->xs = xs_open(0);
-    int rc = xb->xs ? 0 : neg_errno();
-    if (xenstored_path) {
-        if (had)
-            setenv("XENSTORED_PATH", saved, 1);
-        else
-            unsetenv("XENSTORED_PATH");
-    }
-    free(saved);
-    if (rc) {
+    int rc = sx_plat_xs_open(p, xenstored_path, &xb->xs);
+    if (rc < 0) {
         free(xb);
         return rc;
     }
@@ -494,13 +473,6 @@ int sx_xenbus_dispatch(struct sx_xenbus *xb, int timeout_ms)
     }
 }
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void wait_cb(void *arg, const char *path, const char *token)
 {
     (void)path;
@@ -520,7 +492,7 @@ int sx_xenbus_wait_state(struct sx_xenbus *xb, const char *dir, enum xenbus_stat
     rc = sx_xenbus_watch(xb, path, token, wait_cb, &fired);
     if (rc)
         return rc;
-    long long deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+    long long deadline = timeout_ms < 0 ? -1 : (long long)sx_now_ms() + timeout_ms;
     enum xenbus_state st = XenbusStateUnknown;
     int last_err = 0;
     for (;;) {
@@ -529,7 +501,7 @@ int sx_xenbus_wait_state(struct sx_xenbus *xb, const char *dir, enum xenbus_stat
             rc = 0;
             break;
         }
-        long long left = deadline < 0 ? -1 : deadline - now_ms();
+        long long left = deadline < 0 ? -1 : deadline - (long long)sx_now_ms();
         if (deadline >= 0 && left <= 0) {
             rc = -ETIMEDOUT;
             break;

@@ -18,10 +18,12 @@
 #include <xenstore.h>
 
 struct sx_xenbus;
+struct sx_plat;
 
-/* Connect. xenstored_path: a socket to use (sets XENSTORED_PATH around xs_open, then restores
- * it), or NULL for xs_open's defaults (which honour XENSTORED_PATH). Returns 0 or -errno. */
-int sx_xenbus_open(struct sx_xenbus **out, const char *xenstored_path);
+/* Connect as the domain p acts as (sx_plat_xs_open): xenstored_path when given, else the
+ * platform's xenstore for that domain; p NULL: xenstored_path or libxenstore's defaults
+ * (which honour XENSTORED_PATH). Returns 0 or -errno. */
+int sx_xenbus_open(struct sx_xenbus **out, const struct sx_plat *p, const char *xenstored_path);
 /* NULL-safe. Removes this handle's watches with the connection. */
 void sx_xenbus_close(struct sx_xenbus *xb);
 /* The libxenstore handle, for anything not wrapped here. */

@@ -13,7 +13,7 @@
 #include <time.h>
 
 #include "grant/grant.h"
-#include "tests/xen-core/simenv.h"
+#include "tests/simenv.h"
 #include "xen-core/core.h"
 
 static double now_s(void)

@@ -10,8 +10,8 @@
  *   f  ring batch, adaptive
  *
  * c-f notify through the sim platform's event channels (evtchn/, splitxen-core started in this
- * process, the two children acting as dom0 and a guest) when the build has them, else through a
- * raw eventfd pair (--notify eventfd forces that). The ring is a 4-page blkif ring in a shared
+ * process, the two children acting as dom0 and a guest), or through a raw eventfd pair with
+ * --notify eventfd. The ring is a 4-page blkif ring in a shared
  * memfd. The frontend (guest) and backend (dom0) children are pinned to different CPUs unless
  * --same-core.
  */
@@ -33,13 +33,12 @@
 #include <unistd.h>
 #include <xen/io/blkif.h>
 
+#include "clock.h"
 #include "log.h"
 
-#ifdef SX_BENCH_RING_SIM
 #include "evtchn/evtchn.h"
 #include "xen-core/core.h"
-#include "xen-core/platform.h"
-#endif
+#include "platform/platform.h"
 
 SX_RING_CHECK_TYPES(blkif_request_t, blkif_response_t);
 
@@ -77,21 +76,12 @@ struct env {
     void *ring;
     int efd_f2b, efd_b2f;          /* raw eventfd notification for c-f (nonblocking) */
     int pp_f2b, pp_b2f;            /* a: blocking eventfds */
-#ifdef SX_BENCH_RING_SIM
     char run_dir[64];
     char sock[128];
     struct sxc_server *srv;
     struct sxc_conn *conn;
     int guest;
-#endif
 };
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static void pin(int cpu)
 {
@@ -104,9 +94,9 @@ static void pin(int cpu)
 
 static void wait_flag(_Atomic uint32_t *f, struct ctl *c)
 {
-    uint64_t t0 = now_ns();
+    uint64_t t0 = sx_now_ns();
     while (!atomic_load_explicit(f, memory_order_acquire)) {
-        if (c->front_err || c->back_err || now_ns() - t0 > 10000000000ull)
+        if (c->front_err || c->back_err || sx_now_ns() - t0 > 10000000000ull)
             _exit(90);
         usleep(50);
     }
@@ -118,20 +108,16 @@ struct notif {
     enum notify_mode mode;
     int in_fd, out_fd;
     uint64_t sleeps, kicks;
-#ifdef SX_BENCH_RING_SIM
     struct sx_plat *plat;
     struct sx_evtchn *e;
     evtchn_port_t port;
-#endif
 };
 
 static int notif_kick(struct notif *n)
 {
     n->kicks++;
-#ifdef SX_BENCH_RING_SIM
     if (n->mode == NOTIFY_EVTCHN)
         return sx_evtchn_notify(n->e, n->port);
-#endif
     uint64_t one = 1;
     return write(n->out_fd, &one, sizeof(one)) == sizeof(one) ? 0 : -errno;
 }
@@ -139,7 +125,6 @@ static int notif_kick(struct notif *n)
 /* Sleep until kicked (or WAIT_MS, so a stop flag is always seen). `sleeps` counts poll calls. */
 static int notif_wait(struct notif *n)
 {
-#ifdef SX_BENCH_RING_SIM
     if (n->mode == NOTIFY_EVTCHN) {
         /* An event already pending (it arrived while we were spinning or in the final check):
          * take it and go back to the ring without sleeping. The sim fd stays readable after
@@ -150,7 +135,6 @@ static int notif_wait(struct notif *n)
         if (port != -EAGAIN)
             return port;
     }
-#endif
     n->sleeps++;
     struct pollfd pfd = { .fd = n->in_fd, .events = POLLIN };
     int rc = poll(&pfd, 1, WAIT_MS);
@@ -158,14 +142,12 @@ static int notif_wait(struct notif *n)
         return errno == EINTR ? 0 : -errno;
     if (rc == 0)
         return 0;
-#ifdef SX_BENCH_RING_SIM
     if (n->mode == NOTIFY_EVTCHN) {
         int port = sx_evtchn_pending(n->e);
         if (port >= 0)
             return sx_evtchn_unmask(n->e, (evtchn_port_t)port);
         return port == -EAGAIN ? 0 : port;
     }
-#endif
     uint64_t v;
     if (read(n->in_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
         return -errno;
@@ -174,14 +156,10 @@ static int notif_wait(struct notif *n)
 
 static void notif_close(struct notif *n)
 {
-#ifdef SX_BENCH_RING_SIM
     sx_evtchn_close(n->e);
     n->e = NULL;
     sx_plat_close(n->plat);
     n->plat = NULL;
-#else
-    (void)n;
-#endif
 }
 
 /* Frontend (guest) side: allocate the port the backend binds to, then initialise the ring. */
@@ -191,7 +169,6 @@ static int front_setup(struct env *v, struct notif *n, struct sx_front_ring *f)
     n->mode = v->o.mode;
     n->in_fd = v->efd_b2f;
     n->out_fd = v->efd_f2b;
-#ifdef SX_BENCH_RING_SIM
     if (n->mode == NOTIFY_EVTCHN) {
         int rc = sx_plat_open(&n->plat, SX_PLAT_SIM, (domid_t)v->guest, v->sock);
         if (rc == 0)
@@ -204,7 +181,6 @@ static int front_setup(struct env *v, struct notif *n, struct sx_front_ring *f)
         n->in_fd = sx_evtchn_fd(n->e);
         v->ctl->port = n->port;
     }
-#endif
     int rc = sx_front_ring_init(f, v->ring, sx_ring_bytes(RING_ORDER), sizeof(blkif_request_t),
                                 sizeof(blkif_response_t));
     if (rc < 0)
@@ -222,7 +198,6 @@ static int back_setup(struct env *v, struct notif *n, struct sx_back_ring *b)
     n->in_fd = v->efd_f2b;
     n->out_fd = v->efd_b2f;
     wait_flag(&v->ctl->front_ready, v->ctl);
-#ifdef SX_BENCH_RING_SIM
     if (n->mode == NOTIFY_EVTCHN) {
         int rc = sx_plat_open(&n->plat, SX_PLAT_SIM, 0, v->sock);
         if (rc == 0)
@@ -234,7 +209,6 @@ static int back_setup(struct env *v, struct notif *n, struct sx_back_ring *b)
         n->port = (evtchn_port_t)rc;
         n->in_fd = sx_evtchn_fd(n->e);
     }
-#endif
     int rc = sx_back_ring_attach(b, v->ring, sx_ring_bytes(RING_ORDER), sizeof(blkif_request_t),
                                  sizeof(blkif_response_t));
     if (rc < 0)
@@ -249,14 +223,15 @@ static void case_a_front(struct env *v)
 {
     atomic_store(&v->ctl->front_ready, 1);
     wait_flag(&v->ctl->back_ready, v->ctl);
-    uint64_t one = 1, val, ops = 0, t0 = now_ns(), end = t0 + (uint64_t)(v->o.secs * 1e9), t = t0;
+    uint64_t one = 1, val, ops = 0;
+    uint64_t t0 = sx_now_ns(), end = t0 + (uint64_t)(v->o.secs * 1e9), t = t0;
     do {
         if (write(v->pp_f2b, &one, 8) != 8 || read(v->pp_b2f, &val, 8) != 8) {
             v->ctl->front_err = -errno;
             break;
         }
         ops++;
-    } while ((t = now_ns()) < end);
+    } while ((t = sx_now_ns()) < end);
     v->ctl->ops = ops;
     v->ctl->ns = t - t0;
     atomic_store(&v->ctl->stop, 1);
@@ -287,13 +262,13 @@ static void case_b_front(struct env *v)
     struct ctl *c = v->ctl;
     atomic_store(&c->front_ready, 1);
     wait_flag(&c->back_ready, c);
-    uint64_t ops = 0, t0 = now_ns(), end = t0 + (uint64_t)(v->o.secs * 1e9), t = t0;
+    uint64_t ops = 0, t0 = sx_now_ns(), end = t0 + (uint64_t)(v->o.secs * 1e9), t = t0;
     for (uint64_t i = 1;; i++) {
         atomic_store_explicit(&c->ping, i, memory_order_release);   /* publish ping i */
         while (atomic_load_explicit(&c->pong, memory_order_acquire) != i)   /* wait for echo */
             sx_cpu_relax();
         ops++;
-        if ((i & 255) == 0 && (t = now_ns()) >= end)
+        if ((i & 255) == 0 && (t = sx_now_ns()) >= end)
             break;
     }
     c->ops = ops;
@@ -360,7 +335,7 @@ static void ring_back(struct env *v, uint64_t spin_ns)
                 break;
             continue;
         }
-        if (spin_ns && sx_ring_poll_budget(back_pred, &bp, spin_ns))
+        if (spin_ns && sx_idle_spin_budget(back_pred, &bp, spin_ns))
             continue;
         if (sx_back_ring_final_check(&b))
             continue;
@@ -380,7 +355,7 @@ static int front_wait_rsp(struct sx_front_ring *f, struct notif *n, uint64_t spi
     for (;;) {
         if (sx_front_ring_has_responses(f))
             return 0;
-        if (spin_ns && sx_ring_poll_budget(sx_front_ring_pred, f, spin_ns))
+        if (spin_ns && sx_idle_spin_budget(sx_front_ring_pred, f, spin_ns))
             return 0;
         int rc = sx_front_ring_final_check(f);
         if (rc)
@@ -402,7 +377,7 @@ static void ring_front(struct env *v, unsigned depth, uint64_t spin_ns)
         return;
     }
     blkif_response_t rsp[BATCH];
-    uint64_t sent = 0, done = 0, t0 = now_ns(), end = t0 + (uint64_t)(v->o.secs * 1e9), t = t0;
+    uint64_t sent = 0, done = 0, t0 = sx_now_ns(), end = t0 + (uint64_t)(v->o.secs * 1e9), t = t0;
     bool timeup = false;
     while (!timeup || done < sent) {
         unsigned put = 0;
@@ -428,7 +403,7 @@ static void ring_front(struct env *v, unsigned depth, uint64_t spin_ns)
                 rc = -EPROTO;
                 goto out;
             }
-        if (!timeup && (t = now_ns()) >= end)
+        if (!timeup && (t = sx_now_ns()) >= end)
             timeup = true;
     }
     rc = 0;
@@ -532,7 +507,6 @@ static int run_case(struct env *v, struct bcase *bc)
     return 0;
 }
 
-#ifdef SX_BENCH_RING_SIM
 static int rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
 {
     (void)st;
@@ -575,7 +549,6 @@ static void sim_stop(struct env *v)
     if (v->run_dir[0])
         nftw(v->run_dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
 }
-#endif
 
 static void usage(void)
 {
@@ -625,11 +598,7 @@ int main(int argc, char **argv)
 {
     struct env v = { .o = { .secs = 1.5, .cases = "abcdef", .spin_ns = sx_ring_spin_ns() },
                      .efd_f2b = -1, .efd_b2f = -1, .pp_f2b = -1, .pp_b2f = -1 };
-#ifdef SX_BENCH_RING_SIM
     v.o.mode = NOTIFY_EVTCHN;
-#else
-    v.o.mode = NOTIFY_EVENTFD;
-#endif
     static const struct option lo[] = {
         { "seconds", required_argument, 0, 't' }, { "same-core", no_argument, 0, 's' },
         { "notify", required_argument, 0, 'n' }, { "spin-ns", required_argument, 0, 'p' },
@@ -643,12 +612,10 @@ int main(int argc, char **argv)
         case 'n':
             if (!strcmp(optarg, "eventfd"))
                 v.o.mode = NOTIFY_EVENTFD;
-#ifdef SX_BENCH_RING_SIM
             else if (!strcmp(optarg, "evtchn"))
                 v.o.mode = NOTIFY_EVTCHN;
-#endif
             else {
-                fprintf(stderr, "--notify %s: not available in this build\n", optarg);
+                fprintf(stderr, "--notify %s: eventfd or evtchn\n", optarg);
                 return 2;
             }
             break;
@@ -696,7 +663,6 @@ int main(int argc, char **argv)
         perror("setup");
         return 1;
     }
-#ifdef SX_BENCH_RING_SIM
     if (v.o.mode == NOTIFY_EVTCHN && strpbrk(v.o.cases, "cdef")) {
         int src = sim_start(&v);
         if (src < 0) {
@@ -704,7 +670,6 @@ int main(int argc, char **argv)
             goto out;
         }
     }
-#endif
 
     printf("splitxen ring benchmark: %s, front cpu %d, back cpu %d, notify %s, spin budget %llu ns, "
            "%.1f s per case\n", v.o.same_core ? "same core" : "cross core", v.o.cpu_front,
@@ -746,9 +711,7 @@ int main(int argc, char **argv)
             printf("\nwrote %s\n", v.o.json);
         }
     }
-#ifdef SX_BENCH_RING_SIM
 out:
     sim_stop(&v);
-#endif
     return rc;
 }

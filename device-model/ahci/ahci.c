@@ -1,5 +1,5 @@
 /*
- * AHCI controller (ich9-ahci identity), one port, one ATA disk on blkback's I/O engine.
+ * AHCI controller (ich9-ahci identity), one port, one ATA disk on a blkio engine.
  * See ahci.h for what is implemented. Register and FIS layouts follow the AHCI 1.3 and
  * ATA8-ACS / SATA 2.6 specifications (QEMU's hw/ide/ahci.c is the behavioural reference).
  */

@@ -1,8 +1,9 @@
 /*
  * An AHCI 1.0 SATA controller as QEMU's ich9-ahci presents it (8086:2922, class 010601, ABAR in
  * BAR5 as 4 KiB of MMIO, INTA#) with one port and one disk on it. The disk is an image file
- * (or block device) served by blkback's I/O engine (blkback/io.h): commands are issued to the
- * engine asynchronously and completed from its eventfd, watched in the device model's loop.
+ * (or block device) served by a blkio engine (blkio/blkio.h, as blkback's rings are): commands
+ * are issued to the engine asynchronously and completed from its eventfd, watched in the
+ * device model's loop.
  *
  * Implemented: generic host control (CAP with NCQ and 32 slots, GHC AE/IE/HR, IS, PI, VS),
  * port 0 (CLB/FB, IS/IE, CMD ST/CR FRE/FR, TFD, SIG, SSTS/SCTL/SERR, SACT, CI), the command
@@ -24,7 +25,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "blkback/io.h"
+#include "blkio/blkio.h"
 #include "device-model/dm.h"
 
 struct sx_ahci;

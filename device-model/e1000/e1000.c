@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "log.h"
-#include "netback/tap.h"
+#include "netdev/tap.h"
 
 /* ---- registers (byte offsets in BAR0) ---- */
 enum {

@@ -26,7 +26,7 @@
  * BUS_MASTER); a ring whose head or tail lies outside its length is not processed (counted);
  * one kick processes at most one ring's worth; a frame larger than SX_E1000_MAX_FRAME is dropped.
  *
- * World side: a TAP (netback/tap.h, vnet header on) on a bridge, served by the dm loop; or, for
+ * World side: a TAP (netdev/tap.h, vnet header on) on a bridge, served by the dm loop; or, for
  * tests, any datagram fd carrying the same [virtio_net_hdr_v1 | Ethernet frame] units. While the
  * guest has posted no rx buffers the world fd is not read (backpressure, one frame held).
  *

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "xenbus/xenbus.h"
 #include <xen/io/protocols.h>
@@ -109,13 +110,6 @@ long sx_blkfront_parse_vdev(const char *vdev)
 
 /* ------------------------------------------------------------------ xenstore helpers */
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void fired_cb(void *arg, const char *path, const char *token)
 {
     (void)path;
@@ -139,7 +133,7 @@ static int wait_state(struct sx_blkfront *f, const char *dir, unsigned want, uns
         sx_err("watch %s: %s", path, strerror(-rc));
         return rc;
     }
-    long long deadline = now_ms() + timeout_ms;
+    long long deadline = (long long)sx_now_ms() + timeout_ms;
     enum xenbus_state st = XenbusStateUnknown;
     int last = 0;
     for (;;) {
@@ -154,7 +148,7 @@ static int wait_state(struct sx_blkfront *f, const char *dir, unsigned want, uns
             rc = -ECONNREFUSED;
             break;
         }
-        long long left = deadline - now_ms();
+        long long left = deadline - (long long)sx_now_ms();
         if (left <= 0) {
             sx_err("%s: timed out after %u ms waiting for %s on %s (last seen: %s)",
                    f->info.frontend_path, timeout_ms, what, path,
@@ -432,19 +426,9 @@ int sx_blkfront_open(struct sx_blkfront **out, struct sx_plat *p, const char *vd
     for (unsigned i = 0; i < SX_BLKFRONT_MAX_QUEUES; i++)
         f->q[i] = (struct bf_queue){ .f = f, .idx = i, .port = -1 };
 
-    int rc;
-    char xspath[256];
-    const char *xsp = NULL;
-    if (p->kind == SX_PLAT_SIM) {
-        rc = sx_xenstored_path(xspath, sizeof(xspath), p->self);
-        if (rc < 0)
-            goto fail;
-        xsp = xspath;
-    }
-    rc = sx_xenbus_open(&f->xb, xsp);
+    int rc = sx_xenbus_open(&f->xb, p, NULL);
     if (rc < 0) {
-        sx_err("connect to xenstore%s%s as dom%u: %s", xsp ? " at " : "", xsp ? xsp : "",
-               p->self, strerror(-rc));
+        sx_err("connect to xenstore as dom%u: %s", p->self, strerror(-rc));
         f->xb = NULL;
         goto fail;
     }
@@ -563,17 +547,6 @@ void sx_blkfront_close(struct sx_blkfront *f)
     sx_xenbus_close(f->xb);
     pthread_mutex_destroy(&f->xb_lock);
     free(f);
-}
-
-int sx_blkfront_backend_state(struct sx_blkfront *f)
-{
-    if (!f || !f->xb)
-        return -EINVAL;
-    enum xenbus_state st;
-    pthread_mutex_lock(&f->xb_lock);
-    int rc = sx_xenbus_read_state(f->xb, XBT_NULL, f->info.backend_path, &st);
-    pthread_mutex_unlock(&f->xb_lock);
-    return rc < 0 ? rc : (int)st;
 }
 
 const struct sx_blkfront_info *sx_blkfront_info(const struct sx_blkfront *f)

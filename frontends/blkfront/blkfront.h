@@ -34,7 +34,7 @@
 #include <stdint.h>
 #include <xen/xen.h>
 
-#include "xen-core/platform.h"
+#include "platform/platform.h"
 
 struct sx_blkfront;
 

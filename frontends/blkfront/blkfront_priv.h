@@ -92,6 +92,7 @@ struct bf_queue {
     struct bf_chunk *chunks;
     unsigned nchunks;
     blkif_response_t rsp[BF_RSP_BATCH];
+    struct sx_idle idle;        /* sx_blkfront_wait's spin, arm, sleep (events ended at once) */
     struct sx_blkfront_stats st;
 };
 

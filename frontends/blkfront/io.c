@@ -17,8 +17,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "log.h"
-#include <xen/io/xenbus.h>
+#include "xenbus/xenbus.h"
 
 #define POOL_GROW_MIN 64u
 #define BF_LIVENESS_MS 1000     /* sx_blkfront_wait checks the backend after this much silence */
@@ -108,6 +109,8 @@ static int queue_data_setup(struct sx_blkfront *f, struct bf_queue *q)
     }
     q->nslot_free = n;
     q->nureq_free = n;
+    const struct sx_idle_opts io = { .spin_ns = f->opts.spin_ns, .eoi_now = true };
+    sx_idle_init(&q->idle, q->evt, &io, NULL, 0);
     return 0;
 }
 
@@ -242,12 +245,12 @@ static void build_rw(struct sx_blkfront *f, struct bf_queue *q, struct bf_slot *
     }
 }
 
-int sx_blkfront_submit(struct sx_blkfront *f, unsigned queue, enum sx_blkfront_op op,
-                       uint64_t offset, void *buf, size_t len, void *cookie)
+/* Check a caller request against the device and the queue's room: the ring requests it splits
+ * into (*nparts) and its data pages (*pages). 0 or -errno (-EAGAIN: no room now). */
+static int submit_check(struct sx_blkfront *f, struct bf_queue *q, enum sx_blkfront_op op,
+                        uint64_t offset, const void *buf, size_t len, unsigned *nparts,
+                        unsigned *pages)
 {
-    if (!valid_queue(f, queue))
-        return -EINVAL;
-    struct bf_queue *q = &f->q[queue];
     if (q->ring.halted)
         return -EPROTO;
     if ((offset | len) & 511)
@@ -255,9 +258,8 @@ int sx_blkfront_submit(struct sx_blkfront *f, unsigned queue, enum sx_blkfront_o
     if (op != SX_BLKFRONT_FLUSH &&
         (len == 0 || offset > f->info.size_bytes || len > f->info.size_bytes - offset))
         return -EINVAL;
-
-    unsigned nparts = 1, pages_total = 0;
-    bool data = op == SX_BLKFRONT_READ || op == SX_BLKFRONT_WRITE;
+    *nparts = 1;
+    *pages = 0;
     switch (op) {
     case SX_BLKFRONT_READ:
     case SX_BLKFRONT_WRITE:
@@ -267,8 +269,8 @@ int sx_blkfront_submit(struct sx_blkfront *f, unsigned queue, enum sx_blkfront_o
             return -EROFS;
         if (len > INT_MAX)          /* the completion reports bytes as an int */
             return -E2BIG;
-        pages_total = (unsigned)((len + SX_PAGE_SIZE - 1) / SX_PAGE_SIZE);
-        nparts = (pages_total + f->segs_per_req - 1) / f->segs_per_req;
+        *pages = (unsigned)((len + SX_PAGE_SIZE - 1) / SX_PAGE_SIZE);
+        *nparts = (*pages + f->segs_per_req - 1) / f->segs_per_req;
         break;
     case SX_BLKFRONT_FLUSH:
         if (!f->info.flush && !f->info.barrier)
@@ -285,37 +287,130 @@ int sx_blkfront_submit(struct sx_blkfront *f, unsigned queue, enum sx_blkfront_o
     default:
         return -EINVAL;
     }
-    if (nparts > q->nr_ents)
+    if (*nparts > q->nr_ents)
         return -E2BIG;
-    if (nparts > q->nslot_free || nparts > sx_front_ring_free_slots(&q->ring) || !q->nureq_free) {
+    if (*nparts > q->nslot_free || *nparts > sx_front_ring_free_slots(&q->ring) ||
+        !q->nureq_free) {
         q->st.eagain++;
         return -EAGAIN;
     }
-    if (f->info.persistent && data) {
-        unsigned need = 0;
-        for (unsigned k = 0, left = pages_total; k < nparts; k++) {
-            unsigned n = left < f->segs_per_req ? left : f->segs_per_req;
-            need += n + (n > BLKIF_MAX_SEGMENTS_PER_REQUEST
-                             ? (unsigned)((n + BF_SEGS_PER_IND_PAGE - 1) / BF_SEGS_PER_IND_PAGE)
-                             : 0);
-            left -= n;
-        }
-        int rc = pool_reserve(f, q, need);
+    return 0;
+}
+
+/* With persistent grants: pool pages enough for every part of a data request (its data pages
+ * and the indirect pages that list them). 0 or -errno. */
+static int submit_reserve(struct sx_blkfront *f, struct bf_queue *q, unsigned nparts,
+                          unsigned pages)
+{
+    unsigned need = 0;
+    for (unsigned k = 0, left = pages; k < nparts; k++) {
+        unsigned n = left < f->segs_per_req ? left : f->segs_per_req;
+        need += n + (n > BLKIF_MAX_SEGMENTS_PER_REQUEST
+                         ? (unsigned)((n + BF_SEGS_PER_IND_PAGE - 1) / BF_SEGS_PER_IND_PAGE)
+                         : 0);
+        left -= n;
+    }
+    int rc = pool_reserve(f, q, need);
+    q->st.eagain += rc == -EAGAIN;
+    return rc;
+}
+
+/* Fill slot s (index si) with part of the request starting at *off and put its ring request:
+ * a data part takes its pages (granted, or from the pool) and a write's data is copied in.
+ * 0 or -errno (nothing of this part is on the ring then). */
+static int submit_part(struct sx_blkfront *f, struct bf_queue *q, uint32_t si,
+                       enum sx_blkfront_op op, uint64_t offset, const uint8_t *buf, size_t len,
+                       size_t *off)
+{
+    struct bf_slot *s = &q->slots[si];
+    uint64_t id = ((uint64_t)s->gen << 32) | si;
+    union {
+        blkif_request_t rw;
+        blkif_request_discard_t d;
+    } req;
+    memset(&req, 0, sizeof(req));
+    if (op == SX_BLKFRONT_READ || op == SX_BLKFRONT_WRITE) {
+        size_t plen = len - *off;
+        if (plen > (size_t)f->segs_per_req * SX_PAGE_SIZE)
+            plen = (size_t)f->segs_per_req * SX_PAGE_SIZE;
+        s->len = (uint32_t)plen;
+        s->nseg = (uint16_t)((plen + SX_PAGE_SIZE - 1) / SX_PAGE_SIZE);
+        s->nind = s->nseg > BLKIF_MAX_SEGMENTS_PER_REQUEST
+                      ? (uint16_t)((s->nseg + BF_SEGS_PER_IND_PAGE - 1) / BF_SEGS_PER_IND_PAGE)
+                      : 0;
+        s->data_op = op == SX_BLKFRONT_READ ? BLKIF_OP_READ : BLKIF_OP_WRITE;
+        s->op = s->nind ? BLKIF_OP_INDIRECT : s->data_op;
+        int rc = slot_get_pages(f, q, s, op == SX_BLKFRONT_WRITE, q->gref_scratch);
         if (rc < 0) {
-            q->st.eagain += rc == -EAGAIN;
+            s->nseg = s->nind = 0;
             return rc;
         }
+        build_rw(f, q, s, id, (offset + *off) / 512,
+                 op == SX_BLKFRONT_WRITE ? buf + *off : NULL, q->gref_scratch, &req.rw);
+        *off += plen;
+    } else if (op == SX_BLKFRONT_DISCARD) {
+        s->len = 0;
+        s->op = s->data_op = BLKIF_OP_DISCARD;
+        req.d.operation = BLKIF_OP_DISCARD;
+        req.d.handle = f->handle;
+        req.d.id = id;
+        req.d.sector_number = offset / 512;
+        req.d.nr_sectors = len / 512;
+    } else {
+        s->len = 0;
+        s->op = s->data_op = f->info.flush ? BLKIF_OP_FLUSH_DISKCACHE : BLKIF_OP_WRITE_BARRIER;
+        req.rw.operation = s->op;
+        req.rw.handle = f->handle;
+        req.rw.id = id;
     }
+    int rc = sx_front_ring_put_req(&q->ring, &req);
+    if (rc < 0)                 /* cannot happen after the free-slot check; stay safe */
+        slot_release_pages(f, q, s);
+    return rc;
+}
+
+/* Undo a submit whose part ntaken - 1 failed: the parts before it were put but not pushed, so
+ * the ring's private producer goes back; slots return to the free stack in reverse order,
+ * which puts every index back where it was. Returns what the caller gets. */
+static int submit_unwind(struct sx_blkfront *f, struct bf_queue *q, unsigned ntaken,
+                         unsigned nfree_before, uint32_t ui, int rc)
+{
+    unsigned written = ntaken - 1;
+    for (unsigned k = ntaken; k-- > 0;) {
+        struct bf_slot *s = &q->slots[q->slot_free[nfree_before - 1 - k]];
+        if (k < written)
+            slot_release_pages(f, q, s);
+        slot_free(q, s);
+    }
+    q->ring.req_prod_pvt -= written;
+    q->ring.stats.reqs -= written;
+    q->ureq_free[q->nureq_free++] = ui;
+    if ((rc == -ENOMEM || rc == -ENOSPC) && q->nslot_free < q->nr_ents) {
+        q->st.eagain++;
+        return -EAGAIN;         /* grant space frees up as requests complete */
+    }
+    return rc;
+}
+
+int sx_blkfront_submit(struct sx_blkfront *f, unsigned queue, enum sx_blkfront_op op,
+                       uint64_t offset, void *buf, size_t len, void *cookie)
+{
+    if (!valid_queue(f, queue))
+        return -EINVAL;
+    struct bf_queue *q = &f->q[queue];
+    unsigned nparts, pages;
+    int rc = submit_check(f, q, op, offset, buf, len, &nparts, &pages);
+    if (rc < 0)
+        return rc;
+    if (f->info.persistent && pages && (rc = submit_reserve(f, q, nparts, pages)) < 0)
+        return rc;
 
     uint32_t ui = q->ureq_free[--q->nureq_free];
     struct bf_ureq *u = &q->ureqs[ui];
     *u = (struct bf_ureq){ .cookie = cookie, .buf = buf, .len = len, .parts = nparts,
                            .res = 0, .op = (uint8_t)op };
-
-    /* Slots come off the free stack; on failure they go back in reverse order, which puts
-     * every index back where it was. Nothing is pushed, so unwritten slots are invisible. */
+    /* Slots come off the free stack; nothing is pushed, so unwritten slots are invisible. */
     unsigned nfree_before = q->nslot_free, ntaken = 0;
-    int rc = 0;
     size_t off = 0;
     for (unsigned k = 0; k < nparts; k++) {
         uint32_t si = q->slot_free[--q->nslot_free];
@@ -326,72 +421,9 @@ int sx_blkfront_submit(struct sx_blkfront *f, unsigned queue, enum sx_blkfront_o
         s->buf_off = off;
         s->shr = NULL;
         s->nseg = s->nind = 0;
-        uint64_t id = ((uint64_t)s->gen << 32) | si;
-        union {
-            blkif_request_t rw;
-            blkif_request_discard_t d;
-        } req;
-        memset(&req, 0, sizeof(req));
-        if (data) {
-            size_t plen = len - off;
-            if (plen > (size_t)f->segs_per_req * SX_PAGE_SIZE)
-                plen = (size_t)f->segs_per_req * SX_PAGE_SIZE;
-            s->len = (uint32_t)plen;
-            s->nseg = (uint16_t)((plen + SX_PAGE_SIZE - 1) / SX_PAGE_SIZE);
-            s->nind = s->nseg > BLKIF_MAX_SEGMENTS_PER_REQUEST
-                          ? (uint16_t)((s->nseg + BF_SEGS_PER_IND_PAGE - 1) / BF_SEGS_PER_IND_PAGE)
-                          : 0;
-            s->data_op = op == SX_BLKFRONT_READ ? BLKIF_OP_READ : BLKIF_OP_WRITE;
-            s->op = s->nind ? BLKIF_OP_INDIRECT : s->data_op;
-            rc = slot_get_pages(f, q, s, op == SX_BLKFRONT_WRITE, q->gref_scratch);
-            if (rc < 0) {
-                s->nseg = s->nind = 0;
-                break;
-            }
-            build_rw(f, q, s, id, (offset + off) / 512,
-                     op == SX_BLKFRONT_WRITE ? (const uint8_t *)buf + off : NULL,
-                     q->gref_scratch, &req.rw);
-            off += plen;
-        } else {
-            s->len = 0;
-            if (op == SX_BLKFRONT_DISCARD) {
-                s->op = s->data_op = BLKIF_OP_DISCARD;
-                req.d.operation = BLKIF_OP_DISCARD;
-                req.d.handle = f->handle;
-                req.d.id = id;
-                req.d.sector_number = offset / 512;
-                req.d.nr_sectors = len / 512;
-            } else {
-                s->op = s->data_op = f->info.flush ? BLKIF_OP_FLUSH_DISKCACHE
-                                                   : BLKIF_OP_WRITE_BARRIER;
-                req.rw.operation = s->op;
-                req.rw.handle = f->handle;
-                req.rw.id = id;
-            }
-        }
-        rc = sx_front_ring_put_req(&q->ring, &req);
-        if (rc < 0) {           /* cannot happen after the free-slot check; stay safe */
-            slot_release_pages(f, q, s);
-            break;
-        }
-    }
-    if (rc < 0) {
-        /* The failed slot has no ring entry; the ones before it were put but not pushed. */
-        unsigned written = ntaken - 1;
-        for (unsigned k = ntaken; k-- > 0;) {
-            struct bf_slot *s = &q->slots[q->slot_free[nfree_before - 1 - k]];
-            if (k < written)
-                slot_release_pages(f, q, s);
-            slot_free(q, s);
-        }
-        q->ring.req_prod_pvt -= written;
-        q->ring.stats.reqs -= written;
-        q->ureq_free[q->nureq_free++] = ui;
-        if ((rc == -ENOMEM || rc == -ENOSPC) && q->nslot_free < q->nr_ents) {
-            q->st.eagain++;
-            return -EAGAIN;         /* grant space frees up as requests complete */
-        }
-        return rc;
+        rc = submit_part(f, q, si, op, offset, buf, len, &off);
+        if (rc < 0)
+            return submit_unwind(f, q, ntaken, nfree_before, ui, rc);
     }
     for (unsigned k = 0; k < ntaken; k++)
         q->st.indirect_reqs += q->slots[q->slot_free[nfree_before - 1 - k]].nind != 0;
@@ -551,18 +583,21 @@ int sx_blkfront_arm(struct sx_blkfront *f, unsigned queue)
     if (!valid_queue(f, queue))
         return -EINVAL;
     struct bf_queue *q = &f->q[queue];
-    int port;
     /* Consume what was delivered; the port is masked until we unmask it. */
-    while ((port = sx_evtchn_pending(q->evt)) >= 0)
-        sx_evtchn_unmask(q->evt, (evtchn_port_t)port);
+    sx_idle_arm(&q->idle);
     return sx_front_ring_final_check(&q->ring);
 }
 
-static long long now_ns(void)
+/* The data path's liveness check (sx_blkfront_wait) and the caller's. */
+int sx_blkfront_backend_state(struct sx_blkfront *f)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+    if (!f || !f->xb)
+        return -EINVAL;
+    enum xenbus_state st;
+    pthread_mutex_lock(&f->xb_lock);
+    int rc = sx_xenbus_read_state(f->xb, XBT_NULL, f->info.backend_path, &st);
+    pthread_mutex_unlock(&f->xb_lock);
+    return rc < 0 ? rc : (int)st;
 }
 
 int sx_blkfront_wait(struct sx_blkfront *f, unsigned queue, struct sx_blkfront_cpl *cpl,
@@ -574,7 +609,8 @@ int sx_blkfront_wait(struct sx_blkfront *f, unsigned queue, struct sx_blkfront_c
     int rc = sx_blkfront_kick(f, queue);
     if (rc < 0)
         return rc;
-    long long deadline = timeout_ms < 0 ? -1 : now_ns() + (long long)timeout_ms * 1000000;
+    long long deadline =
+        timeout_ms < 0 ? -1 : (long long)sx_now_ns() + (long long)timeout_ms * 1000000;
     unsigned n = 0;
     for (;;) {
         rc = sx_blkfront_poll(f, queue, cpl + n, max - n);
@@ -583,7 +619,9 @@ int sx_blkfront_wait(struct sx_blkfront *f, unsigned queue, struct sx_blkfront_c
         n += (unsigned)rc;
         if (n >= min_nr || q->st.submitted == q->st.completed)
             break;
-        if (f->opts.spin_ns && sx_ring_poll_budget(sx_front_ring_pred, &q->ring, f->opts.spin_ns)) {
+        /* Requests in flight are the work a spin can catch: their responses are on the way. */
+        sx_idle_did(&q->idle, true);
+        if (sx_idle_spin(&q->idle, sx_front_ring_pred, &q->ring)) {
             q->st.spins_won++;
             continue;
         }
@@ -594,7 +632,7 @@ int sx_blkfront_wait(struct sx_blkfront *f, unsigned queue, struct sx_blkfront_c
             continue;
         int left = BF_LIVENESS_MS;
         if (deadline >= 0) {
-            long long l = (deadline - now_ns() + 999999) / 1000000;
+            long long l = (deadline - (long long)sx_now_ns() + 999999) / 1000000;
             if (l <= 0)
                 break;
             if (l < left)
@@ -602,9 +640,9 @@ int sx_blkfront_wait(struct sx_blkfront *f, unsigned queue, struct sx_blkfront_c
         }
         struct pollfd pfd = { .fd = sx_evtchn_fd(q->evt), .events = POLLIN };
         q->st.waits++;
-        int pr = poll(&pfd, 1, left);
-        if (pr < 0 && errno != EINTR)
-            return n ? (int)n : -errno;
+        int pr = sx_idle_poll(&q->idle, &pfd, 1, left);
+        if (pr < 0 && pr != -EINTR)
+            return n ? (int)n : pr;
         if (pr == 0 && left == BF_LIVENESS_MS && !sx_front_ring_has_responses(&q->ring)) {
             /* A second of silence: is anybody still there? */
             int st = sx_blkfront_backend_state(f);
@@ -624,7 +662,7 @@ bool sx_blkfront_spin(struct sx_blkfront *f, unsigned queue, uint64_t budget_ns)
 {
     if (!valid_queue(f, queue))
         return false;
-    return sx_ring_poll_budget(sx_front_ring_pred, &f->q[queue].ring, budget_ns);
+    return sx_idle_spin_budget(sx_front_ring_pred, &f->q[queue].ring, budget_ns);
 }
 
 int sx_blkfront_fd(struct sx_blkfront *f, unsigned queue)

@@ -43,18 +43,12 @@ endif
 
 # splitxen-fio: the blkfront engine (frontends/fio/splitxen_engine.c). The splitxen code it
 # needs is compiled into the .so from source, as position-independent objects of its own under
-# $(B)/fio-pic/ (never sanitized either: Debian's fio is not). The list follows what sxblkfront
-# links: sxblkfront sxxenbus sxring and the platform libraries (the core client needs
-# sxc_socket_path from the server side, which pulls in the in-process xenstored). With
-# --transport=ahci it drives the emulated AHCI disk through sx_hvmdisk and the ioreq guest side.
-ifneq ($(and $(FIO_VERSION),$(wildcard frontends/blkfront/blkfront.c),$(wildcard xenbus/xenbus.c)),)
-SXFIO_LIB_SRCS := frontends/blkfront/blkfront.c frontends/blkfront/io.c xenbus/xenbus.c \
-    ring/ring.c ring/ring_map.c grant/grant.c grant/grant_sim.c grant/grant_xen.c \
-    evtchn/evtchn.c evtchn/evtchn_sim.c evtchn/evtchn_xen.c \
-    xen-core/shared.c xen-core/client.c xen-core/platform.c xen-core/server.c \
-    xen-core/server_xs.c xen-core/xenstored/store.c xen-core/xenstored/server.c common/log.c \
-    frontends/hvmdisk/hvmdisk.c xen-core/ioreq/ioreq.c xen-core/ioreq/ioreq_sim.c \
-    xen-core/ioreq/ioreq_xen.c xen-core/ioreq/guest.c
+# $(B)/fio-pic/ (never sanitized either: Debian's fio is not): every source of the libraries
+# sxblkfront and sxhvmdisk link (SX_BLKFRONT_LIBS, SX_HVMDISK_LIBS). With --transport=ahci it
+# drives the emulated AHCI disk through sx_hvmdisk and the ioreq guest side.
+ifneq ($(FIO_VERSION),)
+SXFIO_LIBS := $(SX_BLKFRONT_LIBS) $(SX_HVMDISK_LIBS)
+SXFIO_LIB_SRCS := $(sort $(foreach l,$(SXFIO_LIBS),$($(l)_SRCS)))
 SXFIO_CFLAGS := -std=gnu11 -g -O2 -fPIC -pthread -Wall -Wextra -Werror -Wshadow \
     -Wno-unused-parameter -Wno-missing-field-initializers -D_GNU_SOURCE -fno-strict-aliasing \
     -I. -Icommon -D__XEN_TOOLS__ $(EXTRA_CFLAGS)
@@ -67,8 +61,8 @@ $(B)/fio-pic/%.o: %.c
 $(B)/lib/splitxen-fio.so: frontends/fio/splitxen_engine.c $(SXFIO_OBJS) $(FIO_STAMP)
 	@mkdir -p $(dir $@) $(B)/pic/frontends/fio
 	$(CC) $(FIO_ENGINE_CFLAGS) -pthread -MMD -MP -MF $(B)/pic/frontends/fio/splitxen_engine.d \
-	    -MT $@ -shared -o $@ $< $(SXFIO_OBJS) -lxengnttab -lxenevtchn -lxenstore \
-	    -lxendevicemodel -lxenforeignmemory $(EXTRA_LDFLAGS)
+	    -MT $@ -shared -o $@ $< $(SXFIO_OBJS) $(SX_BLKFRONT_LDLIBS) $(SX_HVMDISK_LDLIBS) \
+	    $(EXTRA_LDFLAGS)
 
 # Built with the other engines (FIO_ENGINES above: part of `all` once the fio source is there,
 # tried without failing the build otherwise).

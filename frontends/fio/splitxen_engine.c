@@ -43,7 +43,7 @@
 
 #include "frontends/blkfront/blkfront.h"
 #include "frontends/hvmdisk/hvmdisk.h"
-#include "xen-core/platform.h"
+#include "platform/platform.h"
 
 struct sxf_options {
     void *pad;                  /* fio treats off1 == 0 as "no offset" */

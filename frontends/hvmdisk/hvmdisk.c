@@ -15,9 +15,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "log.h"
-#include "ring/barrier.h"
-#include "xen-core/ioreq/ioreq.h"
+#include "barrier.h"
+#include "ioreq/ioreq.h"
 
 #define NSLOTS 32u
 #define SECTOR 512u
@@ -105,22 +106,15 @@ static int wr(struct sx_hvmdisk *h, unsigned reg, uint32_t v)
     return rc;
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Wait until (reg & mask) == want. */
 static int wait_reg(struct sx_hvmdisk *h, unsigned reg, uint32_t mask, uint32_t want)
 {
-    int64_t end = now_ms() + h->o.timeout_ms;
+    int64_t end = (int64_t)sx_now_ms() + h->o.timeout_ms;
     for (;;) {
         uint32_t v = rd(h, reg);
         if ((v & mask) == want)
             return 0;
-        if (now_ms() > end)
+        if ((int64_t)sx_now_ms() > end)
             return -ETIMEDOUT;
         struct timespec ts = { 0, 200 * 1000 };
         nanosleep(&ts, NULL);
@@ -373,13 +367,6 @@ int sx_hvmdisk_poll(struct sx_hvmdisk *h, struct sx_hvmdisk_cpl *cpl, unsigned m
     return got;
 }
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 int sx_hvmdisk_wait(struct sx_hvmdisk *h, struct sx_hvmdisk_cpl *cpl, unsigned min,
                     unsigned max, int timeout_ms)
 {
@@ -389,7 +376,7 @@ int sx_hvmdisk_wait(struct sx_hvmdisk *h, struct sx_hvmdisk_cpl *cpl, unsigned m
     if (min > max)
         min = max;
     unsigned n = 0;
-    int64_t end = timeout_ms < 0 ? INT64_MAX : now_ms() + timeout_ms;
+    int64_t end = timeout_ms < 0 ? INT64_MAX : (int64_t)sx_now_ms() + timeout_ms;
     while (n < min) {
         if (!(h->ncq_busy | h->other_busy) && !h->fifo_n)
             break;
@@ -399,13 +386,13 @@ int sx_hvmdisk_wait(struct sx_hvmdisk *h, struct sx_hvmdisk_cpl *cpl, unsigned m
         n += (unsigned)got;
         if (n >= min)
             break;
-        int64_t t = now_ms();
+        int64_t t = (int64_t)sx_now_ms();
         if (t > end)
             break;
         /* Spin on the line (shared memory, no ioreq) before sleeping on its notification. */
-        uint64_t spin_end = now_ns() + (uint64_t)h->o.spin_us * 1000;
+        uint64_t spin_end = sx_now_ns() + (uint64_t)h->o.spin_us * 1000;
         bool up = false;
-        while (!(up = sx_ioreq_guest_irq_level(h->g, h->info.irq_line)) && now_ns() < spin_end)
+        while (!(up = sx_ioreq_guest_irq_level(h->g, h->info.irq_line)) && sx_now_ns() < spin_end)
             __builtin_ia32_pause();
         if (up)
             continue;
@@ -416,8 +403,8 @@ int sx_hvmdisk_wait(struct sx_hvmdisk *h, struct sx_hvmdisk_cpl *cpl, unsigned m
         /* Belt and braces: look at the registers once a second whatever the line says. A
          * completion found that way after a quiet wait with the line down was a lost
          * interrupt (counted). */
-        if (now_ms() - h->last_force_ms > 1000) {
-            h->last_force_ms = now_ms();
+        if ((int64_t)sx_now_ms() - h->last_force_ms > 1000) {
+            h->last_force_ms = (int64_t)sx_now_ms();
             up = sx_ioreq_guest_irq_level(h->g, h->info.irq_line);
             uint32_t carried = h->done_mask;
             got = reap(h, cpl + n, max - n, true);
@@ -576,8 +563,8 @@ static int bring_up(struct sx_hvmdisk *h)
     wr(h, P_CI, 1);
     struct sx_hvmdisk_cpl c;
     int got = 0;
-    int64_t end = now_ms() + h->o.timeout_ms;
-    while (got == 0 && now_ms() < end) {
+    int64_t end = (int64_t)sx_now_ms() + h->o.timeout_ms;
+    while (got == 0 && (int64_t)sx_now_ms() < end) {
         got = reap(h, &c, 1, true);
         if (got == 0) {
             struct timespec ts = { 0, 100 * 1000 };

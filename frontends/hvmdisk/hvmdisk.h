@@ -21,7 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "xen-core/platform.h"
+#include "platform/platform.h"
 
 struct sx_hvmdisk;
 

@@ -30,11 +30,11 @@
 #include <unistd.h>
 
 #include "log.h"
-#include "netback/nl.h"
-#include "netback/tap.h"
-#include "ring/barrier.h"
-#include "xen-core/ioreq/ioreq.h"
-#include "xen-core/platform.h"
+#include "netdev/nl.h"
+#include "netdev/tap.h"
+#include "barrier.h"
+#include "ioreq/ioreq.h"
+#include "platform/platform.h"
 #include "version.h"
 
 /* registers */

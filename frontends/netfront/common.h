@@ -58,6 +58,7 @@ struct nf_queue {
     unsigned rx_unpushed;         /* reposted requests not yet published */
     bool rx_skip;                 /* dropping the rest of an over-long chain */
 
+    struct sx_idle idle;          /* the queue thread's spin, arm, sleep */
     struct sx_netfront_stats st;
 };
 

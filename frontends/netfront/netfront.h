@@ -21,12 +21,13 @@
 #ifndef SPLITXEN_NETFRONT_H
 #define SPLITXEN_NETFRONT_H
 
+#include <poll.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <xen/xen.h>
 
-#include "xen-core/platform.h"
+#include "platform/platform.h"
 
 #define SX_NETFRONT_MAX_QUEUES 16u
 /* Largest frame send accepts and recv can deliver: the 16-bit size of the first tx slot. */
@@ -45,6 +46,7 @@ struct sx_netfront_opts {
     int timeout_ms;             /* wait for the backend's InitWait in open; 0 = 10000, <0 = forever */
     int close_timeout_ms;       /* each of close's two waits; 0 = 5000 (Linux XENNET_TIMEOUT) */
     const char *xenstored_path; /* NULL: the platform's (sx_xenstored_path on sim) */
+    uint64_t spin_ns;           /* sx_netfront_spin's budget; 0: never spin */
 };
 
 /* What was negotiated (valid after open). tx_* are what send may use (backend features),
@@ -112,9 +114,32 @@ int sx_netfront_ctrl_handle(struct sx_netfront *f);
 
 /* Readable when queue q has an event (tx completions or rx frames). -EINVAL for a bad q. */
 int sx_netfront_fd(struct sx_netfront *f, unsigned q);
-/* Acknowledge and unmask queue q's pending events; call before processing. Returns the number
- * of ports that had an event (0 when none). */
+/* Acknowledge and unmask queue q's pending events; call before processing, or as the arm
+ * step of sx_netfront_spin/_sleep's loop. Returns the number of ports that had an event (0
+ * when none). */
 int sx_netfront_events(struct sx_netfront *f, unsigned q);
+
+/*
+ * The idle step of queue q's thread, over ring/'s sx_idle (events are ended at once: a
+ * frontend trusts its backend):
+ *
+ *     for (;;) {
+ *         bool work = <send and receive a batch>;
+ *         if (sx_netfront_spin(f, q, work) || work)     // responses within opts.spin_ns
+ *             continue;
+ *         sx_netfront_events(f, q);                     // arm
+ *         if (sx_netfront_has_work(f, q))               // re-check
+ *             continue;
+ *         sx_netfront_sleep(f, q, pfd, n, -1);          // pfd[0].fd = sx_netfront_fd(f, q)
+ *     }
+ *
+ * spin: records whether the round did work and, after a round that did not, spins if one
+ * since the last arm did (a wake that found nothing buys no spin); true when responses showed
+ * up. sleep: poll(2) on pfd[0..n); returns poll's count or -errno.
+ */
+bool sx_netfront_spin(struct sx_netfront *f, unsigned q, bool work);
+int sx_netfront_sleep(struct sx_netfront *f, unsigned q, struct pollfd *pfd, unsigned n,
+                      int timeout_ms);
 
 #define SX_NETFRONT_SEND_MORE 0x1u  /* more frames follow: do not publish yet (tx_push later) */
 /*

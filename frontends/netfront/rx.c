@@ -311,18 +311,33 @@ int sx_netfront_events(struct sx_netfront *f, unsigned qi)
     if (!f || qi >= f->info.nqueues)
         return -EINVAL;
     struct nf_queue *q = &f->q[qi];
-    int n = 0;
-    for (;;) {
-        int port = sx_evtchn_pending(q->ev);
-        if (port == -EAGAIN)
-            break;
-        if (port < 0)
-            return port;
-        sx_evtchn_unmask(q->ev, (evtchn_port_t)port);
-        n++;
-    }
+    int n = sx_idle_arm(&q->idle);
+    if (n < 0)
+        return n;
     q->st.events += (unsigned)n;
     return n;
+}
+
+static bool queue_has_work(void *arg)
+{
+    const struct nf_queue *q = arg;
+    return sx_front_ring_has_responses(&q->rx) || sx_front_ring_has_responses(&q->tx);
+}
+
+bool sx_netfront_spin(struct sx_netfront *f, unsigned qi, bool work)
+{
+    if (!f || qi >= f->info.nqueues)
+        return false;
+    sx_idle_did(&f->q[qi].idle, work);
+    return !work && sx_idle_spin(&f->q[qi].idle, queue_has_work, &f->q[qi]);
+}
+
+int sx_netfront_sleep(struct sx_netfront *f, unsigned qi, struct pollfd *pfd, unsigned n,
+                      int timeout_ms)
+{
+    if (!f || qi >= f->info.nqueues)
+        return -EINVAL;
+    return sx_idle_poll(&f->q[qi].idle, pfd, n, timeout_ms);
 }
 
 int sx_netfront_fd(struct sx_netfront *f, unsigned qi)
@@ -336,6 +351,5 @@ bool sx_netfront_has_work(const struct sx_netfront *f, unsigned qi)
 {
     if (!f || qi >= f->info.nqueues)
         return false;
-    const struct nf_queue *q = &f->q[qi];
-    return sx_front_ring_has_responses(&q->rx) || sx_front_ring_has_responses(&q->tx);
+    return queue_has_work((void *)&f->q[qi]);
 }

@@ -35,8 +35,8 @@
 #include "frontends/netfront/netfront.h"
 #include "log.h"
 #include "parse.h"
-#include "netback/nl.h"
-#include "netback/tap.h"
+#include "netdev/nl.h"
+#include "netdev/tap.h"
 #include "ring/ring.h"
 #include "version.h"
 
@@ -84,17 +84,6 @@ static void print_stats(FILE *out)
                 (unsigned long)w->sleeps, (unsigned long)w->spins_hit);
     }
     fflush(out);
-}
-
-struct spin_arg {
-    struct sx_netfront *f;
-    unsigned q;
-};
-
-static bool ring_has_work(void *arg)
-{
-    struct spin_arg *a = arg;
-    return sx_netfront_has_work(a->f, a->q);
 }
 
 /* TAP -> netif. Returns frames handled; *blocked when the tx ring is full (the frame stays in
@@ -199,8 +188,6 @@ static void *worker_main(void *arg)
 /* Returns when stopped or when the queue cannot go on. */
 static void *worker_loop(struct worker *w)
 {
-    struct spin_arg sa = { .f = w->f, .q = w->q };
-    uint64_t spin_ns = sx_ring_spin_ns();
     size_t pending = 0;
     for (;;) {
         bool blocked;
@@ -211,13 +198,18 @@ static void *worker_loop(struct worker *w)
                    strerror(-(tx < 0 ? tx : rx)));
             return NULL;
         }
-        if (tx > 0 || rx > 0)
-            continue;
-        /* Idle: spin on the rings for a while (a wakeup costs far more), then sleep. */
-        if (spin_ns && sx_ring_poll_budget(ring_has_work, &sa, spin_ns)) {
+        /* Idle (ring/'s sx_idle): spin on the rings for a while after work (a wakeup costs
+         * far more), take and unmask the events, look once more, then sleep. */
+        bool work = tx > 0 || rx > 0;
+        if (sx_netfront_spin(w->f, w->q, work)) {
             w->spins_hit++;
             continue;
         }
+        if (work)
+            continue;
+        sx_netfront_events(w->f, w->q);
+        if (sx_netfront_has_work(w->f, w->q))
+            continue;
         struct pollfd p[3] = {
             { .fd = w->nf_fd, .events = POLLIN },
             { .fd = w->stop_fd, .events = POLLIN },
@@ -225,15 +217,13 @@ static void *worker_loop(struct worker *w)
         };
         w->sleeps++;
         /* While the tx ring is full, wait for its (armed) event rather than for the TAP. */
-        int rc = poll(p, blocked ? 2 : 3, -1);
-        if (rc < 0 && errno != EINTR) {
-            sx_err("queue %u: poll: %s", w->q, strerror(errno));
+        int rc = sx_netfront_sleep(w->f, w->q, p, blocked ? 2 : 3, -1);
+        if (rc < 0 && rc != -EINTR) {
+            sx_err("queue %u: poll: %s", w->q, strerror(-rc));
             return NULL;
         }
-        if (p[1].revents)
+        if (rc > 0 && p[1].revents)
             return NULL;
-        if (p[0].revents)
-            sx_netfront_events(w->f, w->q);
     }
 }
 
@@ -249,12 +239,30 @@ static void usage(FILE *f)
             "Runs until SIGTERM/SIGINT; SIGUSR1 prints counters (--stats: also at exit).\n");
 }
 
-int main(int argc, char **argv)
+/* What the command line asks for. */
+struct tf_args {
+    unsigned long domid, devid, queues, mtu, timeout_s, prefix;
+    const char *netns, *ip, *platname, *core;
+    struct in_addr addr;
+    int kind;
+    bool stats;
+    struct sx_netfront_opts o;
+};
+
+/* What main sets up, each field invalid until its step succeeds; teardown undoes them all. */
+struct tf_state {
+    struct sx_plat *plat;
+    struct sx_tap *tap;
+    struct sx_nl *nl;
+    int netns_fd, stop_fd, sig_fd, dead_fd;
+    bool made_netns;
+    unsigned mtu, offload;      /* eth0's, for the banner */
+};
+
+/* Returns -1 to run, or the status to exit with (0 for --help, 2 for a bad command line). */
+static int parse_args(int argc, char **argv, struct tf_args *a)
 {
-    unsigned long domid = ~0ul, devid = 0, queues = 1, mtu = 0, timeout_s = 30;
-    const char *netns = NULL, *ip = NULL, *platname = "sim", *core = NULL;
-    bool stats = false;
-    struct sx_netfront_opts o = { 0 };
+    *a = (struct tf_args){ .domid = ~0ul, .queues = 1, .timeout_s = 30, .platname = "sim" };
     static const struct option lopts[] = {
         { "domid", required_argument, NULL, 'd' },
         { "devid", required_argument, NULL, 'v' },
@@ -278,20 +286,22 @@ int main(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
         int bad = 0;
         switch (c) {
-        case 'd': bad = sx_parse_ulong(optarg, DOMID_FIRST_RESERVED - 1, &domid); break;
-        case 'v': bad = sx_parse_ulong(optarg, 65535, &devid); break;
-        case 'n': netns = optarg; break;
-        case 'i': ip = optarg; break;
-        case 'q': bad = sx_parse_ulong(optarg, SX_NETFRONT_MAX_QUEUES, &queues) || !queues; break;
-        case 'm': bad = sx_parse_ulong(optarg, 65535, &mtu) || mtu < 68; break;
-        case 's': stats = true; break;
-        case 'S': o.no_sg = true; break;
-        case 'G': o.no_gso = true; break;
-        case 'C': o.no_csum_offload = true; break;
-        case 'E': o.single_evtchn = true; break;
-        case 't': bad = sx_parse_ulong(optarg, 3600, &timeout_s); break;
-        case 'p': platname = optarg; break;
-        case 'c': core = optarg; break;
+        case 'd': bad = sx_parse_ulong(optarg, DOMID_FIRST_RESERVED - 1, &a->domid); break;
+        case 'v': bad = sx_parse_ulong(optarg, 65535, &a->devid); break;
+        case 'n': a->netns = optarg; break;
+        case 'i': a->ip = optarg; break;
+        case 'q':
+            bad = sx_parse_ulong(optarg, SX_NETFRONT_MAX_QUEUES, &a->queues) || !a->queues;
+            break;
+        case 'm': bad = sx_parse_ulong(optarg, 65535, &a->mtu) || a->mtu < 68; break;
+        case 's': a->stats = true; break;
+        case 'S': a->o.no_sg = true; break;
+        case 'G': a->o.no_gso = true; break;
+        case 'C': a->o.no_csum_offload = true; break;
+        case 'E': a->o.single_evtchn = true; break;
+        case 't': bad = sx_parse_ulong(optarg, 3600, &a->timeout_s); break;
+        case 'p': a->platname = optarg; break;
+        case 'c': a->core = optarg; break;
         case 'h': usage(stdout); return 0;
         case 'V': return sx_print_version("splitxen-tapfront");
         default: usage(stderr); return 2;
@@ -303,32 +313,205 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (domid == ~0ul || domid == 0 || !netns || !ip || optind != argc) {
+    if (a->domid == ~0ul || a->domid == 0 || !a->netns || !a->ip || optind != argc) {
         usage(stderr);
         return 2;
     }
-    if (strlen(netns) == 0 || strlen(netns) > 200 || strchr(netns, '/')) {
-        fprintf(stderr, "splitxen-tapfront: bad namespace name '%s'\n", netns);
+    if (strlen(a->netns) == 0 || strlen(a->netns) > 200 || strchr(a->netns, '/')) {
+        fprintf(stderr, "splitxen-tapfront: bad namespace name '%s'\n", a->netns);
         return 2;
     }
     char ipbuf[64];
-    snprintf(ipbuf, sizeof(ipbuf), "%s", ip);
+    snprintf(ipbuf, sizeof(ipbuf), "%s", a->ip);
     char *slash = strchr(ipbuf, '/');
-    unsigned long prefix = 0;
-    struct in_addr addr;
-    if (!slash || (*slash = 0, inet_pton(AF_INET, ipbuf, &addr) != 1) ||
-        sx_parse_ulong(slash + 1, 32, &prefix) < 0) {
-        fprintf(stderr, "splitxen-tapfront: --ip wants A.B.C.D/PREFIX, got '%s'\n", ip);
+    if (!slash || (*slash = 0, inet_pton(AF_INET, ipbuf, &a->addr) != 1) ||
+        sx_parse_ulong(slash + 1, 32, &a->prefix) < 0) {
+        fprintf(stderr, "splitxen-tapfront: --ip wants A.B.C.D/PREFIX, got '%s'\n", a->ip);
         return 2;
     }
-    int kind = sx_plat_kind_from_name(platname);
-    if (kind < 0) {
-        fprintf(stderr, "splitxen-tapfront: unknown platform '%s'\n", platname);
+    a->kind = sx_plat_kind_from_name(a->platname);
+    if (a->kind < 0) {
+        fprintf(stderr, "splitxen-tapfront: unknown platform '%s'\n", a->platname);
         return 2;
     }
-    o.devid = (unsigned)devid;
-    o.max_queues = (unsigned)queues;
-    o.timeout_ms = (int)timeout_s * 1000;
+    a->o.devid = (unsigned)a->devid;
+    a->o.max_queues = (unsigned)a->queues;
+    a->o.timeout_ms = (int)a->timeout_s * 1000;
+    a->o.spin_ns = sx_ring_spin_ns();
+    return -1;
+}
+
+/* Act as the guest and connect its vif: 0 or -errno (logged). */
+static int open_vif(const struct tf_args *a, struct tf_state *t)
+{
+    int rc = sx_plat_open(&t->plat, (enum sx_plat_kind)a->kind, (domid_t)a->domid, a->core);
+    if (rc < 0) {
+        t->plat = NULL;
+        sx_err("cannot act as domain %lu on %s: %s", a->domid, a->platname, strerror(-rc));
+        return rc;
+    }
+    if ((rc = sx_netfront_open(&g.f, t->plat, &a->o)) < 0) {
+        sx_err("vif %lu.%lu: %s", a->domid, a->devid, strerror(-rc));
+        return rc;
+    }
+    if ((rc = sx_netfront_wait_connected(g.f, a->o.timeout_ms)) < 0)
+        return rc;
+    g.nq = sx_netfront_info(g.f)->nqueues;
+    return 0;
+}
+
+/* eth0 in the namespace (created if missing): a TAP with the vif's MAC, the backend's tx
+ * offloads and the address asked for. 0 or -errno (logged). */
+static int make_eth0(const struct tf_args *a, struct tf_state *t)
+{
+    const struct sx_netfront_info *in = sx_netfront_info(g.f);
+    int rc;
+    t->netns_fd = sx_nl_netns_open(a->netns);
+    if (t->netns_fd == -ENOENT) {
+        if ((rc = sx_nl_netns_add(a->netns)) < 0) {
+            sx_err("cannot create network namespace %s: %s", a->netns, strerror(-rc));
+            return rc;
+        }
+        t->made_netns = true;
+        t->netns_fd = sx_nl_netns_open(a->netns);
+    }
+    if (t->netns_fd < 0) {
+        sx_err("cannot open network namespace %s: %s", a->netns, strerror(-t->netns_fd));
+        return t->netns_fd;
+    }
+    /* What the kernel may hand us on read is what the backend takes on tx. */
+    t->mtu = a->mtu ? (unsigned)a->mtu : in->mtu;
+    t->offload = sx_tap_offload_for(in->tx_csum, in->tx_gso_tcpv4,
+                                    in->tx_gso_tcpv6 && in->tx_ipv6_csum);
+    struct sx_tap_config tc = { .name = "eth0", .nqueues = g.nq, .mac = in->mac, .mtu = t->mtu,
+                                .offload = t->offload, .up = true, .use_netns = true,
+                                .netns_fd = t->netns_fd };
+    if ((rc = sx_tap_open(&tc, &t->tap)) < 0) {
+        t->tap = NULL;
+        sx_err("cannot create eth0 in %s: %s", a->netns, strerror(-rc));
+        return rc;
+    }
+    if ((rc = sx_nl_open_netns(t->netns_fd, &t->nl)) < 0 ||
+        (rc = sx_nl_addr_add_v4(t->nl, sx_tap_ifindex(t->tap), a->addr,
+                                (unsigned)a->prefix)) < 0) {
+        sx_err("cannot give eth0 address %s: %s", a->ip, strerror(-rc));
+        return rc;
+    }
+    int lo;
+    if (t->made_netns && sx_nl_ifindex(t->nl, "lo", &lo) == 0)
+        (void)sx_nl_link_set_up(t->nl, lo, true);
+    return 0;
+}
+
+/* A thread per queue, moving TAP queue q <-> netif queue q. 0 or -1 (logged). */
+static int start_workers(const struct tf_state *t)
+{
+    for (unsigned q = 0; q < g.nq; q++) {
+        struct worker *w = &g.w[q];
+        w->q = q;
+        w->f = g.f;
+        w->tap_fd = sx_tap_fd(t->tap, q);
+        w->nf_fd = sx_netfront_fd(g.f, q);
+        w->stop_fd = t->stop_fd;
+        w->dead_fd = t->dead_fd;
+        w->txbuf = malloc(BUF_SIZE);
+        w->rxbuf = malloc(BUF_SIZE);
+        if (!w->txbuf || !w->rxbuf || w->tap_fd < 0 || w->nf_fd < 0) {
+            sx_err("queue %u: setup failed", q);
+            return -1;
+        }
+        int rc = pthread_create(&w->thread, NULL, worker_main, w);
+        if (rc != 0) {
+            sx_err("queue %u: pthread_create: %s", q, strerror(rc));
+            return -1;
+        }
+        w->started = true;
+    }
+    return 0;
+}
+
+/* The main thread: signals (SIGUSR1 prints counters, the others stop), a queue giving up, the
+ * backend leaving. Returns the exit status. */
+static int control_loop(const struct tf_state *t)
+{
+    int ctrl_fd = sx_netfront_ctrl_fd(g.f);
+    for (;;) {
+        struct pollfd p[3] = { { .fd = t->sig_fd, .events = POLLIN },
+                               { .fd = ctrl_fd, .events = POLLIN },
+                               { .fd = t->dead_fd, .events = POLLIN } };
+        if (poll(p, 3, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            sx_err("poll: %s", strerror(errno));
+            return 1;
+        }
+        if (p[0].revents) {
+            struct signalfd_siginfo si;
+            if (read(t->sig_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+                if (si.ssi_signo == SIGUSR1) {
+                    print_stats(stdout);
+                    continue;
+                }
+                sx_info("signal %u: shutting down", si.ssi_signo);
+                return 0;
+            }
+        }
+        if (p[2].revents) {
+            sx_err("a queue stopped; shutting down");
+            return 1;
+        }
+        if (p[1].revents) {
+            int st = sx_netfront_ctrl_handle(g.f);
+            if (st < 0 || st == XenbusStateClosing || st == XenbusStateClosed ||
+                st == XenbusStateUnknown) {
+                sx_err("backend went away (state %d); shutting down", st);
+                return 1;
+            }
+        }
+    }
+}
+
+/* Stop the workers, remove eth0 (and the namespace if ours), disconnect: whatever got set up. */
+static void teardown(const struct tf_args *a, struct tf_state *t)
+{
+    if (t->stop_fd >= 0) {
+        uint64_t one = 1;
+        if (write(t->stop_fd, &one, sizeof(one)) < 0)
+            sx_warn("stop: %s", strerror(errno));
+    }
+    for (unsigned q = 0; q < g.nq; q++) {
+        if (g.w[q].started)
+            pthread_join(g.w[q].thread, NULL);
+    }
+    if (a->stats && g.f)
+        print_stats(stdout);
+    sx_nl_close(t->nl);
+    sx_tap_close(t->tap);   /* the kernel removes eth0 with its last queue fd */
+    if (t->netns_fd >= 0)
+        close(t->netns_fd);
+    int rc;
+    if (t->made_netns && (rc = sx_nl_netns_del(a->netns)) < 0)
+        sx_warn("cannot delete network namespace %s: %s", a->netns, strerror(-rc));
+    sx_netfront_close(g.f);
+    for (unsigned q = 0; q < g.nq; q++) {
+        free(g.w[q].txbuf);
+        free(g.w[q].rxbuf);
+    }
+    sx_plat_close(t->plat);
+    if (t->sig_fd >= 0)
+        close(t->sig_fd);
+    if (t->stop_fd >= 0)
+        close(t->stop_fd);
+    if (t->dead_fd >= 0)
+        close(t->dead_fd);
+}
+
+int main(int argc, char **argv)
+{
+    struct tf_args a;
+    int status = parse_args(argc, argv, &a);
+    if (status >= 0)
+        return status;
 
     /* Signals go to the main thread's signalfd; workers inherit the mask. */
     sigset_t sigs;
@@ -340,161 +523,19 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    int status = 1, rc;
-    struct sx_plat *plat = NULL;
-    struct sx_tap *tap = NULL;
-    struct sx_nl *nl = NULL;
-    int netns_fd = -1, stop_fd = -1, sig_fd = -1, dead_fd = -1;
-    bool made_netns = false;
-
-    sig_fd = signalfd(-1, &sigs, SFD_CLOEXEC);
-    stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    dead_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (sig_fd < 0 || stop_fd < 0 || dead_fd < 0) {
+    struct tf_state t = { .netns_fd = -1 };
+    status = 1;
+    t.sig_fd = signalfd(-1, &sigs, SFD_CLOEXEC);
+    t.stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    t.dead_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (t.sig_fd < 0 || t.stop_fd < 0 || t.dead_fd < 0)
         sx_err("signalfd/eventfd: %s", strerror(errno));
-        goto out;
+    else if (open_vif(&a, &t) == 0 && make_eth0(&a, &t) == 0 && start_workers(&t) == 0) {
+        printf("splitxen-tapfront: domain %lu vif %lu: eth0 in %s, %s, %u queue(s), mtu %u, "
+               "offloads 0x%x\n", a.domid, a.devid, a.netns, a.ip, g.nq, t.mtu, t.offload);
+        fflush(stdout);
+        status = control_loop(&t);
     }
-    if ((rc = sx_plat_open(&plat, (enum sx_plat_kind)kind, (domid_t)domid, core)) < 0) {
-        sx_err("cannot act as domain %lu on %s: %s", domid, platname, strerror(-rc));
-        goto out;
-    }
-    if ((rc = sx_netfront_open(&g.f, plat, &o)) < 0) {
-        sx_err("vif %lu.%lu: %s", domid, devid, strerror(-rc));
-        goto out;
-    }
-    if ((rc = sx_netfront_wait_connected(g.f, o.timeout_ms)) < 0)
-        goto out;
-    const struct sx_netfront_info *in = sx_netfront_info(g.f);
-    g.nq = in->nqueues;
-
-    netns_fd = sx_nl_netns_open(netns);
-    if (netns_fd == -ENOENT) {
-        if ((rc = sx_nl_netns_add(netns)) < 0) {
-            sx_err("cannot create network namespace %s: %s", netns, strerror(-rc));
-            goto out;
-        }
-        made_netns = true;
-        netns_fd = sx_nl_netns_open(netns);
-    }
-    if (netns_fd < 0) {
-        sx_err("cannot open network namespace %s: %s", netns, strerror(-netns_fd));
-        goto out;
-    }
-    /* What the kernel may hand us on read is what the backend takes on tx. */
-    struct sx_tap_config tc = {
-        .name = "eth0",
-        .nqueues = g.nq,
-        .mac = in->mac,
-        .mtu = mtu ? (unsigned)mtu : in->mtu,
-        .offload = sx_tap_offload_for(in->tx_csum, in->tx_gso_tcpv4,
-                                      in->tx_gso_tcpv6 && in->tx_ipv6_csum),
-        .up = true,
-        .use_netns = true,
-        .netns_fd = netns_fd,
-    };
-    if ((rc = sx_tap_open(&tc, &tap)) < 0) {
-        sx_err("cannot create eth0 in %s: %s", netns, strerror(-rc));
-        goto out;
-    }
-    if ((rc = sx_nl_open_netns(netns_fd, &nl)) < 0 ||
-        (rc = sx_nl_addr_add_v4(nl, sx_tap_ifindex(tap), addr, (unsigned)prefix)) < 0) {
-        sx_err("cannot give eth0 address %s: %s", ip, strerror(-rc));
-        goto out;
-    }
-    int lo;
-    if (made_netns && sx_nl_ifindex(nl, "lo", &lo) == 0)
-        (void)sx_nl_link_set_up(nl, lo, true);
-
-    for (unsigned q = 0; q < g.nq; q++) {
-        struct worker *w = &g.w[q];
-        w->q = q;
-        w->f = g.f;
-        w->tap_fd = sx_tap_fd(tap, q);
-        w->nf_fd = sx_netfront_fd(g.f, q);
-        w->stop_fd = stop_fd;
-        w->dead_fd = dead_fd;
-        w->txbuf = malloc(BUF_SIZE);
-        w->rxbuf = malloc(BUF_SIZE);
-        if (!w->txbuf || !w->rxbuf || w->tap_fd < 0 || w->nf_fd < 0) {
-            sx_err("queue %u: setup failed", q);
-            goto out;
-        }
-        if ((rc = pthread_create(&w->thread, NULL, worker_main, w)) != 0) {
-            sx_err("queue %u: pthread_create: %s", q, strerror(rc));
-            goto out;
-        }
-        w->started = true;
-    }
-    printf("splitxen-tapfront: domain %lu vif %lu: eth0 in %s, %s, %u queue(s), mtu %u, "
-           "offloads 0x%x\n", domid, devid, netns, ip, g.nq, tc.mtu, tc.offload);
-    fflush(stdout);
-
-    int ctrl_fd = sx_netfront_ctrl_fd(g.f);
-    for (;;) {
-        struct pollfd p[3] = { { .fd = sig_fd, .events = POLLIN },
-                               { .fd = ctrl_fd, .events = POLLIN },
-                               { .fd = dead_fd, .events = POLLIN } };
-        if (poll(p, 3, -1) < 0) {
-            if (errno == EINTR)
-                continue;
-            sx_err("poll: %s", strerror(errno));
-            break;
-        }
-        if (p[0].revents) {
-            struct signalfd_siginfo si;
-            if (read(sig_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-                if (si.ssi_signo == SIGUSR1) {
-                    print_stats(stdout);
-                    continue;
-                }
-                sx_info("signal %u: shutting down", si.ssi_signo);
-                status = 0;
-                break;
-            }
-        }
-        if (p[2].revents) {
-            sx_err("a queue stopped; shutting down");
-            break;
-        }
-        if (p[1].revents) {
-            int st = sx_netfront_ctrl_handle(g.f);
-            if (st < 0 || st == XenbusStateClosing || st == XenbusStateClosed ||
-                st == XenbusStateUnknown) {
-                sx_err("backend went away (state %d); shutting down", st);
-                break;
-            }
-        }
-    }
-
-out:
-    if (stop_fd >= 0) {
-        uint64_t one = 1;
-        if (write(stop_fd, &one, sizeof(one)) < 0)
-            sx_warn("stop: %s", strerror(errno));
-    }
-    for (unsigned q = 0; q < g.nq; q++) {
-        if (g.w[q].started)
-            pthread_join(g.w[q].thread, NULL);
-    }
-    if (stats && g.f)
-        print_stats(stdout);
-    sx_nl_close(nl);
-    sx_tap_close(tap);   /* the kernel removes eth0 with its last queue fd */
-    if (netns_fd >= 0)
-        close(netns_fd);
-    if (made_netns && (rc = sx_nl_netns_del(netns)) < 0)
-        sx_warn("cannot delete network namespace %s: %s", netns, strerror(-rc));
-    sx_netfront_close(g.f);
-    for (unsigned q = 0; q < g.nq; q++) {
-        free(g.w[q].txbuf);
-        free(g.w[q].rxbuf);
-    }
-    sx_plat_close(plat);
-    if (sig_fd >= 0)
-        close(sig_fd);
-    if (stop_fd >= 0)
-        close(stop_fd);
-    if (dead_fd >= 0)
-        close(dead_fd);
+    teardown(&a, &t);
     return status;
 }

@@ -1,10 +1,10 @@
-/* virtio-net header <-> netfront meta, for TAP users; the conversions are netback/pkt.c's. */
+/* virtio-net header <-> netfront meta, for TAP users; the conversions are netdev/vnet.c's. */
 #include <errno.h>
 #include <string.h>
 
 #include "frontends/netfront/common.h"
-#include "netback/pkt.h"
-#include "netback/tap.h"
+#include "netdev/vnet.h"
+#include "netdev/tap.h"
 
 int sx_netfront_meta_from_vnet(const struct sx_netfront *f, const struct virtio_net_hdr_v1 *vh,
                                uint8_t *buf, size_t len, struct sx_netfront_meta *meta)

@@ -14,6 +14,7 @@
 #include "evtchn/evtchn.h"
 #include "frontends/netfront/common.h"
 #include "grant/grant.h"
+#include "clock.h"
 #include "log.h"
 #include "xenbus/xenbus.h"
 
@@ -23,13 +24,6 @@
 #define NF_BE_WATCH_TOKEN "sx-netfront-be-state"
 
 #define STATE_BIT(s) (1u << (s))
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* "00:16:3e:00:00:01": exactly six two-digit hex bytes. */
 static int parse_mac(const char *s, uint8_t mac[6])
@@ -77,7 +71,7 @@ static void be_state_cb(void *arg, const char *dir, int state)
 static int wait_backend(struct sx_netfront *f, unsigned ok, unsigned fail, int timeout_ms,
                         enum xenbus_state *seen)
 {
-    long long deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+    long long deadline = timeout_ms < 0 ? -1 : (long long)sx_now_ms() + timeout_ms;
     enum xenbus_state st = XenbusStateUnknown;
     for (;;) {
         int rc = sx_xenbus_read_state(f->xb, XBT_NULL, f->info.backend_path, &st);
@@ -91,7 +85,7 @@ static int wait_backend(struct sx_netfront *f, unsigned ok, unsigned fail, int t
         } else if (rc < 0 && rc != -EINVAL) {
             return rc;
         }
-        long long left = deadline < 0 ? 1000 : deadline - now_ms();
+        long long left = deadline < 0 ? 1000 : deadline - (long long)sx_now_ms();
         if (left <= 0)
             return -ETIMEDOUT;
         rc = sx_xenbus_dispatch(f->xb, left > 1000 ? 1000 : (int)left);
@@ -213,6 +207,8 @@ static int queue_setup(struct sx_netfront *f, struct nf_queue *q)
     }
     if ((rc = nf_tx_setup(q)) < 0 || (rc = nf_rx_setup(q)) < 0)
         return rc;
+    const struct sx_idle_opts io = { .spin_ns = f->opts.spin_ns, .eoi_now = true };
+    sx_idle_init(&q->idle, q->ev, &io, NULL, 0);
     return 0;
 }
 
@@ -339,19 +335,11 @@ int sx_netfront_open(struct sx_netfront **out, struct sx_plat *p,
     f->info.self = p->self;
     f->info.devid = opts->devid;
 
-    char xspath[256];
     const char *xsp = opts->xenstored_path;
-    int rc = 0;
-    if (!xsp && p->kind == SX_PLAT_SIM) {
-        rc = sx_xenstored_path(xspath, sizeof(xspath), p->self);
-        if (rc < 0)
-            goto fail;
-        xsp = xspath;
-    }
-    rc = sx_xenbus_open(&f->xb, xsp);
+    int rc = sx_xenbus_open(&f->xb, p, xsp);
     if (rc < 0) {
-        sx_err("vif %u: cannot connect to xenstored%s%s: %s", opts->devid, xsp ? " at " : "",
-               xsp ? xsp : "", strerror(-rc));
+        sx_err("vif %u: cannot connect to xenstored%s%s as dom%u: %s", opts->devid,
+               xsp ? " at " : "", xsp ? xsp : "", p->self, strerror(-rc));
         goto fail;
     }
     rc = sx_xenbus_frontend_path(f->info.frontend_path, sizeof(f->info.frontend_path), p->self,

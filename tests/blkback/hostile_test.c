@@ -28,7 +28,7 @@
 #include "log.h"
 #include "tests/storm.h"
 #include "tests/sxtest.h"
-#include "tests/xen-core/simenv.h"
+#include "tests/simenv.h"
 #include "xen-core/core.h"
 #include "xenbus/xenbus.h"
 
@@ -151,10 +151,10 @@ static int suite_init(void)
 {
     if (simenv_start(&env, true) < 0)
         return -1;
-    if (sx_xenbus_open(&xb, NULL) < 0) {
+    if (sx_xenbus_open(&xb, NULL, NULL) < 0) {
         char p[256];
         sx_xenstored_path(p, sizeof(p), 0);
-        if (sx_xenbus_open(&xb, p) < 0)
+        if (sx_xenbus_open(&xb, NULL, p) < 0)
             return -1;
     }
     struct bb_opts o;
@@ -229,9 +229,7 @@ static int roundtrip(struct gfront *g, const void *slot, uint64_t *id_out)
             last_rsp_op = x86_32 ? rsp.x.operation : rsp.n.operation;
             return x86_32 ? rsp.x.status : rsp.n.status;
         }
-        int port;
-        while ((port = sx_evtchn_pending(g->evt)) >= 0)
-            sx_evtchn_unmask(g->evt, (evtchn_port_t)port);
+        sx_evtchn_drain(g->evt, 0);
         usleep(1000);
     }
     return 100;
@@ -251,6 +249,29 @@ static blkif_request_t rw_req(uint8_t op, uint64_t sector, unsigned nseg, grant_
         r.seg[i] = (struct blkif_request_segment){ .gref = gref, .first_sect = first,
                                                    .last_sect = last };
     return r;
+}
+
+/* A discard of n sectors from sector s, as a ring slot. */
+static blkif_request_t discard_req(uint64_t s, uint64_t n)
+{
+    union { blkif_request_t slot; blkif_request_discard_t d; } u;
+    memset(&u, 0, sizeof(u));
+    u.d.operation = BLKIF_OP_DISCARD;
+    u.d.id = next_id++;
+    u.d.sector_number = s;
+    u.d.nr_sectors = n;
+    return u.slot;
+}
+
+/* The first and last byte of the 4 KiB at sector s of g's image both hold v. */
+static void check_image(struct gfront *g, uint64_t s, uint8_t v)
+{
+    int fd = open(g->img, O_RDONLY);
+    uint8_t buf[4096];
+    CU_ASSERT_EQUAL(pread(fd, buf, sizeof(buf), (off_t)(s * 512)), (ssize_t)sizeof(buf));
+    CU_ASSERT_EQUAL(buf[0], v);
+    CU_ASSERT_EQUAL(buf[4095], v);
+    close(fd);
 }
 
 /* A good read of sector s into data page 0 answers OKAY with the image's bytes. */
@@ -418,6 +439,72 @@ static void test_indirect_too_many_pages(void)
 
 static uint64_t stat_of(struct gfront *g, const char *name);
 
+/* The engine's queue calls, wrapped (-Wl,--wrap): while bio_refuse > 0 each call is refused
+ * as a full engine would (-EAGAIN), as many times as asked. */
+int __real_sx_bio_rw(struct sx_bio *b, bool write, const struct iovec *iov, int iovcnt,
+                     uint64_t off, uint64_t cookie);
+int __real_sx_bio_flush(struct sx_bio *b, uint64_t cookie);
+int __real_sx_bio_discard(struct sx_bio *b, uint64_t off, uint64_t len, uint64_t cookie);
+static _Atomic int bio_refuse, bio_refused;
+
+static bool refuse_now(void)
+{
+    int n = atomic_load(&bio_refuse);
+    while (n > 0)
+        if (atomic_compare_exchange_weak(&bio_refuse, &n, n - 1)) {
+            atomic_fetch_add(&bio_refused, 1);
+            return true;
+        }
+    return false;
+}
+
+int __wrap_sx_bio_rw(struct sx_bio *b, bool write, const struct iovec *iov, int iovcnt,
+                     uint64_t off, uint64_t cookie)
+{
+    return refuse_now() ? -EAGAIN : __real_sx_bio_rw(b, write, iov, iovcnt, off, cookie);
+}
+
+int __wrap_sx_bio_flush(struct sx_bio *b, uint64_t cookie)
+{
+    return refuse_now() ? -EAGAIN : __real_sx_bio_flush(b, cookie);
+}
+
+int __wrap_sx_bio_discard(struct sx_bio *b, uint64_t off, uint64_t len, uint64_t cookie)
+{
+    return refuse_now() ? -EAGAIN : __real_sx_bio_discard(b, off, len, cookie);
+}
+
+/* Regression (issue 11): blkback.c:queue_io said "reap and retry" for an engine that refused a
+ * request as full (-EAGAIN: backpressure), but after draining it answered the request with
+ * an error. A read, a write, a flush and a discard each refused once now complete. */
+static void test_queue_io_retries_a_full_engine(void)
+{
+    uint64_t full0 = stat_of(&A, "engine_full");
+    atomic_store(&bio_refused, 0);
+    atomic_store(&bio_refuse, 1);
+    check_good_read(&A, 40);
+    CU_ASSERT_EQUAL(atomic_load(&bio_refused), 1);
+    memset(A.data + SX_PAGE_SIZE, 0xc3, SX_PAGE_SIZE);
+    blkif_request_t w = rw_req(BLKIF_OP_WRITE, 300, 1, A.data_refs[1], 0, 7);
+    atomic_store(&bio_refuse, 1);
+    CU_ASSERT_EQUAL(roundtrip(&A, &w, NULL), BLKIF_RSP_OKAY);
+    blkif_request_t f = rw_req(BLKIF_OP_FLUSH_DISKCACHE, 0, 0, 0, 0, 0);
+    atomic_store(&bio_refuse, 1);
+    CU_ASSERT_EQUAL(roundtrip(&A, &f, NULL), BLKIF_RSP_OKAY);
+    blkif_request_t d = discard_req(1024, 8);
+    atomic_store(&bio_refuse, 1);
+    CU_ASSERT_EQUAL(roundtrip(&A, &d, NULL), BLKIF_RSP_OKAY);
+    CU_ASSERT_EQUAL(atomic_load(&bio_refused), 4);
+    CU_ASSERT_EQUAL(stat_of(&A, "engine_full") - full0, 4);
+    check_image(&A, 300, 0xc3);
+    /* Refused again after the drain: that request fails, and only that one. */
+    atomic_store(&bio_refuse, 2);
+    blkif_request_t r = rw_req(BLKIF_OP_READ, 8, 1, A.data_refs[0], 0, 7);
+    CU_ASSERT_EQUAL(roundtrip(&A, &r, NULL), BLKIF_RSP_ERROR);
+    CU_ASSERT_EQUAL(atomic_load(&bio_refuse), 0);
+    check_good_read(&A, 41);
+}
+
 /* The good side of the special operations: a barrier carrying data is written and flushed, a
  * flush without data answers OKAY, a discard punches the range (reads back zeros). */
 static void test_barrier_flush_discard(void)
@@ -427,22 +514,10 @@ static void test_barrier_flush_discard(void)
     CU_ASSERT_EQUAL(roundtrip(&A, &r, NULL), BLKIF_RSP_OKAY);
     blkif_request_t f = rw_req(BLKIF_OP_FLUSH_DISKCACHE, 0, 0, 0, 0, 0);
     CU_ASSERT_EQUAL(roundtrip(&A, &f, NULL), BLKIF_RSP_OKAY);
-    union { blkif_request_t slot; blkif_request_discard_t d; } u;
-    memset(&u, 0, sizeof(u));
-    u.d.operation = BLKIF_OP_DISCARD;
-    u.d.id = next_id++;
-    u.d.sector_number = 512;
-    u.d.nr_sectors = 16;
-    CU_ASSERT_EQUAL(roundtrip(&A, &u, NULL), BLKIF_RSP_OKAY);
-    int fd = open(A.img, O_RDONLY);
-    uint8_t buf[4096];
-    CU_ASSERT_EQUAL(pread(fd, buf, sizeof(buf), 200 * 512), (ssize_t)sizeof(buf));
-    CU_ASSERT_EQUAL(buf[0], 0x5a);
-    CU_ASSERT_EQUAL(buf[4095], 0x5a);
-    CU_ASSERT_EQUAL(pread(fd, buf, sizeof(buf), 512 * 512), (ssize_t)sizeof(buf));
-    CU_ASSERT_EQUAL(buf[0], 0);
-    CU_ASSERT_EQUAL(buf[4095], 0);
-    close(fd);
+    blkif_request_t d = discard_req(512, 16);
+    CU_ASSERT_EQUAL(roundtrip(&A, &d, NULL), BLKIF_RSP_OKAY);
+    check_image(&A, 200, 0x5a);
+    check_image(&A, 512, 0);
     CU_ASSERT(stat_of(&A, "flush_ops") >= 2);
     CU_ASSERT(stat_of(&A, "discard_ops") >= 1);
 }
@@ -545,13 +620,13 @@ static int put_and_wait(struct gfront *g, const blkif_request_t *r, int ms)
 {
     CU_ASSERT_EQUAL_FATAL(sx_front_ring_put_req(&g->ring, r), 0);
     sx_front_ring_push(&g->ring);
-    uint64_t end = sx_test_mono_ns() + (uint64_t)ms * 1000000u;
+    uint64_t end = sx_now_ns() + (uint64_t)ms * 1000000u;
     blkif_response_t rsp;
     do {
         if (sx_front_ring_take_rsp(&g->ring, &rsp, 1) == 1)
             return rsp.id == r->id ? rsp.status : 101;
         usleep(1000);
-    } while (sx_test_mono_ns() < end);
+    } while (sx_now_ns() < end);
     return 100;
 }
 
@@ -579,9 +654,9 @@ static void test_xsa332_event_storm_costs_bounded_cpu(void)
     sx_test_storm_wait(&st, 1000000000ull);
     memset(D.data, 0, SX_PAGE_SIZE);
     blkif_request_t r = rw_req(BLKIF_OP_READ, 7, 1, D.data_refs[0], 0, 7);
-    uint64_t t = sx_test_mono_ns();
+    uint64_t t = sx_now_ns();
     CU_ASSERT_EQUAL(put_and_wait(&D, &r, 5000), BLKIF_RSP_OKAY);
-    t = sx_test_mono_ns() - t;
+    t = sx_now_ns() - t;
     CU_ASSERT_EQUAL(D.data[0], 7);
     sx_test_storm_stop(&st, 2000000000ull);
     for (int i = 0; i < 4; i++)
@@ -606,6 +681,7 @@ static const struct sx_test_case cases[] = {
     SX_TEST(test_write_to_read_only_vbd),
     SX_TEST(test_indirect_too_many_pages),
     SX_TEST(test_barrier_flush_discard),
+    SX_TEST(test_queue_io_retries_a_full_engine),
     SX_TEST(test_producer_past_ring_halts_only_that_ring),
     SX_TEST(test_bad_xenstore_values_fail_only_that_vbd),
     SX_TEST(test_frontend_domain_destroyed),

@@ -29,9 +29,10 @@
 
 #include "evtchn/evtchn.h"
 #include "grant/grant.h"
+#include "clock.h"
 #include "log.h"
 #include "tests/sxtest.h"
-#include "tests/xen-core/simenv.h"
+#include "tests/simenv.h"
 #include "xen-core/core.h"
 #include "xenbus/xenbus.h"
 
@@ -59,13 +60,6 @@ static struct sx_xenbus *xb;       /* dom0: the toolstack */
 static struct sx_stats dst;        /* the daemon's counters */
 static struct guest A, B;
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static void *daemon_main(void *arg)
 {
     (void)arg;
@@ -91,21 +85,21 @@ static uint64_t ds(const char *name)
 /* Wait until counter name reaches at least want (deadline ms); its value. */
 static uint64_t ds_wait(const char *name, uint64_t want, int ms)
 {
-    uint64_t end = now_ms() + (uint64_t)ms, v;
-    while ((v = ds(name)) < want && now_ms() < end)
+    uint64_t end = sx_now_ms() + (uint64_t)ms, v;
+    while ((v = ds(name)) < want && sx_now_ms() < end)
         usleep(2000);
     return v;
 }
 
 static int wait_be_state(struct guest *g, enum xenbus_state want, int ms)
 {
-    uint64_t end = now_ms() + (uint64_t)ms;
+    uint64_t end = sx_now_ms() + (uint64_t)ms;
     enum xenbus_state st = XenbusStateUnknown;
     do {
         if (sx_xenbus_read_state(xb, XBT_NULL, g->bep, &st) == 0 && st == want)
             return 0;
         usleep(2000);
-    } while (now_ms() < end);
+    } while (sx_now_ms() < end);
     fprintf(stderr, "%s/state: %s, wanted %s\n", g->bep, sx_xenbus_state_name((int)st),
             sx_xenbus_state_name((int)want));
     return -ETIMEDOUT;
@@ -152,7 +146,7 @@ static int guest_create(struct guest *g, const char *name)
         return g->port;
     char xsp[256];
     sx_xenstored_path(xsp, sizeof(xsp), g->dom);
-    return sx_xenbus_open(&g->xb, xsp);
+    return sx_xenbus_open(&g->xb, NULL, xsp);
 }
 
 static void guest_destroy(struct guest *g)
@@ -270,7 +264,7 @@ struct flood_run {
 /* n junk writes by A, back to back; the daemon thread's CPU time over them. */
 static void flood(bool below_state, unsigned n, struct flood_run *fr)
 {
-    uint64_t c0 = daemon_cpu_ns(), t0 = now_ms();
+    uint64_t c0 = daemon_cpu_ns(), t0 = sx_now_ms();
     memset(fr, 0, sizeof(*fr));
     for (unsigned i = 0; i < n; i++) {
         if (junk_write(A.xb, &A, below_state, i) < 0) {
@@ -280,7 +274,7 @@ static void flood(bool below_state, unsigned n, struct flood_run *fr)
         fr->writes++;
         ignored_made += below_state;
     }
-    fr->wall_ms = now_ms() - t0;
+    fr->wall_ms = sx_now_ms() - t0;
     fr->cpu_ns = daemon_cpu_ns() - c0;
 }
 
@@ -369,18 +363,18 @@ static void test_other_guest_attaches_during_flood(void)
     static struct flood_thread ft;
     char xsp[256];
     sx_xenstored_path(xsp, sizeof(xsp), A.dom);
-    CU_ASSERT_EQUAL_FATAL(sx_xenbus_open(&ft.xb, xsp), 0);
+    CU_ASSERT_EQUAL_FATAL(sx_xenbus_open(&ft.xb, NULL, xsp), 0);
     atomic_store(&ft.stop, false);
     atomic_store(&ft.writes, 0);
     atomic_store(&ft.errors, 0);
     CU_ASSERT_EQUAL_FATAL(pthread_create(&ft.thr, NULL, flood_main, &ft), 0);
     /* in full swing first */
-    uint64_t end = now_ms() + 10000;
-    while (atomic_load(&ft.writes) < 200 && now_ms() < end)
+    uint64_t end = sx_now_ms() + 10000;
+    while (atomic_load(&ft.writes) < 200 && sx_now_ms() < end)
         usleep(1000);
-    uint64_t w0 = atomic_load(&ft.writes), c0 = daemon_cpu_ns(), t0 = now_ms();
+    uint64_t w0 = atomic_load(&ft.writes), c0 = daemon_cpu_ns(), t0 = sx_now_ms();
     int rc = vbd_attach(&B);
-    uint64_t attach_ms = now_ms() - t0, cpu = daemon_cpu_ns() - c0;
+    uint64_t attach_ms = sx_now_ms() - t0, cpu = daemon_cpu_ns() - c0;
     uint64_t w1 = atomic_load(&ft.writes);
     atomic_store(&ft.stop, true);
     pthread_join(ft.thr, NULL);
@@ -425,7 +419,7 @@ static int suite_init(void)
     if (simenv_start(&env, true) < 0 || sxc_connect(&ctl, env.sock, 0) < 0)
         goto fail;
     sx_xenstored_path(p, sizeof(p), 0);
-    if ((rc = sx_xenbus_open(&xb, p)) < 0)
+    if ((rc = sx_xenbus_open(&xb, NULL, p)) < 0)
         goto fail;
     struct bb_opts o;
     bb_opts_default(&o);

@@ -22,7 +22,7 @@
 #include "evtchn/evtchn.h"
 #include "grant/grant.h"
 #include "tests/sxtest.h"
-#include "tests/xen-core/simenv.h"
+#include "tests/simenv.h"
 #include "xenbus/xenbus.h"
 
 #define DISK_BYTES (4u << 20)
@@ -869,7 +869,7 @@ static int setup(void)
     char path[256];
     snprintf(path, sizeof(path), "%s/xenstored/socket", env.dir);
     if (!guest || sx_gnt_open(&gnt, dom0) < 0 || sx_evtchn_open(&bevt, dom0) < 0 ||
-        sx_xenbus_open(&xb, path) < 0)
+        sx_xenbus_open(&xb, NULL, path) < 0)
         return 1;
     disk = calloc(1, DISK_BYTES);
     return disk ? 0 : 1;

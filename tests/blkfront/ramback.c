@@ -29,7 +29,8 @@
 #include "evtchn/evtchn.h"
 #include "grant/grant.h"
 #include "log.h"
-#include "xen-core/platform.h"
+#include "rundir.h"
+#include "platform/platform.h"
 #include "xenbus/xenbus.h"
 
 #define MAXQ 16
@@ -268,9 +269,7 @@ static int serve_loop(void)
         }
         if (work)
             continue;
-        int port;
-        while ((port = sx_evtchn_pending(g.evt)) >= 0)
-            sx_evtchn_unmask(g.evt, (evtchn_port_t)port);
+        sx_evtchn_drain(g.evt, 0);
         bool again = false;
         for (unsigned i = 0; i < g.nq; i++)
             again |= sx_back_ring_final_check(&g.q[i].ring) == 1;
@@ -378,7 +377,7 @@ int main(int argc, char **argv)
     int rc;
     if (g.disk == MAP_FAILED || sx_xenstored_path(xsp, sizeof(xsp), 0) < 0 ||
         (rc = sx_plat_open(&g.p, SX_PLAT_SIM, 0, NULL)) < 0 || sx_gnt_open(&g.gnt, g.p) < 0 ||
-        sx_evtchn_open(&g.evt, g.p) < 0 || sx_xenbus_open(&g.xb, xsp) < 0) {
+        sx_evtchn_open(&g.evt, g.p) < 0 || sx_xenbus_open(&g.xb, NULL, xsp) < 0) {
         fprintf(stderr, "ramback: setup failed (is splitxen-core running? SPLITXEN_RUN=%s)\n",
                 sx_run_dir());
         return 1;

@@ -13,11 +13,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "blkback/io_impl.h"
+#include "blkio/blkio_impl.h"
 #include "device-model/ahci/ahci.h"
 #include "device-model/dm.h"
 #include "tests/sxtest.h"
-#include "tests/xen-core/simenv.h"
+#include "tests/simenv.h"
 #include "xen-core/core.h"
 
 #define ABAR 0xf0100000ull

@@ -15,7 +15,7 @@
 
 #include "device-model/dm.h"
 #include "tests/sxtest.h"
-#include "tests/xen-core/simenv.h"
+#include "tests/simenv.h"
 #include "xen-core/core.h"
 
 static struct simenv env;

@@ -17,9 +17,9 @@
 
 #include "device-model/dm.h"
 #include "device-model/e1000/e1000.h"
-#include "netback/tap.h"
+#include "netdev/tap.h"
 #include "tests/sxtest.h"
-#include "tests/xen-core/simenv.h"
+#include "tests/simenv.h"
 #include "xen-core/core.h"
 
 static struct simenv env;

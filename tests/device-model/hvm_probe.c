@@ -17,8 +17,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "xen-core/ioreq/ioreq.h"
-#include "xen-core/platform.h"
+#include "ioreq/ioreq.h"
+#include "platform/platform.h"
 
 static int cfg32(struct sx_ioreq_guest *g, unsigned dev, unsigned reg, uint32_t *v)
 {

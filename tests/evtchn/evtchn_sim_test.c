@@ -7,7 +7,7 @@
 #include "common/stats.h"
 #include "evtchn/evtchn.h"
 #include "tests/sxtest.h"
-#include "tests/xen-core/simenv.h"
+#include "tests/simenv.h"
 
 static struct simenv env;
 static struct sx_plat *dom0, *guest;
@@ -98,6 +98,32 @@ static void test_explicit_mask_holds_events(void)
     CU_ASSERT_EQUAL(sx_evtchn_unmask(ge, (evtchn_port_t)gp), 0);
     CU_ASSERT_EQUAL(sx_evtchn_pending(ge), -EAGAIN);
     CU_ASSERT_EQUAL(sx_evtchn_mask(ge, 4000), -EINVAL);   /* not ours */
+    sx_evtchn_close(ge);
+    sx_evtchn_close(be);
+}
+
+/* sx_evtchn_drain takes every delivered event and unmasks its port (a later notify is
+ * delivered again), stops at max, and reports nothing when nothing is pending. */
+static void test_drain_takes_and_unmasks_up_to_max(void)
+{
+    struct sx_evtchn *ge, *be;
+    CU_ASSERT_EQUAL_FATAL(sx_evtchn_open(&ge, guest), 0);
+    CU_ASSERT_EQUAL_FATAL(sx_evtchn_open(&be, dom0), 0);
+    int gp[3], bp[3];
+    for (int i = 0; i < 3; i++)
+        pair(ge, be, &gp[i], &bp[i]);
+    CU_ASSERT_EQUAL(sx_evtchn_drain(ge, 0), 0);
+    for (int i = 0; i < 3; i++)
+        CU_ASSERT_EQUAL(sx_evtchn_notify(be, (evtchn_port_t)bp[i]), 0);
+    CU_ASSERT_TRUE(readable(ge, 1000));
+    CU_ASSERT_EQUAL(sx_evtchn_drain(ge, 2), 2);   /* the bound holds */
+    CU_ASSERT_EQUAL(sx_evtchn_drain(ge, 0), 1);
+    CU_ASSERT_EQUAL(sx_evtchn_pending(ge), -EAGAIN);
+    /* Unmasked: each port delivers again. */
+    for (int i = 0; i < 3; i++)
+        CU_ASSERT_EQUAL(sx_evtchn_notify(be, (evtchn_port_t)bp[i]), 0);
+    CU_ASSERT_TRUE(readable(ge, 1000));
+    CU_ASSERT_EQUAL(sx_evtchn_drain(ge, 0), 3);
     sx_evtchn_close(ge);
     sx_evtchn_close(be);
 }
@@ -427,6 +453,7 @@ static void test_lateeoi_holds_every_port_of_the_handle(void)
 static const struct sx_test_case cases[] = {
     SX_TEST(test_notify_delivers_once_and_masks_until_unmask),
     SX_TEST(test_explicit_mask_holds_events),
+    SX_TEST(test_drain_takes_and_unmasks_up_to_max),
     SX_TEST(test_bind_checks_the_allowed_domain_and_port),
     SX_TEST(test_unbind_leaves_far_end_unbound_and_sends_are_dropped),
     SX_TEST(test_two_ports_on_one_handle_are_both_delivered),

@@ -5,7 +5,7 @@
  */
 #include <errno.h>
 #include <poll.h>
-#include <stddef.h>   /* xen-core/platform.h uses size_t without including it */
+#include <stddef.h>   /* platform/platform.h uses size_t without including it */
 
 #include "evtchn/evtchn_impl.h"
 #include "tests/fakes/fake_xenevtchn.h"

@@ -1,6 +1,6 @@
 /*
  * Programmable stand-ins for the libxendevicemodel and libxenforeignmemory calls
- * xen-core/ioreq/ioreq_xen.c makes (real prototypes from <xendevicemodel.h> and
+ * ioreq/ioreq_xen.c makes (real prototypes from <xendevicemodel.h> and
  * <xenforeignmemory.h>). The ioreq server's two pages are a private buffer; vp_eport values
  * appear in them only when the server is enabled, as on Xen. Guest memory is a memfd of
  * FAKE_DM_GUEST_PAGES pages (sparse), also mapped at fake_dm.guest; xenforeignmemory_map maps

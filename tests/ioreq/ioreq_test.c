@@ -13,9 +13,9 @@
 #include <time.h>
 
 #include "tests/sxtest.h"
-#include "tests/xen-core/simenv.h"
+#include "tests/simenv.h"
 #include "xen-core/core.h"
-#include "xen-core/ioreq/ioreq.h"
+#include "ioreq/ioreq.h"
 
 static struct simenv env;
 static struct sx_plat *plat0, *platg;

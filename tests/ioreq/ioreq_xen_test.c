@@ -1,5 +1,5 @@
 /*
- * The xen ioreq server (xen-core/ioreq/ioreq_xen.c) against fakes of libxendevicemodel,
+ * The xen ioreq server (ioreq/ioreq_xen.c) against fakes of libxendevicemodel,
  * libxenforeignmemory and libxenevtchn: server creation and page mapping, range and PCI
  * registration, enable-then-bind ordering, the handshake on the resource pages, PCI config
  * requests routed by claimed BDF, the buffered ring, interrupt calls, DMA mapping of guest
@@ -13,7 +13,7 @@
 #include "tests/fakes/fake_xenevtchn.h"
 #include "tests/ioreq/fake_xendm.h"
 #include "tests/sxtest.h"
-#include "xen-core/ioreq/ioreq.h"
+#include "ioreq/ioreq.h"
 
 static struct sx_plat plat = { .kind = SX_PLAT_XEN, .self = 0 };
 static struct sx_ioreq *srv;

@@ -31,9 +31,11 @@
 
 #include "tests/storm.h"
 #include "tests/sxtest.h"
-#include "tests/xen-core/simenv.h"
+#include "tests/simenv.h"
 #include "netback/common.h"
-#include "netback/nl.h"
+#include "netdev/nl.h"
+#include "netdev/tap.h"
+#include "clock.h"
 #include "xen-core/core.h"
 
 static struct simenv env;
@@ -67,13 +69,6 @@ static struct tf good;
 /* Called by tf_open_ex just before the frontend says Connected (extra setup), when set. */
 static int (*tf_pre_connect)(struct tf *t);
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static void *nb_main(void *arg)
 {
     (void)arg;
@@ -103,13 +98,13 @@ static void guest_close(struct guest *g)
 
 static int wait_state(const char *dir, enum xenbus_state want, int ms)
 {
-    uint64_t end = now_ms() + (uint64_t)ms;
+    uint64_t end = sx_now_ms() + (uint64_t)ms;
     enum xenbus_state s = XenbusStateUnknown;
     do {
         if (sx_xenbus_read_state(xb, XBT_NULL, dir, &s) == 0 && s == want)
             return 0;
         usleep(5000);
-    } while (now_ms() < end);
+    } while (sx_now_ms() < end);
     fprintf(stderr, "%s/state: %s, wanted %s\n", dir, sx_xenbus_state_name((int)s),
             sx_xenbus_state_name((int)want));
     return -ETIMEDOUT;
@@ -123,8 +118,8 @@ static uint64_t st_get(struct tf *t, const char *name)
 /* Wait until counter name reaches at least want. */
 static uint64_t st_wait(struct tf *t, const char *name, uint64_t want, int ms)
 {
-    uint64_t end = now_ms() + (uint64_t)ms, v;
-    while ((v = st_get(t, name)) < want && now_ms() < end)
+    uint64_t end = sx_now_ms() + (uint64_t)ms, v;
+    while ((v = st_get(t, name)) < want && sx_now_ms() < end)
         usleep(2000);
     return v;
 }
@@ -224,8 +219,8 @@ static void tf_push(struct tf *t)
 static int tf_rsp(struct tf *t, netif_tx_response_t *rsp, int n, int ms)
 {
     int got = 0;
-    uint64_t end = now_ms() + (uint64_t)ms;
-    while (got < n && now_ms() < end) {
+    uint64_t end = sx_now_ms() + (uint64_t)ms;
+    while (got < n && sx_now_ms() < end) {
         int k = sx_front_ring_take_rsp(&t->tx, rsp + got, (unsigned)(n - got));
         if (k < 0)
             break;
@@ -475,11 +470,11 @@ static void test_tx_livelock_4_extras_20_more_after_batch_halts_vif(void)
     int tid = queue_tid(&hv);
     CU_ASSERT_TRUE_FATAL(tid > 0);
     char st0 = '?', st1 = '?';
-    uint64_t c0 = 0, c1 = 0, cstart = 0, tstart = now_ms(), end = tstart + 10000;
+    uint64_t c0 = 0, c1 = 0, cstart = 0, tstart = sx_now_ms(), end = tstart + 10000;
     bool asleep = false;
     CU_ASSERT_EQUAL(task_sample(tid, &st0, &cstart), 0);
     c1 = cstart;
-    while (!asleep && now_ms() < end) {
+    while (!asleep && sx_now_ms() < end) {
         if (task_sample(tid, &st0, &c0) < 0)
             break;
         usleep(100000);   /* the sampling window */
@@ -487,7 +482,7 @@ static void test_tx_livelock_4_extras_20_more_after_batch_halts_vif(void)
             break;
         asleep = st0 == 'S' && st1 == 'S' && c1 == c0;
     }
-    uint64_t wall = now_ms() - tstart;
+    uint64_t wall = sx_now_ms() - tstart;
     fprintf(stderr, "tx livelock: queue thread %d used %.1f ms of CPU in %llu ms (%.0f%%), "
             "%s\n", tid, (double)(c1 - cstart) / 1e6, (unsigned long long)wall,
             wall ? (double)(c1 - cstart) / 1e4 / (double)wall : 0.0,
@@ -516,8 +511,8 @@ static void test_rx_good_vif_receives_flooded_frame(void)
     tf_post_rx(&good);
     netif_rx_response_t r = { 0 }, any;
     bool got = false;
-    uint64_t end = now_ms() + 20000;
-    while (!got && now_ms() < end) {
+    uint64_t end = sx_now_ms() + 20000;
+    while (!got && sx_now_ms() < end) {
         CU_ASSERT_TRUE(tf_send_ok(&hv));
         usleep(50000);
         /* skip whatever else the bridge floods (IPv6 chatter of new ports), reposting */
@@ -551,8 +546,8 @@ static void test_rx_producer_index_past_ring_halts_vif(void)
     SX_WRITE_ONCE(s->req_prod, s->rsp_prod + hv.rx.nr_ents + 3);
     sx_evtchn_notify(H.ev, (evtchn_port_t)hv.port);
     /* The overflow is seen when a frame for H needs buffers: G broadcasts until it is. */
-    uint64_t end = now_ms() + 20000;
-    while (st_get(&hv, "rx_fatal") < 1 && now_ms() < end) {
+    uint64_t end = sx_now_ms() + 20000;
+    while (st_get(&hv, "rx_fatal") < 1 && sx_now_ms() < end) {
         CU_ASSERT_TRUE(tf_send_ok(&good));
         usleep(50000);
     }
@@ -585,8 +580,8 @@ static int tf_mcast(struct tf *t, uint8_t op, const uint8_t a[6])
 static void g_rx_count(const uint8_t a[6], const uint8_t b[6], int *na, int *nb_, int ms,
                        struct tf *sender, unsigned page_a, unsigned page_b)
 {
-    uint64_t end = now_ms() + (uint64_t)ms;
-    while (now_ms() < end) {
+    uint64_t end = sx_now_ms() + (uint64_t)ms;
+    while (sx_now_ms() < end) {
         if (sender) {
             tf_put(sender, sender->drefs[page_a], 0, 60, 0);
             tf_put(sender, sender->drefs[page_b], 0, 60, 0);
@@ -712,8 +707,8 @@ static uint32_t ctrl_req(uint16_t type, uint32_t d0, uint32_t d1, uint32_t d2, u
     sx_front_ring_push(&cf.r);
     sx_evtchn_notify(H.ev, (evtchn_port_t)cf.port);
     struct xen_netif_ctrl_response rs;
-    uint64_t end = now_ms() + 2000;
-    while (now_ms() < end) {
+    uint64_t end = sx_now_ms() + 2000;
+    while (sx_now_ms() < end) {
         if (sx_front_ring_take_rsp(&cf.r, &rs, 1) == 1) {
             CU_ASSERT_EQUAL(rs.id, id);
             CU_ASSERT_EQUAL(rs.type, type);
@@ -731,9 +726,9 @@ static uint32_t ctrl_req(uint16_t type, uint32_t d0, uint32_t d1, uint32_t d2, u
 static bool rx_wait(struct tf *rcv, struct tf *snd, unsigned page, uint16_t len, uint16_t et,
                     netif_rx_response_t *out, netif_extra_info_t *ex)
 {
-    uint64_t end = now_ms() + 20000;
+    uint64_t end = sx_now_ms() + 20000;
     memset(ex, 0, sizeof(*ex));
-    while (now_ms() < end) {
+    while (sx_now_ms() < end) {
         if (rcv->rx.req_prod_pvt - rcv->rx.rsp_cons < 4) {
             for (unsigned i = 0; i < TF_RX_PAGES; i++) {
                 netif_rx_request_t r = { .id = (uint16_t)i, .gref = rcv->rxrefs[i] };
@@ -1116,8 +1111,8 @@ static unsigned mq_phase(struct mqf *m, uint8_t ph, const struct nb_hash_cfg *cf
             CU_ASSERT_EQUAL(write(fd, b, SX_TAP_VNET_HDR_LEN + len),
                             (ssize_t)(SX_TAP_VNET_HDR_LEN + len));
         }
-        uint64_t end = now_ms() + 5000;
-        while (!mq_round_done(seq) && now_ms() < end) {
+        uint64_t end = sx_now_ms() + 5000;
+        while (!mq_round_done(seq) && sx_now_ms() < end) {
             for (unsigned i = 0; i < MQ_NQ; i++)
                 mq_drain(m, i, ph, cfg);
             usleep(2000);
@@ -1176,9 +1171,9 @@ static bool mq_ready(void)
     if (rc)
         return false;
     /* The new bridge port may need a moment: send until one of our frames arrives. */
-    uint64_t end = now_ms() + 20000;
+    uint64_t end = sx_now_ms() + 20000;
     bool any = false;
-    while (!any && now_ms() < end) {
+    while (!any && sx_now_ms() < end) {
         mq_phase(&mq, 0, NULL);
         for (unsigned f = 0; f < MQ_FLOWS && !any; f++)
             any = obs[f][MQ_PKTS - 1].count > 0;
@@ -1387,8 +1382,8 @@ static void test_vanished_frontend_releases_vif(void)
     uint64_t mapped = sx_gnt_mapped_pages(nb->gnt);
     CU_ASSERT_EQUAL(sx_xenbus_rm(xb, XBT_NULL, hv.fe, NULL), 0);
     CU_ASSERT_EQUAL(wait_state(hv.be, XenbusStateClosed, 20000), 0);
-    uint64_t end = now_ms() + 2000;
-    while (sx_gnt_mapped_pages(nb->gnt) != mapped - 2 && now_ms() < end)
+    uint64_t end = sx_now_ms() + 2000;
+    while (sx_gnt_mapped_pages(nb->gnt) != mapped - 2 && sx_now_ms() < end)
         usleep(2000);
     CU_ASSERT_EQUAL(sx_gnt_mapped_pages(nb->gnt), mapped - 2);
     CU_ASSERT_EQUAL(st_get(&hv, "queues"), 0);
@@ -1405,8 +1400,8 @@ static void test_unplug_releases_hostile_vifs(void)
         sx_xenbus_write(xb, XBT_NULL, be, "state", "5");
         CU_ASSERT_EQUAL(wait_state(be, XenbusStateClosed, 20000), 0);
     }
-    uint64_t end = now_ms() + 3000;
-    while (sx_gnt_mapped_pages(nb->gnt) != 2 && now_ms() < end)
+    uint64_t end = sx_now_ms() + 3000;
+    while (sx_gnt_mapped_pages(nb->gnt) != 2 && sx_now_ms() < end)
         usleep(5000);
     CU_ASSERT_EQUAL(sx_gnt_mapped_pages(nb->gnt), 2);   /* the good vif's two rings */
     good_still_works();
@@ -1466,9 +1461,9 @@ static void test_xsa332_event_storm_costs_bounded_cpu(void)
     tf_put(&hv, hv.drefs[0], 0, 60, 0);
     sx_front_ring_push(&hv.tx);
     netif_tx_response_t r = { .status = NETIF_RSP_NULL };
-    uint64_t t = sx_test_mono_ns();
+    uint64_t t = sx_now_ns();
     CU_ASSERT_EQUAL(tf_rsp(&hv, &r, 1, 5000), 1);
-    t = sx_test_mono_ns() - t;
+    t = sx_now_ns() - t;
     CU_ASSERT_EQUAL(r.status, NETIF_RSP_OKAY);
     sx_test_storm_stop(&st, 2000000000ull);
     storm_check(&st, "netback storm", &hv, before, t, true);
@@ -1501,10 +1496,10 @@ static void test_xsa332_ctrl_event_storm_costs_bounded_cpu(void)
     CU_ASSERT_EQUAL(sx_front_ring_put_req(&cf.r, &rq), 0);
     sx_front_ring_push(&cf.r);
     struct xen_netif_ctrl_response rs = { .id = 0 };
-    uint64_t t = sx_test_mono_ns(), end = t + 5000000000ull;
-    while (sx_front_ring_take_rsp(&cf.r, &rs, 1) != 1 && sx_test_mono_ns() < end)
+    uint64_t t = sx_now_ns(), end = t + 5000000000ull;
+    while (sx_front_ring_take_rsp(&cf.r, &rs, 1) != 1 && sx_now_ns() < end)
         usleep(1000);
-    t = sx_test_mono_ns() - t;
+    t = sx_now_ns() - t;
     CU_ASSERT_EQUAL(rs.id, 4242);
     CU_ASSERT_EQUAL(rs.status, XEN_NETIF_CTRL_STATUS_NOT_SUPPORTED);
     sx_test_storm_stop(&st, 2000000000ull);
@@ -1535,7 +1530,7 @@ static int suite_init(void)
         return 1;
     char xsp[256];
     sx_xenstored_path(xsp, sizeof(xsp), 0);
-    if (sx_xenbus_open(&xb, xsp) < 0)
+    if (sx_xenbus_open(&xb, NULL, xsp) < 0)
         return 1;
     struct nb_opts o = { .platform = SX_PLAT_SIM, .domid = 0, .bridge_default = "xenbr0",
                          .spin_ns = 20000, .core_path = env.sock };

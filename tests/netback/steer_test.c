@@ -26,8 +26,8 @@ static struct nb_hash_snap hs;
 static void put_frame(struct nb_queue *q, uint16_t sport, uint8_t tag, bool arp)
 {
     struct nb_rxframe *f = &q->rxf[q->rxf_pending++];
-    uint8_t *b = f->buf + SX_TAP_VNET_HDR_LEN;
-    memset(f->buf, 0, SX_TAP_VNET_HDR_LEN + 64);
+    uint8_t *b = f->buf + SX_NETDEV_HDR_LEN;
+    memset(f->buf, 0, SX_NETDEV_HDR_LEN + 64);
     b[12] = 0x08;
     b[13] = arp ? 0x06 : 0x00;
     b[14] = 0x45;
@@ -44,14 +44,14 @@ static void put_frame(struct nb_queue *q, uint16_t sport, uint8_t tag, bool arp)
 
 static uint8_t tag_of(const struct nb_rxframe *f)
 {
-    return f->buf[SX_TAP_VNET_HDR_LEN + 63];
+    return f->buf[SX_NETDEV_HDR_LEN + 63];
 }
 
 /* The queue the snapshot picks for frame f (its hash computed here, independently). */
 static unsigned want_queue(const struct nb_rxframe *f, uint32_t *hash, bool *has)
 {
     uint8_t t;
-    *has = nb_hash_frame(&hs.cfg, f->buf + SX_TAP_VNET_HDR_LEN, f->len, hash, &t);
+    *has = nb_hash_frame(&hs.cfg, f->buf + SX_NETDEV_HDR_LEN, f->len, hash, &t);
     return nb_hash_pick(hs.mapping, hs.size, hs.nqueues, *has ? *hash : 0);
 }
 
@@ -128,7 +128,7 @@ static void test_route_keeps_own_frames_in_order_and_hands_the_rest(void)
     struct nb_queue *q0 = &v->q[0], *q1 = &v->q[1];
     hs.size = 0;                                     /* hash % 2 */
     q0->rxf_pending = 1;                             /* a frame already held stays first */
-    q0->rxf[0].buf[SX_TAP_VNET_HDR_LEN + 63] = 0xee;
+    q0->rxf[0].buf[SX_NETDEV_HDR_LEN + 63] = 0xee;
     unsigned want[12], n0 = 0, n1 = 0;
     for (uint8_t t = 0; t < 12; t++) {
         put_frame(q0, (uint16_t)(1000 + 17 * t), t, t == 5);

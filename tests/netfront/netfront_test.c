@@ -19,7 +19,7 @@
 #include "netback/pkt.h"
 #include "ring/ring.h"
 #include "tests/sxtest.h"
-#include "tests/xen-core/simenv.h"
+#include "tests/simenv.h"
 #include "xenbus/xenbus.h"
 
 #include <xen/io/netif.h>
@@ -46,7 +46,7 @@ static int setup(void)
     gid = (domid_t)d;
     guest = simenv_plat(&env, gid);
     char path[256];
-    if (!guest || sx_xenstored_path(path, sizeof(path), 0) < 0 || sx_xenbus_open(&xb0, path) < 0 ||
+    if (!guest || sx_xenstored_path(path, sizeof(path), 0) < 0 || sx_xenbus_open(&xb0, NULL, path) < 0 ||
         sx_gnt_open(&gnt, dom0) < 0 || sx_evtchn_open(&ev0, dom0) < 0)
         return 1;
     return 0;
@@ -100,7 +100,8 @@ static void xs_put(const char *dir, const char *key, const char *val, unsigned o
     CU_ASSERT_FATAL(xs_set_permissions(sx_xenbus_xs(xb0), XBT_NULL, path, perms, 2));
 }
 
-/* The libxl vif layout (see /work/shared/xenstore-reference) plus the backend's features. */
+/* The libxl vif layout (see ../shared/xenstore-reference beside the checkout) plus the
+ * backend's features. */
 static void vif_create(struct tb *t, unsigned devid, const struct be_spec *s)
 {
     memset(t, 0, sizeof(*t));

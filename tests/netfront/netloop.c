@@ -25,7 +25,7 @@
 #include "log.h"
 #include "netback/pkt.h"
 #include "ring/ring.h"
-#include "xen-core/platform.h"
+#include "platform/platform.h"
 #include "xenbus/xenbus.h"
 
 #define PAGE 4096u
@@ -353,7 +353,7 @@ int main(int argc, char **argv)
     char xsp[256];
     int rc;
     if (sfd < 0 || (rc = sx_plat_open(&plat, SX_PLAT_SIM, 0, NULL)) < 0 ||
-        (rc = sx_xenstored_path(xsp, sizeof(xsp), 0)) < 0 || (rc = sx_xenbus_open(&xb, xsp)) < 0 ||
+        (rc = sx_xenstored_path(xsp, sizeof(xsp), 0)) < 0 || (rc = sx_xenbus_open(&xb, NULL, xsp)) < 0 ||
         (rc = sx_gnt_open(&gnt, plat)) < 0 || (rc = sx_evtchn_open(&ev, plat)) < 0) {
         fprintf(stderr, "netloop: cannot start as dom0\n");
         return 1;
@@ -400,9 +400,7 @@ int main(int argc, char **argv)
             fflush(stdout);
             announced = 1;
         }
-        int p;
-        while ((p = sx_evtchn_pending(ev)) >= 0)
-            sx_evtchn_unmask(ev, (evtchn_port_t)p);
+        sx_evtchn_drain(ev, 0);
         int moved = 0;
         for (unsigned qi = 0; qi < MAXQ; qi++)
             moved += pump(&vifs[0], qi, &vifs[1]) + pump(&vifs[1], qi, &vifs[0]);

@@ -8,7 +8,8 @@
 #include <errno.h>
 
 #include "tests/sxtest.h"
-#include "tests/xen-core/simenv.h"
+#include "clock.h"
+#include "tests/simenv.h"
 
 static struct simenv env;
 static struct sx_plat *dom0, *guest;
@@ -36,13 +37,6 @@ static int teardown(void)
     return 0;
 }
 
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 struct counting_pred {
     unsigned calls, true_at;   /* true on call true_at (0: never) */
 };
@@ -68,9 +62,9 @@ static void test_idle_no_spin_after_a_wake_without_work(void)
     CU_ASSERT_EQUAL(c.calls, 0);
     /* After work: the whole budget (2 ms), many looks. */
     sx_idle_did(&idle, true);
-    uint64_t t = mono_ns();
+    uint64_t t = sx_now_ns();
     CU_ASSERT_FALSE(sx_idle_spin(&idle, counting, &c));
-    CU_ASSERT(mono_ns() - t >= o.spin_ns);
+    CU_ASSERT(sx_now_ns() - t >= o.spin_ns);
     CU_ASSERT(c.calls > 16);
     /* ... or until the predicate says work is there. */
     c = (struct counting_pred){ .true_at = 5 };
@@ -127,14 +121,14 @@ static void test_idle_throttled_port_wakes_the_loop_when_its_delay_ends(void)
         if (held >= 0) {
             /* Held: the event waits, and the poll, even with no timeout of its own, sleeps
              * only until the hold ends; then the port is unmasked. */
-            uint64_t t = mono_ns();
+            uint64_t t = sx_now_ns();
             CU_ASSERT_EQUAL(sx_idle_poll(&idle, &pfd, 1, -1), 0);
-            CU_ASSERT(mono_ns() - t >= (uint64_t)(held > 0 ? held - 1 : 0) * 1000000u);
-            CU_ASSERT_EQUAL(sx_evtchn_eoi_timeout_ms(&idle.eoi, mono_ns()), -1);
+            CU_ASSERT(sx_now_ns() - t >= (uint64_t)(held > 0 ? held - 1 : 0) * 1000000u);
+            CU_ASSERT_EQUAL(sx_evtchn_eoi_timeout_ms(&idle.eoi, sx_now_ns()), -1);
         }
         CU_ASSERT_EQUAL(sx_idle_poll(&idle, &pfd, 1, 5000), 1);   /* the event wakes us */
         CU_ASSERT_EQUAL(sx_idle_arm(&idle), 1);                   /* and found nothing */
-        held = sx_evtchn_eoi_timeout_ms(&idle.eoi, mono_ns());
+        held = sx_evtchn_eoi_timeout_ms(&idle.eoi, sx_now_ns());
         CU_ASSERT_EQUAL(held >= 0, i >= 1);
     }
     CU_ASSERT_EQUAL(idle.eoi.spurious, 6);
@@ -143,10 +137,31 @@ static void test_idle_throttled_port_wakes_the_loop_when_its_delay_ends(void)
     sx_idle_did(&idle, true);
     CU_ASSERT_EQUAL(sx_idle_arm(&idle), 0);
     CU_ASSERT_EQUAL(idle.eoi.spurious, 0);
-    CU_ASSERT_EQUAL(sx_evtchn_eoi_timeout_ms(&idle.eoi, mono_ns()), -1);
+    CU_ASSERT_EQUAL(sx_evtchn_eoi_timeout_ms(&idle.eoi, sx_now_ns()), -1);
     CU_ASSERT_EQUAL(sx_evtchn_notify(ge, (evtchn_port_t)gp), 0);
     CU_ASSERT_EQUAL(sx_idle_poll(&idle, &pfd, 1, 5000), 1);
     CU_ASSERT_EQUAL(sx_idle_arm(&idle), 1);
+    sx_idle_fini(&idle);
+}
+
+/* A frontend's idle step (eoi_now): every arm ends the events at once, work or not, so a
+ * backend's notifications are never held; nothing is counted as spurious. */
+static void test_idle_eoi_now_never_holds_a_port(void)
+{
+    struct sx_idle idle;
+    const struct sx_idle_opts o = { .spin_ns = 0, .eoi_now = true };
+    sx_idle_init(&idle, ge, &o, NULL, 0);
+    struct pollfd pfd = { .fd = sx_evtchn_fd(ge), .events = POLLIN };
+    for (int i = 0; i < 6; i++) {   /* six wakes in a row that found nothing */
+        CU_ASSERT_EQUAL(sx_evtchn_notify(be, (evtchn_port_t)bp), 0);
+        uint64_t t = sx_now_ns();
+        CU_ASSERT_EQUAL(sx_idle_poll(&idle, &pfd, 1, 5000), 1);
+        CU_ASSERT(sx_now_ns() - t < 1000000000u);
+        CU_ASSERT_EQUAL(sx_idle_arm(&idle), 1);
+        CU_ASSERT_EQUAL(sx_evtchn_eoi_timeout_ms(&idle.eoi, sx_now_ns()), -1);
+    }
+    CU_ASSERT_EQUAL(idle.eoi.spurious, 0);
+    CU_ASSERT_EQUAL(sx_idle_arm(&idle), 0);   /* nothing pending: nothing taken */
     sx_idle_fini(&idle);
 }
 
@@ -154,6 +169,7 @@ static const struct sx_test_case cases[] = {
     SX_TEST(test_idle_no_spin_after_a_wake_without_work),
     SX_TEST(test_idle_adaptive_budget_follows_the_sleeps),
     SX_TEST(test_idle_throttled_port_wakes_the_loop_when_its_delay_ends),
+    SX_TEST(test_idle_eoi_now_never_holds_a_port),
 };
 
 SX_TEST_MAIN("ring_idle", cases, setup, teardown)

@@ -9,7 +9,7 @@
 
 #include "grant/grant.h"
 #include "tests/sxtest.h"
-#include "tests/xen-core/simenv.h"
+#include "tests/simenv.h"
 
 static struct simenv env;
 static struct sx_plat *dom0, *guest;

@@ -11,6 +11,7 @@
 #include <xen/io/blkif.h>
 #include <xen/io/netif.h>
 
+#include "clock.h"
 #include "tests/sxtest.h"
 
 SX_RING_CHECK_TYPES(struct blkif_request, struct blkif_response);
@@ -590,13 +591,6 @@ static void test_attach_rejects_bad_sizes(void)
 
 /* ---- adaptive polling */
 
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static bool never(void *arg)
 {
     (*(unsigned *)arg)++;
@@ -608,30 +602,30 @@ static bool after_100_calls(void *arg)
     return ++*(unsigned *)arg >= 100;
 }
 
-static void test_poll_budget(void)
+static void test_spin_budget(void)
 {
     unsigned calls = 0;
-    CU_ASSERT_FALSE(sx_ring_poll_budget(never, &calls, 0));
+    CU_ASSERT_FALSE(sx_idle_spin_budget(never, &calls, 0));
     CU_ASSERT_EQUAL(calls, 1);                        /* budget 0: one look, no spin */
     calls = 0;
-    uint64_t t0 = mono_ns();
-    CU_ASSERT_FALSE(sx_ring_poll_budget(never, &calls, 200000));
-    uint64_t dt = mono_ns() - t0;
+    uint64_t t0 = sx_now_ns();
+    CU_ASSERT_FALSE(sx_idle_spin_budget(never, &calls, 200000));
+    uint64_t dt = sx_now_ns() - t0;
     CU_ASSERT_TRUE(dt >= 200000);                     /* spun the whole budget */
     CU_ASSERT_TRUE(dt < 1000000000ull);               /* and stopped */
     CU_ASSERT_TRUE(calls > 1);
     calls = 0;
-    CU_ASSERT_TRUE(sx_ring_poll_budget(after_100_calls, &calls, 1000000000ull));
+    CU_ASSERT_TRUE(sx_idle_spin_budget(after_100_calls, &calls, 1000000000ull));
     CU_ASSERT_EQUAL(calls, 100);                      /* stopped as soon as it held */
 
     /* Ring predicates. */
     struct pair p;
     pair_open(&p, 0);
-    CU_ASSERT_FALSE(sx_ring_poll_budget(sx_back_ring_pred, &p.b, 1000));
+    CU_ASSERT_FALSE(sx_idle_spin_budget(sx_back_ring_pred, &p.b, 1000));
     put_reqs(&p, 1, 0);
     CU_ASSERT_FALSE(sx_back_ring_pred(&p.b));         /* written, not pushed */
     sx_front_ring_push(&p.f);
-    CU_ASSERT_TRUE(sx_ring_poll_budget(sx_back_ring_pred, &p.b, 1000));
+    CU_ASSERT_TRUE(sx_idle_spin_budget(sx_back_ring_pred, &p.b, 1000));
     blkif_request_t q;
     CU_ASSERT_EQUAL(sx_back_ring_take(&p.b, &q, 1), 1);
     CU_ASSERT_FALSE(sx_front_ring_pred(&p.f));
@@ -672,7 +666,7 @@ static const struct sx_test_case cases[] = {
     SX_TEST(test_request_batch_notifies_once),
     SX_TEST(test_indexes_wrap_2_32),
     SX_TEST(test_attach_rejects_bad_sizes),
-    SX_TEST(test_poll_budget),
+    SX_TEST(test_spin_budget),
 };
 
 SX_TEST_MAIN("ring", cases, NULL, NULL)

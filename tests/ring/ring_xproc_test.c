@@ -3,7 +3,7 @@
  * through a 4-page ring in a MAP_SHARED memfd to a backend (child), which answers each. Both
  * check that every request and response arrives once, in order, with its payload intact.
  *
- * Notification is the real pattern: spin on the ring for a budget (sx_ring_poll_budget), then
+ * Notification is the real pattern: spin on the ring for a budget (sx_idle_spin_budget), then
  * the final check, then sleep in poll() on an eventfd the other side writes when its push says
  * so. A lost wakeup shows as a poll timeout and fails the test.
  *
@@ -25,6 +25,7 @@
 #include <unistd.h>
 #include <xen/io/blkif.h>
 
+#include "clock.h"
 #include "tests/sxtest.h"
 
 SX_RING_CHECK_TYPES(blkif_request_t, blkif_response_t);
@@ -93,7 +94,7 @@ static int backend(struct xproc *x)
             return 11;
         }
         if (n == 0) {
-            if (sx_ring_poll_budget(sx_back_ring_pred, &b, x->spin_ns))
+            if (sx_idle_spin_budget(sx_back_ring_pred, &b, x->spin_ns))
                 continue;
             rc = sx_back_ring_final_check(&b);
             if (rc < 0) {
@@ -180,7 +181,7 @@ static void frontend(struct xproc *x, struct front_result *res)
                       sx_front_ring_free_slots(&f) > 0))
             continue;
         /* Nothing came back and nothing more can go out: spin, final check, sleep. */
-        if (sx_ring_poll_budget(sx_front_ring_pred, &f, x->spin_ns))
+        if (sx_idle_spin_budget(sx_front_ring_pred, &f, x->spin_ns))
             continue;
         int rc = sx_front_ring_final_check(&f);
         if (rc < 0) {
@@ -201,13 +202,6 @@ static void frontend(struct xproc *x, struct front_result *res)
     /* Nothing beyond what was asked for. */
     if (!res->err && SX_READ_ONCE(f.sring->rsp_prod) != (RING_IDX)x->nreqs)
         res->err = -EPROTO;
-}
-
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 static void run(uint64_t nreqs, uint64_t spin_ns, unsigned inflight, const char *label)
@@ -236,7 +230,7 @@ static void run(uint64_t nreqs, uint64_t spin_ns, unsigned inflight, const char 
     CU_ASSERT_EQUAL(init.nr_ents, 128);
     fflush(NULL);
 
-    uint64_t t0 = mono_ns();
+    uint64_t t0 = sx_now_ns();
     pid_t pid = fork();
     CU_ASSERT_FATAL(pid >= 0);
     if (pid == 0)
@@ -244,7 +238,7 @@ static void run(uint64_t nreqs, uint64_t spin_ns, unsigned inflight, const char 
 
     struct front_result res;
     frontend(&x, &res);
-    uint64_t dt = mono_ns() - t0;
+    uint64_t dt = sx_now_ns() - t0;
     if (res.err)
         kill(pid, SIGKILL);
     int status = 0;

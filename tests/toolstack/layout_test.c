@@ -14,8 +14,8 @@
 #include <xenstore.h>
 
 #include "tests/sxtest.h"
-#include "xen-core/toolstack/layout.h"
-#include "xen-core/toolstack/xlcfg.h"
+#include "toolstack/layout.h"
+#include "toolstack/xlcfg.h"
 
 #define REF_DIR "tests/toolstack/reference"
 #define REF_TARGET "/var/lib/xen/images/disk.img"

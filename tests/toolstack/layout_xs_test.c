@@ -18,7 +18,7 @@
 #define xs_set_permissions fake_xs_set_permissions
 #define xs_transaction_start fake_xs_transaction_start
 #define xs_transaction_end fake_xs_transaction_end
-#include "xen-core/toolstack/layout.c"
+#include "toolstack/layout.c"
 
 #include "tests/sxtest.h"
 
@@ -200,7 +200,7 @@ static void reset(void)
     in_tx = false;
     fail_commits = commits = 0;
     fail_write_path[0] = '\0';
-    /* what xenstored starts with (xen-core/xenstored) */
+    /* what xenstored starts with (xenstored) */
     create(&live, "/tool/xenstored");
     create(&live, "/local/domain/0/name");
     snprintf(find(&live, "/local/domain/0/name")->value, 256, "Domain-0");

@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "tests/sxtest.h"
-#include "xen-core/toolstack/xlcfg.h"
+#include "toolstack/xlcfg.h"
 
 static char tmpdir[] = "/tmp/sx-xlcfg-XXXXXX";
 static char disk_a[256], disk_b[256];

@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "tests/sxtest.h"
-#include "xen-core/xenstored/xenstored.h"
+#include "xenstored/xenstored.h"
 #include "xenbus/xenbus.h"
 
 static struct sxs *srv;
@@ -26,7 +26,7 @@ static int suite_init(void)
         return 1;
     sxs_socket_path(srv, 0, sock0, sizeof(sock0));
     sxs_socket_path(srv, 1, sock1, sizeof(sock1));
-    if (sx_xenbus_open(&xb0, sock0) || sx_xenbus_open(&xb1, sock1))
+    if (sx_xenbus_open(&xb0, NULL, sock0) || sx_xenbus_open(&xb1, NULL, sock1))
         return 1;
     /* What the toolstack writes before a vbd connects. */
     char fe[128], be[128];
@@ -266,7 +266,7 @@ static void test_open_fails_cleanly_without_daemon(void)
     char p[600];
     snprintf(p, sizeof(p), "%s/no-such.sock", dir);
     setenv("XENSTORED_PATH", "/before", 1);
-    CU_ASSERT_NOT_EQUAL(sx_xenbus_open(&x, p), 0);
+    CU_ASSERT_NOT_EQUAL(sx_xenbus_open(&x, NULL, p), 0);
     CU_ASSERT_PTR_NULL(x);
     CU_ASSERT_STRING_EQUAL(getenv("XENSTORED_PATH"), "/before"); /* restored */
     unsetenv("XENSTORED_PATH");

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "tests/sxtest.h"
-#include "xen-core/xenstored/store.h"
+#include "xenstored/store.h"
 
 static struct sxs_store *st;
 static struct sxs_quota quota;

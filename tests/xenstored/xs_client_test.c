@@ -15,7 +15,7 @@
 #include <xenstore.h>
 
 #include "tests/sxtest.h"
-#include "xen-core/xenstored/xenstored.h"
+#include "xenstored/xenstored.h"
 
 static struct sxs *srv;
 static char dir[256];

@@ -1,0 +1,9 @@
+/* Private to netdev: the kinds behind sx_netdev_open. */
+#ifndef SPLITXEN_NETDEV_IMPL_H
+#define SPLITXEN_NETDEV_IMPL_H
+
+#include "netdev/netdev.h"
+
+extern const struct sx_netdev_ops sx_netdev_bridge_ops;   /* bridge.c */
+
+#endif

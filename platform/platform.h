@@ -1,0 +1,71 @@
+/*
+ * The platform seam: every backend and frontend runs on either real Xen or the sim hypervisor.
+ * A platform handle says which, and which domain this process acts as. What differs between
+ * the two lives here and in evtchn/, grant/, ioreq/ and xen-core/; a backend or frontend asks
+ * this module instead of testing the platform's kind.
+ *
+ *   sim: talks to splitxen-core over the UNIX socket named by $SPLITXEN_CORE
+ *        (default <run dir>/core.sock; common/rundir.h) and to its xenstored over
+ *        <run dir>/xenstored/.
+ *   xen: libxengnttab / libxenevtchn / libxenstore on a real Xen host.
+ */
+#ifndef SPLITXEN_PLATFORM_H
+#define SPLITXEN_PLATFORM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <xen/xen.h>
+
+enum sx_plat_kind { SX_PLAT_SIM = 0, SX_PLAT_XEN = 1 };
+
+struct sxc_conn;
+struct xs_handle;
+
+struct sx_plat {
+    enum sx_plat_kind kind;
+    domid_t self;             /* the domain this process acts as */
+    struct sxc_conn *conn;    /* sim: connection to splitxen-core; NULL on xen */
+};
+
+/* What the platform's toolstack does by itself, so a program knows what is left to it. */
+struct sx_plat_traits {
+    const char *name;         /* "sim" / "xen" */
+    /* libxl runs the hotplug script a device's `script` key names, and the script writes
+     * physical-device and physical-device-path itself (sim: nothing runs them). */
+    bool hotplug_scripts;
+    /* A device model of the toolstack's (qemu) serves the guest beside splitxen-dm: it keeps
+     * the PCI host bridge, the serial port, the platform device and the PCI slots below 8. */
+    bool companion_dm;
+    /* The ioreq server learns a domain's vCPU count by itself (sim); otherwise the caller
+     * says it. */
+    bool vcpus_known;
+    /* Guest memory reaches the device model through the DMA mapcache (its counters mean
+     * something). */
+    bool dma_mapcache;
+};
+
+/* Pick the platform: "sim", "xen" or NULL/"auto" (xen where /dev/xen/privcmd exists).
+ * Returns SX_PLAT_SIM/SX_PLAT_XEN or -EINVAL for an unknown name. */
+int sx_plat_kind_from_name(const char *name);
+/* The traits of a kind (never NULL; an unknown kind reads as sim). */
+const struct sx_plat_traits *sx_plat_traits(enum sx_plat_kind kind);
+
+/* Open a platform handle acting as domain `self`. On sim this connects to splitxen-core at
+ * `core_path` (NULL: $SPLITXEN_CORE, else <run dir>/core.sock) and attaches to the domain.
+ * Returns 0 or -errno. */
+int sx_plat_open(struct sx_plat **out, enum sx_plat_kind kind, domid_t self, const char *core_path);
+/* NULL-safe, idempotent. */
+void sx_plat_close(struct sx_plat *p);
+
+/* xenstored socket path for a domain on sim: <run dir>/xenstored/socket for domain 0,
+ * <run dir>/xenstored/domain/<domid>.sock otherwise. Returns 0 or -ENAMETOOLONG. */
+int sx_xenstored_path(char *buf, size_t len, domid_t domid);
+
+/* Open libxenstore for the domain p acts as: at `path` when given; else on sim at that
+ * domain's xenstored socket (sx_xenstored_path), on xen (or with p NULL) where libxenstore
+ * looks by itself ($XENSTORED_PATH, xenstored's socket or /dev/xen/xenbus). The caller owns
+ * *out (xs_close). Returns 0 or -errno. */
+int sx_plat_xs_open(const struct sx_plat *p, const char *path, struct xs_handle **out);
+
+#endif

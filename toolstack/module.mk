@@ -1,0 +1,27 @@
+# The toolstack: xl.cfg parsing (libxlutil), the xenstore layout libxl writes, and the
+# `splitxen` CLI (with `top`).
+LIBS += sxtoolstack
+sxtoolstack_SRCS := toolstack/xlcfg.c toolstack/layout.c
+SX_TOOLSTACK_LIBS := sxtoolstack $(SX_PLATFORM_LIBS)
+SX_TOOLSTACK_LDLIBS := -lxlutil -lxenlight $(SX_PLATFORM_LDLIBS)
+
+PROGS += splitxen
+splitxen_SRCS := toolstack/splitxen.c toolstack/top.c
+splitxen_LIBS := $(SX_TOOLSTACK_LIBS)
+splitxen_LDLIBS := $(SX_TOOLSTACK_LDLIBS)
+
+UNIT_TESTS += xlcfg_test
+xlcfg_test_SRCS := tests/toolstack/xlcfg_test.c
+xlcfg_test_LIBS := $(SX_TOOLSTACK_LIBS)
+xlcfg_test_LDLIBS := $(SX_TOOLSTACK_LDLIBS) -lcunit
+
+UNIT_TESTS += layout_test
+layout_test_SRCS := tests/toolstack/layout_test.c
+layout_test_LIBS := $(SX_TOOLSTACK_LIBS)
+layout_test_LDLIBS := $(SX_TOOLSTACK_LDLIBS) -lcunit
+
+# layout.c against an in-memory fake of libxenstore (the test includes the .c)
+UNIT_TESTS += layout_xs_test
+layout_xs_test_SRCS := tests/toolstack/layout_xs_test.c
+layout_xs_test_LIBS := $(SX_TOOLSTACK_LIBS)
+layout_xs_test_LDLIBS := $(SX_TOOLSTACK_LDLIBS) -lcunit
