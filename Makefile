@@ -4,6 +4,8 @@
 #   make deps       install the Debian packages splitxen needs (apt-get, idempotent)
 #   make bench      run the benchmarks in bench/
 #   make demo       the main job on the sim platform
+#   make install    install into PREFIX (/usr/local) under DESTDIR; make uninstall (mk/install.mk)
+#   make deb        the Debian package, build/splitxen_<version>_<arch>.deb; make check-deb
 #
 # Each module describes itself in <module>/module.mk with these variables:
 #   LIBS += name          name_SRCS := files      -> $(B)/lib/libname.a
@@ -13,6 +15,8 @@
 # Programs land in $(B)/bin, tests in $(B)/tests.
 
 B        ?= build
+# The release version: debian/changelog's first entry is the one place it is written.
+SX_VERSION := $(shell sed -n '1s/^[^(]*(\([^)]*\)).*/\1/p' debian/changelog)
 SAN      ?= 0
 CC       ?= gcc
 OPT      ?= -O2
@@ -90,7 +94,9 @@ $(B)/lib/$(1).so: $(call picobjs,$($(1)_SRCS))
 endef
 $(foreach s,$(SHLIBS),$(eval $(call shlib_rule,$(s))))
 
--include $(shell find $(B) -name '*.d' 2>/dev/null)
+-include $(shell find $(B) -path $(B)/deb -prune -o -name '*.d' -print 2>/dev/null)
+
+include mk/install.mk
 
 # Folder order is link order: no upward include or call, no circle between files
 # (tests/mk/layering.itest runs this in make check).

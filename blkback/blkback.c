@@ -583,7 +583,8 @@ void bb_queue_stop(struct bb_queue *q)
     atomic_store_explicit(&q->stop, true, memory_order_release);
     uint64_t one = 1;
     if (write(q->stop_fd, &one, sizeof(one)) < 0)
-        sx_warn("stop eventfd write: %s", strerror(errno));
+        sx_warn("dom%u/%u q%u: stop eventfd write: %s", q->v->fe, q->v->devid, q->idx,
+                strerror(errno));
     pthread_join(q->thread, NULL);
     q->thread_started = false;
     close(q->stop_fd);

@@ -107,8 +107,9 @@ int bb_pcache_init(struct bb_pcache *pc, struct sx_gnt *gnt, domid_t dom, uint32
  * keep their pages pinned). NULL-safe, idempotent. */
 void bb_pcache_unregister(struct bb_pcache *pc);
 /* Unmap every cached grant and free the cache (after the engine that writes into them is
- * closed). NULL-safe, idempotent. */
-void bb_pcache_destroy(struct bb_pcache *pc);
+ * closed). NULL-safe, idempotent. Returns how many grants could not be unmapped (the caller
+ * logs them with the device's name). */
+unsigned bb_pcache_destroy(struct bb_pcache *pc);
 /* The mapping of gref: a hit, or a new writable map added to the cache. Returns the address,
  * or NULL with *err: -ENOSPC (the cache is full: map it non-persistently) or the map's -errno
  * (bad grant). */

@@ -8,8 +8,8 @@ SX_BLKBACK_LDLIBS := $(SX_BLKIO_LDLIBS) $(SX_XENBUS_LDLIBS) $(SX_RING_LDLIBS)
 
 PROGS += splitxen-blkback
 splitxen-blkback_SRCS := blkback/main.c
-splitxen-blkback_LIBS := $(SX_BLKBACK_LIBS)
-splitxen-blkback_LDLIBS := $(SX_BLKBACK_LDLIBS)
+splitxen-blkback_LIBS := $(SX_BLKBACK_LIBS) $(SX_NOTIFY_LIBS)
+splitxen-blkback_LDLIBS := $(SX_BLKBACK_LDLIBS) $(SX_NOTIFY_LDLIBS)
 
 UNIT_TESTS += request_test
 request_test_SRCS := tests/blkback/request_test.c

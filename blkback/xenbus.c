@@ -52,6 +52,9 @@ static const char *const bb_dstat_names[BB_DS_NR + 1] = {
     [BB_DS_ROUNDS] = "rounds",
     [BB_DS_NR] = NULL,
 };
+/* Levels rather than counts (common/stats.h): what `splitxen top --prometheus` calls gauges. */
+static const char *const bb_dstat_gauges[] = { "vbds", "connected", NULL };
+static const char *const bb_stat_gauges[] = { "in_flight", NULL };
 
 static void dstat_add(struct bb_daemon *d, enum bb_dstat i, uint64_t n)
 {
@@ -273,7 +276,10 @@ static void queue_release(struct bb_vbd *v, struct bb_queue *q)
         memset(&q->pc, 0, sizeof(q->pc));
         bb_queue_forget(q);
     }
-    bb_pcache_destroy(&q->pc);
+    unsigned unmap_failed = bb_pcache_destroy(&q->pc);
+    if (unmap_failed)
+        sx_warn("%s: queue %u: %u persistent grants could not be unmapped", v->bep, q->idx,
+                unmap_failed);
     bb_queue_free(q);
     if (q->evt) {
         if (q->lport >= 0)
@@ -439,7 +445,8 @@ static int vbd_connect(struct bb_vbd *v)
             return rc;
     }
     if (!v->stats_ok) {
-        rc = sx_stats_create(&v->stats, "vbd", v->fe, v->devid, bb_stat_names);
+        rc = sx_stats_create_with_gauges(&v->stats, "vbd", v->fe, v->devid, bb_stat_names,
+                                         bb_stat_gauges);
         if (rc < 0)
             sx_warn("%s: stats file: %s", v->bep, strerror(-rc));
         v->stats_ok = rc == 0;
@@ -838,7 +845,8 @@ int bb_daemon_open(struct bb_daemon **out, const struct bb_opts *o)
         goto fail;
     }
     snprintf(d->root, sizeof(d->root), "/local/domain/%u/backend/vbd", o->domid);
-    rc = sx_stats_create(&d->stats, "blkback", o->domid, 0, bb_dstat_names);
+    rc = sx_stats_create_with_gauges(&d->stats, "blkback", o->domid, 0, bb_dstat_names,
+                                     bb_dstat_gauges);
     if (rc < 0)
         sx_warn("daemon stats file: %s", strerror(-rc));   /* counters are then not kept */
     rc = sx_xenbus_watch(d->xb, d->root, "root", on_backend, d);

@@ -47,6 +47,9 @@ _Static_assert(sizeof(nb_stat_names) / sizeof(nb_stat_names[0]) == NBS_NR + 1, "
 enum { NBD_VIFS, NBD_CONNECTED, NBD_THREADS, NBD_MAPPED_PAGES, NBD_EVTCHNS, NBD_NR };
 static const char *const nbd_names[] = { "vifs", "connected", "threads", "mapped_pages",
                                           "evtchns", NULL };
+/* Levels rather than counts (common/stats.h): every daemon-wide value, and a vif's queues and
+ * mapped pages. */
+static const char *const nb_stat_gauges[] = { "queues", "mapped_pages", NULL };
 
 static void mark_dirty(void *arg, const char *path, const char *token)
 {
@@ -86,9 +89,9 @@ static void queue_teardown(struct nb *nb, struct nb_queue *q)
     sx_back_ring_detach(&q->tx);
     sx_back_ring_detach(&q->rx);
     if (q->tx_mem && sx_ring_unmap(nb->gnt, q->tx_mem, 0) < 0)
-        sx_warn("unmap tx ring of q%u failed", q->id);
+        sx_warn("vif%u.%u q%u: unmap tx ring failed", q->vif->fe_domid, q->vif->devid, q->id);
     if (q->rx_mem && sx_ring_unmap(nb->gnt, q->rx_mem, 0) < 0)
-        sx_warn("unmap rx ring of q%u failed", q->id);
+        sx_warn("vif%u.%u q%u: unmap rx ring failed", q->vif->fe_domid, q->vif->devid, q->id);
     q->tx_mem = q->rx_mem = NULL;
     nb_queue_free(q);
 }
@@ -426,7 +429,8 @@ static void vif_probe(struct nb *nb, unsigned fe, unsigned devid)
         v->rate_bytes = v->rate_usecs = 0;
     }
 
-    if ((rc = sx_stats_create(&v->stats, "vif", fe, devid, nb_stat_names)) < 0)
+    if ((rc = sx_stats_create_with_gauges(&v->stats, "vif", fe, devid, nb_stat_names,
+                                          nb_stat_gauges)) < 0)
         sx_warn("vif%u.%u: stats file: %s", fe, devid, strerror(-rc));
 
     char name[IFNAMSIZ];
@@ -674,7 +678,8 @@ int nb_open(struct nb **out, const struct nb_opts *o)
         goto fail;
     }
     snprintf(nb->vif_dir, sizeof(nb->vif_dir), "/local/domain/%u/backend/vif", o->domid);
-    if ((rc = sx_stats_create(&nb->stats, "netback", o->domid, 0, nbd_names)) < 0)
+    if ((rc = sx_stats_create_with_gauges(&nb->stats, "netback", o->domid, 0, nbd_names,
+                                          nbd_names)) < 0)
         sx_warn("daemon stats file: %s", strerror(-rc));
     if ((rc = sx_xenbus_watch(nb->xb, nb->vif_dir, "nb-vifs", mark_dirty, nb)) < 0) {
         sx_err("watch %s: %s", nb->vif_dir, strerror(-rc));
