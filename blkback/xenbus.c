@@ -133,7 +133,7 @@ static int target_open_net(struct bb_vbd *v, const char *params, bool ro, uint64
     }
     *bytes = in->bytes;
     v->dev.sector_size = in->block_size;
-    v->flush = in->flush;
+    v->flush = in->flush && !ro;
     *discard = *discard && in->discard;
     *gran = in->discard_granularity;
     if (in->max_queues < v->max_queues) {
