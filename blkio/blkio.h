@@ -225,6 +225,9 @@ struct sx_bio_target_info {
 
 /* Whether spec is a network target (rbd:, nbd://, nbd+unix://) rather than a path. */
 bool sx_bio_target_is_net(const char *spec);
+/* Check a network target's syntax without connecting (a toolstack reading a config):
+ * 0, or -EINVAL with the message sx_bio_target_open would give. */
+int sx_bio_target_check(const char *spec, char *err, size_t errlen);
 /*
  * Parse spec, connect, read the target's size and abilities. read_only opens it read-only.
  * 0 or -errno; on failure err holds a message naming the part of the spec at fault

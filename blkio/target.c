@@ -304,6 +304,16 @@ int sx_bio_spec_parse(const char *spec, struct sx_bio_spec *out, char *err, size
 
 /* ---- the target handle ------------------------------------------------------------------ */
 
+int sx_bio_target_check(const char *spec, char *err, size_t errlen)
+{
+    struct sx_bio_spec *sp = malloc(sizeof(*sp));
+    if (!sp)
+        return -ENOMEM;
+    int rc = sx_bio_spec_parse(spec, sp, err, errlen);
+    free(sp);
+    return rc;
+}
+
 int sx_bio_target_open(struct sx_bio_target **out, const char *spec, bool read_only, char *err,
                        size_t errlen)
 {
