@@ -6,9 +6,11 @@
  * run libnbd's state machine (nbd_aio_notify_read/_write); its completion callbacks only record
  * the result (libnbd cannot be re-entered from them) and post the completion.
  *
- * Operations: read/write (libnbd takes one buffer per command: an operation of n iovecs is n
- * commands, completed when the last one is), flush (NBD_CMD_FLUSH, where the server has a
- * cache), discard (NBD_CMD_TRIM in pieces of at most 1 GiB).
+ * Operations: read/write (libnbd takes one buffer per command: an operation of several iovecs
+ * goes through the slot's bounce buffer as one command, copied in before a write and out after
+ * a read; past NBD_BOUNCE_MAX bytes of bounce buffers per engine it is sent as one command per
+ * iovec instead, completed when the last one is), flush (NBD_CMD_FLUSH, where the server has
+ * a cache), discard (NBD_CMD_TRIM in pieces of at most 1 GiB).
  *
  * The connection's states:
  *   UP          commands go to the server.
@@ -39,6 +41,7 @@
 #define BACKOFF_MAX_MS 2000u
 #define CONNECT_DEADLINE_MS 5000u
 #define TRIM_PIECE (1ull << 30)
+#define NBD_BOUNCE_MAX (16u << 20)     /* bounce bytes per engine (one guest queue) */
 
 enum nbd_state { NBD_DOWN, NBD_CONNECTING, NBD_UP };
 
@@ -53,6 +56,11 @@ struct nbd_op {
     int32_t err;                /* first error, -errno */
     int32_t len;                /* bytes, for read/write */
     bool used;
+    bool bounced_read;          /* copy the bounce buffer out to iov when done */
+    const struct iovec *iov;    /* the operation's (valid until it completes) */
+    int iovcnt;
+    void *bounce;               /* kept with the slot, grown on demand */
+    size_t bounce_cap;
 };
 
 struct nbd_eng {
@@ -69,6 +77,7 @@ struct nbd_eng {
     unsigned nstaged;
     struct nbd_op *slots;       /* depth entries */
     struct nbd_op *free_slots;
+    size_t bounce_total;        /* bytes held in the slots' bounce buffers */
 };
 
 /* ---- timer and epoll -------------------------------------------------------------------- */
@@ -114,6 +123,14 @@ static int sock_add(struct nbd_eng *e)
 static void op_finish(struct nbd_eng *e, struct nbd_op *op)
 {
     int32_t res = op->err ? op->err : op->len;
+    if (op->bounced_read && !op->err) {
+        const uint8_t *src = op->bounce;
+        for (int i = 0; i < op->iovcnt; i++) {
+            memcpy(op->iov[i].iov_base, src, op->iov[i].iov_len);
+            src += op->iov[i].iov_len;
+        }
+    }
+    op->bounced_read = false;
     if (op->err && sx_bio_err_is_link(op->err))
         sx_bio_count(e->b, SX_BIO_TST_FAILED, 1);
     sx_bio_icq_push(e->b, op->cookie, res);
@@ -322,6 +339,8 @@ static void nbd_close_(struct sx_bio *b)
         close(e->epfd);
     b->poll_fd = -1;
     free(e->staged);
+    for (unsigned i = 0; e->slots && i < b->depth; i++)
+        free(e->slots[i].bounce);
     free(e->slots);
     free(e);
     b->priv = NULL;
@@ -385,6 +404,22 @@ static int nbd_queue_(struct sx_bio *b, const struct sx_bio_op *op)
     return 0;
 }
 
+/* A bounce buffer of len bytes in op's slot, or NULL when the engine's budget is spent. */
+static void *bounce_get(struct nbd_eng *e, struct nbd_op *op, size_t len)
+{
+    if (len <= op->bounce_cap)
+        return op->bounce;
+    if (e->bounce_total - op->bounce_cap + len > NBD_BOUNCE_MAX)
+        return NULL;
+    void *p = realloc(op->bounce, len);
+    if (!p)
+        return NULL;
+    e->bounce_total += len - op->bounce_cap;
+    op->bounce = p;
+    op->bounce_cap = len;
+    return p;
+}
+
 /* Send one operation's commands (state UP). Completes it here when nothing could be sent. */
 static void issue(struct nbd_eng *e, const struct sx_bio_op *o)
 {
@@ -398,10 +433,16 @@ static void issue(struct nbd_eng *e, const struct sx_bio_op *o)
     op->cookie = o->cookie;
     op->err = 0;
     op->len = 0;
+    void *bb = NULL;
+    size_t total = 0;
     switch (o->opc) {
     case SX_BIO_OP_READ:
     case SX_BIO_OP_WRITE:
         ncmd = (unsigned)o->iovcnt;
+        for (int i = 0; i < o->iovcnt; i++)
+            total += o->iov[i].iov_len;
+        if (o->iovcnt > 1 && (bb = bounce_get(e, op, total)))
+            ncmd = 1;
         break;
     case SX_BIO_OP_FLUSH:
         ncmd = in->flush ? 1 : 0;
@@ -416,7 +457,22 @@ static void issue(struct nbd_eng *e, const struct sx_bio_op *o)
     uint64_t off = o->off;
     for (unsigned i = 0; i < ncmd; i++) {
         nbd_completion_callback cb = { .callback = cmd_cb, .user_data = op };
-        if (o->opc == SX_BIO_OP_READ || o->opc == SX_BIO_OP_WRITE) {
+        if (bb) {                        /* the whole operation, one command */
+            op->iov = o->iov;
+            op->iovcnt = o->iovcnt;
+            op->len = (int32_t)total;
+            if (o->opc == SX_BIO_OP_WRITE) {
+                uint8_t *dst = bb;
+                for (int k = 0; k < o->iovcnt; k++) {
+                    memcpy(dst, o->iov[k].iov_base, o->iov[k].iov_len);
+                    dst += o->iov[k].iov_len;
+                }
+                r = nbd_aio_pwrite(e->h, bb, total, off, cb, 0);
+            } else {
+                op->bounced_read = true;
+                r = nbd_aio_pread(e->h, bb, total, off, cb, 0);
+            }
+        } else if (o->opc == SX_BIO_OP_READ || o->opc == SX_BIO_OP_WRITE) {
             const struct iovec *v = &o->iov[i];
             r = o->opc == SX_BIO_OP_READ
                     ? nbd_aio_pread(e->h, v->iov_base, v->iov_len, off, cb, 0)
@@ -437,6 +493,7 @@ static void issue(struct nbd_eng *e, const struct sx_bio_op *o)
     }
     if (sent < ncmd) {
         int err = nbd_get_errno();
+        op->bounced_read = false;
         /* The commands not sent will never call back: count them done with the error. */
         op->pending -= ncmd - sent;
         if (!op->err)
