@@ -1,7 +1,8 @@
 # A one-monitor, one-manager, one-OSD Ceph cluster on 127.0.0.1 for the RBD tests and bench
 # (sourced). Everything lives under one private folder: configuration, monitor and OSD data,
 # sockets, logs. Ports come from the caller's PID; cephx is off (loopback only); the OSD keeps
-# its objects in memory (memstore), pools have one replica.
+# its objects in memory (memstore; CEPH_STORE=bluestore puts them in a sparse file under DIR,
+# which survives an OSD restart), pools have one replica.
 #
 #   ceph_need                  skip (77) without the Debian packages
 #   ceph_start DIR             bring it up (~5-10 s), export CEPH_CONF; pool "rbd" is ready
@@ -87,8 +88,13 @@ mon_warn_on_pool_no_redundancy = false
 paxos_propose_interval = 0.1
 paxos_min_wait = 0.01
 mgr_initial_modules =
-osd_objectstore = memstore
+osd_objectstore = ${CEPH_STORE:-memstore}
 memstore_device_bytes = 1073741824
+bluestore_block_path = $CEPH_DIR/osd.block
+bluestore_block_create = true
+bluestore_block_size = 2147483648
+bluestore_fsck_on_mkfs = false
+bluestore_fsck_on_mount = false
 osd_memory_target = 1073741824
 osd_crush_chooseleaf_type = 0
 osd_heartbeat_grace = 3
