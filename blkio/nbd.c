@@ -13,7 +13,10 @@
  * a cache), discard (NBD_CMD_TRIM in pieces of at most 1 GiB).
  *
  * The connection's states:
- *   UP          commands go to the server.
+ *   UP          commands go to the server. While any is in flight a 1 s tick checks the oldest:
+ *               one unanswered for the request timeout (30 s as Linux's nbd driver, or
+ *               $SPLITXEN_NBD_TIMEOUT_MS) means a server that hangs: the connection is
+ *               dropped as if lost.
  *   DOWN        the connection was lost: what was in flight completed with -ENOTCONN, new
  *               operations fail at once with -ENOTCONN; the timer fires after the backoff
  *               (50 ms, doubling to 2 s) and starts a connect.
@@ -42,6 +45,7 @@
 #define CONNECT_DEADLINE_MS 5000u
 #define TRIM_PIECE (1ull << 30)
 #define NBD_BOUNCE_MAX (16u << 20)     /* bounce bytes per engine (one guest queue) */
+#define REQUEST_TIMEOUT_MS 30000u
 
 enum nbd_state { NBD_DOWN, NBD_CONNECTING, NBD_UP };
 
@@ -52,6 +56,7 @@ struct nbd_op {
     struct nbd_eng *e;
     struct nbd_op *next_free;
     uint64_t cookie;
+    uint64_t t0_ms;             /* sent at */
     uint32_t pending;           /* commands not completed yet (0: slot free or finishing) */
     int32_t err;                /* first error, -errno */
     int32_t len;                /* bytes, for read/write */
@@ -78,16 +83,32 @@ struct nbd_eng {
     struct nbd_op *slots;       /* depth entries */
     struct nbd_op *free_slots;
     size_t bounce_total;        /* bytes held in the slots' bounce buffers */
+    unsigned nused;             /* slots in use (operations sent, not completed) */
+    bool ticking;               /* UP: the timer ticks to check the oldest request */
+    unsigned timeout_ms;        /* request timeout */
 };
 
 /* ---- timer and epoll -------------------------------------------------------------------- */
 
+/* One shot after ms (0 disarms); every ms after that when periodic. */
+static void timer_set(struct nbd_eng *e, unsigned ms, bool periodic)
+{
+    struct timespec t = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
+    struct itimerspec its = { .it_value = t };
+    if (periodic)
+        its.it_interval = t;
+    timerfd_settime(e->tfd, 0, &its, NULL);
+    e->ticking = periodic && ms;
+}
+
 static void timer_arm(struct nbd_eng *e, unsigned ms)
 {
-    struct itimerspec its = { .it_value = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L } };
-    if (ms == 0)
-        its.it_value.tv_nsec = 0;   /* disarm */
-    timerfd_settime(e->tfd, 0, &its, NULL);
+    timer_set(e, ms, false);
+}
+
+static unsigned tick_ms(const struct nbd_eng *e)
+{
+    return e->timeout_ms / 2 < 1000 ? e->timeout_ms / 2 + 1 : 1000;
 }
 
 static void sock_update(struct nbd_eng *e)
@@ -131,6 +152,7 @@ static void op_finish(struct nbd_eng *e, struct nbd_op *op)
         }
     }
     op->bounced_read = false;
+    e->nused--;
     if (op->err && sx_bio_err_is_link(op->err))
         sx_bio_count(e->b, SX_BIO_TST_FAILED, 1);
     sx_bio_icq_push(e->b, op->cookie, res);
@@ -255,6 +277,23 @@ static void conn_check(struct nbd_eng *e)
     sock_update(e);
 }
 
+/* The tick while requests are in flight: a request unanswered for the timeout means a server
+ * that hangs (connected, silent): drop the connection, which fails what is in flight. */
+static void check_oldest(struct nbd_eng *e)
+{
+    uint64_t now = sx_now_ms(), oldest = now;
+    for (unsigned i = 0; i < e->b->depth; i++)
+        if (e->slots[i].used && e->slots[i].t0_ms < oldest)
+            oldest = e->slots[i].t0_ms;
+    if (now - oldest >= e->timeout_ms) {
+        char why[64];
+        snprintf(why, sizeof(why), "a request unanswered for %u ms", e->timeout_ms);
+        go_down(e, why);
+    } else if (!e->nused) {
+        timer_arm(e, 0);
+    }
+}
+
 /* Run whatever is ready: socket events, the timer. Never blocks. */
 static void pump(struct nbd_eng *e)
 {
@@ -274,6 +313,8 @@ static void pump(struct nbd_eng *e)
                     timer_arm(e, CONNECT_DEADLINE_MS);
             } else if (e->state == NBD_CONNECTING) {
                 go_down(e, "connect timed out");
+            } else if (e->state == NBD_UP) {
+                check_oldest(e);
             }
         } else if (ev[i].data.u32 == 1 && e->h) {  /* socket */
             if (ev[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
@@ -359,6 +400,10 @@ static int nbd_open_(struct sx_bio *b, unsigned flags)
     e->t = b->target;
     e->epfd = e->tfd = e->sock = -1;
     e->backoff_ms = BACKOFF_MIN_MS;
+    e->timeout_ms = REQUEST_TIMEOUT_MS;
+    const char *env = getenv("SPLITXEN_NBD_TIMEOUT_MS");
+    if (env && strtoul(env, NULL, 10) >= 100 && strtoul(env, NULL, 10) <= 3600000)
+        e->timeout_ms = (unsigned)strtoul(env, NULL, 10);
     e->staged = calloc(b->depth, sizeof(*e->staged));
     e->slots = calloc(b->depth, sizeof(*e->slots));
     if (!e->staged || !e->slots) {
@@ -430,6 +475,9 @@ static void issue(struct nbd_eng *e, const struct sx_bio_op *o)
 
     e->free_slots = op->next_free;       /* depth bounds queued + in flight: never NULL */
     op->used = true;
+    op->t0_ms = sx_now_ms();
+    if (e->nused++ == 0 && !e->ticking)
+        timer_set(e, tick_ms(e), true);
     op->cookie = o->cookie;
     op->err = 0;
     op->len = 0;
