@@ -203,7 +203,8 @@ bool sx_bio_has_vec_fixed(const struct sx_bio *b);
  * cluster does not answer within rados_osd_op_timeout (RBD) completes with -ENOTCONN /
  * -ETIMEDOUT, never hangs. An NBD engine then fails new operations at once (-ENOTCONN) while
  * it reconnects in the background with exponential backoff (50 ms doubling to 2 s), and
- * serves again once connected; an RBD image keeps librados's own session, which reconnects by
+ * serves again once connected (a request unanswered for 30 s, $SPLITXEN_NBD_TIMEOUT_MS, counts
+ * as a lost connection); an RBD image keeps librados's own session, which reconnects by
  * itself. Counted in sx_bio_stats (disconnects, reconnects, failed) and, after
  * sx_bio_set_stats, in the caller's stats file.
  */
