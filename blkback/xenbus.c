@@ -252,8 +252,10 @@ opened:
     if (!script_runs) {
         if (v->physdev[0])
             rc = sx_xenbus_write(xb, XBT_NULL, v->bep, "physical-device", v->physdev);
+        /* A network target's name without its options (they may name keyrings). */
         if (rc == 0)
-            rc = sx_xenbus_write(xb, XBT_NULL, v->bep, "physical-device-path", params);
+            rc = sx_xenbus_write(xb, XBT_NULL, v->bep, "physical-device-path",
+                                 v->target ? sx_bio_target_info(v->target)->name : params);
     }
     if (rc == 0)
         rc = sx_xenbus_write(xb, XBT_NULL, v->bep, "feature-flush-cache", v->flush ? "1" : "0");
