@@ -109,6 +109,7 @@ int main(int argc, char **argv)
     for (unsigned i = 0; i < qd; i++)
         slots[i].buf = aligned_alloc(4096, (bs + 4095) & ~4095ull);
     uint64_t next = 0, nacked = 0, nfailed = 0, nresumed = 0, max_us = 0, inflight = 0;
+    uint64_t unread = 0;        /* a request that could not be made, a block not read back */
     uint64_t deadline = now_us() + (uint64_t)deadline_s * 1000000u, next_at = 0;
     FILE *pf = progress ? fopen(progress, "w") : NULL;
     bool stop = false;
@@ -128,7 +129,9 @@ int main(int argc, char **argv)
                 break;
             if (rc < 0) {
                 fprintf(stderr, "ackcheck: submit: %s\n", strerror(-rc));
-                return 2;
+                stop = true;
+                unread++;
+                break;
             }
             slots[i].busy = true;
             slots[i].block = next++;
@@ -140,7 +143,8 @@ int main(int argc, char **argv)
         int n = sx_blkfront_wait(f, 0, cpl, inflight ? 1 : 0, 64, inflight ? 100 : 1);
         if (n < 0) {
             fprintf(stderr, "ackcheck: wait: %s\n", strerror(-n));
-            return 2;
+            unread++;
+            break;
         }
         for (int k = 0; k < n; k++) {
             struct slot *s = cpl[k].cookie;
@@ -170,19 +174,31 @@ int main(int argc, char **argv)
         }
     }
 
-    /* ---- verify phase: every acknowledged block, one at a time ---- */
-    uint64_t lost = 0;
-    for (uint64_t b = 0; b < next; b++) {
+    /* ---- verify phase: every acknowledged block, one at a time (a read that fails is
+     * tried again for up to 10 s: the storage may still be coming back) ---- */
+    uint64_t lost = 0, retry_until = 0;
+    for (uint64_t b = 0; b < next && !unread; b++) {
         if (!acked[b])
             continue;
         rc = sx_blkfront_submit(f, 0, SX_BLKFRONT_READ, off0 + b * bs, check, bs, check);
         struct sx_blkfront_cpl cpl;
         int n = rc < 0 ? rc : sx_blkfront_wait(f, 0, &cpl, 1, 1, 10000);
+        if (n == 1 && cpl.res < 0) {
+            if (!retry_until)
+                retry_until = now_us() + 10000000u;
+            if (now_us() < retry_until) {
+                usleep(50000);
+                b--;
+                continue;
+            }
+        }
         if (n != 1 || cpl.res < 0) {
             fprintf(stderr, "ackcheck: reading block %llu back: %s\n", (unsigned long long)b,
                     n < 0 ? strerror(-n) : n == 0 ? "timed out" : strerror(-cpl.res));
-            return 1;
+            unread++;
+            break;
         }
+        retry_until = 0;
         fill(slots[0].buf, bs, b);
         if (memcmp(check, slots[0].buf, bs)) {
             if (lost < 5)
@@ -207,5 +223,5 @@ int main(int argc, char **argv)
     free(slots);
     free(check);
     free(acked);
-    return lost == 0 && (!resume || nresumed >= resume) ? 0 : 1;
+    return lost == 0 && !unread && (!resume || nresumed >= resume) ? 0 : 1;
 }
