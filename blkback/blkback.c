@@ -56,6 +56,8 @@ const char *const bb_stat_names[BB_ST_NR + 1] = {
     [BB_ST_ENGINE_FULL] = "engine_full",
     /* [BB_ST_SPURIOUS .. BB_ST_EOI_DELAYED_US] */
     [BB_ST_SPURIOUS] = SX_EOI_STAT_NAMES,
+    /* [BB_ST_TARGET_DISCONNECTS .. BB_ST_TARGET_FAILED] */
+    [BB_ST_TARGET_DISCONNECTS] = SX_BIO_TARGET_STAT_NAMES,
     [BB_ST_NR] = NULL,
 };
 
