@@ -44,7 +44,10 @@ MODULE_MKS := common/module.mk xenstored/module.mk xen-core/module.mk platform/m
               frontends/netfront/module.mk frontends/hvmdisk/module.mk \
               frontends/hvmnet/module.mk frontends/fio/module.mk toolstack/module.mk \
               bench/ring/module.mk bench/blk/module.mk
-include $(MODULE_MKS)
+# Tests that span modules (tests/xsa: one program an advisory), after every module: they link
+# any module's libraries. Not modules themselves (no layering rank).
+TEST_MKS := tests/xsa/module.mk
+include $(MODULE_MKS) $(TEST_MKS)
 
 objs = $(patsubst %.c,$(B)/obj/%.o,$(1))
 picobjs = $(patsubst %.c,$(B)/pic/%.o,$(1))

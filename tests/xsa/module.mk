@@ -1,0 +1,17 @@
+# tests/xsa: one hostile-frontend program per Xen security advisory about backends and their
+# protocols, named after it (xsaNNN_<backend>_test), each showing the attack fails against the
+# real code running in-process. README.md says what each checks and how it was seen to fail
+# with its defence removed.
+XSA_BLK_LIBS := $(SX_BLKBACK_LIBS) $(SX_SIMENV_LIBS)
+XSA_BLK_LDLIBS := $(SX_BLKBACK_LDLIBS) -lcunit
+XSA_NET_LIBS := $(SX_NETBACK_LIBS) $(SX_SIMENV_LIBS)
+XSA_NET_LDLIBS := $(SX_NETBACK_LDLIBS) -lcunit
+
+XSA_BLK_TESTS := xsa349_blkback_test
+XSA_NET_TESTS := xsa349_netback_test
+
+UNIT_TESTS += $(XSA_BLK_TESTS) $(XSA_NET_TESTS)
+$(foreach t,$(XSA_BLK_TESTS),$(eval $(t)_SRCS := tests/xsa/$(t).c) \
+    $(eval $(t)_LIBS := $(XSA_BLK_LIBS)) $(eval $(t)_LDLIBS := $(XSA_BLK_LDLIBS)))
+$(foreach t,$(XSA_NET_TESTS),$(eval $(t)_SRCS := tests/xsa/$(t).c) \
+    $(eval $(t)_LIBS := $(XSA_NET_LIBS)) $(eval $(t)_LDLIBS := $(XSA_NET_LDLIBS)))
