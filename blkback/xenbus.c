@@ -16,7 +16,8 @@
  *   fe Closing       stop threads (in-flight I/O completes), unmap, unbind: Closing
  *   fe Closed/gone,  the same, close the target, remove the stats file: Closed (6)
  *   online=0, toolstack wrote state 5, frontend domain released, vbd directory removed
- *   fe Initialising  after Closed: back to InitWait (reconnect)
+ *   fe Initialising  after Closed: back to InitWait (reconnect); while connected (its Closed
+ *                    and the new Initialising read as one change): disconnect first, InitWait
  *
  * A restarted daemon finds frontends already Initialised or Connected and connects to them
  * straight away: the rings are re-mapped and the ring loop continues from the responses
@@ -586,6 +587,13 @@ static void vbd_evaluate(struct bb_vbd *v)
             vbd_disconnect(v);
             v->phase = BB_READY;
             vbd_switch(v, XenbusStateClosing);
+        }
+        /* A frontend starting over (Closed then Initialising, read as one change): it has left
+         * the rings we map; let go of them and wait for its new ones. */
+        if (fe == XenbusStateInitialising) {
+            vbd_disconnect(v);
+            v->phase = BB_READY;
+            vbd_switch(v, XenbusStateInitWait);
         }
         return;
     case BB_FAILED:

@@ -323,6 +323,25 @@ static inline void blkguest_destroy(struct blkguest *g)
     g->e = NULL;
 }
 
+/* Wait until blkback has handled every xenstore change made so far: a write below g's
+ * frontend state node is one event blkback counts as ignored; events arrive in order, so once
+ * the count covers it every earlier event was dispatched, and once the round that dispatched
+ * it ended, every vbd those events named was evaluated. True when both were seen in time. */
+static inline bool blkguest_quiesce(struct blkguest *g)
+{
+    static unsigned seq;
+    uint64_t ign = blkenv_stat(g->e, "watch_ignored");
+    if (sx_xenbus_printf(g->e->xb, XBT_NULL, g->fep, "state/sx-barrier", "%u", seq++) < 0)
+        return false;
+    uint64_t end = sx_now_ms() + 10000;
+    while (blkenv_stat(g->e, "watch_ignored") < ign + 1 && sx_now_ms() < end)
+        usleep(500);
+    uint64_t r = blkenv_stat(g->e, "rounds");
+    while (blkenv_stat(g->e, "rounds") <= r && sx_now_ms() < end)
+        usleep(500);
+    return blkenv_stat(g->e, "rounds") > r;
+}
+
 /* A vbd counter of g from its stats file (UINT64_MAX when there is none). */
 static inline uint64_t blkguest_stat(const struct blkguest *g, const char *name)
 {
