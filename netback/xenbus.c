@@ -616,7 +616,11 @@ static bool vif_eval(struct nb_vif *v)
         break;
     case XenbusStateInitialising:
     case XenbusStateInitWait:
-        if (v->be_state == XenbusStateClosed || v->be_state == XenbusStateClosing) {
+        /* After Closed: prepare for a reconnect. While connected: a frontend starting over
+         * (kexec, a reboot in the same domain, or Closed and Initialising read as one change)
+         * has left the rings we map: let go of them too. */
+        if (v->be_state == XenbusStateClosed || v->be_state == XenbusStateClosing ||
+            v->connected) {
             vif_disconnect(v);
             v->failed = false;
             switch_state(v, XenbusStateInitWait);

@@ -1143,6 +1143,39 @@ static void test_vanished_frontend_releases_vif(void)
     good_still_works();
 }
 
+/* Regression: a frontend that starts over without closing (a guest kernel kexec'd or rebooted
+ * in the same domain, or Closed and Initialising written back to back and read as one change)
+ * says Initialising while connected, then offers new rings. netback stayed Connected to the
+ * rings it had left and never mapped the new ones. It must let go (InitWait, the two ring
+ * mappings gone) and serve the new rings. */
+static void test_frontend_restarting_without_closing_gets_new_rings(void)
+{
+    if (!hostile_open())
+        return;
+    CU_ASSERT_TRUE(nv_send_ok(&hv));
+    uint64_t mapped = sx_gnt_mapped_pages(E.nb->gnt);
+    CU_ASSERT_EQUAL(sx_xenbus_write(E.xb, XBT_NULL, hv.fe, "state", "1"), 0);
+    CU_ASSERT_EQUAL(nv_wait_state(&E, hv.be, XenbusStateInitWait, 20000), 0);
+    uint64_t end = sx_now_ms() + 5000;
+    while (sx_gnt_mapped_pages(E.nb->gnt) != mapped - 2 && sx_now_ms() < end)
+        usleep(1000);
+    CU_ASSERT_EQUAL(sx_gnt_mapped_pages(E.nb->gnt), mapped - 2);
+    /* The new frontend's rings. */
+    CU_ASSERT_EQUAL_FATAL(sx_gntshr_share(H.gs, 0, 1, true, &hv.txref, &hv.txmem), 0);
+    CU_ASSERT_EQUAL_FATAL(sx_gntshr_share(H.gs, 0, 1, true, &hv.rxref, &hv.rxmem), 0);
+    sx_front_ring_init(&hv.tx, hv.txmem, 4096, sizeof(netif_tx_request_t),
+                       sizeof(netif_tx_response_t));
+    sx_front_ring_init(&hv.rx, hv.rxmem, 4096, sizeof(netif_rx_request_t),
+                       sizeof(netif_rx_response_t));
+    CU_ASSERT_EQUAL(sx_xenbus_printf(E.xb, XBT_NULL, hv.fe, "tx-ring-ref", "%u", hv.txref), 0);
+    CU_ASSERT_EQUAL(sx_xenbus_printf(E.xb, XBT_NULL, hv.fe, "rx-ring-ref", "%u", hv.rxref), 0);
+    CU_ASSERT_EQUAL(sx_xenbus_write(E.xb, XBT_NULL, hv.fe, "state", "4"), 0);
+    CU_ASSERT_EQUAL(nv_wait_state(&E, hv.be, XenbusStateConnected, 20000), 0);
+    CU_ASSERT_TRUE(nv_send_ok(&hv));
+    CU_ASSERT_EQUAL(sx_gnt_mapped_pages(E.nb->gnt), mapped);
+    good_still_works();
+}
+
 /* A daemon gauge back at want within 5 s. */
 static bool gauge_back(const char *name, uint64_t want)
 {
@@ -1219,6 +1252,7 @@ static const struct sx_test_case cases[] = {
     SX_TEST(test_missing_rx_notify_fails_only_that_vif),
     SX_TEST(test_bad_ring_ref_fails_only_that_vif),
     SX_TEST(test_vanished_frontend_releases_vif),
+    SX_TEST(test_frontend_restarting_without_closing_gets_new_rings),
     SX_TEST(test_unplug_releases_hostile_vifs),
 };
 
