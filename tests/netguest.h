@@ -390,6 +390,47 @@ static inline void nv_post_rx(struct netvif *t)
     sx_evtchn_notify(t->g->ev, (evtchn_port_t)t->port);
 }
 
+/* ------------------------------------------------------------------ the world side */
+
+#include <poll.h>
+#include "netdev/tap.h"
+
+/* A TAP of the test's own on the bridge: it sees what the vifs send (flooded broadcasts) and
+ * can send them frames. NULL on failure. */
+static inline struct sx_tap *nv_world_open(const char *name)
+{
+    struct sx_tap_config tc = { .name = name, .nqueues = 1, .bridge = NV_BRIDGE, .up = true };
+    struct sx_tap *t = NULL;
+    return sx_tap_open(&tc, &t) == 0 ? t : NULL;
+}
+
+/* Read frames off the world TAP for up to ms: each with ethertype `et` is copied to out (up to
+ * max bytes, the frame without its vnet header) and its length returned; frames of other types
+ * are skipped. 0 when none came. */
+static inline int nv_world_recv(struct sx_tap *w, uint16_t et, uint8_t *out, size_t max, int ms)
+{
+    static uint8_t buf[SX_TAP_VNET_HDR_LEN + 65536];
+    uint64_t end = sx_now_ms() + (uint64_t)ms;
+    int fd = sx_tap_fd(w, 0);
+    for (;;) {
+        uint64_t now = sx_now_ms();
+        if (now >= end)
+            return 0;
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        if (poll(&p, 1, (int)(end - now)) <= 0)
+            continue;
+        ssize_t n = read(fd, buf, sizeof(buf));
+        if (n < SX_TAP_VNET_HDR_LEN + 14)
+            continue;
+        const uint8_t *f = buf + SX_TAP_VNET_HDR_LEN;
+        size_t len = (size_t)n - SX_TAP_VNET_HDR_LEN;
+        if (f[12] != (et >> 8) || f[13] != (et & 0xff))
+            continue;
+        memcpy(out, f, len < max ? len : max);
+        return (int)len;
+    }
+}
+
 /* ------------------------------------------------------------------ a ctrl ring */
 
 struct nv_ctrl {
