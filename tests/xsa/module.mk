@@ -8,7 +8,7 @@ XSA_NET_LIBS := $(SX_NETBACK_LIBS) $(SX_SIMENV_LIBS)
 XSA_NET_LDLIBS := $(SX_NETBACK_LDLIBS) -lcunit
 
 XSA_BLK_TESTS := cve_2026_45890_blkback_test xsa361_362_365_blkback_test xsa350_371_blkback_test xsa216_blkback_test xsa155_blkback_test xsa332_blkback_test xsa349_blkback_test
-XSA_NET_TESTS := xsa392_netback_test xsa270_netback_test cve_2026_45890_netback_test xsa361_362_367_netback_test xsa332_netback_test xsa349_netback_test
+XSA_NET_TESTS := xsa423_432_448_netback_test xsa392_netback_test xsa270_netback_test cve_2026_45890_netback_test xsa361_362_367_netback_test xsa332_netback_test xsa349_netback_test
 
 UNIT_TESTS += $(XSA_BLK_TESTS) $(XSA_NET_TESTS)
 $(foreach t,$(XSA_BLK_TESTS),$(eval $(t)_SRCS := tests/xsa/$(t).c) \
