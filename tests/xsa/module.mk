@@ -15,3 +15,9 @@ $(foreach t,$(XSA_BLK_TESTS),$(eval $(t)_SRCS := tests/xsa/$(t).c) \
     $(eval $(t)_LIBS := $(XSA_BLK_LIBS)) $(eval $(t)_LDLIBS := $(XSA_BLK_LDLIBS)))
 $(foreach t,$(XSA_NET_TESTS),$(eval $(t)_SRCS := tests/xsa/$(t).c) \
     $(eval $(t)_LIBS := $(XSA_NET_LIBS)) $(eval $(t)_LDLIBS := $(XSA_NET_LDLIBS)))
+
+# xenstored's advisories: the daemon in-process, raw xs_wire messages (tests/xsraw.h).
+XSA_XS_TESTS := xsa326_xenstored_test xsa414_421_xenstored_test xsa481_483_484_xenstored_test
+UNIT_TESTS += $(XSA_XS_TESTS)
+$(foreach t,$(XSA_XS_TESTS),$(eval $(t)_SRCS := tests/xsa/$(t).c) \
+    $(eval $(t)_LIBS := $(SX_XENSTORED_LIBS)) $(eval $(t)_LDLIBS := -lcunit))
