@@ -21,3 +21,9 @@ XSA_XS_TESTS := xsa326_xenstored_test xsa414_421_xenstored_test xsa481_483_484_x
 UNIT_TESTS += $(XSA_XS_TESTS)
 $(foreach t,$(XSA_XS_TESTS),$(eval $(t)_SRCS := tests/xsa/$(t).c) \
     $(eval $(t)_LIBS := $(SX_XENSTORED_LIBS)) $(eval $(t)_LDLIBS := -lcunit))
+
+# XSA-506 on the ioreq layer (tests/ioreqenv.h: the server and the sim vCPU side in-process).
+UNIT_TESTS += xsa506_ioreq_test
+xsa506_ioreq_test_SRCS := tests/xsa/xsa506_ioreq_test.c
+xsa506_ioreq_test_LIBS := $(ioreq_test_LIBS)
+xsa506_ioreq_test_LDLIBS := $(ioreq_test_LDLIBS)
