@@ -180,10 +180,21 @@ static int vbd_prepare(struct bb_vbd *v)
         rc = -EINVAL;
         goto fail;
     }
-    v->dev.sectors = bytes / v->dev.sector_size;
+    /* blkif's sectors are 512 bytes whatever the logical block size (Xen 4.20's blkif.h):
+     * the size in them, of whole logical blocks. */
+    v->dev.sectors = bytes / v->dev.sector_size * (v->dev.sector_size / SX_BLK_SECTOR);
+    if (gran < v->dev.sector_size || (gran & (gran - 1)))
+        gran = v->dev.sector_size;
+    v->dev.discard_granularity = gran;
     v->dev.read_only = ro;
     v->dev.max_indirect_segs = d->o.max_indirect;
-    v->dev.features = SX_BLK_F_FLUSH | SX_BLK_F_BARRIER | (discard ? SX_BLK_F_DISCARD : 0);
+    /* A read-only vbd offers no operation that writes: no flush, barrier or discard (Linux
+     * blkback writes feature-flush-cache=0 and feature-barrier=0 for one; offered and then
+     * refused, Linux blkfront logs "empty flush op failed" and turns its cache off). */
+    if (ro)
+        discard = false;
+    v->dev.features = (ro ? 0 : SX_BLK_F_FLUSH | SX_BLK_F_BARRIER) |
+                      (discard ? SX_BLK_F_DISCARD : 0);
     rc = sx_blk_dev_check(&v->dev);
     if (rc < 0)
         goto fail;
@@ -205,9 +216,9 @@ static int vbd_prepare(struct bb_vbd *v)
             rc = sx_xenbus_write(xb, XBT_NULL, v->bep, "physical-device-path", params);
     }
     if (rc == 0)
-        rc = sx_xenbus_write(xb, XBT_NULL, v->bep, "feature-flush-cache", "1");
+        rc = sx_xenbus_write(xb, XBT_NULL, v->bep, "feature-flush-cache", ro ? "0" : "1");
     if (rc == 0)
-        rc = sx_xenbus_write(xb, XBT_NULL, v->bep, "feature-barrier", "1");
+        rc = sx_xenbus_write(xb, XBT_NULL, v->bep, "feature-barrier", ro ? "0" : "1");
     if (rc == 0 && discard) {
         rc = sx_xenbus_printf(xb, XBT_NULL, v->bep, "discard-granularity", "%u", gran);
         if (rc == 0)

@@ -157,16 +157,64 @@ static void test_unmapped_and_foreign_grant(void)
     guests_down();
 }
 
+/* A read-only vbd refuses writes, and offers nothing else that writes: feature-flush-cache and
+ * feature-barrier are 0 (as Linux blkback writes them; offered and then refused, Linux blkfront
+ * logged "empty flush op failed" and turned its cache off), discard too; a flush, a barrier or
+ * a discard sent anyway is not supported. */
 static void test_write_to_read_only_vbd(void)
 {
     struct blkguest *b = guest(0, "ro", true, false);
+    static const char *const keys[] = { "feature-flush-cache", "feature-barrier",
+                                        "feature-discard" };
+    for (size_t i = 0; i < 3; i++) {
+        char v[8] = "";
+        CU_ASSERT_EQUAL(sx_xenbus_read_str(E.xb, XBT_NULL, b->bep, keys[i], v, sizeof(v)), 0);
+        CU_ASSERT_STRING_EQUAL(v, "0");
+    }
     memset(b->data, 0xee, SX_PAGE_SIZE);
     blkif_request_t r = blkguest_rw(b, BLKIF_OP_WRITE, 0, 1, b->data_refs[0], 0, 7);
     CU_ASSERT_EQUAL(blkguest_roundtrip(b, &r, NULL), BLKIF_RSP_ERROR);
     blkif_request_t f = blkguest_rw(b, BLKIF_OP_FLUSH_DISKCACHE, 0, 0, 0, 0, 0);
-    CU_ASSERT_NOT_EQUAL(blkguest_roundtrip(b, &f, NULL), BLKIF_RSP_OKAY);
+    CU_ASSERT_EQUAL(blkguest_roundtrip(b, &f, NULL), BLKIF_RSP_EOPNOTSUPP);
+    f = blkguest_rw(b, BLKIF_OP_WRITE_BARRIER, 0, 1, b->data_refs[0], 0, 7);
+    CU_ASSERT_EQUAL(blkguest_roundtrip(b, &f, NULL), BLKIF_RSP_EOPNOTSUPP);
+    blkif_request_t d = blkguest_discard(b, 0, 8);
+    CU_ASSERT_EQUAL(blkguest_roundtrip(b, &d, NULL), BLKIF_RSP_EOPNOTSUPP);
     CU_ASSERT_TRUE(blkguest_image_is(b, 0, -1));   /* unchanged */
     CU_ASSERT_TRUE(blkguest_good_read(b, 0));
+    guests_down();
+}
+
+/* A read-write vbd offers flush, barrier and discard, with its granularity, and `sectors` in
+ * 512-byte units (Xen 4.20's blkif.h) with sector-size the logical block size. */
+static void test_rw_vbd_offers_flush_barrier_and_granular_discard(void)
+{
+    struct blkguest *a = guest(0, "rw-features", false, false);
+    char v[32] = "";
+    CU_ASSERT_EQUAL(sx_xenbus_read_str(E.xb, XBT_NULL, a->bep, "feature-flush-cache", v,
+                                       sizeof(v)), 0);
+    CU_ASSERT_STRING_EQUAL(v, "1");
+    CU_ASSERT_EQUAL(sx_xenbus_read_str(E.xb, XBT_NULL, a->bep, "feature-barrier", v, sizeof(v)),
+                    0);
+    CU_ASSERT_STRING_EQUAL(v, "1");
+    CU_ASSERT_EQUAL(sx_xenbus_read_str(E.xb, XBT_NULL, a->bep, "sectors", v, sizeof(v)), 0);
+    CU_ASSERT_EQUAL(strtoull(v, NULL, 10), BG_IMG_BYTES / 512);
+    CU_ASSERT_EQUAL(sx_xenbus_read_str(E.xb, XBT_NULL, a->bep, "sector-size", v, sizeof(v)), 0);
+    CU_ASSERT_STRING_EQUAL(v, "512");
+    if (sx_xenbus_read_str(E.xb, XBT_NULL, a->bep, "feature-discard", v, sizeof(v)) == 0 &&
+        !strcmp(v, "1")) {
+        CU_ASSERT_EQUAL(sx_xenbus_read_str(E.xb, XBT_NULL, a->bep, "discard-granularity", v,
+                                           sizeof(v)), 0);
+        unsigned long gran = strtoul(v, NULL, 10);
+        CU_ASSERT_TRUE(gran >= 512 && !(gran & (gran - 1)));
+        /* A discard starting inside a granule is refused; one on it is served. */
+        if (gran > 512) {
+            blkif_request_t d = blkguest_discard(a, 1, gran / 512);
+            CU_ASSERT_EQUAL(blkguest_roundtrip(a, &d, NULL), BLKIF_RSP_ERROR);
+        }
+        blkif_request_t d = blkguest_discard(a, 0, gran / 512);
+        CU_ASSERT_EQUAL(blkguest_roundtrip(a, &d, NULL), BLKIF_RSP_OKAY);
+    }
     guests_down();
 }
 
@@ -376,6 +424,7 @@ static const struct sx_test_case cases[] = {
     SX_TEST(test_last_before_first),
     SX_TEST(test_unmapped_and_foreign_grant),
     SX_TEST(test_write_to_read_only_vbd),
+    SX_TEST(test_rw_vbd_offers_flush_barrier_and_granular_discard),
     SX_TEST(test_indirect_too_many_pages),
     SX_TEST(test_barrier_flush_discard),
     SX_TEST(test_queue_io_retries_a_full_engine),
