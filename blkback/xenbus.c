@@ -16,7 +16,8 @@
  *   fe Closing       stop threads (in-flight I/O completes), unmap, unbind: Closing
  *   fe Closed/gone,  the same, close the target, remove the stats file: Closed (6)
  *   online=0, toolstack wrote state 5, frontend domain released, vbd directory removed
- *   fe Initialising  after Closed: back to InitWait (reconnect)
+ *   fe Initialising  after Closed: back to InitWait (reconnect); while connected (its Closed
+ *                    and the new Initialising read as one change): disconnect first, InitWait
  *
  * A restarted daemon finds frontends already Initialised or Connected and connects to them
  * straight away: the rings are re-mapped and the ring loop continues from the responses
@@ -231,11 +232,20 @@ static int vbd_prepare(struct bb_vbd *v)
     }
     v->kind = d->o.engine == SX_BIO_AUTO ? sx_bio_kind_auto(v->fd, NULL) : d->o.engine;
 opened:
-    v->dev.sectors = bytes / v->dev.sector_size;
+    /* blkif's sectors are 512 bytes whatever the logical block size (Xen 4.20's blkif.h):
+     * the size in them, of whole logical blocks. */
+    v->dev.sectors = bytes / v->dev.sector_size * (v->dev.sector_size / SX_BLK_SECTOR);
+    if (gran < v->dev.sector_size || (gran & (gran - 1)))
+        gran = v->dev.sector_size;
+    v->dev.discard_granularity = gran;
     v->dev.read_only = ro;
     v->dev.max_indirect_segs = d->o.max_indirect;
-    /* A read-only vbd offers no flush or barrier (every write-class request would be refused
-     * anyway) and no discard; a network target offers what it has. */
+    /* A read-only vbd offers no operation that writes: no flush, barrier or discard (Linux
+     * blkback writes feature-flush-cache=0 and feature-barrier=0 for one; offered and then
+     * refused, Linux blkfront logs "empty flush op failed" and turns its cache off). A network
+     * target offers what it has (v->flush is false when it cannot flush). */
+    if (ro)
+        discard = false;
     v->dev.features = (v->flush ? SX_BLK_F_FLUSH | SX_BLK_F_BARRIER : 0) |
                       (discard ? SX_BLK_F_DISCARD : 0);
     rc = sx_blk_dev_check(&v->dev);
@@ -652,6 +662,13 @@ static void vbd_evaluate(struct bb_vbd *v)
             vbd_disconnect(v);
             v->phase = BB_READY;
             vbd_switch(v, XenbusStateClosing);
+        }
+        /* A frontend starting over (Closed then Initialising, read as one change): it has left
+         * the rings we map; let go of them and wait for its new ones. */
+        if (fe == XenbusStateInitialising) {
+            vbd_disconnect(v);
+            v->phase = BB_READY;
+            vbd_switch(v, XenbusStateInitWait);
         }
         return;
     case BB_FAILED:

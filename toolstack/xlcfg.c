@@ -251,6 +251,14 @@ static const char *const disk_keys[] = {
 static int disk_check_keys(const char *spec, const char *where, int line, char *err,
                            size_t errlen)
 {
+    /* libxlutil's disk lexer has no rule for a newline (or other control bytes): it calls
+     * exit() ("flex scanner jammed"), taking the whole toolstack with it (found by
+     * tests/fuzz/fuzz_xlcfg). Refuse them here, naming where. */
+    for (size_t i = 0; spec[i]; i++)
+        if ((unsigned char)spec[i] < 0x20 || spec[i] == 0x7f)
+            return cfg_fail(err, errlen, where, line, "disk",
+                            "control character 0x%02x at offset %zu of the disk spec",
+                            (unsigned char)spec[i], i);
     char *copy = strdup(spec);
     if (!copy)
         return -ENOMEM;

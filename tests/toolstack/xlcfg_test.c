@@ -372,6 +372,22 @@ static void test_network_targets(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "port"));
 }
 
+/* Regression (found by tests/fuzz/fuzz_xlcfg): a newline in a disk spec made libxlutil's lexer
+ * exit() the process ("flex scanner jammed"). Control characters are refused with the key and
+ * offset named; the process lives on. */
+static void test_disk_spec_control_characters_refused(void)
+{
+    static const char *const bad[] = { "=\nh", "vdev=xvda,\ntarget=/x", "vdev=xvda\t", "\x7f",
+                                       "target=/tmp/a\rb" };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct sx_cfg_disk d;
+        char err[512] = "";
+        CU_ASSERT_EQUAL(sx_cfg_parse_disk(bad[i], "block-attach", 0, &d, err, sizeof(err)),
+                        -EINVAL);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err, "disk: control character"));
+    }
+}
+
 static const struct sx_test_case cases[] = {
     SX_TEST(test_reference_guest_parses),
     SX_TEST(test_network_targets),
@@ -383,6 +399,7 @@ static const struct sx_test_case cases[] = {
     SX_TEST(test_more_semantic_errors),
     SX_TEST(test_ignored_keys_are_accepted),
     SX_TEST(test_block_attach_spec),
+    SX_TEST(test_disk_spec_control_characters_refused),
 };
 
 SX_TEST_MAIN("toolstack/xlcfg", cases, suite_init, suite_clean)
