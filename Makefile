@@ -12,12 +12,17 @@
 #   PROGS += name         name_SRCS, name_LIBS (internal, in link order), name_LDLIBS
 #   UNIT_TESTS += name    same variables; binary goes to $(B)/tests/name
 #   SHLIBS += name        name_SRCS, name_LIBS, name_LDLIBS -> $(B)/lib/name.so (PIC)
+#   FUZZERS += name       same variables; a libFuzzer harness -> $(B)/fuzz/name (FUZZ=1 builds)
 # Programs land in $(B)/bin, tests in $(B)/tests.
+#
+#   make fuzz             build the libFuzzer harnesses (build/fuzz: clang, ASan, UBSan) and run
+#                         each for FUZZ_SECONDS (default 60) on its corpus (tests/fuzz/run)
 
 B        ?= build
 # The release version: debian/changelog's first entry is the one place it is written.
 SX_VERSION := $(shell sed -n '1s/^[^(]*(\([^)]*\)).*/\1/p' debian/changelog)
 SAN      ?= 0
+FUZZ     ?= 0
 CC       ?= gcc
 OPT      ?= -O2
 CFLAGS_BASE := -std=gnu11 -g $(OPT) -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
@@ -28,6 +33,13 @@ ifeq ($(SAN),1)
 CFLAGS_BASE += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS_SAN := -fsanitize=address,undefined
 endif
+# libFuzzer harnesses: Debian's clang, every object instrumented for coverage.
+ifeq ($(FUZZ),1)
+CC := clang
+CFLAGS_BASE += -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
+               -fno-sanitize-recover=undefined
+LDFLAGS_SAN := -fsanitize=address,undefined
+endif
 CFLAGS  := $(CFLAGS_BASE) $(EXTRA_CFLAGS)
 LDFLAGS := -pthread $(LDFLAGS_SAN) $(EXTRA_LDFLAGS)
 
@@ -35,6 +47,7 @@ LIBS :=
 PROGS :=
 UNIT_TESTS :=
 SHLIBS :=
+FUZZERS :=
 
 .DEFAULT_GOAL := all
 # Bottom of the stack first: a module uses only the modules above it in this list (folder order
@@ -48,7 +61,10 @@ MODULE_MKS := common/module.mk xenstored/module.mk xen-core/module.mk platform/m
               frontends/netfront/module.mk frontends/hvmdisk/module.mk \
               frontends/hvmnet/module.mk frontends/fio/module.mk toolstack/module.mk \
               bench/ring/module.mk bench/blk/module.mk
-include $(MODULE_MKS)
+# Tests that span modules (tests/xsa: one program an advisory), after every module: they link
+# any module's libraries. Not modules themselves (no layering rank).
+TEST_MKS := tests/xsa/module.mk tests/fuzz/module.mk
+include $(MODULE_MKS) $(TEST_MKS)
 
 objs = $(patsubst %.c,$(B)/obj/%.o,$(1))
 picobjs = $(patsubst %.c,$(B)/pic/%.o,$(1))
@@ -58,8 +74,10 @@ LIB_FILES   := $(call libfiles,$(LIBS))
 PROG_FILES  := $(addprefix $(B)/bin/,$(PROGS))
 TEST_FILES  := $(addprefix $(B)/tests/,$(UNIT_TESTS))
 SHLIB_FILES := $(foreach s,$(SHLIBS),$(B)/lib/$(s).so)
+FUZZ_FILES  := $(addprefix $(B)/fuzz/,$(FUZZERS))
 
-.PHONY: all tests check check-unit check-san deps bench demo lab clean layering module-dirs
+.PHONY: all tests check check-unit check-san deps bench demo lab clean layering module-dirs \
+        fuzzers fuzz
 EXTRA_TARGETS ?=
 all: $(LIB_FILES) $(PROG_FILES) $(SHLIB_FILES) $(EXTRA_TARGETS)
 tests: all $(TEST_FILES)
@@ -87,6 +105,13 @@ endef
 $(foreach p,$(PROGS),$(eval $(call link_rule,$(p),$(B)/bin)))
 $(foreach t,$(UNIT_TESTS),$(eval $(call link_rule,$(t),$(B)/tests)))
 
+define fuzz_rule
+$(B)/fuzz/$(1): $(call objs,$($(1)_SRCS)) $(call libfiles,$($(1)_LIBS))
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(LDFLAGS) -fsanitize=fuzzer -o $$@ $$(filter %.o,$$^) $(call libfiles,$($(1)_LIBS)) $($(1)_LDLIBS)
+endef
+$(foreach f,$(FUZZERS),$(eval $(call fuzz_rule,$(f))))
+
 define shlib_rule
 $(B)/lib/$(1).so: $(call picobjs,$($(1)_SRCS))
 	@mkdir -p $$(dir $$@)
@@ -106,11 +131,20 @@ layering: all
 module-dirs:
 	@echo $(dir $(MODULE_MKS))
 
-# make check: the whole suite on the normal build, then on the sanitizer build.
+# make check: the whole suite on the normal build, then on the sanitizer build, and the fuzzers
+# over their corpora for a few seconds each (tests/fuzz/fuzz.itest).
 check:
 	$(MAKE) tests
 	$(MAKE) tests B=build/san SAN=1 OPT=-O1
+	$(MAKE) fuzzers B=build/fuzz FUZZ=1 OPT=-O1
 	tests/run-tests --build build --build-san build/san
+
+fuzzers: $(FUZZ_FILES)
+
+FUZZ_SECONDS ?= 60
+fuzz:
+	$(MAKE) fuzzers B=build/fuzz FUZZ=1 OPT=-O1
+	tests/fuzz/run --build build/fuzz --seconds $(FUZZ_SECONDS)
 
 check-unit: tests
 	tests/run-tests --build build --only unit

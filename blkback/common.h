@@ -75,8 +75,13 @@ enum bb_stat {
     BB_ST_SPURIOUS,             /* late EOI (SX_EOI_STAT_NAMES, in this order): notifications */
     BB_ST_EOI_DELAYS,           /* that found no work, unmasks delayed, and for how long */
     BB_ST_EOI_DELAYED_US,
+    BB_ST_TARGET_DISCONNECTS,   /* network targets (SX_BIO_TARGET_STAT_NAMES, in this order): */
+    BB_ST_TARGET_RECONNECTS,    /* connections lost and regained, requests failed for want */
+    BB_ST_TARGET_FAILED,        /* of the target */
     BB_ST_NR
 };
+_Static_assert(BB_ST_TARGET_FAILED - BB_ST_TARGET_DISCONNECTS + 1 == SX_BIO_TST_NR,
+               "target counters");
 _Static_assert(BB_ST_EOI_DELAYED_US - BB_ST_SPURIOUS + 1 == SX_EOI_NR_STATS, "eoi counters");
 extern const char *const bb_stat_names[BB_ST_NR + 1];
 
@@ -199,7 +204,10 @@ struct bb_vbd {
     bool dirty;                 /* a watch named this vbd: evaluate it on this step */
     enum bb_vbd_phase phase;
     int fd;
+    struct sx_bio_target *target;   /* a network target (then fd is -1) */
     bool direct;
+    bool flush;                 /* feature-flush-cache / feature-barrier offered */
+    unsigned max_queues;        /* multi-queue-max-queues offered (the target may lower it) */
     enum sx_bio_kind kind;
     struct sx_blk_dev dev;
     char physdev[32];
