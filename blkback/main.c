@@ -22,7 +22,7 @@
 #include "log.h"
 #include "parse.h"
 
-static volatile int stop;
+static atomic_int stop;   /* lock-free, so the signal handler may set it */
 static void on_signal(int s)
 {
     (void)s;

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "barrier.h"
 #include "rundir.h"
 
 static size_t stats_size(void)
@@ -73,7 +74,7 @@ int sx_stats_create(struct sx_stats *s, const char *kind, uint32_t domid, uint32
     snprintf(s->hdr->kind, sizeof(s->hdr->kind), "%s", kind);
     for (unsigned i = 0; i < nr; i++)
         snprintf(s->hdr->names[i], SX_STATS_NAME, "%s", names[i]);
-    atomic_thread_fence(memory_order_release);   /* header complete before the magic */
+    sx_wmb();   /* header complete before the magic */
     s->hdr->magic = SX_STATS_MAGIC;
     if (rename(tmp, s->path) < 0) {
         rc = -errno;
