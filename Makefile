@@ -17,12 +17,15 @@
 #
 #   make fuzz             build the libFuzzer harnesses (build/fuzz: clang, ASan, UBSan) and run
 #                         each for FUZZ_SECONDS (default 60) on its corpus (tests/fuzz/run)
+#   make check-tsan       the unit tests (and itests marked "# tsan: yes") built with
+#                         ThreadSanitizer (build/tsan) and run
 
 B        ?= build
 # The release version: debian/changelog's first entry is the one place it is written.
 SX_VERSION := $(shell sed -n '1s/^[^(]*(\([^)]*\)).*/\1/p' debian/changelog)
 SAN      ?= 0
 FUZZ     ?= 0
+TSAN     ?= 0
 CC       ?= gcc
 OPT      ?= -O2
 CFLAGS_BASE := -std=gnu11 -g $(OPT) -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
@@ -39,6 +42,11 @@ CC := clang
 CFLAGS_BASE += -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
                -fno-sanitize-recover=undefined
 LDFLAGS_SAN := -fsanitize=address,undefined
+endif
+# ThreadSanitizer (gcc's): the multi-threaded tests' races.
+ifeq ($(TSAN),1)
+CFLAGS_BASE += -fsanitize=thread -fno-omit-frame-pointer
+LDFLAGS_SAN := -fsanitize=thread
 endif
 CFLAGS  := $(CFLAGS_BASE) $(EXTRA_CFLAGS)
 LDFLAGS := -pthread $(LDFLAGS_SAN) $(EXTRA_LDFLAGS)
@@ -77,7 +85,7 @@ SHLIB_FILES := $(foreach s,$(SHLIBS),$(B)/lib/$(s).so)
 FUZZ_FILES  := $(addprefix $(B)/fuzz/,$(FUZZERS))
 
 .PHONY: all tests check check-unit check-san deps bench demo lab clean layering module-dirs \
-        fuzzers fuzz
+        fuzzers fuzz check-tsan soak
 EXTRA_TARGETS ?=
 all: $(LIB_FILES) $(PROG_FILES) $(SHLIB_FILES) $(EXTRA_TARGETS)
 tests: all $(TEST_FILES)
@@ -131,13 +139,15 @@ layering: all
 module-dirs:
 	@echo $(dir $(MODULE_MKS))
 
-# make check: the whole suite on the normal build, then on the sanitizer build, and the fuzzers
-# over their corpora for a few seconds each (tests/fuzz/fuzz.itest).
+# make check: the whole suite on the normal build, then on the sanitizer build, the unit tests
+# on the ThreadSanitizer build, and the fuzzers over their corpora for a few seconds each
+# (tests/fuzz/fuzz.itest).
 check:
 	$(MAKE) tests
 	$(MAKE) tests B=build/san SAN=1 OPT=-O1
+	$(MAKE) tests B=build/tsan TSAN=1 OPT=-O1
 	$(MAKE) fuzzers B=build/fuzz FUZZ=1 OPT=-O1
-	tests/run-tests --build build --build-san build/san
+	tests/run-tests --build build --build-san build/san --build-tsan build/tsan
 
 fuzzers: $(FUZZ_FILES)
 
@@ -145,6 +155,10 @@ FUZZ_SECONDS ?= 60
 fuzz:
 	$(MAKE) fuzzers B=build/fuzz FUZZ=1 OPT=-O1
 	tests/fuzz/run --build build/fuzz --seconds $(FUZZ_SECONDS)
+
+check-tsan:
+	$(MAKE) tests B=build/tsan TSAN=1 OPT=-O1
+	tests/run-tests --build build/tsan --tsan
 
 check-unit: tests
 	tests/run-tests --build build --only unit

@@ -251,7 +251,7 @@ struct bb_daemon {
 /* Open the platform, xenstore, grants; watch the backend directory. 0 or -errno. */
 int bb_daemon_open(struct bb_daemon **out, const struct bb_opts *o);
 /* Serve until *stop becomes non-zero (signal handler) or xenstore goes away. 0 or -errno. */
-int bb_daemon_run(struct bb_daemon *d, volatile int *stop);
+int bb_daemon_run(struct bb_daemon *d, atomic_int *stop);
 /* Tear every vbd down (Closed), release everything. NULL-safe. */
 void bb_daemon_close(struct bb_daemon *d);
 /* Run one round of watch dispatch (timeout_ms) and state evaluation: for tests that drive the

@@ -27,7 +27,7 @@
 #include "parse.h"
 #include "version.h"
 
-static volatile int stop;
+static atomic_int stop;   /* lock-free, so the signal handler may set it */
 static void on_signal(int s)
 {
     (void)s;

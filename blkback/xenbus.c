@@ -964,9 +964,9 @@ int bb_daemon_step(struct bb_daemon *d, int timeout_ms)
     return rc < 0 ? 0 : rc;
 }
 
-int bb_daemon_run(struct bb_daemon *d, volatile int *stop)
+int bb_daemon_run(struct bb_daemon *d, atomic_int *stop)
 {
-    while (!*stop) {
+    while (!atomic_load_explicit(stop, memory_order_relaxed)) {
         int rc = bb_daemon_step(d, 500);
         if (rc < 0) {
             sx_err("xenstore: %s", strerror(-rc));

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "barrier.h"
 #include "rundir.h"
 
 static size_t stats_size(void)
@@ -94,7 +95,7 @@ int sx_stats_create_with_gauges(struct sx_stats *s, const char *kind, uint32_t d
         snprintf(s->hdr->names[i], SX_STATS_NAME, "%s", names[i]);
     for (unsigned g = 0; gauges && gauges[g]; g++)
         s->hdr->names[name_index(names, gauges[g])][SX_STATS_NAME - 1] = SX_STATS_GAUGE;
-    atomic_thread_fence(memory_order_release);   /* header complete before the magic */
+    sx_wmb();   /* header complete before the magic */
     s->hdr->magic = SX_STATS_MAGIC;
     if (rename(tmp, s->path) < 0) {
         rc = -errno;

@@ -49,7 +49,7 @@
 #include "platform/platform.h"
 #include "version.h"
 
-static volatile sig_atomic_t stop_flag;
+static atomic_int stop_flag;   /* lock-free, so the signal handler may set it */
 
 static void on_signal(int sig) { (void)sig; stop_flag = 1; }
 

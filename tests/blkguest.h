@@ -38,7 +38,7 @@ struct blkenv {
     struct bb_daemon *d;
     pthread_t thr;
     bool started;
-    volatile int stop;
+    atomic_int stop;
     struct sx_stats dst;           /* the daemon's counters (blkback-0-0) */
     bool dst_open;
 };

@@ -138,10 +138,10 @@ static inline const ioreq_t *slot(struct sx_ioreq_guest *g, unsigned v)
 }
 
 /* Wait for a counter the server thread bumps. */
-static inline bool wait_for(const uint64_t *ctr, uint64_t want)
+static inline bool wait_for(const _Atomic uint64_t *ctr, uint64_t want)
 {
     for (int i = 0; i < 300; i++) {
-        if (atomic_load((_Atomic uint64_t *)ctr) >= want)
+        if (atomic_load(ctr) >= want)
             return true;
         struct timespec ts = { 0, 10 * 1000 * 1000 };
         nanosleep(&ts, NULL);

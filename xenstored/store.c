@@ -999,8 +999,9 @@ int sxs_store_domain_gone(struct sxs_store *st, unsigned domid)
             continue;   /* below a node removed already */
         if (owner_of(old) == domid && old->name[0] == '/' && old->name[1]) {
             /* Its nodes go with it (XSA-419: given to dom0, which has no quota, they would
-             * pile up over a guest's reboots). Watches on them fire. */
-            rc = rm_linked(st, NULL, old->name);
+             * pile up over a guest's reboots). Watches on them fire. The path is our copy:
+             * old->name is freed with the node, before rm_linked is done with it. */
+            rc = rm_linked(st, NULL, todo[i]);
             changed++;
             continue;
         }

@@ -138,17 +138,18 @@ buf = struct.pack("<II", 0, 2) + struct.pack("<BBHI", 0, 0x02 | (0 << 2), 0x81, 
 put("fuzz_ioreq", "mixed", struct.pack("<I", 65536) + bytes([2]) + rng + bytes([1]) +
     struct.pack("<I", 0x18) + slots + buf)
 
-# ---- e1000: guest memory (0x8000), then (op, value) register writes and world frames
+# ---- e1000: guest memory (0x2000: rings, buffers), then (op, value) register writes and
+# world frames
 TDBAL, TDLEN, TDH, TDT, TCTL = 11, 13, 14, 15, 5          # indexes into the harness's table
-mem = bytearray(0x8000)
-struct.pack_into("<QHBBBBH", mem, 0, 0x100000 + 0x4000, 60, 0, 0x0b, 0, 0, 0)   # legacy desc
-mem[0x4000:0x4000 + 60] = tcp_frame(60)
+mem = bytearray(0x2000)
+struct.pack_into("<QHBBBBH", mem, 0, 0x100000 + 0x1800, 60, 0, 0x0b, 0, 0, 0)   # legacy desc
+mem[0x1800:0x1800 + 60] = tcp_frame(60)
 prog = bytes([TCTL]) + struct.pack("<I", 2) + bytes([TDT]) + struct.pack("<I", 1)
 prog += bytes([0xd0, 8]) + b"\0" * 12 + tcp_frame(78)
 put("fuzz_e1000", "tx-one", bytes(mem) + prog)
 
-# ---- ahci: guest memory (0x10000: list, FIS, tables), then (op, value) program
-mem = bytearray(0x10000)
+# ---- ahci: guest memory (0x2000: list, FIS, tables, PRDs), then (op, value) program
+mem = bytearray(0x2000)
 struct.pack_into("<HHIQ", mem, 0, 5, 1, 0, 0x100000 + 0x1000)        # header: CFL 5, PRDTL 1
 fis = bytes([0x27, 0x80, 0x25, 0, 0, 0, 0, 0x40, 0, 0, 0, 0, 8, 0, 0, 0])
 mem[0x1000:0x1000 + 16] = fis

@@ -98,7 +98,7 @@ static void test_mmio_and_reps(void)
 }
 
 /* Post q, expect a completed response with `data` (for reads) and no device access. */
-static void expect_rejected(struct sx_ioreq_guest *g, ioreq_t q, const uint64_t *ctr)
+static void expect_rejected(struct sx_ioreq_guest *g, ioreq_t q, const _Atomic uint64_t *ctr)
 {
     uint64_t before = *ctr;
     unsigned calls = atomic_load(&handler_calls);
