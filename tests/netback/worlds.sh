@@ -65,7 +65,7 @@ netback_start() {
 }
 
 # guest NAME VIFSPEC QUEUES IP: a domain with that vif, its tapfront in namespace sx<NAME>$$
-# with eth0 at IP; prints nothing, sets dom_<NAME> and ns_<NAME>
+# with eth0 at IP; prints nothing, sets dom_<NAME> and ns_<NAME>. BE: the backend domain (0).
 guest() {
   local name=$1 spec=$2 q=$3 addr=$4
   cat >"$SPLITXEN_RUN/$name.cfg" <<EOF
@@ -89,7 +89,7 @@ EOF
     sleep 0.2
   done
   grep -q "eth0 in" "$SPLITXEN_RUN/tap-$name.log" || fail "tapfront of $name never brought eth0 up"
-  [ "$(xenstore-read /local/domain/0/backend/vif/$d/0/state)" = 4 ] || fail "vif$d.0 not Connected"
+  [ "$(xenstore-read /local/domain/${BE:-0}/backend/vif/$d/0/state)" = 4 ] || fail "vif$d.0 not Connected"
   [ "$(stat $SPLITXEN_RUN/stats/vif-$d-0 queues)" = $q ] || fail "$name: netback runs $(stat $SPLITXEN_RUN/stats/vif-$d-0 queues) queues, want $q"
 }
 
@@ -105,24 +105,26 @@ unreachable() {
 }
 
 # perf CLIENT_NS SERVER_NS SERVER_ADDR LABEL: iperf3 TCP for 2 s each way; fails on no data
-# or a retransmission storm (over 2% of the segments); prints Gbit/s. PERF_REMOTE, when set,
-# gets the address the server saw the client connect from.
+# or a retransmission storm (over PERF_RETRANS_PCT, default 2, % of the segments); prints
+# Gbit/s. PERF_REMOTE gets the address the server saw the client connect from.
 perf() {
   local cns=$1 sns=$2 addr=$3 label=$4 dir
   for dir in "" -R; do
     ip netns exec $sns iperf3 -s -1 -B $addr --json >"$SPLITXEN_RUN/iperf-srv.json" 2>&1 &
     local srv=$!
     for i in $(seq 30); do ip netns exec $sns ss -ltn 2>/dev/null | grep -q ":5201 " && break; sleep 0.1; done
-    ip netns exec $cns timeout 20 iperf3 -c $addr -t 2 $dir --json >"$SPLITXEN_RUN/iperf.json" 2>&1 ||
+    ip netns exec $cns timeout 20 iperf3 -c $addr -t 2 $dir ${PERF_ARGS:-} --json >"$SPLITXEN_RUN/iperf.json" 2>&1 ||
       fail "$label $dir: iperf3: $(tail -5 "$SPLITXEN_RUN/iperf.json")"
     wait $srv
-    python3 - "$SPLITXEN_RUN/iperf.json" "$label ${dir:-(client sends)}" <<'PY' || fail "$label $dir: retransmission storm or no data"
+    python3 - "$SPLITXEN_RUN/iperf.json" "$label ${dir:-(client sends)}" "${PERF_RETRANS_PCT:-2}" <<'PY' || fail "$label $dir: retransmission storm or no data"
 import json, sys
 j = json.load(open(sys.argv[1]))
 s = j['end']['sum_sent']; r = j['end']['sum_received']
 segs = max(1, s['bytes'] // 1448)
-print("%s: %.2f Gbit/s, %d retransmits" % (sys.argv[2], r['bits_per_second'] / 1e9, s.get('retransmits', 0)))
-sys.exit(0 if r['bytes'] > 4 << 20 and s.get('retransmits', 0) * 50 <= segs else 1)
+rt = s.get('retransmits', 0)
+print("%s: %.2f Gbit/s, %d retransmits (%.1f%% of ~%d segments)" %
+      (sys.argv[2], r['bits_per_second'] / 1e9, rt, 100.0 * rt / segs, segs))
+sys.exit(0 if r['bytes'] > 4 << 20 and rt * 100 <= segs * float(sys.argv[3]) else 1)
 PY
     PERF_REMOTE=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['start']['connected'][0]['remote_host'])" "$SPLITXEN_RUN/iperf-srv.json" 2>/dev/null)
   done
@@ -138,22 +140,23 @@ detach() {
 
 # bad_vif DOMID DEVID KEY=VALUE...: a vif directory written by hand (as a toolstack that
 # checks nothing would), state last; waits for netback to fail it, checks what it wrote and
-# that no TAP is left, then removes the directory. BAD_WANT: text hotplug-error must contain.
+# that no TAP is left (in BADNS, default $nsN), then removes the directory. BAD_WANT: text
+# hotplug-error must contain; BE: the backend domain (0).
 bad_vif() {
   local d=$1 n=$2; shift 2
-  local be=/local/domain/0/backend/vif/$d/$n fe=/local/domain/$d/device/vif/$n kv
-  xenstore-write $fe/backend $be $fe/backend-id 0 $fe/state 1 $fe/handle $n \
+  local be=/local/domain/${BE:-0}/backend/vif/$d/$n fe=/local/domain/$d/device/vif/$n kv
+  xenstore-write $fe/backend $be $fe/backend-id ${BE:-0} $fe/state 1 $fe/handle $n \
     $fe/mac 00:16:3e:00:ee:0$n || fail "write the bad vif's frontend"
   xenstore-write $be/frontend $fe $be/frontend-id $d $be/online 1 $be/handle $n \
     $be/mac 00:16:3e:00:ee:0$n || fail "write the bad vif's backend"
   for kv in "$@"; do xenstore-write "$be/${kv%%=*}" "${kv#*=}" || fail "write $kv"; done
-  xenstore-write $be/state 1
+  xenstore-chmod -r $be n${BE:-0} r$d && xenstore-write $be/state 1 || fail "backend dir perms"
   for i in $(seq 100); do [ "$(xenstore-read $be/state 2>/dev/null)" = 5 ] && break; sleep 0.1; done
   [ "$(xenstore-read $be/state)" = 5 ] || fail "bad vif ($*): backend state $(xenstore-read $be/state), want 5"
   [ "$(xenstore-read $be/hotplug-status)" = error ] || fail "bad vif ($*): hotplug-status $(xenstore-read $be/hotplug-status)"
   local msg; msg=$(xenstore-read $be/hotplug-error)
   [[ "$msg" == *"$BAD_WANT"* ]] || fail "bad vif ($*): hotplug-error '$msg' lacks '$BAD_WANT'"
   echo "bad vif ($*): $msg"
-  ip -n $nsN link show vif$d.$n >/dev/null 2>&1 && fail "bad vif ($*): TAP vif$d.$n left behind"
+  ip -n ${BADNS:-$nsN} link show vif$d.$n >/dev/null 2>&1 && fail "bad vif ($*): TAP vif$d.$n left behind"
   xenstore-rm $be; xenstore-rm $fe
 }
