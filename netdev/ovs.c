@@ -137,18 +137,19 @@ int sx_ovs_attach(struct sx_world_link *l, const struct sx_world *w, char *err, 
         return sx_world_fail(err, errlen, -ENODEV,
                              "bridge: '%s': Open vSwitch has no bridge %s", spec, w->bridge);
 
+    /* A port of that name a previous backend left (restart) goes first, in a transaction of
+     * its own: deleted and re-added in one (vif-openvswitch's idiom), the port looks
+     * unchanged to ovs-vswitchd, which keeps the vanished TAP's socket and passes nothing. */
+    l->ovs_port = true;
+    sx_ovs_detach(l);
+    l->ovs_port = true;
+
     char to[32], tag[16] = "", trunks[SX_WORLD_MAX_TRUNKS * 5 + 16] = "", mac[64] = "";
     snprintf(to, sizeof(to), "--timeout=%d", OVS_TIMEOUT_S);
     char *argv[24];
     unsigned n = 0;
     argv[n++] = OVS_VSCTL;
     argv[n++] = to;
-    /* Replace whatever port of that name a previous backend left (restart), in one
-     * transaction with the add: vif-openvswitch's own idiom. */
-    argv[n++] = "--";
-    argv[n++] = "--if-exists";
-    argv[n++] = "del-port";
-    argv[n++] = l->ifname;
     argv[n++] = "--";
     argv[n++] = "add-port";
     argv[n++] = (char *)w->bridge;
@@ -181,7 +182,6 @@ int sx_ovs_attach(struct sx_world_link *l, const struct sx_world *w, char *err, 
     }
     argv[n] = NULL;
     char out[512];
-    l->ovs_port = true;
     rc = vsctl(argv, out, sizeof(out));
     if (rc != 0)
         return sx_world_fail(err, errlen, rc < 0 ? rc : -EIO,
