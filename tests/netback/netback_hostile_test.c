@@ -11,11 +11,19 @@
  * a ctrl ring, fed from a world-side TAP of the test's own, checks rx steering (which queue
  * each frame lands on, with and without a hash algorithm and mapping table).
  *
+ * The suite runs once per world side (netback_hostile_bridge, _route, _nat): the toolstack
+ * keys of every vif name the world (script, bridge or ip and gatewaydev), so each protection is
+ * checked with the vif's TAP on a bridge, routed, and NATed. Cases that need one vif's frames
+ * flooded to another (rx delivery, multicast, hash extras, xdp headroom, steering through a
+ * world TAP) run
+ * on the bridge only: routed worlds have no shared segment to flood.
+ *
  * Timeouts are generous (20 s) where the kernel is involved: creating a TAP or bridge port takes
  * the rtnl lock, which other tests' namespace teardown can hold for seconds on a busy machine.
  *
  * Needs root (TAP, network namespace): skips otherwise.
  */
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -68,6 +76,35 @@ struct tf {
 static struct tf good;
 /* Called by tf_open_ex just before the frontend says Connected (extra setup), when set. */
 static int (*tf_pre_connect)(struct tf *t);
+
+/* The world side the current suite runs every vif on. */
+struct world_side {
+    const char *name;
+    const char *script;    /* the backend's script key */
+    bool routed;           /* needs ip= and gatewaydev=, and has no shared segment */
+};
+static const struct world_side sides[] = {
+    { "bridge", "/etc/xen/scripts/vif-bridge", false },
+    { "route", "/etc/xen/scripts/vif-route", true },
+    { "nat", "/etc/xen/scripts/vif-nat", true },
+};
+static const struct world_side *side = &sides[0];
+#define WS_GATEWAY "sxhgw0"      /* the routed worlds' gatewaydev (a veth, 192.0.2.1/24) */
+
+/* The world keys of vif dom/dev: a bridge, or an address of its own (last octet <= 127, as
+ * vif-nat needs) and the gateway. */
+static int world_keys(const char *be, unsigned dom, unsigned dev)
+{
+    int rc;
+    if ((rc = sx_xenbus_write(xb, XBT_NULL, be, "script", side->script)))
+        return rc;
+    if (!side->routed)
+        return sx_xenbus_write(xb, XBT_NULL, be, "bridge", "sxhbr0");
+    if ((rc = sx_xenbus_printf(xb, XBT_NULL, be, "ip", "203.0.113.%u",
+                               (dom * 16u + dev) % 126u + 1u)))
+        return rc;
+    return sx_xenbus_write(xb, XBT_NULL, be, "gatewaydev", WS_GATEWAY);
+}
 
 static void *nb_main(void *arg)
 {
@@ -143,7 +180,7 @@ static int tf_open_ex(struct tf *t, struct guest *g, unsigned dev, const char *e
         (rc = sx_xenbus_write(xb, XBT_NULL, t->be, "frontend", t->fe)) ||
         (rc = sx_xenbus_printf(xb, XBT_NULL, t->be, "frontend-id", "%u", g->dom)) ||
         (rc = sx_xenbus_write(xb, XBT_NULL, t->be, "online", "1")) ||
-        (rc = sx_xenbus_write(xb, XBT_NULL, t->be, "bridge", "sxhbr0")) ||
+        (rc = world_keys(t->be, g->dom, dev)) ||
         (rc = sx_xenbus_write(xb, XBT_NULL, t->be, "queues", "1")) ||
         (rc = sx_xenbus_write(xb, XBT_NULL, t->be, "state", "1")))
         return rc;
@@ -933,7 +970,7 @@ static int mq_open(struct mqf *m, unsigned dev)
         (rc = sx_xenbus_write(xb, XBT_NULL, m->be, "frontend", m->fe)) ||
         (rc = sx_xenbus_printf(xb, XBT_NULL, m->be, "frontend-id", "%u", H.dom)) ||
         (rc = sx_xenbus_write(xb, XBT_NULL, m->be, "online", "1")) ||
-        (rc = sx_xenbus_write(xb, XBT_NULL, m->be, "bridge", "sxhbr0")) ||
+        (rc = world_keys(m->be, H.dom, dev)) ||
         (rc = sx_xenbus_printf(xb, XBT_NULL, m->be, "queues", "%u", MQ_NQ)) ||
         (rc = sx_xenbus_write(xb, XBT_NULL, m->be, "state", "1")))
         return rc;
@@ -1524,6 +1561,19 @@ static int suite_init(void)
             close(fd);
         }
     }
+    if (side->routed) {
+        /* the routed worlds' uplink: one end of a veth, addressed and up */
+        struct sx_nl *nl;
+        int gw;
+        if (sx_nl_open(&nl) || sx_nl_veth_add(nl, WS_GATEWAY, "sxhgw1") ||
+            sx_nl_ifindex(nl, WS_GATEWAY, &gw) ||
+            sx_nl_addr_add_v4(nl, gw, (struct in_addr){ htonl(0xc0000201) }, 24) ||
+            sx_nl_link_set_up(nl, gw, true)) {
+            sx_nl_close(nl);
+            return 1;
+        }
+        sx_nl_close(nl);
+    }
     if (simenv_start(&env, true) < 0)
         return 1;
     if (sxc_connect(&ctl, env.sock, 0) < 0)
@@ -1558,9 +1608,25 @@ static int suite_clean(void)
     sx_xenbus_close(xb);
     sxc_disconnect(ctl);
     simenv_stop(&env);
+    /* the next world side's suite starts from nothing */
+    nb = NULL;
+    world = NULL;
+    xb = NULL;
+    ctl = NULL;
+    memset(&G, 0, sizeof(G));
+    memset(&H, 0, sizeof(H));
+    memset(&mq, 0, sizeof(mq));
+    mq_baseline = false;
+    next_dev = 1;
+    tf_pre_connect = NULL;
     return 0;
 }
 
+static int init_bridge(void) { side = &sides[0]; return suite_init(); }
+static int init_route(void) { side = &sides[1]; return suite_init(); }
+static int init_nat(void) { side = &sides[2]; return suite_init(); }
+
+/* Every world side */
 static const struct sx_test_case cases[] = {
     SX_TEST(test_good_vif_passes_traffic),
     SX_TEST(test_zero_length_request_dropped),
@@ -1573,13 +1639,6 @@ static const struct sx_test_case cases[] = {
     SX_TEST(test_tx_livelock_4_extras_20_more_after_batch_halts_vif),
     SX_TEST(test_xsa332_event_storm_costs_bounded_cpu),
     SX_TEST(test_xsa332_ctrl_event_storm_costs_bounded_cpu),
-    SX_TEST(test_rx_good_vif_receives_flooded_frame),
-    SX_TEST(test_rx_producer_index_past_ring_halts_vif),
-    SX_TEST(test_multicast_control_filters_rx),
-    SX_TEST(test_ctrl_ring_messages_and_hash_extra),
-    SX_TEST(test_rx_no_hash_algorithm_keeps_tap_queue),
-    SX_TEST(test_rx_steering_follows_mapping),
-    SX_TEST(test_xdp_headroom_places_rx_data),
     SX_TEST(test_xdp_headroom_too_large_refused),
     SX_TEST(test_bad_num_queues_fails_only_that_vif),
     SX_TEST(test_missing_rx_notify_fails_only_that_vif),
@@ -1587,5 +1646,50 @@ static const struct sx_test_case cases[] = {
     SX_TEST(test_vanished_frontend_releases_vif),
     SX_TEST(test_unplug_releases_hostile_vifs),
 };
+/* The bridge only: frames flooded from one vif (or a world TAP) to another */
+static const struct sx_test_case bridge_cases[] = {
+    SX_TEST(test_xdp_headroom_places_rx_data),
+    SX_TEST(test_ctrl_ring_messages_and_hash_extra),
+    SX_TEST(test_rx_good_vif_receives_flooded_frame),
+    SX_TEST(test_rx_producer_index_past_ring_halts_vif),
+    SX_TEST(test_multicast_control_filters_rx),
+    SX_TEST(test_rx_no_hash_algorithm_keeps_tap_queue),
+    SX_TEST(test_rx_steering_follows_mapping),
+};
 
-SX_TEST_MAIN("netback_hostile", cases, suite_init, suite_clean)
+int main(void)
+{
+    static const struct {
+        const char *name;
+        int (*init)(void);
+        bool bridge;
+    } suites[] = {
+        { "netback_hostile_bridge", init_bridge, true },
+        { "netback_hostile_route", init_route, false },
+        { "netback_hostile_nat", init_nat, false },
+    };
+    if (CU_initialize_registry() != CUE_SUCCESS)
+        return 2;
+    for (size_t i = 0; i < sizeof(suites) / sizeof(suites[0]); i++) {
+        CU_pSuite su = CU_add_suite(suites[i].name, suites[i].init, suite_clean);
+        if (!su)
+            return 2;
+        for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++)
+            if (!CU_add_test(su, cases[k].name, cases[k].fn))
+                return 2;
+        for (size_t k = 0; suites[i].bridge && k < sizeof(bridge_cases) / sizeof(bridge_cases[0]);
+             k++)
+            if (!CU_add_test(su, bridge_cases[k].name, bridge_cases[k].fn))
+                return 2;
+    }
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    CU_basic_run_tests();
+    unsigned failed = CU_get_number_of_failures() + CU_get_number_of_suites_failed() +
+                      CU_get_number_of_tests_failed();
+    unsigned ran = CU_get_number_of_tests_run();
+    CU_cleanup_registry();
+    if (ran == 0)
+        return 3;
+    return failed ? 1 : 0;
+}
+
