@@ -25,6 +25,21 @@ static inline void sx_test_skip(const char *why)
     exit(77);
 }
 
+/* Run every suite in the registry (set up by the caller, or by sx_test_run), clean it up:
+ * 0 all passed, 1 something failed, 3 nothing ran. */
+static inline int sx_test_run_registry(void)
+{
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    CU_basic_run_tests();
+    unsigned failed = CU_get_number_of_failures() + CU_get_number_of_suites_failed() +
+                      CU_get_number_of_tests_failed();
+    unsigned ran = CU_get_number_of_tests_run();
+    CU_cleanup_registry();
+    if (ran == 0)
+        return 3;
+    return failed ? 1 : 0;
+}
+
 static inline int sx_test_run(const char *suite, const struct sx_test_case *cases, size_t n,
                               int (*init)(void), int (*clean)(void))
 {
@@ -36,15 +51,7 @@ static inline int sx_test_run(const char *suite, const struct sx_test_case *case
     for (size_t i = 0; i < n; i++)
         if (!CU_add_test(s, cases[i].name, cases[i].fn))
             return 2;
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    CU_basic_run_tests();
-    unsigned failed = CU_get_number_of_failures() + CU_get_number_of_suites_failed() +
-                      CU_get_number_of_tests_failed();
-    unsigned ran = CU_get_number_of_tests_run();
-    CU_cleanup_registry();
-    if (ran == 0)
-        return 3;
-    return failed ? 1 : 0;
+    return sx_test_run_registry();
 }
 
 /* SX_TEST_MAIN("suite", cases, init, clean) */

@@ -1682,14 +1682,6 @@ int main(void)
             if (!CU_add_test(su, bridge_cases[k].name, bridge_cases[k].fn))
                 return 2;
     }
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    CU_basic_run_tests();
-    unsigned failed = CU_get_number_of_failures() + CU_get_number_of_suites_failed() +
-                      CU_get_number_of_tests_failed();
-    unsigned ran = CU_get_number_of_tests_run();
-    CU_cleanup_registry();
-    if (ran == 0)
-        return 3;
-    return failed ? 1 : 0;
+    return sx_test_run_registry();
 }
 
