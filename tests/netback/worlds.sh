@@ -11,14 +11,21 @@ for c in iperf3 python3 xenstore-read xenstore-write; do
   command -v $c >/dev/null || { echo "SKIP: $c missing"; exit 77; }
 done
 B=$(cd "$B" && pwd)
+# The interpreter itself: a python3 found first on PATH may be a version manager's shell script
+# (pyenv's costs 0.3 s a call, seconds on a loaded machine), and these files call it often.
+PY=$(python3 -c 'import sys; print(sys.executable)') && [ -x "$PY" ] || PY=python3
 
 export SPLITXEN_RUN=$(mktemp -d /tmp/sx-$tag-$$.XXXXXX)
 export XENSTORED_PATH=$SPLITXEN_RUN/xenstored/socket
 nsN=sx${tag}n$$
-pids=() namespaces=($nsN) cleanups=()
+pids=() gpids=() namespaces=($nsN) cleanups=()
 nb=
 world_cleanup() {
   for c in "${cleanups[@]}"; do eval "$c" >/dev/null 2>&1; done
+  # the guests first, while their backends still answer their close handshake (a frontend
+  # whose backend is gone waits out its close timeout)
+  for p in "${gpids[@]}"; do kill -TERM "$p" 2>/dev/null; done
+  for p in "${gpids[@]}"; do wait "$p" 2>/dev/null; done
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
   "$B/splitxen" down >/dev/null 2>&1
@@ -35,7 +42,7 @@ fail() {
 }
 # stat FILE NAME: a counter of a splitxen stats file (common/stats.h layout)
 stat() {
-  python3 - "$1" "$2" <<'PY'
+  "$PY" - "$1" "$2" <<'PY'
 import struct, sys
 d = open(sys.argv[1], 'rb').read()
 nr = struct.unpack_from('<I', d, 4)[0]
@@ -82,7 +89,7 @@ EOF
   namespaces+=(sx$name$$)
   "$B/splitxen-tapfront" --domid "$d" --netns sx$name$$ --ip "$addr" --queues $q \
     >"$SPLITXEN_RUN/tap-$name.log" 2>&1 &
-  local t=$!; pids+=($t)
+  local t=$!; gpids+=($t)
   for i in $(seq 150); do
     grep -q "eth0 in" "$SPLITXEN_RUN/tap-$name.log" && break
     kill -0 $t 2>/dev/null || fail "tapfront of $name exited"
@@ -103,20 +110,29 @@ unreachable() {
   local ns=$1 a=$2; shift 2
   ! ip netns exec $ns ping -c 3 -i 0.3 -W 1 "$@" $a >/dev/null 2>&1
 }
+# apart MSG "NS ADDR [ping args]" [MSG "..."]...: each pair unreachable, all checked at once
+# (each costs its pings' timeout); fails with the message of every pair that got a reply
+apart() {
+  local msgs=() ps=() i bad=
+  while [ $# -ge 2 ]; do msgs+=("$1"); unreachable $2 & ps+=($!); shift 2; done
+  for i in "${!ps[@]}"; do wait ${ps[$i]} || bad+="${bad:+; }${msgs[$i]}"; done
+  [ -z "$bad" ] || fail "$bad"
+}
 
-# perf CLIENT_NS SERVER_NS SERVER_ADDR LABEL: iperf3 TCP for 2 s each way; fails on no data
-# or a retransmission storm (over PERF_RETRANS_PCT, default 2, % of the segments); prints
-# Gbit/s. PERF_REMOTE gets the address the server saw the client connect from.
+# perf CLIENT_NS SERVER_NS SERVER_ADDR LABEL: iperf3 TCP for PERF_SECS (default 1) s each way;
+# fails on no data or a retransmission storm (over PERF_RETRANS_PCT, default 2, % of the
+# segments); prints Gbit/s. PERF_REMOTE gets the address the server saw the client connect from.
 perf() {
   local cns=$1 sns=$2 addr=$3 label=$4 dir
   for dir in "" -R; do
     ip netns exec $sns iperf3 -s -1 -B $addr --json >"$SPLITXEN_RUN/iperf-srv.json" 2>&1 &
     local srv=$!
     for i in $(seq 30); do ip netns exec $sns ss -ltn 2>/dev/null | grep -q ":5201 " && break; sleep 0.1; done
-    ip netns exec $cns timeout 20 iperf3 -c $addr -t 2 $dir ${PERF_ARGS:-} --json >"$SPLITXEN_RUN/iperf.json" 2>&1 ||
-      fail "$label $dir: iperf3: $(tail -5 "$SPLITXEN_RUN/iperf.json")"
+    ip netns exec $cns timeout 20 iperf3 -c $addr -t ${PERF_SECS:-1} $dir ${PERF_ARGS:-} --json \
+      >"$SPLITXEN_RUN/iperf.json" 2>&1 || fail "$label $dir: iperf3: $(tail -5 "$SPLITXEN_RUN/iperf.json")"
     wait $srv
-    python3 - "$SPLITXEN_RUN/iperf.json" "$label ${dir:-(client sends)}" "${PERF_RETRANS_PCT:-2}" <<'PY' || fail "$label $dir: retransmission storm or no data"
+    "$PY" - "$SPLITXEN_RUN/iperf.json" "$label ${dir:-(client sends)}" "${PERF_RETRANS_PCT:-2}" \
+      "$SPLITXEN_RUN/iperf-srv.json" "$SPLITXEN_RUN/iperf-remote" <<'PY' || fail "$label $dir: retransmission storm or no data"
 import json, sys
 j = json.load(open(sys.argv[1]))
 s = j['end']['sum_sent']; r = j['end']['sum_received']
@@ -124,9 +140,14 @@ segs = max(1, s['bytes'] // 1448)
 rt = s.get('retransmits', 0)
 print("%s: %.2f Gbit/s, %d retransmits (%.1f%% of ~%d segments)" %
       (sys.argv[2], r['bits_per_second'] / 1e9, rt, 100.0 * rt / segs, segs))
+try:
+    remote = json.load(open(sys.argv[4]))['start']['connected'][0]['remote_host']
+except (OSError, ValueError, LookupError):
+    remote = ''
+open(sys.argv[5], 'w').write(remote)
 sys.exit(0 if r['bytes'] > 4 << 20 and rt * 100 <= segs * float(sys.argv[3]) else 1)
 PY
-    PERF_REMOTE=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['start']['connected'][0]['remote_host'])" "$SPLITXEN_RUN/iperf-srv.json" 2>/dev/null)
+    PERF_REMOTE=$(cat "$SPLITXEN_RUN/iperf-remote")
   done
 }
 
