@@ -12,11 +12,10 @@
  * each frame lands on, with and without a hash algorithm and mapping table).
  *
  * The suite runs once per world side (netback_hostile_bridge, _route, _nat): the toolstack
- * keys of every vif name the world (script, bridge or ip and gatewaydev), so each protection is
- * checked with the vif's TAP on a bridge, routed, and NATed. Cases that need one vif's frames
- * flooded to another (rx delivery, multicast, hash extras, xdp headroom, steering through a
- * world TAP) run
- * on the bridge only: routed worlds have no shared segment to flood.
+ * keys of every vif name the world (script, bridge or ip and gatewaydev). Every case runs on
+ * the bridge; the routed worlds run those whose outcome can depend on the world (see cases[]
+ * at the end): the ring side is the same code on every world, what differs is how frames reach
+ * the world and come back, and what attach, detach and teardown do.
  *
  * Timeouts are generous (20 s) where the kernel is involved: creating a TAP or bridge port takes
  * the rtnl lock, which other tests' namespace teardown can hold for seconds on a busy machine.
@@ -27,12 +26,15 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <net/if.h>
+#include <nftables/libnftables.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -43,6 +45,7 @@
 #include "netback/common.h"
 #include "netdev/nl.h"
 #include "netdev/tap.h"
+#include "netdev/world.h"
 #include "clock.h"
 #include "xen-core/core.h"
 
@@ -91,8 +94,13 @@ static const struct world_side sides[] = {
 static const struct world_side *side = &sides[0];
 #define WS_GATEWAY "sxhgw0"      /* the routed worlds' gatewaydev (a veth, 192.0.2.1/24) */
 
-/* The world keys of vif dom/dev: a bridge, or an address of its own (last octet <= 127, as
- * vif-nat needs) and the gateway. */
+/* A routed vif's ip=: 203.0.113.1-126 (last octet <= 127, as vif-nat needs). */
+static struct in_addr vif_ip(unsigned dom, unsigned dev)
+{
+    return (struct in_addr){ htonl(0xcb007100u | ((dom * 16u + dev) % 126u + 1u)) };
+}
+
+/* The world keys of vif dom/dev: a bridge, or an address of its own and the gateway. */
 static int world_keys(const char *be, unsigned dom, unsigned dev)
 {
     int rc;
@@ -100,11 +108,33 @@ static int world_keys(const char *be, unsigned dom, unsigned dev)
         return rc;
     if (!side->routed)
         return sx_xenbus_write(xb, XBT_NULL, be, "bridge", "sxhbr0");
-    if ((rc = sx_xenbus_printf(xb, XBT_NULL, be, "ip", "203.0.113.%u",
-                               (dom * 16u + dev) % 126u + 1u)))
+    char a[INET_ADDRSTRLEN];
+    struct in_addr ip = vif_ip(dom, dev);
+    inet_ntop(AF_INET, &ip, a, sizeof(a));
+    if ((rc = sx_xenbus_write(xb, XBT_NULL, be, "ip", a)))
         return rc;
     return sx_xenbus_write(xb, XBT_NULL, be, "gatewaydev", WS_GATEWAY);
 }
+
+/* A routed vif's frames from the world: a datagram to its ip= from this namespace, which the
+ * driver domain's kernel routes to the vif's device and resolves there (ARP who-has, sent
+ * again about once a second while unanswered). */
+static void routed_poke(unsigned dom, unsigned dev)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return;
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(9),
+                              .sin_addr = vif_ip(dom, dev) };
+    if (sendto(fd, "sx", 2, MSG_DONTWAIT, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        /* EHOSTUNREACH once resolution has failed: the next send starts it again */
+    }
+    close(fd);
+}
+
+/* The world sends vif t a frame: on a bridge the good vif G broadcasts one (flooded to every
+ * port); on a routed world the kernel resolves t's address on t's device. */
+static void world_to(struct tf *t);
 
 static void *nb_main(void *arg)
 {
@@ -283,6 +313,14 @@ static void good_still_works(void)
     CU_ASSERT_TRUE(tf_send_ok(&good));
     CU_ASSERT_TRUE(st_wait(&good, "tx_pkts", before + 1, 2000) >= before + 1);
     CU_ASSERT_EQUAL(st_get(&good, "tx_fatal"), 0);
+}
+
+static void world_to(struct tf *t)
+{
+    if (side->routed)
+        routed_poke(t->g->dom, t->dev);
+    else
+        CU_ASSERT_TRUE(tf_send_ok(&good));
 }
 
 /* The hostile vif is halted: a good packet gets no response, the fatal counter moved. */
@@ -575,6 +613,36 @@ static void test_rx_good_vif_receives_flooded_frame(void)
     CU_ASSERT_TRUE(st_wait(&good, "rx_pkts", 1, 1000) >= 1);
 }
 
+/* A routed world delivers to its guest: the driver domain's ARP for G's ip= arrives on G's rx
+ * ring (what a bridge shows by flooding, a routed device shows by resolving the guest). */
+static void test_rx_routed_vif_receives_arp_for_its_ip(void)
+{
+    struct in_addr ip = vif_ip(G.dom, good.dev);
+    if (good.rx.req_prod_pvt == good.rx.rsp_cons)   /* no buffers posted yet */
+        tf_post_rx(&good);
+    bool got = false;
+    uint64_t end = sx_now_ms() + 20000;
+    while (!got && sx_now_ms() < end) {
+        world_to(&good);
+        usleep(50000);
+        netif_rx_response_t r;
+        while (!got && sx_front_ring_take_rsp(&good.rx, &r, 1) == 1) {
+            const uint8_t *f = (const uint8_t *)good.rxbuf + (r.id % TF_RX_PAGES) * 4096 +
+                               r.offset;
+            /* ARP request (opcode 1) whose target protocol address is G's */
+            got = r.status >= 42 && r.offset < 4096 - 42 && f[12] == 0x08 && f[13] == 0x06 &&
+                  f[21] == 1 && !memcmp(f + 38, &ip, 4);
+            netif_rx_request_t q = { .id = r.id, .gref = good.rxrefs[r.id % TF_RX_PAGES] };
+            sx_front_ring_put_req(&good.rx, &q);
+            if (sx_front_ring_push(&good.rx) >= 0)
+                sx_evtchn_notify(G.ev, (evtchn_port_t)good.port);
+        }
+    }
+    CU_ASSERT_TRUE(got);
+    CU_ASSERT_TRUE(st_get(&good, "rx_pkts") >= 1);
+    good_still_works();
+}
+
 static void test_rx_producer_index_past_ring_halts_vif(void)
 {
     if (!hostile_open())
@@ -582,10 +650,10 @@ static void test_rx_producer_index_past_ring_halts_vif(void)
     struct sx_sring_hdr *s = hv.rxmem;
     SX_WRITE_ONCE(s->req_prod, s->rsp_prod + hv.rx.nr_ents + 3);
     sx_evtchn_notify(H.ev, (evtchn_port_t)hv.port);
-    /* The overflow is seen when a frame for H needs buffers: G broadcasts until it is. */
+    /* The overflow is seen when a frame for H needs buffers: the world sends until it is. */
     uint64_t end = sx_now_ms() + 20000;
     while (st_get(&hv, "rx_fatal") < 1 && sx_now_ms() < end) {
-        CU_ASSERT_TRUE(tf_send_ok(&good));
+        world_to(&hv);
         usleep(50000);
     }
     CU_ASSERT_EQUAL(st_get(&hv, "rx_fatal"), 1);
@@ -1427,15 +1495,48 @@ static void test_vanished_frontend_releases_vif(void)
     good_still_works();
 }
 
+/* Whether the nftables table a vif-nat device of this name gets exists. */
+static bool nft_table_exists(const char *ifname)
+{
+    char t[64], cmd[96];
+    sx_world_nft_table(ifname, t, sizeof(t));
+    snprintf(cmd, sizeof(cmd), "list table ip %s", t);
+    struct nft_ctx *ctx = nft_ctx_new(NFT_CTX_DEFAULT);
+    if (!ctx)
+        return false;
+    nft_ctx_buffer_output(ctx);
+    nft_ctx_buffer_error(ctx);
+    bool found = nft_run_cmd_from_buffer(ctx, cmd) == 0;
+    nft_ctx_free(ctx);
+    return found;
+}
+
 static void test_unplug_releases_hostile_vifs(void)
 {
-    /* Every halted or healthy hostile vif goes away with online=0, the good one stays. */
+    /* Every halted, failed or healthy hostile vif goes away with online=0, world side and all
+     * (its device, with the routes on it, and a NATed vif's nft table), the good one stays. */
+    char ifname[32];   /* vif<domid>.<devid>: fits IFNAMSIZ for the ids used here */
+    snprintf(ifname, sizeof(ifname), "vif%u.%u", G.dom, good.dev);
+    CU_ASSERT_NOT_EQUAL(if_nametoindex(ifname), 0);
+    if (side == &sides[2])
+        CU_ASSERT_TRUE(nft_table_exists(ifname));   /* the check below can see a table */
     for (unsigned d = 1; d < next_dev; d++) {
         char be[128];
         sx_xenbus_backend_path(be, sizeof(be), 0, "vif", H.dom, d);
         sx_xenbus_write(xb, XBT_NULL, be, "online", "0");
         sx_xenbus_write(xb, XBT_NULL, be, "state", "5");
         CU_ASSERT_EQUAL(wait_state(be, XenbusStateClosed, 20000), 0);
+        /* a vif that was Closed already (its frontend vanished) says so before the unplug */
+        snprintf(ifname, sizeof(ifname), "vif%u.%u", H.dom, d);
+        uint64_t end = sx_now_ms() + 5000;
+        bool gone;
+        while (!(gone = if_nametoindex(ifname) == 0 &&
+                        (side != &sides[2] || !nft_table_exists(ifname))) &&
+               sx_now_ms() < end)
+            usleep(5000);
+        if (!gone)
+            fprintf(stderr, "%s (or its nft table) left behind\n", ifname);
+        CU_ASSERT_TRUE(gone);
     }
     uint64_t end = sx_now_ms() + 3000;
     while (sx_gnt_mapped_pages(nb->gnt) != 2 && sx_now_ms() < end)
@@ -1626,35 +1727,45 @@ static int init_bridge(void) { side = &sides[0]; return suite_init(); }
 static int init_route(void) { side = &sides[1]; return suite_init(); }
 static int init_nat(void) { side = &sides[2]; return suite_init(); }
 
-/* Every world side */
-static const struct sx_test_case cases[] = {
-    SX_TEST(test_good_vif_passes_traffic),
-    SX_TEST(test_zero_length_request_dropped),
-    SX_TEST(test_too_many_slots_dropped),
-    SX_TEST(test_malicious_slot_count_halts_vif),
-    SX_TEST(test_slot_crossing_page_halts_vif),
-    SX_TEST(test_bad_grant_dropped),
-    SX_TEST(test_broken_extra_chain_halts_vif),
-    SX_TEST(test_producer_index_past_ring_halts_vif),
-    SX_TEST(test_tx_livelock_4_extras_20_more_after_batch_halts_vif),
-    SX_TEST(test_xsa332_event_storm_costs_bounded_cpu),
-    SX_TEST(test_xsa332_ctrl_event_storm_costs_bounded_cpu),
-    SX_TEST(test_xdp_headroom_too_large_refused),
-    SX_TEST(test_bad_num_queues_fails_only_that_vif),
-    SX_TEST(test_missing_rx_notify_fails_only_that_vif),
-    SX_TEST(test_bad_ring_ref_fails_only_that_vif),
-    SX_TEST(test_vanished_frontend_releases_vif),
-    SX_TEST(test_unplug_releases_hostile_vifs),
-};
-/* The bridge only: frames flooded from one vif (or a world TAP) to another */
-static const struct sx_test_case bridge_cases[] = {
-    SX_TEST(test_xdp_headroom_places_rx_data),
-    SX_TEST(test_ctrl_ring_messages_and_hash_extra),
-    SX_TEST(test_rx_good_vif_receives_flooded_frame),
-    SX_TEST(test_rx_producer_index_past_ring_halts_vif),
-    SX_TEST(test_multicast_control_filters_rx),
-    SX_TEST(test_rx_no_hash_algorithm_keeps_tap_queue),
-    SX_TEST(test_rx_steering_follows_mapping),
+/*
+ * Which world sides run a case. The ring side (request parsing, grant copies, ctrl ring, event
+ * handling) is one code path whatever the world, so its protections run on the bridge; the
+ * routed worlds run what can differ by world: frames delivered to and from the world, a vif
+ * that keeps running after a drop, halted and half-connected vifs, and the teardown of each
+ * (its device, routes and nft table gone).
+ */
+#define W_BRIDGE 1u
+#define W_ROUTED 2u                      /* route and nat */
+#define W_ALL (W_BRIDGE | W_ROUTED)
+static const struct {
+    struct sx_test_case c;
+    unsigned worlds;
+} cases[] = {
+    { SX_TEST(test_good_vif_passes_traffic), W_ALL },
+    { SX_TEST(test_zero_length_request_dropped), W_BRIDGE },
+    { SX_TEST(test_too_many_slots_dropped), W_BRIDGE },
+    { SX_TEST(test_malicious_slot_count_halts_vif), W_BRIDGE },
+    { SX_TEST(test_slot_crossing_page_halts_vif), W_ALL },
+    { SX_TEST(test_bad_grant_dropped), W_ALL },
+    { SX_TEST(test_broken_extra_chain_halts_vif), W_BRIDGE },
+    { SX_TEST(test_producer_index_past_ring_halts_vif), W_BRIDGE },
+    { SX_TEST(test_tx_livelock_4_extras_20_more_after_batch_halts_vif), W_BRIDGE },
+    { SX_TEST(test_xsa332_event_storm_costs_bounded_cpu), W_BRIDGE },
+    { SX_TEST(test_xsa332_ctrl_event_storm_costs_bounded_cpu), W_BRIDGE },
+    { SX_TEST(test_rx_good_vif_receives_flooded_frame), W_BRIDGE },
+    { SX_TEST(test_rx_routed_vif_receives_arp_for_its_ip), W_ROUTED },
+    { SX_TEST(test_rx_producer_index_past_ring_halts_vif), W_ALL },
+    { SX_TEST(test_multicast_control_filters_rx), W_BRIDGE },
+    { SX_TEST(test_ctrl_ring_messages_and_hash_extra), W_BRIDGE },
+    { SX_TEST(test_rx_no_hash_algorithm_keeps_tap_queue), W_BRIDGE },
+    { SX_TEST(test_rx_steering_follows_mapping), W_BRIDGE },
+    { SX_TEST(test_xdp_headroom_places_rx_data), W_BRIDGE },
+    { SX_TEST(test_xdp_headroom_too_large_refused), W_BRIDGE },
+    { SX_TEST(test_bad_num_queues_fails_only_that_vif), W_BRIDGE },
+    { SX_TEST(test_missing_rx_notify_fails_only_that_vif), W_BRIDGE },
+    { SX_TEST(test_bad_ring_ref_fails_only_that_vif), W_ALL },
+    { SX_TEST(test_vanished_frontend_releases_vif), W_ALL },
+    { SX_TEST(test_unplug_releases_hostile_vifs), W_ALL },
 };
 
 int main(void)
@@ -1662,11 +1773,11 @@ int main(void)
     static const struct {
         const char *name;
         int (*init)(void);
-        bool bridge;
+        unsigned world;
     } suites[] = {
-        { "netback_hostile_bridge", init_bridge, true },
-        { "netback_hostile_route", init_route, false },
-        { "netback_hostile_nat", init_nat, false },
+        { "netback_hostile_bridge", init_bridge, W_BRIDGE },
+        { "netback_hostile_route", init_route, W_ROUTED },
+        { "netback_hostile_nat", init_nat, W_ROUTED },
     };
     if (CU_initialize_registry() != CUE_SUCCESS)
         return 2;
@@ -1675,13 +1786,9 @@ int main(void)
         if (!su)
             return 2;
         for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++)
-            if (!CU_add_test(su, cases[k].name, cases[k].fn))
-                return 2;
-        for (size_t k = 0; suites[i].bridge && k < sizeof(bridge_cases) / sizeof(bridge_cases[0]);
-             k++)
-            if (!CU_add_test(su, bridge_cases[k].name, bridge_cases[k].fn))
+            if ((cases[k].worlds & suites[i].world) &&
+                !CU_add_test(su, cases[k].c.name, cases[k].c.fn))
                 return 2;
     }
     return sx_test_run_registry();
 }
-
