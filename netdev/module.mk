@@ -4,9 +4,10 @@
 #   netdev/vnet.c  header parsing, checksums, netif <-> virtio-net header conversion (pure)
 #   netdev/world.c the world a device joins, from xl's vif keys (bridge and VLANs here),
 #   netdev/ovs.c   Open vSwitch ports (ovs-vsctl), netdev/route.c route and NAT (nftables)
+#   netdev/netdev.c the kinds' table (bridge.c: TAP), netdev/link.c their attach to a world
 LIBS += sxnetdev
-sxnetdev_SRCS := netdev/netdev.c netdev/bridge.c netdev/nl.c netdev/tap.c netdev/vnet.c \
-                 netdev/world.c netdev/ovs.c netdev/route.c
+sxnetdev_SRCS := netdev/netdev.c netdev/bridge.c netdev/link.c netdev/nl.c netdev/tap.c \
+                 netdev/vnet.c netdev/world.c netdev/ovs.c netdev/route.c
 SX_NETDEV_LIBS := sxnetdev $(SX_COMMON_LIBS)
 SX_NETDEV_LDLIBS := -lmnl -lnftables
 

@@ -61,17 +61,3 @@ void sx_netdev_close(struct sx_netdev *nd)
     nd->ops->close(nd);
     free(nd);
 }
-
-int sx_netdev_link_attach(struct sx_netdev *nd, const struct sx_world *w, const char *ifname,
-                          char *err, size_t errlen)
-{
-    sx_world_detach(nd->world);
-    nd->world = NULL;
-    return sx_world_attach(&nd->world, w, ifname, err, errlen);
-}
-
-void sx_netdev_link_detach(struct sx_netdev *nd)
-{
-    sx_world_detach(nd->world);
-    nd->world = NULL;
-}

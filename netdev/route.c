@@ -24,6 +24,7 @@
 #include "netdev/world_impl.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <linux/ip.h>
 #include <nftables/libnftables.h>
@@ -31,6 +32,15 @@
 #include <string.h>
 
 #define SX_ROUTE_METRIC 3u
+
+void sx_world_nft_table(const char *ifname, char *buf, size_t len)
+{
+    size_t off = (size_t)snprintf(buf, len, "splitxen_");
+    for (const char *p = ifname; *p && off + 1 < len; p++)
+        buf[off++] = isalnum((unsigned char)*p) ? *p : '_';
+    if (off < len)
+        buf[off] = '\0';
+}
 
 /* Run an nft script; on failure err gets nft's first error line. 0 or -EIO. */
 static int nft_run(const char *script, char *why, size_t whylen)

@@ -11,21 +11,9 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-int sx_world_fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
 
 const char *sx_world_mode_name(enum sx_world_mode m)
 {
@@ -325,15 +313,6 @@ void sx_world_describe(const struct sx_world *w, char *buf, size_t len)
         break;
     }
 #undef PUT
-}
-
-void sx_world_nft_table(const char *ifname, char *buf, size_t len)
-{
-    size_t off = (size_t)snprintf(buf, len, "splitxen_");
-    for (const char *p = ifname; *p && off + 1 < len; p++)
-        buf[off++] = isalnum((unsigned char)*p) ? *p : '_';
-    if (off < len)
-        buf[off] = '\0';
 }
 
 /* ---------------------------------------------------------------- attach / detach */

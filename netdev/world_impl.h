@@ -2,8 +2,10 @@
 #ifndef SPLITXEN_NETDEV_WORLD_IMPL_H
 #define SPLITXEN_NETDEV_WORLD_IMPL_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "netdev/nl.h"
 #include "netdev/world.h"
@@ -18,9 +20,19 @@ struct sx_world_link {
     bool routed;                   /* route/nat state was (maybe) made: detach removes it */
 };
 
-/* Write a message into err (NULL-safe) and return rc. */
+/* Write a message into err (NULL-safe) and return rc. (Here, not in world.c: ovs.c and route.c
+ * use it, and world.c calls them.) */
+static inline __attribute__((format(printf, 4, 5)))
 int sx_world_fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return rc;
+}
 
 /* ovs.c: 1 if Open vSwitch has a bridge of that name, 0 if not, -errno when ovsdb cannot be
  * asked (err says why; may be NULL). */
