@@ -2,17 +2,19 @@
  * splitxen-netback: the netif backend daemon of a driver domain.
  *
  *   splitxen-netback [--platform sim|xen|auto] [--domid N] [--bridge-default NAME]
- *                    [--spin-us N] [--tap-io batched|per-frame] [--world KIND]
- *                    [--core SOCKET]
+ *                    [--spin-us N] [--tap-io batched|per-frame] [--world bridge|null]
+ *                    [--core SOCKET] [--version]
  *
  * --spin-us: how long a queue thread polls its rings and TAP before sleeping on the event
  * channel (default $SPLITXEN_SPIN_NS or 20 us; 0 never spins).
  * --tap-io: how a queue moves a burst of frames through its TAP: batched (the default: one
  * io_uring submission a burst) or per-frame (a read or write system call a frame).
- * --world: the netdev kind of every vif's world side (default bridge; "null" drops every frame
- * and gives none: the ring side's ceiling, for benchmarks).
+ * --world: the netdev kind of every vif's world side: bridge (the default: a TAP, joined to
+ * the world its vif's script and bridge keys name) or null (no device: every frame dropped,
+ * none given, whatever the vif's keys say; the ring side's ceiling, for benchmarks).
  *
- * Serves every vif under /local/domain/<domid>/backend/vif until SIGINT/SIGTERM.
+ * Serves every vif under /local/domain/<domid>/backend/vif until SIGINT/SIGTERM. Under systemd
+ * (Type=notify) it sends READY=1 once it watches xenstore and STOPPING=1 when a signal ends it.
  */
 #define SX_LOG_MODULE "netback"
 #include "log.h"
@@ -25,6 +27,8 @@
 #include <string.h>
 
 #include "netback/common.h"
+#include "notify.h"
+#include "version.h"
 
 static struct nb *g_nb;
 
@@ -35,12 +39,13 @@ static void on_signal(int sig)
         atomic_store(&g_nb->stop, true);
 }
 
-static void usage(const char *prog)
+static void usage(FILE *f, const char *prog)
 {
-    fprintf(stderr,
+    fprintf(f,
             "usage: %s [--platform sim|xen|auto] [--domid N] [--bridge-default NAME]\n"
-            "          [--spin-us N] [--tap-io batched|per-frame] [--world KIND]\n"
-            "          [--core SOCKET]\n", prog);
+            "          [--spin-us N] [--tap-io batched|per-frame] [--world bridge|null]\n"
+            "          [--core SOCKET]\n"
+            "       %s --help | --version\n", prog, prog);
 }
 
 int main(int argc, char **argv)
@@ -54,6 +59,7 @@ int main(int argc, char **argv)
         { "tap-io", required_argument, NULL, 't' },
         { "world", required_argument, NULL, 'w' },
         { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
     const char *platform = NULL;
@@ -87,8 +93,16 @@ int main(int argc, char **argv)
             }
             o.per_frame_io = !strcmp(optarg, "per-frame");
             break;
-        case 'w': o.world_kind = optarg; break;
-        default: usage(argv[0]); return c == 'h' ? 0 : 2;
+        case 'w':
+            if (strcmp(optarg, "bridge") && strcmp(optarg, "null")) {
+                fprintf(stderr, "bad --world '%s' (bridge or null)\n", optarg);
+                return 2;
+            }
+            o.world_kind = optarg;
+            break;
+        case 'h': usage(stdout, argv[0]); return 0;
+        case 'V': return sx_print_version("splitxen-netback");
+        default: usage(stderr, argv[0]); return 2;
         }
     }
     int kind = sx_plat_kind_from_name(platform);
@@ -109,7 +123,10 @@ int main(int argc, char **argv)
     }
     sx_info("serving %s (spin %llu us, TAP I/O %s)", g_nb->vif_dir,
             (unsigned long long)(o.spin_ns / 1000), o.per_frame_io ? "per frame" : "batched");
+    /* The watch on the vif directory is registered: vifs written from now on are served. */
+    sx_notify_ready("serving %s", g_nb->vif_dir);
     rc = nb_run(g_nb);
+    sx_notify_stopping();
     nb_close(g_nb);
     return rc < 0 ? 1 : 0;
 }

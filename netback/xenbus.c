@@ -10,9 +10,22 @@
  *   disconnect (frontend Closing/Closed/gone, online=0) stop threads, unmap, unbind,
  *              exactly once; online=0 also closes the world side and ends in Closed
  *
- * Everything runs on the thread that calls nb_run. Watch callbacks only mark the daemon dirty;
- * the state of every vif is then re-evaluated from xenstore (level-triggered: a missed or
- * coalesced watch event cannot leave a vif in the wrong state).
+ * Everything runs on the thread that calls nb_run. Watch callbacks only mark what an event
+ * names (XSA-349: a guest may write under its own device directory as fast as xenstored lets
+ * it, so nothing it writes there may cost more than the event itself, nor make another vif be
+ * looked at):
+ *
+ *   backend/vif               an event below backend/vif/<fe>/<devid>/ marks that vif; one
+ *                             naming a vif not known yet, a vif directory itself or anything
+ *                             above asks for a listing (vifs added or removed)
+ *   <fe>/state,               the frontend's two nodes netback reads on its own; events for
+ *   <fe>/request-multicast-   nodes below them (a guest can create those) are counted and
+ *   control                   dropped
+ *
+ * nb_step then lists the backend directory when asked and re-evaluates each marked vif once
+ * from xenstore (level-triggered: events that arrive together cost one evaluation and lose
+ * nothing). The daemon's counters (stats file netback-<domid>-0) count events, ignored ones,
+ * evaluations, listings and rounds.
  */
 #define SX_LOG_MODULE "netback"
 #include "log.h"
@@ -45,16 +58,88 @@ const char *const nb_stat_names[] = {
 _Static_assert(sizeof(nb_stat_names) / sizeof(nb_stat_names[0]) == NBS_NR + 1, "stat names");
 
 /* Daemon-wide counters: $SPLITXEN_RUN/stats/netback-<domid>-0 */
-enum { NBD_VIFS, NBD_CONNECTED, NBD_THREADS, NBD_MAPPED_PAGES, NBD_EVTCHNS, NBD_NR };
+enum { NBD_VIFS, NBD_CONNECTED, NBD_THREADS, NBD_MAPPED_PAGES, NBD_EVTCHNS, NBD_WATCH_EVENTS,
+       NBD_WATCH_IGNORED, NBD_EVALS, NBD_RESCANS, NBD_ROUNDS, NBD_NR };
 static const char *const nbd_names[] = { "vifs", "connected", "threads", "mapped_pages",
+                                          "evtchns", "watch_events", "watch_ignored",
+                                          "vif_evals", "rescans", "rounds", NULL };
+/* Levels rather than counts (common/stats.h): the daemon's vifs, threads, mappings and event
+ * channels (not its watch counters), and a vif's queues and mapped pages. */
+static const char *const nbd_gauges[] = { "vifs", "connected", "threads", "mapped_pages",
                                           "evtchns", NULL };
+static const char *const nb_stat_gauges[] = { "queues", "mapped_pages", NULL };
 
-static void mark_dirty(void *arg, const char *path, const char *token)
+static struct nb_vif *vif_find(struct nb *nb, unsigned fe, unsigned devid)
+{
+    struct nb_vif *v = nb->vifs;
+    while (v && !(v->fe_domid == fe && v->devid == devid))
+        v = v->next;
+    return v;
+}
+
+/* A decimal id of len characters at s, at most max. */
+static bool parse_id_n(const char *s, size_t len, unsigned long max, unsigned *out)
+{
+    if (!len || len > 10)
+        return false;
+    unsigned long long x = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        x = x * 10 + (unsigned)(s[i] - '0');
+    }
+    if (x > max)
+        return false;
+    *out = (unsigned)x;
+    return true;
+}
+
+/* backend/vif: mark the vif an event names, or ask for a listing. */
+static void on_backend(void *arg, const char *path, const char *token)
 {
     struct nb *nb = arg;
-    (void)path;
+    size_t rl = strlen(nb->vif_dir);
     (void)token;
-    nb->dirty = true;
+    sx_stats_add(&nb->stats, NBD_WATCH_EVENTS, 1);
+    if (strncmp(path, nb->vif_dir, rl) || (path[rl] != '/' && path[rl] != '\0')) {
+        sx_stats_add(&nb->stats, NBD_WATCH_IGNORED, 1);   /* not ours: cannot happen */
+        return;
+    }
+    const char *fe_s = path + rl + (path[rl] == '/');
+    const char *dev_s = strchr(fe_s, '/');
+    if (path[rl] == '\0' || !dev_s) {
+        nb->dirty = true;
+        return;
+    }
+    dev_s++;
+    const char *key = strchr(dev_s, '/');
+    size_t dev_len = key ? (size_t)(key - dev_s) : strlen(dev_s);
+    unsigned fe, devid;
+    if (!parse_id_n(fe_s, (size_t)(dev_s - 1 - fe_s), DOMID_FIRST_RESERVED - 1, &fe) ||
+        !parse_id_n(dev_s, dev_len, 0xffff, &devid)) {
+        sx_stats_add(&nb->stats, NBD_WATCH_IGNORED, 1);   /* not a vif: the listing skips it */
+        return;
+    }
+    struct nb_vif *v = vif_find(nb, fe, devid);
+    if (v)
+        v->dirty = true;
+    if (!v || !key)
+        nb->dirty = true;
+}
+
+/* <fe>/state or <fe>/request-multicast-control of one vif (the token says which): that node
+ * itself marks the vif, a node below it is counted and dropped. */
+static void on_frontend(void *arg, const char *path, const char *token)
+{
+    struct nb_vif *v = arg;   /* valid: vif_free unwatches first, events look the token up */
+    const char *node = strcmp(token, v->tok_fe) ? "request-multicast-control" : "state";
+    size_t fl = strlen(v->fe_path);
+    sx_stats_add(&v->nb->stats, NBD_WATCH_EVENTS, 1);
+    if (strncmp(path, v->fe_path, fl) || path[fl] != '/' || strcmp(path + fl + 1, node)) {
+        sx_stats_add(&v->nb->stats, NBD_WATCH_IGNORED, 1);
+        return;
+    }
+    v->dirty = true;
 }
 
 static void daemon_stats(struct nb *nb)
@@ -87,9 +172,9 @@ static void queue_teardown(struct nb *nb, struct nb_queue *q)
     sx_back_ring_detach(&q->tx);
     sx_back_ring_detach(&q->rx);
     if (q->tx_mem && sx_ring_unmap(nb->gnt, q->tx_mem, 0) < 0)
-        sx_warn("unmap tx ring of q%u failed", q->id);
+        sx_warn("vif%u.%u q%u: unmap tx ring failed", q->vif->fe_domid, q->vif->devid, q->id);
     if (q->rx_mem && sx_ring_unmap(nb->gnt, q->rx_mem, 0) < 0)
-        sx_warn("unmap rx ring of q%u failed", q->id);
+        sx_warn("vif%u.%u q%u: unmap rx ring failed", q->vif->fe_domid, q->vif->devid, q->id);
     q->tx_mem = q->rx_mem = NULL;
     nb_queue_free(q);
 }
@@ -383,6 +468,63 @@ static void vif_free(struct nb_vif *v)
     free(v);
 }
 
+static void switch_state(struct nb_vif *v, enum xenbus_state s)
+{
+    if (v->be_state == s)
+        return;
+    int rc = sx_xenbus_switch_state(v->nb->xb, v->be_path, s);
+    if (rc < 0 && rc != -ENOENT)
+        sx_warn("vif%u.%u: switch to %s: %s", v->fe_domid, v->devid, sx_xenbus_state_name(s),
+                strerror(-rc));
+    v->be_state = s;
+}
+
+/* The world side's keys as libxl writes them (script, bridge, ip, gatewaydev, mac), parsed:
+ * -EINVAL with why naming the key and value. */
+static int read_world(struct nb_vif *v, struct sx_world *w, char *why, size_t whylen)
+{
+    struct sx_xenbus *xb = v->nb->xb;
+    char script[256] = "", bridge[64] = "", ip[512] = "", gw[64] = "", mac[32] = "";
+    struct { const char *key; char *buf; size_t len; } keys[] = {
+        { "script", script, sizeof(script) }, { "bridge", bridge, sizeof(bridge) },
+        { "ip", ip, sizeof(ip) }, { "gatewaydev", gw, sizeof(gw) }, { "mac", mac, sizeof(mac) },
+    };
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        int rc = sx_xenbus_read_str(xb, XBT_NULL, v->be_path, keys[i].key, keys[i].buf,
+                                    keys[i].len);
+        if (rc == -ENOENT) {
+            keys[i].buf[0] = '\0';
+        } else if (rc < 0) {
+            snprintf(why, whylen, "%s: unreadable or longer than %zu bytes", keys[i].key,
+                     keys[i].len - 1);
+            return rc == -ERANGE || rc == -E2BIG ? -EINVAL : rc;
+        }
+    }
+    const struct sx_world_keys k = { .script = script, .bridge = bridge, .ip = ip,
+                                     .gatewaydev = gw, .mac = mac, .domid = v->fe_domid,
+                                     .devid = v->devid };
+    return sx_world_parse(w, &k, v->nb->o.bridge_default, why, whylen);
+}
+
+/*
+ * A vif whose world side cannot be made: hotplug-error and hotplug-status=error (what Xen's
+ * hotplug scripts write on failure, which libxl reports and `splitxen create -w` waits for),
+ * the error node, and Closing (Linux's xenbus_dev_fatal), so the frontend gives up. The vif
+ * stays listed, failed, until the toolstack removes or re-adds it; nothing else is affected.
+ */
+static void vif_fail_probe(struct nb_vif *v, int rc, const char *why)
+{
+    struct sx_xenbus *xb = v->nb->xb;
+    char msg[300];
+    snprintf(msg, sizeof(msg), "%s", why && *why ? why : strerror(-rc));
+    sx_err("vif%u.%u: %s", v->fe_domid, v->devid, msg);
+    sx_xenbus_write(xb, XBT_NULL, v->be_path, "hotplug-error", msg);
+    sx_xenbus_write(xb, XBT_NULL, v->be_path, "hotplug-status", "error");
+    sx_xenbus_printf(xb, XBT_NULL, v->be_path, "error", "%d %s", -rc, msg);
+    v->failed = true;
+    switch_state(v, XenbusStateClosing);
+}
+
 static void vif_probe(struct nb *nb, unsigned fe, unsigned devid)
 {
     struct nb_vif *v = calloc(1, sizeof(*v));
@@ -396,6 +538,7 @@ static void vif_probe(struct nb *nb, unsigned fe, unsigned devid)
     nb_mcast_init(&v->mcast);
     pthread_mutex_init(&v->hash.lock, NULL);
     v->ctrl.stopfd = -1;
+    v->dirty = true;
     v->next = nb->vifs;
     nb->vifs = v;   /* listed even if probing fails, so it is not retried on every scan */
     sx_xenbus_backend_path(v->be_path, sizeof(v->be_path), nb->o.domid, "vif", fe, devid);
@@ -407,10 +550,6 @@ static void vif_probe(struct nb *nb, unsigned fe, unsigned devid)
          * is half-removed or not ours. Build the conventional path. */
         sx_xenbus_frontend_path(v->fe_path, sizeof(v->fe_path), fe, "vif", devid);
     }
-    char bridge[IFNAMSIZ] = "";
-    rc = sx_xenbus_read_str(nb->xb, XBT_NULL, v->be_path, "bridge", bridge, sizeof(bridge));
-    if (rc < 0 || !bridge[0])
-        snprintf(bridge, sizeof(bridge), "%s", nb->o.bridge_default);
     uint64_t qmax = 0;
     v->max_queues = nb->ncpus < NB_MAX_QUEUES ? nb->ncpus : NB_MAX_QUEUES;
     if (sx_xenbus_read_uint(nb->xb, XBT_NULL, v->be_path, "queues", 1, NB_MAX_QUEUES, &qmax) == 0)
@@ -428,24 +567,27 @@ static void vif_probe(struct nb *nb, unsigned fe, unsigned devid)
         v->rate_bytes = v->rate_usecs = 0;
     }
 
-    if ((rc = sx_stats_create(&v->stats, "vif", fe, devid, nb_stat_names)) < 0)
+    if ((rc = sx_stats_create_with_gauges(&v->stats, "vif", fe, devid, nb_stat_names,
+                                          nb_stat_gauges)) < 0)
         sx_warn("vif%u.%u: stats file: %s", fe, devid, strerror(-rc));
 
-    char name[IFNAMSIZ];
+    char name[IFNAMSIZ], world[160], why[256] = "";
     snprintf(name, sizeof(name), "vif%u.%u", fe, devid);
+    struct sx_world w;
+    if ((rc = read_world(v, &w, why, sizeof(why))) < 0) {
+        vif_fail_probe(v, rc, why);
+        return;
+    }
+    sx_world_describe(&w, world, sizeof(world));
     static const uint8_t mac[6] = { 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff };
     const struct sx_netdev_config nc = { .name = name, .nqueues = v->max_queues, .mac = mac,
-                                         .mtu = (unsigned)mtu, .bridge = bridge,
+                                         .mtu = (unsigned)mtu, .world = &w, .err = why,
+                                         .errlen = sizeof(why),
                                          .per_frame_io = nb->o.per_frame_io,
                                          .kind = nb->o.world_kind };
     if ((rc = sx_netdev_open(&v->nd, &nc)) < 0) {
-        sx_err("vif%u.%u: create %s on bridge %s: %s", fe, devid, name, bridge,
-               strerror(-rc));
-        sx_xenbus_printf(nb->xb, XBT_NULL, v->be_path, "hotplug-error",
-                         "cannot create %s: %s", name, strerror(-rc));
-        sx_xenbus_write(nb->xb, XBT_NULL, v->be_path, "hotplug-status", "error");
         v->nd = NULL;
-        v->failed = true;
+        vif_fail_probe(v, rc, why);
         return;
     }
     if ((rc = write_features(v)) < 0 ||
@@ -457,13 +599,13 @@ static void vif_probe(struct nb *nb, unsigned fe, unsigned devid)
     snprintf(v->tok_fe, sizeof(v->tok_fe), "nb-fe-%u-%u", fe, devid);
     char fe_state[200];
     snprintf(fe_state, sizeof(fe_state), "%s/state", v->fe_path);
-    if (sx_xenbus_watch(nb->xb, fe_state, v->tok_fe, mark_dirty, nb) == 0)
+    if (sx_xenbus_watch(nb->xb, fe_state, v->tok_fe, on_frontend, v) == 0)
         v->watching_fe = true;
     /* feature-dynamic-multicast-control: the frontend may flip request-multicast-control
      * while connected (Linux xen_mcast_ctrl_changed) */
     snprintf(v->tok_mc, sizeof(v->tok_mc), "nb-mc-%u-%u", fe, devid);
     snprintf(fe_state, sizeof(fe_state), "%s/request-multicast-control", v->fe_path);
-    if (sx_xenbus_watch(nb->xb, fe_state, v->tok_mc, mark_dirty, nb) == 0)
+    if (sx_xenbus_watch(nb->xb, fe_state, v->tok_mc, on_frontend, v) == 0)
         v->watching_mc = true;
     /* A restarted backend finds its vif Connected with a live, Connected frontend: reconnect
      * to the rings it published without a state change (a frontend never expects Connected
@@ -474,26 +616,15 @@ static void vif_probe(struct nb *nb, unsigned fe, unsigned devid)
         sx_xenbus_read_state(nb->xb, XBT_NULL, v->fe_path, &fs) == 0 &&
         fs == XenbusStateConnected) {
         v->be_state = XenbusStateInitWait;   /* vif_eval connects and keeps Connected */
-        sx_info("vif%u.%u: %s on %s: frontend already connected, reconnecting", fe, devid,
-                name, bridge);
+        sx_info("vif%u.%u: %s, %s: frontend already connected, reconnecting", fe, devid,
+                name, world);
         return;
     }
     rc = sx_xenbus_switch_state(nb->xb, v->be_path, XenbusStateInitWait);
     if (rc == 0)
         v->be_state = XenbusStateInitWait;
-    sx_info("vif%u.%u: %s on %s, up to %u queue(s), InitWait", fe, devid, name, bridge,
+    sx_info("vif%u.%u: %s, %s, up to %u queue(s), InitWait", fe, devid, name, world,
             v->max_queues);
-}
-
-static void switch_state(struct nb_vif *v, enum xenbus_state s)
-{
-    if (v->be_state == s)
-        return;
-    int rc = sx_xenbus_switch_state(v->nb->xb, v->be_path, s);
-    if (rc < 0 && rc != -ENOENT)
-        sx_warn("vif%u.%u: switch to %s: %s", v->fe_domid, v->devid, sx_xenbus_state_name(s),
-                strerror(-rc));
-    v->be_state = s;
 }
 
 /* Level-triggered: bring the vif in line with xenstore. Returns true when it should be freed. */
@@ -539,7 +670,11 @@ static bool vif_eval(struct nb_vif *v)
         break;
     case XenbusStateInitialising:
     case XenbusStateInitWait:
-        if (v->be_state == XenbusStateClosed || v->be_state == XenbusStateClosing) {
+        /* After Closed: prepare for a reconnect. While connected: a frontend starting over
+         * (kexec, a reboot in the same domain, or Closed and Initialising read as one change)
+         * has left the rings we map: let go of them too. */
+        if (v->be_state == XenbusStateClosed || v->be_state == XenbusStateClosing ||
+            v->connected) {
             vif_disconnect(v);
             v->failed = false;
             switch_state(v, XenbusStateInitWait);
@@ -616,9 +751,7 @@ static void scan(struct nb *nb)
             unsigned long dev = strtoul(devs[j], &end, 10);
             if (*end || end == devs[j] || dev > 0xffff)
                 continue;
-            struct nb_vif *v = nb->vifs;
-            while (v && !(v->fe_domid == fe && v->devid == dev))
-                v = v->next;
+            struct nb_vif *v = vif_find(nb, (unsigned)fe, (unsigned)dev);
             if (v) {
                 v->gone = false;
                 continue;
@@ -636,19 +769,30 @@ static void scan(struct nb *nb)
     free(fes);
 }
 
+/* Evaluate the vifs an event named (each once), free those that are gone. */
 static void sweep(struct nb *nb)
 {
     struct nb_vif **pp = &nb->vifs;
+    bool changed = false;
     while (*pp) {
         struct nb_vif *v = *pp;
-        if (v->gone || vif_eval(v)) {
+        bool gone = v->gone;
+        if (!gone && v->dirty) {
+            v->dirty = false;   /* an event from here on marks it again */
+            sx_stats_add(&nb->stats, NBD_EVALS, 1);
+            gone = vif_eval(v);
+            changed = true;
+        }
+        if (gone) {
             *pp = v->next;
             vif_free(v);
+            changed = true;
             continue;
         }
         pp = &v->next;
     }
-    daemon_stats(nb);
+    if (changed)
+        daemon_stats(nb);
 }
 
 /* ---------------------------------------------------------------- daemon */
@@ -678,9 +822,10 @@ int nb_open(struct nb **out, const struct nb_opts *o)
         goto fail;
     }
     snprintf(nb->vif_dir, sizeof(nb->vif_dir), "/local/domain/%u/backend/vif", o->domid);
-    if ((rc = sx_stats_create(&nb->stats, "netback", o->domid, 0, nbd_names)) < 0)
+    if ((rc = sx_stats_create_with_gauges(&nb->stats, "netback", o->domid, 0, nbd_names,
+                                          nbd_gauges)) < 0)
         sx_warn("daemon stats file: %s", strerror(-rc));
-    if ((rc = sx_xenbus_watch(nb->xb, nb->vif_dir, "nb-vifs", mark_dirty, nb)) < 0) {
+    if ((rc = sx_xenbus_watch(nb->xb, nb->vif_dir, "nb-vifs", on_backend, nb)) < 0) {
         sx_err("watch %s: %s", nb->vif_dir, strerror(-rc));
         goto fail;
     }
@@ -701,9 +846,11 @@ int nb_step(struct nb *nb, int timeout_ms)
     }
     if (nb->dirty) {
         nb->dirty = false;
-        scan(nb);
+        sx_stats_add(&nb->stats, NBD_RESCANS, 1);
+        scan(nb);   /* new vifs come marked */
     }
     sweep(nb);
+    sx_stats_add(&nb->stats, NBD_ROUNDS, 1);   /* after the evaluations: tests wait for it */
     return 0;
 }
 

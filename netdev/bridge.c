@@ -1,8 +1,9 @@
 /*
- * netdev kind "bridge": a multi-queue TAP (tap.c) on a Linux bridge, as xl's vif-bridge sets a
- * vif up. One TAP queue fd per netdev queue, each with its batched I/O handle (sx_tap_io): a
- * burst is one io_uring submission (or, with per_frame_io or without io_uring, a read or write
- * a frame), and rx_ready knows without a system call whether a read can find anything.
+ * netdev kind "bridge": a multi-queue TAP (tap.c), joined to its world by world.c (a Linux
+ * or Open vSwitch bridge, a route, a NAT: see world.h). One TAP queue fd per netdev queue, each
+ * with its batched I/O handle (sx_tap_io): a burst is one io_uring submission (or, with
+ * per_frame_io or without io_uring, a read or write a frame), and rx_ready knows without a
+ * system call whether a read can find anything. Every world goes through the same bursts.
  */
 #define SX_LOG_MODULE "netdev"
 #include "netdev/netdev_impl.h"
@@ -40,7 +41,7 @@ static void bridge_close(struct sx_netdev *nd)
 static int bridge_open(struct sx_netdev *nd, const struct sx_netdev_config *cfg)
 {
     struct sx_tap_config tc = { .name = cfg->name, .nqueues = cfg->nqueues, .mac = cfg->mac,
-                                .mtu = cfg->mtu, .bridge = cfg->bridge, .up = true };
+                                .mtu = cfg->mtu, .up = true };
     struct bridge *b = calloc(1, sizeof(*b));
     if (!b)
         return -ENOMEM;
@@ -52,6 +53,13 @@ static int bridge_open(struct sx_netdev *nd, const struct sx_netdev_config *cfg)
     if (rc < 0)
         bridge_close(nd);
     return rc;
+}
+
+static int bridge_attach(struct sx_netdev *nd, const struct sx_world *w, char *err,
+                         size_t errlen)
+{
+    return sx_netdev_link_attach(nd, w, sx_tap_name(((struct bridge *)nd->priv)->tap), err,
+                                 errlen);
 }
 
 static int bridge_set_queues(struct sx_netdev *nd, unsigned n)
@@ -147,6 +155,8 @@ const struct sx_netdev_ops sx_netdev_bridge_ops = {
     .kind = "bridge",
     .open = bridge_open,
     .close = bridge_close,
+    .attach = bridge_attach,
+    .detach = sx_netdev_link_detach,
     .set_queues = bridge_set_queues,
     .set_offloads = bridge_set_offloads,
     .poll_fd = bridge_poll_fd,

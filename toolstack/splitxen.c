@@ -3,7 +3,8 @@
  *
  *   splitxen up [--dom0-mem MiB]        start splitxen-core (with xenstored) in $SPLITXEN_RUN
  *   splitxen down                        stop it
- *   splitxen create FILE.cfg [-p]        create a domain from an xl.cfg (-p: leave it paused)
+ *   splitxen create FILE.cfg [-p] [-w]   create a domain from an xl.cfg (-p: leave it paused,
+ *                                        -w: wait until its backends connect)
  *   splitxen list
  *   splitxen destroy NAME|ID
  *   splitxen console NAME|ID [-f]     an HVM domain's serial output (its device model's log)
@@ -32,8 +33,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -48,30 +51,38 @@
 #include "toolstack/layout.h"
 #include "toolstack/top.h"
 #include "toolstack/xlcfg.h"
+#include "version.h"
 
 #define MAX_DOMAINS 1024
 
 static const char *prog = "splitxen";
 
-static void die_usage(void)
+/* help: to stdout, status 0; a usage error: to stderr, status 2. */
+static void usage_exit(FILE *f, int status)
 {
-    fprintf(stderr,
+    fprintf(f,
             "usage: splitxen COMMAND [ARGS]\n"
+            "       splitxen --help | --version\n"
             "  up [--dom0-mem MiB]            start splitxen-core in $SPLITXEN_RUN (%s)\n"
             "  down                           stop it\n"
-            "  create FILE.cfg [-p]           create a domain (-p: leave it paused)\n"
+            "  create FILE.cfg [-p] [-w]      create a domain (-p: leave it paused;\n"
+            "                                 -w: wait for its backends to connect)\n"
             "  list                           list domains\n"
-            "  top [--batch|--json] [-d S] [-n N]  live view of domains, vbds and vifs\n"
+            "  top [--batch|--json|--prometheus [--textfile DIR]] [-d S] [-n N]\n"
+            "                                 domains, vbds and vifs: live, or for scripts\n"
+            "                                 (splitxen top --help)\n"
             "  destroy NAME|ID                destroy a domain and remove its xenstore nodes\n"
             "  console NAME|ID [-f]           show (-f: follow) an HVM domain's serial output\n"
             "  pause NAME|ID / unpause NAME|ID\n"
-            "  block-attach DOM SPEC          attach a disk (xl-disk-configuration syntax)\n"
+            "  block-attach DOM SPEC [-w]     attach a disk (xl-disk-configuration syntax)\n"
             "  block-detach DOM VDEV          detach a disk\n"
-            "  network-attach DOM SPEC        attach a vif (xl-network-configuration syntax)\n"
+            "  network-attach DOM SPEC [-w]   attach a vif (xl-network-configuration syntax)\n"
             "  network-detach DOM DEVID|MAC   detach a vif\n",
             sx_run_dir());
-    exit(2);
+    exit(status);
 }
+
+static void die_usage(void) { usage_exit(stderr, 2); }
 
 static long env_long(const char *name, long def, long min, long max)
 {
@@ -295,7 +306,8 @@ static void run_file(char *buf, size_t len, const char *name)
     snprintf(buf, len, "%s/%s", sx_run_dir(), name);
 }
 
-/* A program installed next to this one (build/bin), else from PATH; env overrides. */
+/* A program installed next to this one (build/bin), else in ../sbin beside it (an installed
+ * /usr/bin/splitxen finds /usr/sbin/splitxen-dm), else from PATH; env overrides. */
 static int sibling_bin(char *buf, size_t len, const char *name, const char *env)
 {
     const char *e = getenv(env);
@@ -312,6 +324,9 @@ static int sibling_bin(char *buf, size_t len, const char *name, const char *env)
             *slash = '\0';
             if (snprintf(buf, len, "%s/%s", self, name) < (int)len && access(buf, X_OK) == 0)
                 return 0;
+            if (snprintf(buf, len, "%s/../sbin/%s", self, name) < (int)len &&
+                access(buf, X_OK) == 0)
+                return 0;
         }
     }
     snprintf(buf, len, "%s", name);   /* from PATH */
@@ -321,6 +336,56 @@ static int sibling_bin(char *buf, size_t len, const char *name, const char *env)
 static int core_bin(char *buf, size_t len)
 {
     return sibling_bin(buf, len, "splitxen-core", "SPLITXEN_CORE_BIN");
+}
+
+/* Wait for the device model started as pid to be ready (READY=1 on ns) before the domain
+ * runs, as xl waits for its device model: a device model that cannot start (bad image, bad
+ * option, missing binary) fails the create with its exit status. Without a notify socket
+ * (ns < 0), a short grace period stands in for READY. Closes ns. pid or -errno. */
+static pid_t dm_wait_ready(pid_t pid, int ns, int domid, const char *logf)
+{
+    const char *t = getenv("SPLITXEN_DM_START_TIMEOUT");
+    uint64_t limit_ms = t && *t ? strtoull(t, NULL, 10) * 1000 : 30000;
+    uint64_t end = sx_now_ms() + (ns >= 0 ? limit_ms : 200);
+    int rc = ns >= 0 ? -ETIMEDOUT : 0;
+    for (;;) {
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            fprintf(stderr, "%s: splitxen-dm for domain %d exited at start (status %d); see %s\n",
+                    prog, domid, WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st), logf);
+            rc = -EIO;
+            break;
+        }
+        uint64_t now = sx_now_ms();
+        if (now >= end)
+            break;
+        if (ns < 0) {
+            usleep(10000);
+            continue;
+        }
+        struct pollfd p = { .fd = ns, .events = POLLIN };
+        uint64_t left = end - now;
+        if (poll(&p, 1, left < 50 ? (int)left : 50) > 0) {
+            char msg[512];
+            ssize_t n = recv(ns, msg, sizeof(msg) - 1, MSG_DONTWAIT);
+            if (n > 0) {
+                msg[n] = '\0';
+                if (!strncmp(msg, "READY=1", 7) || strstr(msg, "\nREADY=1")) {
+                    rc = 0;
+                    break;
+                }
+            }
+        }
+    }
+    if (ns >= 0)
+        close(ns);
+    if (rc == -ETIMEDOUT) {
+        fprintf(stderr, "%s: splitxen-dm for domain %d not ready after %" PRIu64 " s; see %s\n",
+                prog, domid, limit_ms / 1000, logf);
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+    return rc < 0 ? rc : pid;
 }
 
 /*
@@ -376,9 +441,34 @@ static pid_t start_dm(int domid, const struct sx_domcfg *cfg)
         }
     }
     args[a] = NULL;
+    /* The device model says READY=1 (systemd's notify protocol) once its ioreq server is
+     * enabled: a datagram socket of our own, autobound in the abstract namespace, is its
+     * $NOTIFY_SOCKET. */
+    char notify_env[64] = "";
+    int ns = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (ns >= 0) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        socklen_t sl = sizeof(sa);
+        if (bind(ns, (struct sockaddr *)&sa, sizeof(sa_family_t)) < 0 ||
+            getsockname(ns, (struct sockaddr *)&sa, &sl) < 0 ||
+            sl <= offsetof(struct sockaddr_un, sun_path) + 1 ||
+            sl - offsetof(struct sockaddr_un, sun_path) - 1 >= sizeof(notify_env) - 1) {
+            close(ns);
+            ns = -1;
+        } else {
+            size_t n = sl - offsetof(struct sockaddr_un, sun_path) - 1;
+            notify_env[0] = '@';
+            memcpy(notify_env + 1, sa.sun_path + 1, n);
+            notify_env[n + 1] = '\0';
+        }
+    }
     pid_t pid = fork();
     if (pid == 0) {
         setsid();
+        if (ns >= 0)
+            setenv("NOTIFY_SOCKET", notify_env, 1);
+        else
+            unsetenv("NOTIFY_SOCKET");
         int fd = open(logf, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
         int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
         if (fd >= 0) {
@@ -396,19 +486,12 @@ static pid_t start_dm(int domid, const struct sx_domcfg *cfg)
         free(owned[i]);
     free(owned);
     free(args);
-    if (pid < 0)
+    if (pid < 0) {
+        if (ns >= 0)
+            close(ns);
         return -err;
-    /* A device model that cannot start (bad image, missing binary) fails the create. */
-    for (int i = 0; i < 20; i++) {
-        int st;
-        if (waitpid(pid, &st, WNOHANG) == pid) {
-            fprintf(stderr, "%s: splitxen-dm for domain %d exited at start (status %d); see %s\n",
-                    prog, domid, WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st), logf);
-            return -EIO;
-        }
-        usleep(10000);
     }
-    return pid;
+    return dm_wait_ready(pid, ns, domid, logf);
 }
 
 static bool core_alive(void)
@@ -1117,7 +1200,9 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "network-detach"))
         return cmd_network_detach(argc, argv);
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h"))
-        die_usage();
+        usage_exit(stdout, 0);
+    if (!strcmp(cmd, "--version") || !strcmp(cmd, "version"))
+        return sx_print_version("splitxen");
     fprintf(stderr, "%s: unknown command '%s'\n", prog, cmd);
     die_usage();
 }

@@ -42,6 +42,7 @@
 #include "netdev/nl.h"
 #include "netdev/tap.h"
 #include "ring/ring.h"
+#include "version.h"
 
 #define TX_READS 32      /* frames one TAP read burst may take (pages permitting) */
 #define RX_BATCH 32      /* frames one TAP write burst carries */
@@ -360,6 +361,7 @@ static void usage(FILE *f)
             "         [--queues Q] [--mtu M] [--stats] [--no-sg] [--no-gso] [--no-csum]\n"
             "         [--single-evtchn] [--tap-io batched|per-frame] [--timeout S]\n"
             "         [--platform sim|xen] [--core SOCK]\n"
+            "       splitxen-tapfront --help | --version\n"
             "Acts as guest domain N, connects its vif D (default 0) and gives namespace NAME\n"
             "(created if missing) an eth0 with the vif's MAC and address A.B.C.D/P.\n"
             "Runs until SIGTERM/SIGINT; SIGUSR1 prints counters (--stats: also at exit).\n");
@@ -408,6 +410,7 @@ static int parse_args(int argc, char **argv, struct tf_args *a)
         { "platform", required_argument, NULL, 'p' },
         { "core", required_argument, NULL, 'c' },
         { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
         { 0 },
     };
     int c;
@@ -435,6 +438,7 @@ static int parse_args(int argc, char **argv, struct tf_args *a)
         case 'p': a->platname = optarg; break;
         case 'c': a->core = optarg; break;
         case 'h': usage(stdout); return 0;
+        case 'V': return sx_print_version("splitxen-tapfront");
         default: usage(stderr); return 2;
         }
         if (bad) {

@@ -12,6 +12,7 @@
  *   splitxen-pktgen --domid N [--devid D] [--queues Q] [--size BYTES] [--seconds S]
  *                   [--tx] [--rx] [--dst MAC] [--tag T] [--count N] [--json]
  *                   [--timeout S] [--platform sim|xen] [--core SOCK]
+ *   splitxen-pktgen --help | --version
  *
  * Frames (frame.h, the same as bench/net's splitxen-bench-afpkt): IPv4/UDP between
  * documentation addresses, Ethernet dst --dst (default broadcast), src the vif's MAC, the
@@ -42,6 +43,7 @@
 #include "log.h"
 #include "parse.h"
 #include "ring/ring.h"
+#include "version.h"
 
 #define PG_BURST 64u              /* frames queued (or counted) per round */
 
@@ -214,6 +216,7 @@ static void usage(FILE *f)
             "usage: splitxen-pktgen --domid N [--devid D] [--queues Q] [--size BYTES]\n"
             "         [--seconds S] [--tx] [--rx] [--dst MAC] [--tag T] [--count N]\n"
             "         [--json] [--timeout S] [--platform sim|xen] [--core SOCK]\n"
+            "       splitxen-pktgen --help | --version\n"
             "Acts as guest domain N on its vif D: --tx keeps the tx ring full of BYTES-byte\n"
             "frames (60..4096, default 64), --rx counts the frames that arrive (both without\n"
             "either), for S seconds (default 5); then prints frames and rates.\n");
@@ -233,6 +236,7 @@ static int parse_args(int argc, char **argv, struct pg_opts *o)
         { "json", no_argument, NULL, 'j' },          { "timeout", required_argument, NULL, 't' },
         { "platform", required_argument, NULL, 'p' }, { "core", required_argument, NULL, 'c' },
         { "count", required_argument, NULL, 'n' },  { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
         { 0 },
     };
     int c;
@@ -259,6 +263,7 @@ static int parse_args(int argc, char **argv, struct pg_opts *o)
         case 'p': o->platname = optarg; break;
         case 'c': o->core = optarg; break;
         case 'h': usage(stdout); return 0;
+        case 'V': return sx_print_version("splitxen-pktgen");
         default: usage(stderr); return 2;
         }
         if (bad) {
