@@ -38,11 +38,12 @@ SX_RING_CHECK_TYPES(netif_rx_request_t, netif_rx_response_t);
                                             of 64 KiB, hundreds of small ones) */
 #define NB_TX_PKT_MAX (SX_NETDEV_HDR_LEN + 65536u)
 #define NB_TXQ (2u * 256u)               /* copied-but-unparsed tx requests */
-#define NB_RX_BATCH 32u                  /* frames per rx batch (and the rx backlog bound) */
+#define NB_RX_BATCH 64u                  /* frames per rx batch at most (and the rx backlog
+                                            bound; rx_nbuf: what a queue's buffers allow) */
 #define NB_RX_FRAME_MAX (SX_NETDEV_HDR_LEN + 65536u + 4096u)
 /* Bytes of rx frame buffers a queue may hold: a frontend that takes GSO gets as many buffers of
  * NB_RX_FRAME_MAX as fit (15: its 256-slot ring holds no more 64 KiB frames anyway), one that
- * does not NB_RX_BATCH buffers of its MTU's frames (nb_rx_frame_cap). */
+ * does not NB_RX_BATCH buffers of its MTU's frames (rx_frame_cap in netback.c). */
 #define NB_RX_BUDGET (1u << 20)
 #define NB_RX_SEGS (NB_RX_BATCH * 18u)
 #define NB_RXQ 256u                      /* rx requests held (power of two) */
@@ -208,7 +209,7 @@ struct nb_rxframe {                      /* a frame from the world side */
  * Inboxes exist only for a vif with more than one queue and a ctrl ring (nothing else can set
  * an algorithm), allocated at connect time.
  */
-#define NB_STEER_SLOTS NB_RX_BATCH       /* frames an inbox holds (power of two) */
+#define NB_STEER_SLOTS 32u               /* frames an inbox holds (power of two) */
 struct nb_steer {
     pthread_mutex_t lock;
     atomic_uint count;                   /* full slots, from head (written under lock) */

@@ -1,16 +1,17 @@
 /*
  * netback rx data path (world -> guest).
  *
- * Frames are read from the world side's queue (netdev/: vnet header + frame, one burst) into
- * rx_nbuf preallocated buffers (sized for the frontend's features: nb_queue_alloc), converted once (flags, GSO extra, software checksum when
- * the frontend cannot take a partial one), and grant-copied into the frontend's posted rx
+ * Frames are read from the world side's queue (netdev/: vnet header + frame, one burst, only
+ * when the world side says frames may wait) into rx_nbuf preallocated buffers (sized for the
+ * frontend's features: nb_queue_alloc), converted once (flags, GSO extra, software checksum
+ * when the frontend cannot take a partial one), and grant-copied into the frontend's posted rx
  * buffers packed as Linux does: slot 0 = first page of data (+ NETRXF_extra_info), then the
  * GSO extra, then the remaining pages, NETRXF_more_data on every data slot but the last. One
  * sx_gnt_copy and one push per batch.
  *
- * Backlog: at most rx_nbuf (<= NB_RX_BATCH) frames are held. When the frontend has not posted enough
- * buffers for the next frame, the world side is not read any more (rx_need_slots) until it
- * does: the world's own queue (a TAP's txqueuelen) then drops and counts, our memory never
+ * Backlog: at most rx_nbuf (<= NB_RX_BATCH) frames are held. When the frontend has not posted
+ * enough buffers for the next frame, the world side is not read any more (rx_need_slots) until
+ * it does: the world's own queue (a TAP's txqueuelen) then drops and counts, our memory never
  * grows. A batch is built (frames staged as copy segments and responses) and then submitted
  * (one grant copy, one push), as Linux's xenvif_rx_skb and xenvif_rx_copy_flush.
  *

@@ -99,9 +99,9 @@ static inline unsigned sx_tap_offload_for(bool csum, bool gso_tcpv4, bool gso_tc
  *
  * The ring belongs to the thread that uses the handle (io_uring's DEFER_TASKRUN has one
  * submitter): it is set up by the first burst, and set up again if the handle moves to another
- * thread. That thread calls sx_tap_io_release before it goes (or close, if it owns the handle):
- * only then does nothing of the ring hold the TAP when the call returns (a ring dropped from
- * another thread is torn down later by the kernel, the TAP with it).
+ * thread; sx_tap_io_release lets the thread tear its ring down before it goes. Nothing of a
+ * ring holds the TAP beyond a burst (the poll watches an epoll set holding the fd): the TAP
+ * goes when its fds close, even when the process is killed.
  *
  * Where io_uring is missing or refused, or the TAP cannot do RWF_NOWAIT, or SX_TAP_IO_SYSCALLS
  * is asked for, the same calls fall back to one readv/writev per frame (rx_ready always true);

@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -17,9 +18,9 @@
 
 struct sx_tap_io {
     int fd;
+    int epfd;              /* an epoll set holding fd: what the ring's poll watches */
     bool syscalls;         /* SX_TAP_IO_SYSCALLS, or io_uring refused: never a ring */
     bool uring;            /* the ring below is set up (by thread `owner`) */
-    bool fixed;            /* fd registered as fixed file 0 */
     bool hint;             /* the ring can tell of new frames (DEFER_TASKRUN + TASKRUN_FLAG) */
     bool polling;          /* the multishot poll on fd is armed */
     bool drained;          /* the last read burst found the queue empty, and no wake since */
@@ -46,6 +47,7 @@ int sx_tap_io_open(struct sx_tap_io **out, int fd, unsigned flags)
     if (!io)
         return -ENOMEM;
     io->fd = fd;
+    io->epfd = -1;
     io->rhint = 1;
     io->syscalls = flags & SX_TAP_IO_SYSCALLS;
     *out = io;
@@ -53,15 +55,16 @@ int sx_tap_io_open(struct sx_tap_io **out, int fd, unsigned flags)
 }
 
 /* Arm the multishot poll that tells sx_tap_io_rx_ready about new frames (submitted with the
- * next burst). */
+ * next burst). It watches the epoll set, not the TAP: a request holds its file until the ring
+ * lets it go, and a ring's teardown is deferred to a kernel worker (for a process that dies,
+ * or a ring dropped from another thread), while an epoll set holds no reference on the files
+ * in it: the TAP goes as soon as its fds close. */
 static void arm_poll(struct sx_tap_io *io)
 {
     struct io_uring_sqe *sqe = io_uring_get_sqe(&io->ring);
     if (!sqe)
         return;
-    io_uring_prep_poll_multishot(sqe, io->fixed ? 0 : io->fd, POLLIN);
-    if (io->fixed)
-        sqe->flags |= IOSQE_FIXED_FILE;
+    io_uring_prep_poll_multishot(sqe, io->epfd, POLLIN);
     io_uring_sqe_set_data64(sqe, POLL_TAG);
     io->polling = true;
 }
@@ -86,20 +89,24 @@ static int ring_setup(struct sx_tap_io *io)
         return rc;
     io->uring = true;
     io->owner = self_tid();
-    io->fixed = io_uring_register_files(&io->ring, &io->fd, 1) == 0;
     io->drained = false;
     io->polling = false;
-    io->hint = hint;
-    if (hint)
-        arm_poll(io);
+    io->hint = false;
+    if (hint) {
+        struct epoll_event ev = { .events = EPOLLIN };
+        io->epfd = epoll_create1(EPOLL_CLOEXEC);
+        if (io->epfd >= 0 && epoll_ctl(io->epfd, EPOLL_CTL_ADD, io->fd, &ev) == 0) {
+            io->hint = true;
+            arm_poll(io);
+        }
+    }
     return 0;
 }
 
-/* Tear the ring down from its own thread: the poll is removed and the file unregistered before
- * the ring goes, so nothing of the ring holds the TAP any more when this returns (the ring's
- * own teardown runs later in a kernel worker: a TAP it still referenced would outlive its
- * close, its name taken). From another thread that cannot be done (one submitter): the ring
- * is dropped as it is. */
+/* Tear the ring down. From its own thread the poll is removed first (from another one that
+ * cannot be done: one submitter; the kernel's deferred teardown does it). Either way nothing
+ * of the ring holds the TAP: requests name it only while a burst runs, the poll watches the
+ * epoll set. */
 static void ring_teardown(struct sx_tap_io *io)
 {
     if (!io->uring)
@@ -117,11 +124,12 @@ static void ring_teardown(struct sx_tap_io *io)
                 } while (rc == -EINTR);
             }
         }
-        if (io->fixed)
-            io_uring_unregister_files(&io->ring);
     }
     io_uring_queue_exit(&io->ring);
-    io->uring = io->fixed = io->polling = io->hint = false;
+    if (io->epfd >= 0)
+        close(io->epfd);
+    io->epfd = -1;
+    io->uring = io->polling = io->hint = false;
 }
 
 void sx_tap_io_release(struct sx_tap_io *io)
@@ -187,13 +195,10 @@ static int uring_burst(struct sx_tap_io *io, struct sx_tap_frame *f, unsigned n,
         struct io_uring_sqe *sqe = io_uring_get_sqe(r);
         if (!sqe)
             return -EBUSY;   /* cannot happen: n <= entries - 2 and every call drains */
-        int fd = io->fixed ? 0 : io->fd;
         if (wr)
-            io_uring_prep_writev(sqe, fd, f[i].iov, f[i].niov, 0);
+            io_uring_prep_writev(sqe, io->fd, f[i].iov, f[i].niov, 0);
         else
-            io_uring_prep_readv(sqe, fd, f[i].iov, f[i].niov, 0);
-        if (io->fixed)
-            sqe->flags |= IOSQE_FIXED_FILE;
+            io_uring_prep_readv(sqe, io->fd, f[i].iov, f[i].niov, 0);
         sqe->rw_flags = RWF_NOWAIT;
         io_uring_sqe_set_data64(sqe, i);
         f[i].res = -EINPROGRESS;

@@ -291,7 +291,8 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-    struct opts o = { .size = 64, .seconds = 5, .threads = 1, .tag = 0x5a5a0001, .dst = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff },
+    struct opts o = { .size = 64, .seconds = 5, .threads = 1, .tag = 0x5a5a0001,
+                      .dst = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff },
                       .src = { 0x02, 0, 0, 0, 0, 1 } };
     if (argc < 2 || (strcmp(argv[1], "tx") && strcmp(argv[1], "rx"))) {
         usage(stderr);
@@ -312,7 +313,10 @@ int main(int argc, char **argv)
         bool bad = false;
         switch (c) {
         case 'i': o.ifname = optarg; break;
-        case 's': o.size = strtoul(optarg, &end, 0); bad = *end || o.size < SX_PKTGEN_MIN || o.size > 4000; break;
+        case 's':
+            o.size = strtoul(optarg, &end, 0);
+            bad = *end || o.size < SX_PKTGEN_MIN || o.size > 4000;
+            break;
         case 'S': o.seconds = strtoul(optarg, &end, 0); bad = *end || !o.seconds; break;
         case 'd': bad = parse_mac(optarg, o.dst) < 0; break;
         case 'r': bad = parse_mac(optarg, o.src) < 0; break;

@@ -8,8 +8,9 @@
  * `ip netns` way, moving a TAP into a netns as eth0 with 192.0.2.2/24, creating one there
  * directly; frames with vnet headers both ways between the TAP fd and a veth on the bridge
  * (AF_PACKET), GSO kept or segmented by TUNSETOFFLOAD; batched TAP I/O (sx_tap_io) both ways
- * and a GSO super-frame written through it segmented on the wire; and a guest namespace's kernel talking
- * UDP through its eth0 TAP with this test playing the wire (ARP, checksum offload both ways).
+ * and a GSO super-frame written through it segmented on the wire; and a guest namespace's
+ * kernel talking UDP through its eth0 TAP with this test playing the wire (ARP, checksum
+ * offload both ways).
  */
 #include "netdev/netdev.h"
 #include "netdev/nl.h"
@@ -29,6 +30,8 @@
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <signal.h>
 #include <unistd.h>
 
 static struct sx_nl *nl;
@@ -795,6 +798,61 @@ static void test_tap_io_gso_superframe_segments(void)
     rig_down(&r);
 }
 
+/* A process killed while its batched I/O handle has a ring (the multishot poll armed, as a
+ * netback queue thread's is between bursts) takes its TAP with it: the device is gone once
+ * the process is, so a restarted netback can create it again at once. (The kernel tears a
+ * dead process's io_uring down later, in a worker: a ring that held the TAP's file, by a
+ * poll on it or a registered file, kept the device alive for a while after its process.)
+ * Five rounds, each checked the moment waitpid returns. */
+static void test_tap_gone_when_its_process_is_killed_with_a_ring(void)
+{
+    for (int round = 0; round < 5; round++) {
+        int pfd[2];
+        CU_ASSERT_EQUAL_FATAL(pipe(pfd), 0);
+        pid_t pid = fork();
+        CU_ASSERT_FATAL(pid >= 0);
+        if (pid == 0) {
+            close(pfd[0]);
+            struct sx_tap_config tc = { .name = "vif9.7", .nqueues = 1, .up = true };
+            struct sx_tap *tap;
+            struct sx_tap_io *io;
+            char ok = 'n';
+            if (sx_tap_open(&tc, &tap) == 0 && sx_tap_io_open(&io, sx_tap_fd(tap, 0), 0) == 0) {
+                static uint8_t buf[SX_TAP_VNET_HDR_LEN + 1514];
+                struct iovec iov = { buf, sizeof(buf) };
+                struct sx_tap_frame f = { .iov = &iov, .niov = 1 };
+                /* the first burst sets the ring up and arms its poll */
+                ok = sx_tap_io_read(io, &f, 1) >= 0 ? (sx_tap_io_batched(io) ? 'b' : 's') : 'n';
+            }
+            if (write(pfd[1], &ok, 1) != 1)
+                _exit(1);
+            for (;;)
+                pause();
+        }
+        close(pfd[1]);
+        char ok = 0;
+        CU_ASSERT_EQUAL(read(pfd[0], &ok, 1), 1);
+        close(pfd[0]);
+        kill(pid, SIGKILL);
+        CU_ASSERT_EQUAL(waitpid(pid, NULL, 0), pid);
+        struct sx_nl_link l;
+        int rc = sx_nl_link_get(nl, 0, "vif9.7", &l);
+        CU_ASSERT_NOT_EQUAL(ok, 'n');
+        CU_ASSERT_EQUAL(rc, -ENODEV);
+        if (ok == 's') {
+            printf("(no io_uring here: no ring to outlive) ");
+            return;
+        }
+        if (rc != -ENODEV) {
+            fprintf(stderr, "round %d: vif9.7 outlived its process\n", round);
+            /* let the kernel's teardown finish before the next test uses the name */
+            for (int i = 0; i < 2000 && sx_nl_link_get(nl, 0, "vif9.7", &l) != -ENODEV; i++)
+                usleep(1000);
+            return;
+        }
+    }
+}
+
 /* ---- namespaces ---- */
 
 static ino_t thread_netns(void)
@@ -988,6 +1046,7 @@ static const struct sx_test_case cases[] = {
     SX_TEST(test_gso_kept_or_segmented_by_offload),
     SX_TEST(test_tap_io_bursts_arrive_intact),
     SX_TEST(test_tap_io_gso_superframe_segments),
+    SX_TEST(test_tap_gone_when_its_process_is_killed_with_a_ring),
     SX_TEST(test_netns_add_open_del),
     SX_TEST(test_tap_move_into_netns_as_eth0),
     SX_TEST(test_tap_created_inside_netns),
