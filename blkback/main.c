@@ -5,9 +5,13 @@
  *   splitxen-blkback [--platform sim|xen|auto] [--domid N] [--engine uring|aio|sync|auto]
  *       [--spin-us N] [--max-queues N] [--max-ring-order N] [--max-indirect N]
  *       [--max-pgrants N] [--sqpoll] [--no-regbuf] [--spin-yield]
+ *       [--check] [--torture[=SEED]] [--torture-faults=LIST]
  *
  * On exit it stops its ring threads and releases its mappings but leaves the xenbus states
  * alone, so a restarted blkback reconnects to the frontends that are still running.
+ *
+ * --check and --torture are for frontend authors (torture/torture.h): a protocol checker that
+ * reports each mistake of a frontend, and seeded fault injection within the protocol's rules.
  */
 #define SX_LOG_MODULE "blkback"
 #include "blkback/common.h"
@@ -34,7 +38,9 @@ static void usage(const char *argv0)
     fprintf(stderr,
             "usage: %s [--platform sim|xen|auto] [--domid N] [--engine uring|aio|sync|auto]\n"
             "          [--spin-us N] [--max-queues N] [--max-ring-order N] [--max-indirect N]\n"
-            "          [--max-pgrants N] [--sqpoll] [--no-regbuf] [--spin-yield]\n", argv0);
+            "          [--max-pgrants N] [--sqpoll] [--no-regbuf] [--spin-yield]\n"
+            "          [--check] [--torture[=SEED]] [--torture-faults=LIST]\n%s", argv0,
+            sx_tt_usage);
 }
 
 int main(int argc, char **argv)
@@ -54,6 +60,9 @@ int main(int argc, char **argv)
         { "sqpoll", no_argument, NULL, 'S' },
         { "no-regbuf", no_argument, NULL, 'R' },
         { "spin-yield", no_argument, NULL, 'Y' },
+        { "check", no_argument, NULL, 'C' },
+        { "torture", optional_argument, NULL, 'T' },
+        { "torture-faults", required_argument, NULL, 'F' },
         { "help", no_argument, NULL, 'h' },
         { 0 },
     };
@@ -79,6 +88,9 @@ int main(int argc, char **argv)
         case 'S': o.sqpoll = true; break;
         case 'R': o.no_regbuf = true; break;
         case 'Y': o.spin_yield = true; break;
+        case 'C': o.tt.check = true; break;
+        case 'T': bad = sx_tt_parse_torture(&o.tt, optarg) < 0; break;
+        case 'F': bad = sx_tt_parse_faults(&o.tt, optarg) < 0; break;
         case 'h': usage(argv[0]); return 0;
         default: usage(argv[0]); return 2;
         }

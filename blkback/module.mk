@@ -2,9 +2,10 @@
 # knows both ABIs); the daemon is the control plane (xenbus.c), the ring loop (blkback.c) and
 # persistent grants (persistent.c), I/O through blkio/.
 LIBS += sxblkback
-sxblkback_SRCS := blkback/request.c blkback/xenbus.c blkback/blkback.c blkback/persistent.c
-SX_BLKBACK_LIBS := sxblkback $(SX_BLKIO_LIBS) $(SX_XENBUS_LIBS) $(SX_RING_LIBS)
-SX_BLKBACK_LDLIBS := $(SX_BLKIO_LDLIBS) $(SX_XENBUS_LDLIBS) $(SX_RING_LDLIBS)
+sxblkback_SRCS := blkback/request.c blkback/xenbus.c blkback/blkback.c blkback/persistent.c \
+                  blkback/check.c
+SX_BLKBACK_LIBS := sxblkback $(SX_BLKIO_LIBS) $(SX_TORTURE_LIBS) $(SX_XENBUS_LIBS) $(SX_RING_LIBS)
+SX_BLKBACK_LDLIBS := $(SX_BLKIO_LDLIBS) $(SX_TORTURE_LDLIBS) $(SX_XENBUS_LDLIBS) $(SX_RING_LDLIBS)
 
 PROGS += splitxen-blkback
 splitxen-blkback_SRCS := blkback/main.c
