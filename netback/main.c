@@ -3,9 +3,13 @@
  *
  *   splitxen-netback [--platform sim|xen|auto] [--domid N] [--bridge-default NAME]
  *                    [--spin-us N] [--core SOCKET]
+ *                    [--check] [--torture[=SEED]] [--torture-faults=LIST]
  *
  * --spin-us: how long a queue thread polls its rings and TAP before sleeping on the event
  * channel (default $SPLITXEN_SPIN_NS or 20 us; 0 never spins).
+ *
+ * --check and --torture are for frontend authors (torture/torture.h): a protocol checker that
+ * reports each mistake of a frontend, and seeded fault injection within the protocol's rules.
  *
  * Serves every vif under /local/domain/<domid>/backend/vif until SIGINT/SIGTERM.
  */
@@ -34,7 +38,9 @@ static void usage(const char *prog)
 {
     fprintf(stderr,
             "usage: %s [--platform sim|xen|auto] [--domid N] [--bridge-default NAME]\n"
-            "          [--spin-us N] [--core SOCKET]\n", prog);
+            "          [--spin-us N] [--core SOCKET]\n"
+            "          [--check] [--torture[=SEED]] [--torture-faults=LIST]\n%s", prog,
+            sx_tt_usage);
 }
 
 int main(int argc, char **argv)
@@ -45,12 +51,16 @@ int main(int argc, char **argv)
         { "bridge-default", required_argument, NULL, 'b' },
         { "spin-us", required_argument, NULL, 's' },
         { "core", required_argument, NULL, 'c' },
+        { "check", no_argument, NULL, 'C' },
+        { "torture", optional_argument, NULL, 'T' },
+        { "torture-faults", required_argument, NULL, 'F' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     const char *platform = NULL;
     /* Spin budget: --spin-us, else $SPLITXEN_SPIN_NS / the ring default (sx_ring_spin_ns). */
     struct nb_opts o = { .domid = 0, .bridge_default = "xenbr0", .spin_ns = sx_ring_spin_ns() };
+    sx_tt_opts_default(&o.tt);
     int c;
     while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         char *end;
@@ -72,6 +82,19 @@ int main(int argc, char **argv)
             }
             break;
         case 'c': o.core_path = optarg; break;
+        case 'C': o.tt.check = true; break;
+        case 'T':
+            if (sx_tt_parse_torture(&o.tt, optarg) < 0) {
+                fprintf(stderr, "bad --torture seed '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        case 'F':
+            if (sx_tt_parse_faults(&o.tt, optarg) < 0) {
+                fprintf(stderr, "bad --torture-faults '%s'\n", optarg);
+                return 2;
+            }
+            break;
         default: usage(argv[0]); return c == 'h' ? 0 : 2;
         }
     }

@@ -4,9 +4,9 @@
 # so the hostile-frontend test can run the daemon in-process.
 LIBS += sxnetback
 sxnetback_SRCS := netback/pkt.c netback/xenbus.c netback/netback.c netback/rx.c \
-                  netback/rate.c netback/mcast.c netback/hash.c netback/steer.c
-SX_NETBACK_LIBS := sxnetback $(SX_NETDEV_LIBS) $(SX_XENBUS_LIBS) $(SX_RING_LIBS)
-SX_NETBACK_LDLIBS := $(SX_NETDEV_LDLIBS) $(SX_XENBUS_LDLIBS) $(SX_RING_LDLIBS)
+                  netback/rate.c netback/mcast.c netback/hash.c netback/steer.c netback/check.c
+SX_NETBACK_LIBS := sxnetback $(SX_NETDEV_LIBS) $(SX_TORTURE_LIBS) $(SX_XENBUS_LIBS) $(SX_RING_LIBS)
+SX_NETBACK_LDLIBS := $(SX_NETDEV_LDLIBS) $(SX_TORTURE_LDLIBS) $(SX_XENBUS_LDLIBS) $(SX_RING_LDLIBS)
 
 PROGS += splitxen-netback
 splitxen-netback_SRCS := netback/main.c

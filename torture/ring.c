@@ -172,6 +172,23 @@ static bool check_on(const struct sx_tt_q *q)
     return q->d->t->o.check && q->cap;
 }
 
+void sx_tt_q_id(struct sx_tt_q *q, uint64_t id, const char *op, RING_IDX pos)
+{
+    if (!q || !check_on(q))
+        return;
+    unsigned at;
+    if (ids_find(q, id, &at)) {
+        struct sx_tt_where w = sx_tt_q_where(q, id, op, pos);
+        sx_tt_found(q->d, SX_TT_K_ID_REUSE, &w, NULL,
+                    "id %" PRIu64 " is still in flight (taken at ring position %u)", id,
+                    (unsigned)q->ipos[at]);
+    } else if (!q->used[at]) {
+        q->ids[at] = id;
+        q->ipos[at] = pos;
+        q->used[at] = 1;
+    }
+}
+
 void sx_tt_q_req(struct sx_tt_q *q, uint64_t id, const char *op, RING_IDX pos, unsigned can,
                  int16_t status_err, int16_t status_notsupp, struct sx_tt_act *act)
 {
@@ -181,19 +198,7 @@ void sx_tt_q_req(struct sx_tt_q *q, uint64_t id, const char *op, RING_IDX pos, u
     struct sx_tt_dev *d = q->d;
     atomic_fetch_add_explicit(&d->reqs, 1, memory_order_relaxed);
     q->rng.n++;
-    if (check_on(q)) {
-        unsigned at;
-        if (ids_find(q, id, &at)) {
-            struct sx_tt_where w = sx_tt_q_where(q, id, op, pos);
-            sx_tt_found(d, SX_TT_K_ID_REUSE, &w, NULL,
-                        "id %" PRIu64 " is still in flight (taken at ring position %u)", id,
-                        (unsigned)q->ipos[at]);
-        } else if (!q->used[at]) {
-            q->ids[at] = id;
-            q->ipos[at] = pos;
-            q->used[at] = 1;
-        }
-    }
+    sx_tt_q_id(q, id, op, pos);
     if (!d->t->o.torture)
         return;
     uint64_t u = tt_rng_next(&q->rng), v = tt_rng_next(&q->rng);
@@ -335,14 +340,17 @@ unsigned sx_tt_q_release(struct sx_tt_q *q, bool all, struct sx_tt_held *out, un
 
 /* ------------------------------------------------------------------ pauses and bursts */
 
-bool sx_tt_q_paused(struct sx_tt_q *q)
+uint64_t sx_tt_q_paused(struct sx_tt_q *q)
 {
     if (!q || (!q->pause_until && !q->suspect))
-        return false;
+        return 0;
     uint64_t now = sx_now_ns();
     if (q->pause_until && now >= q->pause_until)
         q->pause_until = 0;
-    return q->pause_until || (q->suspect && now < q->suspect_until);
+    uint64_t until = q->pause_until;
+    if (q->suspect && now < q->suspect_until && q->suspect_until > until)
+        until = q->suspect_until;
+    return until;
 }
 
 void sx_tt_q_pause(struct sx_tt_q *q, unsigned ms)

@@ -214,6 +214,9 @@ struct sx_tt_act {
  * gets status_err / status_notsupp as the error statuses to use). Always two draws. */
 void sx_tt_q_req(struct sx_tt_q *q, uint64_t id, const char *op, RING_IDX pos, unsigned can,
                  int16_t status_err, int16_t status_notsupp, struct sx_tt_act *act);
+/* A request taken, for the checks only (no draws): netif's slots, whose faults are drawn per
+ * packet (sx_tt_q_pkt). */
+void sx_tt_q_id(struct sx_tt_q *q, uint64_t id, const char *op, RING_IDX pos);
 /* Its response is written to the ring (held responses when they are released). */
 void sx_tt_q_rsp(struct sx_tt_q *q, uint64_t id);
 /* The producer index the data path just read, and its consumer index. */
@@ -231,8 +234,9 @@ bool sx_tt_q_hold(struct sx_tt_q *q, const struct sx_tt_act *act, const struct s
 /* Responses due now (all: every one held), in release order, up to max. A response pushed to
  * the ring counts for the reorder holds (sx_tt_q_rsp). */
 unsigned sx_tt_q_release(struct sx_tt_q *q, bool all, struct sx_tt_held *out, unsigned max);
-/* Backpressure and the notification check's hold-off: do not take requests now. */
-bool sx_tt_q_paused(struct sx_tt_q *q);
+/* Backpressure and the notification check's hold-off: do not take requests now. Returns when
+ * that ends (CLOCK_MONOTONIC ns), 0 when not paused. */
+uint64_t sx_tt_q_paused(struct sx_tt_q *q);
 /* Start a pause of ms (netback decides per packet, after it took them). */
 void sx_tt_q_pause(struct sx_tt_q *q, unsigned ms);
 /* Draws for one netif packet or frame (always two): extra notifications and pause (tx), or a
