@@ -134,10 +134,10 @@ void bb_tt_request(struct bb_queue *q, struct bb_req *rq, RING_IDX pos, enum sx_
 void bb_tt_grant_bad(struct bb_queue *q, const struct sx_blk_req *r)
 {
     struct sx_tt_where w = sx_tt_q_where(q->tt, r->id, op_name(r), 0);
-    w.has_req = false;
+    w.has_pos = false;
     sx_tt_found(sx_tt_q_dev(q->tt), SX_TT_K_GRANT_BAD, &w, NULL,
-                "request id %llu (%s): a segment's grant cannot be mapped: not granted to the "
-                "backend domain, or ended", (unsigned long long)r->id, op_name(r));
+                "a segment's grant cannot be mapped: not granted to the backend domain, or "
+                "ended");
 }
 
 void bb_tt_grants(struct bb_queue *q, const struct bb_req *rq)
@@ -153,11 +153,10 @@ void bb_tt_grants(struct bb_queue *q, const struct bb_req *rq)
             return;   /* xen: another domain's grant table is not ours to read */
         if (rc == 0) {
             struct sx_tt_where w = sx_tt_q_where(q->tt, r->id, op_name(r), 0);
-            w.has_req = false;
+            w.has_pos = false;
             sx_tt_found(sx_tt_q_dev(q->tt), SX_TT_K_GRANT_REVOKED, &w, NULL,
-                        "request id %llu (%s): segment %u's grant %u was ended while the "
-                        "backend mapped it for the request", (unsigned long long)r->id,
-                        op_name(r), i, r->segs[i].gref);
+                        "segment %u's grant %u was ended while the backend mapped it for the "
+                        "request", i, r->segs[i].gref);
             return;
         }
     }
@@ -177,10 +176,11 @@ void bb_tt_burst(struct bb_queue *q)
 
 void bb_tt_taken(struct bb_queue *q, int n)
 {
+    if (!q->ring.sring)
+        return;
+    sx_tt_q_prod(q->tt, SX_READ_ONCE(q->ring.sring->req_prod), q->ring.req_cons);
     if (n < 0)
         sx_tt_q_overflow(q->tt, &q->ring);
-    else if (q->ring.sring)
-        sx_tt_q_prod(q->tt, SX_READ_ONCE(q->ring.sring->req_prod), q->ring.req_cons);
 }
 
 /* ------------------------------------------------------------------ InitWait */

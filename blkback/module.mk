@@ -28,3 +28,10 @@ UNIT_TESTS += xsa349_test
 xsa349_test_SRCS := tests/blkback/xsa349_test.c
 xsa349_test_LIBS := $(SX_BLKBACK_LIBS) $(SX_SIMENV_LIBS)
 xsa349_test_LDLIBS := $(SX_BLKBACK_LDLIBS) -lcunit
+
+# --check against deliberately broken frontends (the hostile fixture, tests/blkback/hostile.h).
+# The test ends a grant under an in-flight request by wrapping the engine's read/write call.
+UNIT_TESTS += blkback_check_test
+blkback_check_test_SRCS := tests/blkback/check_test.c
+blkback_check_test_LIBS := $(SX_BLKBACK_LIBS) $(SX_SIMENV_LIBS)
+blkback_check_test_LDLIBS := $(SX_BLKBACK_LDLIBS) -lcunit -Wl,--wrap=sx_bio_rw

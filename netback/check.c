@@ -109,20 +109,22 @@ void nb_tt_tx_rsp(struct nb_queue *q, const netif_tx_response_t *rsp, unsigned n
 
 void nb_tt_tx_taken(struct nb_queue *q, int n)
 {
+    if (!q->tx.sring)
+        return;
+    sx_tt_q_prod(q->tt_tx, SX_READ_ONCE(q->tx.sring->req_prod), q->tx.req_cons);
     if (n < 0)
         sx_tt_q_overflow(q->tt_tx, &q->tx);
-    else if (q->tx.sring)
-        sx_tt_q_prod(q->tt_tx, SX_READ_ONCE(q->tx.sring->req_prod), q->tx.req_cons);
 }
 
 void nb_tt_rx_taken(struct nb_queue *q, int n)
 {
+    if (!q->rx.sring)
+        return;
+    sx_tt_q_prod(q->tt_rx, SX_READ_ONCE(q->rx.sring->req_prod), q->rx.req_cons);
     if (n < 0) {
         sx_tt_q_overflow(q->tt_rx, &q->rx);
         return;
     }
-    if (q->rx.sring)
-        sx_tt_q_prod(q->tt_rx, SX_READ_ONCE(q->rx.sring->req_prod), q->rx.req_cons);
     RING_IDX pos = q->rx.req_cons - (RING_IDX)n;
     for (int i = 0; i < n; i++)
         sx_tt_q_id(q->tt_rx, q->rxq[q->rxq_tail - (unsigned)n + (unsigned)i].id, "rx",
@@ -139,6 +141,15 @@ uint16_t nb_tt_rx_first(struct nb_queue *q, const struct nb_rxframe *f, unsigned
               nb_rx_ndata(f->len, per, 1) + f->meta.has_gso + 1 < XEN_NETIF_NR_SLOTS_MIN;
     sx_tt_q_pkt(q->tt_rx, f->meta.has_gso ? "gso frame" : "frame", ok ? max : 0, &p);
     return p.first_len;
+}
+
+void nb_tt_grant_bad(struct sx_tt_q *tt, uint16_t id, int st)
+{
+    struct sx_tt_where w = sx_tt_q_where(tt, id, NULL, 0);
+    w.has_pos = false;
+    sx_tt_found(sx_tt_q_dev(tt), SX_TT_K_GRANT_BAD, &w, NULL,
+                "a grant copy failed (%d): the grant is not the backend domain's to use, or it "
+                "was ended while the request was in flight", st);
 }
 
 void nb_tt_burst(struct nb_queue *q, struct sx_tt_q *tt, evtchn_port_t port)

@@ -339,6 +339,8 @@ void nb_tt_rx_taken(struct nb_queue *q, int n);
 void nb_tt_tx_taken(struct nb_queue *q, int n);
 /* A frame is ready to go to the frontend: its first slot's length (torture), 0 for a full one. */
 uint16_t nb_tt_rx_first(struct nb_queue *q, const struct nb_rxframe *f, unsigned per);
+/* A grant copy of request id on ring tt failed (st: its GNTST_* code). */
+void nb_tt_grant_bad(struct sx_tt_q *tt, uint16_t id, int st);
 /* After a push on ring tt: the extra notifications torture owes, on port. */
 void nb_tt_burst(struct nb_queue *q, struct sx_tt_q *tt, evtchn_port_t port);
 /* Data slots of a frame of len bytes in slots of per bytes, the first first_len (0: per). */

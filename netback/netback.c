@@ -291,6 +291,8 @@ static void tx_submit(struct nb_queue *q, unsigned npkts, unsigned nsegs)
             stat_add(q, NBS_TX_DROP_GRANT, 1);
             sx_log_ratelimited(SX_LOG_WARN, "vif%u.%u: tx grant copy failed (%d)",
                                v->fe_domid, v->devid, crc ? crc : st);
+            if (q->tt_tx)
+                nb_tt_grant_bad(q->tt_tx, s->pkt.resp_id[0], crc ? crc : st);
             continue;
         }
         uint8_t *frame = q->arena + s->off + SX_NETDEV_HDR_LEN;

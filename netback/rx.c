@@ -247,6 +247,8 @@ static int rx_submit(struct nb_queue *q, struct nb_rxbatch *rb)
                 if (!(s >= 1 && s <= nx))
                     q->rxrsp[rb->rsp0[i] + s].status = NETIF_RSP_ERROR;
             stat_add(q, NBS_RX_DROP_GRANT, 1);
+            if (q->tt_rx)
+                nb_tt_grant_bad(q->tt_rx, q->rxrsp[rb->rsp0[i]].id, crc);
             rb->dropped++;
             sx_log_ratelimited(SX_LOG_WARN, "vif%u.%u: rx grant copy failed", v->fe_domid,
                                v->devid);

@@ -7,8 +7,8 @@
  * like one jump (Closed then Initialising read as Connected -> Initialising). A run of state
  * changes is judged only when the events counted match the changes seen, each write then being
  * one of them; otherwise it is left alone (a mistake can go unreported, a correct frontend is
- * never accused). The first period after the device appears is skipped: the watch's initial
- * event may still be on its way.
+ * never accused). The watch's initial event (xenstore fires a watch once when it is set, before
+ * any event of a later write) is not counted.
  *
  * Keys are read when the frontend enters Initialised or Connected: what the protocol needs must
  * be there already (looked at again after TT_SETTLE_MS: then it was written late, or is
@@ -96,7 +96,7 @@ static void judge(struct sx_tt_dev *d, enum xenbus_state from, enum xenbus_state
 
 static void settle(struct sx_tt_dev *d)
 {
-    if (!d->first_period && !d->obs_lost && d->events == d->nobs) {
+    if (!d->obs_lost && d->events == d->nobs) {
         enum xenbus_state from = d->settled;
         for (unsigned i = 0; i < d->nobs; i++) {
             judge(d, from, d->obs[i], d->obs_be[i]);
@@ -108,15 +108,18 @@ static void settle(struct sx_tt_dev *d)
     d->nobs = 0;
     d->events = 0;
     d->obs_lost = false;
-    d->first_period = false;
 }
 
 void sx_tt_fe_event(struct sx_tt_dev *d)
 {
     if (!d)
         return;
-    d->events++;
     d->last_event_ms = tt_now_ms();
+    if (d->skip_events) {
+        d->skip_events--;
+        return;
+    }
+    d->events++;
 }
 
 /* ------------------------------------------------------------------ keys */
@@ -557,8 +560,6 @@ void sx_tt_fe_state(struct sx_tt_dev *d, struct sx_xenbus *xb, enum xenbus_state
 void tt_check_tick(struct sx_tt_dev *d, struct sx_xenbus *xb, uint64_t now)
 {
     if (d->seen_fe && (d->nobs || d->events) && now - d->last_event_ms >= TT_SETTLE_MS)
-        settle(d);
-    else if (d->seen_fe && d->first_period && now - d->last_event_ms >= TT_SETTLE_MS)
         settle(d);
     if (!xb)
         return;

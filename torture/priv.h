@@ -102,8 +102,10 @@ struct sx_tt_dev {
     /* torture: the control plane's streams */
     struct tt_rng ctl, feat;
     _Atomic uint64_t reqs;             /* requests, packets and frames taken: the clock of ctl */
-    uint64_t next_ev_at;
+    pthread_mutex_t ctl_lock;          /* ctl, next_ev */
+    _Atomic uint64_t next_ev_at;       /* the request after which the next one is due */
     int next_ev;
+    _Atomic unsigned due_reconnect, due_flap;   /* decided, not done yet by the control plane */
     unsigned connections;
     struct {
         char key[48];
@@ -120,7 +122,7 @@ struct sx_tt_dev {
     bool obs_lost;
     unsigned events;                   /* state events since the last settle */
     uint64_t last_event_ms;
-    bool first_period;                 /* the watch's initial event may still come */
+    unsigned skip_events;              /* the watch's initial event, not a write: not counted */
     /* keys */
     char *missing;                     /* "path\n" each: needed at Initialised, not there */
     uint64_t missing_due_ms;
@@ -144,6 +146,11 @@ void tt_log_fault(struct sx_tt_dev *d, enum sx_tt_fault f, const struct tt_rng *
 bool tt_fault_on(const struct sx_tt_dev *d, enum sx_tt_fault f);
 uint64_t tt_now_ms(void);
 void tt_write_reports(struct sx_tt_dev *d);
+/* A request, packet or frame was taken: count it; the one that crosses the control stream's
+ * next threshold decides (and logs) a reconnect or a state rewrite for the control plane. */
+void tt_count(struct sx_tt_dev *d);
+/* Draw the control stream's next threshold after `from` (ctl_lock held, or before use). */
+void tt_ctl_draw(struct sx_tt_dev *d, uint64_t from);
 /* $SPLITXEN_RUN/check, created: 0 or -errno. */
 int tt_check_dir(char *buf, size_t len);
 void tt_faults_list(const struct sx_tt *t, char *buf, size_t len);

@@ -261,9 +261,12 @@ static void where_str(char *buf, size_t len, const struct sx_tt_where *w)
     if (w->queue >= 0)
         n = snprintf(buf, len, "queue %d%s%s", w->queue, w->ring ? " " : "", w->ring ? w->ring : "");
     if (w->has_req && n >= 0 && (size_t)n < len)
-        n += snprintf(buf + n, len - (size_t)n, "%srequest id %" PRIu64 "%s%s%s at ring position %u",
+        n += snprintf(buf + n, len - (size_t)n, "%srequest id %" PRIu64 "%s%s%s",
                       n ? ", " : "", w->id, w->op ? " (" : "", w->op ? w->op : "",
-                      w->op ? ")" : "", (unsigned)w->pos);
+                      w->op ? ")" : "");
+    if (w->has_pos && n >= 0 && (size_t)n < len)
+        n += snprintf(buf + n, len - (size_t)n, "%sat ring position %u",
+                      n ? " " : "", (unsigned)w->pos);
 }
 
 void sx_tt_found(struct sx_tt_dev *d, enum sx_tt_kind k, const struct sx_tt_where *w,
@@ -526,6 +529,42 @@ void tt_write_reports(struct sx_tt_dev *d)
                            strerror(-rc));
     d->written_ms = tt_now_ms();
     free(s);
+}
+
+/* ------------------------------------------------------------------ the control stream */
+
+void tt_ctl_draw(struct sx_tt_dev *d, uint64_t from)
+{
+    bool rec = tt_fault_on(d, SX_TT_F_RECONNECT), flap = tt_fault_on(d, SX_TT_F_FLAP);
+    if (!rec && !flap) {
+        d->next_ev = TT_EV_NONE;
+        atomic_store(&d->next_ev_at, UINT64_MAX);
+        return;
+    }
+    uint64_t a = tt_rng_next(&d->ctl), b = tt_rng_next(&d->ctl);
+    d->ctl.n++;
+    if (rec && flap)
+        d->next_ev = (b % 100) < 35 ? TT_EV_RECONNECT : TT_EV_FLAP;
+    else
+        d->next_ev = rec ? TT_EV_RECONNECT : TT_EV_FLAP;
+    atomic_store(&d->next_ev_at, from + 300 + a % 2700);
+}
+
+void tt_count(struct sx_tt_dev *d)
+{
+    uint64_t n = atomic_fetch_add_explicit(&d->reqs, 1, memory_order_relaxed) + 1;
+    if (n < atomic_load_explicit(&d->next_ev_at, memory_order_relaxed))
+        return;
+    pthread_mutex_lock(&d->ctl_lock);
+    uint64_t at = atomic_load(&d->next_ev_at);
+    if (n >= at) {
+        bool rec = d->next_ev == TT_EV_RECONNECT;
+        tt_log_fault(d, rec ? SX_TT_F_RECONNECT : SX_TT_F_FLAP, &d->ctl, "after request %" PRIu64,
+                     at);
+        atomic_fetch_add(rec ? &d->due_reconnect : &d->due_flap, 1);
+        tt_ctl_draw(d, at);
+    }
+    pthread_mutex_unlock(&d->ctl_lock);
 }
 
 /* ------------------------------------------------------------------ features offered */

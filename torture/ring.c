@@ -64,7 +64,8 @@ struct sx_tt_where sx_tt_q_where(const struct sx_tt_q *q, uint64_t id, const cha
                                  RING_IDX pos)
 {
     return (struct sx_tt_where){ .queue = q ? q->queue : -1, .ring = q ? q->ring : NULL,
-                                 .has_req = true, .id = id, .op = op, .pos = pos };
+                                 .has_req = true, .id = id, .op = op, .has_pos = true,
+                                 .pos = pos };
 }
 
 int sx_tt_q_start(struct sx_tt_q *q, const struct sx_back_ring *r, const grant_ref_t *refs,
@@ -196,7 +197,7 @@ void sx_tt_q_req(struct sx_tt_q *q, uint64_t id, const char *op, RING_IDX pos, u
     if (!q)
         return;
     struct sx_tt_dev *d = q->d;
-    atomic_fetch_add_explicit(&d->reqs, 1, memory_order_relaxed);
+    tt_count(d);
     q->rng.n++;
     sx_tt_q_id(q, id, op, pos);
     if (!d->t->o.torture)
@@ -236,7 +237,7 @@ void sx_tt_q_pkt(struct sx_tt_q *q, const char *what, unsigned max_first, struct
     if (!q)
         return;
     struct sx_tt_dev *d = q->d;
-    atomic_fetch_add_explicit(&d->reqs, 1, memory_order_relaxed);
+    tt_count(d);
     q->rng.n++;
     if (!d->t->o.torture)
         return;
@@ -280,7 +281,7 @@ void sx_tt_q_prod(struct sx_tt_q *q, RING_IDX prod, RING_IDX cons)
     if (!q || !q->d->t->o.check)
         return;
     if (q->have_prod && (int32_t)(prod - q->last_prod) < 0) {
-        struct sx_tt_where w = { .queue = q->queue, .ring = q->ring, .has_req = true,
+        struct sx_tt_where w = { .queue = q->queue, .ring = q->ring, .has_pos = true,
                                  .pos = prod };
         sx_tt_found(q->d, SX_TT_K_PROD_BACK, &w, NULL,
                     "req_prod went back from %u to %u (req_cons %u)", (unsigned)q->last_prod,
@@ -295,7 +296,7 @@ void sx_tt_q_overflow(struct sx_tt_q *q, const struct sx_back_ring *r)
     if (!q || !q->d->t->o.check || !r->sring)
         return;
     RING_IDX prod = SX_READ_ONCE(r->sring->req_prod);
-    struct sx_tt_where w = { .queue = q->queue, .ring = q->ring, .has_req = true, .pos = prod };
+    struct sx_tt_where w = { .queue = q->queue, .ring = q->ring, .has_pos = true, .pos = prod };
     sx_tt_found(q->d, SX_TT_K_PROD_OVERFLOW, &w, NULL,
                 "req_prod %u is %d requests from the responses produced (rsp_prod_pvt %u, "
                 "req_cons %u) on a ring of %u entries: the ring is halted", (unsigned)prod,
@@ -408,7 +409,7 @@ void sx_tt_q_woke(struct sx_tt_q *q, int rc, bool evt, unsigned held,
         q->suspect = false;
         if (held)
             return;   /* a masked port: the event may be pending behind it */
-        struct sx_tt_where w = { .queue = q->queue, .ring = q->ring, .has_req = true,
+        struct sx_tt_where w = { .queue = q->queue, .ring = q->ring, .has_pos = true,
                                  .pos = q->suspect_cons };
         sx_tt_found(q->d, SX_TT_K_NOTIFY, &w, NULL,
                     "requests up to req_prod %u published after the backend set req_event %u "

@@ -45,18 +45,6 @@ const struct sx_tt_opts *sx_tt_opts(const struct sx_tt *t)
     return &t->o;
 }
 
-static void ctl_draw_next(struct sx_tt_dev *d, uint64_t from)
-{
-    bool rec = tt_fault_on(d, SX_TT_F_RECONNECT), flap = tt_fault_on(d, SX_TT_F_FLAP);
-    uint64_t a = tt_rng_next(&d->ctl), b = tt_rng_next(&d->ctl);
-    d->ctl.n++;
-    d->next_ev_at = from + 300 + a % 2700;
-    if (rec && flap)
-        d->next_ev = (b % 100) < 35 ? TT_EV_RECONNECT : TT_EV_FLAP;
-    else
-        d->next_ev = rec ? TT_EV_RECONNECT : flap ? TT_EV_FLAP : TT_EV_NONE;
-}
-
 struct sx_tt_dev *sx_tt_dev_open(struct sx_tt *t, enum sx_tt_proto proto, domid_t fe,
                                  unsigned devid, const char *fe_path, const char *be_path)
 {
@@ -71,15 +59,16 @@ struct sx_tt_dev *sx_tt_dev_open(struct sx_tt *t, enum sx_tt_proto proto, domid_
     d->fe = fe;
     d->devid = devid;
     d->log_fd = -1;
-    d->first_period = true;
+    d->skip_events = 1;
     snprintf(d->name, sizeof(d->name), "%s-%u", kind, devid);
     snprintf(d->file, sizeof(d->file), "%s-%u-%u", kind, fe, devid);
     snprintf(d->fe_path, sizeof(d->fe_path), "%s", fe_path);
     snprintf(d->be_path, sizeof(d->be_path), "%s", be_path);
     pthread_mutex_init(&d->lock, NULL);
+    pthread_mutex_init(&d->ctl_lock, NULL);
     tt_rng_init(&d->ctl, t->o.seed, d->name, "ctl");
     tt_rng_init(&d->feat, t->o.seed, d->name, "feat");
-    ctl_draw_next(d, 0);
+    tt_ctl_draw(d, 0);
     char skind[8];
     snprintf(skind, sizeof(skind), "%schk", kind);
     int rc = sx_stats_create(&d->st, skind, fe, devid, tt_stat_names());
@@ -118,6 +107,7 @@ void tt_dev_free(struct sx_tt_dev *d)
     if (d->log_fd >= 0)
         close(d->log_fd);
     pthread_mutex_destroy(&d->lock);
+    pthread_mutex_destroy(&d->ctl_lock);
     free(d);
 }
 
@@ -202,16 +192,22 @@ uint64_t sx_tt_feature(struct sx_tt_dev *d, const char *key, uint64_t dflt,
     return v;
 }
 
+/* One of what the data path decided (tt_count), each done once. */
+static bool take_one(_Atomic unsigned *n)
+{
+    unsigned v = atomic_load(n);
+    while (v && !atomic_compare_exchange_weak(n, &v, v - 1))
+        ;
+    return v != 0;
+}
+
 enum sx_tt_ctl sx_tt_ctl_due(struct sx_tt_dev *d)
 {
-    if (!d || !d->t->o.torture || d->next_ev == TT_EV_NONE)
+    if (!d)
         return SX_TT_CTL_NONE;
-    uint64_t at = d->next_ev_at;
-    if (atomic_load_explicit(&d->reqs, memory_order_relaxed) < at)
-        return SX_TT_CTL_NONE;
-    int ev = d->next_ev;
-    enum sx_tt_fault f = ev == TT_EV_RECONNECT ? SX_TT_F_RECONNECT : SX_TT_F_FLAP;
-    tt_log_fault(d, f, &d->ctl, "after request %" PRIu64, at);
-    ctl_draw_next(d, at);
-    return ev == TT_EV_RECONNECT ? SX_TT_CTL_RECONNECT : SX_TT_CTL_FLAP;
+    if (take_one(&d->due_reconnect))
+        return SX_TT_CTL_RECONNECT;
+    if (take_one(&d->due_flap))
+        return SX_TT_CTL_FLAP;
+    return SX_TT_CTL_NONE;
 }

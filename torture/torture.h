@@ -123,9 +123,10 @@ const char *sx_tt_kind_name(enum sx_tt_kind k);
 struct sx_tt_where {
     int queue;
     const char *ring;       /* "tx", "rx", "ctrl" or NULL (blkif) */
-    bool has_req;
+    bool has_req;           /* id and op say which request */
     uint64_t id;
     const char *op;         /* operation name, may be NULL */
+    bool has_pos;
     RING_IDX pos;           /* ring position of the request */
 };
 
@@ -175,9 +176,9 @@ uint64_t sx_tt_offered(const struct sx_tt_dev *d, const char *key, uint64_t dflt
 void sx_tt_found(struct sx_tt_dev *d, enum sx_tt_kind k, const struct sx_tt_where *w,
                  const char *rule, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
-/* Control plane, torture: what is due now, after the requests taken so far (the thresholds are
- * drawn from the device's control stream). Each answer but NONE is logged; the caller does it
- * (a reconnect only while connected: call this only then). */
+/* Control plane, torture: a reconnect or a state rewrite to do now. The request that crosses
+ * each threshold of the device's control stream decides and logs one; this hands each out
+ * once. Call it only while connected (a decision then waits for the next connection). */
 enum sx_tt_ctl { SX_TT_CTL_NONE, SX_TT_CTL_RECONNECT, SX_TT_CTL_FLAP };
 enum sx_tt_ctl sx_tt_ctl_due(struct sx_tt_dev *d);
 
