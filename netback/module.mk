@@ -40,3 +40,16 @@ UNIT_TESTS += netback_steer_test
 netback_steer_test_SRCS := tests/netback/steer_test.c
 netback_steer_test_LIBS := $(SX_NETBACK_LIBS)
 netback_steer_test_LDLIBS := $(SX_NETBACK_LDLIBS) -lcunit
+
+# --check against deliberately broken frontends (the hostile fixture, tests/netback/hostile.h).
+# Needs root (TAP, unshare): skips otherwise.
+UNIT_TESTS += netback_check_test
+netback_check_test_SRCS := tests/netback/check_test.c
+netback_check_test_LIBS := $(SX_NETBACK_LIBS) $(SX_SIMENV_LIBS)
+netback_check_test_LDLIBS := $(SX_NETBACK_LDLIBS) -lcunit
+
+# --torture replays: the same I/O, the same seed, the same torture log (hostile fixture).
+UNIT_TESTS += netback_torture_test
+netback_torture_test_SRCS := tests/netback/torture_test.c
+netback_torture_test_LIBS := $(SX_NETBACK_LIBS) $(SX_SIMENV_LIBS)
+netback_torture_test_LDLIBS := $(SX_NETBACK_LDLIBS) -lcunit

@@ -257,7 +257,7 @@ static inline void check_good_read(struct gfront *g, uint64_t s)
     CU_ASSERT_EQUAL(g->data[4095], (uint8_t)(s + 7 + 4095));
 }
 
-static uint64_t stat_of(struct gfront *g, const char *name)
+static inline uint64_t stat_of(struct gfront *g, const char *name)
 {
     char dir[200], path[300];
     sx_stats_dir(dir, sizeof(dir));

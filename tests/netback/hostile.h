@@ -92,13 +92,13 @@ static inline int wait_state(const char *dir, enum xenbus_state want, int ms)
     return -ETIMEDOUT;
 }
 
-static uint64_t st_get(struct tf *t, const char *name)
+static inline uint64_t st_get(struct tf *t, const char *name)
 {
     return sx_stats_get(&t->st, name);
 }
 
 /* Wait until counter name reaches at least want. */
-static uint64_t st_wait(struct tf *t, const char *name, uint64_t want, int ms)
+static inline uint64_t st_wait(struct tf *t, const char *name, uint64_t want, int ms)
 {
     uint64_t end = sx_now_ms() + (uint64_t)ms, v;
     while ((v = st_get(t, name)) < want && sx_now_ms() < end)

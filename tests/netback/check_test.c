@@ -1,0 +1,288 @@
+/*
+ * netback --check against deliberately broken frontends (tests/netback/hostile.h): each case is a
+ * vif of its own that makes one class of mistake; the vif's check counter for that class moves
+ * and its report names the request and quotes the rule. The daemon also runs --torture with
+ * only the `features` fault, so some vifs are offered feature-sg = 0 and a frontend that sends a
+ * packet in several slots anyway is caught. A well-behaved frontend leaves no finding.
+ *
+ * Needs root (TAP, network namespace): skips otherwise.
+ */
+#include <stdarg.h>
+
+#include "tests/netback/hostile.h"
+
+static struct guest G;
+static unsigned next_dev = 1;
+
+static int suite_init(void)
+{
+    struct nb_opts o = { .platform = SX_PLAT_SIM, .domid = 0, .bridge_default = "xenbr0",
+                         .spin_ns = 20000 };
+    sx_tt_opts_default(&o.tt);
+    o.tt.check = true;
+    o.tt.torture = true;
+    o.tt.seed = 11;
+    o.tt.faults = 1u << SX_TT_F_FEATURES;
+    if (nb_hostile_start(&o))
+        return 1;
+    return guest_open(&G, "chk") ? 1 : 0;
+}
+
+static int suite_clean(void)
+{
+    nb_hostile_stop();
+    guest_close(&G);
+    simenv_stop(&env);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ helpers */
+
+/* A connected vif of its own. */
+static struct tf *vif(void)
+{
+    struct tf *t = calloc(1, sizeof(*t));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+    CU_ASSERT_EQUAL_FATAL(tf_open(t, &G, next_dev++), 0);
+    return t;
+}
+
+static uint64_t chk(struct tf *t, const char *name)
+{
+    char path[300];
+    snprintf(path, sizeof(path), "%s/stats/vifchk-%u-%u", env.dir, t->g->dom, t->dev);
+    struct sx_stats s;
+    if (sx_stats_open_ro(&s, path) < 0)
+        return UINT64_MAX;
+    uint64_t v = sx_stats_get(&s, name);
+    sx_stats_close_ro(&s);
+    return v;
+}
+
+static uint64_t chk_wait(struct tf *t, const char *name, uint64_t want, int ms)
+{
+    uint64_t end = sx_now_ms() + (uint64_t)ms, v;
+    while (((v = chk(t, name)) < want || v == UINT64_MAX) && sx_now_ms() < end)
+        usleep(5000);
+    return v;
+}
+
+/* Wait up to 3 s for t's text report to hold every one of the NULL-terminated strings. */
+static bool report_has(struct tf *t, ...)
+{
+    char path[300];
+    snprintf(path, sizeof(path), "%s/check/vif-%u-%u.txt", env.dir, t->g->dom, t->dev);
+    uint64_t end = sx_now_ms() + 3000;
+    bool all = false;
+    do {
+        char buf[16384] = "";
+        FILE *f = fopen(path, "r");
+        if (f) {
+            size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+            buf[n] = '\0';
+            fclose(f);
+        }
+        va_list ap;
+        va_start(ap, t);
+        all = true;
+        for (const char *s = va_arg(ap, const char *); s; s = va_arg(ap, const char *))
+            all &= strstr(buf, s) != NULL;
+        va_end(ap);
+        if (!all)
+            usleep(20000);
+    } while (!all && sx_now_ms() < end);
+    if (!all)
+        fprintf(stderr, "report %s lacks an expected line\n", path);
+    return all;
+}
+
+static bool offered(struct tf *t, const char *key)
+{
+    uint64_t v = 1;
+    sx_xenbus_read_uint(xb, XBT_NULL, t->be, key, 0, 1, &v);
+    return v != 0;
+}
+
+/* ------------------------------------------------------------------ cases */
+
+static void test_good_frontend_has_no_findings(void)
+{
+    struct tf *t = vif();
+    for (int i = 0; i < 10; i++)
+        CU_ASSERT_TRUE(tf_send_ok(t));
+    if (offered(t, "feature-sg")) {
+        tf_put(t, t->drefs[0], 0, 100, NETTXF_more_data);
+        tf_put(t, t->drefs[1], 0, 40, 0);
+        tf_push(t);
+        netif_tx_response_t r[2];
+        CU_ASSERT_EQUAL(tf_rsp(t, r, 2, 2000), 2);
+    }
+    tf_post_rx(t);
+    /* Close: Closing, the backend lets go of the rings, their grants ended, Closed. */
+    sx_xenbus_write(xb, XBT_NULL, t->fe, "state", "5");
+    CU_ASSERT_EQUAL(wait_state(t->be, XenbusStateClosing, 20000), 0);
+    CU_ASSERT_EQUAL(sx_gntshr_unshare(t->g->gs, t->txmem, 1), 0);
+    CU_ASSERT_EQUAL(sx_gntshr_unshare(t->g->gs, t->rxmem, 1), 0);
+    sx_xenbus_write(xb, XBT_NULL, t->fe, "state", "6");
+    CU_ASSERT_EQUAL(wait_state(t->be, XenbusStateClosed, 20000), 0);
+    uint64_t end = sx_now_ms() + 1800;
+    while (sx_now_ms() < end && chk(t, "findings") == 0)
+        usleep(20000);
+    CU_ASSERT_EQUAL(chk(t, "findings"), 0);
+    CU_ASSERT_TRUE(report_has(t, "no findings", "check on; torture on, seed 11", NULL));
+}
+
+/* Chains Linux netback rejects: each reported with what Linux does with it. */
+static void test_tx_chains_linux_rejects(void)
+{
+    struct tf *t = vif();                             /* 22 slots after the first */
+    tf_put(t, t->drefs[0], 0, 14 + 22 * 10, NETTXF_more_data);
+    for (int i = 0; i < 22; i++)
+        tf_put(t, t->drefs[1], (uint16_t)(i * 10), 10, i < 21 ? NETTXF_more_data : 0);
+    tf_push(t);
+    CU_ASSERT_EQUAL(chk_wait(t, "tx_slot_chain", 1, 2000), 1);
+    CU_ASSERT_TRUE(report_has(t, "queue 0 tx, request id 0 (tx) at ring position 0",
+                              "in 21 slots", "Malicious frontend using", "XEN_NETIF_NR_SLOTS_MIN",
+                              NULL));
+    struct tf *u = vif();                             /* 4000 + 200 > 4096 */
+    tf_put(u, u->drefs[0], 4000, 200, 0);
+    tf_push(u);
+    CU_ASSERT_EQUAL(chk_wait(u, "tx_slot_chain", 1, 2000), 1);
+    CU_ASSERT_TRUE(report_has(u, "Cross page boundary", NULL));
+    struct tf *w = vif();                             /* a first slot of 10 bytes */
+    tf_put(w, w->drefs[0], 0, 10, 0);
+    tf_push(w);
+    netif_tx_response_t r;
+    CU_ASSERT_EQUAL(tf_rsp(w, &r, 1, 2000), 1);
+    CU_ASSERT_EQUAL(r.status, NETIF_RSP_ERROR);
+    CU_ASSERT_EQUAL(chk_wait(w, "tx_slot_chain", 1, 2000), 1);
+    CU_ASSERT_TRUE(report_has(w, "a packet of 10 bytes in 1 slots",
+                              "Linux netback drops the packet", NULL));
+}
+
+static void test_tx_id_reused_while_in_flight(void)
+{
+    struct tf *t = vif();
+    tf_put(t, t->drefs[0], 0, 60, 0);
+    t->next_id--;                                     /* the same id again */
+    tf_put(t, t->drefs[1], 0, 60, 0);
+    tf_push(t);
+    netif_tx_response_t r[2];
+    CU_ASSERT_EQUAL(tf_rsp(t, r, 2, 2000), 2);
+    CU_ASSERT_EQUAL(chk_wait(t, "id_reused_in_flight", 1, 2000), 1);
+    CU_ASSERT_TRUE(report_has(t, "request id 0 (tx) at ring position 1: id 0 is still in flight",
+                              "id: request identifier, echoed in response", NULL));
+}
+
+static void test_tx_published_without_notification(void)
+{
+    struct tf *t = vif();
+    uint64_t sleeps = st_get(t, "sleeps");
+    CU_ASSERT_TRUE(tf_send_ok(t));
+    st_wait(t, "sleeps", sleeps + 1, 2000);
+    tf_put(t, t->drefs[0], 0, 60, 0);
+    CU_ASSERT_EQUAL(sx_front_ring_push(&t->tx), 1);   /* must notify; does not */
+    netif_tx_response_t r;
+    CU_ASSERT_EQUAL(tf_rsp(t, &r, 1, 3000), 1);
+    CU_ASSERT_EQUAL(chk(t, "notify_missing"), 1);
+    CU_ASSERT_TRUE(report_has(t, "queue 0 tx at ring position 1", "no notification came",
+                              "conditional on the appropriate req_event", NULL));
+}
+
+static void test_tx_producer_index_past_the_ring(void)
+{
+    struct tf *t = vif();
+    struct sx_sring_hdr *s = t->txmem;
+    SX_WRITE_ONCE(s->req_prod, s->rsp_prod + t->tx.nr_ents + 17);
+    sx_evtchn_notify(t->g->ev, (evtchn_port_t)t->port);
+    CU_ASSERT_EQUAL(chk_wait(t, "req_prod_overflow", 1, 2000), 1);
+    CU_ASSERT_TRUE(report_has(t, "req_prod 273 is 273 requests from the responses produced",
+                              "on a ring of 256 entries: the ring is halted", NULL));
+}
+
+static void test_tx_grant_unusable(void)
+{
+    struct tf *t = vif();
+    tf_put(t, 31337, 0, 60, 0);
+    tf_push(t);
+    netif_tx_response_t r;
+    CU_ASSERT_EQUAL(tf_rsp(t, &r, 1, 2000), 1);
+    CU_ASSERT_EQUAL(chk_wait(t, "grant_unusable", 1, 2000), 1);
+    CU_ASSERT_TRUE(report_has(t, "queue 0 tx, request id 0: a grant copy failed",
+                              "grant ref: Reference to buffer page.", NULL));
+}
+
+static void test_rx_id_reused_while_posted(void)
+{
+    struct tf *t = vif();
+    for (unsigned i = 0; i < 2; i++) {
+        netif_rx_request_t q = { .id = 5, .gref = t->rxrefs[i] };   /* one id, two buffers */
+        CU_ASSERT_EQUAL(sx_front_ring_put_req(&t->rx, &q), 0);
+    }
+    sx_front_ring_push(&t->rx);
+    sx_evtchn_notify(t->g->ev, (evtchn_port_t)t->port);
+    /* The backend takes rx buffers when a frame is there for them: another vif broadcasts. */
+    struct tf *src = vif();
+    uint64_t end = sx_now_ms() + 20000;
+    while (chk(t, "id_reused_in_flight") < 1 && sx_now_ms() < end) {
+        CU_ASSERT_TRUE(tf_send_ok(src));
+        usleep(50000);
+    }
+    CU_ASSERT_EQUAL(chk(t, "id_reused_in_flight"), 1);
+    CU_ASSERT_TRUE(report_has(t, "queue 0 rx, request id 5 (rx) at ring position 1", NULL));
+}
+
+static void test_sg_packet_the_backend_did_not_offer(void)
+{
+    struct tf *t = NULL;
+    for (int i = 0; i < 16 && !t; i++) {             /* a vif offered feature-sg = 0 */
+        struct tf *c = vif();
+        if (!offered(c, "feature-sg"))
+            t = c;
+    }
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+    tf_put(t, t->drefs[0], 0, 100, NETTXF_more_data);
+    tf_put(t, t->drefs[1], 0, 40, 0);
+    tf_push(t);
+    netif_tx_response_t r[2];
+    CU_ASSERT_EQUAL(tf_rsp(t, r, 2, 2000), 2);
+    CU_ASSERT_EQUAL(chk_wait(t, "feature_not_offered", 1, 2000), 1);
+    CU_ASSERT_TRUE(report_has(t, "a packet in 2 data slots; the backend offered feature-sg = 0",
+                              "Neither frontends nor backends are assumed to be capable",
+                              "reproduce: --torture=11", NULL));
+}
+
+static void test_rx_notify_key_missing(void)
+{
+    struct tf *t = calloc(1, sizeof(*t));
+    CU_ASSERT_EQUAL(tf_open_ex(t, &G, next_dev++, "feature-rx-notify", "0", XenbusStateClosing),
+                    0);
+    CU_ASSERT_EQUAL(chk_wait(t, "key_missing", 1, 2000), 1);
+    CU_ASSERT_TRUE(report_has(t, "feature-rx-notify is not 1",
+                              "it cannot safely queue packets", NULL));
+}
+
+static void test_queues_beyond_the_offer(void)
+{
+    struct tf *t = calloc(1, sizeof(*t));
+    CU_ASSERT_EQUAL(tf_open_ex(t, &G, next_dev++, "multi-queue-num-queues", "5",
+                               XenbusStateClosing), 0);
+    CU_ASSERT_EQUAL(chk_wait(t, "key_bad_value", 1, 2000), 1);
+    CU_ASSERT_TRUE(report_has(t, "multi-queue-num-queues = 5 (the backend offered up to 1)",
+                              NULL));
+}
+
+static const struct sx_test_case cases[] = {
+    SX_TEST(test_good_frontend_has_no_findings),
+    SX_TEST(test_tx_chains_linux_rejects),
+    SX_TEST(test_tx_id_reused_while_in_flight),
+    SX_TEST(test_tx_published_without_notification),
+    SX_TEST(test_tx_producer_index_past_the_ring),
+    SX_TEST(test_tx_grant_unusable),
+    SX_TEST(test_rx_id_reused_while_posted),
+    SX_TEST(test_sg_packet_the_backend_did_not_offer),
+    SX_TEST(test_rx_notify_key_missing),
+    SX_TEST(test_queues_beyond_the_offer),
+};
+
+SX_TEST_MAIN("netback_check", cases, suite_init, suite_clean)
