@@ -373,6 +373,16 @@ static const char *proto_name(const struct sx_tt_dev *d)
     return d->proto == SX_TT_BLKIF ? "blkif" : "netif";
 }
 
+/* The faults the device's protocol can meet, of those asked for. */
+static unsigned faults_of(const struct sx_tt_dev *d)
+{
+    static const unsigned blkif_only = (1u << SX_TT_F_DELAY) | (1u << SX_TT_F_REORDER) |
+                                       (1u << SX_TT_F_EOPNOTSUPP);
+    static const unsigned netif_only = 1u << SX_TT_F_PARTIAL;
+    unsigned f = d->t->o.torture ? d->t->o.faults : 0;
+    return f & ~(d->proto == SX_TT_BLKIF ? netif_only : blkif_only);
+}
+
 void tt_faults_list(const struct sx_tt *t, char *buf, size_t len)
 {
     size_t n = 0;
@@ -452,7 +462,7 @@ static void write_json(const struct sx_tt_dev *d, const struct tt_snapshot *s, F
             (uint64_t)atomic_load(&d->reqs));
     bool first = true;
     for (unsigned k = 0; k < SX_TT_F_NR; k++) {
-        if (!(o->torture && (o->faults & (1u << k))))
+        if (!(faults_of(d) & (1u << k)))
             continue;
         fprintf(f, "%s\"%s\":%" PRIu64, first ? "" : ",", fault_names[k], s->faults[k]);
         first = false;

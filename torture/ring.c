@@ -248,8 +248,9 @@ void sx_tt_q_pkt(struct sx_tt_q *q, const char *what, unsigned max_first, struct
         tt_log_fault(d, SX_TT_F_PARTIAL, &q->rng, "first slot %u bytes (%s)", p->first_len,
                      what);
     }
-    if (!rx && tt_fault_on(d, SX_TT_F_PAUSE) && (u >> 10) % 1000 < 3) {
-        p->pause_ms = (uint16_t)(10 + (v >> 16) % 191);
+    /* A packet is a smaller thing than a block request: pauses are rarer and shorter. */
+    if (!rx && tt_fault_on(d, SX_TT_F_PAUSE) && (u >> 10) % 4000 < 1) {
+        p->pause_ms = (uint16_t)(5 + (v >> 16) % 46);
         q->pause_until = sx_now_ns() + (uint64_t)p->pause_ms * 1000000u;
         tt_log_fault(d, SX_TT_F_PAUSE, &q->rng, "%u ms", p->pause_ms);
     }

@@ -58,7 +58,8 @@ enum sx_tt_fault {
     SX_TT_F_EOPNOTSUPP,     /* blkif: a flush or discard answered BLKIF_RSP_EOPNOTSUPP, not done */
     SX_TT_F_ERROR,          /* BLKIF_RSP_ERROR / NETIF_RSP_ERROR, the request not done (opt-in:
                                a frontend passes it on to its user as an I/O error) */
-    SX_TT_F_PAUSE,          /* ring-full backpressure: no request taken for 10..200 ms */
+    SX_TT_F_PAUSE,          /* ring-full backpressure: no request taken for 10..200 ms
+                               (netif tx: 5..50 ms) */
     SX_TT_F_BURST,          /* 1..4 extra notifications after a response push */
     SX_TT_F_PARTIAL,        /* netif rx: a frame's first slot only partly filled */
     SX_TT_F_RECONNECT,      /* rings, event channels and grant mappings dropped and taken again
