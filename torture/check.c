@@ -474,15 +474,19 @@ bool tt_probes_pending(const struct sx_tt_dev *d)
     return false;
 }
 
-static void probes_schedule(struct sx_tt_dev *d, uint64_t now)
+void tt_probe_collect(struct sx_tt_dev *d)
 {
+    if (!d->closed)
+        return;
+    d->closed = false;
     for (unsigned i = 0; i < TT_MAX_RINGS && i < TT_MAX_PROBES; i++) {
         struct sx_tt_q *q = d->q[i];
         if (!q || !q->fp_valid)
             continue;
         struct tt_probe *p = &d->probes[i];
         *p = (struct tt_probe){ .used = true, .ref = q->ref0, .rsp_prod = q->fp_rsp,
-                                .req_prod = q->fp_req, .due_ms = now + TT_PROBE_DELAY_MS };
+                                .req_prod = q->fp_req,
+                                .due_ms = d->closed_ms + TT_PROBE_DELAY_MS };
         if (q->queue >= 0)
             snprintf(p->label, sizeof(p->label), "queue %d%s%s", q->queue, q->ring ? " " : "",
                      q->ring ? q->ring : "");
@@ -553,12 +557,15 @@ void sx_tt_fe_state(struct sx_tt_dev *d, struct sx_xenbus *xb, enum xenbus_state
     } else if (!connecting(fe)) {
         keys_forget(d);
     }
-    if ((fe == XenbusStateClosed || fe == XenbusStateUnknown) && cur != fe)
-        probes_schedule(d, tt_now_ms());
+    if ((fe == XenbusStateClosed || fe == XenbusStateUnknown) && cur != fe) {
+        d->closed = true;   /* the rings are probed once the backend stopped them */
+        d->closed_ms = tt_now_ms();
+    }
 }
 
 void tt_check_tick(struct sx_tt_dev *d, struct sx_xenbus *xb, uint64_t now)
 {
+    tt_probe_collect(d);
     if (d->seen_fe && (d->nobs || d->events) && now - d->last_event_ms >= TT_SETTLE_MS)
         settle(d);
     if (!xb)

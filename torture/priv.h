@@ -129,6 +129,8 @@ struct sx_tt_dev {
     enum xenbus_state missing_state;
     char *snap;                        /* "path=value\n" each: the keys read at Initialised */
     uint64_t snap_due_ms;
+    bool closed;                       /* the frontend closed: probe the rings once stopped */
+    uint64_t closed_ms;
     struct tt_probe probes[TT_MAX_PROBES];
     struct sx_tt_q *q[TT_MAX_RINGS];
 };
@@ -158,6 +160,9 @@ const char *const *tt_stat_names(void);
 /* check.c */
 void tt_check_tick(struct sx_tt_dev *d, struct sx_xenbus *xb, uint64_t now_ms);
 void tt_probe_run(struct sx_tt_dev *d, bool all, uint64_t now_ms);
+/* After the frontend closed: a probe for each ring stopped since (the backend tears a
+ * connection down after it read Closed). */
+void tt_probe_collect(struct sx_tt_dev *d);
 bool tt_probes_pending(const struct sx_tt_dev *d);
 /* ring.c */
 void tt_q_free(struct sx_tt_q *q);

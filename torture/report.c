@@ -296,10 +296,9 @@ void sx_tt_found(struct sx_tt_dev *d, enum sx_tt_kind k, const struct sx_tt_wher
     sx_stats_add(&d->st, k, 1);
     sx_stats_add(&d->st, ST_FINDINGS, 1);
     if (first)
-        sx_warn("check: %s of domain %u: %s: %s", d->file, d->fe, kind_names[k], msg);
+        sx_warn("check: %s: %s: %s", d->file, kind_names[k], msg);
     else
-        sx_log_ratelimited(SX_LOG_INFO, "check: %s of domain %u: %s: %s", d->file, d->fe,
-                           kind_names[k], msg);
+        sx_log_ratelimited(SX_LOG_INFO, "check: %s: %s: %s", d->file, kind_names[k], msg);
 }
 
 /* ------------------------------------------------------------------ the torture log */

@@ -129,6 +129,7 @@ void sx_tt_dev_close(struct sx_tt_dev *d)
     if (!d)
         return;
     d->closing = true;
+    tt_probe_collect(d);
     if (!tt_probes_pending(d))
         dev_unlink_free(d->t, d);
     /* else: the next ticks run the probes, then free it */
@@ -144,6 +145,8 @@ void sx_tt_tick(struct sx_tt *t, struct sx_xenbus *xb)
         next = d->next;
         if (!d->closing)
             tt_check_tick(d, xb, now);
+        else
+            tt_probe_collect(d);
         tt_probe_run(d, false, now);
         if (d->closing && !tt_probes_pending(d)) {
             dev_unlink_free(t, d);

@@ -386,6 +386,18 @@ static void test_ring_still_granted_after_closed(void)
                               "Invalidating an unused GTF_permit_access entry", NULL));
 }
 
+/* Linux's blkfront goes Connected -> Closed in one step when its backend closes: the backend
+ * tears the rings down only after it read Closed, and the probe must still see them. */
+static void test_ring_granted_after_closed_straight_from_connected(void)
+{
+    struct gfront *g = guest("chk-leak2", true);
+    check_good_read(g, 10);
+    sx_xenbus_write(xb, XBT_NULL, g->fep, "state", "6");
+    CU_ASSERT_EQUAL(wait_be_state(g, XenbusStateClosed), 0);
+    CU_ASSERT_EQUAL(chk_wait(g, "granted_after_closed", 1, 3000), 1);
+    CU_ASSERT_TRUE(report_has(g, "(req_prod 1, rsp_prod 1)", NULL));
+}
+
 /* ------------------------------------------------------------------ xenbus */
 
 /* The daemon's control rounds so far (a round dispatches the watch events waiting, then
@@ -499,6 +511,7 @@ static const struct sx_test_case cases[] = {
     SX_TEST(test_grant_that_cannot_be_mapped),
     SX_TEST(test_grant_ended_while_in_flight),
     SX_TEST(test_ring_still_granted_after_closed),
+    SX_TEST(test_ring_granted_after_closed_straight_from_connected),
     SX_TEST(test_state_goes_backwards_and_skips_initialising),
     SX_TEST(test_keys_missing_or_written_late),
     SX_TEST(test_key_values_beyond_the_offer),
