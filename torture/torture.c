@@ -103,6 +103,8 @@ void tt_dev_free(struct sx_tt_dev *d)
 {
     for (unsigned i = 0; i < TT_MAX_RINGS; i++)
         tt_q_free(d->q[i]);
+    free(d->missing);
+    free(d->snap);
     sx_stats_destroy(&d->st);
     if (d->log_fd >= 0)
         close(d->log_fd);

@@ -15,6 +15,8 @@
 #include "xen-core/shared.h"
 
 static struct sxc_conn *ctl;
+static struct gfront *guests[32];   /* each case's, freed at the end */
+static unsigned nguests;
 
 static int suite_init(void)
 {
@@ -30,9 +32,22 @@ static int suite_init(void)
 static int suite_clean(void)
 {
     hostile_stop();
+    for (unsigned i = 0; i < nguests; i++) {
+        sx_evtchn_close(guests[i]->evt);
+        sx_gntshr_close(guests[i]->shr);
+        sx_plat_close(guests[i]->p);
+        free(guests[i]);
+    }
     sxc_disconnect(ctl);
     simenv_stop(&env);
     return 0;
+}
+
+static struct gfront *remember(struct gfront *g)
+{
+    CU_ASSERT_FATAL(nguests < sizeof(guests) / sizeof(guests[0]));
+    guests[nguests++] = g;
+    return g;
 }
 
 /* ------------------------------------------------------------------ helpers */
@@ -40,7 +55,7 @@ static int suite_clean(void)
 /* A guest of its own for one case: connected (connect true) or left at the backend's InitWait. */
 static struct gfront *guest(const char *name, bool connect)
 {
-    struct gfront *g = calloc(1, sizeof(*g));
+    struct gfront *g = remember(calloc(1, sizeof(*g)));
     CU_ASSERT_PTR_NOT_NULL_FATAL(g);
     int rc = gfront_create(g, ctl, name, false, false);
     if (rc == 0 && connect)
@@ -308,7 +323,7 @@ static void test_unknown_operation_and_feature_not_offered(void)
 
 static void test_write_to_a_read_only_disk(void)
 {
-    struct gfront *g = calloc(1, sizeof(*g));
+    struct gfront *g = remember(calloc(1, sizeof(*g)));
     CU_ASSERT_EQUAL_FATAL(gfront_create(g, ctl, "chk-ro", true, false), 0);
     CU_ASSERT_EQUAL_FATAL(gfront_connect(g), 0);
     blkif_request_t r = rw_req(BLKIF_OP_WRITE, 0, 1, g->data_refs[0], 0, 7);

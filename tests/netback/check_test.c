@@ -13,6 +13,15 @@
 
 static struct guest G;
 static unsigned next_dev = 1;
+static struct tf *vifs[48];          /* each case's, freed at the end */
+static unsigned nvifs;
+
+static struct tf *remember(struct tf *t)
+{
+    CU_ASSERT_FATAL(nvifs < sizeof(vifs) / sizeof(vifs[0]));
+    vifs[nvifs++] = t;
+    return t;
+}
 
 static int suite_init(void)
 {
@@ -31,6 +40,10 @@ static int suite_init(void)
 static int suite_clean(void)
 {
     nb_hostile_stop();
+    for (unsigned i = 0; i < nvifs; i++) {
+        sx_stats_close_ro(&vifs[i]->st);
+        free(vifs[i]);
+    }
     guest_close(&G);
     simenv_stop(&env);
     return 0;
@@ -41,7 +54,7 @@ static int suite_clean(void)
 /* A connected vif of its own. */
 static struct tf *vif(void)
 {
-    struct tf *t = calloc(1, sizeof(*t));
+    struct tf *t = remember(calloc(1, sizeof(*t)));
     CU_ASSERT_PTR_NOT_NULL_FATAL(t);
     CU_ASSERT_EQUAL_FATAL(tf_open(t, &G, next_dev++), 0);
     return t;
@@ -254,7 +267,7 @@ static void test_sg_packet_the_backend_did_not_offer(void)
 
 static void test_rx_notify_key_missing(void)
 {
-    struct tf *t = calloc(1, sizeof(*t));
+    struct tf *t = remember(calloc(1, sizeof(*t)));
     CU_ASSERT_EQUAL(tf_open_ex(t, &G, next_dev++, "feature-rx-notify", "0", XenbusStateClosing),
                     0);
     CU_ASSERT_EQUAL(chk_wait(t, "key_missing", 1, 2000), 1);
@@ -264,7 +277,7 @@ static void test_rx_notify_key_missing(void)
 
 static void test_queues_beyond_the_offer(void)
 {
-    struct tf *t = calloc(1, sizeof(*t));
+    struct tf *t = remember(calloc(1, sizeof(*t)));
     CU_ASSERT_EQUAL(tf_open_ex(t, &G, next_dev++, "multi-queue-num-queues", "5",
                                XenbusStateClosing), 0);
     CU_ASSERT_EQUAL(chk_wait(t, "key_bad_value", 1, 2000), 1);

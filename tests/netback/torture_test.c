@@ -93,9 +93,9 @@ static void test_same_seed_same_faults_twice(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(lb);
     CU_ASSERT_STRING_EQUAL(la, lb);
     CU_ASSERT_PTR_NOT_NULL(strstr(la, "# splitxen torture: seed 23, device vif-77"));
-    /* a real run: features drawn, tx pauses, bursts, errors, a reconnect or a state rewrite */
+    /* a real run: features drawn, bursts, errors, a reconnect or a state rewrite (a tx pause
+     * comes once in 4000 packets: net_torture.itest sees them) */
     CU_ASSERT_PTR_NOT_NULL(strstr(la, "feat#1 features feature-sg = "));
-    CU_ASSERT_PTR_NOT_NULL(strstr(la, " pause "));
     CU_ASSERT_PTR_NOT_NULL(strstr(la, " burst "));
     CU_ASSERT_PTR_NOT_NULL(strstr(la, " error (tx)"));
     CU_ASSERT_TRUE(strstr(la, " reconnect after request ") || strstr(la, " flap after request "));
