@@ -44,14 +44,25 @@ struct sx_tt_q *sx_tt_q_get(struct sx_tt_dev *d, unsigned idx, int queue, const 
     return q;
 }
 
-void tt_q_free(struct sx_tt_q *q)
+/* Drop the per-connection arrays (ids in flight, held responses). Idempotent. */
+static void q_arrays_free(struct sx_tt_q *q)
 {
-    if (!q)
-        return;
     free(q->ids);
     free(q->ipos);
     free(q->used);
     free(q->held);
+    q->ids = NULL;
+    q->ipos = NULL;
+    q->used = NULL;
+    q->held = NULL;
+    q->cap = q->nr_ents = 0;
+}
+
+void tt_q_free(struct sx_tt_q *q)
+{
+    if (!q)
+        return;
+    q_arrays_free(q);
     free(q);
 }
 
@@ -77,10 +88,7 @@ int sx_tt_q_start(struct sx_tt_q *q, const struct sx_back_ring *r, const grant_r
     while (cap < 2 * r->nr_ents)
         cap *= 2;
     if (cap != q->cap || r->nr_ents != q->nr_ents) {
-        free(q->ids);
-        free(q->ipos);
-        free(q->used);
-        free(q->held);
+        q_arrays_free(q);
         q->ids = calloc(cap, sizeof(*q->ids));
         q->ipos = calloc(cap, sizeof(*q->ipos));
         q->used = calloc(cap, 1);
@@ -88,15 +96,7 @@ int sx_tt_q_start(struct sx_tt_q *q, const struct sx_back_ring *r, const grant_r
         q->cap = cap;
         q->nr_ents = r->nr_ents;
         if (!q->ids || !q->ipos || !q->used || !q->held) {
-            free(q->ids);
-            free(q->ipos);
-            free(q->used);
-            free(q->held);
-            q->ids = NULL;
-            q->ipos = NULL;
-            q->used = NULL;
-            q->held = NULL;
-            q->cap = q->nr_ents = 0;
+            q_arrays_free(q);
             return -ENOMEM;
         }
     } else {

@@ -7,8 +7,8 @@
  */
 #define SX_LOG_MODULE "check_test"
 #include "tests/blkback/hostile.h"
+#include "tests/check_report.h"
 
-#include <stdarg.h>
 #include <stdatomic.h>
 
 #include "clock.h"
@@ -64,57 +64,10 @@ static struct gfront *guest(const char *name, bool connect)
     return g;
 }
 
-/* A counter of g's check stats file (UINT64_MAX when there is none). */
-static uint64_t chk(struct gfront *g, const char *name)
-{
-    char dir[200], path[300];
-    sx_stats_dir(dir, sizeof(dir));
-    snprintf(path, sizeof(path), "%s/vbdchk-%u-%u", dir, g->dom, g->devid);
-    struct sx_stats s;
-    if (sx_stats_open_ro(&s, path) < 0)
-        return UINT64_MAX;
-    uint64_t v = sx_stats_get(&s, name);
-    sx_stats_close_ro(&s);
-    return v;
-}
-
-/* Wait up to ms for counter name to reach want; returns what it reads last. */
-static uint64_t chk_wait(struct gfront *g, const char *name, uint64_t want, int ms)
-{
-    uint64_t end = sx_now_ms() + (uint64_t)ms, v;
-    while (((v = chk(g, name)) < want || v == UINT64_MAX) && sx_now_ms() < end)
-        usleep(5000);
-    return v;
-}
-
-/* Wait up to 3 s for g's text report to hold every one of the NULL-terminated strings. */
-static bool report_has(struct gfront *g, ...)
-{
-    char path[300];
-    snprintf(path, sizeof(path), "%s/check/vbd-%u-%u.txt", env.dir, g->dom, g->devid);
-    uint64_t end = sx_now_ms() + 3000;
-    bool all = false;
-    do {
-        char buf[16384] = "";
-        FILE *f = fopen(path, "r");
-        if (f) {
-            size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-            buf[n] = '\0';
-            fclose(f);
-        }
-        va_list ap;
-        va_start(ap, g);
-        all = true;
-        for (const char *s = va_arg(ap, const char *); s; s = va_arg(ap, const char *))
-            all &= strstr(buf, s) != NULL;
-        va_end(ap);
-        if (!all)
-            usleep(20000);
-    } while (!all && sx_now_ms() < end);
-    if (!all)
-        fprintf(stderr, "report %s lacks an expected line\n", path);
-    return all;
-}
+/* g's check counters and report (tests/check_report.h) */
+#define chk(g, name) chk_stat("vbd", (g)->dom, (g)->devid, name)
+#define chk_wait(g, name, want, ms) chk_stat_wait("vbd", (g)->dom, (g)->devid, name, want, ms)
+#define report_has(g, ...) chk_report_has("vbd", (g)->dom, (g)->devid, __VA_ARGS__)
 
 /* Put slots (each g->ring.req_size bytes), push, notify; collect n responses within 2 s. */
 static int put_push(struct gfront *g, const void *slots, unsigned n, bool notify)

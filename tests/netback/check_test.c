@@ -7,9 +7,9 @@
  *
  * Needs root (TAP, network namespace): skips otherwise.
  */
-#include <stdarg.h>
 
 #include "tests/netback/hostile.h"
+#include "tests/check_report.h"
 
 static struct guest G;
 static unsigned next_dev = 1;
@@ -25,9 +25,7 @@ static struct tf *remember(struct tf *t)
 
 static int suite_init(void)
 {
-    struct nb_opts o = { .platform = SX_PLAT_SIM, .domid = 0, .bridge_default = "xenbr0",
-                         .spin_ns = 20000 };
-    sx_tt_opts_default(&o.tt);
+    struct nb_opts o = nb_hostile_opts();
     o.tt.check = true;
     o.tt.torture = true;
     o.tt.seed = 11;
@@ -60,54 +58,10 @@ static struct tf *vif(void)
     return t;
 }
 
-static uint64_t chk(struct tf *t, const char *name)
-{
-    char path[300];
-    snprintf(path, sizeof(path), "%s/stats/vifchk-%u-%u", env.dir, t->g->dom, t->dev);
-    struct sx_stats s;
-    if (sx_stats_open_ro(&s, path) < 0)
-        return UINT64_MAX;
-    uint64_t v = sx_stats_get(&s, name);
-    sx_stats_close_ro(&s);
-    return v;
-}
-
-static uint64_t chk_wait(struct tf *t, const char *name, uint64_t want, int ms)
-{
-    uint64_t end = sx_now_ms() + (uint64_t)ms, v;
-    while (((v = chk(t, name)) < want || v == UINT64_MAX) && sx_now_ms() < end)
-        usleep(5000);
-    return v;
-}
-
-/* Wait up to 3 s for t's text report to hold every one of the NULL-terminated strings. */
-static bool report_has(struct tf *t, ...)
-{
-    char path[300];
-    snprintf(path, sizeof(path), "%s/check/vif-%u-%u.txt", env.dir, t->g->dom, t->dev);
-    uint64_t end = sx_now_ms() + 3000;
-    bool all = false;
-    do {
-        char buf[16384] = "";
-        FILE *f = fopen(path, "r");
-        if (f) {
-            size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-            buf[n] = '\0';
-            fclose(f);
-        }
-        va_list ap;
-        va_start(ap, t);
-        all = true;
-        for (const char *s = va_arg(ap, const char *); s; s = va_arg(ap, const char *))
-            all &= strstr(buf, s) != NULL;
-        va_end(ap);
-        if (!all)
-            usleep(20000);
-    } while (!all && sx_now_ms() < end);
-    if (!all)
-        fprintf(stderr, "report %s lacks an expected line\n", path);
-    return all;
-}
+/* t's check counters and report (tests/check_report.h) */
+#define chk(t, name) chk_stat("vif", (t)->g->dom, (t)->dev, name)
+#define chk_wait(t, name, want, ms) chk_stat_wait("vif", (t)->g->dom, (t)->dev, name, want, ms)
+#define report_has(t, ...) chk_report_has("vif", (t)->g->dom, (t)->dev, __VA_ARGS__)
 
 static bool offered(struct tf *t, const char *key)
 {

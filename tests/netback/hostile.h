@@ -233,6 +233,16 @@ static inline void tf_post_rx(struct tf *t)
         sx_evtchn_notify(t->g->ev, (evtchn_port_t)t->port);
 }
 
+/* The daemon's options every fixture user starts from: sim, dom0, bridge xenbr0, 20 us spin,
+ * --check/--torture off. */
+static inline struct nb_opts nb_hostile_opts(void)
+{
+    struct nb_opts o = { .platform = SX_PLAT_SIM, .domid = 0, .bridge_default = "xenbr0",
+                         .spin_ns = 20000 };
+    sx_tt_opts_default(&o.tt);
+    return o;
+}
+
 /* The netns, the core with xenstored, dom0's handles and the daemon with o, on a thread.
  * 0, or 1 on failure; skips (exit 77) without TAP or the right to unshare. */
 static inline int nb_hostile_start(struct nb_opts *o)

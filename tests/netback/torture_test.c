@@ -14,9 +14,7 @@ static struct guest A, B;
 
 static int suite_init(void)
 {
-    struct nb_opts o = { .platform = SX_PLAT_SIM, .domid = 0, .bridge_default = "xenbr0",
-                         .spin_ns = 20000 };
-    sx_tt_opts_default(&o.tt);
+    struct nb_opts o = nb_hostile_opts();
     o.tt.check = true;
     o.tt.torture = true;
     o.tt.seed = 23;
