@@ -626,7 +626,7 @@ static void vbd_torture(struct bb_vbd *v)
         }
         return;
     case SX_TT_CTL_FLAP:
-        sx_xenbus_printf(v->d->xb, XBT_NULL, v->bep, "state", "%d", v->written);
+        sx_tt_flap(v->d->xb, v->bep, (enum xenbus_state)v->written);
         return;
     default:
         return;

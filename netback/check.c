@@ -138,7 +138,7 @@ uint16_t nb_tt_rx_first(struct nb_queue *q, const struct nb_rxframe *f, unsigned
      * and Linux netfront at most XEN_NETIF_NR_SLOTS_MIN - 1 of them with the extras. */
     unsigned max = f->len < per ? f->len : per;
     bool ok = q->vif->sg && max > 1 &&
-              nb_rx_ndata(f->len, per, 1) + f->meta.has_gso + 1 < XEN_NETIF_NR_SLOTS_MIN;
+              nb_rx_ndata(f->len, per, 1) + f->meta.has_gso + f->has_hash < XEN_NETIF_NR_SLOTS_MIN;
     sx_tt_q_pkt(q->tt_rx, f->meta.has_gso ? "gso frame" : "frame", ok ? max : 0, &p);
     return p.first_len;
 }

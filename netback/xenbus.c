@@ -722,7 +722,7 @@ static void vif_torture(struct nb_vif *v)
         return;
     }
     case SX_TT_CTL_FLAP:
-        sx_xenbus_printf(v->nb->xb, XBT_NULL, v->be_path, "state", "%d", v->be_state);
+        sx_tt_flap(v->nb->xb, v->be_path, v->be_state);
         return;
     default:
         return;

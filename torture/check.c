@@ -519,6 +519,29 @@ void tt_probe_run(struct sx_tt_dev *d, bool all, uint64_t now_ms)
     }
 }
 
+int sx_tt_flap(struct sx_xenbus *xb, const char *dir, enum xenbus_state state)
+{
+    for (int attempt = 0; attempt < 16; attempt++) {
+        xs_transaction_t t;
+        int rc = sx_xenbus_transaction_start(xb, &t);
+        if (rc < 0)
+            return rc;
+        rc = sx_xenbus_exists(xb, t, dir, "state");
+        if (rc == 1)
+            rc = sx_xenbus_printf(xb, t, dir, "state", "%d", (int)state);
+        else if (rc == 0)
+            rc = -ENOENT;
+        if (rc < 0) {
+            sx_xenbus_transaction_end(xb, t, true);
+            return rc;
+        }
+        rc = sx_xenbus_transaction_end(xb, t, false);
+        if (rc != -EAGAIN)
+            return rc;
+    }
+    return -EAGAIN;
+}
+
 /* ------------------------------------------------------------------ the frontend's states */
 
 static bool connecting(enum xenbus_state s)

@@ -182,6 +182,10 @@ void sx_tt_found(struct sx_tt_dev *d, enum sx_tt_kind k, const struct sx_tt_wher
  * once. Call it only while connected (a decision then waits for the next connection). */
 enum sx_tt_ctl { SX_TT_CTL_NONE, SX_TT_CTL_RECONNECT, SX_TT_CTL_FLAP };
 enum sx_tt_ctl sx_tt_ctl_due(struct sx_tt_dev *d);
+/* A flap: write <dir>/state = state again (the frontend's watch fires, the value is the same),
+ * in a transaction that writes nothing once the node is gone (the toolstack removed the
+ * device). 0 or -errno. */
+int sx_tt_flap(struct sx_xenbus *xb, const char *dir, enum xenbus_state state);
 
 /* ---- rings (data path) --------------------------------------------------------------------- */
 
