@@ -224,7 +224,7 @@ void sx_tt_q_req(struct sx_tt_q *q, uint64_t id, const char *op, RING_IDX pos, u
         q->pause_until = sx_now_ns() + (uint64_t)ms * 1000000u;
         tt_log_fault(d, SX_TT_F_PAUSE, &q->rng, "%u ms", ms);
     }
-    if (tt_fault_on(d, SX_TT_F_BURST) && (u >> 50) % 1000 < 20) {
+    if (tt_fault_on(d, SX_TT_F_BURST) && (u >> 50) % 1000 < 5) {
         act->burst = (uint8_t)(1 + (v >> 24) % 4);
         q->burst_owed += act->burst;
         tt_log_fault(d, SX_TT_F_BURST, &q->rng, "%u extra notifications", act->burst);
@@ -243,7 +243,7 @@ void sx_tt_q_pkt(struct sx_tt_q *q, const char *what, unsigned max_first, struct
         return;
     uint64_t u = tt_rng_next(&q->rng), v = tt_rng_next(&q->rng);
     bool rx = q->ring && !strcmp(q->ring, "rx");
-    if (rx && max_first > 1 && tt_fault_on(d, SX_TT_F_PARTIAL) && u % 1000 < 50) {
+    if (rx && max_first > 1 && tt_fault_on(d, SX_TT_F_PARTIAL) && u % 1000 < 10) {
         p->first_len = (uint16_t)(1 + v % (max_first - 1));
         tt_log_fault(d, SX_TT_F_PARTIAL, &q->rng, "first slot %u bytes (%s)", p->first_len,
                      what);
@@ -254,7 +254,7 @@ void sx_tt_q_pkt(struct sx_tt_q *q, const char *what, unsigned max_first, struct
         q->pause_until = sx_now_ns() + (uint64_t)p->pause_ms * 1000000u;
         tt_log_fault(d, SX_TT_F_PAUSE, &q->rng, "%u ms", p->pause_ms);
     }
-    if (tt_fault_on(d, SX_TT_F_BURST) && (u >> 20) % 1000 < 20) {
+    if (tt_fault_on(d, SX_TT_F_BURST) && (u >> 20) % 1000 < 2) {
         p->burst = (uint8_t)(1 + (v >> 24) % 4);
         q->burst_owed += p->burst;
         tt_log_fault(d, SX_TT_F_BURST, &q->rng, "%u extra notifications", p->burst);

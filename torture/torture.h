@@ -52,18 +52,22 @@ struct sx_xenbus;
 
 /* ---- options ----------------------------------------------------------------------------- */
 
+/* Fault classes, and how often each comes (per request, tx packet or rx frame drawn). */
 enum sx_tt_fault {
-    SX_TT_F_DELAY,          /* blkif: a response held back 1..20 ms */
-    SX_TT_F_REORDER,        /* blkif: a response held until 1..3 later ones went out */
-    SX_TT_F_EOPNOTSUPP,     /* blkif: a flush or discard answered BLKIF_RSP_EOPNOTSUPP, not done */
-    SX_TT_F_ERROR,          /* BLKIF_RSP_ERROR / NETIF_RSP_ERROR, the request not done (opt-in:
-                               a frontend passes it on to its user as an I/O error) */
-    SX_TT_F_PAUSE,          /* ring-full backpressure: no request taken for 10..200 ms
-                               (netif tx: 5..50 ms) */
-    SX_TT_F_BURST,          /* 1..4 extra notifications after a response push */
-    SX_TT_F_PARTIAL,        /* netif rx: a frame's first slot only partly filled */
+    SX_TT_F_DELAY,          /* blkif: a response held back 1..20 ms (4%) */
+    SX_TT_F_REORDER,        /* blkif: a response held until 1..3 later ones went out (4%) */
+    SX_TT_F_EOPNOTSUPP,     /* blkif: a flush or discard answered BLKIF_RSP_EOPNOTSUPP, not
+                               done (25% of them) */
+    SX_TT_F_ERROR,          /* BLKIF_RSP_ERROR / NETIF_RSP_ERROR, the request not done (1%;
+                               opt-in: a frontend passes it on to its user as an I/O error) */
+    SX_TT_F_PAUSE,          /* ring-full backpressure: no request taken for 10..200 ms (0.3%;
+                               netif tx: 5..50 ms, 1 in 4000 packets) */
+    SX_TT_F_BURST,          /* 1..4 extra notifications after a response push (0.5%; netif
+                               0.2%) */
+    SX_TT_F_PARTIAL,        /* netif rx: a frame's first slot only partly filled (1%) */
     SX_TT_F_RECONNECT,      /* rings, event channels and grant mappings dropped and taken again
-                               from the frontend's keys, as a restarted backend does */
+                               from the frontend's keys, as a restarted backend does; with
+                               FLAP, one of the two after every 300..3000 requests (35%) */
     SX_TT_F_FLAP,           /* the backend's state node rewritten with the state it holds */
     SX_TT_F_FEATURES,       /* a new feature set each time the backend goes to InitWait */
     SX_TT_F_NR
