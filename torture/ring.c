@@ -355,12 +355,6 @@ uint64_t sx_tt_q_paused(struct sx_tt_q *q)
     return until;
 }
 
-void sx_tt_q_pause(struct sx_tt_q *q, unsigned ms)
-{
-    if (q)
-        q->pause_until = sx_now_ns() + (uint64_t)ms * 1000000u;
-}
-
 unsigned sx_tt_q_burst(struct sx_tt_q *q)
 {
     if (!q || !q->burst_owed)

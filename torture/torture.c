@@ -40,11 +40,6 @@ int sx_tt_open(struct sx_tt **out, const struct sx_tt_opts *o, struct sx_gnt *gn
     return 0;
 }
 
-const struct sx_tt_opts *sx_tt_opts(const struct sx_tt *t)
-{
-    return &t->o;
-}
-
 struct sx_tt_dev *sx_tt_dev_open(struct sx_tt *t, enum sx_tt_proto proto, domid_t fe,
                                  unsigned devid, const char *fe_path, const char *be_path)
 {

@@ -1,6 +1,6 @@
 /*
  * torture: a frontend author's test bench inside splitxen's backends. Two modes, both off
- * unless the daemon is started with them (then the data paths pay one branch a hook):
+ * unless the daemon is started with them (off, the data paths pay one branch a hook):
  *
  *   --check            a protocol checker. Every frontend mistake a backend can see is reported
  *                      per device, with the request it came with (queue, id, operation, ring
@@ -148,7 +148,6 @@ enum sx_tt_proto { SX_TT_BLKIF, SX_TT_NETIF };
 int sx_tt_open(struct sx_tt **out, const struct sx_tt_opts *o, struct sx_gnt *gnt);
 /* Finish pending probes, write every report, free. NULL-safe. */
 void sx_tt_close(struct sx_tt *t);
-const struct sx_tt_opts *sx_tt_opts(const struct sx_tt *t);
 
 /* A device appears: its stats file, report and torture log. fe_path/be_path are the xenbus
  * directories. NULL when t is NULL (mode off) or on failure (logged; the device is served as
@@ -193,9 +192,8 @@ int sx_tt_flap(struct sx_xenbus *xb, const char *dir, enum xenbus_state state);
 
 /* ---- rings (data path) --------------------------------------------------------------------- */
 
-/* Ring `idx` of the device (blkif: the queue; netif: 2 * queue for tx, + 1 for rx,
- * 2 * 16 for ctrl), created on first use (control plane, before the ring thread starts).
- * NULL for a NULL d. */
+/* Ring `idx` of the device (blkif: the queue; netif: 2 * queue for tx, + 1 for rx), created
+ * on first use (control plane, before the ring thread starts). NULL for a NULL d. */
 struct sx_tt_q *sx_tt_q_get(struct sx_tt_dev *d, unsigned idx, int queue, const char *ring);
 /* A connection of this ring starts: nr_ents entries, the ring's grant refs (the first holds the
  * indexes), for the after-Closed probe. Resets the in-flight ids and the index history; holds
@@ -247,10 +245,9 @@ unsigned sx_tt_q_release(struct sx_tt_q *q, bool all, struct sx_tt_held *out, un
 /* Backpressure and the notification check's hold-off: do not take requests now. Returns when
  * that ends (CLOCK_MONOTONIC ns), 0 when not paused. */
 uint64_t sx_tt_q_paused(struct sx_tt_q *q);
-/* Start a pause of ms (netback decides per packet, after it took them). */
-void sx_tt_q_pause(struct sx_tt_q *q, unsigned ms);
-/* Draws for one netif packet or frame (always two): extra notifications and pause (tx), or a
- * partial first slot (rx: its length in 1..max_first, 0 for none) with `what` in the log. */
+/* Draws for one netif packet or frame (always two), `what` in the log lines: tx, a pause
+ * (started here), extra notifications, an error answer; rx, extra notifications and a partly
+ * filled first slot (first_len in 1..max_first - 1; 0: a full one; max_first < 2: never). */
 struct sx_tt_pkt {
     uint16_t first_len;
     uint16_t pause_ms;
