@@ -479,6 +479,8 @@ void tt_probe_collect(struct sx_tt_dev *d)
     if (!d->closed)
         return;
     d->closed = false;
+    if (!d->t->o.check)
+        return;
     for (unsigned i = 0; i < TT_MAX_RINGS && i < TT_MAX_PROBES; i++) {
         struct sx_tt_q *q = d->q[i];
         if (!q || !q->fp_valid)
@@ -575,7 +577,7 @@ void sx_tt_fe_state(struct sx_tt_dev *d, struct sx_xenbus *xb, enum xenbus_state
     }
     if (connecting(fe) && !connecting(cur)) {
         d->connections++;
-        if (xb)
+        if (xb && d->t->o.check)
             keys_enter(d, xb, fe, be);
     } else if (!connecting(fe)) {
         keys_forget(d);

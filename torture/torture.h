@@ -176,7 +176,8 @@ uint64_t sx_tt_feature(struct sx_tt_dev *d, const char *key, uint64_t dflt,
 /* The value last written for key, or dflt when none was. */
 uint64_t sx_tt_offered(const struct sx_tt_dev *d, const char *key, uint64_t dflt);
 
-/* A finding. rule NULL: the kind's own quote. Rate-limited log line, counted, reported. */
+/* A finding. rule NULL: the kind's own quote. Rate-limited log line, counted, reported; nothing
+ * without --check. */
 void sx_tt_found(struct sx_tt_dev *d, enum sx_tt_kind k, const struct sx_tt_where *w,
                  const char *rule, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
