@@ -155,7 +155,7 @@ void tt_count(struct sx_tt_dev *d);
 void tt_ctl_draw(struct sx_tt_dev *d, uint64_t from);
 /* $SPLITXEN_RUN/check, created: 0 or -errno. */
 int tt_check_dir(char *buf, size_t len);
-void tt_faults_list(const struct sx_tt *t, char *buf, size_t len);
+void tt_faults_list(unsigned mask, char *buf, size_t len);
 const char *const *tt_stat_names(void);
 /* check.c */
 void tt_check_tick(struct sx_tt_dev *d, struct sx_xenbus *xb, uint64_t now_ms);

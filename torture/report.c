@@ -382,12 +382,12 @@ static unsigned faults_of(const struct sx_tt_dev *d)
     return f & ~(d->proto == SX_TT_BLKIF ? netif_only : blkif_only);
 }
 
-void tt_faults_list(const struct sx_tt *t, char *buf, size_t len)
+void tt_faults_list(unsigned mask, char *buf, size_t len)
 {
     size_t n = 0;
     buf[0] = '\0';
     for (unsigned f = 0; f < SX_TT_F_NR && n < len; f++)
-        if (t->o.faults & (1u << f))
+        if (mask & (1u << f))
             n += (size_t)snprintf(buf + n, len - n, "%s%s", n ? "," : "", fault_names[f]);
 }
 
@@ -401,7 +401,7 @@ static void write_text(const struct sx_tt_dev *d, const struct tt_snapshot *s, F
 {
     const struct sx_tt_opts *o = &d->t->o;
     char fl[160];
-    tt_faults_list(d->t, fl, sizeof(fl));
+    tt_faults_list(faults_of(d), fl, sizeof(fl));
     uint64_t nf = 0, nt = 0;
     for (unsigned k = 0; k < SX_TT_K_NR; k++)
         nf += s->f[k].count;

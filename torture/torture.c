@@ -30,7 +30,7 @@ int sx_tt_open(struct sx_tt **out, const struct sx_tt_opts *o, struct sx_gnt *gn
     t->gnt = gnt;
     pthread_mutex_init(&t->lock, NULL);
     char fl[160];
-    tt_faults_list(t, fl, sizeof(fl));
+    tt_faults_list(t->o.faults, fl, sizeof(fl));
     if (o->torture)
         sx_info("torture: seed %" PRIu64 " (replay with --torture=%" PRIu64 "), faults %s%s",
                 o->seed, o->seed, fl, o->check ? "; check on" : "");
@@ -79,7 +79,7 @@ struct sx_tt_dev *sx_tt_dev_open(struct sx_tt *t, enum sx_tt_proto proto, domid_
             sx_warn("%s: torture log: %s", d->file, strerror(errno));
         } else {
             char fl[160], head[300];
-            tt_faults_list(t, fl, sizeof(fl));
+            tt_faults_list(t->o.faults, fl, sizeof(fl));
             int n = snprintf(head, sizeof(head), "# splitxen torture: seed %" PRIu64
                              ", device %s, faults %s\n", t->o.seed, d->name, fl);
             if (n > 0 && write(d->log_fd, head, (size_t)n) < 0)
