@@ -533,6 +533,7 @@ static bool vif_eval(struct nb_vif *v)
     if (ex == 0)
         return true;            /* the toolstack removed the device */
     uint64_t online = 1;
+    enum xenbus_state fs = XenbusStateUnknown;
     int rc = sx_xenbus_read_uint(nb->xb, XBT_NULL, v->be_path, "online", 0, 1, &online);
     if (rc == 0 && online == 0) {
         if (v->online) {
@@ -544,6 +545,9 @@ static bool vif_eval(struct nb_vif *v)
             v->be_state = XenbusStateUnknown;   /* force the write */
             switch_state(v, XenbusStateClosed);
         }
+        /* --check: the frontend closes after this; its rings are probed a second later */
+        if (v->tt && sx_xenbus_read_state(nb->xb, XBT_NULL, v->fe_path, &fs) == 0)
+            sx_tt_fe_state(v->tt, nb->xb, fs, v->be_state);
         return false;
     }
     if (!v->online) {
@@ -555,7 +559,6 @@ static bool vif_eval(struct nb_vif *v)
     if (!v->nd)
         return false;           /* probe failed: nothing to serve */
 
-    enum xenbus_state fs = XenbusStateUnknown;
     if (sx_xenbus_read_state(nb->xb, XBT_NULL, v->fe_path, &fs) < 0)
         fs = XenbusStateUnknown;   /* garbage: treat like a vanished frontend */
     sx_tt_fe_state(v->tt, nb->xb, fs, v->be_state);

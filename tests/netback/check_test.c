@@ -239,6 +239,38 @@ static void test_queues_beyond_the_offer(void)
                               NULL));
 }
 
+/* xl network-detach: the toolstack writes online=0 and Closing, the backend closes at once,
+ * then the frontend goes Closed. A frontend still granting its rings a second later is caught
+ * (the tx ring here: the rx ring never carried a response, so its page holds nothing that
+ * tells it from a fresh one); one that ended the grants first is not. */
+static void toolstack_unplug(struct tf *t)
+{
+    sx_xenbus_write(xb, XBT_NULL, t->be, "online", "0");
+    sx_xenbus_write(xb, XBT_NULL, t->be, "state", "5");
+    CU_ASSERT_EQUAL(wait_state(t->be, XenbusStateClosed, 20000), 0);
+}
+
+static void test_rings_granted_after_toolstack_unplug(void)
+{
+    struct tf *t = vif(), *u = vif();
+    CU_ASSERT_TRUE(tf_send_ok(t));
+    CU_ASSERT_TRUE(tf_send_ok(u));
+    toolstack_unplug(t);
+    sx_xenbus_write(xb, XBT_NULL, t->fe, "state", "6");   /* the rings stay granted */
+    CU_ASSERT_EQUAL(chk_wait(t, "granted_after_closed", 1, 3000), 1);
+    char want[64];
+    snprintf(want, sizeof(want), "the queue 0 tx ring (grant %u) is still granted", t->txref);
+    CU_ASSERT_TRUE(report_has(t, want, "Invalidating an unused GTF_permit_access entry", NULL));
+    toolstack_unplug(u);
+    CU_ASSERT_EQUAL(sx_gntshr_unshare(u->g->gs, u->txmem, 1), 0);
+    CU_ASSERT_EQUAL(sx_gntshr_unshare(u->g->gs, u->rxmem, 1), 0);
+    sx_xenbus_write(xb, XBT_NULL, u->fe, "state", "6");
+    uint64_t end = sx_now_ms() + 1800;
+    while (sx_now_ms() < end && chk(u, "findings") == 0)
+        usleep(20000);
+    CU_ASSERT_EQUAL(chk(u, "findings"), 0);
+}
+
 static const struct sx_test_case cases[] = {
     SX_TEST(test_good_frontend_has_no_findings),
     SX_TEST(test_tx_chains_linux_rejects),
@@ -250,6 +282,7 @@ static const struct sx_test_case cases[] = {
     SX_TEST(test_sg_packet_the_backend_did_not_offer),
     SX_TEST(test_rx_notify_key_missing),
     SX_TEST(test_queues_beyond_the_offer),
+    SX_TEST(test_rings_granted_after_toolstack_unplug),
 };
 
 SX_TEST_MAIN("netback_check", cases, suite_init, suite_clean)
