@@ -194,7 +194,7 @@ void bb_offer_pick(struct bb_vbd *v, bool discard)
     uint64_t qs[BB_MAX_QUEUES];
     for (unsigned i = 0; i <= o->max_ring_order; i++)
         ord[i] = i;
-    for (unsigned i = 0; i < o->max_queues; i++)
+    for (unsigned i = 0; i < v->max_queues; i++)
         qs[i] = i + 1;
     struct bb_offer *f = &v->offer;
     f->persistent = sx_tt_feature(t, "feature-persistent", o->max_pgrants != 0, bits,
@@ -203,9 +203,9 @@ void bb_offer_pick(struct bb_vbd *v, bool discard)
                                               ind, o->max_indirect > 32 ? 3 : 0);
     f->max_ring_order = (unsigned)sx_tt_feature(t, "max-ring-page-order", o->max_ring_order, ord,
                                                 o->max_ring_order + 1);
-    f->max_queues = (unsigned)sx_tt_feature(t, "multi-queue-max-queues", o->max_queues, qs,
-                                            o->max_queues);
-    f->flush = sx_tt_feature(t, "feature-flush-cache", 1, bits, 2);
-    f->barrier = sx_tt_feature(t, "feature-barrier", 1, bits, 2);
+    f->max_queues = (unsigned)sx_tt_feature(t, "multi-queue-max-queues", v->max_queues, qs,
+                                            v->max_queues);
+    f->flush = sx_tt_feature(t, "feature-flush-cache", v->flush, bits, v->flush ? 2 : 0);
+    f->barrier = sx_tt_feature(t, "feature-barrier", v->flush, bits, v->flush ? 2 : 0);
     f->discard = sx_tt_feature(t, "feature-discard", discard, bits, discard ? 2 : 0);
 }

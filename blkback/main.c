@@ -5,7 +5,10 @@
  *   splitxen-blkback [--platform sim|xen|auto] [--domid N] [--engine uring|aio|sync|auto]
  *       [--spin-us N] [--max-queues N] [--max-ring-order N] [--max-indirect N]
  *       [--max-pgrants N] [--sqpoll] [--no-regbuf] [--spin-yield]
- *       [--check] [--torture[=SEED]] [--torture-faults=LIST]
+ *       [--check] [--torture[=SEED]] [--torture-faults=LIST] [--version]
+ *
+ * Under systemd (Type=notify) it sends READY=1 once it watches xenstore, and STOPPING=1 when
+ * a signal ends it (sd_notify; nothing without $NOTIFY_SOCKET).
  *
  * On exit it stops its ring threads and releases its mappings but leaves the xenbus states
  * alone, so a restarted blkback reconnects to the frontends that are still running.
@@ -24,23 +27,25 @@
 #include <string.h>
 
 #include "log.h"
+#include "notify.h"
 #include "parse.h"
+#include "version.h"
 
-static volatile int stop;
+static atomic_int stop;   /* lock-free, so the signal handler may set it */
 static void on_signal(int s)
 {
     (void)s;
     stop = 1;
 }
 
-static void usage(const char *argv0)
+static void usage(FILE *f, const char *argv0)
 {
-    fprintf(stderr,
+    fprintf(f,
             "usage: %s [--platform sim|xen|auto] [--domid N] [--engine uring|aio|sync|auto]\n"
             "          [--spin-us N] [--max-queues N] [--max-ring-order N] [--max-indirect N]\n"
             "          [--max-pgrants N] [--sqpoll] [--no-regbuf] [--spin-yield]\n"
-            "          [--check] [--torture[=SEED]] [--torture-faults=LIST]\n%s", argv0,
-            sx_tt_usage);
+            "          [--check] [--torture[=SEED]] [--torture-faults=LIST]\n"
+            "       %s --help | --version\n%s", argv0, argv0, sx_tt_usage);
 }
 
 int main(int argc, char **argv)
@@ -64,6 +69,7 @@ int main(int argc, char **argv)
         { "torture", optional_argument, NULL, 'T' },
         { "torture-faults", required_argument, NULL, 'F' },
         { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
         { 0 },
     };
     int c;
@@ -91,8 +97,9 @@ int main(int argc, char **argv)
         case 'C': o.tt.check = true; break;
         case 'T': bad = sx_tt_parse_torture(&o.tt, optarg) < 0; break;
         case 'F': bad = sx_tt_parse_faults(&o.tt, optarg) < 0; break;
-        case 'h': usage(argv[0]); return 0;
-        default: usage(argv[0]); return 2;
+        case 'h': usage(stdout, argv[0]); return 0;
+        case 'V': return sx_print_version("splitxen-blkback");
+        default: usage(stderr, argv[0]); return 2;
         }
         if (bad) {
             fprintf(stderr, "%s: bad value for --%s: %s\n", argv[0], lo[0].name, optarg);
@@ -122,7 +129,10 @@ int main(int argc, char **argv)
             d->root, o.engine == SX_BIO_AUTO ? "auto" : sx_bio_kind_name(o.engine),
             (unsigned long long)(o.spin_ns / 1000), o.max_queues, o.max_ring_order,
             o.max_indirect);
+    /* The watch on the backend directory is registered: vbds written from now on are served. */
+    sx_notify_ready("serving %s", d->root);
     rc = bb_daemon_run(d, &stop);
+    sx_notify_stopping();
     bb_daemon_close(d);
     return rc < 0 ? 1 : 0;
 }

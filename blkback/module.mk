@@ -9,8 +9,8 @@ SX_BLKBACK_LDLIBS := $(SX_BLKIO_LDLIBS) $(SX_TORTURE_LDLIBS) $(SX_XENBUS_LDLIBS)
 
 PROGS += splitxen-blkback
 splitxen-blkback_SRCS := blkback/main.c
-splitxen-blkback_LIBS := $(SX_BLKBACK_LIBS)
-splitxen-blkback_LDLIBS := $(SX_BLKBACK_LDLIBS)
+splitxen-blkback_LIBS := $(SX_BLKBACK_LIBS) $(SX_NOTIFY_LIBS)
+splitxen-blkback_LDLIBS := $(SX_BLKBACK_LDLIBS) $(SX_NOTIFY_LDLIBS)
 
 UNIT_TESTS += request_test
 request_test_SRCS := tests/blkback/request_test.c
@@ -24,12 +24,7 @@ hostile_test_LIBS := $(SX_BLKBACK_LIBS) $(SX_SIMENV_LIBS)
 hostile_test_LDLIBS := $(SX_BLKBACK_LDLIBS) -lcunit \
                        -Wl,--wrap=sx_bio_rw,--wrap=sx_bio_flush,--wrap=sx_bio_discard
 
-UNIT_TESTS += xsa349_test
-xsa349_test_SRCS := tests/blkback/xsa349_test.c
-xsa349_test_LIBS := $(SX_BLKBACK_LIBS) $(SX_SIMENV_LIBS)
-xsa349_test_LDLIBS := $(SX_BLKBACK_LDLIBS) -lcunit
-
-# --check against deliberately broken frontends (the hostile fixture, tests/blkback/hostile.h).
+# --check against deliberately broken frontends (the in-process fixture, tests/blkguest.h).
 # The test ends a grant under an in-flight request by wrapping the engine's read/write call.
 UNIT_TESTS += blkback_check_test
 blkback_check_test_SRCS := tests/blkback/check_test.c

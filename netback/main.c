@@ -3,7 +3,7 @@
  *
  *   splitxen-netback [--platform sim|xen|auto] [--domid N] [--bridge-default NAME]
  *                    [--spin-us N] [--core SOCKET]
- *                    [--check] [--torture[=SEED]] [--torture-faults=LIST]
+ *                    [--check] [--torture[=SEED]] [--torture-faults=LIST] [--version]
  *
  * --spin-us: how long a queue thread polls its rings and TAP before sleeping on the event
  * channel (default $SPLITXEN_SPIN_NS or 20 us; 0 never spins).
@@ -11,7 +11,8 @@
  * --check and --torture are for frontend authors (torture/torture.h): a protocol checker that
  * reports each mistake of a frontend, and seeded fault injection within the protocol's rules.
  *
- * Serves every vif under /local/domain/<domid>/backend/vif until SIGINT/SIGTERM.
+ * Serves every vif under /local/domain/<domid>/backend/vif until SIGINT/SIGTERM. Under systemd
+ * (Type=notify) it sends READY=1 once it watches xenstore and STOPPING=1 when a signal ends it.
  */
 #define SX_LOG_MODULE "netback"
 #include "log.h"
@@ -24,6 +25,8 @@
 #include <string.h>
 
 #include "netback/common.h"
+#include "notify.h"
+#include "version.h"
 
 static struct nb *g_nb;
 
@@ -34,13 +37,13 @@ static void on_signal(int sig)
         atomic_store(&g_nb->stop, true);
 }
 
-static void usage(const char *prog)
+static void usage(FILE *f, const char *prog)
 {
-    fprintf(stderr,
+    fprintf(f,
             "usage: %s [--platform sim|xen|auto] [--domid N] [--bridge-default NAME]\n"
             "          [--spin-us N] [--core SOCKET]\n"
-            "          [--check] [--torture[=SEED]] [--torture-faults=LIST]\n%s", prog,
-            sx_tt_usage);
+            "          [--check] [--torture[=SEED]] [--torture-faults=LIST]\n"
+            "       %s --help | --version\n%s", prog, prog, sx_tt_usage);
 }
 
 int main(int argc, char **argv)
@@ -55,6 +58,7 @@ int main(int argc, char **argv)
         { "torture", optional_argument, NULL, 'T' },
         { "torture-faults", required_argument, NULL, 'F' },
         { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
     const char *platform = NULL;
@@ -95,7 +99,9 @@ int main(int argc, char **argv)
                 return 2;
             }
             break;
-        default: usage(argv[0]); return c == 'h' ? 0 : 2;
+        case 'h': usage(stdout, argv[0]); return 0;
+        case 'V': return sx_print_version("splitxen-netback");
+        default: usage(stderr, argv[0]); return 2;
         }
     }
     int kind = sx_plat_kind_from_name(platform);
@@ -115,7 +121,10 @@ int main(int argc, char **argv)
         return 1;
     }
     sx_info("serving %s (spin %llu us)", g_nb->vif_dir, (unsigned long long)(o.spin_ns / 1000));
+    /* The watch on the vif directory is registered: vifs written from now on are served. */
+    sx_notify_ready("serving %s", g_nb->vif_dir);
     rc = nb_run(g_nb);
+    sx_notify_stopping();
     nb_close(g_nb);
     return rc < 0 ? 1 : 0;
 }

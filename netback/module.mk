@@ -10,8 +10,8 @@ SX_NETBACK_LDLIBS := $(SX_NETDEV_LDLIBS) $(SX_TORTURE_LDLIBS) $(SX_XENBUS_LDLIBS
 
 PROGS += splitxen-netback
 splitxen-netback_SRCS := netback/main.c
-splitxen-netback_LIBS := $(SX_NETBACK_LIBS)
-splitxen-netback_LDLIBS := $(SX_NETBACK_LDLIBS)
+splitxen-netback_LIBS := $(SX_NETBACK_LIBS) $(SX_NOTIFY_LIBS)
+splitxen-netback_LDLIBS := $(SX_NETBACK_LDLIBS) $(SX_NOTIFY_LDLIBS)
 
 UNIT_TESTS += netback_pkt_test
 netback_pkt_test_SRCS := tests/netback/pkt_test.c
@@ -41,14 +41,14 @@ netback_steer_test_SRCS := tests/netback/steer_test.c
 netback_steer_test_LIBS := $(SX_NETBACK_LIBS)
 netback_steer_test_LDLIBS := $(SX_NETBACK_LDLIBS) -lcunit
 
-# --check against deliberately broken frontends (the hostile fixture, tests/netback/hostile.h).
+# --check against deliberately broken frontends (the in-process fixture, tests/netguest.h).
 # Needs root (TAP, unshare): skips otherwise.
 UNIT_TESTS += netback_check_test
 netback_check_test_SRCS := tests/netback/check_test.c
 netback_check_test_LIBS := $(SX_NETBACK_LIBS) $(SX_SIMENV_LIBS)
 netback_check_test_LDLIBS := $(SX_NETBACK_LDLIBS) -lcunit
 
-# --torture replays: the same I/O, the same seed, the same torture log (hostile fixture).
+# --torture replays: the same I/O, the same seed, the same torture log (tests/netguest.h).
 UNIT_TESTS += netback_torture_test
 netback_torture_test_SRCS := tests/netback/torture_test.c
 netback_torture_test_LIBS := $(SX_NETBACK_LIBS) $(SX_SIMENV_LIBS)

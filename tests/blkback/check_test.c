@@ -1,22 +1,19 @@
 /*
- * blkback --check against deliberately broken frontends: each case is a guest of its own
- * (tests/blkback/hostile.h) that makes one class of mistake; the device's check counter for
- * that class moves and its report names the request and quotes the rule. A well-behaved guest
- * (handshake, reads, writes, flush, discard, indirect, close with its ring grant ended) leaves
- * no finding at all.
+ * blkback --check against deliberately broken frontends: each case creates a guest of its own
+ * (tests/blkguest.h) that makes one class of mistake; the device's check counter for that class
+ * moves and its report names the request and quotes the rule. A well-behaved guest (handshake,
+ * reads, writes, flush, discard, indirect, close with its ring grant ended) leaves no finding
+ * at all. Each case destroys its guests at its end.
  */
 #define SX_LOG_MODULE "check_test"
-#include "tests/blkback/hostile.h"
+#include "tests/blkguest.h"
 #include "tests/check_report.h"
 
 #include <stdatomic.h>
 
-#include "clock.h"
 #include "xen-core/shared.h"
 
-static struct sxc_conn *ctl;
-static struct gfront *guests[32];   /* each case's, freed at the end */
-static unsigned nguests;
+static struct blkenv E;
 
 static int suite_init(void)
 {
@@ -24,44 +21,46 @@ static int suite_init(void)
     bb_opts_default(&o);
     o.engine = SX_BIO_SYNC;
     o.tt.check = true;
-    if (hostile_start(&o) < 0)
-        return -1;
-    return sxc_connect(&ctl, env.sock, 0) < 0 ? -1 : 0;
+    return blkenv_start(&E, &o) < 0 ? -1 : 0;
 }
+
+static void guests_down(void);
 
 static int suite_clean(void)
 {
-    hostile_stop();
-    for (unsigned i = 0; i < nguests; i++) {
-        sx_evtchn_close(guests[i]->evt);
-        sx_gntshr_close(guests[i]->shr);
-        sx_plat_close(guests[i]->p);
-        free(guests[i]);
-    }
-    sxc_disconnect(ctl);
-    simenv_stop(&env);
+    guests_down();
+    blkenv_stop(&E);
     return 0;
-}
-
-static struct gfront *remember(struct gfront *g)
-{
-    CU_ASSERT_FATAL(nguests < sizeof(guests) / sizeof(guests[0]));
-    guests[nguests++] = g;
-    return g;
 }
 
 /* ------------------------------------------------------------------ helpers */
 
-/* A guest of its own for one case: connected (connect true) or left at the backend's InitWait. */
-static struct gfront *guest(const char *name, bool connect)
+/* The guests of one case: up to two, destroyed at its end whatever happened. */
+static struct blkguest G[2];
+
+/* Guest i of this case: connected (connect true) or left at the backend's InitWait. */
+static struct blkguest *guest_ro(unsigned i, const char *name, bool connect, bool ro)
 {
-    struct gfront *g = remember(calloc(1, sizeof(*g)));
-    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
-    int rc = gfront_create(g, ctl, name, false, false);
+    struct blkguest_opts o = { .name = name, .ro = ro, .persistent = true };
+    blkguest_destroy(&G[i]);   /* left by a case that failed fatally */
+    int rc = blkguest_create(&E, &G[i], &o);
+    if (rc == 0)
+        rc = blkguest_toolstack(&G[i]);
     if (rc == 0 && connect)
-        rc = gfront_connect(g);
+        rc = blkguest_handshake(&G[i]);
     CU_ASSERT_EQUAL_FATAL(rc, 0);
-    return g;
+    return &G[i];
+}
+
+static struct blkguest *guest(unsigned i, const char *name, bool connect)
+{
+    return guest_ro(i, name, connect, false);
+}
+
+static void guests_down(void)
+{
+    for (unsigned i = 0; i < 2; i++)
+        blkguest_destroy(&G[i]);
 }
 
 /* g's check counters and report (tests/check_report.h) */
@@ -69,8 +68,9 @@ static struct gfront *guest(const char *name, bool connect)
 #define chk_wait(g, name, want, ms) chk_stat_wait("vbd", (g)->dom, (g)->devid, name, want, ms)
 #define report_has(g, ...) chk_report_has("vbd", (g)->dom, (g)->devid, __VA_ARGS__)
 
-/* Put slots (each g->ring.req_size bytes), push, notify; collect n responses within 2 s. */
-static int put_push(struct gfront *g, const void *slots, unsigned n, bool notify)
+/* Put slots (each g->ring.req_size bytes), push, notify when asked; what the ring said about
+ * notifying. */
+static int put_push(struct blkguest *g, const void *slots, unsigned n, bool notify)
 {
     for (unsigned i = 0; i < n; i++)
         CU_ASSERT_EQUAL_FATAL(sx_front_ring_put_req(&g->ring, (const uint8_t *)slots +
@@ -81,7 +81,8 @@ static int put_push(struct gfront *g, const void *slots, unsigned n, bool notify
     return must;
 }
 
-static unsigned take_rsps(struct gfront *g, blkif_response_t *rsp, unsigned n, int ms)
+/* Collect n responses within ms; how many came. */
+static unsigned take_rsps(struct blkguest *g, blkif_response_t *rsp, unsigned n, int ms)
 {
     unsigned got = 0;
     uint64_t end = sx_now_ms() + (uint64_t)ms;
@@ -97,10 +98,10 @@ static unsigned take_rsps(struct gfront *g, blkif_response_t *rsp, unsigned n, i
 }
 
 /* Wait until g's queue thread went to sleep again (its sleeps counter moved past before). */
-static void wait_asleep(struct gfront *g, uint64_t before)
+static void wait_asleep(struct blkguest *g, uint64_t before)
 {
     uint64_t end = sx_now_ms() + 2000;
-    while (stat_of(g, "sleeps") <= before && sx_now_ms() < end)
+    while (blkguest_stat(g, "sleeps") <= before && sx_now_ms() < end)
         usleep(1000);
 }
 
@@ -108,49 +109,50 @@ static void wait_asleep(struct gfront *g, uint64_t before)
 
 static void test_good_frontend_has_no_findings(void)
 {
-    struct gfront *g = guest("chk-good", true);
-    check_good_read(g, 3);
+    struct blkguest *g = guest(0, "chk-good", true);
+    CU_ASSERT_TRUE(blkguest_good_read(g, 3));
     memset(g->data + SX_PAGE_SIZE, 0x6b, SX_PAGE_SIZE);
-    blkif_request_t w = rw_req(BLKIF_OP_WRITE, 64, 1, g->data_refs[1], 0, 7);
-    CU_ASSERT_EQUAL(roundtrip(g, &w, NULL), BLKIF_RSP_OKAY);
-    blkif_request_t f = rw_req(BLKIF_OP_FLUSH_DISKCACHE, 0, 0, 0, 0, 0);
-    CU_ASSERT_EQUAL(roundtrip(g, &f, NULL), BLKIF_RSP_OKAY);
-    blkif_request_t d = discard_req(512, 8);
-    CU_ASSERT_EQUAL(roundtrip(g, &d, NULL), BLKIF_RSP_OKAY);
+    blkif_request_t w = blkguest_rw(g, BLKIF_OP_WRITE, 64, 1, g->data_refs[1], 0, 7);
+    CU_ASSERT_EQUAL(blkguest_roundtrip(g, &w, NULL), BLKIF_RSP_OKAY);
+    blkif_request_t f = blkguest_rw(g, BLKIF_OP_FLUSH_DISKCACHE, 0, 0, 0, 0, 0);
+    CU_ASSERT_EQUAL(blkguest_roundtrip(g, &f, NULL), BLKIF_RSP_OKAY);
+    blkif_request_t d = blkguest_discard(g, 512, 8);
+    CU_ASSERT_EQUAL(blkguest_roundtrip(g, &d, NULL), BLKIF_RSP_OKAY);
     union { blkif_request_t slot; blkif_request_indirect_t r; } u;
     memset(&u, 0, sizeof(u));
     u.r.operation = BLKIF_OP_INDIRECT;
     u.r.indirect_op = BLKIF_OP_READ;
-    u.r.id = next_id++;
+    u.r.id = g->next_id++;
     u.r.nr_segments = 2;
     u.r.sector_number = 40;
     u.r.indirect_grefs[0] = g->data_refs[2];
     struct blkif_request_segment *seg = (void *)(g->data + 2 * SX_PAGE_SIZE);
     for (unsigned i = 0; i < 2; i++)
         seg[i] = (struct blkif_request_segment){ .gref = g->data_refs[i], .last_sect = 7 };
-    CU_ASSERT_EQUAL(roundtrip(g, &u, NULL), BLKIF_RSP_OKAY);
+    CU_ASSERT_EQUAL(blkguest_roundtrip(g, &u, NULL), BLKIF_RSP_OKAY);
     /* Close as Linux's blkfront should: Closing, the backend lets go, the ring's grant ended,
      * Closed. */
-    sx_xenbus_write(xb, XBT_NULL, g->fep, "state", "5");
-    CU_ASSERT_EQUAL(wait_be_state(g, XenbusStateClosing), 0);
+    sx_xenbus_write(E.xb, XBT_NULL, g->fep, "state", "5");
+    CU_ASSERT_EQUAL(blkguest_wait_be(g, XenbusStateClosing, 20000), 0);
     CU_ASSERT_EQUAL(sx_gntshr_unshare(g->shr, g->ring_mem, 1), 0);
-    sx_xenbus_write(xb, XBT_NULL, g->fep, "state", "6");
-    CU_ASSERT_EQUAL(wait_be_state(g, XenbusStateClosed), 0);
+    sx_xenbus_write(E.xb, XBT_NULL, g->fep, "state", "6");
+    CU_ASSERT_EQUAL(blkguest_wait_be(g, XenbusStateClosed, 20000), 0);
     /* The ring probe runs a second after Closed; the state judgement once events settled. */
     uint64_t end = sx_now_ms() + 1800;
     while (sx_now_ms() < end && chk(g, "findings") == 0)
         usleep(20000);
     CU_ASSERT_EQUAL(chk(g, "findings"), 0);
     CU_ASSERT_TRUE(report_has(g, "no findings", "check on; torture off", NULL));
+    guests_down();
 }
 
 /* ------------------------------------------------------------------ the ring */
 
 static void test_id_reused_while_in_flight(void)
 {
-    struct gfront *g = guest("chk-id", true);
-    blkif_request_t r[2] = { rw_req(BLKIF_OP_READ, 8, 1, g->data_refs[0], 0, 7),
-                             rw_req(BLKIF_OP_READ, 16, 1, g->data_refs[1], 0, 7) };
+    struct blkguest *g = guest(0, "chk-id", true);
+    blkif_request_t r[2] = { blkguest_rw(g, BLKIF_OP_READ, 8, 1, g->data_refs[0], 0, 7),
+                             blkguest_rw(g, BLKIF_OP_READ, 16, 1, g->data_refs[1], 0, 7) };
     r[1].id = r[0].id;                              /* the same id, both in flight */
     put_push(g, r, 2, true);
     blkif_response_t rsp[2];
@@ -160,13 +162,14 @@ static void test_id_reused_while_in_flight(void)
     snprintf(want, sizeof(want), "id %llu is still in flight", (unsigned long long)r[0].id);
     CU_ASSERT_TRUE(report_has(g, "id_reused_in_flight: 1 time", want, "(read) at ring position 1",
                               "echoed in resp", NULL));
+    guests_down();
 }
 
 static void test_req_prod_moved_backwards(void)
 {
-    struct gfront *g = guest("chk-back", true);
-    check_good_read(g, 1);
-    check_good_read(g, 2);
+    struct blkguest *g = guest(0, "chk-back", true);
+    CU_ASSERT_TRUE(blkguest_good_read(g, 1));
+    CU_ASSERT_TRUE(blkguest_good_read(g, 2));
     /* req_prod back below what the backend consumed: the ring halts; both are reported. */
     struct sx_sring_hdr *h = g->ring.sring;
     atomic_store_explicit((_Atomic RING_IDX *)&h->req_prod, g->ring.req_prod_pvt - 1,
@@ -176,12 +179,13 @@ static void test_req_prod_moved_backwards(void)
     CU_ASSERT_EQUAL(chk_wait(g, "req_prod_overflow", 1, 2000), 1);
     CU_ASSERT_TRUE(report_has(g, "req_prod went back from 2 to 1", "only moves forward",
                               "the ring is halted", NULL));
+    guests_down();
 }
 
 static void test_req_prod_past_the_ring(void)
 {
-    struct gfront *g = guest("chk-over", true);
-    check_good_read(g, 1);
+    struct blkguest *g = guest(0, "chk-over", true);
+    CU_ASSERT_TRUE(blkguest_good_read(g, 1));
     struct sx_sring_hdr *h = g->ring.sring;
     atomic_store_explicit((_Atomic RING_IDX *)&h->req_prod,
                           g->ring.req_prod_pvt + g->ring.nr_ents + 3, memory_order_release);
@@ -191,17 +195,18 @@ static void test_req_prod_past_the_ring(void)
     snprintf(want, sizeof(want), "is %u requests from the responses produced",
              g->ring.nr_ents + 3);
     CU_ASSERT_TRUE(report_has(g, want, "RING_REQUEST_PROD_OVERFLOW", NULL));
+    guests_down();
 }
 
 /* The backend sleeps with req_event armed; the frontend publishes a request that must be
  * notified and does not notify. The timer finds it (and the backend serves it anyway). */
 static void test_request_published_without_notification(void)
 {
-    struct gfront *g = guest("chk-notify", true);
-    uint64_t sleeps = stat_of(g, "sleeps");
-    check_good_read(g, 5);
+    struct blkguest *g = guest(0, "chk-notify", true);
+    uint64_t sleeps = blkguest_stat(g, "sleeps");
+    CU_ASSERT_TRUE(blkguest_good_read(g, 5));
     wait_asleep(g, sleeps);
-    blkif_request_t r = rw_req(BLKIF_OP_READ, 6, 1, g->data_refs[0], 0, 7);
+    blkif_request_t r = blkguest_rw(g, BLKIF_OP_READ, 6, 1, g->data_refs[0], 0, 7);
     CU_ASSERT_EQUAL(put_push(g, &r, 1, false), 1);  /* the ring says: notify */
     blkif_response_t rsp;
     CU_ASSERT_EQUAL(take_rsps(g, &rsp, 1, 3000), 1);
@@ -210,93 +215,97 @@ static void test_request_published_without_notification(void)
     CU_ASSERT_TRUE(report_has(g, "no notification came within 500 ms", "had to notify",
                               "RING_PUSH_REQUESTS_AND_CHECK_NOTIFY", NULL));
     /* Notified properly, the next one costs no finding. */
-    check_good_read(g, 7);
+    CU_ASSERT_TRUE(blkguest_good_read(g, 7));
     CU_ASSERT_EQUAL(chk(g, "notify_missing"), 1);
+    guests_down();
 }
 
 /* ------------------------------------------------------------------ requests */
 
 static void test_segment_and_indirect_limits(void)
 {
-    struct gfront *g = guest("chk-segs", true);
-    blkif_request_t r = rw_req(BLKIF_OP_READ, 0, BLKIF_MAX_SEGMENTS_PER_REQUEST, g->data_refs[0],
+    struct blkguest *g = guest(0, "chk-segs", true);
+    blkif_request_t r = blkguest_rw(g, BLKIF_OP_READ, 0, BLKIF_MAX_SEGMENTS_PER_REQUEST, g->data_refs[0],
                                0, 7);
     r.nr_segments = 12;
-    CU_ASSERT_EQUAL(roundtrip(g, &r, NULL), BLKIF_RSP_ERROR);
+    CU_ASSERT_EQUAL(blkguest_roundtrip(g, &r, NULL), BLKIF_RSP_ERROR);
     union { blkif_request_t slot; blkif_request_indirect_t r; } u;
     memset(&u, 0, sizeof(u));
     u.r.operation = BLKIF_OP_INDIRECT;
     u.r.indirect_op = BLKIF_OP_WRITE;
-    u.r.id = next_id++;
+    u.r.id = g->next_id++;
     u.r.nr_segments = 257;                          /* the backend offered 256 */
     for (unsigned i = 0; i < BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST; i++)
         u.r.indirect_grefs[i] = g->data_refs[i];
-    CU_ASSERT_EQUAL(roundtrip(g, &u, NULL), BLKIF_RSP_ERROR);
-    u.r.id = next_id++;
+    CU_ASSERT_EQUAL(blkguest_roundtrip(g, &u, NULL), BLKIF_RSP_ERROR);
+    u.r.id = g->next_id++;
     u.r.nr_segments = 9 * 512;                      /* nine indirect pages */
-    CU_ASSERT_EQUAL(roundtrip(g, &u, NULL), BLKIF_RSP_ERROR);
+    CU_ASSERT_EQUAL(blkguest_roundtrip(g, &u, NULL), BLKIF_RSP_ERROR);
     CU_ASSERT_EQUAL(chk_wait(g, "segment_limit", 3, 2000), 3);
     CU_ASSERT_TRUE(report_has(g, "segment_limit: 3 times", "12 segments",
                               "BLKIF_MAX_SEGMENTS_PER_REQUEST 11",
                               "4608 indirect segments take 9 indirect pages", NULL));
     CU_ASSERT_EQUAL(chk(g, "findings"), 3);
+    guests_down();
 }
 
 static void test_segment_bounds_and_sector_range(void)
 {
-    struct gfront *g = guest("chk-bounds", true);
-    blkif_request_t r = rw_req(BLKIF_OP_READ, 0, 1, g->data_refs[0], 5, 2);
-    CU_ASSERT_EQUAL(roundtrip(g, &r, NULL), BLKIF_RSP_ERROR);
-    r = rw_req(BLKIF_OP_READ, 0, 1, g->data_refs[0], 0, 8);
-    CU_ASSERT_EQUAL(roundtrip(g, &r, NULL), BLKIF_RSP_ERROR);
-    r = rw_req(BLKIF_OP_WRITE, IMG_BYTES / 512 - 4, 1, g->data_refs[0], 0, 7);
-    CU_ASSERT_EQUAL(roundtrip(g, &r, NULL), BLKIF_RSP_ERROR);
+    struct blkguest *g = guest(0, "chk-bounds", true);
+    blkif_request_t r = blkguest_rw(g, BLKIF_OP_READ, 0, 1, g->data_refs[0], 5, 2);
+    CU_ASSERT_EQUAL(blkguest_roundtrip(g, &r, NULL), BLKIF_RSP_ERROR);
+    r = blkguest_rw(g, BLKIF_OP_READ, 0, 1, g->data_refs[0], 0, 8);
+    CU_ASSERT_EQUAL(blkguest_roundtrip(g, &r, NULL), BLKIF_RSP_ERROR);
+    r = blkguest_rw(g, BLKIF_OP_WRITE, BG_IMG_BYTES / 512 - 4, 1, g->data_refs[0], 0, 7);
+    CU_ASSERT_EQUAL(blkguest_roundtrip(g, &r, NULL), BLKIF_RSP_ERROR);
     CU_ASSERT_EQUAL(chk_wait(g, "segment_bounds", 2, 2000), 2);
     CU_ASSERT_EQUAL(chk_wait(g, "sector_range", 1, 2000), 1);
     CU_ASSERT_TRUE(report_has(g, "ends before it starts", "ends past its page",
                               "@first_sect: first sector in frame",
                               "plus its length ends past the disk (the disk has 8192 sectors",
                               NULL));
+    guests_down();
 }
 
 static void test_unknown_operation_and_feature_not_offered(void)
 {
-    struct gfront *g = guest("chk-op", true);
-    blkif_request_t r = rw_req(77, 0, 1, g->data_refs[0], 0, 7);
-    CU_ASSERT_EQUAL(roundtrip(g, &r, NULL), BLKIF_RSP_EOPNOTSUPP);
-    union { blkif_request_t slot; blkif_request_discard_t d; } u = { .slot = discard_req(64, 8) };
+    struct blkguest *g = guest(0, "chk-op", true);
+    blkif_request_t r = blkguest_rw(g, 77, 0, 1, g->data_refs[0], 0, 7);
+    CU_ASSERT_EQUAL(blkguest_roundtrip(g, &r, NULL), BLKIF_RSP_EOPNOTSUPP);
+    union { blkif_request_t slot; blkif_request_discard_t d; } u = { .slot = blkguest_discard(g, 64, 8) };
     u.d.flag = BLKIF_DISCARD_SECURE;                /* discard-secure is 0 */
-    CU_ASSERT_EQUAL(roundtrip(g, &u, NULL), BLKIF_RSP_EOPNOTSUPP);
+    CU_ASSERT_EQUAL(blkguest_roundtrip(g, &u, NULL), BLKIF_RSP_EOPNOTSUPP);
     CU_ASSERT_EQUAL(chk_wait(g, "bad_operation", 1, 2000), 1);
     CU_ASSERT_EQUAL(chk_wait(g, "feature_not_offered", 1, 2000), 1);
     CU_ASSERT_TRUE(report_has(g, "operation 77 is no blkif request code",
                               "BLKIF_DISCARD_SECURE, which the backend did not offer",
                               "discard-secure: \"A value of", NULL));
+    guests_down();
 }
 
 static void test_write_to_a_read_only_disk(void)
 {
-    struct gfront *g = remember(calloc(1, sizeof(*g)));
-    CU_ASSERT_EQUAL_FATAL(gfront_create(g, ctl, "chk-ro", true, false), 0);
-    CU_ASSERT_EQUAL_FATAL(gfront_connect(g), 0);
-    blkif_request_t r = rw_req(BLKIF_OP_WRITE, 0, 1, g->data_refs[0], 0, 7);
-    CU_ASSERT_EQUAL(roundtrip(g, &r, NULL), BLKIF_RSP_ERROR);
+    struct blkguest *g = guest_ro(0, "chk-ro", true, true);
+    blkif_request_t r = blkguest_rw(g, BLKIF_OP_WRITE, 0, 1, g->data_refs[0], 0, 7);
+    CU_ASSERT_EQUAL(blkguest_roundtrip(g, &r, NULL), BLKIF_RSP_ERROR);
     CU_ASSERT_EQUAL(chk_wait(g, "bad_operation", 1, 2000), 1);
     CU_ASSERT_TRUE(report_has(g, "write to a read-only vbd", "VDISK_READONLY", NULL));
+    guests_down();
 }
 
 /* ------------------------------------------------------------------ grants */
 
 static void test_grant_that_cannot_be_mapped(void)
 {
-    struct gfront *g = guest("chk-gbad", true);
-    blkif_request_t r = rw_req(BLKIF_OP_READ, 0, 1, 7777, 0, 7);
-    CU_ASSERT_EQUAL(roundtrip(g, &r, NULL), BLKIF_RSP_ERROR);
+    struct blkguest *g = guest(0, "chk-gbad", true);
+    blkif_request_t r = blkguest_rw(g, BLKIF_OP_READ, 0, 1, 7777, 0, 7);
+    CU_ASSERT_EQUAL(blkguest_roundtrip(g, &r, NULL), BLKIF_RSP_ERROR);
     CU_ASSERT_EQUAL(chk_wait(g, "grant_unusable", 1, 2000), 1);
     char want[96];
     snprintf(want, sizeof(want), "request id %llu (read): a segment's grant cannot be mapped",
              (unsigned long long)r.id);
     CU_ASSERT_TRUE(report_has(g, want, "reference to I/O buffer frame", NULL));
+    guests_down();
 }
 
 /* The engine's read/write call, wrapped: when asked, the guest ends a grant of the request the
@@ -304,7 +313,7 @@ static void test_grant_that_cannot_be_mapped(void)
  * does (it writes the entry's flags to 0), before the I/O runs. */
 int __real_sx_bio_rw(struct sx_bio *b, bool write, const struct iovec *iov, int iovcnt,
                      uint64_t off, uint64_t cookie);
-static struct gfront *revoke_g;
+static struct blkguest *revoke_g;
 static _Atomic grant_ref_t revoke_ref = UINT32_MAX;
 
 int __wrap_sx_bio_rw(struct sx_bio *b, bool write, const struct iovec *iov, int iovcnt,
@@ -324,11 +333,11 @@ int __wrap_sx_bio_rw(struct sx_bio *b, bool write, const struct iovec *iov, int 
 
 static void test_grant_ended_while_in_flight(void)
 {
-    struct gfront *g = guest("chk-revoke", true);
+    struct blkguest *g = guest(0, "chk-revoke", true);
     revoke_g = g;
     atomic_store(&revoke_ref, g->data_refs[3]);
-    blkif_request_t r = rw_req(BLKIF_OP_READ, 24, 1, g->data_refs[3], 0, 7);
-    CU_ASSERT_EQUAL(roundtrip(g, &r, NULL), BLKIF_RSP_OKAY);
+    blkif_request_t r = blkguest_rw(g, BLKIF_OP_READ, 24, 1, g->data_refs[3], 0, 7);
+    CU_ASSERT_EQUAL(blkguest_roundtrip(g, &r, NULL), BLKIF_RSP_OKAY);
     CU_ASSERT_EQUAL(atomic_load(&revoke_ref), UINT32_MAX);   /* the wrapper ran */
     CU_ASSERT_EQUAL(chk_wait(g, "grant_revoked_in_flight", 1, 2000), 1);
     char want[128];
@@ -337,133 +346,128 @@ static void test_grant_ended_while_in_flight(void)
     CU_ASSERT_TRUE(report_has(g, want, "Observe that !(flags & (GTF_reading|GTF_writing))",
                               NULL));
     revoke_g = NULL;
+    guests_down();
 }
 
 static void test_ring_still_granted_after_closed(void)
 {
-    struct gfront *g = guest("chk-leak", true);
-    check_good_read(g, 9);
-    sx_xenbus_write(xb, XBT_NULL, g->fep, "state", "5");
-    CU_ASSERT_EQUAL(wait_be_state(g, XenbusStateClosing), 0);
-    sx_xenbus_write(xb, XBT_NULL, g->fep, "state", "6");   /* the ring stays granted */
-    CU_ASSERT_EQUAL(wait_be_state(g, XenbusStateClosed), 0);
+    struct blkguest *g = guest(0, "chk-leak", true);
+    CU_ASSERT_TRUE(blkguest_good_read(g, 9));
+    sx_xenbus_write(E.xb, XBT_NULL, g->fep, "state", "5");
+    CU_ASSERT_EQUAL(blkguest_wait_be(g, XenbusStateClosing, 20000), 0);
+    sx_xenbus_write(E.xb, XBT_NULL, g->fep, "state", "6");   /* the ring stays granted */
+    CU_ASSERT_EQUAL(blkguest_wait_be(g, XenbusStateClosed, 20000), 0);
     CU_ASSERT_EQUAL(chk_wait(g, "granted_after_closed", 1, 3000), 1);
     char want[96];
     snprintf(want, sizeof(want), "the queue 0 ring (grant %u) is still granted", g->ring_ref);
     CU_ASSERT_TRUE(report_has(g, want, "(req_prod 1, rsp_prod 1)",
                               "Invalidating an unused GTF_permit_access entry", NULL));
+    guests_down();
 }
 
 /* Linux's blkfront goes Connected -> Closed in one step when its backend closes: the backend
  * tears the rings down only after it read Closed, and the probe must still see them. */
 static void test_ring_granted_after_closed_straight_from_connected(void)
 {
-    struct gfront *g = guest("chk-leak2", true);
-    check_good_read(g, 10);
-    sx_xenbus_write(xb, XBT_NULL, g->fep, "state", "6");
-    CU_ASSERT_EQUAL(wait_be_state(g, XenbusStateClosed), 0);
+    struct blkguest *g = guest(0, "chk-leak2", true);
+    CU_ASSERT_TRUE(blkguest_good_read(g, 10));
+    sx_xenbus_write(E.xb, XBT_NULL, g->fep, "state", "6");
+    CU_ASSERT_EQUAL(blkguest_wait_be(g, XenbusStateClosed, 20000), 0);
     CU_ASSERT_EQUAL(chk_wait(g, "granted_after_closed", 1, 3000), 1);
     CU_ASSERT_TRUE(report_has(g, "(req_prod 1, rsp_prod 1)", NULL));
+    guests_down();
 }
 
 /* ------------------------------------------------------------------ xenbus */
 
 /* The daemon's control rounds so far (a round dispatches the watch events waiting, then
  * evaluates): two more rounds after a write, and the daemon has read what was written. */
-static uint64_t rounds(void)
-{
-    char dir[200], path[300];
-    sx_stats_dir(dir, sizeof(dir));
-    snprintf(path, sizeof(path), "%s/blkback-0-0", dir);
-    struct sx_stats s;
-    if (sx_stats_open_ro(&s, path) < 0)
-        return 0;
-    uint64_t v = sx_stats_get(&s, "rounds");
-    sx_stats_close_ro(&s);
-    return v;
-}
-
 static void wait_rounds(unsigned n)
 {
-    uint64_t r = rounds(), end = sx_now_ms() + 3000;
-    while (rounds() < r + n && sx_now_ms() < end)
+    uint64_t r = blkenv_stat(&E, "rounds"), end = sx_now_ms() + 3000;
+    while (blkenv_stat(&E, "rounds") < r + n && sx_now_ms() < end)
         usleep(2000);
 }
 
 static void test_state_goes_backwards_and_skips_initialising(void)
 {
-    struct gfront *g = guest("chk-state", true);
+    struct blkguest *g = guest(0, "chk-state", true);
     wait_rounds(2);                                          /* Connected is read */
-    sx_xenbus_write(xb, XBT_NULL, g->fep, "state", "3");   /* Connected -> Initialised */
+    sx_xenbus_write(E.xb, XBT_NULL, g->fep, "state", "3");   /* Connected -> Initialised */
     CU_ASSERT_EQUAL(chk_wait(g, "state_order", 1, 2000), 1);
     CU_ASSERT_TRUE(report_has(g, "frontend state Connected -> Initialised (backend Connected): "
                               "a frontend state never goes back", "STATE DIAGRAMS", NULL));
-    sx_xenbus_write(xb, XBT_NULL, g->fep, "state", "6");
-    CU_ASSERT_EQUAL(wait_be_state(g, XenbusStateClosed), 0);
-    sx_xenbus_write(xb, XBT_NULL, g->fep, "state", "4");   /* Closed -> Connected */
+    sx_xenbus_write(E.xb, XBT_NULL, g->fep, "state", "6");
+    CU_ASSERT_EQUAL(blkguest_wait_be(g, XenbusStateClosed, 20000), 0);
+    sx_xenbus_write(E.xb, XBT_NULL, g->fep, "state", "4");   /* Closed -> Connected */
     CU_ASSERT_EQUAL(chk_wait(g, "state_order", 2, 2000), 2);
     CU_ASSERT_TRUE(report_has(g, "Closed -> Connected",
                               "after Closed a new connection starts from Initialising", NULL));
+    guests_down();
 }
 
 static void test_keys_missing_or_written_late(void)
 {
-    struct gfront *g = guest("chk-keys", false);
-    sx_xenbus_write(xb, XBT_NULL, g->fep, "state", "3");   /* no ring-ref, no event-channel */
-    CU_ASSERT_EQUAL(wait_be_state(g, XenbusStateClosing), 0);
+    struct blkguest *g = guest(0, "chk-keys", false);
+    sx_xenbus_write(E.xb, XBT_NULL, g->fep, "state", "3");   /* no ring-ref, no event-channel */
+    CU_ASSERT_EQUAL(blkguest_wait_be(g, XenbusStateClosing, 20000), 0);
     CU_ASSERT_EQUAL(chk_wait(g, "key_missing", 1, 2000), 1);
     CU_ASSERT_TRUE(report_has(g, "ring-ref, event-channel missing in state Initialised",
                               "Publish transport parameters", NULL));
 
-    struct gfront *h = guest("chk-late", false);
-    sx_xenbus_write(xb, XBT_NULL, h->fep, "state", "3");
-    CU_ASSERT_EQUAL(wait_be_state(h, XenbusStateClosing), 0);
-    sx_xenbus_printf(xb, XBT_NULL, h->fep, "ring-ref", "%u", h->ring_ref);
-    sx_xenbus_printf(xb, XBT_NULL, h->fep, "event-channel", "%d", h->port);
+    struct blkguest *h = guest(1, "chk-late", false);
+    sx_xenbus_write(E.xb, XBT_NULL, h->fep, "state", "3");
+    CU_ASSERT_EQUAL(blkguest_wait_be(h, XenbusStateClosing, 20000), 0);
+    sx_xenbus_printf(E.xb, XBT_NULL, h->fep, "ring-ref", "%u", h->ring_ref);
+    sx_xenbus_printf(E.xb, XBT_NULL, h->fep, "event-channel", "%d", h->port);
     CU_ASSERT_EQUAL(chk_wait(h, "key_wrong_state", 1, 2000), 1);
     CU_ASSERT_EQUAL(chk(h, "key_missing"), 0);
     CU_ASSERT_TRUE(report_has(h, "ring-ref, event-channel written after the frontend went "
                               "Initialised", NULL));
+    guests_down();
 }
 
 static void test_key_values_beyond_the_offer(void)
 {
-    struct gfront *g = guest("chk-val", false);
-    sx_xenbus_write(xb, XBT_NULL, g->fep, "multi-queue-num-queues", "9");   /* offered 4 */
-    sx_xenbus_write(xb, XBT_NULL, g->fep, "state", "3");
-    CU_ASSERT_EQUAL(wait_be_state(g, XenbusStateClosing), 0);   /* the backend refuses it */
+    struct blkguest *g = guest(0, "chk-val", false);
+    sx_xenbus_write(E.xb, XBT_NULL, g->fep, "multi-queue-num-queues", "9");   /* offered 4 */
+    sx_xenbus_write(E.xb, XBT_NULL, g->fep, "state", "3");
+    CU_ASSERT_EQUAL(blkguest_wait_be(g, XenbusStateClosing, 20000), 0);   /* the backend refuses it */
     CU_ASSERT_EQUAL(chk_wait(g, "key_bad_value", 1, 2000), 1);
     CU_ASSERT_TRUE(report_has(g, "multi-queue-num-queues = 9 (the backend offered up to 4)",
                               "no more than the value reported by the backend", NULL));
+    guests_down();
 }
 
 static void test_key_changed_while_connected(void)
 {
-    struct gfront *g = guest("chk-chg", true);
-    sx_xenbus_printf(xb, XBT_NULL, g->fep, "ring-ref", "%u", g->data_refs[5]);
+    struct blkguest *g = guest(0, "chk-chg", true);
+    sx_xenbus_printf(E.xb, XBT_NULL, g->fep, "ring-ref", "%u", g->data_refs[5]);
     CU_ASSERT_EQUAL(chk_wait(g, "key_wrong_state", 1, 4000), 1);
     char want[96];
     snprintf(want, sizeof(want), "ring-ref changed from '%u' to '%u' while the frontend is "
              "Connected", g->ring_ref, g->data_refs[5]);
     CU_ASSERT_TRUE(report_has(g, want, "the backend does not read them again", NULL));
+    guests_down();
 }
 
 static void test_queue_keys_also_at_the_top_level(void)
 {
-    struct gfront *g = guest("chk-mq", false);
+    struct blkguest *g = guest(0, "chk-mq", false);
     char dir[200];
     int port2 = sx_evtchn_bind_unbound(g->evt, 0);
     CU_ASSERT_TRUE_FATAL(port2 >= 0);
-    sx_xenbus_write(xb, XBT_NULL, g->fep, "multi-queue-num-queues", "2");
+    sx_xenbus_write(E.xb, XBT_NULL, g->fep, "multi-queue-num-queues", "2");
     for (unsigned i = 0; i < 2; i++) {
         snprintf(dir, sizeof(dir), "%s/queue-%u", g->fep, i);
-        sx_xenbus_printf(xb, XBT_NULL, dir, "ring-ref", "%u", i ? g->data_refs[8] : g->ring_ref);
-        sx_xenbus_printf(xb, XBT_NULL, dir, "event-channel", "%d", i ? port2 : g->port);
+        sx_xenbus_printf(E.xb, XBT_NULL, dir, "ring-ref", "%u", i ? g->data_refs[8] : g->ring_ref);
+        sx_xenbus_printf(E.xb, XBT_NULL, dir, "event-channel", "%d", i ? port2 : g->port);
     }
-    CU_ASSERT_EQUAL(gfront_connect(g), 0);                  /* and the top-level keys too */
+    CU_ASSERT_EQUAL(blkguest_handshake(g), 0);             /* and the top-level keys too */
     CU_ASSERT_EQUAL(chk_wait(g, "key_wrong_state", 1, 2000), 1);
     CU_ASSERT_TRUE(report_has(g, "2 queues, and ring-ref or event-channel at the top level",
                               "must not write the toplevel event-channel and ring-ref", NULL));
+    guests_down();
 }
 
 static const struct sx_test_case cases[] = {
