@@ -572,7 +572,12 @@ void sx_tt_fe_state(struct sx_tt_dev *d, struct sx_xenbus *xb, enum xenbus_state
             d->obs_be[d->nobs] = be;
             d->nobs++;
         } else {
+            /* More changes than remembered before they settle: the run is not judged, but its
+             * last slot follows the latest state, which connections and the next run are
+             * counted and judged from. */
             d->obs_lost = true;
+            d->obs[TT_MAX_OBS - 1] = fe;
+            d->obs_be[TT_MAX_OBS - 1] = be;
         }
     }
     if (connecting(fe) && !connecting(cur)) {

@@ -181,6 +181,34 @@ static void test_state_changes_judged_once_settled(void)
     sx_tt_dev_close(n);
 }
 
+/* More changes than a device remembers before they settle (back-to-back connections, as fio
+ * runs make them, with no quiet time between): every connection is still counted, and the
+ * change after them is judged from the state the frontend is really in. (The device used to
+ * stop at the 16th change: connections went uncounted and the next change was judged from a
+ * stale state, "Initialised -> Initialising", in tests/torture/blk_check.itest.) */
+static void test_long_runs_of_changes_keep_the_latest_state(void)
+{
+    struct sx_tt_dev *d = dev(SX_TT_BLKIF);
+    sx_tt_fe_state(d, NULL, XenbusStateInitialising, XenbusStateInitWait);
+    sx_tt_fe_event(d);                                   /* the watch's initial event */
+    for (int i = 0; i < 6; i++) {                        /* 29 changes, never settled */
+        if (i)
+            write_state(d, XenbusStateInitialising, XenbusStateClosed);
+        write_state(d, XenbusStateInitialised, XenbusStateInitWait);
+        write_state(d, XenbusStateConnected, XenbusStateConnected);
+        write_state(d, XenbusStateClosing, XenbusStateConnected);
+        write_state(d, XenbusStateClosed, XenbusStateClosing);
+    }
+    CU_ASSERT_EQUAL(d->connections, 6);
+    settle_now(d);
+    write_state(d, XenbusStateInitialising, XenbusStateClosed);
+    write_state(d, XenbusStateInitialised, XenbusStateInitWait);
+    settle_now(d);
+    CU_ASSERT_EQUAL(count(d, SX_TT_K_STATE), 0);
+    CU_ASSERT_EQUAL(d->connections, 7);
+    sx_tt_dev_close(d);
+}
+
 /* ------------------------------------------------------------------ rings */
 
 struct fake_ring {
@@ -336,6 +364,7 @@ static const struct sx_test_case cases[] = {
     SX_TEST(test_options_parse_faults_and_seeds),
     SX_TEST(test_generators_are_keyed_by_seed_device_and_stream),
     SX_TEST(test_state_changes_judged_once_settled),
+    SX_TEST(test_long_runs_of_changes_keep_the_latest_state),
     SX_TEST(test_ids_in_flight_under_churn),
     SX_TEST(test_held_responses_delay_and_reorder),
     SX_TEST(test_reports_name_the_request_rule_and_seed),
