@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "parse.h"
 #include "rundir.h"
 
 /* ------------------------------------------------------------------ daemon and devices */
@@ -25,6 +26,12 @@ int sx_tt_open(struct sx_tt **out, const struct sx_tt_opts *o, struct sx_gnt *gn
     if (!t)
         return -ENOMEM;
     t->o = *o;
+    /* SPLITXEN_CHECK_NOTIFY_MS: how long a published request may wait for its notification
+     * (twice this before it is a finding); slow hosts (emulators, sanitizers) need more. */
+    const char *e = getenv("SPLITXEN_CHECK_NOTIFY_MS");
+    unsigned long ms;
+    if (e && *e && sx_parse_ulong(e, 600000, &ms) == 0 && ms > 0)
+        t->o.notify_ms = (unsigned)ms;
     if (!t->o.notify_ms)
         t->o.notify_ms = 250;
     t->gnt = gnt;
