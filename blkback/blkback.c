@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "evtchn/evtchn.h"
+#include "clock.h"
 #include "grant/grant.h"
 #include "log.h"
 
@@ -56,10 +57,93 @@ const char *const bb_stat_names[BB_ST_NR + 1] = {
     [BB_ST_ENGINE_FULL] = "engine_full",
     /* [BB_ST_SPURIOUS .. BB_ST_EOI_DELAYED_US] */
     [BB_ST_SPURIOUS] = SX_EOI_STAT_NAMES,
+    [BB_ST_LAT_BACKEND_NS] = "lat_backend_ns",
+    [BB_ST_LAT_BACKEND_N] = "lat_backend_n",
+    [BB_ST_LAT_ENGINE_NS] = "lat_engine_ns",
+    [BB_ST_LAT_ENGINE_N] = "lat_engine_n",
+    [BB_ST_LAT_RESPONSE_NS] = "lat_response_ns",
+    [BB_ST_LAT_RESPONSE_N] = "lat_response_n",
     [BB_ST_NR] = NULL,
 };
 
 #define STAT(q, i, n) sx_stats_add(&(q)->v->stats, (i), (uint64_t)(n))
+
+/* ------------------------------------------------------------------ latency samples */
+
+enum { LAT_BACKEND, LAT_ENGINE, LAT_RESPONSE };
+
+/* Sample every BB_LAT_SAMPLE-th read/write: stamp it with the batch's take time (one clock
+ * read a batch, only in a batch that holds a sample) and remember it for the submit stamp. */
+static void lat_mark(struct bb_queue *q, struct bb_req *rq)
+{
+    if (++q->lat_ctr < BB_LAT_SAMPLE || q->lat_nunsub == BB_LAT_MAX)
+        return;
+    q->lat_ctr = 0;
+    if (!q->lat_batch_ns)
+        q->lat_batch_ns = sx_now_ns();
+    rq->t_take = q->lat_batch_ns;
+    rq->t_sub = 0;
+    q->lat_unsub[q->lat_nunsub++] = rq;
+}
+
+/* A sampled request answered before it reached the engine: no sample. */
+static void lat_drop(struct bb_queue *q, struct bb_req *rq)
+{
+    for (unsigned i = 0; i < q->lat_nunsub; i++)
+        if (q->lat_unsub[i] == rq) {
+            q->lat_unsub[i] = q->lat_unsub[--q->lat_nunsub];
+            break;
+        }
+    rq->t_take = 0;
+}
+
+/* Just before the engine's submit: what it runs from here on is the engine's time. */
+static void lat_submit(struct bb_queue *q)
+{
+    if (!q->lat_nunsub)
+        return;
+    uint64_t now = sx_now_ns();
+    for (unsigned i = 0; i < q->lat_nunsub; i++)
+        q->lat_unsub[i]->t_sub = now;
+    q->lat_nunsub = 0;
+}
+
+/* A sampled request completed at *now (read on first use): backend and engine stages. */
+static void lat_complete(struct bb_queue *q, struct bb_req *rq, uint64_t *now)
+{
+    if (!*now)
+        *now = sx_now_ns();
+    if (rq->t_sub && rq->t_sub >= rq->t_take && *now >= rq->t_sub) {
+        q->lat_sum[LAT_BACKEND] += rq->t_sub - rq->t_take;
+        q->lat_sum[LAT_ENGINE] += *now - rq->t_sub;
+        q->lat_n[LAT_BACKEND]++;
+        q->lat_n[LAT_ENGINE]++;
+        if (q->lat_nunpushed < BB_LAT_MAX)
+            q->lat_unpushed[q->lat_nunpushed++] = *now;
+    }
+    rq->t_take = 0;
+}
+
+/* Responses pushed: the response stage of the sampled ones, then publish the sums. */
+static void lat_pushed(struct bb_queue *q)
+{
+    if (q->lat_nunpushed) {
+        uint64_t now = sx_now_ns();
+        for (unsigned i = 0; i < q->lat_nunpushed; i++)
+            q->lat_sum[LAT_RESPONSE] += now - q->lat_unpushed[i];
+        q->lat_n[LAT_RESPONSE] += q->lat_nunpushed;
+        q->lat_nunpushed = 0;
+    }
+    if (!q->lat_n[LAT_BACKEND] && !q->lat_n[LAT_RESPONSE])
+        return;
+    for (unsigned i = 0; i < 3; i++) {
+        if (!q->lat_n[i])
+            continue;
+        STAT(q, BB_ST_LAT_BACKEND_NS + 2 * i, q->lat_sum[i]);
+        STAT(q, BB_ST_LAT_BACKEND_N + 2 * i, q->lat_n[i]);
+        q->lat_sum[i] = q->lat_n[i] = 0;
+    }
+}
 
 /* ------------------------------------------------------------------ contexts */
 
@@ -125,6 +209,7 @@ static struct bb_req *req_get(struct bb_queue *q)
         rq->iovcnt = 0;
         rq->status = BLKIF_RSP_OKAY;
         rq->barrier_flush = false;
+        rq->t_take = 0;
         q->inflight++;
     }
     return rq;
@@ -161,6 +246,7 @@ static void push_responses(struct bb_queue *q)
         sx_evtchn_notify(q->evt, (evtchn_port_t)q->lport);
         STAT(q, BB_ST_NOTIFIES, 1);
     }
+    lat_pushed(q);
 }
 
 static void unmap_req(struct bb_queue *q, struct bb_req *rq)
@@ -174,6 +260,8 @@ static void unmap_req(struct bb_queue *q, struct bb_req *rq)
 /* Answer and recycle a request. */
 static void finish(struct bb_queue *q, struct bb_req *rq)
 {
+    if (rq->t_take)
+        lat_drop(q, rq);
     unmap_req(q, rq);
     struct sx_blk_req *r = rq->r;
     if (rq->status == BLKIF_RSP_OKAY && r->nr_sectors) {
@@ -195,6 +283,7 @@ static unsigned reap(struct bb_queue *q)
 {
     struct sx_bio_cpl cpl[64];
     unsigned total = 0;
+    uint64_t now = 0;
     int n;
     while ((n = sx_bio_reap(q->bio, cpl, 64)) > 0) {
         total += (unsigned)n;
@@ -215,6 +304,8 @@ static unsigned reap(struct bb_queue *q)
                 rq->status = (res == -EOPNOTSUPP) ? BLKIF_RSP_EOPNOTSUPP : BLKIF_RSP_ERROR;
                 rq->barrier_flush = false;
             }
+            if (rq->t_take)
+                lat_complete(q, rq, &now);
             if (rq->barrier_flush) {
                 /* The data of a flush/barrier request is written: now make it durable. */
                 rq->barrier_flush = false;
@@ -230,6 +321,7 @@ static unsigned reap(struct bb_queue *q)
 
 static void submit(struct bb_queue *q)
 {
+    lat_submit(q);
     int rc = sx_bio_submit(q->bio);
     if (rc < 0 && rc != -EAGAIN)
         sx_log_ratelimited(SX_LOG_WARN, "dom%u/%u q%u: submit: %s", q->v->fe, q->v->devid,
@@ -420,6 +512,7 @@ static void handle_one(struct bb_queue *q, const void *slot)
             finish(q, rq);
             return;
         }
+        lat_mark(q, rq);
         queue_io(q, rq, r->data_op == BLKIF_OP_WRITE ? BB_IO_WRITE : BB_IO_READ, off, 0);
         return;
     case BLKIF_OP_FLUSH_DISKCACHE:
@@ -476,6 +569,7 @@ static unsigned take_batch(struct bb_queue *q)
         return 0;
     }
     size_t ss = sx_blk_req_slot_size(q->v->abi);
+    q->lat_batch_ns = 0;
     for (int i = 0; i < n; i++)
         handle_one(q, q->slots + (size_t)i * ss);
     if (n > 0)

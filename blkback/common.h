@@ -34,6 +34,8 @@ struct sx_xenbus;
 #define BB_MAX_QUEUES 16u
 #define BB_DEFAULT_MAX_PGRANTS 1056u   /* per queue, Linux xen_blkif_max_pgrants */
 #define BB_MAX_BATCH 64u               /* requests taken off the ring per step */
+#define BB_LAT_SAMPLE 8u               /* latency stamps on 1 read/write in this many */
+#define BB_LAT_MAX 64u                 /* sampled requests pending one stamp (more: not sampled) */
 
 struct bb_opts {
     enum sx_plat_kind plat;
@@ -75,6 +77,17 @@ enum bb_stat {
     BB_ST_SPURIOUS,             /* late EOI (SX_EOI_STAT_NAMES, in this order): notifications */
     BB_ST_EOI_DELAYS,           /* that found no work, unmasks delayed, and for how long */
     BB_ST_EOI_DELAYED_US,
+    /* Latency breakdown of sampled read/write requests (1 in BB_LAT_SAMPLE), sums in ns and
+     * sample counts: taken off the ring -> queued on the engine (decode, map, queue), ->
+     * completed (the engine's time), -> response pushed (answer, push, notify). `splitxen top`
+     * divides the deltas of each pair; the frontend's own counters (vbdfe, blkfront) add the
+     * ring's two transits and the frontend's work. */
+    BB_ST_LAT_BACKEND_NS,
+    BB_ST_LAT_BACKEND_N,
+    BB_ST_LAT_ENGINE_NS,
+    BB_ST_LAT_ENGINE_N,
+    BB_ST_LAT_RESPONSE_NS,
+    BB_ST_LAT_RESPONSE_N,
     BB_ST_NR
 };
 _Static_assert(BB_ST_EOI_DELAYED_US - BB_ST_SPURIOUS + 1 == SX_EOI_NR_STATS, "eoi counters");
@@ -130,6 +143,7 @@ struct bb_req {
     uint32_t *midx;             /* scratch: which segment each of mrefs is */
     struct iovec *iov;
     struct sx_blk_req *r;       /* decoded copy, sx_blk_req_size(dev) bytes */
+    uint64_t t_take, t_sub;     /* latency sample: taken, submitted (ns; t_take 0 = none) */
 };
 
 struct bb_queue {
@@ -160,6 +174,15 @@ struct bb_queue {
     uint64_t now;               /* a counter for LRU */
     /* rsp pending notification */
     unsigned rsps_unpushed;
+    /* latency sampling (the lat_* counters): one clock read per phase of a batch that holds a
+     * sampled request, none otherwise */
+    unsigned lat_ctr;
+    uint64_t lat_batch_ns;                  /* this batch's take stamp, 0 until read */
+    struct bb_req *lat_unsub[BB_LAT_MAX];   /* sampled, queued, not yet submitted */
+    unsigned lat_nunsub;
+    uint64_t lat_unpushed[BB_LAT_MAX];      /* completion stamps of sampled answers not pushed */
+    unsigned lat_nunpushed;
+    uint64_t lat_sum[3], lat_n[3];          /* backend, engine, response: not yet published */
 };
 
 /* Prepare per-queue resources once the ring is attached and the engine opened

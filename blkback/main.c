@@ -2,7 +2,7 @@
  * splitxen-blkback: the blkif backend daemon. Serves every vbd under
  * /local/domain/<domid>/backend/vbd until SIGTERM/SIGINT.
  *
- *   splitxen-blkback [--platform sim|xen|auto] [--domid N] [--engine uring|aio|sync|auto]
+ *   splitxen-blkback [--platform sim|xen|auto] [--domid N] [--engine uring|aio|sync|mem|auto]
  *       [--spin-us N] [--max-queues N] [--max-ring-order N] [--max-indirect N]
  *       [--max-pgrants N] [--sqpoll] [--no-regbuf] [--spin-yield]
  *
@@ -32,7 +32,7 @@ static void on_signal(int s)
 static void usage(const char *argv0)
 {
     fprintf(stderr,
-            "usage: %s [--platform sim|xen|auto] [--domid N] [--engine uring|aio|sync|auto]\n"
+            "usage: %s [--platform sim|xen|auto] [--domid N] [--engine uring|aio|sync|mem|auto]\n"
             "          [--spin-us N] [--max-queues N] [--max-ring-order N] [--max-indirect N]\n"
             "          [--max-pgrants N] [--sqpoll] [--no-regbuf] [--spin-yield]\n", argv0);
 }
@@ -68,6 +68,7 @@ int main(int argc, char **argv)
             if (!strcmp(optarg, "uring") || !strcmp(optarg, "io_uring")) o.engine = SX_BIO_URING;
             else if (!strcmp(optarg, "aio") || !strcmp(optarg, "libaio")) o.engine = SX_BIO_AIO;
             else if (!strcmp(optarg, "sync")) o.engine = SX_BIO_SYNC;
+            else if (!strcmp(optarg, "mem")) o.engine = SX_BIO_MEM;
             else if (!strcmp(optarg, "auto")) o.engine = SX_BIO_AUTO;
             else bad = 1;
             break;

@@ -362,7 +362,10 @@ static int queue_connect(struct bb_vbd *v, struct bb_queue *q)
     }
     q->lport = rc;
     unsigned depth = q->ring.nr_ents + 8;
-    enum sx_bio_kind kinds[3] = { v->kind, SX_BIO_AIO, SX_BIO_SYNC };
+    /* The target's engine, then a fallback of the same nature: a file in memory is served
+     * by preadv/pwritev when it cannot be mapped; anything else by libaio, then sync. */
+    enum sx_bio_kind kinds[3] = { v->kind, v->kind == SX_BIO_MEM ? SX_BIO_SYNC : SX_BIO_AIO,
+                                  SX_BIO_SYNC };
     rc = -EINVAL;
     for (unsigned i = 0; i < 3 && rc < 0; i++) {
         unsigned fl = kinds[i] == SX_BIO_URING && d->o.sqpoll ? SX_BIO_F_SQPOLL : 0;

@@ -1,6 +1,6 @@
 /*
  * blkio: the I/O engines of blkback's rings and the AHCI disk. One opaque engine per thread,
- * three implementations behind it.
+ * four implementations behind it.
  *
  *   SX_BIO_URING  io_uring (liburing): batched submission in one syscall, registered file
  *                 always, registered buffers (read/write_fixed) on request, optional SQPOLL /
@@ -10,6 +10,9 @@
  *   SX_BIO_SYNC   preadv/pwritev/fdatasync executed in the submitting thread during
  *                 sx_bio_submit. The right engine for tmpfs and page-cache-only targets, where
  *                 io_uring punts every request to a worker thread (see sx_bio_kind_auto).
+ *   SX_BIO_MEM    the file mapped once; reads and writes are memcpy in the submitting thread
+ *                 during sx_bio_submit, no system call per request (a fault of the mapping
+ *                 fails that operation with -EIO). The engine for tmpfs and ramfs files.
  *
  * Ownership, not locks: an engine belongs to one thread (the ring thread that opened it or
  * was handed it); no call is thread-safe against another call on the same engine.
@@ -41,10 +44,11 @@
 struct sx_bio;
 
 enum sx_bio_kind {
-    SX_BIO_AUTO = 0,            /* sx_bio_kind_auto() picks one of the three below */
+    SX_BIO_AUTO = 0,            /* sx_bio_kind_auto() picks one of the four below */
     SX_BIO_URING,
     SX_BIO_AIO,
     SX_BIO_SYNC,
+    SX_BIO_MEM,
 };
 
 /* sx_bio_open flags */

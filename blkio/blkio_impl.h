@@ -1,5 +1,5 @@
 /*
- * Private to blkio (blkio.c over uring.c, aio.c, sync.c over engine.c): the engine struct,
+ * Private to blkio (blkio.c over uring.c, aio.c, sync.c, mem.c over engine.c): the engine struct,
  * the per-kind ops table, and the pieces every kind shares (engine.c: the inline completion
  * queue for operations finished in the submitting thread, the synchronous executor).
  */
@@ -25,6 +25,8 @@ struct sx_bio_ops {
     void (*close)(struct sx_bio *b);            /* idempotent; after drain */
     /* 0 queued in the engine, SX_BIO_INLINE: blkio.c runs it in this thread at submit time. */
     int (*queue)(struct sx_bio *b, const struct sx_bio_op *op);
+    /* Runs an SX_BIO_INLINE operation: bytes or 0, or -errno. NULL: sx_bio_exec_sync. */
+    int32_t (*exec)(struct sx_bio *b, const struct sx_bio_op *op);
     int (*submit)(struct sx_bio *b);            /* >= 0 of the engine's queued ops sent */
     int (*reap)(struct sx_bio *b, struct sx_bio_cpl *out, unsigned max);
     bool (*ready)(struct sx_bio *b);            /* a reap now would find something (cheap) */
@@ -76,6 +78,7 @@ struct sx_bio {
 extern const struct sx_bio_ops sx_bio_uring_ops;
 extern const struct sx_bio_ops sx_bio_aio_ops;
 extern const struct sx_bio_ops sx_bio_sync_ops;
+extern const struct sx_bio_ops sx_bio_mem_ops;
 
 /* sx_bio_open with an ops table of the caller's choosing (engines under test). */
 int sx_bio_open_ops(struct sx_bio **out, const struct sx_bio_ops *ops, enum sx_bio_kind kind,
