@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "evtchn/evtchn.h"
@@ -154,8 +155,18 @@ int bb_queue_alloc(struct bb_queue *q)
     unsigned maxsegs = sx_blk_req_max_segs(&v->dev);
     size_t rsz = (sx_blk_req_size(&v->dev) + 15) & ~(size_t)15;
     size_t per = rsz + maxsegs * (sizeof(struct iovec) + sizeof(grant_ref_t) + sizeof(uint32_t));
+    /* The decoded copies and their scratch arrays, sized for the largest indirect request in
+     * every slot of the ring (4 MiB a queue at order 4 with 256 segments): mapped, not
+     * allocated, so only the pages requests actually use are ever backed. From the heap
+     * (calloc) they were cleared page by page once glibc's mmap threshold had grown past them
+     * (after the first disconnect freed a mapped block): about 4 MiB resident per
+     * reconnected queue. The free list is LIFO, so a light load keeps reusing a few contexts. */
+    q->req_mem_len = (n * per + 4095) & ~(size_t)4095;
+    q->req_mem = mmap(NULL, q->req_mem_len, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (q->req_mem == MAP_FAILED)
+        q->req_mem = NULL;
     q->reqs = calloc(n, sizeof(*q->reqs));
-    q->req_mem = calloc(n, per);
     q->slots = malloc(BB_MAX_BATCH * sx_blk_req_slot_size(v->abi));
     q->pages = calloc(maxsegs, sizeof(*q->pages));
     if (!q->reqs || !q->req_mem || !q->slots || !q->pages) {
@@ -183,6 +194,7 @@ void bb_queue_forget(struct bb_queue *q)
     q->pages = NULL;
     q->reqs = NULL;
     q->req_mem = NULL;
+    q->req_mem_len = 0;
     q->slots = NULL;
     q->free_reqs = NULL;
     q->nr_reqs = 0;
@@ -193,7 +205,8 @@ void bb_queue_free(struct bb_queue *q)
     if (!q)
         return;
     free(q->reqs);
-    free(q->req_mem);
+    if (q->req_mem)
+        munmap(q->req_mem, q->req_mem_len);
     free(q->slots);
     free(q->pages);
     bb_queue_forget(q);

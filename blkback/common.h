@@ -167,7 +167,8 @@ struct bb_queue {
     struct bb_req *reqs;
     struct bb_req *free_reqs;
     unsigned inflight;
-    void *req_mem;              /* backing of the contexts */
+    void *req_mem;              /* backing of the contexts (mapped, req_mem_len bytes) */
+    size_t req_mem_len;
     uint8_t *slots;             /* BB_MAX_BATCH ring slots copied by take */
     uint8_t **pages;            /* scratch: the page of each segment of the request at hand */
     struct bb_pcache pc;

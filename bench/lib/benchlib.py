@@ -6,9 +6,15 @@ import shutil
 import subprocess
 
 
+def fio_json(path):
+    """fio's JSON output (anything an engine printed before it skipped)."""
+    text = open(path).read()
+    return json.loads(text[text.index("{"):])
+
+
 def fio_side(path, write):
     """IOPS, MiB/s, p50/p99 total latency (us) and CPU of fio's first job in a JSON file."""
-    d = json.load(open(path))
+    d = fio_json(path)
     j = d["jobs"][0]
     side = j["write"] if write else j["read"]
     pct = side.get("lat_ns", {}).get("percentile", {}) or side.get("clat_ns", {}).get("percentile", {})
@@ -59,7 +65,7 @@ def plot_bars(png, title, rows, ylabel="kIOPS", logscale=True):
             f.write(f'"{label}" {b:.3f} {s:.3f} "{bname}" "{ratio:.2f}x"\n')
     ymin = min([v for r in rows for v in r[2:4] if v > 0] or [1])
     script = f"""
-set terminal pngcairo size {max(640, 110 * len(rows) + 200)},480 font ",9"
+set terminal pngcairo size {max(640, 110 * len(rows) + 200)},480 font ",9" noenhanced
 set output "{png}"
 set title "{title}"
 set style data histogram
@@ -72,7 +78,7 @@ set key top left
 set grid ytics
 {"set logscale y" if logscale else ""}
 set yrange [{ymin / 2 if logscale else 0}:*]
-plot "{dat}" using 2:xtic(1) title "strongest raw (name below the bar)" lc rgb "#888888", \\
+plot "{dat}" using 2:xtic(1) title "strongest raw (its configuration above the bar)" lc rgb "#888888", \\
      "" using 3 title "splitxen" lc rgb "#2060c0", \\
      "" using ($0-0.15):($2):4 with labels rotate by 90 left offset 0,0.5 font ",7" notitle, \\
      "" using ($0+0.15):($3):5 with labels offset 0,0.7 font ",8" notitle
@@ -98,7 +104,7 @@ def plot_lines(png, title, xlabel, ylabel, series):
         dats.append(dat)
         plots.append(f'"{dat}" using 1:2 with linespoints lw 2 title "{name}"')
     script = f"""
-set terminal pngcairo size 720,480 font ",9"
+set terminal pngcairo size 720,480 font ",9" noenhanced
 set output "{png}"
 set title "{title}"
 set xlabel "{xlabel}"

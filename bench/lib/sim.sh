@@ -114,3 +114,19 @@ wait_quiet() {
   done
   return 1
 }
+
+
+# wait_busy N SECONDS: until N vbds are connected and have served requests (splitxen top's
+# counters; a vbd's counters start again at each connection, so a frontend that connected
+# only to learn the disk size, as fio's setup does in process mode, does not count).
+wait_busy() {
+  local i c
+  for ((i = 0; i < $2 * 20; i++)); do
+    c=$("$BIN/splitxen" top --json -n 1 2>/dev/null |
+        grep -o '"kind":"vbd","devid":[0-9]*,"backend_pid":[0-9]*,"backend_alive":[a-z]*,"counters":{"requests":[0-9]*' |
+        awk -F: '$NF > 0' | wc -l)
+    [ "$c" -ge "$1" ] && return 0
+    sleep 0.05
+  done
+  return 1
+}
