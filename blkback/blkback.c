@@ -67,7 +67,21 @@ const char *const bb_stat_names[BB_ST_NR + 1] = {
     [BB_ST_NR] = NULL,
 };
 
-#define STAT(q, i, n) sx_stats_add(&(q)->v->stats, (i), (uint64_t)(n))
+/* Counters are added up in the queue (no atomic per request and segment) and published in
+ * the stats file before responses are pushed and before the thread sleeps, so a counter is
+ * never behind a response the frontend can see, nor behind an idle queue. */
+_Static_assert(BB_ST_NR <= 64, "one dirty bit per counter");
+#define STAT(q, i, n) ((q)->st_acc[(i)] += (uint64_t)(n), (q)->st_dirty |= 1ull << (i))
+
+static void stats_flush(struct bb_queue *q)
+{
+    for (uint64_t d = q->st_dirty; d; d &= d - 1) {
+        unsigned i = (unsigned)__builtin_ctzll(d);
+        sx_stats_add(&q->v->stats, i, q->st_acc[i]);
+        q->st_acc[i] = 0;
+    }
+    q->st_dirty = 0;
+}
 
 /* ------------------------------------------------------------------ latency samples */
 
@@ -255,6 +269,7 @@ static void push_responses(struct bb_queue *q)
     if (!q->rsps_unpushed)
         return;
     q->rsps_unpushed = 0;
+    stats_flush(q);
     if (sx_back_ring_push(&q->ring) == 1) {
         sx_evtchn_notify(q->evt, (evtchn_port_t)q->lport);
         STAT(q, BB_ST_NOTIFIES, 1);
@@ -645,6 +660,7 @@ static void *queue_thread(void *arg)
         if (!q->halted && q->free_reqs && sx_back_ring_final_check(&q->ring) == 1)
             continue;
         STAT(q, BB_ST_SLEEPS, 1);
+        stats_flush(q);
         struct pollfd pfd[3] = {
             { .fd = efd, .events = POLLIN },
             { .fd = bfd, .events = POLLIN },
@@ -661,6 +677,7 @@ static void *queue_thread(void *arg)
     /* Stop: finish what is in flight, answer it, leave the ring as the frontend sees it. */
     drain(q);
     push_responses(q);
+    stats_flush(q);
     return NULL;
 }
 

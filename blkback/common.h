@@ -184,6 +184,8 @@ struct bb_queue {
     uint64_t lat_unpushed[BB_LAT_MAX];      /* completion stamps of sampled answers not pushed */
     unsigned lat_nunpushed;
     uint64_t lat_sum[3], lat_n[3];          /* backend, engine, response: not yet published */
+    uint64_t st_acc[BB_ST_NR];              /* counters not yet in the stats file */
+    uint64_t st_dirty;                      /* bit i: st_acc[i] holds something */
 };
 
 /* Prepare per-queue resources once the ring is attached and the engine opened

@@ -53,7 +53,9 @@ def per_request(dev, names, per="requests"):
     return {k: round(r.get(k, 0) / n, 4) for k in names if n}
 
 
-def plot_bars(png, title, rows, ylabel="kIOPS", logscale=True):
+def plot_bars(png, title, rows, ylabel="kIOPS", logscale=True,
+              base_title="strongest raw (its configuration above the bar)",
+              subject_title="splitxen"):
     """Grouped bars, one group per row: (label, baseline name, baseline value, splitxen value).
     Writes png with gnuplot; returns the path, or None when gnuplot is missing."""
     if not shutil.which("gnuplot") or not rows:
@@ -78,8 +80,8 @@ set key top left
 set grid ytics
 {"set logscale y" if logscale else ""}
 set yrange [{ymin / 2 if logscale else 0}:*]
-plot "{dat}" using 2:xtic(1) title "strongest raw (its configuration above the bar)" lc rgb "#888888", \\
-     "" using 3 title "splitxen" lc rgb "#2060c0", \\
+plot "{dat}" using 2:xtic(1) title "{base_title}" lc rgb "#888888", \\
+     "" using 3 title "{subject_title}" lc rgb "#2060c0", \\
      "" using ($0-0.15):($2):4 with labels rotate by 90 left offset 0,0.5 font ",7" notitle, \\
      "" using ($0+0.15):($3):5 with labels offset 0,0.7 font ",8" notitle
 """

@@ -286,6 +286,30 @@ static void check_good_read(struct gfront *g, uint64_t s)
     CU_ASSERT_EQUAL(g->data[4095], (uint8_t)(s + 7 + 4095));
 }
 
+static uint64_t stat_of(struct gfront *g, const char *name);
+
+/* Counters are added up per batch and published with the responses: after the answer to read
+ * i, `requests` and `read_ops` count it, none lost or doubled. Latency is sampled on 1
+ * read/write in 8: 16 reads give exactly 2 samples of each stage (the response stage lands
+ * when the thread publishes next: waited for with a deadline). */
+static void test_batched_counters_and_one_latency_sample_in_8(void)
+{
+    uint64_t req0 = stat_of(&A, "requests"), rd0 = stat_of(&A, "read_ops");
+    uint64_t b0 = stat_of(&A, "lat_backend_n"), e0 = stat_of(&A, "lat_engine_n");
+    uint64_t r0 = stat_of(&A, "lat_response_n"), ens0 = stat_of(&A, "lat_engine_ns");
+    for (unsigned i = 0; i < 2 * BB_LAT_SAMPLE; i++) {
+        check_good_read(&A, 8 * i);
+        CU_ASSERT_EQUAL(stat_of(&A, "requests"), req0 + i + 1);
+        CU_ASSERT_EQUAL(stat_of(&A, "read_ops"), rd0 + i + 1);
+    }
+    for (int i = 0; i < 200 && stat_of(&A, "lat_response_n") < r0 + 2; i++)
+        usleep(10000);
+    CU_ASSERT_EQUAL(stat_of(&A, "lat_backend_n"), b0 + 2);
+    CU_ASSERT_EQUAL(stat_of(&A, "lat_engine_n"), e0 + 2);
+    CU_ASSERT_EQUAL(stat_of(&A, "lat_response_n"), r0 + 2);
+    CU_ASSERT(stat_of(&A, "lat_engine_ns") > ens0);   /* a read takes some time */
+}
+
 static void test_good_read_both_vbds(void)
 {
     check_good_read(&A, 0);
@@ -437,7 +461,6 @@ static void test_indirect_too_many_pages(void)
 #undef r
 }
 
-static uint64_t stat_of(struct gfront *g, const char *name);
 
 /* The engine's queue calls, wrapped (-Wl,--wrap): while bio_refuse > 0 each call is refused
  * as a full engine would (-EAGAIN), as many times as asked. */
@@ -672,6 +695,7 @@ static void test_xsa332_event_storm_costs_bounded_cpu(void)
 
 static const struct sx_test_case cases[] = {
     SX_TEST(test_good_read_both_vbds),
+    SX_TEST(test_batched_counters_and_one_latency_sample_in_8),
     SX_TEST(test_xsa332_event_storm_costs_bounded_cpu),
     SX_TEST(test_x86_32_guest),
     SX_TEST(test_too_many_segments),
