@@ -42,6 +42,8 @@ struct bb_opts {
     domid_t domid;                 /* the backend domain we act as */
     enum sx_bio_kind engine;       /* SX_BIO_AUTO: per target */
     uint64_t spin_ns;              /* adaptive polling budget before sleeping */
+    uint64_t turnaround_ns;        /* with I/O in flight, the spin after answering (the
+                                      frontend's next request usually follows at once) */
     unsigned max_queues;           /* multi-queue-max-queues (1..BB_MAX_QUEUES) */
     unsigned max_ring_order;       /* max-ring-page-order (0..SX_RING_MAX_ORDER) */
     unsigned max_indirect;         /* feature-max-indirect-segments (0 = off) */
@@ -175,6 +177,7 @@ struct bb_queue {
     uint64_t now;               /* a counter for LRU */
     /* rsp pending notification */
     unsigned rsps_unpushed;
+    bool answered;              /* the last step that did work pushed responses */
     /* latency sampling (the lat_* counters): one clock read per phase of a batch that holds a
      * sampled request, none otherwise */
     unsigned lat_ctr;

@@ -3,7 +3,7 @@
  * /local/domain/<domid>/backend/vbd until SIGTERM/SIGINT.
  *
  *   splitxen-blkback [--platform sim|xen|auto] [--domid N] [--engine uring|aio|sync|mem|auto]
- *       [--spin-us N] [--max-queues N] [--max-ring-order N] [--max-indirect N]
+ *       [--spin-us N] [--turnaround-us N] [--max-queues N] [--max-ring-order N] [--max-indirect N]
  *       [--max-pgrants N] [--sqpoll] [--no-regbuf] [--spin-yield]
  *
  * On exit it stops its ring threads and releases its mappings but leaves the xenbus states
@@ -33,7 +33,8 @@ static void usage(const char *argv0)
 {
     fprintf(stderr,
             "usage: %s [--platform sim|xen|auto] [--domid N] [--engine uring|aio|sync|mem|auto]\n"
-            "          [--spin-us N] [--max-queues N] [--max-ring-order N] [--max-indirect N]\n"
+            "          [--spin-us N] [--turnaround-us N] [--max-queues N] [--max-ring-order N]\n"
+            "          [--max-indirect N]\n"
             "          [--max-pgrants N] [--sqpoll] [--no-regbuf] [--spin-yield]\n", argv0);
 }
 
@@ -47,6 +48,7 @@ int main(int argc, char **argv)
         { "domid", required_argument, NULL, 'd' },
         { "engine", required_argument, NULL, 'e' },
         { "spin-us", required_argument, NULL, 's' },
+        { "turnaround-us", required_argument, NULL, 't' },
         { "max-queues", required_argument, NULL, 'q' },
         { "max-ring-order", required_argument, NULL, 'o' },
         { "max-indirect", required_argument, NULL, 'i' },
@@ -73,6 +75,7 @@ int main(int argc, char **argv)
             else bad = 1;
             break;
         case 's': bad = sx_parse_ulong(optarg, 1000000, &v); o.spin_ns = (uint64_t)v * 1000; break;
+        case 't': bad = sx_parse_ulong(optarg, 1000000, &v); o.turnaround_ns = (uint64_t)v * 1000; break;
         case 'q': bad = sx_parse_ulong(optarg, BB_MAX_QUEUES, &v) || v == 0; o.max_queues = (unsigned)v; break;
         case 'o': bad = sx_parse_ulong(optarg, SX_RING_MAX_ORDER, &v); o.max_ring_order = (unsigned)v; break;
         case 'i': bad = sx_parse_ulong(optarg, SX_BLK_MAX_INDIRECT_SEGS, &v); o.max_indirect = (unsigned)v; break;

@@ -75,6 +75,7 @@ void bb_opts_default(struct bb_opts *o)
     o->domid = 0;
     o->engine = SX_BIO_AUTO;
     o->spin_ns = sx_ring_spin_ns();
+    o->turnaround_ns = 20000;
     o->max_queues = 4;
     o->max_ring_order = SX_RING_MAX_ORDER;
     o->max_indirect = 256;

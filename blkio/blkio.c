@@ -359,6 +359,11 @@ int sx_bio_wait(struct sx_bio *b, int timeout_ms)
     return 0;
 }
 
+bool sx_bio_ready(const struct sx_bio *b)
+{
+    return b->icq_count || b->maybe_more || b->ops->ready((struct sx_bio *)b);
+}
+
 unsigned sx_bio_busy(const struct sx_bio *b)
 {
     return b->queued + b->inflight;

@@ -146,6 +146,11 @@ void sx_bio_event_ack(struct sx_bio *b);
  * readable (a later poll then wakes once spuriously, which is harmless). */
 int sx_bio_wait(struct sx_bio *b, int timeout_ms);
 
+/* Whether a reap now would find a completion, without a system call where the engine allows
+ * (io_uring's completion ring, the inline queue); libaio only tells through the event fd
+ * (false here). For spin loops. */
+bool sx_bio_ready(const struct sx_bio *b);
+
 /* Queued plus in-flight operations (what counts against depth). */
 unsigned sx_bio_busy(const struct sx_bio *b);
 void sx_bio_get_stats(const struct sx_bio *b, struct sx_bio_stats *out);

@@ -613,7 +613,7 @@ static int sxf_getevents(struct thread_data *td, unsigned int min, unsigned int 
         return ahci_getevents(td, j, min, max, tmo);
     unsigned n = 0;
     struct timespec start;
-    fio_gettime(&start, NULL);
+    bool started = false;       /* the clock is read only once a wait begins */
     for (;;) {
         /* Every ring access is under the queue lock: jobs may share a queue, and a job
          * attaching later must not race one that started alone. */
@@ -628,10 +628,14 @@ static int sxf_getevents(struct thread_data *td, unsigned int min, unsigned int 
             td_verror(td, -got, "splitxen: reap");
             return got;
         }
-        if (n >= min)
+        if (n >= min || tmo == 0)
             return (int)n;
-        if (tmo >= 0 && (int)mtime_since_now(&start) >= tmo)
+        if (!started) {
+            fio_gettime(&start, NULL);
+            started = true;
+        } else if (tmo > 0 && (int)mtime_since_now(&start) >= tmo) {
             return (int)n;
+        }
         /* Adaptive polling: spin on the ring before arming the event and sleeping. */
         if (j->spin_ns && sx_blkfront_spin(bf, j->queue, j->spin_ns))
             continue;
