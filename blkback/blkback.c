@@ -652,7 +652,9 @@ static void *queue_thread(void *arg)
          * spinning, 73 us not): spin only for the turnaround after answering, when the
          * frontend's next requests usually follow within microseconds, and would otherwise
          * cost a notification and a wakeup each. */
-        uint64_t cap = q->inflight == 0 ? UINT64_MAX : q->answered ? q->v->d->o.turnaround_ns : 0;
+        const struct bb_opts *o = &q->v->d->o;
+        uint64_t cap = q->inflight == 0 || o->spin_inflight ? UINT64_MAX
+                     : q->answered ? o->turnaround_ns : 0;
         q->answered = false;
         if (sx_idle_spin_max(&idle, spin_pred, q, cap)) {
             STAT(q, BB_ST_SPIN_WINS, 1);

@@ -44,6 +44,7 @@ struct bb_opts {
     uint64_t spin_ns;              /* adaptive polling budget before sleeping */
     uint64_t turnaround_ns;        /* with I/O in flight, the spin after answering (the
                                       frontend's next request usually follows at once) */
+    bool spin_inflight;            /* spin the whole budget with I/O in flight too */
     unsigned max_queues;           /* multi-queue-max-queues (1..BB_MAX_QUEUES) */
     unsigned max_ring_order;       /* max-ring-page-order (0..SX_RING_MAX_ORDER) */
     unsigned max_indirect;         /* feature-max-indirect-segments (0 = off) */

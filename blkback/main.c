@@ -4,7 +4,7 @@
  *
  *   splitxen-blkback [--platform sim|xen|auto] [--domid N] [--engine uring|aio|sync|mem|auto]
  *       [--spin-us N] [--turnaround-us N] [--max-queues N] [--max-ring-order N] [--max-indirect N]
- *       [--max-pgrants N] [--sqpoll] [--no-regbuf] [--spin-yield]
+ *       [--max-pgrants N] [--sqpoll] [--no-regbuf] [--spin-yield] [--spin-inflight]
  *
  * On exit it stops its ring threads and releases its mappings but leaves the xenbus states
  * alone, so a restarted blkback reconnects to the frontends that are still running.
@@ -35,7 +35,8 @@ static void usage(const char *argv0)
             "usage: %s [--platform sim|xen|auto] [--domid N] [--engine uring|aio|sync|mem|auto]\n"
             "          [--spin-us N] [--turnaround-us N] [--max-queues N] [--max-ring-order N]\n"
             "          [--max-indirect N]\n"
-            "          [--max-pgrants N] [--sqpoll] [--no-regbuf] [--spin-yield]\n", argv0);
+            "          [--max-pgrants N] [--sqpoll] [--no-regbuf] [--spin-yield] [--spin-inflight]\n",
+            argv0);
 }
 
 int main(int argc, char **argv)
@@ -49,6 +50,7 @@ int main(int argc, char **argv)
         { "engine", required_argument, NULL, 'e' },
         { "spin-us", required_argument, NULL, 's' },
         { "turnaround-us", required_argument, NULL, 't' },
+        { "spin-inflight", no_argument, NULL, 'I' },
         { "max-queues", required_argument, NULL, 'q' },
         { "max-ring-order", required_argument, NULL, 'o' },
         { "max-indirect", required_argument, NULL, 'i' },
@@ -81,6 +83,7 @@ int main(int argc, char **argv)
         case 'i': bad = sx_parse_ulong(optarg, SX_BLK_MAX_INDIRECT_SEGS, &v); o.max_indirect = (unsigned)v; break;
         case 'g': bad = sx_parse_ulong(optarg, SX_BIO_MAX_BUFFERS, &v); o.max_pgrants = (unsigned)v; break;
         case 'S': o.sqpoll = true; break;
+        case 'I': o.spin_inflight = true; break;
         case 'R': o.no_regbuf = true; break;
         case 'Y': o.spin_yield = true; break;
         case 'h': usage(argv[0]); return 0;

@@ -369,7 +369,10 @@ static int queue_connect(struct bb_vbd *v, struct bb_queue *q)
                                   SX_BIO_SYNC };
     rc = -EINVAL;
     for (unsigned i = 0; i < 3 && rc < 0; i++) {
-        unsigned fl = kinds[i] == SX_BIO_URING && d->o.sqpoll ? SX_BIO_F_SQPOLL : 0;
+        /* The ring loop reaps after every submit and before it sleeps: inline completions
+         * need no event fd write. */
+        unsigned fl = SX_BIO_F_QUIET_INLINE |
+                      (kinds[i] == SX_BIO_URING && d->o.sqpoll ? SX_BIO_F_SQPOLL : 0);
         rc = sx_bio_open(&q->bio, kinds[i], v->fd, depth, fl);
         if (rc < 0 && i == 0)
             sx_warn("%s: engine %s: %s, falling back", v->bep, sx_bio_kind_name(kinds[i]),

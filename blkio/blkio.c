@@ -189,9 +189,9 @@ int sx_bio_open_ops(struct sx_bio **out, const struct sx_bio_ops *ops, enum sx_b
         return -EINVAL;
     if (fstat(fd, &st) < 0)
         return -errno;
-    if (kind != SX_BIO_URING && flags)
+    if (kind != SX_BIO_URING && (flags & (SX_BIO_F_SQPOLL | SX_BIO_F_IOPOLL)))
         return -EINVAL;
-    if (flags & ~(SX_BIO_F_SQPOLL | SX_BIO_F_IOPOLL))
+    if (flags & ~(SX_BIO_F_SQPOLL | SX_BIO_F_IOPOLL | SX_BIO_F_QUIET_INLINE))
         return -EINVAL;
 
     b = calloc(1, sizeof(*b));
@@ -213,8 +213,9 @@ int sx_bio_open_ops(struct sx_bio **out, const struct sx_bio_ops *ops, enum sx_b
         rc = -errno;
         goto err_free;
     }
+    b->quiet_inline = flags & SX_BIO_F_QUIET_INLINE;
     b->ops = ops;
-    rc = b->ops->open(b, flags);
+    rc = b->ops->open(b, flags & ~SX_BIO_F_QUIET_INLINE);
     if (rc < 0) {
         b->ops = NULL;          /* open unwound itself */
         goto err_free;
@@ -299,8 +300,9 @@ int sx_bio_submit(struct sx_bio *b)
     }
     if (ninl)
         n = n < 0 ? (int)ninl : n + (int)ninl;
-    /* Completions made in this thread wake a poller like kernel ones do: one write a batch. */
-    if (b->icq_count > icq_before)
+    /* Completions made in this thread wake a poller like kernel ones do: one write a batch
+     * (none for a caller that reaps them at once). */
+    if (b->icq_count > icq_before && !b->quiet_inline)
         sx_bio_event_signal(b);
     return n;
 }

@@ -54,6 +54,10 @@ enum sx_bio_kind {
 /* sx_bio_open flags */
 #define SX_BIO_F_SQPOLL  (1u << 0)   /* io_uring: kernel SQ polling thread (burns a CPU while busy) */
 #define SX_BIO_F_IOPOLL  (1u << 1)   /* io_uring: completion polling; O_DIRECT on a bdev with poll queues */
+/* Any kind: operations completed inline (SYNC, MEM, discards of block devices) do not make the
+ * event fd readable. For a caller that reaps after every submit (they are there at once), and
+ * acks and reaps before it sleeps on the fd: a system call saved per batch. */
+#define SX_BIO_F_QUIET_INLINE (1u << 2)
 
 /* Largest depth an engine accepts, and the most iovecs one operation may carry (IOV_MAX). */
 #define SX_BIO_MAX_DEPTH   4096u
@@ -75,8 +79,8 @@ struct sx_bio_stats {
 
 /*
  * Open an engine of `kind` on `fd` (not owned: the caller keeps and closes it after
- * sx_bio_close). depth: 1..SX_BIO_MAX_DEPTH. flags: SX_BIO_F_* (io_uring only; -EINVAL for
- * other kinds). Returns 0 or -errno (-ENOSYS/-EPERM/-ENOMEM when the kernel refuses io_uring
+ * sx_bio_close). depth: 1..SX_BIO_MAX_DEPTH. flags: SX_BIO_F_* (SQPOLL and IOPOLL io_uring
+ * only: -EINVAL for other kinds). Returns 0 or -errno (-ENOSYS/-EPERM/-ENOMEM when the kernel refuses io_uring
  * or aio contexts; the caller may fall back to another kind).
  */
 int sx_bio_open(struct sx_bio **out, enum sx_bio_kind kind, int fd, unsigned depth,

@@ -55,6 +55,7 @@ struct sx_bio {
     int efd;                    /* eventfd, owned */
     bool efd_signaled;          /* we wrote it and nobody acked since: writing again is moot */
     bool maybe_more;            /* last reap filled its array: more may be waiting */
+    bool quiet_inline;          /* SX_BIO_F_QUIET_INLINE */
     struct sx_bio_stats st;
 
     /* Operations to run in this thread at submit time (SYNC engine, discards the engine

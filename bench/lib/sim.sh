@@ -130,3 +130,18 @@ wait_busy() {
   done
   return 1
 }
+
+# bench_session NICE "$0" "$@": with autogroup scheduling (one CPU share per session), nice
+# only orders processes within a session. Re-run the benchmark in a session of its own whose
+# share is weighted by NICE (both sides alike); returns when already in it.
+bench_session() {
+  local n=$1
+  shift
+  if [ -n "$n" ] && [ -z "${SX_BENCH_SESSION:-}" ] && [ -w /proc/self/autogroup ]; then
+    SX_BENCH_SESSION=1 exec setsid -w "$@"
+  fi
+  if [ -n "$n" ] && [ -w /proc/self/autogroup ]; then
+    echo "$n" >/proc/self/autogroup 2>/dev/null ||
+      echo "bench: cannot weight this session (nice $n): only the processes are" >&2
+  fi
+}

@@ -46,6 +46,7 @@
 
 #include <xen/io/xenbus.h>
 
+#include "clock.h"
 #include "frontends/blkfront/blkfront.h"
 #include "frontends/hvmdisk/hvmdisk.h"
 #include "platform/platform.h"
@@ -122,7 +123,8 @@ struct sxf_job {
     unsigned queue;
     bool attached;
     bool shared;                /* another job may use this queue: never sleep long */
-    uint64_t spin_ns;           /* adaptive polling budget */
+    uint64_t spin_ns;           /* adaptive polling budget: the most */
+    uint64_t spin_cur;          /* ... the current one (haltpoll's rule, see getevents) */
     unsigned depth;
     struct io_u **events;       /* filled by getevents, read by event() */
     struct sx_blkfront_cpl *cpl;
@@ -380,6 +382,7 @@ static int sxf_init(struct thread_data *td)
     struct sx_blkfront_opts bo;
     fill_opts(o, &bo);
     j->spin_ns = bo.spin_ns;
+    j->spin_cur = bo.spin_ns;
     j->zero_copy = o->zero_copy != 0;
     td->io_ops->flags |= FIO_ASYNCIO_SETS_ISSUE_TIME;
     td_set_ioengine_flags(td);
@@ -636,8 +639,11 @@ static int sxf_getevents(struct thread_data *td, unsigned int min, unsigned int 
         } else if (tmo > 0 && (int)mtime_since_now(&start) >= tmo) {
             return (int)n;
         }
-        /* Adaptive polling: spin on the ring before arming the event and sleeping. */
-        if (j->spin_ns && sx_blkfront_spin(bf, j->queue, j->spin_ns))
+        /* Adaptive polling: spin on the ring before arming the event and sleeping. The
+         * budget follows the waits (the haltpoll governor's rule): a sleep shorter than the
+         * most we may spin doubles it (spinning that long would have caught the response: a
+         * fast device, a busy backend), a longer one halves it (a slow device: sleep at once). */
+        if (j->spin_cur && sx_blkfront_spin(bf, j->queue, j->spin_cur))
             continue;
         pthread_mutex_lock(&q->lock);
         int armed = sx_blkfront_arm(bf, j->queue);
@@ -648,7 +654,15 @@ static int sxf_getevents(struct thread_data *td, unsigned int min, unsigned int 
          * would wake us: then never sleep long. */
         int left = j->shared ? 1 : tmo < 0 || tmo > 1000 ? 1000 : tmo;
         struct pollfd pfd = { .fd = sx_blkfront_fd(bf, j->queue), .events = POLLIN };
-        if (poll(&pfd, 1, left) == 0 && mtime_since_now(&start) >= 1000 &&
+        uint64_t t0 = sx_now_ns();
+        int pr = poll(&pfd, 1, left);
+        uint64_t slept = sx_now_ns() - t0, floor_ns = j->spin_ns / 16;
+        if (slept < j->spin_ns)
+            j->spin_cur = j->spin_cur < floor_ns ? floor_ns
+                        : j->spin_cur * 2 > j->spin_ns ? j->spin_ns : j->spin_cur * 2;
+        else
+            j->spin_cur /= 2;
+        if (pr == 0 && mtime_since_now(&start) >= 1000 &&
             sx_blkfront_backend_state(bf) != XenbusStateConnected) {
             /* Silence for a second and the backend has gone: fail instead of hanging. */
             log_err("splitxen: the backend left Connected with I/O outstanding\n");

@@ -474,6 +474,43 @@ static void test_event_fd_signals_completion(void)
     }
 }
 
+/* SX_BIO_F_QUIET_INLINE: a completion made inside submit (SYNC, MEM) does not touch the
+ * event fd, and is there for the next reap all the same; an asynchronous engine's completions
+ * still signal it. */
+static void test_quiet_inline_completions_skip_the_event_fd(void)
+{
+    for (size_t ti = 0; ti < NTARGETS; ti++) {
+        if (targets[ti].fd < 0)
+            continue;
+        for (size_t ki = 0; ki < NKINDS; ki++) {
+            if (kinds[ki] == SX_BIO_MEM && targets[ti].blkdev)
+                continue;
+            struct sx_bio *b = NULL;
+            CU_ASSERT_EQUAL_FATAL(sx_bio_open(&b, kinds[ki], targets[ti].fd, 4,
+                                              SX_BIO_F_QUIET_INLINE), 0);
+            uint8_t *r = xalloc(PAGE);
+            struct iovec v = { r, PAGE };
+            struct pollfd p = { .fd = sx_bio_event_fd(b), .events = POLLIN };
+            sx_bio_event_ack(b);
+            CU_ASSERT_EQUAL(sx_bio_readv(b, &v, 1, 0, 7), 0);
+            CU_ASSERT_EQUAL(sx_bio_submit(b), 1);
+            bool inl = kinds[ki] == SX_BIO_SYNC || kinds[ki] == SX_BIO_MEM;
+            if (inl) {
+                CU_ASSERT_EQUAL(poll(&p, 1, 0), 0);
+                CU_ASSERT_TRUE(sx_bio_ready(b));
+            } else {
+                CU_ASSERT_EQUAL(poll(&p, 1, 5000), 1);  /* the kernel's completion signals */
+            }
+            struct sx_bio_cpl c;
+            reap_n(b, &c, 1);
+            CU_ASSERT_EQUAL(c.cookie, 7);
+            CU_ASSERT_EQUAL(c.res, (int32_t)PAGE);
+            sx_bio_close(b);
+            free(r);
+        }
+    }
+}
+
 /* Registered buffers (io_uring): single-iovec I/O inside a registered buffer goes out fixed,
  * multi-iovec inside one buffer too where the kernel has READV/WRITEV_FIXED; a slot can be
  * emptied and refilled; unregistered memory still works (plain readv). */
@@ -894,6 +931,7 @@ static const struct sx_test_case cases[] = {
     SX_TEST(test_write_to_rdonly_fd_completes_with_ebadf),
     SX_TEST(test_queue_full_eagain_then_success_after_reap),
     SX_TEST(test_event_fd_signals_completion),
+    SX_TEST(test_quiet_inline_completions_skip_the_event_fd),
     SX_TEST(test_registered_buffers),
     SX_TEST(test_sqpoll_and_iopoll_roundtrip),
     SX_TEST(test_mem_engine_and_the_file_agree),
