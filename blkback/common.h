@@ -51,7 +51,9 @@ struct bb_opts {
     unsigned max_pgrants;          /* persistent grants cached per queue (0 = no persistent) */
     bool sqpoll;                   /* io_uring SQPOLL (off by default) */
     bool no_regbuf;                /* do not register persistent pages with io_uring */
-    bool spin_yield;               /* sched_yield() every 16 spin rounds (default off: measured no gain) */
+    bool spin_yield;               /* sched_yield() every 16 spin rounds once a spin has lasted
+                                      5 us (default on: with more guests than CPUs a spinning
+                                      queue thread holds the CPU its frontend needs) */
 };
 
 /* Per-vbd counters (the stats file; `splitxen top` reads it). Order = bb_stat_names. */

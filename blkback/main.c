@@ -4,7 +4,7 @@
  *
  *   splitxen-blkback [--platform sim|xen|auto] [--domid N] [--engine uring|aio|sync|mem|auto]
  *       [--spin-us N] [--turnaround-us N] [--max-queues N] [--max-ring-order N] [--max-indirect N]
- *       [--max-pgrants N] [--sqpoll] [--no-regbuf] [--spin-yield] [--spin-inflight]
+ *       [--max-pgrants N] [--sqpoll] [--no-regbuf] [--no-spin-yield] [--spin-inflight]
  *
  * On exit it stops its ring threads and releases its mappings but leaves the xenbus states
  * alone, so a restarted blkback reconnects to the frontends that are still running.
@@ -35,7 +35,7 @@ static void usage(const char *argv0)
             "usage: %s [--platform sim|xen|auto] [--domid N] [--engine uring|aio|sync|mem|auto]\n"
             "          [--spin-us N] [--turnaround-us N] [--max-queues N] [--max-ring-order N]\n"
             "          [--max-indirect N]\n"
-            "          [--max-pgrants N] [--sqpoll] [--no-regbuf] [--spin-yield] [--spin-inflight]\n",
+            "          [--max-pgrants N] [--sqpoll] [--no-regbuf] [--no-spin-yield] [--spin-inflight]\n",
             argv0);
 }
 
@@ -58,6 +58,7 @@ int main(int argc, char **argv)
         { "sqpoll", no_argument, NULL, 'S' },
         { "no-regbuf", no_argument, NULL, 'R' },
         { "spin-yield", no_argument, NULL, 'Y' },
+        { "no-spin-yield", no_argument, NULL, 'N' },
         { "help", no_argument, NULL, 'h' },
         { 0 },
     };
@@ -86,6 +87,7 @@ int main(int argc, char **argv)
         case 'I': o.spin_inflight = true; break;
         case 'R': o.no_regbuf = true; break;
         case 'Y': o.spin_yield = true; break;
+        case 'N': o.spin_yield = false; break;
         case 'h': usage(argv[0]); return 0;
         default: usage(argv[0]); return 2;
         }

@@ -80,7 +80,7 @@ void bb_opts_default(struct bb_opts *o)
     o->max_ring_order = SX_RING_MAX_ORDER;
     o->max_indirect = 256;
     o->max_pgrants = BB_DEFAULT_MAX_PGRANTS;
-    o->spin_yield = false;
+    o->spin_yield = true;
 }
 
 /* ------------------------------------------------------------------ helpers */

@@ -183,8 +183,10 @@ int sx_blkfront_fd(struct sx_blkfront *f, unsigned queue);
  * Returns 1 when responses are already there (do not sleep), 0 when sleeping is safe. */
 int sx_blkfront_arm(struct sx_blkfront *f, unsigned queue);
 /* Spin up to budget_ns until the backend has published a response on `queue` (true) or the
- * budget ran out (false). Only reads the ring's shared index: it may run concurrently with a
- * thread that owns the queue. For external loops doing their own adaptive polling. */
+ * budget ran out (false), yielding the CPU now and then once it has spun a few microseconds
+ * (sx_idle_spin_budget_yield: a backend sharing this CPU gets to answer). Only reads the
+ * ring's shared index: it may run concurrently with a thread that owns the queue. For external
+ * loops doing their own adaptive polling. */
 bool sx_blkfront_spin(struct sx_blkfront *f, unsigned queue, uint64_t budget_ns);
 /* The backend's xenbus state as it is now (XenbusState*), or -errno. Thread-safe; a xenstore
  * round trip. */

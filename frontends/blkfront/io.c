@@ -848,7 +848,7 @@ bool sx_blkfront_spin(struct sx_blkfront *f, unsigned queue, uint64_t budget_ns)
 {
     if (!valid_queue(f, queue))
         return false;
-    return sx_idle_spin_budget(sx_front_ring_pred, &f->q[queue].ring, budget_ns);
+    return sx_idle_spin_budget_yield(sx_front_ring_pred, &f->q[queue].ring, budget_ns);
 }
 
 int sx_blkfront_fd(struct sx_blkfront *f, unsigned queue)
