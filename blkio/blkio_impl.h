@@ -91,6 +91,12 @@ void sx_bio_icq_push(struct sx_bio *b, uint64_t cookie, int32_t res);
 unsigned sx_bio_icq_pop(struct sx_bio *b, struct sx_bio_cpl *out, unsigned max);
 /* Execute op now in this thread: bytes or 0 on success, -errno on failure. */
 int32_t sx_bio_exec_sync(struct sx_bio *b, const struct sx_bio_op *op);
+/* The ops of an engine that runs every operation inline (SYNC, MEM): queue says
+ * SX_BIO_INLINE, submit and reap find nothing of their own, ready is false. */
+int sx_bio_inline_queue(struct sx_bio *b, const struct sx_bio_op *op);
+int sx_bio_inline_submit(struct sx_bio *b);
+int sx_bio_inline_reap(struct sx_bio *b, struct sx_bio_cpl *out, unsigned max);
+bool sx_bio_inline_ready(struct sx_bio *b);
 /* Make the event fd readable. */
 void sx_bio_event_signal(struct sx_bio *b);
 /* Registered buffer holding [addr, addr+len), or -1. */

@@ -157,13 +157,6 @@ static int mem_open(struct sx_bio *b, unsigned flags)
     return 0;
 }
 
-static int mem_queue(struct sx_bio *b, const struct sx_bio_op *op)
-{
-    (void)b;
-    (void)op;
-    return SX_BIO_INLINE;
-}
-
 static int32_t mem_exec(struct sx_bio *b, const struct sx_bio_op *op)
 {
     struct mem_state *m = b->priv;
@@ -184,32 +177,12 @@ static int32_t mem_exec(struct sx_bio *b, const struct sx_bio_op *op)
     return (int32_t)n;
 }
 
-static int mem_submit(struct sx_bio *b)
-{
-    (void)b;
-    return 0;                   /* everything runs inline at submit (blkio.c) */
-}
-
-static int mem_reap(struct sx_bio *b, struct sx_bio_cpl *out, unsigned max)
-{
-    (void)b;
-    (void)out;
-    (void)max;
-    return 0;                   /* completions wait in the inline completion queue */
-}
-
-static bool mem_ready(struct sx_bio *b)
-{
-    (void)b;
-    return false;
-}
-
 const struct sx_bio_ops sx_bio_mem_ops = {
     .open = mem_open,
     .close = mem_close,
-    .queue = mem_queue,
+    .queue = sx_bio_inline_queue,
     .exec = mem_exec,
-    .submit = mem_submit,
-    .reap = mem_reap,
-    .ready = mem_ready,
+    .submit = sx_bio_inline_submit,
+    .reap = sx_bio_inline_reap,
+    .ready = sx_bio_inline_ready,
 };

@@ -670,18 +670,36 @@ static void test_mem_engine_and_the_file_agree(void)
     }
 }
 
+/* A scratch file on tmpfs with a MEM engine on it (false: no tmpfs here). */
+static bool mem_scratch(const char *tag, struct target *t, int *fd, struct sx_bio **b)
+{
+    if (targets[0].fd < 0)
+        return false;
+    *t = targets[0];
+    *fd = open_target(t, "/dev/shm", tag);
+    CU_ASSERT_FATAL(*fd >= 0);
+    *b = NULL;
+    CU_ASSERT_EQUAL_FATAL(sx_bio_open(b, SX_BIO_MEM, *fd, 4, 0), 0);
+    return true;
+}
+
+static void mem_scratch_end(struct target *t, int fd, struct sx_bio *b)
+{
+    sx_bio_close(b);
+    close(fd);
+    unlink(t->path);
+}
+
 /* MEM: the file shrinks under the mapping (an operator truncates the image; or a sparse image
  * on a full tmpfs). A copy from the vanished pages faults: that operation completes with -EIO,
  * the process lives on, and the next operation on what is still there works. */
 static void test_mem_fault_fails_the_operation_not_the_process(void)
 {
-    if (targets[0].fd < 0)
+    struct target t;
+    struct sx_bio *b;
+    int fd;
+    if (!mem_scratch("shrink", &t, &fd, &b))
         return;
-    struct target t = targets[0];
-    int fd = open_target(&t, "/dev/shm", "shrink");
-    CU_ASSERT_FATAL(fd >= 0);
-    struct sx_bio *b = NULL;
-    CU_ASSERT_EQUAL_FATAL(sx_bio_open(&b, SX_BIO_MEM, fd, 4, 0), 0);
     uint8_t *w = xalloc(PAGE), *r = xalloc(PAGE);
     fill(w, PAGE, 5);
     struct iovec wv = { w, PAGE }, rv = { r, PAGE };
@@ -698,9 +716,7 @@ static void test_mem_fault_fails_the_operation_not_the_process(void)
     sx_bio_get_stats(b, &st);
     CU_ASSERT_EQUAL(st.errors, 3);
     CU_ASSERT_EQUAL(st.completed, 5);
-    sx_bio_close(b);
-    close(fd);
-    unlink(t.path);
+    mem_scratch_end(&t, fd, b);
     free(w);
     free(r);
 }
@@ -709,13 +725,11 @@ static void test_mem_fault_fails_the_operation_not_the_process(void)
  * page of its own mapping still dies of it (in a child, so the test lives on). */
 static void test_mem_guard_leaves_other_faults_alone(void)
 {
-    if (targets[0].fd < 0)
+    struct target t;
+    struct sx_bio *b;
+    int fd;
+    if (!mem_scratch("other", &t, &fd, &b))     /* the engine installed its handler */
         return;
-    struct target t = targets[0];
-    int fd = open_target(&t, "/dev/shm", "other");
-    CU_ASSERT_FATAL(fd >= 0);
-    struct sx_bio *b = NULL;
-    CU_ASSERT_EQUAL_FATAL(sx_bio_open(&b, SX_BIO_MEM, fd, 4, 0), 0);   /* handler installed */
     volatile uint8_t *m = mmap(NULL, 8 * PAGE, PROT_READ, MAP_SHARED, fd, 0);
     CU_ASSERT_FATAL(m != MAP_FAILED);
     CU_ASSERT_EQUAL(ftruncate(fd, PAGE), 0);
@@ -734,9 +748,7 @@ static void test_mem_guard_leaves_other_faults_alone(void)
     /* Killed by SIGBUS, or (under a sanitizer) its report's non-zero exit: never a clean 0. */
     CU_ASSERT(WIFSIGNALED(status) ? WTERMSIG(status) == SIGBUS : WEXITSTATUS(status) != 0);
     munmap((void *)m, 8 * PAGE);
-    sx_bio_close(b);
-    close(fd);
-    unlink(t.path);
+    mem_scratch_end(&t, fd, b);
 }
 
 static void test_kind_auto_per_target(void)
