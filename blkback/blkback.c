@@ -653,10 +653,17 @@ static void *queue_thread(void *arg)
          * frontend's next requests usually follow within microseconds, and would otherwise
          * cost a notification and a wakeup each. */
         const struct bb_opts *o = &q->v->d->o;
-        uint64_t cap = q->inflight == 0 || o->spin_inflight ? UINT64_MAX
-                     : q->answered ? o->turnaround_ns : 0;
+        bool answered = q->answered, won;
         q->answered = false;
-        if (sx_idle_spin_max(&idle, spin_pred, q, cap)) {
+        if (q->inflight == 0 || o->spin_inflight)
+            won = sx_idle_spin(&idle, spin_pred, q);
+        else if (answered && o->turnaround_ns)
+            /* A budget of its own: the adaptive one shrinks through every device wait. */
+            won = o->spin_yield ? sx_idle_spin_budget_yield(spin_pred, q, o->turnaround_ns)
+                                : sx_idle_spin_budget(spin_pred, q, o->turnaround_ns);
+        else
+            won = false;
+        if (won) {
             STAT(q, BB_ST_SPIN_WINS, 1);
             continue;
         }

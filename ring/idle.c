@@ -54,20 +54,15 @@ bool sx_idle_spin_budget(bool (*pred)(void *arg), void *arg, uint64_t budget_ns)
     return spin(pred, arg, budget_ns, 7, false);
 }
 
-bool sx_idle_spin_max(struct sx_idle *s, bool (*pred)(void *arg), void *arg, uint64_t max_ns)
+bool sx_idle_spin(struct sx_idle *s, bool (*pred)(void *arg), void *arg)
 {
     const uint64_t spin_min = s->o.spin_ns / 16;
     /* No work since the last arm: this wake was an empty notification or a timeout, and
      * spinning would only hand a storming frontend our CPU. */
-    if (!s->worked || !s->spin || !max_ns || (s->o.adaptive && s->spin < spin_min))
+    if (!s->worked || !s->spin || (s->o.adaptive && s->spin < spin_min))
         return false;
-    return spin(pred, arg, s->spin < max_ns ? s->spin : max_ns,
-                s->o.clock_rounds > 1 ? s->o.clock_rounds - 1 : 0, s->o.yield);
-}
-
-bool sx_idle_spin(struct sx_idle *s, bool (*pred)(void *arg), void *arg)
-{
-    return sx_idle_spin_max(s, pred, arg, UINT64_MAX);
+    return spin(pred, arg, s->spin, s->o.clock_rounds > 1 ? s->o.clock_rounds - 1 : 0,
+                s->o.yield);
 }
 
 int sx_idle_arm(struct sx_idle *s)

@@ -272,9 +272,6 @@ static inline void sx_idle_did(struct sx_idle *s, bool work)
     s->worked |= work;
 }
 bool sx_idle_spin(struct sx_idle *s, bool (*pred)(void *arg), void *arg);
-/* sx_idle_spin with the budget capped at max_ns (0: no spin), for a loop that spins less in
- * some states (a backend waiting for a device spins only for its frontend's turnaround). */
-bool sx_idle_spin_max(struct sx_idle *s, bool (*pred)(void *arg), void *arg, uint64_t max_ns);
 /* The same spin loop alone, for a caller without a loop of its own to keep state in (it holds
  * no state, so it may run beside the thread that owns the ring): pred until it is true (true)
  * or budget_ns passed (false), the clock read every 8 rounds. pred runs at least once; budget
