@@ -12,7 +12,10 @@
  * full tmpfs), a page the kernel cannot read in. Each copy runs under a SIGBUS guard (a
  * per-thread jump buffer the process-wide handler jumps back to), so such a fault fails that
  * one operation with -EIO and nothing else; a SIGBUS outside a guarded copy goes to whatever
- * handled SIGBUS before (by default: the process dies, as it would have anyway).
+ * handled SIGBUS before (by default: the process dies, as it would have anyway). The jump
+ * back does not restore the signal mask (that would be a system call per copy); after a fault
+ * the mask of the faulting moment, from the signal frame, is set again, since a handler
+ * interposed on ours (ThreadSanitizer's) runs it with every signal blocked.
  *
  * Ranges past the mapped length (the file grew after open) go to preadv/pwritev instead.
  */
@@ -30,6 +33,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 struct mem_state {
@@ -41,6 +45,8 @@ struct mem_state {
 /* ---- the SIGBUS guard ------------------------------------------------------------------ */
 
 static __thread sigjmp_buf *mem_guard;
+static __thread sigset_t mem_fault_mask;    /* the mask when the guarded copy faulted */
+static __thread bool mem_fault_mask_ok;
 static struct sigaction mem_prev_bus;
 static pthread_once_t mem_bus_once = PTHREAD_ONCE_INIT;
 static int mem_bus_err;
@@ -50,6 +56,9 @@ static void mem_on_sigbus(int sig, siginfo_t *si, void *ctx)
     sigjmp_buf *g = mem_guard;
     if (g) {
         mem_guard = NULL;
+        mem_fault_mask_ok = ctx != NULL;
+        if (ctx)
+            mem_fault_mask = ((const ucontext_t *)ctx)->uc_sigmask;
         siglongjmp(*g, 1);
     }
     /* Not a fault of a guarded copy: what the process did before the engine came. */
@@ -101,6 +110,15 @@ static int64_t mem_copy_guarded(uint8_t *map, bool write, const struct iovec *io
     sigjmp_buf env;
     if (sigsetjmp(env, 0)) {
         mem_guard = NULL;
+        /* Back from the handler without sigreturn: the mask as it was when the copy faulted. */
+        if (mem_fault_mask_ok) {
+            pthread_sigmask(SIG_SETMASK, &mem_fault_mask, NULL);
+        } else {
+            sigset_t bus;
+            sigemptyset(&bus);
+            sigaddset(&bus, SIGBUS);
+            pthread_sigmask(SIG_UNBLOCK, &bus, NULL);
+        }
         return -EIO;
     }
     mem_guard = &env;
