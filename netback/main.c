@@ -3,7 +3,8 @@
  *
  *   splitxen-netback [--platform sim|xen|auto] [--domid N] [--bridge-default NAME]
  *                    [--spin-us N] [--tap-io batched|per-frame] [--world bridge|null]
- *                    [--core SOCKET] [--version]
+ *                    [--core SOCKET]
+ *                    [--check] [--torture[=SEED]] [--torture-faults=LIST] [--version]
  *
  * --spin-us: how long a queue thread polls its rings and TAP before sleeping on the event
  * channel (default $SPLITXEN_SPIN_NS or 20 us; 0 never spins).
@@ -12,6 +13,9 @@
  * --world: the netdev kind of every vif's world side: bridge (the default: a TAP, joined to
  * the world its vif's script and bridge keys name) or null (no device: every frame dropped,
  * none given, whatever the vif's keys say; the ring side's ceiling, for benchmarks).
+ *
+ * --check and --torture are for frontend authors (torture/torture.h): a protocol checker that
+ * reports each mistake of a frontend, and seeded fault injection within the protocol's rules.
  *
  * Serves every vif under /local/domain/<domid>/backend/vif until SIGINT/SIGTERM. Under systemd
  * (Type=notify) it sends READY=1 once it watches xenstore and STOPPING=1 when a signal ends it.
@@ -45,7 +49,8 @@ static void usage(FILE *f, const char *prog)
             "usage: %s [--platform sim|xen|auto] [--domid N] [--bridge-default NAME]\n"
             "          [--spin-us N] [--tap-io batched|per-frame] [--world bridge|null]\n"
             "          [--core SOCKET]\n"
-            "       %s --help | --version\n", prog, prog);
+            "          [--check] [--torture[=SEED]] [--torture-faults=LIST]\n"
+            "       %s --help | --version\n%s", prog, prog, sx_tt_usage);
 }
 
 int main(int argc, char **argv)
@@ -58,6 +63,9 @@ int main(int argc, char **argv)
         { "core", required_argument, NULL, 'c' },
         { "tap-io", required_argument, NULL, 't' },
         { "world", required_argument, NULL, 'w' },
+        { "check", no_argument, NULL, 'C' },
+        { "torture", optional_argument, NULL, 'T' },
+        { "torture-faults", required_argument, NULL, 'F' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
@@ -65,6 +73,7 @@ int main(int argc, char **argv)
     const char *platform = NULL;
     /* Spin budget: --spin-us, else $SPLITXEN_SPIN_NS / the ring default (sx_ring_spin_ns). */
     struct nb_opts o = { .domid = 0, .bridge_default = "xenbr0", .spin_ns = sx_ring_spin_ns() };
+    sx_tt_opts_default(&o.tt);
     int c;
     while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         char *end;
@@ -99,6 +108,19 @@ int main(int argc, char **argv)
                 return 2;
             }
             o.world_kind = optarg;
+            break;
+        case 'C': o.tt.check = true; break;
+        case 'T':
+            if (sx_tt_parse_torture(&o.tt, optarg) < 0) {
+                fprintf(stderr, "bad --torture seed '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        case 'F':
+            if (sx_tt_parse_faults(&o.tt, optarg) < 0) {
+                fprintf(stderr, "bad --torture-faults '%s'\n", optarg);
+                return 2;
+            }
             break;
         case 'h': usage(stdout, argv[0]); return 0;
         case 'V': return sx_print_version("splitxen-netback");
