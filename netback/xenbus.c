@@ -428,13 +428,19 @@ static int write_features(struct nb_vif *v)
         int rc = sx_xenbus_transaction_start(xb, &t);
         if (rc < 0)
             return rc;
-        const char *one[] = { "feature-sg", "feature-gso-tcpv4", "feature-gso-tcpv6",
-                              "feature-ipv6-csum-offload", "feature-rx-copy",
+        const char *one[] = { "feature-sg", "feature-ipv6-csum-offload", "feature-rx-copy",
                               "feature-split-event-channels", "feature-multicast-control",
                               "feature-dynamic-multicast-control", "feature-ctrl-ring",
                               "feature-xdp-headroom" };
         for (size_t i = 0; i < sizeof(one) / sizeof(one[0]) && !rc; i++)
             rc = sx_xenbus_write(xb, t, v->be_path, one[i], "1");
+        /* GSO only where the world side takes super-frames (an uplink through AF_XDP does
+         * not: the guest segments) */
+        const char *gso = v->nd->tx_no_gso ? "0" : "1";
+        if (!rc)
+            rc = sx_xenbus_write(xb, t, v->be_path, "feature-gso-tcpv4", gso);
+        if (!rc)
+            rc = sx_xenbus_write(xb, t, v->be_path, "feature-gso-tcpv6", gso);
         if (!rc)
             rc = sx_xenbus_write(xb, t, v->be_path, "feature-rx-flip", "0");
         if (!rc)
@@ -578,7 +584,8 @@ static void vif_probe(struct nb *nb, unsigned fe, unsigned devid)
     }
     sx_world_describe(&w, world, sizeof(world));
     static const uint8_t mac[6] = { 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff };
-    const struct sx_netdev_config nc = { .name = name, .nqueues = v->max_queues, .mac = mac,
+    const struct sx_netdev_config nc = { .kind = sx_netdev_kind_for(&w), .name = name,
+                                         .nqueues = v->max_queues, .mac = mac,
                                          .mtu = (unsigned)mtu, .world = &w, .err = why,
                                          .errlen = sizeof(why) };
     if ((rc = sx_netdev_open(&v->nd, &nc)) < 0) {
@@ -586,6 +593,9 @@ static void vif_probe(struct nb *nb, unsigned fe, unsigned devid)
         vif_fail_probe(v, rc, why);
         return;
     }
+    /* the world side may offer fewer queues (an AF_XDP uplink's own) */
+    if (v->nd->nqueues < v->max_queues)
+        v->max_queues = v->nd->nqueues;
     if ((rc = write_features(v)) < 0 ||
         (rc = sx_xenbus_write(nb->xb, XBT_NULL, v->be_path, "hotplug-status", "connected")) < 0) {
         sx_err("vif%u.%u: writing backend keys: %s", fe, devid, strerror(-rc));

@@ -5,11 +5,22 @@
 #   netdev/world.c the world a device joins, from xl's vif keys (bridge and VLANs here),
 #   netdev/ovs.c   Open vSwitch ports (ovs-vsctl), netdev/route.c route and NAT (nftables)
 #   netdev/netdev.c the kinds' table (bridge.c: TAP), netdev/link.c their attach to a world
+#   netdev/afxdp.c kind "afxdp": AF_XDP sockets on an uplink (libxdp, libbpf), steered by the
+#                  XDP program netdev/afxdp.bpf.c (clang -target bpf, carried in the binary)
 LIBS += sxnetdev
 sxnetdev_SRCS := netdev/netdev.c netdev/bridge.c netdev/link.c netdev/nl.c netdev/tap.c \
-                 netdev/vnet.c netdev/world.c netdev/ovs.c netdev/route.c
+                 netdev/vnet.c netdev/world.c netdev/ovs.c netdev/route.c netdev/afxdp.c
 SX_NETDEV_LIBS := sxnetdev $(SX_COMMON_LIBS)
-SX_NETDEV_LDLIBS := -lmnl -lnftables
+SX_NETDEV_LDLIBS := -lmnl -lnftables -lxdp -lbpf
+
+# The XDP program: built for BPF whatever CC is, and .incbin'd by afxdp.c (the asm names it).
+SX_AFXDP_BPF := $(B)/gen/netdev/afxdp.bpf.o
+BPF_CLANG ?= clang
+$(SX_AFXDP_BPF): netdev/afxdp.bpf.c netdev/afxdp_maps.h
+	@mkdir -p $(dir $@)
+	$(BPF_CLANG) -O2 -g -Wall -Werror -target bpf -I. -I/usr/include/$(shell $(CC) -print-multiarch) -c $< -o $@
+netdev_CFLAGS += -DSX_AFXDP_BPF_OBJ='"$(abspath $(SX_AFXDP_BPF))"'
+$(B)/obj/netdev/afxdp.o $(B)/pic/netdev/afxdp.o: $(SX_AFXDP_BPF)
 
 # The world keys parsed (pure)
 UNIT_TESTS += netdev_world_test

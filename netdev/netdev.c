@@ -8,7 +8,13 @@
 
 #include "netdev/netdev_impl.h"
 
-static const struct sx_netdev_ops *const kinds[] = { &sx_netdev_bridge_ops };
+static const struct sx_netdev_ops *const kinds[] = { &sx_netdev_bridge_ops,
+                                                     &sx_netdev_afxdp_ops };
+
+const char *sx_netdev_kind_for(const struct sx_world *w)
+{
+    return w && w->mode == SX_WORLD_AFXDP ? "afxdp" : "bridge";
+}
 
 int sx_netdev_open(struct sx_netdev **out, const struct sx_netdev_config *cfg)
 {
@@ -26,9 +32,11 @@ int sx_netdev_open(struct sx_netdev **out, const struct sx_netdev_config *cfg)
         return -ENOMEM;
     nd->ops = ops;
     nd->nqueues = cfg->nqueues;
+    if (cfg->err && cfg->errlen)
+        cfg->err[0] = '\0';
     int rc = ops->open(nd, cfg);
     if (rc < 0) {
-        if (cfg->err && cfg->errlen)
+        if (cfg->err && cfg->errlen && !cfg->err[0])
             snprintf(cfg->err, cfg->errlen, "cannot create %s: %s", cfg->name, strerror(-rc));
         free(nd);
         return rc;

@@ -1,7 +1,7 @@
 /*
  * netdev: the world side of a network device, behind one ops table, for netback's vifs and
- * the device model's e1000. The implementation today is a TAP (kind "bridge", bridge.c);
- * AF_XDP and DPDK are further kinds of the same table.
+ * the device model's e1000. Kinds: a TAP (kind "bridge", bridge.c) and AF_XDP sockets on an
+ * uplink (kind "afxdp", afxdp.c); DPDK is a further kind of the same table.
  *
  * The control half of the table also joins the device to its world: a mode chosen per vif
  * with xl's keys (world.h: vif-bridge with VLANs, vif-openvswitch, vif-route, vif-nat). A kind
@@ -31,7 +31,8 @@
 #define SX_NETDEV_MAX_QUEUES 16u
 
 struct sx_netdev_config {
-    const char *kind;      /* "bridge" (NULL: the same) */
+    const char *kind;      /* "bridge" (NULL: the same) or "afxdp" (world mode
+                              SX_WORLD_AFXDP; sx_netdev_kind_for picks it) */
     const char *name;      /* the device as the world sees it, e.g. "vif5.0" (< IFNAMSIZ) */
     unsigned nqueues;      /* queues to open: the most the guest may use (1..MAX_QUEUES) */
     const uint8_t *mac;    /* 6 bytes, or NULL to keep the kernel's */
@@ -83,13 +84,16 @@ struct sx_netdev_ops {
 struct sx_netdev {
     const struct sx_netdev_ops *ops;
     void *priv;
-    unsigned nqueues;
+    unsigned nqueues;              /* open may lower it: the queues the world side offers */
+    bool tx_no_gso;                /* tx_burst refuses GSO frames: offer the guest no GSO */
     struct sx_world_link *world;   /* the kind's attach state (world.c's, for a TAP) */
 };
 
 /* Open a device of cfg->kind and join it to its world: -EINVAL for an unknown kind or a bad
  * config, else the kind's open or attach (with cfg->err filled). */
 int sx_netdev_open(struct sx_netdev **out, const struct sx_netdev_config *cfg);
+/* The kind that serves world w: "afxdp" for vif-afxdp, else "bridge" (a TAP). */
+const char *sx_netdev_kind_for(const struct sx_world *w);
 /* Leave the world, close the device. NULL-safe. */
 void sx_netdev_close(struct sx_netdev *nd);
 

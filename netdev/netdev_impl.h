@@ -5,5 +5,6 @@
 #include "netdev/netdev.h"
 
 extern const struct sx_netdev_ops sx_netdev_bridge_ops;   /* bridge.c */
+extern const struct sx_netdev_ops sx_netdev_afxdp_ops;    /* afxdp.c */
 
 #endif

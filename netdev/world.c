@@ -22,6 +22,7 @@ const char *sx_world_mode_name(enum sx_world_mode m)
     case SX_WORLD_OPENVSWITCH: return "openvswitch";
     case SX_WORLD_ROUTE: return "route";
     case SX_WORLD_NAT: return "nat";
+    case SX_WORLD_AFXDP: return "afxdp";
     }
     return "?";
 }
@@ -195,6 +196,7 @@ static int parse_mode(struct sx_world *w, const char *script, char *err, size_t 
         { "vif-openvswitch", SX_WORLD_OPENVSWITCH },
         { "vif-route", SX_WORLD_ROUTE },
         { "vif-nat", SX_WORLD_NAT },
+        { "vif-afxdp", SX_WORLD_AFXDP },
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (!strcmp(base, names[i].name)) {
@@ -202,7 +204,8 @@ static int parse_mode(struct sx_world *w, const char *script, char *err, size_t 
             return 0;
         }
     return sx_world_fail(err, errlen, -EINVAL,
-                         "script: '%s' is not vif-bridge, vif-openvswitch, vif-route or vif-nat",
+                         "script: '%s' is not vif-bridge, vif-openvswitch, vif-route, vif-nat or "
+                         "vif-afxdp",
                          script);
 }
 
@@ -273,6 +276,24 @@ int sx_world_parse(struct sx_world *w, const struct sx_world_keys *k, const char
         }
         return w->mode == SX_WORLD_NAT ? nat_router(w, err, errlen) : 0;
     }
+    case SX_WORLD_AFXDP: {
+        const char *up = k->gatewaydev;
+        if (!up || !*up)
+            return sx_world_fail(err, errlen, -EINVAL,
+                                 "gatewaydev: missing: vif-afxdp names its uplink there");
+        if (!valid_ifname(up, strlen(up)))
+            return sx_world_fail(err, errlen, -EINVAL,
+                                 "gatewaydev: '%s' is not an interface name", up);
+        snprintf(w->gatewaydev, sizeof(w->gatewaydev), "%s", up);
+        if (!w->has_guest_mac)
+            return sx_world_fail(err, errlen, -EINVAL,
+                                 "mac: '%s': vif-afxdp steers frames by the guest's MAC",
+                                 k->mac ? k->mac : "(missing)");
+        if (w->guest_mac[0] & 1)
+            return sx_world_fail(err, errlen, -EINVAL,
+                                 "mac: '%s' is a multicast address", k->mac);
+        return 0;
+    }
     }
     return -EINVAL;
 }
@@ -310,6 +331,9 @@ void sx_world_describe(const struct sx_world *w, char *buf, size_t len)
             inet_ntop(AF_INET, &w->router, a, sizeof(a));
             PUT(" router %s", a);
         }
+        break;
+    case SX_WORLD_AFXDP:
+        PUT("afxdp on %s", w->gatewaydev);
         break;
     }
 #undef PUT
@@ -413,7 +437,10 @@ int sx_world_attach(struct sx_world_link **out, const struct sx_world *w, const 
     case SX_WORLD_OPENVSWITCH: rc = sx_ovs_attach(l, w, err, errlen); break;
     case SX_WORLD_ROUTE:
     case SX_WORLD_NAT: rc = sx_route_attach(l, w, err, errlen); break;
-    default: rc = -EINVAL; break;
+    default:
+        rc = sx_world_fail(err, errlen, -EINVAL, "script: vif-%s has no device to attach",
+                           sx_world_mode_name(w->mode));
+        break;
     }
     if (rc)
         goto fail;

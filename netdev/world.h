@@ -19,6 +19,11 @@
  *                           address; default 10.<domid/256>.<domid%256>.<devid+1>/16 as vif-nat)
  *                           is routed to it and masqueraded out of gatewaydev by an nftables
  *                           table of its own, which also lets no connection in
+ *   script=vif-afxdp        (splitxen's own) no TAP: the vif's frames go in and out of the
+ *                           uplink `gatewaydev=` (required) through AF_XDP sockets, steered to
+ *                           the vif by the guest's MAC (`mac=`, required); netdev kind "afxdp"
+ *                           (afxdp.c). On real Xen libxl runs /etc/xen/scripts/vif-afxdp, which
+ *                           only reports success (examples/vif-afxdp).
  *
  * gatewaydev defaults to eth0 (vif-route's netdev). Route and NAT carry IPv4 only, as Xen's
  * scripts do. script may be a path (libxl writes /etc/xen/scripts/vif-route): its last
@@ -48,6 +53,7 @@ enum sx_world_mode {
     SX_WORLD_OPENVSWITCH,    /* vif-openvswitch */
     SX_WORLD_ROUTE,          /* vif-route */
     SX_WORLD_NAT,            /* vif-nat */
+    SX_WORLD_AFXDP,          /* vif-afxdp: AF_XDP on the uplink gatewaydev */
 };
 
 #define SX_WORLD_MAX_TRUNKS 32u
@@ -66,7 +72,7 @@ struct sx_world {
     uint16_t tag;                     /* bridge modes: access VLAN (0: none) */
     uint16_t trunks[SX_WORLD_MAX_TRUNKS];
     unsigned ntrunks;
-    char gatewaydev[IFNAMSIZ];        /* route, nat */
+    char gatewaydev[IFNAMSIZ];        /* route, nat; afxdp: the uplink */
     struct sx_world_prefix ips[SX_WORLD_MAX_IPS];   /* route: ip=; nat: the guest's one */
     unsigned nips;
     struct in_addr router;            /* nat: the device's own address */
@@ -89,7 +95,7 @@ struct sx_world_keys {
 int sx_world_parse(struct sx_world *w, const struct sx_world_keys *keys,
                    const char *default_bridge, char *err, size_t errlen);
 
-/* "bridge", "openvswitch", "route", "nat". */
+/* "bridge", "openvswitch", "route", "nat", "afxdp". */
 const char *sx_world_mode_name(enum sx_world_mode m);
 /* Describe w in buf ("route via eth0: 192.0.2.10/32", "bridge xenbr0 vlan 10"...). */
 void sx_world_describe(const struct sx_world *w, char *buf, size_t len);
