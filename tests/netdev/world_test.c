@@ -184,6 +184,41 @@ static void test_describe_and_nft_table_name(void)
     CU_ASSERT_STRING_EQUAL(d, "splitxen_vif5_0");
 }
 
+static void test_afxdp_uplink_and_mac(void)
+{
+    struct sx_world w;
+    char d[128];
+    CU_ASSERT_EQUAL_FATAL(parse(&w, "/etc/xen/scripts/vif-afxdp", "xenbr0", NULL, "eth1"), 0);
+    CU_ASSERT_EQUAL(w.mode, SX_WORLD_AFXDP);
+    CU_ASSERT_STRING_EQUAL(w.gatewaydev, "eth1");
+    CU_ASSERT_TRUE(w.has_guest_mac);
+    sx_world_describe(&w, d, sizeof(d));
+    CU_ASSERT_STRING_EQUAL(d, "afxdp on eth1");
+    CU_ASSERT_STRING_EQUAL(sx_world_mode_name(w.mode), "afxdp");
+}
+
+static void test_afxdp_bad_specs_refused(void)
+{
+    struct sx_world w;
+    /* no uplink: no default (eth0 is vif-route's; an uplink is named on purpose) */
+    CU_ASSERT_EQUAL(parse(&w, "vif-afxdp", NULL, NULL, NULL), -EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "gatewaydev: missing"));
+    CU_ASSERT_EQUAL(parse(&w, "vif-afxdp", NULL, NULL, "eth 1"), -EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "gatewaydev: 'eth 1'"));
+    CU_ASSERT_EQUAL(parse(&w, "vif-afxdp", NULL, NULL, "a-name-that-is-too-long"), -EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "gatewaydev: 'a-name-that-is-too-long'"));
+    /* frames are steered by the guest's MAC: it must be there and unicast */
+    struct sx_world_keys k = { .script = "vif-afxdp", .gatewaydev = "eth1", .mac = NULL };
+    CU_ASSERT_EQUAL(sx_world_parse(&w, &k, "xenbr0", err, sizeof(err)), -EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "mac: '(missing)'"));
+    k.mac = "00:16:3e:zz:00:01";
+    CU_ASSERT_EQUAL(sx_world_parse(&w, &k, "xenbr0", err, sizeof(err)), -EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "mac: '00:16:3e:zz:00:01'"));
+    k.mac = "01:00:5e:00:00:01";
+    CU_ASSERT_EQUAL(sx_world_parse(&w, &k, "xenbr0", err, sizeof(err)), -EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "mac: '01:00:5e:00:00:01' is a multicast address"));
+}
+
 static const struct sx_test_case cases[] = {
     SX_TEST(test_no_script_is_bridge_on_default),
     SX_TEST(test_script_path_names_the_mode),
@@ -196,6 +231,8 @@ static const struct sx_test_case cases[] = {
     SX_TEST(test_nat_router_is_last_octet_plus_127),
     SX_TEST(test_nat_default_address_as_vif_nat),
     SX_TEST(test_describe_and_nft_table_name),
+    SX_TEST(test_afxdp_uplink_and_mac),
+    SX_TEST(test_afxdp_bad_specs_refused),
 };
 
 SX_TEST_MAIN("netdev_world", cases, NULL, NULL)
