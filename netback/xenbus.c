@@ -3,8 +3,9 @@
  * runs the xenbus handshake of Linux drivers/net/xen-netback/xenbus.c:
  *
  *   probe      read bridge/queues/rate, open the world side vif<fe>.<devid> (netdev/: a TAP
- *              on the bridge), write the feature keys and hotplug-status=connected, switch
- *              to InitWait
+ *              joined to its world, or AF_XDP sockets on an uplink), write the feature keys
+ *              (GSO and queues as the world side takes them) and hotplug-status=connected,
+ *              switch to InitWait
  *   connect    (frontend Initialised/Connected) read and validate the frontend's keys, map
  *              every queue's rings, bind its event channels, start its thread, Connected
  *   disconnect (frontend Closing/Closed/gone, online=0) stop threads, unmap, unbind,
