@@ -110,6 +110,7 @@ struct uplink {
     unsigned nrxq;                      /* the uplink's rx queues (sockets a vif may bind) */
     unsigned refs;                      /* vifs */
     struct xdp_program *prog;
+    struct bpf_object *obj;             /* the program's: libxdp leaves closing it to us */
     enum xdp_attach_mode mode;
     int xsks_fd, macs_fd;
     bool slot_used[SX_AFXDP_MAX_VIFS];
@@ -342,6 +343,7 @@ static void uplink_put(struct uplink *u)
             sx_warn("afxdp: %s: detaching the XDP program: %s", u->ifname, strerror(-rc));
         xdp_program__close(u->prog);
     }
+    bpf_object__close(u->obj);
     for (unsigned q = 0; q < SX_AFXDP_MAX_QUEUES; q++)
         pool_free(u->pool[q]);
     free(u);
@@ -379,6 +381,7 @@ static int uplink_get(const struct sx_netdev_config *cfg, const char *ifname, st
         return fail(cfg, rc ? rc : -EINVAL, "gatewaydev: '%s': opening the XDP program: %s",
                     ifname, strerror(rc ? -rc : EINVAL));
     }
+    u->obj = obj;
     u->prog = xdp_program__from_bpf_obj(obj, "xdp");
     rc = (int)libxdp_get_error(u->prog);
     if (rc || !u->prog) {
@@ -396,6 +399,7 @@ static int uplink_get(const struct sx_netdev_config *cfg, const char *ifname, st
     }
     if (rc) {
         xdp_program__close(u->prog);
+        bpf_object__close(obj);
         free(u);
         return fail(cfg, rc, "gatewaydev: '%s': attaching the XDP program: %s", ifname,
                     strerror(-rc));
