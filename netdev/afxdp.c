@@ -250,7 +250,7 @@ static int pool_new(struct pool **out)
 static void pool_refill_locked(struct pool *p, const uint64_t *addrs, unsigned n)
 {
     unsigned room = xsk_prod_nb_free(&p->fill, n + p->nrxfree);
-    uint32_t idx;
+    uint32_t idx = 0;
     unsigned k = 0;
     if (room && xsk_ring_prod__reserve(&p->fill, room, &idx) == room) {
         for (; k < room && k < n; k++)
@@ -266,7 +266,7 @@ static void pool_refill_locked(struct pool *p, const uint64_t *addrs, unsigned n
 /* Reclaim tx completions into their vifs' free lists. Under p->lock. */
 static void pool_reclaim_locked(struct pool *p)
 {
-    uint32_t idx;
+    uint32_t idx = 0;
     unsigned n = xsk_ring_cons__peek(&p->comp, COMP_RING, &idx);
     for (unsigned i = 0; i < n; i++) {
         uint64_t a = xsk_umem__extract_addr(*xsk_ring_cons__comp_addr(&p->comp, idx + i));
@@ -538,7 +538,7 @@ static void queue_close(struct afxdp *a, unsigned q)
                     (unsigned long long)st.rx_invalid_descs,
                     (unsigned long long)st.tx_invalid_descs);
         /* out of the XSKMAP above: give what its rx ring holds back to the pool */
-        uint32_t idx;
+        uint32_t idx = 0;
         unsigned n;
         while ((n = xsk_ring_cons__peek(&aq->rx, BURST, &idx)) > 0) {
             uint64_t addrs[BURST];
@@ -790,7 +790,7 @@ static int afxdp_tx_burst(struct sx_netdev *nd, unsigned q, struct sx_netdev_buf
             else
                 used++;
         }
-        uint32_t idx;
+        uint32_t idx = 0;
         if (used && xsk_ring_prod__reserve(&aq->tx, used, &idx) == used) {
             for (unsigned i = 0; i < used; i++) {
                 struct xdp_desc *d = xsk_ring_prod__tx_desc(&aq->tx, idx + i);
@@ -819,7 +819,7 @@ static int afxdp_tx_burst(struct sx_netdev *nd, unsigned q, struct sx_netdev_buf
 static unsigned rx_socket(struct afq *aq, struct sx_netdev_buf *b, unsigned n, uint32_t cap)
 {
     struct pool *p = aq->pool;
-    uint32_t idx;
+    uint32_t idx = 0;
     unsigned k = xsk_ring_cons__peek(&aq->rx, n, &idx), got = 0, na = 0;
     uint64_t addrs[BURST];
     for (unsigned i = 0; i < k; i++) {
