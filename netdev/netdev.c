@@ -9,11 +9,14 @@
 #include "netdev/netdev_impl.h"
 
 static const struct sx_netdev_ops *const kinds[] = { &sx_netdev_bridge_ops,
-                                                     &sx_netdev_afxdp_ops };
+                                                     &sx_netdev_afxdp_ops,
+                                                     &sx_netdev_dpdk_ops };
 
 const char *sx_netdev_kind_for(const struct sx_world *w)
 {
-    return w && w->mode == SX_WORLD_AFXDP ? "afxdp" : "bridge";
+    if (w && w->mode == SX_WORLD_AFXDP)
+        return "afxdp";
+    return w && w->mode == SX_WORLD_DPDK ? "dpdk" : "bridge";
 }
 
 int sx_netdev_open(struct sx_netdev **out, const struct sx_netdev_config *cfg)
@@ -49,9 +52,10 @@ int sx_netdev_open(struct sx_netdev **out, const struct sx_netdev_config *cfg)
         w = &plain;
     }
     if (w != &plain || plain.bridge[0]) {
-        rc = ops->attach ? ops->attach(nd, w, cfg->err, cfg->errlen) : -EOPNOTSUPP;
+        /* nd->ops from here on: a kind's open may hand the device to another table (dpdk) */
+        rc = nd->ops->attach ? nd->ops->attach(nd, w, cfg->err, cfg->errlen) : -EOPNOTSUPP;
         if (rc < 0) {
-            ops->close(nd);
+            nd->ops->close(nd);
             free(nd);
             return rc;
         }

@@ -1,7 +1,8 @@
 /*
  * netdev: the world side of a network device, behind one ops table, for netback's vifs and
  * the device model's e1000. Kinds: a TAP (kind "bridge", bridge.c) and AF_XDP sockets on an
- * uplink (kind "afxdp", afxdp.c); DPDK is a further kind of the same table.
+ * uplink (kind "afxdp", afxdp.c) and a port of a switch on a DPDK uplink (kind "dpdk",
+ * dpdk.c, loaded on first use by dpdk_kind.c).
  *
  * The control half of the table also joins the device to its world: a mode chosen per vif
  * with xl's keys (world.h: vif-bridge with VLANs, vif-openvswitch, vif-route, vif-nat). A kind
@@ -31,8 +32,8 @@
 #define SX_NETDEV_MAX_QUEUES 16u
 
 struct sx_netdev_config {
-    const char *kind;      /* "bridge" (NULL: the same) or "afxdp" (world mode
-                              SX_WORLD_AFXDP; sx_netdev_kind_for picks it) */
+    const char *kind;      /* "bridge" (NULL: the same), "afxdp" or "dpdk" (world modes
+                              SX_WORLD_AFXDP, _DPDK; sx_netdev_kind_for picks it) */
     const char *name;      /* the device as the world sees it, e.g. "vif5.0" (< IFNAMSIZ) */
     unsigned nqueues;      /* queues to open: the most the guest may use (1..MAX_QUEUES) */
     const uint8_t *mac;    /* 6 bytes, or NULL to keep the kernel's */
@@ -92,7 +93,8 @@ struct sx_netdev {
 /* Open a device of cfg->kind and join it to its world: -EINVAL for an unknown kind or a bad
  * config, else the kind's open or attach (with cfg->err filled). */
 int sx_netdev_open(struct sx_netdev **out, const struct sx_netdev_config *cfg);
-/* The kind that serves world w: "afxdp" for vif-afxdp, else "bridge" (a TAP). */
+/* The kind that serves world w: "afxdp" for vif-afxdp, "dpdk" for vif-dpdk, else "bridge"
+ * (a TAP). */
 const char *sx_netdev_kind_for(const struct sx_world *w);
 /* Leave the world, close the device. NULL-safe. */
 void sx_netdev_close(struct sx_netdev *nd);

@@ -6,5 +6,7 @@
 
 extern const struct sx_netdev_ops sx_netdev_bridge_ops;   /* bridge.c */
 extern const struct sx_netdev_ops sx_netdev_afxdp_ops;    /* afxdp.c */
+/* dpdk_kind.c: open loads dpdk.c's table (sx_netdev_dpdk_impl) and hands the device to it */
+extern const struct sx_netdev_ops sx_netdev_dpdk_ops;
 
 #endif

@@ -23,6 +23,7 @@ const char *sx_world_mode_name(enum sx_world_mode m)
     case SX_WORLD_ROUTE: return "route";
     case SX_WORLD_NAT: return "nat";
     case SX_WORLD_AFXDP: return "afxdp";
+    case SX_WORLD_DPDK: return "dpdk";
     }
     return "?";
 }
@@ -183,6 +184,40 @@ static int nat_router(struct sx_world *w, char *err, size_t errlen)
     return 0;
 }
 
+/* vif-dpdk's gatewaydev=KIND:ARG. ARG goes into a DPDK device string: no ',' or '=' (they
+ * would add arguments of their own). */
+static int parse_dpdk_uplink(struct sx_world *w, const char *up, char *err, size_t errlen)
+{
+    if (!up || !*up)
+        return sx_world_fail(err, errlen, -EINVAL,
+                             "gatewaydev: missing: vif-dpdk names its uplink there "
+                             "(af_packet:IFACE, tap:NAME or memif:/PATH)");
+    static const struct { const char *p; enum sx_world_dpdk_kind k; } kinds[] = {
+        { "af_packet:", SX_DPDK_AF_PACKET }, { "tap:", SX_DPDK_TAP }, { "memif:", SX_DPDK_MEMIF },
+    };
+    const char *arg = NULL;
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]) && !arg; i++)
+        if (!strncmp(up, kinds[i].p, strlen(kinds[i].p))) {
+            w->dpdk_kind = kinds[i].k;
+            arg = up + strlen(kinds[i].p);
+        }
+    if (!arg)
+        return sx_world_fail(err, errlen, -EINVAL,
+                             "gatewaydev: '%s' is not af_packet:IFACE, tap:NAME or memif:/PATH",
+                             up);
+    if (strlen(up) >= sizeof(w->uplink) || strpbrk(arg, ",= \t"))
+        return sx_world_fail(err, errlen, -EINVAL,
+                             "gatewaydev: '%s': the uplink's name is too long or holds ',', "
+                             "'=' or a blank", up);
+    if (w->dpdk_kind == SX_DPDK_MEMIF ? arg[0] != '/'
+                                      : !valid_ifname(arg, strlen(arg)))
+        return sx_world_fail(err, errlen, -EINVAL, "gatewaydev: '%s': '%s' is not %s", up, arg,
+                             w->dpdk_kind == SX_DPDK_MEMIF ? "an absolute socket path"
+                                                           : "an interface name");
+    snprintf(w->uplink, sizeof(w->uplink), "%s", up);
+    return 0;
+}
+
 static int parse_mode(struct sx_world *w, const char *script, char *err, size_t errlen)
 {
     if (!script || !*script) {
@@ -197,6 +232,7 @@ static int parse_mode(struct sx_world *w, const char *script, char *err, size_t 
         { "vif-route", SX_WORLD_ROUTE },
         { "vif-nat", SX_WORLD_NAT },
         { "vif-afxdp", SX_WORLD_AFXDP },
+        { "vif-dpdk", SX_WORLD_DPDK },
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (!strcmp(base, names[i].name)) {
@@ -204,8 +240,8 @@ static int parse_mode(struct sx_world *w, const char *script, char *err, size_t 
             return 0;
         }
     return sx_world_fail(err, errlen, -EINVAL,
-                         "script: '%s' is not vif-bridge, vif-openvswitch, vif-route, vif-nat or "
-                         "vif-afxdp",
+                         "script: '%s' is not vif-bridge, vif-openvswitch, vif-route, vif-nat, "
+                         "vif-afxdp or vif-dpdk",
                          script);
 }
 
@@ -294,6 +330,8 @@ int sx_world_parse(struct sx_world *w, const struct sx_world_keys *k, const char
                                  "mac: '%s' is a multicast address", k->mac);
         return 0;
     }
+    case SX_WORLD_DPDK:
+        return parse_dpdk_uplink(w, k->gatewaydev, err, errlen);
     }
     return -EINVAL;
 }
@@ -334,6 +372,9 @@ void sx_world_describe(const struct sx_world *w, char *buf, size_t len)
         break;
     case SX_WORLD_AFXDP:
         PUT("afxdp on %s", w->gatewaydev);
+        break;
+    case SX_WORLD_DPDK:
+        PUT("dpdk switch on %s", w->uplink);
         break;
     }
 #undef PUT

@@ -24,6 +24,12 @@
  *                           the vif by the guest's MAC (`mac=`, required); netdev kind "afxdp"
  *                           (afxdp.c). On real Xen libxl runs /etc/xen/scripts/vif-afxdp, which
  *                           only reports success (examples/vif-afxdp).
+ *   script=vif-dpdk         (splitxen's own) no TAP: the vif is a port of an L2 switch inside
+ *                           netback whose uplink is a DPDK port, `gatewaydev=` (required)
+ *                           naming it as KIND:ARG: `af_packet:IFACE` (net_af_packet on a
+ *                           Linux interface), `tap:NAME` (net_tap: a TAP of that name),
+ *                           `memif:/PATH` (net_memif server on that socket); netdev kind "dpdk"
+ *                           (dpdk.c). On real Xen, examples/vif-dpdk as the hotplug script.
  *
  * gatewaydev defaults to eth0 (vif-route's netdev). Route and NAT carry IPv4 only, as Xen's
  * scripts do. script may be a path (libxl writes /etc/xen/scripts/vif-route): its last
@@ -54,7 +60,12 @@ enum sx_world_mode {
     SX_WORLD_ROUTE,          /* vif-route */
     SX_WORLD_NAT,            /* vif-nat */
     SX_WORLD_AFXDP,          /* vif-afxdp: AF_XDP on the uplink gatewaydev */
+    SX_WORLD_DPDK,           /* vif-dpdk: a port of a switch on the DPDK uplink gatewaydev */
 };
+
+/* vif-dpdk's uplink kinds (gatewaydev=KIND:ARG). */
+enum sx_world_dpdk_kind { SX_DPDK_AF_PACKET, SX_DPDK_TAP, SX_DPDK_MEMIF };
+#define SX_WORLD_UPLINK_MAX 108u
 
 #define SX_WORLD_MAX_TRUNKS 32u
 #define SX_WORLD_MAX_IPS 16u
@@ -76,6 +87,8 @@ struct sx_world {
     struct sx_world_prefix ips[SX_WORLD_MAX_IPS];   /* route: ip=; nat: the guest's one */
     unsigned nips;
     struct in_addr router;            /* nat: the device's own address */
+    enum sx_world_dpdk_kind dpdk_kind;     /* dpdk: the uplink's PMD */
+    char uplink[SX_WORLD_UPLINK_MAX];      /* dpdk: gatewaydev as spelled; its ARG after ':' */
     uint8_t guest_mac[6];             /* OVS external-ids:attached-mac (may stay zero) */
     bool has_guest_mac;
 };
@@ -95,7 +108,7 @@ struct sx_world_keys {
 int sx_world_parse(struct sx_world *w, const struct sx_world_keys *keys,
                    const char *default_bridge, char *err, size_t errlen);
 
-/* "bridge", "openvswitch", "route", "nat", "afxdp". */
+/* "bridge", "openvswitch", "route", "nat", "afxdp", "dpdk". */
 const char *sx_world_mode_name(enum sx_world_mode m);
 /* Describe w in buf ("route via eth0: 192.0.2.10/32", "bridge xenbr0 vlan 10"...). */
 void sx_world_describe(const struct sx_world *w, char *buf, size_t len);
