@@ -35,6 +35,8 @@
 #include "log.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <net/if.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
@@ -57,8 +59,8 @@
 #include "netdev/netdev_impl.h"
 
 #define BURST 32u
-#define MAX_VIFS 16u                     /* vifs on one uplink */
-#define VIF_RING 512u                    /* mbufs queued for one vif (split among its queues) */
+#define MAX_VIFS 8u                      /* vifs on one uplink */
+#define VIF_RING 1024u                   /* mbufs queued for one vif (split among its queues) */
 #define UPLINK_RING 1024u                /* mbufs the vifs queued for the uplink */
 #define PORT_DESC 512u                   /* the port's rx and tx descriptors */
 #define POOL_MBUFS (MAX_VIFS * VIF_RING + UPLINK_RING + 2u * PORT_DESC + 1024u - 1u)
@@ -71,8 +73,9 @@ struct uplink {
     struct uplink *next;
     char spec[SX_WORLD_UPLINK_MAX];      /* gatewaydev as spelled */
     char devname[64];                    /* the vdev: net_af_packet3, ... */
+    bool added;                          /* the vdev exists (hotplug_add succeeded) */
     uint16_t port;
-    bool port_started;
+    bool have_port, port_started;
     unsigned refs;
     struct rte_mempool *pool;
     struct rte_ring *txr;                /* vifs -> uplink */
@@ -417,6 +420,14 @@ static void uplink_put(struct uplink *u)
             *pp = u->next;
             break;
         }
+    if (u->port_started) {
+        struct rte_eth_stats st;
+        if (rte_eth_stats_get(u->port, &st) == 0)
+            sx_info("dpdk: %s: port in %" PRIu64 " out %" PRIu64 " missed %" PRIu64
+                    " errors %" PRIu64 "/%" PRIu64 ", switch drops %" PRIu64, u->spec,
+                    st.ipackets, st.opackets, st.imissed, st.ierrors, st.oerrors,
+                    (uint64_t)atomic_load(&u->drops));
+    }
     if (u->thr_started) {
         atomic_store(&u->stop, true);
         uint64_t one = 1;
@@ -427,10 +438,10 @@ static void uplink_put(struct uplink *u)
     }
     if (u->port_started)
         rte_eth_dev_stop(u->port);
-    if (u->devname[0]) {
+    if (u->have_port)
         rte_eth_dev_close(u->port);
+    if (u->added)
         rte_eal_hotplug_remove("vdev", u->devname);
-    }
     if (u->txr) {
         void *mb;
         while (rte_ring_dequeue(u->txr, &mb) == 0)
@@ -480,18 +491,24 @@ static int uplink_get(const struct sx_netdev_config *cfg, const struct sx_world 
         snprintf(args, sizeof(args), "role=server,socket=%s", arg);
         break;
     }
+    if (w->dpdk_kind != SX_DPDK_MEMIF && !if_nametoindex(arg) && w->dpdk_kind != SX_DPDK_TAP) {
+        uplink_put(u);
+        return fail(cfg, -ENODEV, "gatewaydev: '%s': no such interface", w->uplink);
+    }
     int rc = rte_eal_hotplug_add("vdev", u->devname, args);
     if (rc < 0) {
+        int e = rc == -1 && rte_errno > 0 ? rte_errno : -rc;
         fail(cfg, rc, "gatewaydev: '%s': DPDK cannot make the port %s,%s: %s", w->uplink,
-             u->devname, args, rte_strerror(-rc));
-        u->devname[0] = '\0';
+             u->devname, args, rte_strerror(e));
         uplink_put(u);
         return rc;
     }
+    u->added = true;
     if ((rc = rte_eth_dev_get_port_by_name(u->devname, &u->port)) < 0) {
         uplink_put(u);
         return fail(cfg, rc, "gatewaydev: '%s': no DPDK port after hotplug", w->uplink);
     }
+    u->have_port = true;
     char name[RTE_MEMPOOL_NAMESIZE];
     snprintf(name, sizeof(name), "sxdpdk%u", id);
     u->pool = rte_pktmbuf_pool_create(name, POOL_MBUFS, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
