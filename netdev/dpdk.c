@@ -46,6 +46,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -60,7 +63,8 @@
 
 #define BURST 32u
 #define MAX_VIFS 8u                      /* vifs on one uplink */
-#define VIF_RING 1024u                   /* mbufs queued for one vif (split among its queues) */
+#define VIF_RING 1024u                   /* mbufs queued for one vif, all its queues together
+                                            (each queue's ring can hold them all) */
 #define UPLINK_RING 1024u                /* mbufs the vifs queued for the uplink */
 #define PORT_DESC 512u                   /* the port's rx and tx descriptors */
 #define POOL_MBUFS (MAX_VIFS * VIF_RING + UPLINK_RING + 2u * PORT_DESC + 1024u - 1u)
@@ -95,6 +99,7 @@ struct dvif {
     uint8_t mac[6];
     unsigned nq;                          /* queues opened */
     _Atomic unsigned nactive;             /* in use (set_queues) */
+    _Atomic unsigned held;                /* mbufs in its rings: at most VIF_RING */
     struct rte_ring *rxr[SX_NETDEV_MAX_QUEUES];
     int evfd[SX_NETDEV_MAX_QUEUES];
 };
@@ -257,7 +262,12 @@ static void to_vif(struct uplink *u, struct dvif *v, unsigned q, struct rte_mbuf
 {
     if (!n)
         return;
-    unsigned k = rte_ring_enqueue_burst(v->rxr[q], (void **)m, n, NULL);
+    /* the vif's budget first (its queues share it), then the ring */
+    unsigned before = atomic_fetch_add_explicit(&v->held, n, memory_order_relaxed);
+    unsigned allow = before >= VIF_RING ? 0 : VIF_RING - before < n ? VIF_RING - before : n;
+    unsigned k = allow ? rte_ring_enqueue_burst(v->rxr[q], (void **)m, allow, NULL) : 0;
+    if (k < n)
+        atomic_fetch_sub_explicit(&v->held, n - k, memory_order_relaxed);
     if (k < n) {
         rte_pktmbuf_free_bulk(m + k, n - k);
         atomic_fetch_add_explicit(&u->drops, n - k, memory_order_relaxed);
@@ -455,6 +465,25 @@ static void uplink_put(struct uplink *u)
     free(u);
 }
 
+/* A memif socket a killed backend left (nobody accepts on it): remove it, so the new port can
+ * listen there. A socket someone serves stays (the port then fails, saying so). */
+static void unlink_stale_socket(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) || !S_ISSOCK(st.st_mode))
+        return;
+    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return;
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 && errno == ECONNREFUSED) {
+        unlink(path);
+        sx_info("dpdk: removed the stale memif socket %s", path);
+    }
+    close(fd);
+}
+
 static int uplink_get(const struct sx_netdev_config *cfg, const struct sx_world *w,
                       struct uplink **out)
 {
@@ -479,7 +508,9 @@ static int uplink_get(const struct sx_netdev_config *cfg, const struct sx_world 
     switch (w->dpdk_kind) {
     case SX_DPDK_AF_PACKET:
         snprintf(u->devname, sizeof(u->devname), "net_af_packet%u", id);
-        snprintf(args, sizeof(args), "iface=%s", arg);
+        /* the kernel's ring: 2048 frames (the PMD's default 512 overflowed while the switch
+         * thread waited for a CPU) */
+        snprintf(args, sizeof(args), "iface=%s,framecnt=2048", arg);
         break;
     case SX_DPDK_TAP:
         snprintf(u->devname, sizeof(u->devname), "net_tap%u", id);
@@ -488,13 +519,15 @@ static int uplink_get(const struct sx_netdev_config *cfg, const struct sx_world 
     case SX_DPDK_MEMIF:
     default:
         snprintf(u->devname, sizeof(u->devname), "net_memif%u", id);
-        snprintf(args, sizeof(args), "role=server,socket=%s", arg);
+        snprintf(args, sizeof(args), "role=server,socket=%s,socket-abstract=no", arg);
         break;
     }
     if (w->dpdk_kind != SX_DPDK_MEMIF && !if_nametoindex(arg) && w->dpdk_kind != SX_DPDK_TAP) {
         uplink_put(u);
         return fail(cfg, -ENODEV, "gatewaydev: '%s': no such interface", w->uplink);
     }
+    if (w->dpdk_kind == SX_DPDK_MEMIF)
+        unlink_stale_socket(arg);
     int rc = rte_eal_hotplug_add("vdev", u->devname, args);
     if (rc < 0) {
         int e = rc == -1 && rte_errno > 0 ? rte_errno : -rc;
@@ -610,10 +643,7 @@ static int dpdk_open(struct sx_netdev *nd, const struct sx_netdev_config *cfg)
         goto fail;
     }
     v->slot = s;
-    unsigned per = VIF_RING / cfg->nqueues;
-    unsigned size = 32;
-    while (size * 2 <= per)
-        size *= 2;
+    const unsigned size = VIF_RING;   /* rte_ring holds size - 1: the budget ends first */
     for (v->nq = 0; v->nq < cfg->nqueues; v->nq++) {
         char name[RTE_RING_NAMESIZE];
         snprintf(name, sizeof(name), "sxdv%u", ring_seq++);
@@ -757,8 +787,10 @@ static int dpdk_rx_burst(struct sx_netdev *nd, unsigned q, struct sx_netdev_buf 
                 b[got++].len = SX_NETDEV_HDR_LEN + len;
             }
         }
-        if (k)
+        if (k) {
             rte_pktmbuf_free_bulk(mb, k);
+            atomic_fetch_sub_explicit(&v->held, k, memory_order_relaxed);
+        }
         if (!k)
             break;
     }

@@ -23,13 +23,14 @@
  *                           uplink `gatewaydev=` (required) through AF_XDP sockets, steered to
  *                           the vif by the guest's MAC (`mac=`, required); netdev kind "afxdp"
  *                           (afxdp.c). On real Xen libxl runs /etc/xen/scripts/vif-afxdp, which
- *                           only reports success (examples/vif-afxdp).
+ *                           only reports success (examples/vif-splitxen).
  *   script=vif-dpdk         (splitxen's own) no TAP: the vif is a port of an L2 switch inside
  *                           netback whose uplink is a DPDK port, `gatewaydev=` (required)
  *                           naming it as KIND:ARG: `af_packet:IFACE` (net_af_packet on a
  *                           Linux interface), `tap:NAME` (net_tap: a TAP of that name),
  *                           `memif:/PATH` (net_memif server on that socket); netdev kind "dpdk"
- *                           (dpdk.c). On real Xen, examples/vif-dpdk as the hotplug script.
+ *                           (dpdk.c). On real Xen, examples/vif-splitxen as /etc/xen/scripts/
+ *                           vif-dpdk.
  *
  * gatewaydev defaults to eth0 (vif-route's netdev). Route and NAT carry IPv4 only, as Xen's
  * scripts do. script may be a path (libxl writes /etc/xen/scripts/vif-route): its last

@@ -219,6 +219,39 @@ static void test_afxdp_bad_specs_refused(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "mac: '01:00:5e:00:00:01' is a multicast address"));
 }
 
+static void test_dpdk_uplink_kinds(void)
+{
+    struct sx_world w;
+    char d[160];
+    CU_ASSERT_EQUAL_FATAL(parse(&w, "vif-dpdk", NULL, NULL, "af_packet:eth1"), 0);
+    CU_ASSERT_EQUAL(w.mode, SX_WORLD_DPDK);
+    CU_ASSERT_EQUAL(w.dpdk_kind, SX_DPDK_AF_PACKET);
+    CU_ASSERT_STRING_EQUAL(w.uplink, "af_packet:eth1");
+    sx_world_describe(&w, d, sizeof(d));
+    CU_ASSERT_STRING_EQUAL(d, "dpdk switch on af_packet:eth1");
+    CU_ASSERT_EQUAL(parse(&w, "/etc/xen/scripts/vif-dpdk", NULL, NULL, "tap:dtap0"), 0);
+    CU_ASSERT_EQUAL(w.dpdk_kind, SX_DPDK_TAP);
+    CU_ASSERT_EQUAL(parse(&w, "vif-dpdk", NULL, NULL, "memif:/run/splitxen/memif.sock"), 0);
+    CU_ASSERT_EQUAL(w.dpdk_kind, SX_DPDK_MEMIF);
+    CU_ASSERT_STRING_EQUAL(sx_world_mode_name(w.mode), "dpdk");
+}
+
+static void test_dpdk_bad_uplinks_refused(void)
+{
+    struct sx_world w;
+    CU_ASSERT_EQUAL(parse(&w, "vif-dpdk", NULL, NULL, NULL), -EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "gatewaydev: missing"));
+    CU_ASSERT_EQUAL(parse(&w, "vif-dpdk", NULL, NULL, "eth1"), -EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "gatewaydev: 'eth1' is not af_packet:IFACE"));
+    /* an argument of the device string's own must not ride in on the name */
+    CU_ASSERT_EQUAL(parse(&w, "vif-dpdk", NULL, NULL, "af_packet:eth1,qpairs=4"), -EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "gatewaydev: 'af_packet:eth1,qpairs=4'"));
+    CU_ASSERT_EQUAL(parse(&w, "vif-dpdk", NULL, NULL, "tap:a-name-that-is-too-long"), -EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "is not an interface name"));
+    CU_ASSERT_EQUAL(parse(&w, "vif-dpdk", NULL, NULL, "memif:relative.sock"), -EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "is not an absolute socket path"));
+}
+
 static const struct sx_test_case cases[] = {
     SX_TEST(test_no_script_is_bridge_on_default),
     SX_TEST(test_script_path_names_the_mode),
@@ -233,6 +266,8 @@ static const struct sx_test_case cases[] = {
     SX_TEST(test_describe_and_nft_table_name),
     SX_TEST(test_afxdp_uplink_and_mac),
     SX_TEST(test_afxdp_bad_specs_refused),
+    SX_TEST(test_dpdk_uplink_kinds),
+    SX_TEST(test_dpdk_bad_uplinks_refused),
 };
 
 SX_TEST_MAIN("netdev_world", cases, NULL, NULL)
