@@ -151,19 +151,6 @@ struct afxdp {
     struct afq s[SX_AFXDP_MAX_QUEUES];
 };
 
-static int fail(const struct sx_netdev_config *cfg, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(const struct sx_netdev_config *cfg, int rc, const char *fmt, ...)
-{
-    if (cfg->err && cfg->errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(cfg->err, cfg->errlen, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
-
 /* libxdp's and libbpf's messages: warnings at info level (libxdp warns when it falls back to a
  * single program, which afxdp.c reports itself; a failure comes back as an error), the rest at
  * debug level. */
@@ -360,7 +347,7 @@ static int uplink_get(const struct sx_netdev_config *cfg, const char *ifname, st
         }
     int ifindex = (int)if_nametoindex(ifname);
     if (!ifindex)
-        return fail(cfg, -ENODEV, "gatewaydev: '%s': no such interface", ifname);
+        return sx_netdev_fail(cfg, -ENODEV, "gatewaydev: '%s': no such interface", ifname);
     struct uplink *u = calloc(1, sizeof(*u));
     if (!u)
         return -ENOMEM;
@@ -378,8 +365,9 @@ static int uplink_get(const struct sx_netdev_config *cfg, const char *ifname, st
     int rc = (int)libbpf_get_error(obj);
     if (rc || !obj) {
         free(u);
-        return fail(cfg, rc ? rc : -EINVAL, "gatewaydev: '%s': opening the XDP program: %s",
-                    ifname, strerror(rc ? -rc : EINVAL));
+        return sx_netdev_fail(cfg, rc ? rc : -EINVAL,
+                              "gatewaydev: '%s': opening the XDP program: %s", ifname,
+                              strerror(rc ? -rc : EINVAL));
     }
     u->obj = obj;
     u->prog = xdp_program__from_bpf_obj(obj, "xdp");
@@ -388,8 +376,8 @@ static int uplink_get(const struct sx_netdev_config *cfg, const char *ifname, st
         u->prog = NULL;
         bpf_object__close(obj);
         free(u);
-        return fail(cfg, rc ? rc : -EINVAL, "gatewaydev: '%s': the XDP program: %s", ifname,
-                    strerror(rc ? -rc : EINVAL));
+        return sx_netdev_fail(cfg, rc ? rc : -EINVAL, "gatewaydev: '%s': the XDP program: %s",
+                              ifname, strerror(rc ? -rc : EINVAL));
     }
     u->mode = XDP_MODE_NATIVE;
     rc = xdp_program__attach(u->prog, ifindex, u->mode, 0);
@@ -401,8 +389,8 @@ static int uplink_get(const struct sx_netdev_config *cfg, const char *ifname, st
         xdp_program__close(u->prog);
         bpf_object__close(obj);
         free(u);
-        return fail(cfg, rc, "gatewaydev: '%s': attaching the XDP program: %s", ifname,
-                    strerror(-rc));
+        return sx_netdev_fail(cfg, rc, "gatewaydev: '%s': attaching the XDP program: %s", ifname,
+                              strerror(-rc));
     }
     struct bpf_object *lo = xdp_program__bpf_obj(u->prog);
     u->xsks_fd = bpf_object__find_map_fd_by_name(lo, "sx_afxdp_xsks");
@@ -411,7 +399,8 @@ static int uplink_get(const struct sx_netdev_config *cfg, const char *ifname, st
     uplinks = u;
     if (u->xsks_fd < 0 || u->macs_fd < 0) {
         uplink_put(u);
-        return fail(cfg, -ENOENT, "gatewaydev: '%s': the XDP program has no maps", ifname);
+        return sx_netdev_fail(cfg, -ENOENT, "gatewaydev: '%s': the XDP program has no maps",
+                              ifname);
     }
     /* libxdp loads its dispatcher where the kernel lets it (freplace programs), else the
      * program alone, which then cannot share the uplink with another */
@@ -436,8 +425,8 @@ static int pkt_open(const struct sx_netdev_config *cfg, const struct uplink *u,
 {
     int fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, htons(ETH_P_ALL));
     if (fd < 0)
-        return fail(cfg, -errno, "gatewaydev: '%s': packet socket: %s", u->ifname,
-                    strerror(errno));
+        return sx_netdev_fail(cfg, -errno, "gatewaydev: '%s': packet socket: %s", u->ifname,
+                              strerror(errno));
     /* Group-address frames only: ldb [0]; jset #1 -> accept, else drop. Attached before
      * bind, so no other frame is ever queued. */
     struct sock_filter code[] = {
@@ -468,8 +457,8 @@ static int pkt_open(const struct sx_netdev_config *cfg, const struct uplink *u,
     if (what) {
         int e = errno;
         close(fd);
-        return fail(cfg, -e, "gatewaydev: '%s': packet socket (%s): %s", u->ifname, what,
-                    strerror(e));
+        return sx_netdev_fail(cfg, -e, "gatewaydev: '%s': packet socket (%s): %s", u->ifname, what,
+                              strerror(e));
     }
     return fd;
 }
@@ -481,8 +470,8 @@ static int queue_open(const struct sx_netdev_config *cfg, struct afxdp *a, unsig
     struct afq *aq = &a->s[q];
     int rc;
     if (!u->pool[q] && (rc = pool_new(&u->pool[q])) < 0)
-        return fail(cfg, rc, "gatewaydev: '%s': UMEM for queue %u: %s", u->ifname, q,
-                    strerror(-rc));
+        return sx_netdev_fail(cfg, rc, "gatewaydev: '%s': UMEM for queue %u: %s", u->ifname, q,
+                              strerror(-rc));
     struct pool *p = u->pool[q];
     struct xsk_socket_config sc = { .rx_size = RX_RING, .tx_size = TX_RING,
                                     .libxdp_flags = XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD,
@@ -503,8 +492,9 @@ static int queue_open(const struct sx_netdev_config *cfg, struct afxdp *a, unsig
             pool_free(p);
             u->pool[q] = NULL;
         }
-        return fail(cfg, rc < 0 ? rc : -rc, "gatewaydev: '%s': AF_XDP socket on queue %u: %s",
-                    u->ifname, q, strerror(rc < 0 ? -rc : rc));
+        return sx_netdev_fail(cfg, rc < 0 ? rc : -rc,
+                              "gatewaydev: '%s': AF_XDP socket on queue %u: %s", u->ifname, q,
+                              strerror(rc < 0 ? -rc : rc));
     }
     aq->pool = p;
     aq->fd = xsk_socket__fd(aq->xsk);
@@ -612,11 +602,12 @@ static int afxdp_open(struct sx_netdev *nd, const struct sx_netdev_config *cfg)
 {
     const struct sx_world *w = cfg->world;
     if (!w || w->mode != SX_WORLD_AFXDP)
-        return fail(cfg, -EINVAL, "script: the afxdp world side needs script=vif-afxdp");
+        return sx_netdev_fail(cfg, -EINVAL, "script: the afxdp world side needs script=vif-afxdp");
     if (!w->has_guest_mac)
-        return fail(cfg, -EINVAL, "mac: missing: vif-afxdp steers frames by the guest's MAC");
+        return sx_netdev_fail(cfg, -EINVAL,
+                              "mac: missing: vif-afxdp steers frames by the guest's MAC");
     if (w->guest_mac[0] & 1)
-        return fail(cfg, -EINVAL, "mac: a multicast MAC cannot be a vif's");
+        return sx_netdev_fail(cfg, -EINVAL, "mac: a multicast MAC cannot be a vif's");
     struct afxdp *a = calloc(1, sizeof(*a));
     if (!a)
         return -ENOMEM;
@@ -638,8 +629,8 @@ static int afxdp_open(struct sx_netdev *nd, const struct sx_netdev_config *cfg)
     while (s < SX_AFXDP_MAX_VIFS && u->slot_used[s])
         s++;
     if (s == SX_AFXDP_MAX_VIFS) {
-        rc = fail(cfg, -ENOSPC, "gatewaydev: '%s': already carries %u AF_XDP vifs", u->ifname,
-                  SX_AFXDP_MAX_VIFS);
+        rc = sx_netdev_fail(cfg, -ENOSPC, "gatewaydev: '%s': already carries %u AF_XDP vifs",
+                            u->ifname, SX_AFXDP_MAX_VIFS);
         goto fail;
     }
     a->slot = s;
@@ -653,10 +644,10 @@ static int afxdp_open(struct sx_netdev *nd, const struct sx_netdev_config *cfg)
     uint32_t v = s;
     if (bpf_map_update_elem(u->macs_fd, &a->mackey, &v, BPF_NOEXIST)) {
         rc = -errno;
-        rc = fail(cfg, rc, "mac: %02x:%02x:%02x:%02x:%02x:%02x: %s", w->guest_mac[0],
-                  w->guest_mac[1], w->guest_mac[2], w->guest_mac[3], w->guest_mac[4],
-                  w->guest_mac[5],
-                  rc == -EEXIST ? "another vif on this uplink has it" : strerror(-rc));
+        rc = sx_netdev_fail(cfg, rc, "mac: %02x:%02x:%02x:%02x:%02x:%02x: %s", w->guest_mac[0],
+                            w->guest_mac[1], w->guest_mac[2], w->guest_mac[3], w->guest_mac[4],
+                            w->guest_mac[5],
+                            rc == -EEXIST ? "another vif on this uplink has it" : strerror(-rc));
         goto fail;
     }
     a->mac_set = true;
@@ -665,17 +656,17 @@ static int afxdp_open(struct sx_netdev *nd, const struct sx_netdev_config *cfg)
     a->pktfd = rc;
     for (unsigned q = 0; q < nd->nqueues; q++)
         if ((a->ep[q] = epoll_create1(EPOLL_CLOEXEC)) < 0) {
-            rc = fail(cfg, -errno, "epoll: %s", strerror(errno));
+            rc = sx_netdev_fail(cfg, -errno, "epoll: %s", strerror(errno));
             goto fail;
         }
     struct epoll_event ev = { .events = EPOLLIN, .data.fd = a->pktfd };
     if (epoll_ctl(a->ep[0], EPOLL_CTL_ADD, a->pktfd, &ev)) {
-        rc = fail(cfg, -errno, "epoll: %s", strerror(errno));
+        rc = sx_netdev_fail(cfg, -errno, "epoll: %s", strerror(errno));
         goto fail;
     }
     /* every socket read by some queue until the guest says how many it uses */
     if ((rc = place_sockets(a, nd->nqueues)) < 0) {
-        rc = fail(cfg, rc, "epoll: %s", strerror(-rc));
+        rc = sx_netdev_fail(cfg, rc, "epoll: %s", strerror(-rc));
         goto fail;
     }
     pthread_mutex_unlock(&uplinks_lock);
@@ -684,16 +675,6 @@ fail:
     pthread_mutex_unlock(&uplinks_lock);
     afxdp_close(nd);
     return rc;
-}
-
-/* The world is the uplink itself: there is nothing to join. */
-static int afxdp_attach(struct sx_netdev *nd, const struct sx_world *w, char *err, size_t errlen)
-{
-    return 0;
-}
-
-static void afxdp_detach(struct sx_netdev *nd)
-{
 }
 
 /* With n queues in use: socket j in queue (j % n)'s epoll, and in the XSKMAP. */
@@ -716,33 +697,10 @@ static int afxdp_set_queues(struct sx_netdev *nd, unsigned n)
     return 0;
 }
 
-/* Frames from the uplink carry no offload metadata: nothing to set. */
-static int afxdp_set_offloads(struct sx_netdev *nd, const struct sx_net_peer_caps *caps)
-{
-    return 0;
-}
-
 static int afxdp_poll_fd(struct sx_netdev *nd, unsigned q)
 {
     struct afxdp *a = nd->priv;
     return q < nd->nqueues ? a->ep[q] : -EINVAL;
-}
-
-/* A frame from the guest into UMEM frame dst: 0, or -1 when the uplink cannot take it. */
-static int tx_frame(uint8_t *dst, const struct sx_netdev_buf *b, uint32_t *len)
-{
-    if (b->len < SX_NETDEV_HDR_LEN + SX_NET_ETH_HLEN || b->len - SX_NETDEV_HDR_LEN > FRAME)
-        return -1;
-    const struct virtio_net_hdr_v1 *h = (const struct virtio_net_hdr_v1 *)b->data;
-    if (h->gso_type != VIRTIO_NET_HDR_GSO_NONE)
-        return -1;
-    uint32_t n = b->len - SX_NETDEV_HDR_LEN;
-    memcpy(dst, b->data + SX_NETDEV_HDR_LEN, n);
-    if ((h->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) &&
-        sx_net_csum_fill(dst, n, le16toh(h->csum_start), le16toh(h->csum_offset)) < 0)
-        return -1;
-    *len = n;
-    return 0;
 }
 
 /* Push the tx ring's descriptors out (copy mode: each sendto sends a budget of them). */
@@ -785,10 +743,13 @@ static int afxdp_tx_burst(struct sx_netdev *nd, unsigned q, struct sx_netdev_buf
         uint32_t lens[BURST];
         unsigned used = 0;
         for (unsigned i = 0; i < m; i++) {
-            if (used == k || tx_frame(p->area + fr[used], &b[i], &lens[used]) < 0)
+            int len = used < k ? sx_net_frame_plain(b[i].data, b[i].len, p->area + fr[used],
+                                                    FRAME) : -ENOBUFS;
+            if (len < 0) {
                 b[i].len = 0;   /* no frame or ring slot, or a frame the uplink cannot take */
-            else
-                used++;
+            } else {
+                lens[used++] = (uint32_t)len;
+            }
         }
         uint32_t idx = 0;
         if (used && xsk_ring_prod__reserve(&aq->tx, used, &idx) == used) {
@@ -881,10 +842,7 @@ const struct sx_netdev_ops sx_netdev_afxdp_ops = {
     .kind = "afxdp",
     .open = afxdp_open,
     .close = afxdp_close,
-    .attach = afxdp_attach,
-    .detach = afxdp_detach,
     .set_queues = afxdp_set_queues,
-    .set_offloads = afxdp_set_offloads,
     .poll_fd = afxdp_poll_fd,
     .tx_burst = afxdp_tx_burst,
     .rx_burst = afxdp_rx_burst,

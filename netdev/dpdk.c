@@ -7,8 +7,9 @@
  * DPDK's EAL starts with the first DPDK vif (--no-huge --no-pci --no-shconf, no telemetry: a
  * driver domain has neither hugepages nor NICs of its own to spare, and nothing here needs
  * state shared between processes; EAL leaves an empty /var/run/dpdk/splitxen), and stays up
- * for the life of the process (EAL cannot start twice). The calling thread's CPU affinity, which EAL narrows to its main lcore, is put back.
- * A failed start fails that vif and every later DPDK vif with the same message.
+ * for the life of the process (EAL cannot start twice). The calling thread's CPU affinity,
+ * which EAL narrows to its main lcore, is put back. A failed start fails that vif and every
+ * later DPDK vif with the same message.
  *
  * Per uplink (a vdev named by the spec: net_af_packet on a Linux interface, net_tap, net_memif),
  * shared by its vifs: one port with one queue pair, an mbuf pool, and an L2 switch. Ports of
@@ -110,19 +111,6 @@ static unsigned vdev_seq, ring_seq;
 static int eal_state;                     /* 0 not tried, 1 up, -errno failed */
 static char eal_why[200];
 
-static int fail(const struct sx_netdev_config *cfg, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(const struct sx_netdev_config *cfg, int rc, const char *fmt, ...)
-{
-    if (cfg->err && cfg->errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(cfg->err, cfg->errlen, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
-
 /* ---------------------------------------------------------------- EAL */
 
 /* Start EAL once. Extra arguments from $SPLITXEN_DPDK_EAL_ARGS (blank-separated). */
@@ -131,7 +119,8 @@ static int eal_start(const struct sx_netdev_config *cfg)
     if (eal_state == 1)
         return 0;
     if (eal_state < 0)
-        return fail(cfg, eal_state, "script: vif-dpdk: DPDK's EAL did not start: %s", eal_why);
+        return sx_netdev_fail(cfg, eal_state, "script: vif-dpdk: DPDK's EAL did not start: %s",
+                              eal_why);
     char *argv[48];
     int argc = 0;
     static char a0[] = "splitxen-netback", a1[] = "--no-huge", a2[] = "-m", a3[] = "256",
@@ -166,7 +155,8 @@ static int eal_start(const struct sx_netdev_config *cfg)
         snprintf(eal_why, sizeof(eal_why), "%s (SPLITXEN_DPDK_EAL_ARGS '%s')", rte_strerror(e),
                  getenv("SPLITXEN_DPDK_EAL_ARGS") ? getenv("SPLITXEN_DPDK_EAL_ARGS") : "");
         eal_state = e > 0 ? -e : -EIO;
-        return fail(cfg, eal_state, "script: vif-dpdk: DPDK's EAL did not start: %s", eal_why);
+        return sx_netdev_fail(cfg, eal_state, "script: vif-dpdk: DPDK's EAL did not start: %s",
+                              eal_why);
     }
     eal_state = 1;
     sx_info("dpdk: EAL started (no hugepages, no PCI)");
@@ -303,13 +293,41 @@ static struct rte_mbuf *clone_of(struct uplink *u, struct rte_mbuf *m)
     return rte_pktmbuf_copy(m, u->pool, 0, UINT32_MAX);
 }
 
+/* Frames bound for each switch port, batched: a port's batch goes when it is full, when a frame
+ * for another of the port's queues comes, and at the end of the burst. */
+struct fwd {
+    struct rte_mbuf *out[MAX_VIFS + 1][BURST];
+    unsigned n[MAX_VIFS + 1], q[MAX_VIFS + 1];
+};
+
+static void fwd_flush(struct uplink *u, struct fwd *fw, unsigned p)
+{
+    if (!fw->n[p])
+        return;
+    if (p == PORT_UPLINK)
+        to_uplink(u, fw->out[p], fw->n[p]);
+    else
+        to_vif(u, u->vifs[p - 1], fw->q[p], fw->out[p], fw->n[p]);
+    fw->n[p] = 0;
+}
+
+/* Frame m (f[0..len)) to port p. */
+static void fwd_add(struct uplink *u, struct fwd *fw, unsigned p, struct rte_mbuf *m,
+                    const uint8_t *f, uint32_t len)
+{
+    unsigned q = p == PORT_UPLINK ? 0 : rx_queue_of(u->vifs[p - 1], f, len);
+    if (fw->n[p] && (fw->q[p] != q || fw->n[p] == BURST))
+        fwd_flush(u, fw, p);
+    fw->q[p] = q;
+    fw->out[p][fw->n[p]++] = m;
+}
+
 /* Frames m[0..n) from switch port `from` (PORT_UPLINK or 1 + a vif's slot): to their ports.
  * Under the read lock. Takes every mbuf. */
 static void forward(struct uplink *u, unsigned from, struct rte_mbuf **m, unsigned n)
 {
-    struct rte_mbuf *out[MAX_VIFS + 1][BURST];
-    unsigned nout[MAX_VIFS + 1] = { 0 }, oq[MAX_VIFS + 1] = { 0 };
-    /* batches per destination port; a frame whose queue differs from the batch's flushes it */
+    struct fwd fw;
+    memset(fw.n, 0, sizeof(fw.n));
     for (unsigned i = 0; i < n; i++) {
         const uint8_t *f = rte_pktmbuf_mtod(m[i], const uint8_t *);
         uint32_t len = rte_pktmbuf_data_len(m[i]);
@@ -323,51 +341,23 @@ static void forward(struct uplink *u, unsigned from, struct rte_mbuf **m, unsign
             for (unsigned p = 0; p <= MAX_VIFS; p++) {
                 if (p == from || (p != PORT_UPLINK && !u->vifs[p - 1]))
                     continue;
-                if (p == PORT_UPLINK && from == PORT_UPLINK)
-                    continue;
                 struct rte_mbuf *c = clone_of(u, m[i]);
-                if (!c) {
+                if (c)
+                    fwd_add(u, &fw, p, c, f, len);
+                else
                     atomic_fetch_add_explicit(&u->drops, 1, memory_order_relaxed);
-                    continue;
-                }
-                unsigned q = p == PORT_UPLINK ? 0 : rx_queue_of(u->vifs[p - 1], f, len);
-                if (nout[p] && (oq[p] != q || nout[p] == BURST)) {
-                    if (p == PORT_UPLINK)
-                        to_uplink(u, out[p], nout[p]);
-                    else
-                        to_vif(u, u->vifs[p - 1], oq[p], out[p], nout[p]);
-                    nout[p] = 0;
-                }
-                oq[p] = q;
-                out[p][nout[p]++] = c;
             }
             rte_pktmbuf_free(m[i]);
             continue;
         }
         unsigned p = fdb_lookup(u, f);
-        if (p == from || (p == PORT_UPLINK && from == PORT_UPLINK)) {
+        if (p == from)
             rte_pktmbuf_free(m[i]);   /* for its own port, or unknown unicast from the uplink */
-            continue;
-        }
-        unsigned q = p == PORT_UPLINK ? 0 : rx_queue_of(u->vifs[p - 1], f, len);
-        if (nout[p] && (oq[p] != q || nout[p] == BURST)) {
-            if (p == PORT_UPLINK)
-                to_uplink(u, out[p], nout[p]);
-            else
-                to_vif(u, u->vifs[p - 1], oq[p], out[p], nout[p]);
-            nout[p] = 0;
-        }
-        oq[p] = q;
-        out[p][nout[p]++] = m[i];
-    }
-    for (unsigned p = 0; p <= MAX_VIFS; p++) {
-        if (!nout[p])
-            continue;
-        if (p == PORT_UPLINK)
-            to_uplink(u, out[p], nout[p]);
         else
-            to_vif(u, u->vifs[p - 1], oq[p], out[p], nout[p]);
+            fwd_add(u, &fw, p, m[i], f, len);
     }
+    for (unsigned p = 0; p <= MAX_VIFS; p++)
+        fwd_flush(u, &fw, p);
 }
 
 /* The uplink's thread: its port's rx to the vifs, the vifs' frames to its port's tx. */
@@ -524,22 +514,22 @@ static int uplink_get(const struct sx_netdev_config *cfg, const struct sx_world 
     }
     if (w->dpdk_kind != SX_DPDK_MEMIF && !if_nametoindex(arg) && w->dpdk_kind != SX_DPDK_TAP) {
         uplink_put(u);
-        return fail(cfg, -ENODEV, "gatewaydev: '%s': no such interface", w->uplink);
+        return sx_netdev_fail(cfg, -ENODEV, "gatewaydev: '%s': no such interface", w->uplink);
     }
     if (w->dpdk_kind == SX_DPDK_MEMIF)
         unlink_stale_socket(arg);
     int rc = rte_eal_hotplug_add("vdev", u->devname, args);
     if (rc < 0) {
         int e = rc == -1 && rte_errno > 0 ? rte_errno : -rc;
-        fail(cfg, rc, "gatewaydev: '%s': DPDK cannot make the port %s,%s: %s", w->uplink,
-             u->devname, args, rte_strerror(e));
+        sx_netdev_fail(cfg, rc, "gatewaydev: '%s': DPDK cannot make the port %s,%s: %s", w->uplink,
+                       u->devname, args, rte_strerror(e));
         uplink_put(u);
         return rc;
     }
     u->added = true;
     if ((rc = rte_eth_dev_get_port_by_name(u->devname, &u->port)) < 0) {
         uplink_put(u);
-        return fail(cfg, rc, "gatewaydev: '%s': no DPDK port after hotplug", w->uplink);
+        return sx_netdev_fail(cfg, rc, "gatewaydev: '%s': no DPDK port after hotplug", w->uplink);
     }
     u->have_port = true;
     char name[RTE_MEMPOOL_NAMESIZE];
@@ -552,7 +542,8 @@ static int uplink_get(const struct sx_netdev_config *cfg, const struct sx_world 
     if (!u->pool || !u->txr || u->kickfd < 0) {
         rc = -ENOMEM;
         uplink_put(u);
-        return fail(cfg, rc, "gatewaydev: '%s': DPDK memory: %s", w->uplink, rte_strerror(rte_errno));
+        return sx_netdev_fail(cfg, rc, "gatewaydev: '%s': DPDK memory: %s", w->uplink,
+                              rte_strerror(rte_errno));
     }
     struct rte_eth_conf conf;
     memset(&conf, 0, sizeof(conf));
@@ -561,14 +552,15 @@ static int uplink_get(const struct sx_netdev_config *cfg, const struct sx_world 
         (rc = rte_eth_tx_queue_setup(u->port, 0, PORT_DESC, SOCKET_ID_ANY, NULL)) < 0 ||
         (rc = rte_eth_dev_start(u->port)) < 0) {
         uplink_put(u);
-        return fail(cfg, rc, "gatewaydev: '%s': starting the DPDK port: %s", w->uplink,
-                    rte_strerror(-rc));
+        return sx_netdev_fail(cfg, rc, "gatewaydev: '%s': starting the DPDK port: %s", w->uplink,
+                              rte_strerror(-rc));
     }
     u->port_started = true;
     rte_eth_promiscuous_enable(u->port);   /* the vifs' MACs are not the port's */
     if ((rc = -pthread_create(&u->thr, NULL, uplink_main, u)) < 0) {
         uplink_put(u);
-        return fail(cfg, rc, "gatewaydev: '%s': switch thread: %s", w->uplink, strerror(-rc));
+        return sx_netdev_fail(cfg, rc, "gatewaydev: '%s': switch thread: %s", w->uplink,
+                              strerror(-rc));
     }
     u->thr_started = true;
     pthread_setname_np(u->thr, "sxdpdk-switch");
@@ -614,9 +606,9 @@ static int dpdk_open(struct sx_netdev *nd, const struct sx_netdev_config *cfg)
 {
     const struct sx_world *w = cfg->world;
     if (!w || w->mode != SX_WORLD_DPDK)
-        return fail(cfg, -EINVAL, "script: the dpdk world side needs script=vif-dpdk");
+        return sx_netdev_fail(cfg, -EINVAL, "script: the dpdk world side needs script=vif-dpdk");
     if (!w->has_guest_mac || (w->guest_mac[0] & 1))
-        return fail(cfg, -EINVAL, "mac: vif-dpdk needs the guest's unicast MAC");
+        return sx_netdev_fail(cfg, -EINVAL, "mac: vif-dpdk needs the guest's unicast MAC");
     struct dvif *v = calloc(1, sizeof(*v));
     if (!v)
         return -ENOMEM;
@@ -638,8 +630,8 @@ static int dpdk_open(struct sx_netdev *nd, const struct sx_netdev_config *cfg)
     while (s < MAX_VIFS && u->vifs[s])
         s++;
     if (s == MAX_VIFS) {
-        rc = fail(cfg, -ENOSPC, "gatewaydev: '%s': already switches %u vifs", w->uplink,
-                  MAX_VIFS);
+        rc = sx_netdev_fail(cfg, -ENOSPC, "gatewaydev: '%s': already switches %u vifs", w->uplink,
+                            MAX_VIFS);
         goto fail;
     }
     v->slot = s;
@@ -651,7 +643,7 @@ static int dpdk_open(struct sx_netdev *nd, const struct sx_netdev_config *cfg)
         v->evfd[v->nq] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         if (!v->rxr[v->nq] || v->evfd[v->nq] < 0) {
             v->nq++;
-            rc = fail(cfg, -ENOMEM, "dpdk: rings for %s: out of memory", cfg->name);
+            rc = sx_netdev_fail(cfg, -ENOMEM, "dpdk: rings for %s: out of memory", cfg->name);
             goto fail;
         }
     }
@@ -660,9 +652,10 @@ static int dpdk_open(struct sx_netdev *nd, const struct sx_netdev_config *cfg)
     unsigned port = fdb_lookup(u, v->mac);
     if (port != PORT_UPLINK) {
         pthread_rwlock_unlock(&u->lock);
-        rc = fail(cfg, -EEXIST, "mac: %02x:%02x:%02x:%02x:%02x:%02x: another vif on this "
-                  "switch has it", v->mac[0], v->mac[1], v->mac[2], v->mac[3], v->mac[4],
-                  v->mac[5]);
+        rc = sx_netdev_fail(cfg, -EEXIST,
+                            "mac: %02x:%02x:%02x:%02x:%02x:%02x: another vif on this switch "
+                            "has it",
+                            v->mac[0], v->mac[1], v->mac[2], v->mac[3], v->mac[4], v->mac[5]);
         goto fail;
     }
     u->vifs[s] = v;
@@ -676,15 +669,6 @@ fail:
     return rc;
 }
 
-static int dpdk_attach(struct sx_netdev *nd, const struct sx_world *w, char *err, size_t errlen)
-{
-    return 0;   /* the switch is the world */
-}
-
-static void dpdk_detach(struct sx_netdev *nd)
-{
-}
-
 static int dpdk_set_queues(struct sx_netdev *nd, unsigned n)
 {
     struct dvif *v = nd->priv;
@@ -692,11 +676,6 @@ static int dpdk_set_queues(struct sx_netdev *nd, unsigned n)
         return -EINVAL;
     atomic_store(&v->nactive, n);
     return 0;
-}
-
-static int dpdk_set_offloads(struct sx_netdev *nd, const struct sx_net_peer_caps *caps)
-{
-    return 0;   /* frames from the switch carry no offload metadata */
 }
 
 static int dpdk_poll_fd(struct sx_netdev *nd, unsigned q)
@@ -722,26 +701,13 @@ static int dpdk_tx_burst(struct sx_netdev *nd, unsigned q, struct sx_netdev_buf 
             continue;
         }
         for (unsigned i = 0; i < m; i++) {
-            const struct virtio_net_hdr_v1 *h = (const struct virtio_net_hdr_v1 *)b[i].data;
-            uint32_t len = b[i].len >= SX_NETDEV_HDR_LEN ? b[i].len - SX_NETDEV_HDR_LEN : 0;
-            uint8_t *d = len >= 14 && len <= rte_pktmbuf_tailroom(mb[k]) &&
-                                 h->gso_type == VIRTIO_NET_HDR_GSO_NONE
-                             ? (uint8_t *)rte_pktmbuf_append(mb[k], (uint16_t)len)
-                             : NULL;
-            if (d) {
-                memcpy(d, b[i].data + SX_NETDEV_HDR_LEN, len);
-                if ((h->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) &&
-                    sx_net_csum_fill(d, len, le16toh(h->csum_start),
-                                     le16toh(h->csum_offset)) < 0) {
-                    rte_pktmbuf_reset(mb[k]);
-                    d = NULL;
-                }
-            }
-            if (!d) {
+            int len = sx_net_frame_plain(b[i].data, b[i].len, rte_pktmbuf_mtod(mb[k], uint8_t *),
+                                         rte_pktmbuf_tailroom(mb[k]));
+            if (len < 0) {
                 b[i].len = 0;   /* GSO, runt, oversize or a bad checksum offset */
                 continue;
             }
-            k++;
+            rte_pktmbuf_append(mb[k++], (uint16_t)len);
             sent++;
         }
         if (k < m)
@@ -801,10 +767,7 @@ const struct sx_netdev_ops sx_netdev_dpdk_impl = {
     .kind = "dpdk",
     .open = dpdk_open,
     .close = dpdk_close,
-    .attach = dpdk_attach,
-    .detach = dpdk_detach,
     .set_queues = dpdk_set_queues,
-    .set_offloads = dpdk_set_offloads,
     .poll_fd = dpdk_poll_fd,
     .tx_burst = dpdk_tx_burst,
     .rx_burst = dpdk_rx_burst,

@@ -53,7 +53,7 @@ int sx_netdev_open(struct sx_netdev **out, const struct sx_netdev_config *cfg)
     }
     if (w != &plain || plain.bridge[0]) {
         /* nd->ops from here on: a kind's open may hand the device to another table (dpdk) */
-        rc = nd->ops->attach ? nd->ops->attach(nd, w, cfg->err, cfg->errlen) : -EOPNOTSUPP;
+        rc = nd->ops->attach ? nd->ops->attach(nd, w, cfg->err, cfg->errlen) : 0;
         if (rc < 0) {
             nd->ops->close(nd);
             free(nd);

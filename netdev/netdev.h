@@ -59,14 +59,15 @@ struct sx_netdev_ops {
     void (*close)(struct sx_netdev *nd);
     /* Join the device to world w (after open), and leave it (before close). attach leaves
      * nothing behind when it fails and says why in err; detach is idempotent. Idempotent
-     * too over what a previous backend left for a device of the same name (restart). */
+     * too over what a previous backend left for a device of the same name (restart). Both
+     * NULL for a kind whose open joins its world itself (afxdp, dpdk). */
     int (*attach)(struct sx_netdev *nd, const struct sx_world *w, char *err, size_t errlen);
     void (*detach)(struct sx_netdev *nd);
     /* Only queues [0, n) carry traffic now (the guest negotiated n); the world sends the others
      * nothing. */
     int (*set_queues)(struct sx_netdev *nd, unsigned n);
     /* What the receiver behind the device accepts: the world may hand rx_burst partial
-     * checksums and GSO frames of those kinds only. */
+     * checksums and GSO frames of those kinds only. NULL: the world hands it neither. */
     int (*set_offloads)(struct sx_netdev *nd, const struct sx_net_peer_caps *caps);
     /* Readable when queue q has frames for rx_burst. */
     int (*poll_fd)(struct sx_netdev *nd, unsigned q);
@@ -112,7 +113,7 @@ static inline int sx_netdev_set_queues(struct sx_netdev *nd, unsigned n)
 
 static inline int sx_netdev_set_offloads(struct sx_netdev *nd, const struct sx_net_peer_caps *c)
 {
-    return nd->ops->set_offloads(nd, c);
+    return nd->ops->set_offloads ? nd->ops->set_offloads(nd, c) : 0;
 }
 
 static inline int sx_netdev_poll_fd(struct sx_netdev *nd, unsigned q)

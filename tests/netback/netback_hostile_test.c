@@ -13,10 +13,10 @@
  *
  * The suite runs once per world side (netback_hostile_bridge, _route, _nat, _afxdp): every
  * vif's toolstack keys name the world (script, and ip and gatewaydev on the routed ones,
- * gatewaydev and mac on AF_XDP; netenv's be_keys hook). Every case runs on the bridge; the routed worlds run those whose outcome can
- * depend on the world (see cases[] at the end): the ring side is the same code on every world,
- * what differs is how frames reach the world and come back, and what attach, detach and
- * teardown do. Every hostile vif unplugged is checked for what it leaves: its device (with
+ * gatewaydev and mac on AF_XDP; netenv's be_keys hook). Every case runs on the bridge; the
+ * other worlds run those whose outcome can depend on the world (see cases[] at the end): the
+ * ring side is the same code on every world, what differs is how frames reach the world and
+ * come back, and what attach, detach and teardown do. Every hostile vif unplugged is checked for what it leaves: its device (with
  * the routes on it) and, on nat, its nft table must be gone; on AF_XDP (no device: sockets on
  * an uplink veth of the suite's own) the last vif takes the uplink's XDP program with it.
  *
