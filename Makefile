@@ -64,8 +64,9 @@ FUZZERS :=
 # own libraries followed by its direct dependencies' lists: a consumer names only those.
 MODULE_MKS := common/module.mk xenstored/module.mk xen-core/module.mk platform/module.mk \
               grant/module.mk evtchn/module.mk ring/module.mk ioreq/module.mk \
-              xenbus/module.mk netdev/module.mk blkio/module.mk netback/module.mk \
-              blkback/module.mk device-model/module.mk frontends/blkfront/module.mk \
+              xenbus/module.mk torture/module.mk netdev/module.mk blkio/module.mk \
+              netback/module.mk blkback/module.mk device-model/module.mk \
+              frontends/blkfront/module.mk \
               frontends/netfront/module.mk frontends/hvmdisk/module.mk \
               frontends/hvmnet/module.mk frontends/fio/module.mk toolstack/module.mk \
               bench/ring/module.mk bench/blk/module.mk

@@ -152,6 +152,8 @@ static void respond(struct bb_queue *q, uint64_t id, uint8_t op, int16_t status)
         STAT(q, BB_ST_ERRORS, 1);
     if (sx_back_ring_put_rsp(&q->ring, &rsp) == 0)
         q->rsps_unpushed++;
+    if (q->tt)
+        sx_tt_q_rsp(q->tt, id);
 }
 
 static void push_responses(struct bb_queue *q)
@@ -163,6 +165,8 @@ static void push_responses(struct bb_queue *q)
         sx_evtchn_notify(q->evt, (evtchn_port_t)q->lport);
         STAT(q, BB_ST_NOTIFIES, 1);
     }
+    if (q->tt)
+        bb_tt_burst(q);
 }
 
 static void unmap_req(struct bb_queue *q, struct bb_req *rq)
@@ -173,9 +177,24 @@ static void unmap_req(struct bb_queue *q, struct bb_req *rq)
     rq->map_addr = NULL;
 }
 
+/* Answer the responses torture held back that are due now (all: every one). */
+static unsigned release_held(struct bb_queue *q, bool all)
+{
+    struct sx_tt_held h[32];
+    unsigned total = 0, n;
+    while ((n = sx_tt_q_release(q->tt, all, h, 32)) > 0) {
+        for (unsigned i = 0; i < n; i++)
+            respond(q, h[i].id, h[i].op, h[i].status);
+        total += n;
+    }
+    return total;
+}
+
 /* Answer and recycle a request. */
 static void finish(struct bb_queue *q, struct bb_req *rq)
 {
+    if (q->tt)
+        bb_tt_grants(q, rq);
     unmap_req(q, rq);
     struct sx_blk_req *r = rq->r;
     if (rq->status == BLKIF_RSP_OKAY && r->nr_sectors) {
@@ -186,7 +205,9 @@ static void finish(struct bb_queue *q, struct bb_req *rq)
     }
     /* As Linux blkback (and as Linux blkfront checks): an indirect request is answered with
      * its inner operation, not BLKIF_OP_INDIRECT. */
-    respond(q, r->id, r->op == BLKIF_OP_INDIRECT ? r->data_op : r->op, rq->status);
+    uint8_t op = r->op == BLKIF_OP_INDIRECT ? r->data_op : r->op;
+    if (!(q->tt && bb_tt_hold(q, rq, op)))
+        respond(q, r->id, op, rq->status);
     STAT(q, BB_ST_INFLIGHT, -1);
     req_put(q, rq);
 }
@@ -382,12 +403,14 @@ static int map_segments(struct bb_queue *q, struct bb_req *rq)
     return 0;
 bad:
     STAT(q, BB_ST_GRANT_ERRORS, 1);
+    if (q->tt)
+        bb_tt_grant_bad(q, r);
     sx_log_ratelimited(SX_LOG_WARN, "dom%u/%u q%u: request %llu: cannot map a grant",
                        v->fe, v->devid, q->idx, (unsigned long long)r->id);
     return -EINVAL;
 }
 
-static void handle_one(struct bb_queue *q, const void *slot)
+static void handle_one(struct bb_queue *q, const void *slot, RING_IDX pos)
 {
     struct bb_vbd *v = q->v;
     struct bb_req *rq = req_get(q);
@@ -400,6 +423,15 @@ static void handle_one(struct bb_queue *q, const void *slot)
     if (why == SX_BLK_OK && r->op == BLKIF_OP_INDIRECT) {
         STAT(q, BB_ST_INDIRECT, 1);
         why = decode_indirect(q, r);
+    }
+    if (q->tt) {
+        bb_tt_request(q, rq, pos, why);
+        if (rq->tt.status) {   /* torture: answered, not done */
+            rq->status = rq->tt.status;
+            r->nr_sectors = 0;
+            finish(q, rq);
+            return;
+        }
     }
     if (why != SX_BLK_OK) {
         sx_log_ratelimited(SX_LOG_WARN, "dom%u/%u q%u: request %llu op %u refused: %s", v->fe,
@@ -464,12 +496,14 @@ static void handle_one(struct bb_queue *q, const void *slot)
 /* Take and start one batch. Returns the number of requests taken. */
 static unsigned take_batch(struct bb_queue *q)
 {
-    if (q->halted || !q->free_reqs)
+    if (q->halted || !q->free_reqs || (q->tt && sx_tt_q_paused(q->tt)))
         return 0;
     unsigned room = q->nr_reqs - q->inflight;
     if (room > BB_MAX_BATCH)
         room = BB_MAX_BATCH;
     int n = sx_back_ring_take(&q->ring, q->slots, room);
+    if (q->tt)
+        bb_tt_taken(q, n);
     if (n < 0) {
         q->halted = true;
         STAT(q, BB_ST_HALTED, 1);
@@ -478,8 +512,9 @@ static unsigned take_batch(struct bb_queue *q)
         return 0;
     }
     size_t ss = sx_blk_req_slot_size(q->v->abi);
+    RING_IDX pos = q->ring.req_cons - (RING_IDX)n;
     for (int i = 0; i < n; i++)
-        handle_one(q, q->slots + (size_t)i * ss);
+        handle_one(q, q->slots + (size_t)i * ss, pos + (RING_IDX)i);
     if (n > 0)
         STAT(q, BB_ST_BATCHES, 1);
     return (unsigned)n;
@@ -487,7 +522,8 @@ static unsigned take_batch(struct bb_queue *q)
 
 static bool has_work(struct bb_queue *q)
 {
-    return !q->halted && q->free_reqs && sx_back_ring_has_requests(&q->ring);
+    return !q->halted && q->free_reqs && sx_back_ring_has_requests(&q->ring) &&
+           !(q->tt && sx_tt_q_paused(q->tt));
 }
 
 /* Spin predicate: new requests, or the control plane asks us to stop. */
@@ -514,6 +550,8 @@ static void *queue_thread(void *arg)
      * the join orders the rest). */
     while (!atomic_load_explicit(&q->stop, memory_order_acquire)) {
         unsigned did = take_batch(q);
+        if (q->tt)
+            did += release_held(q, false);
         if (sx_bio_busy(q->bio) > 0)
             submit(q);
         did += reap(q);
@@ -537,7 +575,9 @@ static void *queue_thread(void *arg)
             push_responses(q);
             continue;
         }
-        if (!q->halted && q->free_reqs && sx_back_ring_final_check(&q->ring) == 1)
+        int fc = q->halted || !q->free_reqs || (q->tt && sx_tt_q_paused(q->tt))
+                     ? -1 : sx_back_ring_final_check(&q->ring);
+        if (fc == 1)
             continue;
         STAT(q, BB_ST_SLEEPS, 1);
         struct pollfd pfd[3] = {
@@ -546,7 +586,11 @@ static void *queue_thread(void *arg)
             { .fd = q->stop_fd, .events = POLLIN },
         };
         /* (poll skips a negative fd: the stop fd is always watched.) */
-        int rc = sx_idle_poll(&idle, pfd, 3, -1);
+        unsigned held = idle.eoi.nheld;
+        int rc = sx_idle_poll(&idle, pfd, 3, q->tt ? sx_tt_q_poll_ms(q->tt, -1, fc == 0) : -1);
+        if (q->tt)
+            sx_tt_q_woke(q->tt, rc, rc > 0 && (pfd[0].revents & POLLIN), held,
+                         fc == 0 ? &q->ring : NULL);
         if (rc < 0 && rc != -EINTR) {
             sx_err("dom%u/%u q%u: poll: %s", q->v->fe, q->v->devid, q->idx, strerror(-rc));
             break;
@@ -555,6 +599,8 @@ static void *queue_thread(void *arg)
     sx_idle_fini(&idle);
     /* Stop: finish what is in flight, answer it, leave the ring as the frontend sees it. */
     drain(q);
+    if (q->tt)
+        release_held(q, true);
     push_responses(q);
     return NULL;
 }

@@ -26,6 +26,7 @@
 #include "blkback/request.h"
 #include "common/stats.h"
 #include "platform/platform.h"
+#include "torture/torture.h"
 
 struct sx_gnt;
 struct sx_evtchn;
@@ -47,6 +48,7 @@ struct bb_opts {
     bool sqpoll;                   /* io_uring SQPOLL (off by default) */
     bool no_regbuf;                /* do not register persistent pages with io_uring */
     bool spin_yield;               /* sched_yield() every 16 spin rounds (default off: measured no gain) */
+    struct sx_tt_opts tt;          /* --check, --torture (check.c) */
 };
 
 /* Per-vbd counters (the stats file; `splitxen top` reads it). Order = bb_stat_names. */
@@ -136,6 +138,7 @@ struct bb_req {
     uint32_t *midx;             /* scratch: which segment each of mrefs is */
     struct iovec *iov;
     struct sx_blk_req *r;       /* decoded copy, sx_blk_req_size(dev) bytes */
+    struct sx_tt_act tt;        /* what torture does to it (check.c) */
 };
 
 struct bb_queue {
@@ -166,6 +169,7 @@ struct bb_queue {
     uint64_t now;               /* a counter for LRU */
     /* rsp pending notification */
     unsigned rsps_unpushed;
+    struct sx_tt_q *tt;         /* --check / --torture: this ring's side (NULL: off) */
 };
 
 /* Prepare per-queue resources once the ring is attached and the engine opened
@@ -179,6 +183,21 @@ void bb_queue_forget(struct bb_queue *q);
 int bb_queue_start(struct bb_queue *q);
 void bb_queue_stop(struct bb_queue *q);
 
+/* ---- --check and --torture (check.c): the ring thread's hooks, called when q->tt ---- */
+
+/* A request decoded (why: its verdict): ids in flight, findings, torture's draws in rq->tt. */
+void bb_tt_request(struct bb_queue *q, struct bb_req *rq, RING_IDX pos, enum sx_blk_reason why);
+/* A grant of r's could not be mapped. */
+void bb_tt_grant_bad(struct bb_queue *q, const struct sx_blk_req *r);
+/* rq completed: were its grants ended while it was in flight (sim)? */
+void bb_tt_grants(struct bb_queue *q, const struct bb_req *rq);
+/* Hold rq's response back (torture), or false: answer now. */
+bool bb_tt_hold(struct bb_queue *q, const struct bb_req *rq, uint8_t op);
+/* After a push: the extra notifications torture owes. */
+void bb_tt_burst(struct bb_queue *q);
+/* The ring index the loop just read, or the ring's overflow (n < 0). */
+void bb_tt_taken(struct bb_queue *q, int n);
+
 /* ---- vbd and daemon (xenbus.c) ---- */
 
 enum bb_vbd_phase {
@@ -190,6 +209,12 @@ enum bb_vbd_phase {
 };
 
 struct bb_daemon;
+
+/* What this vbd offered at its last InitWait (the configuration, or torture's draw). */
+struct bb_offer {
+    unsigned max_indirect, max_ring_order, max_queues;
+    bool persistent, flush, barrier, discard;
+};
 
 struct bb_vbd {
     struct bb_daemon *d;
@@ -221,7 +246,13 @@ struct bb_vbd {
     struct sx_stats stats;
     bool stats_ok;
     bool seen;                  /* mark for the rescan */
+    struct bb_offer offer;
+    struct sx_tt_dev *tt;       /* --check / --torture (NULL: off) */
 };
+
+/* The features to offer at InitWait: what the configuration and the target allow (v->flush,
+ * v->max_queues, discard), or (torture) a new draw within that. */
+void bb_offer_pick(struct bb_vbd *v, bool discard);
 
 /* Daemon-wide counters: the stats file blkback-<domid>-0. Order = bb_dstat_names. */
 enum bb_dstat {
@@ -246,6 +277,7 @@ struct bb_daemon {
     bool rescan;                /* list the backend directory (vbds added or removed) */
     unsigned nr_vbds;
     struct sx_stats stats;      /* bb_dstat; not there when it could not be created */
+    struct sx_tt *tt;           /* --check / --torture (NULL: off) */
 };
 
 /* Open the platform, xenstore, grants; watch the backend directory. 0 or -errno. */

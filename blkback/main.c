@@ -4,13 +4,17 @@
  *
  *   splitxen-blkback [--platform sim|xen|auto] [--domid N] [--engine uring|aio|sync|auto]
  *       [--spin-us N] [--max-queues N] [--max-ring-order N] [--max-indirect N]
- *       [--max-pgrants N] [--sqpoll] [--no-regbuf] [--spin-yield] [--version]
+ *       [--max-pgrants N] [--sqpoll] [--no-regbuf] [--spin-yield]
+ *       [--check] [--torture[=SEED]] [--torture-faults=LIST] [--version]
  *
  * Under systemd (Type=notify) it sends READY=1 once it watches xenstore, and STOPPING=1 when
  * a signal ends it (sd_notify; nothing without $NOTIFY_SOCKET).
  *
  * On exit it stops its ring threads and releases its mappings but leaves the xenbus states
  * alone, so a restarted blkback reconnects to the frontends that are still running.
+ *
+ * --check and --torture are for frontend authors (torture/torture.h): a protocol checker that
+ * reports each mistake of a frontend, and seeded fault injection within the protocol's rules.
  */
 #define SX_LOG_MODULE "blkback"
 #include "blkback/common.h"
@@ -40,7 +44,8 @@ static void usage(FILE *f, const char *argv0)
             "usage: %s [--platform sim|xen|auto] [--domid N] [--engine uring|aio|sync|auto]\n"
             "          [--spin-us N] [--max-queues N] [--max-ring-order N] [--max-indirect N]\n"
             "          [--max-pgrants N] [--sqpoll] [--no-regbuf] [--spin-yield]\n"
-            "       %s --help | --version\n", argv0, argv0);
+            "          [--check] [--torture[=SEED]] [--torture-faults=LIST]\n"
+            "       %s --help | --version\n%s", argv0, argv0, sx_tt_usage);
 }
 
 int main(int argc, char **argv)
@@ -60,6 +65,9 @@ int main(int argc, char **argv)
         { "sqpoll", no_argument, NULL, 'S' },
         { "no-regbuf", no_argument, NULL, 'R' },
         { "spin-yield", no_argument, NULL, 'Y' },
+        { "check", no_argument, NULL, 'C' },
+        { "torture", optional_argument, NULL, 'T' },
+        { "torture-faults", required_argument, NULL, 'F' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { 0 },
@@ -86,6 +94,9 @@ int main(int argc, char **argv)
         case 'S': o.sqpoll = true; break;
         case 'R': o.no_regbuf = true; break;
         case 'Y': o.spin_yield = true; break;
+        case 'C': o.tt.check = true; break;
+        case 'T': bad = sx_tt_parse_torture(&o.tt, optarg) < 0; break;
+        case 'F': bad = sx_tt_parse_faults(&o.tt, optarg) < 0; break;
         case 'h': usage(stdout, argv[0]); return 0;
         case 'V': return sx_print_version("splitxen-blkback");
         default: usage(stderr, argv[0]); return 2;

@@ -5,6 +5,7 @@
 #include "frontends/blkfront/blkfront.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "ring/ring.h"   /* first: barriers before <xen/io/ring.h> */
 #include <xen/io/blkif.h>
@@ -108,6 +109,9 @@ struct sx_blkfront {
     unsigned segs_per_req;      /* data pages one ring request may carry */
     unsigned pages_per_slot;    /* segs_per_req + its indirect pages */
     uint16_t handle;            /* blkif_vdev_t written in requests */
+    /* The backend answered a flush / discard BLKIF_RSP_EOPNOTSUPP: not sent again on this
+     * connection (as Linux blkfront clears feature_flush / feature_discard). */
+    atomic_bool no_flush, no_discard;
     struct bf_queue q[SX_BLKFRONT_MAX_QUEUES];
 };
 

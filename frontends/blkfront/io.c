@@ -273,13 +273,13 @@ static int submit_check(struct sx_blkfront *f, struct bf_queue *q, enum sx_blkfr
         *nparts = (*pages + f->segs_per_req - 1) / f->segs_per_req;
         break;
     case SX_BLKFRONT_FLUSH:
-        if (!f->info.flush && !f->info.barrier)
+        if ((!f->info.flush && !f->info.barrier) || atomic_load(&f->no_flush))
             return -EOPNOTSUPP;
         if (f->info.readonly)
             return -EROFS;
         break;
     case SX_BLKFRONT_DISCARD:
-        if (!f->info.discard)
+        if (!f->info.discard || atomic_load(&f->no_discard))
             return -EOPNOTSUPP;
         if (f->info.readonly)
             return -EROFS;
@@ -512,6 +512,15 @@ static int complete_one(struct sx_blkfront *f, struct bf_queue *q, const blkif_r
     struct bf_slot *s = &q->slots[si];
     struct bf_ureq *u = &q->ureqs[s->ureq];
     int res = status_to_errno(r->status);
+    if (res == -EOPNOTSUPP && u->op == SX_BLKFRONT_FLUSH) {
+        /* blkif.h: a flush "may still be returned at any time with the BLKIF_RSP_EOPNOTSUPP
+         * result code": the backend has no cache to flush. The flush is done, and none is
+         * sent again on this connection (Linux blkfront: BLK_STS_OK, feature_flush off). */
+        atomic_store(&f->no_flush, true);
+        res = 0;
+    } else if (res == -EOPNOTSUPP && u->op == SX_BLKFRONT_DISCARD) {
+        atomic_store(&f->no_discard, true);   /* the caller hears of it; no more discards */
+    }
     /* The response names the data operation, also for an indirect request (Linux blkback
      * answers with indirect_op, and Linux blkfront refuses anything else). */
     if (r->operation != s->data_op) {

@@ -458,6 +458,12 @@ static enum fio_q_status sxf_queue(struct thread_data *td, struct io_u *io_u)
     pthread_mutex_unlock(&j->dev->q[j->queue].lock);
     if (rc == -EAGAIN)
         return FIO_Q_BUSY;          /* fio commits, reaps and retries */
+    if (rc == -EOPNOTSUPP && op == SX_BLKFRONT_FLUSH) {
+        /* A disk without flush (never offered, or answered EOPNOTSUPP): no volatile cache,
+         * what completed is durable; fsync succeeds, as on a write-through disk in Linux. */
+        io_u->error = 0;
+        return FIO_Q_COMPLETED;
+    }
     if (rc < 0) {
         io_u->error = -rc;
         return FIO_Q_COMPLETED;

@@ -684,6 +684,41 @@ static void test_errors_bad_ids_batching_flush_discard(void)
     be_disconnect(&b);
 }
 
+/* Regression (found by blkback --torture): <xen/io/blkif.h> lets a backend answer a flush
+ * BLKIF_RSP_EOPNOTSUPP "at any time"; blkfront handed that to its caller as an error, and
+ * fio's fsync failed the job. An empty flush answered so is done (the backend has no cache to
+ * flush) and none is sent again on the connection, as Linux blkfront does; a discard answered
+ * so still reports -EOPNOTSUPP to its caller, and discards stop too. */
+static void test_flush_eopnotsupp_completes_and_stops_flushing(void)
+{
+    struct be b;
+    struct be_cfg cfg = { .max_queues = 1, .flush = true, .discard = true };
+    be_create(&b, 51776, "xvde", &cfg);
+    struct sx_blkfront_opts o = opts_of(false, 0, 0, 1);
+    fe_start(&b, &o);
+    be_connect(&b, 0, 1, false);
+    CU_ASSERT_TRUE(sx_blkfront_info(b.f)->flush);
+    int ck[2];
+    CU_ASSERT_EQUAL(sx_blkfront_submit(b.f, 0, SX_BLKFRONT_FLUSH, 0, NULL, 0, &ck[0]), 0);
+    CU_ASSERT_EQUAL(sx_blkfront_submit(b.f, 0, SX_BLKFRONT_DISCARD, 0, NULL, 4096, &ck[1]), 0);
+    sx_blkfront_kick(b.f, 0);
+    static struct seen sn[2];
+    be_serve_one(&b, 0, &sn[0], BLKIF_RSP_EOPNOTSUPP, false);
+    be_serve_one(&b, 0, &sn[1], BLKIF_RSP_EOPNOTSUPP, false);
+    CU_ASSERT_EQUAL(sn[0].op, BLKIF_OP_FLUSH_DISKCACHE);
+    CU_ASSERT_EQUAL(sn[1].op, BLKIF_OP_DISCARD);
+    be_push(&b, 0);
+    struct sx_blkfront_cpl c[2];
+    CU_ASSERT_EQUAL_FATAL(sx_blkfront_wait(b.f, 0, c, 2, 2, 2000), 2);
+    for (int i = 0; i < 2; i++)
+        CU_ASSERT_EQUAL(c[i].res, c[i].cookie == &ck[0] ? 0 : -EOPNOTSUPP);
+    CU_ASSERT_EQUAL(sx_blkfront_submit(b.f, 0, SX_BLKFRONT_FLUSH, 0, NULL, 0, NULL), -EOPNOTSUPP);
+    CU_ASSERT_EQUAL(sx_blkfront_submit(b.f, 0, SX_BLKFRONT_DISCARD, 0, NULL, 4096, NULL),
+                    -EOPNOTSUPP);
+    CU_ASSERT_FALSE(sx_back_ring_has_requests(&b.q[0].ring));
+    be_disconnect(&b);
+}
+
 /* A full ring refuses with -EAGAIN; the sleeping wait is woken by the backend's event. */
 struct late_answer {
     struct be *b;
@@ -894,6 +929,7 @@ static const struct sx_test_case cases[] = {
     SX_TEST(test_reconnect_drops_stale_keys),
     SX_TEST(test_no_indirect_splits_large_io),
     SX_TEST(test_errors_bad_ids_batching_flush_discard),
+    SX_TEST(test_flush_eopnotsupp_completes_and_stops_flushing),
     SX_TEST(test_full_ring_eagain_and_event_wakeup),
     SX_TEST(test_wait_reports_backend_gone),
     SX_TEST(test_nonpersistent_grant_still_mapped_is_deferred),
