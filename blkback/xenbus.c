@@ -79,11 +79,12 @@ void bb_opts_default(struct bb_opts *o)
     o->domid = 0;
     o->engine = SX_BIO_AUTO;
     o->spin_ns = sx_ring_spin_ns();
+    o->turnaround_ns = 20000;
     o->max_queues = 4;
     o->max_ring_order = SX_RING_MAX_ORDER;
     o->max_indirect = 256;
     o->max_pgrants = BB_DEFAULT_MAX_PGRANTS;
-    o->spin_yield = false;
+    o->spin_yield = true;
     sx_tt_opts_default(&o->tt);
 }
 
@@ -440,12 +441,18 @@ static int queue_connect(struct bb_vbd *v, struct bb_queue *q)
     }
     q->lport = rc;
     unsigned depth = q->ring.nr_ents + 8;
-    enum sx_bio_kind kinds[3] = { v->kind, SX_BIO_AIO, SX_BIO_SYNC };
+    /* The target's engine, then a fallback of the same nature: a file in memory is served
+     * by preadv/pwritev when it cannot be mapped; anything else by libaio, then sync. */
+    enum sx_bio_kind kinds[3] = { v->kind, v->kind == SX_BIO_MEM ? SX_BIO_SYNC : SX_BIO_AIO,
+                                  SX_BIO_SYNC };
     rc = -EINVAL;
     if (v->target)              /* its own connection; no fallback kind */
         rc = sx_bio_open_target(&q->bio, v->target, depth);
     for (unsigned i = 0; i < 3 && rc < 0 && !v->target; i++) {
-        unsigned fl = kinds[i] == SX_BIO_URING && d->o.sqpoll ? SX_BIO_F_SQPOLL : 0;
+        /* The ring loop reaps after every submit and before it sleeps: inline completions
+         * need no event fd write. */
+        unsigned fl = SX_BIO_F_QUIET_INLINE |
+                      (kinds[i] == SX_BIO_URING && d->o.sqpoll ? SX_BIO_F_SQPOLL : 0);
         rc = sx_bio_open(&q->bio, kinds[i], v->fd, depth, fl);
         if (rc < 0 && i == 0)
             sx_warn("%s: engine %s: %s, falling back", v->bep, sx_bio_kind_name(kinds[i]),

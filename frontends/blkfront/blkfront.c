@@ -32,6 +32,7 @@ void sx_blkfront_opts_default(struct sx_blkfront_opts *o)
         .max_queues = 1,
         .timeout_ms = 10000,
         .spin_ns = sx_ring_spin_ns(),
+        .stats_file = true,
     };
 }
 
@@ -417,6 +418,7 @@ int sx_blkfront_open(struct sx_blkfront **out, struct sx_plat *p, const char *vd
         return -ENOMEM;
     f->plat = p;
     pthread_mutex_init(&f->xb_lock, NULL);
+    pthread_mutex_init(&f->buf_lock, NULL);
     if (opts)
         f->opts = *opts;
     else
@@ -506,6 +508,9 @@ int sx_blkfront_open(struct sx_blkfront **out, struct sx_plat *p, const char *vd
     rc = bf_data_setup(f);
     if (rc < 0)
         goto fail;
+    if (f->opts.stats_file &&
+        sx_stats_create(&f->stats, "vbdfe", p->self, f->info.devid, bf_stat_names) < 0)
+        sx_debug("%s: no stats file: counters stay private", fe);
     rc = sx_xenbus_switch_state(f->xb, fe, XenbusStateConnected);
     if (rc < 0)
         goto fail;
@@ -534,6 +539,8 @@ void sx_blkfront_close(struct sx_blkfront *f)
                        "the backend to reach Closing");
     }
     bf_data_teardown(f);
+    bf_bufs_release(f);
+    sx_stats_destroy(&f->stats);
     for (unsigned i = 0; i < SX_BLKFRONT_MAX_QUEUES; i++)
         queue_transport_release(f, &f->q[i]);
     if (f->announced) {
@@ -546,6 +553,7 @@ void sx_blkfront_close(struct sx_blkfront *f)
     sx_gntshr_close(f->shr);
     sx_xenbus_close(f->xb);
     pthread_mutex_destroy(&f->xb_lock);
+    pthread_mutex_destroy(&f->buf_lock);
     free(f);
 }
 
