@@ -21,7 +21,8 @@
  * The uplink is served by a thread of the switch's own, in bursts of 32: it reads the port and
  * hands frames to the vifs' rings, and sends what the vifs queued for the uplink (their tx
  * ring, multi-producer). It sleeps on an eventfd the vifs kick when they queue frames for it,
- * polling the port every 50 us (the PMDs here have no rx interrupt) while idle.
+ * looking at the port every 50 us, backing off to every 1 ms while it stays quiet (the PMDs
+ * here have no rx interrupt).
  *
  * Per vif: a slot on the switch; per netdev queue, a ring of mbufs for it (multi-producer: the
  * switch thread, other vifs) and an eventfd kicked once per burst that queued frames there (its
@@ -71,6 +72,8 @@
 #define POOL_MBUFS (MAX_VIFS * VIF_RING + UPLINK_RING + 2u * PORT_DESC + 1024u - 1u)
 #define FDB_SIZE 1024u                   /* learned MACs (power of two) */
 #define PORT_UPLINK 0u                   /* switch ports: 0 the uplink, 1 + slot a vif */
+#define IDLE_MIN_NS 50000L               /* the switch thread's looks at a quiet port */
+#define IDLE_MAX_NS 1000000L
 
 struct dvif;
 
@@ -367,6 +370,7 @@ static void *uplink_main(void *arg)
     struct rte_mbuf *m[BURST];
     struct rte_mbuf *pend[BURST];
     unsigned npend = 0;
+    long idle_ns = IDLE_MIN_NS;
     while (!atomic_load_explicit(&u->stop, memory_order_acquire)) {
         bool work = false;
         uint16_t n = rte_eth_rx_burst(u->port, 0, m, BURST);
@@ -387,16 +391,21 @@ static void *uplink_main(void *arg)
                 npend -= k;
             }
         }
-        if (work)
+        if (work) {
+            idle_ns = IDLE_MIN_NS;
             continue;
+        }
         if (npend) {   /* the port is full: drop what waits rather than spin on it */
             rte_pktmbuf_free_bulk(pend, npend);
             atomic_fetch_add_explicit(&u->drops, npend, memory_order_relaxed);
             npend = 0;
         }
-        /* idle: wait for the vifs' kick, or 50 us, then look at the port again */
+        /* idle: wait for the vifs' kick or a while, then look at the port again; the while
+         * doubles from 50 us up to 1 ms as the port stays quiet (an idle uplink costs ~1000
+         * wakeups a second, a frame after a quiet spell up to 1 ms) */
         struct pollfd pf = { .fd = u->kickfd, .events = POLLIN };
-        struct timespec ts = { 0, 50000 };
+        struct timespec ts = { 0, idle_ns };
+        idle_ns = idle_ns * 2 > IDLE_MAX_NS ? IDLE_MAX_NS : idle_ns * 2;
         if (ppoll(&pf, 1, &ts, NULL) > 0) {
             uint64_t junk;
             if (read(u->kickfd, &junk, sizeof(junk)) < 0) {
