@@ -86,7 +86,7 @@ TEST_FILES  := $(addprefix $(B)/tests/,$(UNIT_TESTS))
 SHLIB_FILES := $(foreach s,$(SHLIBS),$(B)/lib/$(s).so)
 FUZZ_FILES  := $(addprefix $(B)/fuzz/,$(FUZZERS))
 
-.PHONY: all tests check check-unit check-san deps bench demo lab clean layering module-dirs \
+.PHONY: all tests check check-unit check-san deps bench demo lab lab-long clean layering module-dirs \
         fuzzers fuzz check-tsan soak
 EXTRA_TARGETS ?=
 all: $(LIB_FILES) $(PROG_FILES) $(SHLIB_FILES) $(EXTRA_TARGETS)
@@ -176,8 +176,14 @@ demo:
 	$(MAKE) all
 	./examples/demo.sh
 
+# make lab (CI's form): every default case, the torture case's I/O loop for 60 s. make lab-long:
+# the same with the torture loop at 180 s, then the migration cases (xl migrate, PVH guests).
 lab: all
+	LAB_TORTURE_SECS=$${LAB_TORTURE_SECS:-60} lab/run
+
+lab-long: all
 	lab/run
+	lab/run splitxen-migrate splitxen-move splitxen-save-pvh splitxen-migrate-pvh
 
 clean:
 	rm -rf build

@@ -298,7 +298,7 @@ struct nb_opts {
     const char *core_path;               /* sim: NULL = default */
     const char *xenstored_path;          /* NULL: the platform's */
     bool per_frame_io;                   /* world side: a system call a frame (netdev.h) */
-    const char *world_kind;              /* every vif's netdev kind (NULL: bridge) */
+    const char *world_kind;              /* every vif's netdev kind (NULL: its world's) */
     struct sx_tt_opts tt;                /* --check, --torture (check.c) */
 };
 

@@ -2,7 +2,7 @@
  * splitxen-netback: the netif backend daemon of a driver domain.
  *
  *   splitxen-netback [--platform sim|xen|auto] [--domid N] [--bridge-default NAME]
- *                    [--spin-us N] [--tap-io batched|per-frame] [--world bridge|null]
+ *                    [--spin-us N] [--tap-io batched|per-frame] [--world auto|null]
  *                    [--core SOCKET]
  *                    [--check] [--torture[=SEED]] [--torture-faults=LIST] [--version]
  *
@@ -10,9 +10,9 @@
  * channel (default $SPLITXEN_SPIN_NS or 20 us; 0 never spins).
  * --tap-io: how a queue moves a burst of frames through its TAP: batched (the default: one
  * io_uring submission a burst) or per-frame (a read or write system call a frame).
- * --world: the netdev kind of every vif's world side: bridge (the default: a TAP, joined to
- * the world its vif's script and bridge keys name) or null (no device: every frame dropped,
- * none given, whatever the vif's keys say; the ring side's ceiling, for benchmarks).
+ * --world: every vif's world side: auto (the default: the one its keys name, a TAP joined to
+ * its bridge or route, AF_XDP or DPDK) or null (no device: every frame dropped, none given,
+ * whatever the vif's keys say; the ring side's ceiling, for benchmarks).
  *
  * --check and --torture are for frontend authors (torture/torture.h): a protocol checker that
  * reports each mistake of a frontend, and seeded fault injection within the protocol's rules.
@@ -47,7 +47,7 @@ static void usage(FILE *f, const char *prog)
 {
     fprintf(f,
             "usage: %s [--platform sim|xen|auto] [--domid N] [--bridge-default NAME]\n"
-            "          [--spin-us N] [--tap-io batched|per-frame] [--world bridge|null]\n"
+            "          [--spin-us N] [--tap-io batched|per-frame] [--world auto|null]\n"
             "          [--core SOCKET]\n"
             "          [--check] [--torture[=SEED]] [--torture-faults=LIST]\n"
             "       %s --help | --version\n%s", prog, prog, sx_tt_usage);
@@ -103,11 +103,11 @@ int main(int argc, char **argv)
             o.per_frame_io = !strcmp(optarg, "per-frame");
             break;
         case 'w':
-            if (strcmp(optarg, "bridge") && strcmp(optarg, "null")) {
-                fprintf(stderr, "bad --world '%s' (bridge or null)\n", optarg);
+            if (strcmp(optarg, "auto") && strcmp(optarg, "null")) {
+                fprintf(stderr, "bad --world '%s' (auto or null)\n", optarg);
                 return 2;
             }
-            o.world_kind = optarg;
+            o.world_kind = strcmp(optarg, "null") ? NULL : "null";
             break;
         case 'C': o.tt.check = true; break;
         case 'T':

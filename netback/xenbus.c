@@ -3,8 +3,9 @@
  * runs the xenbus handshake of Linux drivers/net/xen-netback/xenbus.c:
  *
  *   probe      read bridge/queues/rate, open the world side vif<fe>.<devid> (netdev/: a TAP
- *              on the bridge), write the feature keys and hotplug-status=connected, switch
- *              to InitWait
+ *              joined to its world, or AF_XDP sockets on an uplink), write the feature keys
+ *              (GSO and queues as the world side takes them) and hotplug-status=connected,
+ *              switch to InitWait
  *   connect    (frontend Initialised/Connected) read and validate the frontend's keys, map
  *              every queue's rings, bind its event channels, start its thread, Connected
  *   disconnect (frontend Closing/Closed/gone, online=0) stop threads, unmap, unbind,
@@ -450,6 +451,10 @@ static int write_features(struct nb_vif *v)
     enum { N = sizeof(one) / sizeof(one[0]) };
     unsigned val[N], maxq = v->max_queues;
     nb_offer_pick(v, one, val, N, &maxq);
+    /* GSO only where the world side takes super-frames (an uplink through AF_XDP or DPDK does
+     * not: the guest segments) */
+    if (v->nd->tx_no_gso)
+        val[1] = val[2] = 0;
     for (int attempt = 0; attempt < 16; attempt++) {
         xs_transaction_t t;
         int rc = sx_xenbus_transaction_start(xb, &t);
@@ -604,16 +609,21 @@ static void vif_probe(struct nb *nb, unsigned fe, unsigned devid)
     }
     sx_world_describe(&w, world, sizeof(world));
     static const uint8_t mac[6] = { 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff };
-    const struct sx_netdev_config nc = { .name = name, .nqueues = v->max_queues, .mac = mac,
+    /* --world null replaces whatever kind the vif's world would get */
+    const char *kind = nb->o.world_kind ? nb->o.world_kind : sx_netdev_kind_for(&w);
+    const struct sx_netdev_config nc = { .kind = kind, .name = name,
+                                         .nqueues = v->max_queues, .mac = mac,
                                          .mtu = (unsigned)mtu, .world = &w, .err = why,
                                          .errlen = sizeof(why),
-                                         .per_frame_io = nb->o.per_frame_io,
-                                         .kind = nb->o.world_kind };
+                                         .per_frame_io = nb->o.per_frame_io };
     if ((rc = sx_netdev_open(&v->nd, &nc)) < 0) {
         v->nd = NULL;
         vif_fail_probe(v, rc, why);
         return;
     }
+    /* the world side may offer fewer queues (an AF_XDP uplink's own) */
+    if (v->nd->nqueues < v->max_queues)
+        v->max_queues = v->nd->nqueues;
     if ((rc = write_features(v)) < 0 ||
         (rc = sx_xenbus_write(nb->xb, XBT_NULL, v->be_path, "hotplug-status", "connected")) < 0) {
         sx_err("vif%u.%u: writing backend keys: %s", fe, devid, strerror(-rc));

@@ -2,8 +2,8 @@
  * netdev kind "null": a world side that takes every frame and gives none, with no kernel
  * device behind it. What netback's ring side alone can move (bench/net drives it with
  * splitxen-pktgen): the frames are grant-copied, validated and answered as for any world side,
- * then dropped here. It joins every world (bridge, Open vSwitch, route, NAT) by doing nothing:
- * there is no interface to attach, and the vif's keys are still checked by whoever parsed them.
+ * then dropped here. It opens whatever world the vif's keys name and joins none: there is no
+ * interface to attach (attach NULL), and the keys are still checked by whoever parsed them.
  */
 #include "netdev/netdev_impl.h"
 
@@ -40,15 +40,6 @@ static void null_close(struct sx_netdev *nd)
     close(d->fd);
     free(d);
     nd->priv = NULL;
-}
-
-static int null_attach(struct sx_netdev *nd, const struct sx_world *w, char *err, size_t errlen)
-{
-    (void)nd;
-    (void)w;
-    (void)err;
-    (void)errlen;
-    return 0;
 }
 
 static int null_set_queues(struct sx_netdev *nd, unsigned n)
@@ -101,7 +92,6 @@ const struct sx_netdev_ops sx_netdev_null_ops = {
     .kind = "null",
     .open = null_open,
     .close = null_close,
-    .attach = null_attach,
     .set_queues = null_set_queues,
     .set_offloads = null_set_offloads,
     .poll_fd = null_poll_fd,
