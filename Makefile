@@ -67,9 +67,10 @@ MODULE_MKS := common/module.mk xenstored/module.mk xen-core/module.mk platform/m
               xenbus/module.mk torture/module.mk netdev/module.mk blkio/module.mk \
               netback/module.mk blkback/module.mk device-model/module.mk \
               frontends/blkfront/module.mk \
-              frontends/netfront/module.mk frontends/hvmdisk/module.mk \
+              frontends/netfront/module.mk frontends/pktgen/module.mk \
+              frontends/hvmdisk/module.mk \
               frontends/hvmnet/module.mk frontends/fio/module.mk toolstack/module.mk \
-              bench/ring/module.mk bench/blk/module.mk
+              bench/ring/module.mk bench/blk/module.mk bench/net/module.mk
 # Tests that span modules (tests/xsa: one program an advisory), after every module: they link
 # any module's libraries. Not modules themselves (no layering rank).
 TEST_MKS := tests/xsa/module.mk tests/fuzz/module.mk

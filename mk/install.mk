@@ -25,7 +25,7 @@ BASHCOMPDIR    ?= $(PREFIX)/share/bash-completion/completions
 SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 SYSCONFDIR     ?= /etc
 
-INSTALL_BIN   := splitxen splitxen-tapfront splitxen-hvmnet
+INSTALL_BIN   := splitxen splitxen-tapfront splitxen-hvmnet splitxen-pktgen
 INSTALL_SBIN  := splitxen-core splitxen-blkback splitxen-netback splitxen-dm
 INSTALL_MAN   := $(wildcard man/man1/*.1 man/man7/*.7 man/man8/*.8)
 INSTALL_UNITS := $(patsubst dist/systemd/%.in,%,$(wildcard dist/systemd/*.in))

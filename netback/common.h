@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "clock.h"
 #include "ring/ring.h"
 #include "netback/pkt.h"
 #include "netdev/netdev.h"
@@ -34,11 +35,17 @@ SX_RING_CHECK_TYPES(netif_rx_request_t, netif_rx_response_t);
 #define NB_MAX_QUEUES 16u                /* <= SX_NETDEV_MAX_QUEUES */
 #define NB_TX_BATCH 64u                  /* packets per tx grant-copy batch */
 #define NB_TX_SEGS 512u                  /* copy segments per tx batch */
-#define NB_TX_ARENA (1u << 20)           /* bytes of packet buffers per tx batch */
+#define NB_TX_ARENA (1u << 19)           /* bytes of packet buffers per tx batch (8 packets
+                                            of 64 KiB, hundreds of small ones) */
 #define NB_TX_PKT_MAX (SX_NETDEV_HDR_LEN + 65536u)
 #define NB_TXQ (2u * 256u)               /* copied-but-unparsed tx requests */
-#define NB_RX_BATCH 32u                  /* frames per rx batch (and the rx backlog bound) */
+#define NB_RX_BATCH 64u                  /* frames per rx batch at most (and the rx backlog
+                                            bound; rx_nbuf: what a queue's buffers allow) */
 #define NB_RX_FRAME_MAX (SX_NETDEV_HDR_LEN + 65536u + 4096u)
+/* Bytes of rx frame buffers a queue may hold: a frontend that takes GSO gets as many buffers of
+ * NB_RX_FRAME_MAX as fit (15: its 256-slot ring holds no more 64 KiB frames anyway), one that
+ * does not NB_RX_BATCH buffers of its MTU's frames (rx_frame_cap in netback.c). */
+#define NB_RX_BUDGET (1u << 20)
 #define NB_RX_SEGS (NB_RX_BATCH * 18u)
 #define NB_RXQ 256u                      /* rx requests held (power of two) */
 
@@ -55,8 +62,16 @@ enum nb_stat {
     NBS_CTRL_REQS, NBS_CTRL_ERRORS, NBS_CTRL_FATAL, NBS_RX_HASH,
     NBS_RX_STEERED, NBS_RX_DROP_STEER,
     NBS_SPURIOUS, NBS_EOI_DELAYS, NBS_EOI_DELAYED_US,   /* late EOI: SX_EOI_STAT_NAMES */
+    /* Where a queue thread's time goes, in ns, summed over batches (the rate is the share of
+     * a CPU): tx ring (requests copied off and parsed, responses put, pushed, notified), tx
+     * copy (grant copy, vnet headers), tx world (the burst to the world side); rx world (the
+     * burst from it), rx copy (conversion, staging, grant copy), rx ring (responses, push,
+     * notify). Per packet: divide by tx_pkts / rx_pkts; per batch: by tx_batches / rx_batches. */
+    NBS_TX_RING_NS, NBS_TX_COPY_NS, NBS_TX_WORLD_NS,
+    NBS_RX_WORLD_NS, NBS_RX_COPY_NS, NBS_RX_RING_NS,
     NBS_NR
 };
+_Static_assert(NBS_NR <= SX_STATS_MAX, "netback's counters fit a stats file");
 _Static_assert(NBS_EOI_DELAYED_US - NBS_SPURIOUS + 1 == SX_EOI_NR_STATS, "eoi counters");
 extern const char *const nb_stat_names[];
 
@@ -196,7 +211,7 @@ struct nb_rxframe {                      /* a frame from the world side */
  * Inboxes exist only for a vif with more than one queue and a ctrl ring (nothing else can set
  * an algorithm), allocated at connect time.
  */
-#define NB_STEER_SLOTS NB_RX_BATCH       /* frames an inbox holds (power of two) */
+#define NB_STEER_SLOTS 32u               /* frames an inbox holds (power of two) */
 struct nb_steer {
     pthread_mutex_t lock;
     atomic_uint count;                   /* full slots, from head (written under lock) */
@@ -231,7 +246,9 @@ struct nb_queue {
     /* rx */
     netif_rx_request_t *rxq;             /* NB_RXQ held rx requests, ring of [rxq_head,rxq_tail) */
     unsigned rxq_head, rxq_tail;
-    struct nb_rxframe *rxf;              /* NB_RX_BATCH frame buffers */
+    struct nb_rxframe *rxf;              /* NB_RX_BATCH entries, rx_nbuf with buffers */
+    uint32_t rx_cap;                     /* bytes of each rx frame buffer */
+    unsigned rx_nbuf;                    /* frames a queue holds (<= NB_RX_BATCH) */
     unsigned rxf_pending;                /* frames read but not yet delivered (at the front) */
     xengnttab_grant_copy_segment_t *rxsegs;
     netif_rx_response_t *rxrsp;          /* NB_RX_SEGS + NB_RX_BATCH staged responses */
@@ -258,6 +275,7 @@ struct nb_vif {
     unsigned max_queues, nqueues;
     /* frontend features */
     bool split, rx_notify, sg, gso4, gso6, csum, csum6;
+    unsigned mtu;                        /* the backend's "mtu" key (0: the default, 1500) */
     struct sx_net_peer_caps rx_caps;
     uint64_t rate_bytes, rate_usecs;
     struct sx_netdev *nd;                /* the world side (netdev/), NULL: probe failed */
@@ -279,6 +297,8 @@ struct nb_opts {
     uint64_t spin_ns;
     const char *core_path;               /* sim: NULL = default */
     const char *xenstored_path;          /* NULL: the platform's */
+    bool per_frame_io;                   /* world side: a system call a frame (netdev.h) */
+    const char *world_kind;              /* every vif's netdev kind (NULL: its world's) */
     struct sx_tt_opts tt;                /* --check, --torture (check.c) */
 };
 
@@ -306,8 +326,17 @@ int nb_step(struct nb *nb, int timeout_ms);
 void nb_close(struct nb *nb);
 int nb_count_vifs(const struct nb *nb);
 
+/* Add the time since t0 to stage counter s; returns now (the next stage's t0). */
+static inline uint64_t nb_stage(struct nb_queue *q, enum nb_stat s, uint64_t t0)
+{
+    uint64_t now = sx_now_ns();
+    sx_stats_add(&q->vif->stats, s, now - t0);
+    return now;
+}
+
 /* netback.c: queue lifecycle and the per-queue loop. */
-int nb_queue_alloc(struct nb_queue *q);      /* buffers; 0 or -ENOMEM */
+/* Buffers, sized for what the vif's frontend negotiated (q->vif->rx_caps, mtu). 0 or -ENOMEM. */
+int nb_queue_alloc(struct nb_queue *q);
 void nb_queue_free(struct nb_queue *q);      /* NULL-safe, idempotent */
 int nb_queue_start(struct nb_queue *q);      /* thread */
 void nb_queue_stop(struct nb_queue *q);      /* join; idempotent */
@@ -358,7 +387,7 @@ void nb_offer_pick(struct nb_vif *v, const char *const *keys, unsigned *vals, un
 /* rx: true when the loop should poll the world side for input. */
 static inline bool nb_rx_wants_world(const struct nb_queue *q)
 {
-    return !q->rx_need_slots && q->rxf_pending < NB_RX_BATCH;
+    return !q->rx_need_slots && q->rxf_pending < q->rx_nbuf;
 }
 
 #endif

@@ -2,11 +2,17 @@
  * splitxen-netback: the netif backend daemon of a driver domain.
  *
  *   splitxen-netback [--platform sim|xen|auto] [--domid N] [--bridge-default NAME]
- *                    [--spin-us N] [--core SOCKET]
+ *                    [--spin-us N] [--tap-io batched|per-frame] [--world auto|null]
+ *                    [--core SOCKET]
  *                    [--check] [--torture[=SEED]] [--torture-faults=LIST] [--version]
  *
  * --spin-us: how long a queue thread polls its rings and TAP before sleeping on the event
  * channel (default $SPLITXEN_SPIN_NS or 20 us; 0 never spins).
+ * --tap-io: how a queue moves a burst of frames through its TAP: batched (the default: one
+ * io_uring submission a burst) or per-frame (a read or write system call a frame).
+ * --world: every vif's world side: auto (the default: the one its keys name, a TAP joined to
+ * its bridge or route, AF_XDP or DPDK) or null (no device: every frame dropped, none given,
+ * whatever the vif's keys say; the ring side's ceiling, for benchmarks).
  *
  * --check and --torture are for frontend authors (torture/torture.h): a protocol checker that
  * reports each mistake of a frontend, and seeded fault injection within the protocol's rules.
@@ -41,7 +47,8 @@ static void usage(FILE *f, const char *prog)
 {
     fprintf(f,
             "usage: %s [--platform sim|xen|auto] [--domid N] [--bridge-default NAME]\n"
-            "          [--spin-us N] [--core SOCKET]\n"
+            "          [--spin-us N] [--tap-io batched|per-frame] [--world auto|null]\n"
+            "          [--core SOCKET]\n"
             "          [--check] [--torture[=SEED]] [--torture-faults=LIST]\n"
             "       %s --help | --version\n%s", prog, prog, sx_tt_usage);
 }
@@ -54,6 +61,8 @@ int main(int argc, char **argv)
         { "bridge-default", required_argument, NULL, 'b' },
         { "spin-us", required_argument, NULL, 's' },
         { "core", required_argument, NULL, 'c' },
+        { "tap-io", required_argument, NULL, 't' },
+        { "world", required_argument, NULL, 'w' },
         { "check", no_argument, NULL, 'C' },
         { "torture", optional_argument, NULL, 'T' },
         { "torture-faults", required_argument, NULL, 'F' },
@@ -86,6 +95,20 @@ int main(int argc, char **argv)
             }
             break;
         case 'c': o.core_path = optarg; break;
+        case 't':
+            if (strcmp(optarg, "batched") && strcmp(optarg, "per-frame")) {
+                fprintf(stderr, "bad --tap-io '%s' (batched or per-frame)\n", optarg);
+                return 2;
+            }
+            o.per_frame_io = !strcmp(optarg, "per-frame");
+            break;
+        case 'w':
+            if (strcmp(optarg, "auto") && strcmp(optarg, "null")) {
+                fprintf(stderr, "bad --world '%s' (auto or null)\n", optarg);
+                return 2;
+            }
+            o.world_kind = strcmp(optarg, "null") ? NULL : "null";
+            break;
         case 'C': o.tt.check = true; break;
         case 'T':
             if (sx_tt_parse_torture(&o.tt, optarg) < 0) {
@@ -120,7 +143,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "splitxen-netback: %s\n", strerror(-rc));
         return 1;
     }
-    sx_info("serving %s (spin %llu us)", g_nb->vif_dir, (unsigned long long)(o.spin_ns / 1000));
+    sx_info("serving %s (spin %llu us, TAP I/O %s)", g_nb->vif_dir,
+            (unsigned long long)(o.spin_ns / 1000), o.per_frame_io ? "per frame" : "batched");
     /* The watch on the vif directory is registered: vifs written from now on are served. */
     sx_notify_ready("serving %s", g_nb->vif_dir);
     rc = nb_run(g_nb);

@@ -1,16 +1,17 @@
 /*
  * netback rx data path (world -> guest).
  *
- * Frames are read from the world side's queue (netdev/: vnet header + frame, one burst) into
- * NB_RX_BATCH preallocated buffers, converted once (flags, GSO extra, software checksum when
- * the frontend cannot take a partial one), and grant-copied into the frontend's posted rx
+ * Frames are read from the world side's queue (netdev/: vnet header + frame, one burst, only
+ * when the world side says frames may wait) into rx_nbuf preallocated buffers (sized for the
+ * frontend's features: nb_queue_alloc), converted once (flags, GSO extra, software checksum
+ * when the frontend cannot take a partial one), and grant-copied into the frontend's posted rx
  * buffers packed as Linux does: slot 0 = first page of data (+ NETRXF_extra_info), then the
  * GSO extra, then the remaining pages, NETRXF_more_data on every data slot but the last. One
  * sx_gnt_copy and one push per batch.
  *
- * Backlog: at most NB_RX_BATCH frames are held. When the frontend has not posted enough
- * buffers for the next frame, the world side is not read any more (rx_need_slots) until it
- * does: the world's own queue (a TAP's txqueuelen) then drops and counts, our memory never
+ * Backlog: at most rx_nbuf (<= NB_RX_BATCH) frames are held. When the frontend has not posted
+ * enough buffers for the next frame, the world side is not read any more (rx_need_slots) until
+ * it does: the world's own queue (a TAP's txqueuelen) then drops and counts, our memory never
  * grows. A batch is built (frames staged as copy segments and responses) and then submitted
  * (one grant copy, one push), as Linux's xenvif_rx_skb and xenvif_rx_copy_flush.
  *
@@ -74,13 +75,18 @@ static unsigned rx_reqs(struct nb_queue *q, unsigned need)
  * A frame too short for a header and an Ethernet header is dropped; its buffer is reused. */
 static unsigned rx_fill(struct nb_queue *q)
 {
-    unsigned first = q->rxf_pending, room = NB_RX_BATCH - first;
-    if (!room)
-        return 0;
+    unsigned first = q->rxf_pending, room = q->rx_nbuf - first;
+    if (!room || !sx_netdev_rx_ready(q->vif->nd, q->id))
+        return 0;   /* full, or nothing came since the world's queue was emptied */
     struct sx_netdev_buf b[NB_RX_BATCH];
     for (unsigned i = 0; i < room; i++)
         b[i] = (struct sx_netdev_buf){ q->rxf[first + i].buf, 0 };
-    int n = sx_netdev_rx_burst(q->vif->nd, q->id, b, room, NB_RX_FRAME_MAX);
+    uint64_t t = sx_now_ns();
+    int n = sx_netdev_rx_burst(q->vif->nd, q->id, b, room, q->rx_cap);
+    nb_stage(q, NBS_RX_WORLD_NS, t);
+    /* The world side may hand the buffers back in another order: they are still ours. */
+    for (unsigned i = 0; i < room; i++)
+        q->rxf[first + i].buf = b[i].data;
     if (n < 0) {
         stat_add(q, NBS_RX_ERRORS, 1);
         return 0;
@@ -94,9 +100,9 @@ static unsigned rx_fill(struct nb_queue *q)
         }
         struct nb_rxframe *f = &q->rxf[first + got];
         if (i != got) {   /* close the gap a runt left: swap buffers, copy nothing */
-            uint8_t *t = f->buf;
+            uint8_t *tmp = f->buf;
             f->buf = q->rxf[first + i].buf;
-            q->rxf[first + i].buf = t;
+            q->rxf[first + i].buf = tmp;
         }
         f->len = b[i].len - SX_NETDEV_HDR_LEN;
         f->ready = false;
@@ -226,11 +232,12 @@ static void rx_build(struct nb_queue *q, const struct nb_hash_cfg *hc, struct nb
  * of a frame whose copy failed answered with an error, all responses put and pushed once.
  * -EPROTO when the rx ring cannot take them (the queue halts).
  */
-static int rx_submit(struct nb_queue *q, struct nb_rxbatch *rb)
+static int rx_submit(struct nb_queue *q, struct nb_rxbatch *rb, uint64_t t)
 {
     struct nb_vif *v = q->vif;
     unsigned delivered = 0;
     int crc = sx_gnt_copy(v->nb->gnt, rb->nsegs, q->rxsegs);
+    t = nb_stage(q, NBS_RX_COPY_NS, t);
     uint64_t bytes = 0, gso = 0, hashed = 0;
     for (unsigned i = 0; i < rb->nframes; i++) {
         if (!rb->deliver[i])
@@ -271,6 +278,7 @@ static int rx_submit(struct nb_queue *q, struct nb_rxbatch *rb)
     }
     if (q->tt_rx)
         nb_tt_burst(q, q->tt_rx, q->rx_port);
+    nb_stage(q, NBS_RX_RING_NS, t);
     stat_add(q, NBS_RX_PKTS, delivered);
     stat_add(q, NBS_RX_BYTES, bytes);
     stat_add(q, NBS_RX_GSO, gso);
@@ -314,8 +322,9 @@ int nb_rx_action(struct nb_queue *q)
         hc = v->hash.cfg;
         pthread_mutex_unlock(&v->hash.lock);
     }
+    uint64_t t = sx_now_ns();
     rx_build(q, &hc, &rb);
-    if (rb.nrsp && rx_submit(q, &rb) < 0)
+    if (rb.nrsp && rx_submit(q, &rb, t) < 0)
         return -EPROTO;
     stat_add(q, NBS_RX_DROPS, rb.dropped);
 

@@ -8,7 +8,7 @@
  * queue's inbox (struct nb_steer in common.h): one lock round per target queue per batch, a
  * buffer swap per frame (no copy, no allocation), a kick of the target's eventfd only when it
  * sleeps. A full inbox drops the frame (rx_drops, rx_drop_steer): a queue never holds more
- * than NB_RX_BATCH frames of its own plus NB_STEER_SLOTS handed to it.
+ * than rx_nbuf frames of its own plus NB_STEER_SLOTS handed to it.
  *
  * Per-flow order holds: a flow's frames share a world-side queue (a TAP: the kernel hashes flows)
  * and a target, so they travel one reader, one inbox, in order.
@@ -36,8 +36,10 @@ int nb_steer_alloc(struct nb_queue *q)
     pthread_mutex_init(&s->lock, NULL);
     q->steer = s;   /* from here nb_steer_free unwinds */
     int rc = -ENOMEM;
+    /* Each slot owns a buffer of the queue's size: a handoff swaps it with one of a queue's
+     * entries (whose first rx_nbuf own one), never copies. */
     for (unsigned i = 0; i < NB_STEER_SLOTS; i++)
-        if (!(s->slot[i].buf = malloc(NB_RX_FRAME_MAX)))
+        if (!(s->slot[i].buf = malloc(q->rx_cap)))
             goto fail;
     s->kickfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (s->kickfd < 0) {
@@ -157,12 +159,12 @@ unsigned nb_steer_route(struct nb_queue *q, unsigned first, const struct nb_hash
 unsigned nb_steer_pull(struct nb_queue *q)
 {
     struct nb_steer *in = q->steer;
-    if (!in || q->rxf_pending >= NB_RX_BATCH ||
+    if (!in || q->rxf_pending >= q->rx_nbuf ||
         !atomic_load_explicit(&in->count, memory_order_relaxed))
         return 0;
     pthread_mutex_lock(&in->lock);
     unsigned cnt = atomic_load_explicit(&in->count, memory_order_relaxed);
-    unsigned n = NB_RX_BATCH - q->rxf_pending;
+    unsigned n = q->rx_nbuf - q->rxf_pending;
     if (n > cnt)
         n = cnt;
     for (unsigned i = 0; i < n; i++) {

@@ -53,6 +53,7 @@ const char *const nb_stat_names[] = {
     "ctrl_reqs", "ctrl_errors", "ctrl_fatal", "rx_hash",
     "rx_steered", "rx_drop_steer",
     SX_EOI_STAT_NAMES,
+    "tx_ring_ns", "tx_copy_ns", "tx_world_ns", "rx_world_ns", "rx_copy_ns", "rx_ring_ns",
     NULL,
 };
 _Static_assert(sizeof(nb_stat_names) / sizeof(nb_stat_names[0]) == NBS_NR + 1, "stat names");
@@ -587,6 +588,7 @@ static void vif_probe(struct nb *nb, unsigned fe, unsigned devid)
     uint64_t mtu = 0;
     if (sx_xenbus_read_uint(nb->xb, XBT_NULL, v->be_path, "mtu", 68, 65535, &mtu) < 0)
         mtu = 0;   /* absent (libxl omits 1500) or bad: the world side's default */
+    v->mtu = (unsigned)mtu;
     char rate[64];
     if (sx_xenbus_read_str(nb->xb, XBT_NULL, v->be_path, "rate", rate, sizeof(rate)) == 0 &&
         nb_rate_parse(rate, &v->rate_bytes, &v->rate_usecs) < 0) {
@@ -607,10 +609,13 @@ static void vif_probe(struct nb *nb, unsigned fe, unsigned devid)
     }
     sx_world_describe(&w, world, sizeof(world));
     static const uint8_t mac[6] = { 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff };
-    const struct sx_netdev_config nc = { .kind = sx_netdev_kind_for(&w), .name = name,
+    /* --world null replaces whatever kind the vif's world would get */
+    const char *kind = nb->o.world_kind ? nb->o.world_kind : sx_netdev_kind_for(&w);
+    const struct sx_netdev_config nc = { .kind = kind, .name = name,
                                          .nqueues = v->max_queues, .mac = mac,
                                          .mtu = (unsigned)mtu, .world = &w, .err = why,
-                                         .errlen = sizeof(why) };
+                                         .errlen = sizeof(why),
+                                         .per_frame_io = nb->o.per_frame_io };
     if ((rc = sx_netdev_open(&v->nd, &nc)) < 0) {
         v->nd = NULL;
         vif_fail_probe(v, rc, why);

@@ -1,18 +1,20 @@
 # netdev: the world side of a network device, for netback, the e1000 and the TAP frontends.
+#   netdev/null.c  kind "null": takes every frame, gives none (the ring side's ceiling)
 #   netdev/nl.c    rtnetlink (libmnl) helpers and named network namespaces
 #   netdev/tap.c   TAP devices with 12-byte vnet headers, multi-queue, bridge attach, netns move
+#   netdev/tapio.c batched frame I/O on a TAP queue (io_uring bursts)
 #   netdev/vnet.c  header parsing, checksums, netif <-> virtio-net header conversion (pure)
 #   netdev/world.c the world a device joins, from xl's vif keys (bridge and VLANs here),
 #   netdev/ovs.c   Open vSwitch ports (ovs-vsctl), netdev/route.c route and NAT (nftables)
-#   netdev/netdev.c the kinds' table (bridge.c: TAP), netdev/link.c their attach to a world
+#   netdev/netdev.c the kinds' table (bridge.c: TAP; null.c), netdev/link.c their attach to a world
 #   netdev/afxdp.c kind "afxdp": AF_XDP sockets on an uplink (libxdp, libbpf), steered by the
 #                  XDP program netdev/afxdp.bpf.c (clang -target bpf, carried in the binary)
 LIBS += sxnetdev
-sxnetdev_SRCS := netdev/netdev.c netdev/bridge.c netdev/link.c netdev/nl.c netdev/tap.c \
-                 netdev/vnet.c netdev/world.c netdev/ovs.c netdev/route.c netdev/afxdp.c \
-                 netdev/dpdk_kind.c
+sxnetdev_SRCS := netdev/netdev.c netdev/bridge.c netdev/null.c netdev/link.c netdev/nl.c \
+                 netdev/tap.c netdev/tapio.c netdev/vnet.c netdev/world.c netdev/ovs.c \
+                 netdev/route.c netdev/afxdp.c netdev/dpdk_kind.c
 SX_NETDEV_LIBS := sxnetdev $(SX_COMMON_LIBS)
-SX_NETDEV_LDLIBS := -lmnl -lnftables -lxdp -lbpf -ldl
+SX_NETDEV_LDLIBS := -lmnl -lnftables -lxdp -lbpf -ldl -luring
 
 #   netdev/dpdk.c  kind "dpdk" itself: a shared object of its own, linked against DPDK 22.11,
 #                  that dpdk_kind.c loads when the first DPDK vif opens (SXLIBDIR: install.mk)

@@ -10,7 +10,8 @@
 
 static const struct sx_netdev_ops *const kinds[] = { &sx_netdev_bridge_ops,
                                                      &sx_netdev_afxdp_ops,
-                                                     &sx_netdev_dpdk_ops };
+                                                     &sx_netdev_dpdk_ops,
+                                                     &sx_netdev_null_ops };
 
 const char *sx_netdev_kind_for(const struct sx_world *w)
 {

@@ -2,21 +2,23 @@
  * netdev: the world side of a network device, behind one ops table, for netback's vifs and
  * the device model's e1000. Kinds: a TAP (kind "bridge", bridge.c) and AF_XDP sockets on an
  * uplink (kind "afxdp", afxdp.c) and a port of a switch on a DPDK uplink (kind "dpdk",
- * dpdk.c, loaded on first use by dpdk_kind.c).
+ * dpdk.c, loaded on first use by dpdk_kind.c). Kind "null" (null.c) takes every frame and
+ * gives none: what the ring side alone can move, for benchmarks.
  *
  * The control half of the table also joins the device to its world: a mode chosen per vif
  * with xl's keys (world.h: vif-bridge with VLANs, vif-openvswitch, vif-route, vif-nat). A kind
  * whose device is a Linux interface (the TAP) hands that interface to world.c; a kind that
- * is not gives its own attach, or refuses the modes it cannot do (-EOPNOTSUPP).
+ * is not joins its world in its own open (afxdp, dpdk) or joins none (null), and has no attach.
  *
  * Frames cross in bursts. Every frame handed to tx_burst or filled in by rx_burst is a
  * virtio-net header (SX_NETDEV_HDR_LEN bytes, little-endian; vnet.h converts it to and from
  * netif's offload flags) followed by the Ethernet frame. A burst is one indirect call; what an
  * implementation does per frame is its own affair.
  *
- * Threads: queue q (< nqueues) belongs to one thread at a time (tx_burst, rx_burst, poll_fd);
- * the control calls (open, set_queues, set_offloads, close) come from the control thread while
- * no queue thread runs. Every int is 0 (or a count) or -errno.
+ * Threads: queue q (< nqueues) belongs to one thread at a time (tx_burst, rx_burst, rx_ready,
+ * poll_fd), which calls queue_stop before it lets go of it; the control calls (open,
+ * set_queues, set_offloads, close) come from the control thread while no queue thread runs.
+ * Every int is 0 (or a count) or -errno.
  */
 #ifndef SPLITXEN_NETDEV_H
 #define SPLITXEN_NETDEV_H
@@ -33,13 +35,16 @@
 
 struct sx_netdev_config {
     const char *kind;      /* "bridge" (NULL: the same), "afxdp" or "dpdk" (world modes
-                              SX_WORLD_AFXDP, _DPDK; sx_netdev_kind_for picks it) */
+                              SX_WORLD_AFXDP, _DPDK; sx_netdev_kind_for picks it), or "null"
+                              (whatever the world) */
     const char *name;      /* the device as the world sees it, e.g. "vif5.0" (< IFNAMSIZ) */
     unsigned nqueues;      /* queues to open: the most the guest may use (1..MAX_QUEUES) */
     const uint8_t *mac;    /* 6 bytes, or NULL to keep the kernel's */
     unsigned mtu;          /* 0: the default */
     const char *bridge;    /* no world: the Linux bridge to join (created if missing) */
     const struct sx_world *world;   /* the world to join (world.h); NULL: `bridge` above */
+    bool per_frame_io;     /* TAP kinds: a system call a frame instead of batched bursts (for
+                              comparison and tests; see netdev/tap.h, sx_tap_io) */
     char *err;             /* when open fails, why (naming the key at fault); may be NULL */
     size_t errlen;
 };
@@ -60,7 +65,8 @@ struct sx_netdev_ops {
     /* Join the device to world w (after open), and leave it (before close). attach leaves
      * nothing behind when it fails and says why in err; detach is idempotent. Idempotent
      * too over what a previous backend left for a device of the same name (restart). Both
-     * NULL for a kind whose open joins its world itself (afxdp, dpdk). */
+     * NULL for a kind whose open joins its world itself (afxdp, dpdk) or that joins none
+     * (null). */
     int (*attach)(struct sx_netdev *nd, const struct sx_world *w, char *err, size_t errlen);
     void (*detach)(struct sx_netdev *nd);
     /* Only queues [0, n) carry traffic now (the guest negotiated n); the world sends the others
@@ -77,9 +83,16 @@ struct sx_netdev_ops {
     /* Fill up to n buffers of cap bytes each (b[i].data set by the caller) with the frames
      * waiting on queue q, setting b[i].len. Returns how many (0: none waiting), or -errno when
      * reading failed before the first. A frame may be shorter than a header: the caller
-     * checks. */
+     * checks. The data pointers of b[0..n) may come back permuted among themselves (the
+     * frames in b[0..ret), the unused buffers after them): each stays the caller's buffer. */
     int (*rx_burst)(struct sx_netdev *nd, unsigned q, struct sx_netdev_buf *b, unsigned n,
                     uint32_t cap);
+    /* Optional (NULL: always true). Whether an rx_burst on queue q can find a frame, known
+     * without a system call: false only when none arrived since a burst emptied the queue. */
+    bool (*rx_ready)(struct sx_netdev *nd, unsigned q);
+    /* Optional. The thread serving queue q is done with it (it is about to return): release
+     * what the bursts set up for that thread. Called by that thread. */
+    void (*queue_stop)(struct sx_netdev *nd, unsigned q);
 };
 
 /* Public so that the burst calls below inline to one indirect call. */
@@ -131,6 +144,17 @@ static inline int sx_netdev_rx_burst(struct sx_netdev *nd, unsigned q, struct sx
                                      unsigned n, uint32_t cap)
 {
     return nd->ops->rx_burst(nd, q, b, n, cap);
+}
+
+static inline bool sx_netdev_rx_ready(struct sx_netdev *nd, unsigned q)
+{
+    return !nd->ops->rx_ready || nd->ops->rx_ready(nd, q);
+}
+
+static inline void sx_netdev_queue_stop(struct sx_netdev *nd, unsigned q)
+{
+    if (nd->ops->queue_stop && q < nd->nqueues)
+        nd->ops->queue_stop(nd, q);
 }
 
 #endif

@@ -80,4 +80,75 @@ static inline unsigned sx_tap_offload_for(bool csum, bool gso_tcpv4, bool gso_tc
     return TUN_F_CSUM | (gso_tcpv4 ? TUN_F_TSO4 : 0) | (gso_tcpv6 ? TUN_F_TSO6 : 0);
 }
 
+/*
+ * Batched frame I/O on one TAP queue fd.
+ *
+ * A TAP moves one frame per system call (readv/writev carry one frame; sendmmsg/recvmmsg want a
+ * socket), and a system call is dear on the machines splitxen runs on (a read() that finds
+ * nothing costs microseconds). sx_tap_io submits a burst as one io_uring submission, a read or
+ * write per frame, all issued inline by the one io_uring_enter: one system call for the lot.
+ * Reads carry RWF_NOWAIT so that one finding the queue empty ends at once with -EAGAIN (without
+ * it io_uring would park it until a frame arrives). A read burst asks for as many frames as the
+ * queue held last time (plus room to grow), not always for n: a read that finds nothing is
+ * cheap inside the kernel but not free.
+ *
+ * sx_tap_io_rx_ready says without a system call whether a read burst can find anything: a
+ * multishot poll on the fd, its work deferred to the thread's own submissions (DEFER_TASKRUN),
+ * raises a flag in the ring's shared memory when a frame arrives after a burst emptied the
+ * queue. The thread's other sleeps (poll(2) on its event channel) are not disturbed by it.
+ *
+ * The ring belongs to the thread that uses the handle (io_uring's DEFER_TASKRUN has one
+ * submitter): it is set up by the first burst, and set up again if the handle moves to another
+ * thread; sx_tap_io_release lets the thread tear its ring down before it goes. Nothing of a
+ * ring holds the TAP beyond a burst (the poll watches an epoll set holding the fd): the TAP
+ * goes when its fds close, even when the process is killed.
+ *
+ * Where io_uring is missing or refused, or the TAP cannot do RWF_NOWAIT, or SX_TAP_IO_SYSCALLS
+ * is asked for, the same calls fall back to one readv/writev per frame (rx_ready always true);
+ * the results are the same. The handle does not own the fd.
+ */
+#include <sys/uio.h>
+
+#define SX_TAP_IO_MAX 64u               /* frames per call */
+#define SX_TAP_IO_SYSCALLS 0x1u         /* sx_tap_io_open: no io_uring, a system call a frame */
+
+struct sx_tap_frame {
+    const struct iovec *iov;            /* where the vnet header and frame are (write) or go
+                                           (read), in order */
+    unsigned niov;
+    int res;                            /* bytes moved, or -errno */
+};
+
+struct sx_tap_io_stats {
+    uint64_t calls;                     /* system calls made (io_uring_enter or readv/writev) */
+    uint64_t reads, writes;             /* frames moved */
+    uint64_t empty_reads;               /* reads that found the queue empty */
+};
+
+struct sx_tap_io;
+/* A handle for batched I/O on fd (no ring yet). 0, -ENOMEM or -EINVAL. */
+int sx_tap_io_open(struct sx_tap_io **out, int fd, unsigned flags);
+/* Tear down the calling thread's ring, if it has one (the handle stays usable). NULL-safe. */
+void sx_tap_io_release(struct sx_tap_io *io);
+/* Release and free. NULL-safe. */
+void sx_tap_io_close(struct sx_tap_io *io);
+/* Whether bursts go through io_uring (false: a system call a frame). Sets the ring up. */
+bool sx_tap_io_batched(struct sx_tap_io *io);
+const struct sx_tap_io_stats *sx_tap_io_stats(const struct sx_tap_io *io);
+/* false only when no frame arrived since a read burst found the queue empty (no system call;
+ * always true without the ring's hint). */
+bool sx_tap_io_rx_ready(struct sx_tap_io *io);
+
+/* Write the frames f[0..n) (n <= SX_TAP_IO_MAX) in order; f[i].res gets each result (a frame
+ * the kernel refused, e.g. a malformed vnet header, fails alone). Returns how many were
+ * written. */
+int sx_tap_io_write(struct sx_tap_io *io, struct sx_tap_frame *f, unsigned n);
+/* Read up to n (<= SX_TAP_IO_MAX) waiting frames, in arrival order, into f[0..ret): f[i].res
+ * is the length read (vnet header included). Frames land where the caller's iovecs say, but
+ * the frames' iovec pointers may come back permuted among f[0..n) (a frame that arrived
+ * during the burst can land after a read that found the queue empty: the slots are
+ * exchanged, not copied). Returns the count (0: none waiting), or -errno when the first read
+ * failed with something other than EAGAIN. */
+int sx_tap_io_read(struct sx_tap_io *io, struct sx_tap_frame *f, unsigned n);
+
 #endif

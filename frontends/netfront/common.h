@@ -24,6 +24,9 @@
 #define NF_RX_PUSH_BATCH 16u
 
 _Static_assert(NF_TX_RING_SIZE == 256 && NF_RX_RING_SIZE == 256, "netif ring sizes");
+_Static_assert(NF_PAGE_SIZE == SX_NETFRONT_PAGE_SIZE && NF_TX_MAX_DATA_SLOTS ==
+               SX_NETFRONT_MAX_PAGES, "the public page constants");
+_Static_assert(NF_RX_MAX_DATA_SLOTS == SX_NETFRONT_RX_MAX_SEGS, "rx segments");
 _Static_assert(NF_TX_MAX_DATA_SLOTS + 1 <= XEN_NETIF_NR_SLOTS_MIN,
                "a maximal frame must fit in the slots every backend accepts");
 
@@ -46,6 +49,7 @@ struct nf_queue {
     uint16_t tx_free[NF_TX_RING_SIZE];   /* stack of free ids */
     unsigned tx_nfree;
     bool tx_busy[NF_TX_RING_SIZE];       /* id is in flight */
+    bool tx_held[NF_TX_RING_SIZE];       /* id is the caller's (sx_netfront_tx_get) */
 
     /* rx: ring page, page i backs request id i (posted at ring indexes == i mod size) */
     void *rx_sring;
@@ -54,7 +58,8 @@ struct nf_queue {
     uint8_t *rx_pool;
     grant_ref_t rx_refs[NF_RX_RING_SIZE];
     netif_rx_response_t rx_stage[NF_RX_RING_SIZE]; /* copies of responses [rx_done, rsp_cons) */
-    RING_IDX rx_done;             /* first staged response not yet consumed */
+    RING_IDX rx_done;             /* first staged response not yet reposted */
+    RING_IDX rx_cur;              /* first staged response not yet parsed (>= rx_done) */
     unsigned rx_unpushed;         /* reposted requests not yet published */
     bool rx_skip;                 /* dropping the rest of an over-long chain */
 

@@ -25,6 +25,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 #include <xen/xen.h>
 
 #include "platform/platform.h"
@@ -153,6 +154,39 @@ int sx_netfront_sleep(struct sx_netfront *f, unsigned q, struct pollfd *pfd, uns
  */
 int sx_netfront_send(struct sx_netfront *f, unsigned q, const void *pkt, size_t len,
                      const struct sx_netfront_meta *meta, unsigned flags);
+/*
+ * Zero-copy transmit, as a guest kernel's netfront grants the skb's own pages: the caller takes
+ * free tx pages (already granted to the backend), puts the frame straight into them (e.g. reads
+ * a TAP into them), and queues it without a copy.
+ *
+ *   tx_get     take up to n free pages of queue q (reaping responses first when fewer are
+ *              free); returns how many (0: none free now). They are the caller's until sent
+ *              or put back.
+ *   tx_put     give pages back unused.
+ *   send_pages queue the frame of len bytes held in pg[0..npages): every page full but the
+ *              last, npages = ceil(len / SX_NETFRONT_PAGE_SIZE). Returns as sx_netfront_send
+ *              (-EINVAL also for pages the caller does not hold); on success the pages are the
+ *              ring's until their responses come back (tx_reap), on failure still the caller's.
+ */
+#define SX_NETFRONT_PAGE_SIZE 4096u
+#define SX_NETFRONT_MAX_PAGES ((SX_NETFRONT_MAX_FRAME + SX_NETFRONT_PAGE_SIZE - 1) / \
+                               SX_NETFRONT_PAGE_SIZE)
+struct sx_netfront_page {
+    uint16_t id;
+    uint8_t *addr;              /* SX_NETFRONT_PAGE_SIZE bytes */
+};
+int sx_netfront_tx_get(struct sx_netfront *f, unsigned q, struct sx_netfront_page *pg,
+                       unsigned n);
+void sx_netfront_tx_put(struct sx_netfront *f, unsigned q, const struct sx_netfront_page *pg,
+                        unsigned n);
+int sx_netfront_send_pages(struct sx_netfront *f, unsigned q, const struct sx_netfront_page *pg,
+                           unsigned npages, size_t len, const struct sx_netfront_meta *meta,
+                           unsigned flags);
+/* Before sleeping for want of tx pages: publish what is queued, ask for an event on queue q's
+ * next tx response and look once more. 1 when responses are there already (reap them rather
+ * than sleep), 0 when the event is armed, -EPROTO. */
+int sx_netfront_tx_arm(struct sx_netfront *f, unsigned q);
+
 /* Publish queued tx requests; notify the backend once if the ring asks for it. 0 or -EPROTO. */
 int sx_netfront_tx_push(struct sx_netfront *f, unsigned q);
 /* Take tx responses and free their pages. Returns the number of frames' slots freed. */
@@ -168,6 +202,24 @@ unsigned sx_netfront_tx_inflight(const struct sx_netfront *f, unsigned q);
  */
 int sx_netfront_recv(struct sx_netfront *f, unsigned q, void *buf, size_t cap,
                      struct sx_netfront_meta *meta);
+
+/*
+ * Zero-copy receive: the next frame of queue q left where the backend put it. fr->seg[] point
+ * into the rx pages (the caller may read and write them) until sx_netfront_recv_release, which
+ * hands back every frame peeked so far on q and publishes the buffers to the backend. Several
+ * frames may be held between the two (each holds its slots: release before the ring runs
+ * dry). Returns the frame's length, -EAGAIN (as recv), -EPROTO. sx_netfront_recv returns
+ * -EBUSY while frames are held.
+ */
+#define SX_NETFRONT_RX_MAX_SEGS 18u     /* data slots a received frame may span */
+struct sx_netfront_rxframe {
+    size_t len;
+    unsigned nseg;
+    struct iovec seg[SX_NETFRONT_RX_MAX_SEGS];
+    struct sx_netfront_meta meta;
+};
+int sx_netfront_recv_peek(struct sx_netfront *f, unsigned q, struct sx_netfront_rxframe *fr);
+int sx_netfront_recv_release(struct sx_netfront *f, unsigned q);
 
 /* Cheap check for the adaptive spin: new responses are visible on queue q's rx or tx ring.
  * No barrier, no side effect; may be stale. */
@@ -192,5 +244,9 @@ int sx_netfront_meta_from_vnet(const struct sx_netfront *f, const struct virtio_
  * found by parsing buf). 0 or -errno (drop the frame). */
 int sx_netfront_vnet_from_meta(const struct sx_netfront_meta *meta, uint8_t *buf, size_t len,
                                struct virtio_net_hdr_v1 *vh);
+/* The same for a peeked frame: its headers must lie in its first segment (they do for any
+ * backend that fills whole pages, as netif asks). */
+int sx_netfront_vnet_from_frame(const struct sx_netfront_rxframe *fr,
+                                struct virtio_net_hdr_v1 *vh);
 
 #endif

@@ -3,8 +3,12 @@
  * i mod NF_RX_RING_SIZE and is backed by pool page id, and netif.h requires the backend to put
  * each response (data or extra info) in the slot of the request it consumed. Responses are
  * copied once into rx_stage (same index), a frame is parsed and validated on those copies,
- * its bytes copied out of the pages, and then every slot it used is reposted with the same
- * id (page) at index i + NF_RX_RING_SIZE.
+ * its bytes copied out of the pages (recv) or pointed at where they lie (recv_peek), and then
+ * every slot it used is reposted with the same id (page) at index i + NF_RX_RING_SIZE.
+ *
+ * Three indexes walk the staged responses: rx_done (first slot not reposted) <= rx_cur (first
+ * slot not parsed) <= rsp_cons (first not staged). recv reposts a frame's slots as soon as it
+ * copied it; recv_peek leaves them between rx_done and rx_cur until recv_release.
  */
 #define SX_LOG_MODULE "netfront"
 #include <errno.h>
@@ -44,6 +48,7 @@ int nf_rx_setup(struct nf_queue *q)
         return rc;
     q->rx_pool = pool;
     q->rx_done = 0;
+    q->rx_cur = 0;
     q->rx_skip = false;
     for (unsigned i = 0; i < NF_RX_RING_SIZE; i++) {
         netif_rx_request_t req = { .id = (uint16_t)i, .gref = q->rx_refs[i] };
@@ -82,9 +87,11 @@ static int rx_publish(struct nf_queue *q)
     return 0;
 }
 
-/* The frame's n slots are done with: repost their pages (same ids, see the top comment). */
-static int rx_consume(struct nf_queue *q, unsigned n)
+/* Every parsed slot (up to rx_cur) is done with: repost their pages (same ids, see the top
+ * comment), publishing once enough wait. */
+static int rx_repost(struct nf_queue *q)
 {
+    unsigned n = q->rx_cur - q->rx_done;
     for (unsigned k = 0; k < n; k++) {
         uint16_t id = (uint16_t)(q->rx.req_prod_pvt & NF_RX_MASK);
         netif_rx_request_t req = { .id = id, .gref = q->rx_refs[id] };
@@ -131,23 +138,20 @@ static int rx_incomplete(struct nf_queue *q, unsigned nslots)
     sx_log_ratelimited(SX_LOG_WARN, "vif %u queue %u: rx frame spans more than %u slots",
                        q->f->info.devid, q->idx, NF_RX_MAX_SLOTS);
     q->rx_skip = true;
-    int rc = rx_consume(q, nslots);
-    return rc < 0 ? rc : -EBADMSG;
+    q->rx_cur += nslots;
+    return -EBADMSG;
 }
 
-struct nf_seg {
-    uint16_t page, off, len;
-};
-
 /*
- * Parse the frame at rx_done from the staged copies. Returns its length (copied into buf),
- * -EAGAIN when its chain is not all staged yet, -EBADMSG when it was dropped (try the next),
- * -EPROTO when the ring is dead.
+ * Parse the frame at rx_cur from the staged copies into fr (its segments point into the rx
+ * pages) and move rx_cur past its slots. Returns its length, -EAGAIN when its chain is not all
+ * staged yet (rx_cur stays), -EBADMSG when it was dropped (try the next), -EPROTO when the
+ * ring is dead.
  */
-static int rx_one(struct nf_queue *q, uint8_t *buf, size_t cap, struct sx_netfront_meta *meta)
+static int rx_one(struct nf_queue *q, struct sx_netfront_rxframe *fr)
 {
     const struct sx_netfront_info *info = &q->f->info;
-    RING_IDX i = q->rx_done, end = q->rx.rsp_cons;
+    RING_IDX i = q->rx_cur, end = q->rx.rsp_cons;
     if (i == end)
         return -EAGAIN;
 
@@ -163,9 +167,7 @@ static int rx_one(struct nf_queue *q, uint8_t *buf, size_t cap, struct sx_netfro
                 break;
             }
         }
-        int rc = rx_consume(q, j - i);
-        if (rc < 0)
-            return rc;
+        q->rx_cur = j;
         return q->rx_skip ? -EAGAIN : -EBADMSG;
     }
 
@@ -199,7 +201,6 @@ static int rx_one(struct nf_queue *q, uint8_t *buf, size_t cap, struct sx_netfro
         }
     }
 
-    struct nf_seg segs[NF_RX_MAX_DATA_SLOTS];
     unsigned nseg = 0;
     size_t total = 0;
     RING_IDX ri = i;
@@ -214,8 +215,9 @@ static int rx_one(struct nf_queue *q, uint8_t *buf, size_t cap, struct sx_netfro
         } else if (nseg == NF_RX_MAX_DATA_SLOTS) {
             bad = true;
         } else {
-            segs[nseg++] = (struct nf_seg){ .page = (uint16_t)(ri & NF_RX_MASK),
-                                            .off = r->offset, .len = (uint16_t)r->status };
+            fr->seg[nseg++] = (struct iovec){
+                .iov_base = q->rx_pool + (size_t)(ri & NF_RX_MASK) * NF_PAGE_SIZE + r->offset,
+                .iov_len = (size_t)r->status };
             total += (size_t)r->status;
         }
         if (!(r->flags & NETRXF_more_data))
@@ -248,44 +250,41 @@ static int rx_one(struct nf_queue *q, uint8_t *buf, size_t cap, struct sx_netfro
     } else if (rsp_err) {
         q->st.rx_rsp_errors++;
         ret = -EBADMSG;
-    } else if (total > cap) {
+    } else if (total > SX_NETFRONT_MAX_FRAME) {
         q->st.rx_oversize++;
         ret = -EBADMSG;
     } else {
-        size_t pos = 0;
-        for (unsigned k = 0; k < nseg; k++) {
-            memcpy(buf + pos, q->rx_pool + (size_t)segs[k].page * NF_PAGE_SIZE + segs[k].off,
-                   segs[k].len);
-            pos += segs[k].len;
-        }
         if (flags0 & NETRXF_csum_blank)
             m.flags |= SX_NETFRONT_CSUM_BLANK;
         if (flags0 & NETRXF_data_validated)
             m.flags |= SX_NETFRONT_DATA_VALIDATED;
-        if (meta)
-            *meta = m;
-        q->st.rx_pkts++;
-        q->st.rx_bytes += total;
-        if (m.gso_type != XEN_NETIF_GSO_TYPE_NONE)
-            q->st.rx_gso++;
-        if (m.flags & SX_NETFRONT_CSUM_BLANK)
-            q->st.rx_csum_blank++;
+        fr->len = total;
+        fr->nseg = nseg;
+        fr->meta = m;
         ret = (int)total;
     }
-    int rc = rx_consume(q, nslots);
-    return rc < 0 ? rc : ret;
+    q->rx_cur += nslots;
+    return ret;
 }
 
-int sx_netfront_recv(struct sx_netfront *f, unsigned qi, void *buf, size_t cap,
-                     struct sx_netfront_meta *meta)
+static void rx_count(struct nf_queue *q, const struct sx_netfront_rxframe *fr)
 {
-    if (!f || qi >= f->info.nqueues || (!buf && cap))
-        return -EINVAL;
-    struct nf_queue *q = &f->q[qi];
+    q->st.rx_pkts++;
+    q->st.rx_bytes += fr->len;
+    if (fr->meta.gso_type != XEN_NETIF_GSO_TYPE_NONE)
+        q->st.rx_gso++;
+    if (fr->meta.flags & SX_NETFRONT_CSUM_BLANK)
+        q->st.rx_csum_blank++;
+}
+
+/* The next good frame into fr (staging more responses as needed), or -EAGAIN with the rx event
+ * armed and the reposted buffers published, or -EPROTO. */
+static int rx_next(struct nf_queue *q, struct sx_netfront_rxframe *fr)
+{
     for (;;) {
         if (q->rx.halted)
             return -EPROTO;
-        int r = rx_one(q, buf, cap, meta);
+        int r = rx_one(q, fr);
         if (r >= 0 || r == -EPROTO)
             return r;
         if (r == -EBADMSG)
@@ -304,6 +303,64 @@ int sx_netfront_recv(struct sx_netfront *f, unsigned qi, void *buf, size_t cap,
         if (fc == 0)
             return -EAGAIN;
     }
+}
+
+int sx_netfront_recv(struct sx_netfront *f, unsigned qi, void *buf, size_t cap,
+                     struct sx_netfront_meta *meta)
+{
+    if (!f || qi >= f->info.nqueues || (!buf && cap))
+        return -EINVAL;
+    struct nf_queue *q = &f->q[qi];
+    if (q->rx_cur != q->rx_done)
+        return -EBUSY;   /* frames peeked and not released: their order comes first */
+    for (;;) {
+        struct sx_netfront_rxframe fr;
+        int r = rx_next(q, &fr);
+        if (r < 0) {
+            /* dropped frames' slots were parsed: repost them with the rest */
+            int rc = rx_repost(q);
+            return rc < 0 ? rc : r;
+        }
+        bool fits = fr.len <= cap;
+        if (fits) {
+            size_t pos = 0;
+            for (unsigned k = 0; k < fr.nseg; k++) {
+                memcpy((uint8_t *)buf + pos, fr.seg[k].iov_base, fr.seg[k].iov_len);
+                pos += fr.seg[k].iov_len;
+            }
+            if (meta)
+                *meta = fr.meta;
+            rx_count(q, &fr);
+        } else {
+            q->st.rx_oversize++;
+        }
+        int rc = rx_repost(q);
+        if (rc < 0)
+            return rc;
+        if (fits)
+            return (int)fr.len;
+    }
+}
+
+int sx_netfront_recv_peek(struct sx_netfront *f, unsigned qi, struct sx_netfront_rxframe *fr)
+{
+    if (!f || qi >= f->info.nqueues || !fr)
+        return -EINVAL;
+    int r = rx_next(&f->q[qi], fr);
+    if (r >= 0)
+        rx_count(&f->q[qi], fr);
+    return r;
+}
+
+int sx_netfront_recv_release(struct sx_netfront *f, unsigned qi)
+{
+    if (!f || qi >= f->info.nqueues)
+        return -EINVAL;
+    struct nf_queue *q = &f->q[qi];
+    int rc = rx_repost(q);
+    if (rc < 0)
+        return rc;
+    return rx_publish(q) < 0 ? -EPROTO : 0;
 }
 
 int sx_netfront_events(struct sx_netfront *f, unsigned qi)

@@ -3,12 +3,16 @@
  * connects vif N.<devid> with sxnetfront and gives a network namespace an eth0 (the vif's MAC,
  * the given IPv4 address) whose frames travel over the netif rings, with GSO/TSO and partial
  * checksums carried whole through IFF_VNET_HDR. One thread per queue moves TAP queue q <->
- * netif queue q: a batch of reads, one publish, a batch of receives, then an adaptive spin on
- * the rings before sleeping in poll. The main thread handles signals and the backend's state.
+ * netif queue q as a guest kernel's netfront would, without copies of its own: a burst of TAP
+ * reads lands straight in the granted tx pages (one io_uring submission, netdev/tap.h's
+ * sx_tap_io), one publish; a burst of received frames goes to the TAP straight from the rx
+ * pages (one more submission), then the pages are reposted; then an adaptive spin on the rings
+ * before sleeping in poll. The main thread handles signals and the backend's state.
  *
  *   splitxen-tapfront --domid N --devid 0 --netns NAME --ip 192.0.2.2/24 [--queues Q]
  *                     [--mtu 1500] [--stats] [--no-sg] [--no-gso] [--no-csum]
- *                     [--single-evtchn] [--timeout S] [--platform sim|xen] [--core SOCK]
+ *                     [--single-evtchn] [--tap-io batched|per-frame] [--timeout S]
+ *                     [--platform sim|xen] [--core SOCK]
  *
  * Runs until SIGTERM/SIGINT (or the backend closes); then removes eth0, deletes the namespace
  * if it created it, and disconnects (Closing/Closed). SIGUSR1 prints counters; --stats prints
@@ -40,17 +44,44 @@
 #include "ring/ring.h"
 #include "version.h"
 
-#define BATCH 64
-#define BUF_SIZE (SX_TAP_VNET_HDR_LEN + SX_NETFRONT_MAX_FRAME + 64)
+#define TX_READS 32      /* frames one TAP read burst may take (pages permitting) */
+#define RX_BATCH 32      /* frames one TAP write burst carries */
+#define MAXP SX_NETFRONT_MAX_PAGES
+#define TXIOV (1 + MAXP)
+#define RXIOV (1 + SX_NETFRONT_RX_MAX_SEGS)
+
+/* A frame read from the TAP into tx pages that the ring could not take yet. */
+struct txframe {
+    struct sx_netfront_page pg[MAXP];
+    unsigned npages;
+    size_t len;
+    struct sx_netfront_meta meta;
+};
 
 struct worker {
     unsigned q;
     pthread_t thread;
     bool started;
     struct sx_netfront *f;
+    struct sx_tap_io *io;                  /* batched reads and writes on tap_fd */
     int tap_fd, nf_fd, stop_fd, dead_fd;   /* dead_fd: told when this worker gives up */
-    uint8_t *txbuf, *rxbuf;
-    struct sx_netfront_meta pending_meta;   /* of the frame waiting in txbuf for room */
+    unsigned maxp;                         /* tx pages the largest frame the TAP gives takes */
+    bool sw_csum_multi;                    /* a multi-page frame's partial checksum may need
+                                              completing here (the backend cannot take all) */
+    uint8_t *bounce;                       /* 64 KiB: such a frame made contiguous */
+    /* TAP -> netif: each read lands in tx pages (no copy); frames the ring had no room for
+     * wait in `held` (in order) */
+    struct virtio_net_hdr_v1 txvh[TX_READS];
+    struct iovec txiov[TX_READS][TXIOV];
+    struct sx_netfront_page txpg[TX_READS][MAXP];
+    struct sx_tap_frame txf[TX_READS];
+    struct txframe held[TX_READS];
+    unsigned nheld;
+    /* netif -> TAP: frames written from the rx pages (no copy) */
+    struct sx_netfront_rxframe rxfr[RX_BATCH];
+    struct virtio_net_hdr_v1 rxvh[RX_BATCH];
+    struct iovec rxiov[RX_BATCH][RXIOV];
+    struct sx_tap_frame rxf[RX_BATCH];
     /* tapfront's own counters (the ring counters are netfront's) */
     _Atomic uint64_t tap_reads, tap_writes, tap_write_drops, tx_drops, rx_drops, sleeps, spins_hit;
 };
@@ -68,109 +99,205 @@ static void print_stats(FILE *out)
         if (sx_netfront_stats(g.f, q, &s) < 0)
             continue;
         struct worker *w = &g.w[q];
+        const struct sx_tap_io_stats *io = w->io ? sx_tap_io_stats(w->io) : NULL;
         fprintf(out,
                 "queue %u: tx_pkts=%lu tx_bytes=%lu tx_slots=%lu tx_gso=%lu tx_csum_blank=%lu "
                 "tx_full=%lu tx_rsp_errors=%lu tx_bad_rsp=%lu tx_notifies=%lu "
                 "rx_pkts=%lu rx_bytes=%lu rx_slots=%lu rx_gso=%lu rx_csum_blank=%lu "
                 "rx_rsp_errors=%lu rx_bad=%lu rx_oversize=%lu rx_notifies=%lu events=%lu "
                 "tap_reads=%lu tap_writes=%lu tap_write_drops=%lu tx_drops=%lu rx_drops=%lu "
-                "sleeps=%lu spin_hits=%lu\n",
+                "sleeps=%lu spin_hits=%lu tap_calls=%lu tap_empty_reads=%lu\n",
                 q, s.tx_pkts, s.tx_bytes, s.tx_slots, s.tx_gso, s.tx_csum_blank, s.tx_full,
                 s.tx_rsp_errors, s.tx_bad_rsp, s.tx_notifies, s.rx_pkts, s.rx_bytes, s.rx_slots,
                 s.rx_gso, s.rx_csum_blank, s.rx_rsp_errors, s.rx_bad, s.rx_oversize,
                 s.rx_notifies, s.events, (unsigned long)w->tap_reads,
                 (unsigned long)w->tap_writes, (unsigned long)w->tap_write_drops,
                 (unsigned long)w->tx_drops, (unsigned long)w->rx_drops,
-                (unsigned long)w->sleeps, (unsigned long)w->spins_hit);
+                (unsigned long)w->sleeps, (unsigned long)w->spins_hit,
+                (unsigned long)(io ? io->calls : 0), (unsigned long)(io ? io->empty_reads : 0));
     }
     fflush(out);
 }
 
-/* TAP -> netif. Returns frames handled; *blocked when the tx ring is full (the frame stays in
- * txbuf, *pending_len > 0, and the tx event is armed). */
-static int pump_tx(struct worker *w, size_t *pending_len, bool *blocked)
+/* The netif offload metadata of a frame read into pages pg[0..np) with header vh. A partial
+ * checksum the backend cannot take is completed here, over a contiguous copy when the frame
+ * spans pages. 0 or -errno (drop the frame). */
+static int tx_meta(struct worker *w, const struct virtio_net_hdr_v1 *vh,
+                   const struct sx_netfront_page *pg, unsigned np, size_t len,
+                   struct sx_netfront_meta *meta)
 {
-    int work = 0;
-    *blocked = false;
-    for (int i = 0; i < BATCH; i++) {
-        size_t n = *pending_len;
-        struct sx_netfront_meta meta;
-        if (n == 0) {
-            ssize_t r = read(w->tap_fd, w->txbuf, BUF_SIZE);
-            if (r < 0) {
-                if (errno != EAGAIN && errno != EINTR)
-                    sx_log_ratelimited(SX_LOG_WARN, "queue %u: TAP read: %s", w->q,
-                                       strerror(errno));
-                break;
-            }
-            w->tap_reads++;
-            if ((size_t)r <= SX_TAP_VNET_HDR_LEN) {
-                w->tx_drops++;
-                continue;
-            }
-            n = (size_t)r;
-        }
-        uint8_t *frame = w->txbuf + SX_TAP_VNET_HDR_LEN;
-        size_t len = n - SX_TAP_VNET_HDR_LEN;
-        if (*pending_len == 0) {
-            int rc = sx_netfront_meta_from_vnet(w->f, (const struct virtio_net_hdr_v1 *)w->txbuf,
-                                                frame, len, &meta);
-            if (rc < 0) {
-                w->tx_drops++;
-                continue;
-            }
-        } else {
-            meta = w->pending_meta;
-        }
-        int rc = sx_netfront_send(w->f, w->q, frame, len, &meta, SX_NETFRONT_SEND_MORE);
-        if (rc == -EAGAIN) {
-            *pending_len = n;
-            w->pending_meta = meta;
-            *blocked = true;
+    if (np == 1)
+        return sx_netfront_meta_from_vnet(w->f, vh, pg[0].addr, len, meta);
+    if (!(w->sw_csum_multi && (vh->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM)))
+        /* Only the headers are looked at: they lie in the first page. */
+        return sx_netfront_meta_from_vnet(w->f, vh, pg[0].addr, SX_NETFRONT_PAGE_SIZE, meta);
+    for (unsigned k = 0; k < np; k++)
+        memcpy(w->bounce + (size_t)k * SX_NETFRONT_PAGE_SIZE, pg[k].addr,
+               k + 1 < np ? SX_NETFRONT_PAGE_SIZE : len - (size_t)k * SX_NETFRONT_PAGE_SIZE);
+    int rc = sx_netfront_meta_from_vnet(w->f, vh, w->bounce, len, meta);
+    for (unsigned k = 0; rc == 0 && k < np; k++)
+        memcpy(pg[k].addr, w->bounce + (size_t)k * SX_NETFRONT_PAGE_SIZE,
+               k + 1 < np ? SX_NETFRONT_PAGE_SIZE : len - (size_t)k * SX_NETFRONT_PAGE_SIZE);
+    return rc;
+}
+
+/* Queue the held frames in order. Returns frames queued, or -EAGAIN when the ring is full
+ * (the rest stay held, the tx event armed), or -EPROTO. */
+static int send_held(struct worker *w)
+{
+    unsigned k = 0;
+    int rc = 0;
+    for (; k < w->nheld; k++) {
+        struct txframe *t = &w->held[k];
+        rc = sx_netfront_send_pages(w->f, w->q, t->pg, t->npages, t->len, &t->meta,
+                                    SX_NETFRONT_SEND_MORE);
+        if (rc == -EAGAIN)
             break;
-        }
-        *pending_len = 0;
         if (rc < 0) {
+            sx_netfront_tx_put(w->f, w->q, t->pg, t->npages);
             w->tx_drops++;
             if (rc == -EPROTO)
                 return rc;
+        }
+    }
+    memmove(w->held, w->held + k, (w->nheld - k) * sizeof(w->held[0]));
+    w->nheld -= k;
+    return w->nheld ? -EAGAIN : (int)k;
+}
+
+/* Take free tx pages for as many reads as fit whole largest frames (w->maxp pages each) into
+ * w->txpg/txiov/txf. Returns the number of reads (> 0), -EAGAIN when too few pages are free
+ * (every page in flight: the tx event is armed for the responses that free them), or
+ * -EPROTO. */
+static int tx_reserve(struct worker *w)
+{
+    struct sx_netfront_page pg[TX_READS * MAXP];
+    unsigned nreads = 0;
+    for (int tries = 0; tries < 2 && !nreads; tries++) {
+        int got = sx_netfront_tx_get(w->f, w->q, pg, TX_READS * w->maxp);
+        if (got < 0)
+            return got;
+        nreads = (unsigned)got / w->maxp;
+        sx_netfront_tx_put(w->f, w->q, pg + nreads * w->maxp, (unsigned)got - nreads * w->maxp);
+        int rc = nreads ? 0 : sx_netfront_tx_arm(w->f, w->q);
+        if (rc < 0)
+            return rc;
+        if (!nreads && rc == 0)
+            return -EAGAIN;   /* armed: sleep for the responses */
+    }
+    if (!nreads)
+        return -EAGAIN;
+    for (unsigned i = 0; i < nreads; i++) {
+        w->txiov[i][0] = (struct iovec){ &w->txvh[i], SX_TAP_VNET_HDR_LEN };
+        for (unsigned k = 0; k < w->maxp; k++) {
+            w->txpg[i][k] = pg[i * w->maxp + k];
+            w->txiov[i][1 + k] = (struct iovec){ w->txpg[i][k].addr, SX_NETFRONT_PAGE_SIZE };
+        }
+        w->txf[i] = (struct sx_tap_frame){ .iov = w->txiov[i], .niov = 1 + w->maxp };
+    }
+    return (int)nreads;
+}
+
+/* One read burst into the reserved pages: each frame read keeps the pages it filled and
+ * joins `held` with its netif metadata; every other page goes back. Returns frames read. */
+static int tx_read(struct worker *w, unsigned nreads)
+{
+    int n = sx_tap_io_read(w->io, w->txf, nreads);
+    if (n < 0)
+        sx_log_ratelimited(SX_LOG_WARN, "queue %u: TAP read: %s", w->q, strerror(-n));
+    /* Frames in arrival order; a burst may have exchanged the reads' slots (tap.h). */
+    bool used[TX_READS] = { false };
+    int got = 0;
+    for (int j = 0; j < n; j++) {
+        unsigned i = (unsigned)(w->txf[j].iov - w->txiov[0]) / TXIOV;
+        used[i] = true;
+        w->tap_reads++;
+        struct sx_netfront_page *fp = w->txpg[i];
+        size_t len = w->txf[j].res > (int)SX_TAP_VNET_HDR_LEN
+                         ? (size_t)w->txf[j].res - SX_TAP_VNET_HDR_LEN : 0;
+        unsigned np = (unsigned)((len + SX_NETFRONT_PAGE_SIZE - 1) / SX_NETFRONT_PAGE_SIZE);
+        struct txframe *t = &w->held[w->nheld];
+        if (len == 0 || tx_meta(w, &w->txvh[i], fp, np, len, &t->meta) < 0) {
+            w->tx_drops++;
+            sx_netfront_tx_put(w->f, w->q, fp, w->maxp);
             continue;
         }
-        work++;
+        sx_netfront_tx_put(w->f, w->q, fp + np, w->maxp - np);
+        memcpy(t->pg, fp, np * sizeof(*fp));
+        t->npages = np;
+        t->len = len;
+        w->nheld++;
+        got++;
     }
-    int rc = sx_netfront_tx_push(w->f, w->q);
+    for (unsigned i = 0; i < nreads; i++)
+        if (!used[i])
+            sx_netfront_tx_put(w->f, w->q, w->txpg[i], w->maxp);
+    return got;
+}
+
+/* TAP -> netif: frames read straight into tx pages, a burst at a time, and queued without a
+ * copy (held frames first, in order). Returns frames handled; *blocked when the tx ring is
+ * full or every page in flight (the tx event is armed; frames read wait in held). */
+static int pump_tx(struct worker *w, bool *blocked)
+{
+    int work = 0, rc = 0;
+    *blocked = false;
+    if (w->nheld && (rc = send_held(w)) > 0)
+        work += rc;
+    /* Read only when nothing is held back and frames came since the TAP was last emptied
+     * (known without a system call). */
+    if (rc >= 0 && sx_tap_io_rx_ready(w->io)) {
+        rc = tx_reserve(w);
+        if (rc > 0) {
+            work += tx_read(w, (unsigned)rc);
+            rc = w->nheld ? send_held(w) : 0;
+        }
+    }
+    if (rc == -EPROTO)
+        return rc;
+    *blocked = rc == -EAGAIN;
+    rc = sx_netfront_tx_push(w->f, w->q);
     if (rc < 0)
         return rc;
     rc = sx_netfront_tx_reap(w->f, w->q);
     return rc < 0 ? rc : work;
 }
 
-/* netif -> TAP. Returns frames handled. */
+/* netif -> TAP: a burst of frames written from the rx pages where the backend put them, then
+ * the pages handed back. Returns frames handled. */
 static int pump_rx(struct worker *w)
 {
-    int work = 0;
-    for (int i = 0; i < BATCH; i++) {
-        struct sx_netfront_meta meta;
-        uint8_t *frame = w->rxbuf + SX_TAP_VNET_HDR_LEN;
-        int n = sx_netfront_recv(w->f, w->q, frame, SX_NETFRONT_MAX_FRAME, &meta);
-        if (n == -EAGAIN)
+    unsigned nf = 0, nw = 0;
+    int rc = 0;
+    while (nf < RX_BATCH) {
+        struct sx_netfront_rxframe *fr = &w->rxfr[nf];
+        rc = sx_netfront_recv_peek(w->f, w->q, fr);
+        if (rc == -EAGAIN) {
+            rc = 0;
             break;
-        if (n < 0)
-            return n;
-        work++;
-        struct virtio_net_hdr_v1 *vh = (struct virtio_net_hdr_v1 *)w->rxbuf;
-        if (sx_netfront_vnet_from_meta(&meta, frame, (size_t)n, vh) < 0) {
+        }
+        if (rc < 0)
+            break;
+        nf++;
+        if (sx_netfront_vnet_from_frame(fr, &w->rxvh[nw]) < 0) {
             w->rx_drops++;
             continue;
         }
-        ssize_t r = write(w->tap_fd, w->rxbuf, SX_TAP_VNET_HDR_LEN + (size_t)n);
-        if (r < 0) {
-            w->tap_write_drops++;   /* the kernel's queue is full or the device went away */
-            continue;
-        }
-        w->tap_writes++;
+        w->rxiov[nw][0] = (struct iovec){ &w->rxvh[nw], SX_TAP_VNET_HDR_LEN };
+        memcpy(&w->rxiov[nw][1], fr->seg, fr->nseg * sizeof(fr->seg[0]));
+        w->rxf[nw] = (struct sx_tap_frame){ .iov = w->rxiov[nw], .niov = 1 + fr->nseg };
+        nw++;
     }
-    return work;
+    if (nw) {
+        int sent = sx_tap_io_write(w->io, w->rxf, nw);
+        w->tap_writes += (unsigned)sent;
+        /* the kernel's queue is full or the device went away */
+        w->tap_write_drops += nw - (unsigned)sent;
+    }
+    int rel = nf ? sx_netfront_recv_release(w->f, w->q) : 0;
+    if (rc < 0)
+        return rc;
+    return rel < 0 ? rel : (int)nf;
 }
 
 static void *worker_loop(struct worker *w);
@@ -179,6 +306,7 @@ static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     worker_loop(w);
+    sx_tap_io_release(w->io);   /* this thread's ring, before the TAP goes */
     uint64_t one = 1;
     if (write(w->dead_fd, &one, sizeof(one)) < 0)
         sx_warn("queue %u: cannot report exit: %s", w->q, strerror(errno));
@@ -188,10 +316,9 @@ static void *worker_main(void *arg)
 /* Returns when stopped or when the queue cannot go on. */
 static void *worker_loop(struct worker *w)
 {
-    size_t pending = 0;
     for (;;) {
         bool blocked;
-        int tx = pump_tx(w, &pending, &blocked);
+        int tx = pump_tx(w, &blocked);
         int rx = pump_rx(w);
         if (tx < 0 || rx < 0) {
             sx_err("queue %u: ring halted (%s); stopping this queue", w->q,
@@ -232,7 +359,8 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: splitxen-tapfront --domid N --netns NAME --ip A.B.C.D/P [--devid D]\n"
             "         [--queues Q] [--mtu M] [--stats] [--no-sg] [--no-gso] [--no-csum]\n"
-            "         [--single-evtchn] [--timeout S] [--platform sim|xen] [--core SOCK]\n"
+            "         [--single-evtchn] [--tap-io batched|per-frame] [--timeout S]\n"
+            "         [--platform sim|xen] [--core SOCK]\n"
             "       splitxen-tapfront --help | --version\n"
             "Acts as guest domain N, connects its vif D (default 0) and gives namespace NAME\n"
             "(created if missing) an eth0 with the vif's MAC and address A.B.C.D/P.\n"
@@ -246,6 +374,7 @@ struct tf_args {
     struct in_addr addr;
     int kind;
     bool stats;
+    bool per_frame_io;
     struct sx_netfront_opts o;
 };
 
@@ -257,6 +386,7 @@ struct tf_state {
     int netns_fd, stop_fd, sig_fd, dead_fd;
     bool made_netns;
     unsigned mtu, offload;      /* eth0's, for the banner */
+    bool per_frame_io;          /* --tap-io per-frame */
 };
 
 /* Returns -1 to run, or the status to exit with (0 for --help, 2 for a bad command line). */
@@ -275,6 +405,7 @@ static int parse_args(int argc, char **argv, struct tf_args *a)
         { "no-gso", no_argument, NULL, 'G' },
         { "no-csum", no_argument, NULL, 'C' },
         { "single-evtchn", no_argument, NULL, 'E' },
+        { "tap-io", required_argument, NULL, 'I' },
         { "timeout", required_argument, NULL, 't' },
         { "platform", required_argument, NULL, 'p' },
         { "core", required_argument, NULL, 'c' },
@@ -299,6 +430,10 @@ static int parse_args(int argc, char **argv, struct tf_args *a)
         case 'G': a->o.no_gso = true; break;
         case 'C': a->o.no_csum_offload = true; break;
         case 'E': a->o.single_evtchn = true; break;
+        case 'I':
+            bad = strcmp(optarg, "batched") && strcmp(optarg, "per-frame");
+            a->per_frame_io = !strcmp(optarg, "per-frame");
+            break;
         case 't': bad = sx_parse_ulong(optarg, 3600, &a->timeout_s); break;
         case 'p': a->platname = optarg; break;
         case 'c': a->core = optarg; break;
@@ -414,13 +549,24 @@ static int start_workers(const struct tf_state *t)
         w->nf_fd = sx_netfront_fd(g.f, q);
         w->stop_fd = t->stop_fd;
         w->dead_fd = t->dead_fd;
-        w->txbuf = malloc(BUF_SIZE);
-        w->rxbuf = malloc(BUF_SIZE);
-        if (!w->txbuf || !w->rxbuf || w->tap_fd < 0 || w->nf_fd < 0) {
+        const struct sx_netfront_info *in = sx_netfront_info(g.f);
+        /* The largest frame the TAP hands us: a GSO super-frame with the TSO offloads on,
+         * else the MTU's (plus a VLAN tag). */
+        size_t maxframe = (t->offload & (TUN_F_TSO4 | TUN_F_TSO6)) ? SX_NETFRONT_MAX_FRAME
+                                                                    : (size_t)t->mtu + 18;
+        w->maxp = (unsigned)((maxframe + SX_NETFRONT_PAGE_SIZE - 1) / SX_NETFRONT_PAGE_SIZE);
+        if (w->maxp > MAXP)
+            w->maxp = MAXP;
+        w->sw_csum_multi = !(in->tx_csum && in->tx_ipv6_csum);
+        w->bounce = malloc(MAXP * SX_NETFRONT_PAGE_SIZE);
+        int rc = w->tap_fd < 0 ? w->tap_fd
+                               : sx_tap_io_open(&w->io, w->tap_fd,
+                                                t->per_frame_io ? SX_TAP_IO_SYSCALLS : 0);
+        if (rc < 0 || !w->bounce || w->nf_fd < 0) {
             sx_err("queue %u: setup failed", q);
             return -1;
         }
-        int rc = pthread_create(&w->thread, NULL, worker_main, w);
+        rc = pthread_create(&w->thread, NULL, worker_main, w);
         if (rc != 0) {
             sx_err("queue %u: pthread_create: %s", q, strerror(rc));
             return -1;
@@ -482,6 +628,9 @@ static void teardown(const struct tf_args *a, struct tf_state *t)
     for (unsigned q = 0; q < g.nq; q++) {
         if (g.w[q].started)
             pthread_join(g.w[q].thread, NULL);
+        /* before the TAP: the ring holds a reference on its queue fd */
+        sx_tap_io_close(g.w[q].io);
+        g.w[q].io = NULL;
     }
     if (a->stats && g.f)
         print_stats(stdout);
@@ -493,10 +642,8 @@ static void teardown(const struct tf_args *a, struct tf_state *t)
     if (t->made_netns && (rc = sx_nl_netns_del(a->netns)) < 0)
         sx_warn("cannot delete network namespace %s: %s", a->netns, strerror(-rc));
     sx_netfront_close(g.f);
-    for (unsigned q = 0; q < g.nq; q++) {
-        free(g.w[q].txbuf);
-        free(g.w[q].rxbuf);
-    }
+    for (unsigned q = 0; q < g.nq; q++)
+        free(g.w[q].bounce);
     sx_plat_close(t->plat);
     if (t->sig_fd >= 0)
         close(t->sig_fd);
@@ -523,7 +670,7 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    struct tf_state t = { .netns_fd = -1 };
+    struct tf_state t = { .netns_fd = -1, .per_frame_io = a.per_frame_io };
     status = 1;
     t.sig_fd = signalfd(-1, &sigs, SFD_CLOEXEC);
     t.stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

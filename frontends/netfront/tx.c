@@ -72,6 +72,7 @@ int nf_tx_setup(struct nf_queue *q)
     for (unsigned i = 0; i < NF_TX_RING_SIZE; i++) {
         q->tx_free[i] = (uint16_t)(NF_TX_RING_SIZE - 1 - i);   /* pop hands out 0 first */
         q->tx_busy[i] = false;
+        q->tx_held[i] = false;
     }
     return 0;
 }
@@ -155,30 +156,31 @@ static bool tx_room(const struct nf_queue *q, unsigned nslots, unsigned ndata)
     return sx_front_ring_free_slots(&q->tx) >= nslots && q->tx_nfree >= ndata;
 }
 
-int sx_netfront_send(struct sx_netfront *f, unsigned qi, const void *pkt, size_t len,
-                     const struct sx_netfront_meta *meta, unsigned flags)
+/* A frame's netif encoding, checked against what was negotiated. */
+struct tx_enc {
+    uint16_t txflags;
+    uint8_t gso_type;
+    uint16_t gso_size;
+    unsigned ndata, nslots;
+};
+
+static int tx_check(const struct sx_netfront *f, size_t len, const struct sx_netfront_meta *meta,
+                    struct tx_enc *e)
 {
-    struct nf_queue *q = queue_of(f, qi);
-    if (!q || !pkt || (flags & ~SX_NETFRONT_SEND_MORE))
-        return -EINVAL;
-    if (q->tx.halted)
-        return -EPROTO;
     if (len < NF_ETH_HLEN || len > SX_NETFRONT_MAX_FRAME)
         return -EMSGSIZE;
     if (len > NF_PAGE_SIZE && !f->info.tx_sg)
         return -EMSGSIZE;
-
-    uint16_t txflags = 0;
-    uint8_t gso_type = XEN_NETIF_GSO_TYPE_NONE;
+    *e = (struct tx_enc){ .gso_type = XEN_NETIF_GSO_TYPE_NONE };
     if (meta) {
         if (meta->flags & ~(SX_NETFRONT_CSUM_BLANK | SX_NETFRONT_DATA_VALIDATED))
             return -EINVAL;
         if (meta->flags & SX_NETFRONT_CSUM_BLANK) {
             if (!f->info.tx_csum)
                 return -EOPNOTSUPP;
-            txflags |= NETTXF_csum_blank | NETTXF_data_validated;
+            e->txflags |= NETTXF_csum_blank | NETTXF_data_validated;
         } else if (meta->flags & SX_NETFRONT_DATA_VALIDATED) {
-            txflags |= NETTXF_data_validated;
+            e->txflags |= NETTXF_data_validated;
         }
         switch (meta->gso_type) {
         case XEN_NETIF_GSO_TYPE_NONE:
@@ -186,27 +188,33 @@ int sx_netfront_send(struct sx_netfront *f, unsigned qi, const void *pkt, size_t
         case XEN_NETIF_GSO_TYPE_TCPV4:
             if (!f->info.tx_gso_tcpv4)
                 return -EOPNOTSUPP;
-            gso_type = meta->gso_type;
+            e->gso_type = meta->gso_type;
             break;
         case XEN_NETIF_GSO_TYPE_TCPV6:
             if (!f->info.tx_gso_tcpv6)
                 return -EOPNOTSUPP;
-            gso_type = meta->gso_type;
+            e->gso_type = meta->gso_type;
             break;
         default:
             return -EINVAL;
         }
-        if (gso_type != XEN_NETIF_GSO_TYPE_NONE && meta->gso_size == 0)
+        if (e->gso_type != XEN_NETIF_GSO_TYPE_NONE && meta->gso_size == 0)
             return -EINVAL;
+        e->gso_size = meta->gso_size;
     }
-    bool gso = gso_type != XEN_NETIF_GSO_TYPE_NONE;
-    unsigned ndata = (unsigned)((len + NF_PAGE_SIZE - 1) / NF_PAGE_SIZE);
-    unsigned nslots = ndata + (gso ? 1 : 0);
+    e->ndata = (unsigned)((len + NF_PAGE_SIZE - 1) / NF_PAGE_SIZE);
+    e->nslots = e->ndata + (e->gso_type != XEN_NETIF_GSO_TYPE_NONE ? 1 : 0);
+    return 0;
+}
 
-    /* Make room: take responses; when that is not enough, publish what is queued (the
-     * backend must see it to answer it), ask for an event on the next response and look
-     * again (no lost wakeup). Each pass consumes at least one response, and the backend
-     * cannot produce more than are outstanding, so this ends. */
+/* Make room for nslots ring slots and ndata free pages: take responses; when that is not
+ * enough, publish what is queued (the backend must see it to answer it), ask for an event on
+ * the next response and look again (no lost wakeup). Each pass consumes at least one
+ * response, and the backend cannot produce more than are outstanding, so this ends.
+ * 0, -EAGAIN (the tx event is armed) or -EPROTO. */
+static int tx_make_room(struct sx_netfront *f, unsigned qi, unsigned nslots, unsigned ndata)
+{
+    struct nf_queue *q = &f->q[qi];
     while (!tx_room(q, nslots, ndata)) {
         if (sx_netfront_tx_reap(f, qi) < 0)
             return -EPROTO;
@@ -222,15 +230,22 @@ int sx_netfront_send(struct sx_netfront *f, unsigned qi, const void *pkt, size_t
             return -EAGAIN;
         }
     }
+    return 0;
+}
 
-    const uint8_t *src = pkt;
+/* Queue the slots of a frame whose data is in pages ids[0..e->ndata) (room was made): first
+ * slot, the GSO extra, following slots; the pages go in flight. */
+static int tx_queue(struct sx_netfront *f, unsigned qi, const uint16_t *ids, size_t len,
+                    const struct tx_enc *e, unsigned flags)
+{
+    struct nf_queue *q = &f->q[qi];
+    bool gso = e->gso_type != XEN_NETIF_GSO_TYPE_NONE;
     size_t off = 0;
-    for (unsigned k = 0; k < ndata; k++) {
-        uint16_t id = q->tx_free[--q->tx_nfree];
+    for (unsigned k = 0; k < e->ndata; k++) {
+        uint16_t id = ids[k];
+        q->tx_held[id] = false;
         q->tx_busy[id] = true;
         size_t chunk = len - off < NF_PAGE_SIZE ? len - off : NF_PAGE_SIZE;
-        memcpy(q->tx_pool + (size_t)id * NF_PAGE_SIZE, src + off, chunk);
-
         union { netif_tx_request_t req; netif_extra_info_t ex; } s;
         memset(&s, 0, sizeof(s));
         s.req.gref = q->tx_refs[id];
@@ -238,11 +253,11 @@ int sx_netfront_send(struct sx_netfront *f, unsigned qi, const void *pkt, size_t
         s.req.id = id;
         if (k == 0) {
             s.req.size = (uint16_t)len;   /* the first slot's size is the whole frame */
-            s.req.flags = txflags | (ndata > 1 ? NETTXF_more_data : 0) |
+            s.req.flags = e->txflags | (e->ndata > 1 ? NETTXF_more_data : 0) |
                           (gso ? NETTXF_extra_info : 0);
         } else {
             s.req.size = (uint16_t)chunk;
-            s.req.flags = k + 1 < ndata ? NETTXF_more_data : 0;
+            s.req.flags = k + 1 < e->ndata ? NETTXF_more_data : 0;
         }
         if (sx_front_ring_put_req(&q->tx, &s) < 0)
             return -EPROTO;   /* room was checked: only a halted ring gets here */
@@ -250,8 +265,8 @@ int sx_netfront_send(struct sx_netfront *f, unsigned qi, const void *pkt, size_t
             memset(&s, 0, sizeof(s));
             s.ex.type = XEN_NETIF_EXTRA_TYPE_GSO;
             s.ex.flags = 0;
-            s.ex.u.gso.size = meta->gso_size;
-            s.ex.u.gso.type = gso_type;
+            s.ex.u.gso.size = e->gso_size;
+            s.ex.u.gso.type = e->gso_type;
             s.ex.u.gso.features = 0;
             if (sx_front_ring_put_req(&q->tx, &s) < 0)
                 return -EPROTO;
@@ -260,12 +275,118 @@ int sx_netfront_send(struct sx_netfront *f, unsigned qi, const void *pkt, size_t
     }
     q->st.tx_pkts++;
     q->st.tx_bytes += len;
-    q->st.tx_slots += nslots;
+    q->st.tx_slots += e->nslots;
     if (gso)
         q->st.tx_gso++;
-    if (txflags & NETTXF_csum_blank)
+    if (e->txflags & NETTXF_csum_blank)
         q->st.tx_csum_blank++;
     if (!(flags & SX_NETFRONT_SEND_MORE))
         return sx_netfront_tx_push(f, qi);
     return 0;
+}
+
+/* What send and send_pages check first: the arguments, the ring, the frame's encoding. */
+static int tx_begin(struct sx_netfront *f, unsigned qi, const void *data, size_t len,
+                    const struct sx_netfront_meta *meta, unsigned flags, struct nf_queue **qp,
+                    struct tx_enc *e)
+{
+    struct nf_queue *q = queue_of(f, qi);
+    if (!q || !data || (flags & ~SX_NETFRONT_SEND_MORE))
+        return -EINVAL;
+    if (q->tx.halted)
+        return -EPROTO;
+    *qp = q;
+    return tx_check(f, len, meta, e);
+}
+
+int sx_netfront_send(struct sx_netfront *f, unsigned qi, const void *pkt, size_t len,
+                     const struct sx_netfront_meta *meta, unsigned flags)
+{
+    struct nf_queue *q;
+    struct tx_enc e;
+    int rc = tx_begin(f, qi, pkt, len, meta, flags, &q, &e);
+    if (rc < 0)
+        return rc;
+    if ((rc = tx_make_room(f, qi, e.nslots, e.ndata)) < 0)
+        return rc;
+    uint16_t ids[NF_TX_MAX_DATA_SLOTS];
+    const uint8_t *src = pkt;
+    for (unsigned k = 0; k < e.ndata; k++) {
+        ids[k] = q->tx_free[--q->tx_nfree];
+        size_t off = (size_t)k * NF_PAGE_SIZE;
+        size_t chunk = len - off < NF_PAGE_SIZE ? len - off : NF_PAGE_SIZE;
+        memcpy(q->tx_pool + (size_t)ids[k] * NF_PAGE_SIZE, src + off, chunk);
+    }
+    return tx_queue(f, qi, ids, len, &e, flags);
+}
+
+int sx_netfront_tx_get(struct sx_netfront *f, unsigned qi, struct sx_netfront_page *pg,
+                       unsigned n)
+{
+    struct nf_queue *q = queue_of(f, qi);
+    if (!q || (n && !pg))
+        return -EINVAL;
+    if (q->tx.halted)
+        return -EPROTO;
+    if (q->tx_nfree < n && sx_netfront_tx_reap(f, qi) < 0)
+        return -EPROTO;
+    unsigned k = 0;
+    for (; k < n && q->tx_nfree; k++) {
+        uint16_t id = q->tx_free[--q->tx_nfree];
+        q->tx_held[id] = true;
+        pg[k] = (struct sx_netfront_page){ .id = id,
+                                           .addr = q->tx_pool + (size_t)id * NF_PAGE_SIZE };
+    }
+    return (int)k;
+}
+
+void sx_netfront_tx_put(struct sx_netfront *f, unsigned qi, const struct sx_netfront_page *pg,
+                        unsigned n)
+{
+    struct nf_queue *q = queue_of(f, qi);
+    if (!q)
+        return;
+    for (unsigned k = 0; k < n; k++) {
+        uint16_t id = pg[k].id;
+        if (id >= NF_TX_RING_SIZE || !q->tx_held[id])
+            continue;   /* not one the caller holds: ignore rather than corrupt the stack */
+        q->tx_held[id] = false;
+        q->tx_free[q->tx_nfree++] = id;
+    }
+}
+
+int sx_netfront_send_pages(struct sx_netfront *f, unsigned qi, const struct sx_netfront_page *pg,
+                           unsigned npages, size_t len, const struct sx_netfront_meta *meta,
+                           unsigned flags)
+{
+    struct nf_queue *q;
+    struct tx_enc e;
+    int rc = tx_begin(f, qi, pg, len, meta, flags, &q, &e);
+    if (rc < 0)
+        return rc;
+    if (npages != e.ndata)
+        return -EINVAL;
+    uint16_t ids[NF_TX_MAX_DATA_SLOTS];
+    for (unsigned k = 0; k < npages; k++) {
+        ids[k] = pg[k].id;
+        if (ids[k] >= NF_TX_RING_SIZE || !q->tx_held[ids[k]])
+            return -EINVAL;
+        for (unsigned j = 0; j < k; j++)
+            if (ids[j] == ids[k])
+                return -EINVAL;
+    }
+    if ((rc = tx_make_room(f, qi, e.nslots, 0)) < 0)
+        return rc;
+    return tx_queue(f, qi, ids, len, &e, flags);
+}
+
+int sx_netfront_tx_arm(struct sx_netfront *f, unsigned qi)
+{
+    struct nf_queue *q = queue_of(f, qi);
+    if (!q)
+        return -EINVAL;
+    if (sx_netfront_tx_push(f, qi) < 0)
+        return -EPROTO;
+    int fc = sx_front_ring_final_check(&q->tx);
+    return fc < 0 ? -EPROTO : fc;
 }

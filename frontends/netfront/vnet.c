@@ -54,3 +54,21 @@ int sx_netfront_vnet_from_meta(const struct sx_netfront_meta *meta, uint8_t *buf
                                 buf, len, vh);
     return rc < 0 ? rc : 0;
 }
+
+int sx_netfront_vnet_from_frame(const struct sx_netfront_rxframe *fr,
+                                struct virtio_net_hdr_v1 *vh)
+{
+    if (!fr || !vh || !fr->nseg)
+        return -EINVAL;
+    const struct sx_netfront_meta *m = &fr->meta;
+    const struct sx_net_tx_meta tm = {
+        .total_len = (unsigned)fr->len,
+        .csum_blank = (m->flags & SX_NETFRONT_CSUM_BLANK) != 0,
+        .data_validated = (m->flags & SX_NETFRONT_DATA_VALIDATED) != 0,
+        .gso_type = m->gso_type,
+        .gso_size = m->gso_size,
+    };
+    /* netif's rx and tx offload encodings convert to the same virtio-net header */
+    int rc = sx_net_tx_vnet_hdr(&tm, fr->seg[0].iov_base, fr->seg[0].iov_len, vh);
+    return rc < 0 ? rc : 0;
+}

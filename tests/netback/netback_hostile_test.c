@@ -1335,6 +1335,204 @@ static void test_rx_steering_follows_mapping(void)
     good_still_works();
 }
 
+/* ---- rx GSO: only for frontends that ask ---- */
+
+/* Take one whole frame off t's rx ring (netback pushes a frame's slots together): its data
+ * into buf, its first slot's flags, its GSO extra (type 0 when none); the slots are reposted.
+ * Returns the length, 0 when none is there, -1 for a chain that breaks the protocol. */
+static int rx_take_frame(struct netvif *t, uint8_t *buf, size_t cap, uint16_t *flags0,
+                         netif_extra_info_t *gso)
+{
+    netif_rx_response_t r;
+    memset(gso, 0, sizeof(*gso));
+    if (sx_front_ring_take_rsp(&t->rx, &r, 1) != 1)
+        return 0;
+    *flags0 = r.flags;
+    uint16_t ids[NV_RX_PAGES + 4];
+    unsigned nid = 0;
+    size_t len = 0;
+    bool extras = r.flags & NETRXF_extra_info, ok = true;
+    for (;;) {
+        if (r.status < 0 || r.id >= NV_RX_PAGES || r.offset + r.status > 4096 ||
+            len + (size_t)r.status > cap || nid == NV_RX_PAGES + 4) {
+            ok = false;
+        } else {
+            memcpy(buf + len, (const uint8_t *)t->rxbuf + r.id * 4096 + r.offset,
+                   (size_t)r.status);
+            len += (size_t)r.status;
+            ids[nid++] = r.id;
+        }
+        while (extras) {
+            netif_rx_response_t xr;
+            if (sx_front_ring_take_rsp(&t->rx, &xr, 1) != 1)
+                return -1;
+            netif_extra_info_t x;
+            memcpy(&x, &xr, sizeof(x));
+            if (x.type == XEN_NETIF_EXTRA_TYPE_GSO)
+                *gso = x;
+            extras = x.flags & XEN_NETIF_EXTRA_FLAG_MORE;
+        }
+        if (!(r.flags & NETRXF_more_data))
+            break;
+        if (sx_front_ring_take_rsp(&t->rx, &r, 1) != 1)
+            return -1;
+    }
+    for (unsigned i = 0; i < nid; i++) {
+        netif_rx_request_t q = { .id = ids[i], .gref = t->rxrefs[ids[i]] };
+        sx_front_ring_put_req(&t->rx, &q);
+    }
+    sx_front_ring_push(&t->rx);
+    sx_evtchn_notify(t->g->ev, (evtchn_port_t)t->port);
+    return ok ? (int)len : -1;
+}
+
+static void put16be(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+}
+
+/* The TCP sequence number of an Ethernet/IPv4(20)/TCP frame. */
+static uint32_t tcp_seq(const uint8_t *f)
+{
+    return (uint32_t)f[38] << 24 | (uint32_t)f[39] << 16 | (uint32_t)f[40] << 8 | f[41];
+}
+
+#define GSO_PAYLOAD 9000u
+#define GSO_MSS 1448u
+
+/* A TCPv4 super-frame to an unknown MAC behind a GSO vnet header (checksum partial: the
+ * field holds the pseudo-header sum), sequence number seq. Returns header + frame length. */
+static size_t gso_superframe(uint8_t *b, uint32_t seq)
+{
+    struct virtio_net_hdr_v1 vh = { .flags = VIRTIO_NET_HDR_F_NEEDS_CSUM,
+                                    .gso_type = VIRTIO_NET_HDR_GSO_TCPV4, .hdr_len = 54,
+                                    .gso_size = GSO_MSS, .csum_start = 34, .csum_offset = 16 };
+    memcpy(b, &vh, sizeof(vh));
+    uint8_t *f = b + SX_TAP_VNET_HDR_LEN, *ip = f + 14, *tcp = ip + 20;
+    memset(f, 0, 54);
+    /* a MAC no port has sent from: the bridge floods it to every vif */
+    memcpy(f, (uint8_t[]){ 0x00, 0x16, 0x3e, 0x00, 0x00, 0x77 }, 6);
+    memcpy(f + 6, (uint8_t[]){ 0x02, 0x00, 0x00, 0x00, 0x00, 0x09 }, 6);
+    f[12] = 0x08;
+    ip[0] = 0x45;
+    put16be(ip + 2, 20 + 20 + GSO_PAYLOAD);
+    ip[6] = 0x40;
+    ip[8] = 64;
+    ip[9] = 6;
+    memcpy(ip + 12, (uint8_t[]){ 192, 0, 2, 1 }, 4);
+    memcpy(ip + 16, (uint8_t[]){ 192, 0, 2, 2 }, 4);
+    put16be(ip + 10, (uint16_t)~sx_net_csum_fold(sx_net_csum_partial(ip, 20, 0)));
+    put16be(tcp, 40000);
+    put16be(tcp + 2, 5201);
+    tcp[4] = (uint8_t)(seq >> 24);
+    tcp[5] = (uint8_t)(seq >> 16);
+    tcp[6] = (uint8_t)(seq >> 8);
+    tcp[7] = (uint8_t)seq;
+    tcp[12] = 5 << 4;
+    tcp[13] = 0x10;
+    put16be(tcp + 14, 65535);
+    for (unsigned i = 0; i < GSO_PAYLOAD; i++)
+        tcp[20 + i] = (uint8_t)(i * 13 + 7);
+    uint32_t ps = sx_net_csum_partial(ip + 12, 8, 0) + 6 + 20 + GSO_PAYLOAD;
+    put16be(tcp + 16, sx_net_csum_fold(ps));
+    return SX_TAP_VNET_HDR_LEN + 54 + GSO_PAYLOAD;
+}
+
+/* The L4 checksum of an Ethernet/IPv4/TCP frame verifies. */
+static bool tcp4_csum_ok(const uint8_t *f, size_t len)
+{
+    uint32_t s = sx_net_csum_partial(f + 26, 8, 0) + 6 + (uint32_t)(len - 34);
+    return sx_net_csum_fold(sx_net_csum_partial(f + 34, len - 34, s)) == 0xffff;
+}
+
+/* A TCP super-frame from the world reaches a frontend with feature-gso-tcpv4 whole: one frame
+ * over several slots with the GSO extra (size = the MSS) and a partial checksum; a frontend
+ * without it gets MSS-sized segments (the vif's TAP offloads leave TSO off, so the kernel
+ * segments), no extra, each checksum good once completed, the sequence numbers and payload
+ * whole. */
+static void test_rx_gso_only_for_frontends_that_ask(void)
+{
+    struct netvif ga, gb;
+    memset(&gb, 0, sizeof(gb));
+    struct sx_tap *src = NULL;
+    if (nv_open_ex(&ga, &H, next_dev++, "feature-gso-tcpv4", "1", NULL, NULL,
+                   XenbusStateConnected) != 0 ||
+        nv_open(&gb, &H, next_dev++) != 0 || !(src = nv_world_open("sxworld1"))) {
+        CU_FAIL("vifs or world TAP not set up");
+        goto close_all;
+    }
+    nv_post_rx(&ga);
+    nv_post_rx(&gb);
+    static uint8_t out[SX_TAP_VNET_HDR_LEN + 54 + GSO_PAYLOAD], buf[65536];
+    const uint8_t *payload = out + SX_TAP_VNET_HDR_LEN + 54;
+    bool a_ok = false, b_ok = false;
+    /* The new bridge port may need a moment: a new super-frame (sequence number) a round,
+     * until both frontends saw all of one. */
+    uint64_t end = sx_now_ms() + 20000;
+    for (uint32_t round = 1; !(a_ok && b_ok) && sx_now_ms() < end; round++) {
+        uint32_t seq = round * 100000u;
+        size_t n = gso_superframe(out, seq);
+        CU_ASSERT_EQUAL(write(sx_tap_fd(src, 0), out, n), (ssize_t)n);
+        usleep(100000);
+        uint16_t fl;
+        netif_extra_info_t gx;
+        int len;
+        while ((len = rx_take_frame(&ga, buf, sizeof(buf), &fl, &gx)) != 0) {
+            if (len < 0) {
+                CU_FAIL("an rx chain that breaks the protocol");
+                goto close_all;
+            }
+            if (len < 54 || buf[23] != 6 || tcp_seq(buf) != seq)
+                continue;
+            CU_ASSERT_EQUAL(len, 54 + GSO_PAYLOAD);
+            CU_ASSERT_EQUAL(gx.type, XEN_NETIF_EXTRA_TYPE_GSO);
+            CU_ASSERT_EQUAL(gx.u.gso.type, XEN_NETIF_GSO_TYPE_TCPV4);
+            CU_ASSERT_EQUAL(gx.u.gso.size, GSO_MSS);
+            CU_ASSERT_TRUE(fl & NETRXF_extra_info);
+            CU_ASSERT_TRUE(fl & NETRXF_more_data);
+            CU_ASSERT_TRUE(fl & NETRXF_csum_blank);
+            CU_ASSERT_EQUAL(memcmp(buf, out + SX_TAP_VNET_HDR_LEN, 54 + GSO_PAYLOAD), 0);
+            a_ok = true;
+        }
+        size_t got = 0;
+        unsigned segs = 0;
+        bool b_bad = false;
+        while ((len = rx_take_frame(&gb, buf, sizeof(buf), &fl, &gx)) != 0) {
+            if (len < 0) {
+                CU_FAIL("an rx chain that breaks the protocol");
+                goto close_all;
+            }
+            if (len < 54 || buf[23] != 6 || tcp_seq(buf) - seq >= GSO_PAYLOAD)
+                continue;
+            CU_ASSERT_EQUAL(gx.type, 0);
+            CU_ASSERT_FALSE(fl & NETRXF_extra_info);
+            size_t seglen = (size_t)len - 54;
+            b_bad |= seglen > GSO_MSS || tcp_seq(buf) - seq != got;
+            if (fl & NETRXF_csum_blank)
+                CU_ASSERT_EQUAL(sx_net_csum_fill(buf, (size_t)len, 34, 16), 0);
+            b_bad |= !tcp4_csum_ok(buf, (size_t)len);
+            b_bad |= memcmp(buf + 54, payload + got, seglen) != 0;
+            got += seglen;
+            segs++;
+        }
+        if (got == GSO_PAYLOAD) {
+            CU_ASSERT_FALSE(b_bad);
+            CU_ASSERT_EQUAL(segs, (GSO_PAYLOAD + GSO_MSS - 1) / GSO_MSS);
+            b_ok = true;
+        }
+    }
+    CU_ASSERT_TRUE(a_ok);
+    CU_ASSERT_TRUE(b_ok);
+    CU_ASSERT_TRUE(nv_stat(&ga, "rx_gso") >= 1);
+    CU_ASSERT_EQUAL(nv_stat(&gb, "rx_gso"), 0);
+    good_still_works();
+close_all:
+    sx_tap_close(src);
+    hostile_close(&ga);
+    hostile_close(&gb);
+}
+
 static void test_xdp_headroom_places_rx_data(void)
 {
     hostile_close(&hv);
@@ -1616,6 +1814,7 @@ static const struct {
     { SX_TEST(test_ctrl_ring_messages_and_hash_extra), W_BRIDGE },
     { SX_TEST(test_rx_no_hash_algorithm_keeps_tap_queue), W_BRIDGE },
     { SX_TEST(test_rx_steering_follows_mapping), W_BRIDGE },
+    { SX_TEST(test_rx_gso_only_for_frontends_that_ask), W_BRIDGE },
     { SX_TEST(test_xdp_headroom_places_rx_data), W_BRIDGE },
     { SX_TEST(test_xdp_headroom_too_large_refused), W_BRIDGE },
     { SX_TEST(test_bad_num_queues_fails_only_that_vif), W_BRIDGE },

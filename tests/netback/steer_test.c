@@ -102,7 +102,8 @@ static uint64_t ctr(enum nb_stat i)
     return atomic_load(&v->stats.v[i]);
 }
 
-/* Every buffer is owned exactly once: 32 per rx batch and 32 per inbox, no duplicates. */
+/* Every buffer is owned exactly once: NB_RX_BATCH per rx batch (a frontend without GSO: the
+ * queue holds that many) and NB_STEER_SLOTS per inbox, no duplicates. */
 static bool buffers_conserved(void)
 {
     uint8_t *all[4 * NB_RX_BATCH];
@@ -184,7 +185,8 @@ static void test_full_inbox_drops_and_counts(void)
     hs.mapping[0] = 1;                               /* everything to queue 1 */
     uint64_t steered = ctr(NBS_RX_STEERED), drops = ctr(NBS_RX_DROP_STEER),
              rxdrops = ctr(NBS_RX_DROPS);
-    /* 32 + 32 + 5 frames, nobody pulls: the inbox takes 32, the rest is dropped */
+    /* two full batches and 5 frames, nobody pulls: the inbox takes NB_STEER_SLOTS, the rest
+     * is dropped */
     unsigned sent = 0;
     for (unsigned round = 0; round < 3; round++) {
         unsigned n = round < 2 ? NB_RX_BATCH : 5;
@@ -199,7 +201,7 @@ static void test_full_inbox_drops_and_counts(void)
     CU_ASSERT_EQUAL(ctr(NBS_RX_DROP_STEER) - drops, sent - NB_STEER_SLOTS);
     CU_ASSERT_EQUAL(ctr(NBS_RX_DROPS) - rxdrops, sent - NB_STEER_SLOTS);
     CU_ASSERT_TRUE(buffers_conserved());
-    /* a queue with 30 frames of its own takes 2, then the rest as it makes room */
+    /* a queue two frames short of full takes 2, then the rest as it makes room */
     q1->rxf_pending = NB_RX_BATCH - 2;
     CU_ASSERT_EQUAL(nb_steer_pull(q1), 2);
     CU_ASSERT_EQUAL(tag_of(&q1->rxf[NB_RX_BATCH - 2]), 0);   /* the first ones, in order */
@@ -255,10 +257,69 @@ static void test_sleeping_owner_is_kicked_once(void)
     CU_ASSERT_TRUE(buffers_conserved());
 }
 
+/* A frontend that takes GSO gets few big rx buffers a queue (rx_nbuf within NB_RX_BUDGET, not
+ * NB_RX_BATCH of them), and an inbox does not change that: the queue takes handed frames into
+ * the entries it has buffers for, and the rest wait in the inbox. */
+static void test_gso_queue_keeps_its_rx_budget_with_an_inbox(void)
+{
+    struct nb_vif *g = calloc(1, sizeof(*g));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    g->nqueues = 2;
+    g->rx_caps.gso_tcpv4 = true;
+    bool ok = sx_stats_create(&g->stats, "vif", 2, 0, nb_stat_names) == 0;
+    for (unsigned i = 0; i < 2; i++) {
+        g->q[i].vif = g;
+        g->q[i].id = i;
+        g->q[i].worldfd = g->q[i].stopfd = -1;
+        ok = ok && nb_queue_alloc(&g->q[i]) == 0 && nb_steer_alloc(&g->q[i]) == 0;
+    }
+    CU_ASSERT_TRUE(ok);
+    struct nb_queue *q0 = &g->q[0], *q1 = &g->q[1];
+    if (ok) {
+        const unsigned nbuf = q1->rx_nbuf;
+        CU_ASSERT_TRUE(nbuf > 0 && nbuf < NB_RX_BATCH);
+        CU_ASSERT_TRUE(nbuf * q1->rx_cap <= NB_RX_BUDGET);
+        for (unsigned k = nbuf; k < NB_RX_BATCH; k++)
+            CU_ASSERT_PTR_NULL(q1->rxf[k].buf);
+        /* everything to queue 1: two of queue 0's batches fill queue 1's inbox past its own
+         * buffers */
+        struct nb_hash_snap gs = hs;
+        gs.size = 1;
+        gs.mapping[0] = 1;
+        uint8_t tag = 0;
+        for (unsigned round = 0; round < 2; round++) {
+            unsigned n = q0->rx_nbuf;
+            for (unsigned t = 0; t < n; t++, tag++)
+                put_frame(q0, (uint16_t)(4000 + tag), tag, false);
+            CU_ASSERT_EQUAL(nb_steer_route(q0, 0, &gs), n);
+        }
+        unsigned held = atomic_load(&q1->steer->count);
+        CU_ASSERT_TRUE(held > nbuf);
+        q1->rxf_pending = 0;
+        CU_ASSERT_EQUAL(nb_steer_pull(q1), nbuf);
+        CU_ASSERT_EQUAL(nb_steer_pull(q1), 0);
+        CU_ASSERT_EQUAL(atomic_load(&q1->steer->count), held - nbuf);
+        for (unsigned k = 0; k < nbuf; k++)
+            CU_ASSERT_EQUAL(tag_of(&q1->rxf[k]), k);
+        for (unsigned k = nbuf; k < NB_RX_BATCH; k++)
+            CU_ASSERT_PTR_NULL(q1->rxf[k].buf);
+    }
+    for (unsigned i = 0; i < 2; i++)
+        nb_queue_free(&g->q[i]);
+    if (g->stats.path[0]) {
+        char path[300];
+        snprintf(path, sizeof(path), "%s", g->stats.path);
+        sx_stats_destroy(&g->stats);
+        unlink(path);
+    }
+    free(g);
+}
+
 static const struct sx_test_case cases[] = {
     SX_TEST(test_route_keeps_own_frames_in_order_and_hands_the_rest),
     SX_TEST(test_full_inbox_drops_and_counts),
     SX_TEST(test_sleeping_owner_is_kicked_once),
+    SX_TEST(test_gso_queue_keeps_its_rx_budget_with_an_inbox),
 };
 
 SX_TEST_MAIN("netback_steer", cases, init, clean)

@@ -1,13 +1,16 @@
 /*
  * netdev/world.c: xl's vif keys (script, bridge with vif-openvswitch's VLAN spelling, ip,
  * gatewaydev) parsed into a world, and every bad spec refused with a message that names the
- * key and the value.
+ * key and the value. And the null kind (netdev/null.c), which has no interface to attach:
+ * every world is one it joins.
  */
 #include "netdev/world.h"
+#include "netdev/netdev.h"
 #include "tests/sxtest.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 static char err[256];
@@ -184,6 +187,46 @@ static void test_describe_and_nft_table_name(void)
     CU_ASSERT_STRING_EQUAL(d, "splitxen_vif5_0");
 }
 
+/* netback --world null opens every vif with its world from the vif's keys: the null kind joins
+ * each (nothing to attach), takes every frame and gives none, and never says a frame waits. */
+static void test_null_kind_joins_every_world(void)
+{
+    static const struct {
+        const char *script, *bridge, *ip, *gw;
+    } worlds[] = {
+        { NULL, NULL, NULL, NULL },
+        { "vif-bridge", "xenbr0.10:20:30", NULL, NULL },
+        { "vif-openvswitch", "ovsbr0.10", NULL, NULL },
+        { "vif-route", NULL, "192.0.2.10", "sxnogw0" },
+        { "vif-nat", NULL, "203.0.113.2/24", "sxnogw0" },
+        { "vif-afxdp", NULL, NULL, "sxnogw0" },
+        { "vif-dpdk", NULL, NULL, "af_packet:sxnogw0" },
+    };
+    for (size_t i = 0; i < sizeof(worlds) / sizeof(worlds[0]); i++) {
+        struct sx_world w;
+        CU_ASSERT_EQUAL_FATAL(parse(&w, worlds[i].script, worlds[i].bridge, worlds[i].ip,
+                                    worlds[i].gw), 0);
+        err[0] = 0;
+        const struct sx_netdev_config c = { .kind = "null", .name = "vif300.1", .nqueues = 2,
+                                            .world = &w, .err = err, .errlen = sizeof(err) };
+        struct sx_netdev *nd = NULL;
+        int rc = sx_netdev_open(&nd, &c);
+        CU_ASSERT_EQUAL(rc, 0);
+        if (rc < 0) {
+            fprintf(stderr, "%s: %s (%s)\n", sx_world_mode_name(w.mode), strerror(-rc), err);
+            continue;
+        }
+        uint8_t frame[SX_NETDEV_HDR_LEN + 60] = { 0 };
+        struct sx_netdev_buf b[3] = { { frame, sizeof(frame) }, { frame, sizeof(frame) },
+                                      { frame, sizeof(frame) } };
+        CU_ASSERT_EQUAL(sx_netdev_tx_burst(nd, 1, b, 3), 3);
+        CU_ASSERT_FALSE(sx_netdev_rx_ready(nd, 0));
+        CU_ASSERT_EQUAL(sx_netdev_rx_burst(nd, 0, b, 3, sizeof(frame)), 0);
+        CU_ASSERT_TRUE(sx_netdev_poll_fd(nd, 0) >= 0);
+        sx_netdev_close(nd);
+    }
+}
+
 static void test_afxdp_uplink_and_mac(void)
 {
     struct sx_world w;
@@ -264,6 +307,7 @@ static const struct sx_test_case cases[] = {
     SX_TEST(test_nat_router_is_last_octet_plus_127),
     SX_TEST(test_nat_default_address_as_vif_nat),
     SX_TEST(test_describe_and_nft_table_name),
+    SX_TEST(test_null_kind_joins_every_world),
     SX_TEST(test_afxdp_uplink_and_mac),
     SX_TEST(test_afxdp_bad_specs_refused),
     SX_TEST(test_dpdk_uplink_kinds),

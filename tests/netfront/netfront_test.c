@@ -693,6 +693,96 @@ static void test_tx_batch_one_notify_and_ring_full(void)
     close_all(&t);
 }
 
+/* Zero-copy tx: frames written into pages taken with tx_get and queued with send_pages arrive
+ * as send's would (the same slots, the bytes where they were written); pages not held are
+ * refused; pages put back are free again; the held count shows in tx_inflight. */
+static void test_tx_pages_zero_copy(void)
+{
+    struct tb t;
+    struct sx_netfront_opts o = { 0 };
+    connect_all(&t, 14, &be_full, &o);
+    struct tbq *q = &t.q[0];
+    static uint8_t src[3 * PAGE], got[3 * PAGE];
+    netif_tx_request_t slots[32];
+    struct sx_net_txpkt pkt;
+
+    struct sx_netfront_page pg[4];
+    CU_ASSERT_EQUAL_FATAL(sx_netfront_tx_get(t.f, 0, pg, 4), 4);
+    CU_ASSERT_EQUAL(sx_netfront_tx_inflight(t.f, 0), 4);   /* held pages are not free */
+    /* a 9000-byte frame over three held pages, written where they lie */
+    fill(src, 9000, 21);
+    for (unsigned k = 0; k < 3; k++)
+        memcpy(pg[k].addr, src + k * PAGE, k < 2 ? PAGE : 9000 - 2 * PAGE);
+    /* wrong page count, and a page not held (put back first), are refused */
+    CU_ASSERT_EQUAL(sx_netfront_send_pages(t.f, 0, pg, 2, 9000, NULL, 0), -EINVAL);
+    sx_netfront_tx_put(t.f, 0, &pg[3], 1);
+    CU_ASSERT_EQUAL(sx_netfront_tx_inflight(t.f, 0), 3);
+    struct sx_netfront_page twice[3] = { pg[0], pg[3], pg[2] };
+    CU_ASSERT_EQUAL(sx_netfront_send_pages(t.f, 0, twice, 3, 9000, NULL, 0), -EINVAL);
+    struct sx_netfront_page dup[3] = { pg[0], pg[0], pg[2] };
+    CU_ASSERT_EQUAL(sx_netfront_send_pages(t.f, 0, dup, 3, 9000, NULL, 0), -EINVAL);
+    CU_ASSERT_FALSE(sx_back_ring_has_requests(&q->tx));
+
+    struct sx_netfront_meta gm = { .flags = SX_NETFRONT_CSUM_BLANK,
+                                   .gso_type = XEN_NETIF_GSO_TYPE_TCPV4, .gso_size = 1448 };
+    CU_ASSERT_EQUAL(sx_netfront_send_pages(t.f, 0, pg, 3, 9000, &gm, 0), 0);
+    CU_ASSERT_EQUAL(be_tx_packet(q, slots, got, &pkt), 4);   /* 3 data slots + the GSO extra */
+    CU_ASSERT_EQUAL(slots[0].id, pg[0].id);
+    CU_ASSERT_EQUAL(slots[2].id, pg[1].id);
+    CU_ASSERT_EQUAL(slots[3].id, pg[2].id);
+    CU_ASSERT_EQUAL(pkt.gso.size, 1448);
+    CU_ASSERT_EQUAL(memcmp(got, src, 9000), 0);
+    /* once sent the pages are the ring's: a second send of them is refused */
+    CU_ASSERT_EQUAL(sx_netfront_send_pages(t.f, 0, pg, 3, 9000, NULL, 0), -EINVAL);
+    CU_ASSERT_EQUAL(sx_netfront_tx_reap(t.f, 0), 3);
+    CU_ASSERT_EQUAL(sx_netfront_tx_inflight(t.f, 0), 0);
+
+    /* a page's contents survive its round trip (pktgen builds its frames once) */
+    CU_ASSERT_EQUAL_FATAL(sx_netfront_tx_get(t.f, 0, pg, 1), 1);
+    memcpy(pg[0].addr, src, 60);
+    uint16_t id = pg[0].id;
+    CU_ASSERT_EQUAL(sx_netfront_send_pages(t.f, 0, pg, 1, 60, NULL, 0), 0);
+    CU_ASSERT_EQUAL(be_tx_packet(q, slots, got, &pkt), 1);
+    CU_ASSERT_EQUAL(memcmp(got, src, 60), 0);
+    CU_ASSERT_EQUAL(sx_netfront_tx_reap(t.f, 0), 1);
+    CU_ASSERT_EQUAL_FATAL(sx_netfront_tx_get(t.f, 0, pg, 1), 1);
+    CU_ASSERT_EQUAL(pg[0].id, id);   /* the page just freed comes back first */
+    CU_ASSERT_EQUAL(memcmp(pg[0].addr, src, 60), 0);
+    sx_netfront_tx_put(t.f, 0, pg, 1);
+
+    struct sx_netfront_stats st;
+    CU_ASSERT_EQUAL(sx_netfront_stats(t.f, 0, &st), 0);
+    CU_ASSERT_EQUAL(st.tx_pkts, 2);
+    CU_ASSERT_EQUAL(st.tx_bytes, 9060);
+    CU_ASSERT_EQUAL(st.tx_gso, 1);
+    close_all(&t);
+}
+
+/* tx_arm: nothing answered -> 0 (armed: the next response notifies); answered -> 1. */
+static void test_tx_arm_reports_responses_or_arms(void)
+{
+    struct tb t;
+    struct sx_netfront_opts o = { 0 };
+    connect_all(&t, 15, &be_full, &o);
+    struct tbq *q = &t.q[0];
+    static uint8_t src[64];
+    fill(src, sizeof(src), 22);
+    CU_ASSERT_EQUAL(sx_netfront_send(t.f, 0, src, 60, NULL, SX_NETFRONT_SEND_MORE), 0);
+    CU_ASSERT_EQUAL(sx_netfront_tx_arm(t.f, 0), 0);   /* publishes the request, arms */
+    netif_tx_request_t r;
+    CU_ASSERT_EQUAL(sx_back_ring_take(&q->tx, &r, 1), 1);
+    int fd = sx_netfront_fd(t.f, 0);
+    sx_netfront_events(t.f, 0);
+    netif_tx_response_t rsp = { .id = r.id, .status = NETIF_RSP_OKAY };
+    CU_ASSERT_EQUAL(sx_back_ring_put_rsp(&q->tx, &rsp), 0);
+    CU_ASSERT_EQUAL(sx_back_ring_push(&q->tx), 1);   /* the armed event asks for a notify */
+    sx_evtchn_notify(ev0, (evtchn_port_t)q->tx_port);
+    CU_ASSERT_TRUE(fd_readable(fd, 1000));
+    CU_ASSERT_EQUAL(sx_netfront_tx_arm(t.f, 0), 1);   /* the response is there */
+    CU_ASSERT_EQUAL(sx_netfront_tx_reap(t.f, 0), 1);
+    close_all(&t);
+}
+
 /* ------------------------------------------------------------------ rx */
 
 struct rxslot {
@@ -812,6 +902,72 @@ static void test_rx_single_two_slot_and_gso_frames(void)
     CU_ASSERT_EQUAL(st.rx_gso, 1);
     CU_ASSERT_EQUAL(st.rx_slots, 7);
     CU_ASSERT_EQUAL(st.rx_bad, 0);
+    close_all(&t);
+}
+
+/* Zero-copy rx: peeked frames point at the bytes where the backend put them and keep their
+ * slots until release (recv says -EBUSY meanwhile); release reposts every held slot, in order,
+ * with the same ids, and publishes them. */
+static void test_rx_peek_holds_frames_until_release(void)
+{
+    struct tb t;
+    struct sx_netfront_opts o = { 0 };
+    connect_all(&t, 16, &be_full, &o);
+    struct tbq *q = &t.q[0];
+    static uint8_t src[3][6000], buf[SX_NETFRONT_MAX_FRAME];
+    fill(src[0], 200, 31);
+    fill(src[1], 6000, 32);
+    fill(src[2], 5000, 33);
+    struct rxslot a[] = { { .off = 0, .len = 200, .flags = NETRXF_data_validated } };
+    struct rxslot b[] = { { .off = 128, .len = 3000, .flags = NETRXF_more_data },
+                          { .off = 0, .len = 3000 } };
+    struct rxslot c[] = {
+        { .off = 0, .len = PAGE, .flags = NETRXF_extra_info | NETRXF_more_data |
+                                           NETRXF_csum_blank | NETRXF_data_validated },
+        { .extra = true },
+        { .off = 0, .len = 5000 - PAGE },
+    };
+    be_rx_frame(q, a, 1, src[0], false);
+    be_rx_frame(q, b, 2, src[1], false);
+    be_rx_frame(q, c, 3, src[2], true);
+
+    struct sx_netfront_rxframe fr[3];
+    const size_t want_len[3] = { 200, 6000, 5000 };
+    const unsigned want_seg[3] = { 1, 2, 2 };
+    for (int i = 0; i < 3; i++) {
+        CU_ASSERT_EQUAL_FATAL(sx_netfront_recv_peek(t.f, 0, &fr[i]), (int)want_len[i]);
+        CU_ASSERT_EQUAL(fr[i].len, want_len[i]);
+        CU_ASSERT_EQUAL(fr[i].nseg, want_seg[i]);
+        size_t pos = 0;
+        for (unsigned k = 0; k < fr[i].nseg; k++) {
+            CU_ASSERT_EQUAL(memcmp(fr[i].seg[k].iov_base, src[i] + pos, fr[i].seg[k].iov_len), 0);
+            pos += fr[i].seg[k].iov_len;
+        }
+        CU_ASSERT_EQUAL(pos, want_len[i]);
+    }
+    CU_ASSERT_EQUAL(fr[0].meta.flags, SX_NETFRONT_DATA_VALIDATED);
+    CU_ASSERT_EQUAL(fr[2].meta.gso_type, XEN_NETIF_GSO_TYPE_TCPV4);
+    CU_ASSERT_EQUAL(fr[2].meta.gso_size, 1448);
+    struct virtio_net_hdr_v1 vh;
+    CU_ASSERT_EQUAL(sx_netfront_vnet_from_frame(&fr[0], &vh), 0);
+    CU_ASSERT_EQUAL(vh.flags, VIRTIO_NET_HDR_F_DATA_VALID);
+    CU_ASSERT_EQUAL(sx_netfront_recv_peek(t.f, 0, &fr[0]), -EAGAIN);
+    /* held: nothing reposted yet, and the copying recv refuses to jump the queue */
+    CU_ASSERT_EQUAL(sx_back_ring_final_check(&q->rx), 0);
+    CU_ASSERT_EQUAL(sx_netfront_recv(t.f, 0, buf, sizeof(buf), NULL), -EBUSY);
+    /* release: all six slots come back, same ids (= pages), published */
+    CU_ASSERT_EQUAL(sx_netfront_recv_release(t.f, 0), 0);
+    netif_rx_request_t more[RXSZ];
+    int n = sx_back_ring_take(&q->rx, more, RXSZ);
+    CU_ASSERT_EQUAL(n, 6);
+    for (int i = 0; i < n; i++)
+        CU_ASSERT_EQUAL(more[i].id, i);
+    CU_ASSERT_EQUAL(sx_netfront_recv(t.f, 0, buf, sizeof(buf), NULL), -EAGAIN);
+    struct sx_netfront_stats st;
+    CU_ASSERT_EQUAL(sx_netfront_stats(t.f, 0, &st), 0);
+    CU_ASSERT_EQUAL(st.rx_pkts, 3);
+    CU_ASSERT_EQUAL(st.rx_bytes, 11200);
+    CU_ASSERT_EQUAL(st.rx_slots, 6);
     close_all(&t);
 }
 
@@ -1003,7 +1159,10 @@ static const struct sx_test_case cases[] = {
     SX_TEST(test_wait_connected_reports_closing_backend),
     SX_TEST(test_tx_small_multi_slot_and_gso_frames),
     SX_TEST(test_tx_batch_one_notify_and_ring_full),
+    SX_TEST(test_tx_pages_zero_copy),
+    SX_TEST(test_tx_arm_reports_responses_or_arms),
     SX_TEST(test_rx_single_two_slot_and_gso_frames),
+    SX_TEST(test_rx_peek_holds_frames_until_release),
     SX_TEST(test_rx_hostile_responses_are_dropped),
     SX_TEST(test_single_event_channel_carries_both_directions),
     SX_TEST(test_vnet_conversion_follows_negotiation),
