@@ -42,3 +42,9 @@ UNIT_TESTS += stream_test
 stream_test_SRCS := tests/xen-core/stream_test.c
 stream_test_LIBS := $(SX_XEN_CORE_MIGRATE_LIBS) $(SX_EVTCHN_LIBS) $(SX_GRANT_LIBS) $(SX_SIMENV_LIBS)
 stream_test_LDLIBS := $(SX_XEN_CORE_MIGRATE_LDLIBS) $(SX_EVTCHN_LDLIBS) $(SX_GRANT_LDLIBS) -lcunit
+
+# Log-dirty tracking (xen-core/logdirty.c): guest processes and grant writers.
+UNIT_TESTS += logdirty_test
+logdirty_test_SRCS := tests/xen-core/logdirty_test.c
+logdirty_test_LIBS := $(SX_XEN_CORE_MIGRATE_LIBS) $(SX_GRANT_LIBS) $(SX_SIMENV_LIBS)
+logdirty_test_LDLIBS := $(SX_XEN_CORE_MIGRATE_LDLIBS) $(SX_GRANT_LDLIBS) -lcunit
