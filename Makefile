@@ -40,7 +40,8 @@ SHLIBS :=
 MODULE_MKS := common/module.mk xenstored/module.mk xen-core/module.mk platform/module.mk \
               grant/module.mk evtchn/module.mk ring/module.mk ioreq/module.mk \
               xenbus/module.mk netdev/module.mk blkio/module.mk netback/module.mk \
-              blkback/module.mk device-model/module.mk frontends/blkfront/module.mk \
+              blkback/module.mk device-model/module.mk frontends/control/module.mk \
+              frontends/blkfront/module.mk \
               frontends/netfront/module.mk frontends/hvmdisk/module.mk \
               frontends/hvmnet/module.mk frontends/fio/module.mk toolstack/module.mk \
               bench/ring/module.mk bench/blk/module.mk

@@ -114,3 +114,10 @@ int sx_gntshr_unshare(struct sx_gntshr *s, void *addr, uint32_t count)
         return -EINVAL;
     return s->ops->unshare(s->priv, addr, count);
 }
+
+int sx_gntshr_resume(struct sx_gntshr *s, struct sx_plat *p)
+{
+    if (!s || !p)
+        return -EINVAL;
+    return s->ops->resume ? s->ops->resume(s->priv, p) : -EOPNOTSUPP;
+}

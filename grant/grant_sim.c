@@ -420,9 +420,36 @@ static int ssim_unshare(void *priv, void *addr, uint32_t count)
     return rc;
 }
 
+/* The domain lives on elsewhere (its memory, allocator and grant table copied there): share
+ * from there, and give up what was shared, in the new home. */
+static int ssim_resume(void *priv, struct sx_plat *p)
+{
+    struct sim_gntshr *s = priv;
+    struct sxc_dom *nd;
+    int rc = sxc_domain_get(p->conn, p->self, &nd);
+    if (rc < 0)
+        return rc;
+    pthread_mutex_lock(&s->lock);
+    sxc_domain_put(s->conn, s->self);
+    s->conn = p->conn;
+    s->self = nd;
+    unsigned busy = 0;
+    while (s->list) {
+        struct share *sh = s->list;
+        s->list = sh->next;
+        busy += unshare_one(s, sh) < 0;
+        free(sh);
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (busy)
+        sx_warn("resume: %u shares still mapped in the new home; left granted", busy);
+    return 0;
+}
+
 const struct sx_gntshr_ops sx_gntshr_sim_ops = {
     .open = ssim_open,
     .close = ssim_close,
     .share = ssim_share,
     .unshare = ssim_unshare,
+    .resume = ssim_resume,
 };

@@ -47,6 +47,7 @@ struct bf_slot {
 struct bf_ureq {
     void *cookie;
     uint8_t *buf;
+    uint64_t offset;            /* kept to reissue it after a move */
     size_t len;
     uint32_t parts;             /* ring requests still outstanding */
     int res;                    /* first error */
@@ -61,6 +62,16 @@ struct bf_page {
 struct bf_chunk {
     void *addr;
     uint32_t count;
+};
+
+/* A caller request that was in flight when the guest suspended, to be issued again on the
+ * new connection (Linux blkfront's shadow, requeued by blkif_recover). */
+struct bf_requeue {
+    void *cookie;
+    uint8_t *buf;
+    uint64_t offset;
+    size_t len;
+    uint8_t op;
 };
 
 struct bf_queue {
@@ -94,6 +105,10 @@ struct bf_queue {
     blkif_response_t rsp[BF_RSP_BATCH];
     struct sx_idle idle;        /* sx_blkfront_wait's spin, arm, sleep (events ended at once) */
     struct sx_blkfront_stats st;
+    /* requests in flight at a suspend, not issued again yet (the new ring had no room) */
+    struct bf_requeue *requeue;
+    unsigned nrequeue;
+    unsigned nrequeue_pre;      /* of them, from before the last suspend */
 };
 
 struct sx_blkfront {
@@ -105,6 +120,7 @@ struct sx_blkfront {
     struct sx_gntshr *shr;
     bool announced;             /* we went Initialised: close must run the handshake */
     bool data_ready;
+    bool suspended;             /* between sx_blkfront_suspend and _resume */
     unsigned segs_per_req;      /* data pages one ring request may carry */
     unsigned pages_per_slot;    /* segs_per_req + its indirect pages */
     uint16_t handle;            /* blkif_vdev_t written in requests */
@@ -113,6 +129,13 @@ struct sx_blkfront {
 
 /* io.c */
 int bf_data_setup(struct sx_blkfront *f);      /* after Connected: slots, pools */
-void bf_data_teardown(struct sx_blkfront *f);  /* idempotent; ungrants what it can */
+/* Idempotent. With `unshare`, ends the grants of the pools and request pages; without, only
+ * forgets them (a move gave them up already: sx_gntshr_resume). */
+void bf_data_teardown(struct sx_blkfront *f, bool unshare);
+/* At a suspend: copy every caller request in flight to its queue's requeue list. */
+int bf_inflight_save(struct sx_blkfront *f);
+/* Issue the requeued requests again (as many as the ring takes; the rest on later polls) and
+ * kick. 0 or -errno. */
+int bf_requeue_drain(struct sx_blkfront *f, struct bf_queue *q);
 
 #endif

@@ -31,9 +31,9 @@ static bool valid_queue(const struct sx_blkfront *f, unsigned queue)
 
 /* ------------------------------------------------------------------ setup / teardown */
 
-static void queue_data_teardown(struct sx_blkfront *f, struct bf_queue *q)
+static void queue_data_teardown(struct sx_blkfront *f, struct bf_queue *q, bool unshare)
 {
-    if (q->slots) {
+    if (q->slots && unshare) {
         for (unsigned i = 0; i < q->nr_ents; i++) {
             struct bf_slot *s = &q->slots[i];
             if (s->shr) {
@@ -45,7 +45,7 @@ static void queue_data_teardown(struct sx_blkfront *f, struct bf_queue *q)
             }
         }
     }
-    for (unsigned i = 0; i < q->nchunks; i++) {
+    for (unsigned i = 0; unshare && i < q->nchunks; i++) {
         int rc = sx_gntshr_unshare(f->shr, q->chunks[i].addr, q->chunks[i].count);
         if (rc < 0)
             sx_warn("queue %u: %u persistent pages still mapped by the backend (%s)", q->idx,
@@ -70,13 +70,14 @@ static void queue_data_teardown(struct sx_blkfront *f, struct bf_queue *q)
     q->ureqs = NULL;
     q->ureq_free = NULL;
     q->nchunks = q->pool_n = q->npool_free = q->nslot_free = q->nureq_free = 0;
+    q->zombies = 0;
 }
 
-void bf_data_teardown(struct sx_blkfront *f)
+void bf_data_teardown(struct sx_blkfront *f, bool unshare)
 {
     f->data_ready = false;
     for (unsigned i = 0; i < SX_BLKFRONT_MAX_QUEUES; i++)
-        queue_data_teardown(f, &f->q[i]);
+        queue_data_teardown(f, &f->q[i], unshare);
 }
 
 static int queue_data_setup(struct sx_blkfront *f, struct bf_queue *q)
@@ -119,7 +120,7 @@ int bf_data_setup(struct sx_blkfront *f)
     for (unsigned i = 0; i < f->info.nr_queues; i++) {
         int rc = queue_data_setup(f, &f->q[i]);
         if (rc < 0) {
-            bf_data_teardown(f);
+            bf_data_teardown(f, true);
             return rc;
         }
     }
@@ -407,8 +408,8 @@ int sx_blkfront_submit(struct sx_blkfront *f, unsigned queue, enum sx_blkfront_o
 
     uint32_t ui = q->ureq_free[--q->nureq_free];
     struct bf_ureq *u = &q->ureqs[ui];
-    *u = (struct bf_ureq){ .cookie = cookie, .buf = buf, .len = len, .parts = nparts,
-                           .res = 0, .op = (uint8_t)op };
+    *u = (struct bf_ureq){ .cookie = cookie, .buf = buf, .offset = offset, .len = len,
+                           .parts = nparts, .res = 0, .op = (uint8_t)op };
     /* Slots come off the free stack; nothing is pushed, so unwritten slots are invisible. */
     unsigned nfree_before = q->nslot_free, ntaken = 0;
     size_t off = 0;
@@ -560,6 +561,8 @@ int sx_blkfront_poll(struct sx_blkfront *f, unsigned queue, struct sx_blkfront_c
     struct bf_queue *q = &f->q[queue];
     if (q->zombies)
         reap_zombies(f, q);
+    if (q->nrequeue)
+        bf_requeue_drain(f, q);
     unsigned n = 0;
     while (n < max) {
         unsigned want = max - n < BF_RSP_BATCH ? max - n : BF_RSP_BATCH;
@@ -591,11 +594,12 @@ int sx_blkfront_arm(struct sx_blkfront *f, unsigned queue)
 /* The data path's liveness check (sx_blkfront_wait) and the caller's. */
 int sx_blkfront_backend_state(struct sx_blkfront *f)
 {
-    if (!f || !f->xb)
+    if (!f)
         return -EINVAL;
     enum xenbus_state st;
     pthread_mutex_lock(&f->xb_lock);
-    int rc = sx_xenbus_read_state(f->xb, XBT_NULL, f->info.backend_path, &st);
+    /* A resume replaces xb under this lock. */
+    int rc = f->xb ? sx_xenbus_read_state(f->xb, XBT_NULL, f->info.backend_path, &st) : -ENOTCONN;
     pthread_mutex_unlock(&f->xb_lock);
     return rc < 0 ? rc : (int)st;
 }
@@ -687,4 +691,70 @@ void sx_blkfront_get_stats(const struct sx_blkfront *f, unsigned queue,
         return;
     }
     *st = f->q[queue].st;
+}
+
+/* ------------------------------------------------------------------ suspend and resume */
+
+int bf_inflight_save(struct sx_blkfront *f)
+{
+    for (unsigned qi = 0; qi < f->info.nr_queues; qi++) {
+        struct bf_queue *q = &f->q[qi];
+        q->nrequeue_pre = q->nrequeue;
+        unsigned busy = q->nr_ents - q->nureq_free;
+        if (!busy)
+            continue;
+        bool *free_ = calloc(q->nr_ents, sizeof(*free_));
+        struct bf_requeue *rq = realloc(q->requeue, (q->nrequeue + busy) * sizeof(*rq));
+        if (!free_ || !rq) {
+            free(free_);
+            if (rq)
+                q->requeue = rq;
+            return -ENOMEM;
+        }
+        q->requeue = rq;
+        for (unsigned i = 0; i < q->nureq_free; i++)
+            free_[q->ureq_free[i]] = true;
+        for (unsigned u = 0; u < q->nr_ents; u++) {
+            if (free_[u])
+                continue;
+            const struct bf_ureq *r = &q->ureqs[u];
+            q->requeue[q->nrequeue++] = (struct bf_requeue){ .cookie = r->cookie, .buf = r->buf,
+                                                              .offset = r->offset, .len = r->len,
+                                                              .op = r->op };
+        }
+        free(free_);
+    }
+    return 0;
+}
+
+int bf_requeue_drain(struct sx_blkfront *f, struct bf_queue *q)
+{
+    unsigned done = 0;
+    int rc = 0;
+    while (done < q->nrequeue) {
+        const struct bf_requeue *r = &q->requeue[done];
+        /* Counted once when the caller submitted it: its second issue is not a new one. */
+        q->st.submitted--;
+        rc = sx_blkfront_submit(f, q->idx, (enum sx_blkfront_op)r->op, r->offset, r->buf,
+                                r->len, r->cookie);
+        if (rc < 0) {
+            q->st.submitted++;
+            if (rc == -EAGAIN)
+                rc = 0;     /* the rest when completions make room */
+            else
+                sx_err("queue %u: reissue of a request at %llu: %s", q->idx,
+                       (unsigned long long)r->offset, strerror(-rc));
+            break;
+        }
+        q->st.reissued++;
+        done++;
+    }
+    memmove(q->requeue, q->requeue + done, (q->nrequeue - done) * sizeof(*q->requeue));
+    q->nrequeue -= done;
+    if (done) {
+        int k = sx_blkfront_kick(f, q->idx);
+        if (k < 0 && rc == 0)
+            rc = k;
+    }
+    return rc;
 }
