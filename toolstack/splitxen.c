@@ -12,6 +12,8 @@
  *   splitxen block-detach DOM VDEV
  *   splitxen network-attach DOM SPEC     SPEC in xl-network-configuration syntax
  *   splitxen network-detach DOM DEVID|MAC
+ *   splitxen save [-c] DOM FILE / restore [-p] FILE
+ *   splitxen migrate [--live] DOM HOST[:PORT] / migrate-receive [[ADDR:]PORT]   (migrate.c)
  *
  * Domains live in splitxen-core (libsxcore's client); their xenstore nodes are written over
  * libxenstore to the core's xenstored ($XENSTORED_PATH, default $SPLITXEN_RUN/xenstored/socket)
@@ -45,6 +47,7 @@
 #include "rundir.h"
 #include "xen-core/core.h"
 #include "platform/platform.h"
+#include "toolstack/cmd.h"
 #include "toolstack/layout.h"
 #include "toolstack/top.h"
 #include "toolstack/xlcfg.h"
@@ -68,12 +71,16 @@ static void die_usage(void)
             "  block-attach DOM SPEC          attach a disk (xl-disk-configuration syntax)\n"
             "  block-detach DOM VDEV          detach a disk\n"
             "  network-attach DOM SPEC        attach a vif (xl-network-configuration syntax)\n"
-            "  network-detach DOM DEVID|MAC   detach a vif\n",
+            "  network-detach DOM DEVID|MAC   detach a vif\n"
+            "  save [-c] DOM FILE             suspend DOM into FILE and destroy it (-c: it goes on)\n"
+            "  restore [-p] FILE              create the domain saved in FILE again\n"
+            "  migrate [--live] DOM HOST[:PORT]  move DOM to the splitxen-core of HOST\n"
+            "  migrate-receive [[ADDR:]PORT]  take one incoming domain (port 8002)\n",
             sx_run_dir());
     exit(2);
 }
 
-static long env_long(const char *name, long def, long min, long max)
+long sx_cmd_env_long(const char *name, long def, long min, long max)
 {
     const char *e = getenv(name);
     if (!e || !*e)
@@ -86,7 +93,7 @@ static long env_long(const char *name, long def, long min, long max)
 /* ------------------------------------------------------------------------------------------ */
 /* Connections. */
 
-static int core_connect(struct sxc_conn **c)
+int sx_cmd_core_connect(struct sxc_conn **c)
 {
     int rc = sxc_connect(c, NULL, 0);
     if (rc < 0)
@@ -95,7 +102,7 @@ static int core_connect(struct sxc_conn **c)
     return rc;
 }
 
-static struct xs_handle *store_open(void)
+struct xs_handle *sx_cmd_store_open(void)
 {
     char path[PATH_MAX];
     if (!getenv("XENSTORED_PATH") && sx_xenstored_path(path, sizeof(path), 0) == 0)
@@ -108,7 +115,7 @@ static struct xs_handle *store_open(void)
 }
 
 /* NAME or numeric ID -> domid known to the core; prints why not. */
-static int resolve_domain(struct sxc_conn *c, const char *ref)
+int sx_cmd_resolve_domain(struct sxc_conn *c, const char *ref)
 {
     struct sxc_dominfo *infos = calloc(MAX_DOMAINS, sizeof(*infos));
     if (!infos)
@@ -144,7 +151,7 @@ static int resolve_backend(struct sxc_conn *c, const char *ref, const char *wher
 {
     if (!ref)
         return 0;
-    int rc = resolve_domain(c, ref);
+    int rc = sx_cmd_resolve_domain(c, ref);
     if (rc < 0 && line > 0)
         fprintf(stderr, "%s:%d: %s: backend: domain '%s' does not exist\n", where, line, what,
                 ref);
@@ -153,10 +160,7 @@ static int resolve_backend(struct sxc_conn *c, const char *ref, const char *wher
     return rc;
 }
 
-static char *xs_read_str(struct xs_handle *xs, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static char *xs_read_str(struct xs_handle *xs, const char *fmt, ...)
+char *sx_cmd_xs_read(struct xs_handle *xs, const char *fmt, ...)
 {
     char path[256];
     va_list ap;
@@ -169,7 +173,7 @@ static char *xs_read_str(struct xs_handle *xs, const char *fmt, ...)
 
 static enum sx_cfg_domtype domain_type(struct xs_handle *xs, unsigned domid)
 {
-    char *t = xs_read_str(xs, "/libxl/%u/type", domid);
+    char *t = sx_cmd_xs_read(xs, "/libxl/%u/type", domid);
     enum sx_cfg_domtype r = t && !strcmp(t, "hvm") ? SX_CFG_HVM : SX_CFG_PV;
     free(t);
     return r;
@@ -207,7 +211,7 @@ static void device_close(struct xs_handle *xs, const char *bpath)
         if (xs_transaction_end(xs, t, false) || errno != EAGAIN)
             break;
     }
-    long timeout = env_long("SPLITXEN_DEVICE_TIMEOUT", 10, 0, 3600) * 1000;
+    long timeout = sx_cmd_env_long("SPLITXEN_DEVICE_TIMEOUT", 10, 0, 3600) * 1000;
     int64_t deadline = (int64_t)sx_now_ms() + timeout;
     int fd = xs_fileno(xs);
     for (;;) {
@@ -235,7 +239,7 @@ static void device_close(struct xs_handle *xs, const char *bpath)
 }
 
 /* Close every device of a domain, found through /libxl/<domid>/device. */
-static void devices_close(struct xs_handle *xs, unsigned domid)
+void sx_cmd_devices_close(struct xs_handle *xs, unsigned domid)
 {
     char path[128];
     unsigned nk, nd;
@@ -245,7 +249,7 @@ static void devices_close(struct xs_handle *xs, unsigned domid)
         snprintf(path, sizeof(path), "/libxl/%u/device/%s", domid, kinds[i]);
         char **devs = xs_directory(xs, XBT_NULL, path, &nd);
         for (unsigned j = 0; devs && j < nd; j++) {
-            char *b = xs_read_str(xs, "/libxl/%u/device/%s/%s/backend", domid, kinds[i],
+            char *b = sx_cmd_xs_read(xs, "/libxl/%u/device/%s/%s/backend", domid, kinds[i],
                                   devs[j]);
             if (b && !strncmp(b, "/local/domain/", 14))
                 device_close(xs, b);
@@ -260,21 +264,21 @@ static void devices_close(struct xs_handle *xs, unsigned domid)
  * (splitxen backends write it themselves once their resource is open). */
 static int wait_connected(struct xs_handle *xs, const struct sx_layout *l)
 {
-    long timeout = env_long("SPLITXEN_DEVICE_TIMEOUT", 10, 0, 3600) * 1000;
+    long timeout = sx_cmd_env_long("SPLITXEN_DEVICE_TIMEOUT", 10, 0, 3600) * 1000;
     int64_t deadline = (int64_t)sx_now_ms() + timeout;
     for (size_t i = 0; i < l->n; i++) {
         const struct sx_xs_node *n = &l->nodes[i];
         if (!(n->flags & SX_XS_ROOT) || !strstr(n->path, "/backend/"))
             continue;
         for (;;) {
-            char *hs = xs_read_str(xs, "%s/hotplug-status", n->path);
+            char *hs = sx_cmd_xs_read(xs, "%s/hotplug-status", n->path);
             bool ok = hs && !strcmp(hs, "connected");
             bool err = hs && !strcmp(hs, "error");
             free(hs);
             if (ok)
                 break;
             if (err || (int64_t)sx_now_ms() >= deadline) {
-                char *msg = xs_read_str(xs, "%s/hotplug-error", n->path);
+                char *msg = sx_cmd_xs_read(xs, "%s/hotplug-error", n->path);
                 fprintf(stderr, "%s: backend %s %s%s%s\n", prog, n->path,
                         err ? "failed" : "did not connect in time", msg ? ": " : "",
                         msg ? msg : "");
@@ -478,7 +482,7 @@ static int cmd_up(int argc, char **argv)
         fprintf(pf, "%d\n", (int)pid);
         fclose(pf);
     }
-    long timeout = env_long("SPLITXEN_UP_TIMEOUT", 10, 1, 600) * 1000;
+    long timeout = sx_cmd_env_long("SPLITXEN_UP_TIMEOUT", 10, 1, 600) * 1000;
     int64_t deadline = (int64_t)sx_now_ms() + timeout;
     for (;;) {
         int status;
@@ -530,7 +534,7 @@ static int cmd_down(int argc, char **argv)
         printf("splitxen-core is not running in %s\n", sx_run_dir());
         return 0;
     }
-    int64_t deadline = (int64_t)sx_now_ms() + env_long("SPLITXEN_UP_TIMEOUT", 10, 1, 600) * 1000;
+    int64_t deadline = (int64_t)sx_now_ms() + sx_cmd_env_long("SPLITXEN_UP_TIMEOUT", 10, 1, 600) * 1000;
     while (kill(pid, 0) == 0) {
         /* our child only if `up` ran in this process tree; reap if so, else just poll */
         waitpid(pid, NULL, WNOHANG);
@@ -563,46 +567,16 @@ static int gen_uuid(char out[37])
     return 0;
 }
 
-static int cmd_create(int argc, char **argv)
+int sx_cmd_build_domain(struct sxc_conn *core, struct xs_handle *xs,
+                        const struct sx_domcfg *cfg, const char *where, const char *uuid_in,
+                        bool wait_be, pid_t *dm_pid_out)
 {
-    const char *file = NULL;
-    bool paused = false, wait_be = false;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-p"))
-            paused = true;
-        else if (!strcmp(argv[i], "-w"))
-            wait_be = true;
-        else if (argv[i][0] != '-' && !file)
-            file = argv[i];
-        else
-            die_usage();
-    }
-    if (!file)
-        die_usage();
-
-    struct sx_domcfg *cfg = NULL;
-    struct sxc_conn *core = NULL;
-    struct xs_handle *xs = NULL;
     struct sx_layout l;
     int domid = -1, rc;
     pid_t dm_pid = -1;
     int *disk_be = NULL, *vif_be = NULL;
-    char err[1024];
 
     sx_layout_init(&l);
-    fprintf(stderr, "Parsing config from %s\n", file);
-    rc = sx_cfg_parse_file(file, &cfg, err, sizeof(err));
-    if (rc) {
-        fprintf(stderr, "%s\n", err[0] ? err : strerror(-rc));
-        goto out;
-    }
-
-    if ((rc = core_connect(&core)) < 0)
-        goto out;
-    if (!(xs = store_open())) {
-        rc = -EIO;
-        goto out;
-    }
     if (sxc_domain_lookup(core, cfg->name) >= 0) {
         fprintf(stderr, "%s: domain '%s' already exists\n", prog, cfg->name);
         rc = -EEXIST;
@@ -615,17 +589,19 @@ static int cmd_create(int argc, char **argv)
         goto out;
     }
     for (size_t i = 0; i < cfg->ndisks; i++) {
-        if ((rc = disk_be[i] = resolve_backend(core, cfg->disks[i].backend, file,
+        if ((rc = disk_be[i] = resolve_backend(core, cfg->disks[i].backend, where,
                                                cfg->disks[i].line, "disk")) < 0)
             goto out;
     }
     for (size_t i = 0; i < cfg->nvifs; i++) {
-        if ((rc = vif_be[i] = resolve_backend(core, cfg->vifs[i].backend, file,
+        if ((rc = vif_be[i] = resolve_backend(core, cfg->vifs[i].backend, where,
                                               cfg->vifs[i].line, "vif")) < 0)
             goto out;
     }
     char uuid[37];
-    if (cfg->uuid)
+    if (uuid_in && *uuid_in)
+        snprintf(uuid, sizeof(uuid), "%s", uuid_in);
+    else if (cfg->uuid)
         snprintf(uuid, sizeof(uuid), "%s", cfg->uuid);
     else if ((rc = gen_uuid(uuid)) < 0)
         goto out;
@@ -682,18 +658,15 @@ static int cmd_create(int argc, char **argv)
     }
     if (wait_be && (rc = wait_connected(xs, &l)))
         goto fail_nodes;
-    if (!paused && (rc = sxc_domain_unpause(core, (domid_t)domid)) < 0) {
-        fprintf(stderr, "%s: unpausing domain %d: %s\n", prog, domid, strerror(-rc));
-        goto fail_nodes;
-    }
-    printf("created domain '%s' (domid %d)%s\n", cfg->name, domid, paused ? ", paused" : "");
-    rc = 0;
+    if (dm_pid_out)
+        *dm_pid_out = dm_pid;
+    rc = domid;
     goto out;
 
 fail_nodes:
     if (dm_pid > 0)
         kill(dm_pid, SIGTERM);
-    devices_close(xs, (unsigned)domid);
+    sx_cmd_devices_close(xs, (unsigned)domid);
 fail_domain:
     /* remove everything the layout may have written (the transaction is all or nothing,
      * but a later step may have failed), then the domain */
@@ -713,6 +686,77 @@ out:
     free(disk_be);
     free(vif_be);
     sx_layout_clear(&l);
+    return rc;
+}
+
+int sx_cmd_unbuild_domain(struct sxc_conn *core, struct xs_handle *xs, int domid)
+{
+    if (domid <= 0)
+        return -EINVAL;
+    /* As libxl__destroy_domid: pause, close the devices, remove the nodes, destroy. */
+    sxc_domain_pause(core, (domid_t)domid);
+    sx_cmd_devices_close(xs, (unsigned)domid);
+    int rc = sx_layout_remove_domain(xs, (unsigned)domid);
+    if (rc)
+        fprintf(stderr, "%s: removing xenstore nodes of domain %d: %s\n", prog, domid,
+                strerror(-rc));
+    int r = sxc_domain_destroy(core, (domid_t)domid);
+    if (r < 0)
+        fprintf(stderr, "%s: destroying domain %d: %s\n", prog, domid, strerror(-r));
+    return rc ? rc : r < 0 ? r : 0;
+}
+
+static int cmd_create(int argc, char **argv)
+{
+    const char *file = NULL;
+    bool paused = false, wait_be = false;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-p"))
+            paused = true;
+        else if (!strcmp(argv[i], "-w"))
+            wait_be = true;
+        else if (argv[i][0] != '-' && !file)
+            file = argv[i];
+        else
+            die_usage();
+    }
+    if (!file)
+        die_usage();
+
+    struct sx_domcfg *cfg = NULL;
+    struct sxc_conn *core = NULL;
+    struct xs_handle *xs = NULL;
+    int domid = -1, rc;
+    pid_t dm_pid = -1;
+    char err[1024];
+
+    fprintf(stderr, "Parsing config from %s\n", file);
+    rc = sx_cfg_parse_file(file, &cfg, err, sizeof(err));
+    if (rc) {
+        fprintf(stderr, "%s\n", err[0] ? err : strerror(-rc));
+        goto out;
+    }
+    if ((rc = sx_cmd_core_connect(&core)) < 0)
+        goto out;
+    if (!(xs = sx_cmd_store_open())) {
+        rc = -EIO;
+        goto out;
+    }
+    domid = sx_cmd_build_domain(core, xs, cfg, file, NULL, wait_be, &dm_pid);
+    if (domid < 0) {
+        rc = domid;
+        goto out;
+    }
+    if (!paused && (rc = sxc_domain_unpause(core, (domid_t)domid)) < 0) {
+        fprintf(stderr, "%s: unpausing domain %d: %s\n", prog, domid, strerror(-rc));
+        if (dm_pid > 0)
+            kill(dm_pid, SIGTERM);
+        sx_cmd_unbuild_domain(core, xs, domid);
+        goto out;
+    }
+    printf("created domain '%s' (domid %d)%s\n", cfg->name, domid, paused ? ", paused" : "");
+    rc = 0;
+out:
     if (xs)
         xs_close(xs);
     sxc_disconnect(core);
@@ -738,7 +782,7 @@ static int cmd_list(int argc, char **argv)
     if (argc != 1)
         die_usage();
     struct sxc_conn *core;
-    if (core_connect(&core) < 0)
+    if (sx_cmd_core_connect(&core) < 0)
         return 1;
     struct sxc_dominfo *infos = calloc(MAX_DOMAINS, sizeof(*infos));
     int n = infos ? sxc_domain_list(core, infos, MAX_DOMAINS) : -ENOMEM;
@@ -760,23 +804,16 @@ static int cmd_list(int argc, char **argv)
     return 0;
 }
 
-/* Commands on one existing domain: connect, resolve, run. */
-struct domcmd {
-    struct sxc_conn *core;
-    struct xs_handle *xs;
-    int domid;
-};
-
-static int domcmd_open(struct domcmd *d, const char *ref, bool need_xs)
+int sx_cmd_dom_open(struct sx_domcmd *d, const char *ref, bool need_xs)
 {
     d->core = NULL;
     d->xs = NULL;
     d->domid = -1;
-    if (core_connect(&d->core) < 0)
+    if (sx_cmd_core_connect(&d->core) < 0)
         return -1;
-    if (need_xs && !(d->xs = store_open()))
+    if (need_xs && !(d->xs = sx_cmd_store_open()))
         return -1;
-    d->domid = resolve_domain(d->core, ref);
+    d->domid = sx_cmd_resolve_domain(d->core, ref);
     if (d->domid == -ENOENT)
         fprintf(stderr, "%s: no domain '%s'\n", prog, ref);
     if (d->domid == 0) {
@@ -786,7 +823,7 @@ static int domcmd_open(struct domcmd *d, const char *ref, bool need_xs)
     return d->domid < 0 ? -1 : 0;
 }
 
-static void domcmd_close(struct domcmd *d)
+void sx_cmd_dom_close(struct sx_domcmd *d)
 {
     if (d->xs)
         xs_close(d->xs);
@@ -797,23 +834,13 @@ static int cmd_destroy(int argc, char **argv)
 {
     if (argc != 2)
         die_usage();
-    struct domcmd d;
+    struct sx_domcmd d;
     int ret = 1;
-    if (domcmd_open(&d, argv[1], true) < 0)
+    if (sx_cmd_dom_open(&d, argv[1], true) < 0)
         goto out;
-    /* As libxl__destroy_domid: pause, close the devices, remove the nodes, destroy. */
-    sxc_domain_pause(d.core, (domid_t)d.domid);
-    devices_close(d.xs, (unsigned)d.domid);
-    int rc = sx_layout_remove_domain(d.xs, (unsigned)d.domid);
-    if (rc)
-        fprintf(stderr, "%s: removing xenstore nodes of domain %d: %s\n", prog, d.domid,
-                strerror(-rc));
-    int rc2 = sxc_domain_destroy(d.core, (domid_t)d.domid);
-    if (rc2 < 0)
-        fprintf(stderr, "%s: destroying domain %d: %s\n", prog, d.domid, strerror(-rc2));
-    ret = rc || rc2 < 0;
+    ret = sx_cmd_unbuild_domain(d.core, d.xs, d.domid) < 0;
 out:
-    domcmd_close(&d);
+    sx_cmd_dom_close(&d);
     return ret;
 }
 
@@ -821,9 +848,9 @@ static int cmd_pause(int argc, char **argv, bool pause)
 {
     if (argc != 2)
         die_usage();
-    struct domcmd d;
+    struct sx_domcmd d;
     int ret = 1;
-    if (domcmd_open(&d, argv[1], false) < 0)
+    if (sx_cmd_dom_open(&d, argv[1], false) < 0)
         goto out;
     int rc = pause ? sxc_domain_pause(d.core, (domid_t)d.domid)
                    : sxc_domain_unpause(d.core, (domid_t)d.domid);
@@ -832,14 +859,14 @@ static int cmd_pause(int argc, char **argv, bool pause)
                 strerror(-rc));
     ret = rc < 0;
 out:
-    domcmd_close(&d);
+    sx_cmd_dom_close(&d);
     return ret;
 }
 
-static int attach(struct domcmd *d, struct sx_layout *l, const char *kind, uint32_t devid,
+static int attach(struct sx_domcmd *d, struct sx_layout *l, const char *kind, uint32_t devid,
                   bool wait_be)
 {
-    char *exists = xs_read_str(d->xs, "/libxl/%d/device/%s/%u", d->domid, kind, devid);
+    char *exists = sx_cmd_xs_read(d->xs, "/libxl/%d/device/%s/%u", d->domid, kind, devid);
     if (exists) {
         free(exists);
         fprintf(stderr, "%s: domain %d already has %s device %u\n", prog, d->domid, kind,
@@ -852,7 +879,7 @@ static int attach(struct domcmd *d, struct sx_layout *l, const char *kind, uint3
         return rc;
     }
     if (wait_be && (rc = wait_connected(d->xs, l))) {
-        devices_close(d->xs, (unsigned)d->domid);
+        sx_cmd_devices_close(d->xs, (unsigned)d->domid);
         sx_layout_unapply(d->xs, l);
         return rc;
     }
@@ -864,7 +891,7 @@ static int cmd_block_attach(int argc, char **argv)
     bool wait_be = argc == 4 && !strcmp(argv[3], "-w");
     if (argc != 3 && !wait_be)
         die_usage();
-    struct domcmd d;
+    struct sx_domcmd d;
     struct sx_cfg_disk disk = { 0 };
     struct sx_layout l;
     char err[1024];
@@ -875,7 +902,7 @@ static int cmd_block_attach(int argc, char **argv)
         d.core = NULL, d.xs = NULL;
         goto out;
     }
-    if (domcmd_open(&d, argv[1], true) < 0)
+    if (sx_cmd_dom_open(&d, argv[1], true) < 0)
         goto out;
     if ((be = resolve_backend(d.core, disk.backend, "block-attach", 0, "disk")) < 0)
         goto out;
@@ -886,13 +913,13 @@ static int cmd_block_attach(int argc, char **argv)
 out:
     sx_layout_clear(&l);
     sx_cfg_disk_clear(&disk);
-    domcmd_close(&d);
+    sx_cmd_dom_close(&d);
     return ret;
 }
 
-static int detach(struct domcmd *d, const char *kind, uint32_t devid)
+static int detach(struct sx_domcmd *d, const char *kind, uint32_t devid)
 {
-    char *b = xs_read_str(d->xs, "/libxl/%d/device/%s/%u/backend", d->domid, kind, devid);
+    char *b = sx_cmd_xs_read(d->xs, "/libxl/%d/device/%s/%u/backend", d->domid, kind, devid);
     if (!b) {
         fprintf(stderr, "%s: domain %d has no %s device %u\n", prog, d->domid, kind, devid);
         return -ENOENT;
@@ -910,18 +937,18 @@ static int cmd_block_detach(int argc, char **argv)
 {
     if (argc != 3)
         die_usage();
-    struct domcmd d;
+    struct sx_domcmd d;
     int ret = 1;
     long devid = sx_cfg_vdev_to_devid(argv[2]);
     if (devid < 0) {
         fprintf(stderr, "%s: block-detach: '%s' is not a virtual device\n", prog, argv[2]);
         return 1;
     }
-    if (domcmd_open(&d, argv[1], true) < 0)
+    if (sx_cmd_dom_open(&d, argv[1], true) < 0)
         goto out;
     ret = detach(&d, "vbd", (uint32_t)devid) ? 1 : 0;
 out:
-    domcmd_close(&d);
+    sx_cmd_dom_close(&d);
     return ret;
 }
 
@@ -946,13 +973,13 @@ static int cmd_network_attach(int argc, char **argv)
     bool wait_be = argc == 4 && !strcmp(argv[3], "-w");
     if (argc != 3 && !wait_be)
         die_usage();
-    struct domcmd d;
+    struct sx_domcmd d;
     struct sx_cfg_vif vif = { 0 };
     struct sx_layout l;
     char err[1024];
     int ret = 1, be;
     sx_layout_init(&l);
-    if (domcmd_open(&d, argv[1], true) < 0)
+    if (sx_cmd_dom_open(&d, argv[1], true) < 0)
         goto out;
     if (sx_cfg_parse_vif(argv[2], "network-attach", 0, next_vif_devid(d.xs, d.domid), &vif,
                          err, sizeof(err))) {
@@ -969,7 +996,7 @@ static int cmd_network_attach(int argc, char **argv)
 out:
     sx_layout_clear(&l);
     sx_cfg_vif_clear(&vif);
-    domcmd_close(&d);
+    sx_cmd_dom_close(&d);
     return ret;
 }
 
@@ -977,7 +1004,7 @@ static int cmd_network_detach(int argc, char **argv)
 {
     if (argc != 3)
         die_usage();
-    struct domcmd d;
+    struct sx_domcmd d;
     int ret = 1;
     long devid = -1;
     uint8_t mac[6];
@@ -991,7 +1018,7 @@ static int cmd_network_detach(int argc, char **argv)
             return 1;
         }
     }
-    if (domcmd_open(&d, argv[1], true) < 0)
+    if (sx_cmd_dom_open(&d, argv[1], true) < 0)
         goto out;
     if (by_mac) {
         char path[64];
@@ -999,7 +1026,7 @@ static int cmd_network_detach(int argc, char **argv)
         snprintf(path, sizeof(path), "/libxl/%d/device/vif", d.domid);
         char **devs = xs_directory(d.xs, XBT_NULL, path, &n);
         for (unsigned i = 0; devs && i < n && devid < 0; i++) {
-            char *m = xs_read_str(d.xs, "/libxl/%d/device/vif/%s/mac", d.domid, devs[i]);
+            char *m = sx_cmd_xs_read(d.xs, "/libxl/%d/device/vif/%s/mac", d.domid, devs[i]);
             if (m && !strcasecmp(m, argv[2]))
                 devid = atol(devs[i]);
             free(m);
@@ -1012,7 +1039,7 @@ static int cmd_network_detach(int argc, char **argv)
     }
     ret = detach(&d, "vif", (uint32_t)devid) ? 1 : 0;
 out:
-    domcmd_close(&d);
+    sx_cmd_dom_close(&d);
     return ret;
 }
 
@@ -1033,9 +1060,9 @@ static int cmd_console(int argc, char **argv)
     }
     if (!ref)
         die_usage();
-    struct domcmd d;
-    if (domcmd_open(&d, ref, false) < 0) {
-        domcmd_close(&d);
+    struct sx_domcmd d;
+    if (sx_cmd_dom_open(&d, ref, false) < 0) {
+        sx_cmd_dom_close(&d);
         return 1;
     }
     char path[PATH_MAX];
@@ -1044,7 +1071,7 @@ static int cmd_console(int argc, char **argv)
     if (fd < 0 && !follow) {
         fprintf(stderr, "%s: no console log for domain %d (%s): is its device model running?\n",
                 prog, d.domid, path);
-        domcmd_close(&d);
+        sx_cmd_dom_close(&d);
         return 1;
     }
     int ret = 0;
@@ -1069,7 +1096,7 @@ static int cmd_console(int argc, char **argv)
             break;
         if ((int64_t)sx_now_ms() - last_check >= 1000) {
             last_check = (int64_t)sx_now_ms();
-            if (resolve_domain(d.core, ref) != d.domid)
+            if (sx_cmd_resolve_domain(d.core, ref) != d.domid)
                 break;   /* the domain is gone: everything it wrote has been shown */
         }
         usleep(100 * 1000);
@@ -1078,7 +1105,7 @@ static int cmd_console(int argc, char **argv)
     }
     if (fd >= 0)
         close(fd);
-    domcmd_close(&d);
+    sx_cmd_dom_close(&d);
     return ret;
 }
 
@@ -1116,6 +1143,19 @@ int main(int argc, char **argv)
         return cmd_network_attach(argc, argv);
     if (!strcmp(cmd, "network-detach"))
         return cmd_network_detach(argc, argv);
+    static const struct {
+        const char *name;
+        int (*fn)(int, char **);
+    } moves[] = { { "save", sx_cmd_save }, { "restore", sx_cmd_restore },
+                  { "migrate", sx_cmd_migrate }, { "migrate-receive", sx_cmd_migrate_receive } };
+    for (size_t i = 0; i < sizeof(moves) / sizeof(moves[0]); i++) {
+        if (!strcmp(cmd, moves[i].name)) {
+            int rc = moves[i].fn(argc, argv);
+            if (rc == 2)
+                die_usage();
+            return rc;
+        }
+    }
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h"))
         die_usage();
     fprintf(stderr, "%s: unknown command '%s'\n", prog, cmd);
