@@ -25,3 +25,8 @@ UNIT_TESTS += layout_xs_test
 layout_xs_test_SRCS := tests/toolstack/layout_xs_test.c
 layout_xs_test_LIBS := $(SX_TOOLSTACK_LIBS)
 layout_xs_test_LDLIBS := $(SX_TOOLSTACK_LDLIBS) -lcunit
+
+# Helper for the save/restore and migration tests: a pattern in a guest's memory.
+PROGS += splitxen-test-guestmem
+splitxen-test-guestmem_SRCS := tests/toolstack/guestmem.c
+splitxen-test-guestmem_LIBS := $(SX_XEN_CORE_LIBS)

@@ -7,6 +7,8 @@
 #   mh_need                 skip (77) unless everything needed is there
 #   mh_start                the hosts, backends running; sets RUNA RUNB NSA NSB NSG BR
 #   on_host A|B CMD...      run CMD as a process of that host (its run dir, its namespace)
+#   mh_bg LOG A|B|G CMD...  the same in the background (G: a process of the guest, started
+#                           on host A), output to LOG; BGPID is CMD's own pid
 #   mh_guest NAME MEM       create a guest on host A with a disk ($IMG) and a vif; sets DOM
 #   mh_cleanup              everything this test started, also on failure (trap EXIT)
 B=${SX_BUILD:-build}/bin
@@ -24,6 +26,20 @@ mh_need() {
   ENGINE=$(realpath "${SX_BUILD:-build}/lib/splitxen-fio.so" 2>/dev/null || true)
   [ -f "$ENGINE" ] || { echo "SKIP: splitxen-fio.so not built"; exit 77; }
   B=$(cd "$B" && pwd)
+}
+
+mh_bg() {
+  local log=$1 h=$2; shift 2
+  if [ "$h" = G ]; then
+    (exec env SPLITXEN_RUN="$RUNA" SPLITXEN_CORE="$RUNA/core.sock" "$@") >"$log" 2>&1 &
+  else
+    local run ns
+    if [ "$h" = A ]; then run=$RUNA ns=$NSA; else run=$RUNB ns=$NSB; fi
+    (exec ip netns exec "$ns" env SPLITXEN_RUN="$run" XENSTORED_PATH="$run/xenstored/socket" \
+      SPLITXEN_CORE="$run/core.sock" "$@") >"$log" 2>&1 &
+  fi
+  BGPID=$!
+  mh_pids+=("$BGPID")
 }
 
 as_guest() {   # as_guest CMD...: a process acting as the guest, started on host A
@@ -65,13 +81,10 @@ mh_nback=0
 mh_backends() {
   local h=$1
   mh_nback=$((mh_nback + 1))
-  SPLITXEN_LOG=info on_host "$h" "$B/splitxen-blkback" --domid 0 \
-    >"$MHTMP/blkback-$h.$mh_nback.log" 2>&1 &
-  local bb=$!
-  SPLITXEN_LOG=info on_host "$h" "$B/splitxen-netback" --domid 0 \
-    >"$MHTMP/netback-$h.$mh_nback.log" 2>&1 &
-  local nb=$!
-  mh_pids+=("$bb" "$nb")
+  SPLITXEN_LOG=info mh_bg "$MHTMP/blkback-$h.$mh_nback.log" "$h" "$B/splitxen-blkback" --domid 0
+  local bb=$BGPID
+  SPLITXEN_LOG=info mh_bg "$MHTMP/netback-$h.$mh_nback.log" "$h" "$B/splitxen-netback" --domid 0
+  local nb=$BGPID
   if [ "$h" = A ]; then BBA=$bb NBA=$nb; else BBB=$bb NBB=$nb; fi
 }
 
@@ -140,10 +153,9 @@ CFG
 
 # mh_tapfront: the guest's eth0 (192.0.2.2 in $NSG) through host A's netback; sets TFPID.
 mh_tapfront() {
-  SPLITXEN_LOG=info as_guest "$B/splitxen-tapfront" --domid "$DOM" --netns "$NSG" \
-    --ip 192.0.2.2/24 >"$MHTMP/tapfront.log" 2>&1 &
-  TFPID=$!
-  mh_pids+=("$TFPID")
+  SPLITXEN_LOG=info mh_bg "$MHTMP/tapfront.log" G "$B/splitxen-tapfront" --domid "$DOM" \
+    --netns "$NSG" --ip 192.0.2.2/24
+  TFPID=$BGPID
   mh_wait_log "$MHTMP/tapfront.log" "eth0 in" 300 || mh_fail "tapfront did not come up"
   local i
   for ((i = 0; i < 20; i++)); do
