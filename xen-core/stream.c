@@ -257,7 +257,18 @@ int sxm_reader_open(struct sxm_reader **out, int fd, char *err, size_t errlen)
     r->fd = fd;
     r->crc = (uint32_t)crc32(0, NULL, 0);
     uint8_t h[SXM_HDR_SIZE];
-    int rc = consume(r, h, sizeof(h), "the stream header");
+    size_t got;
+    int rc = read_exact(r, h, sizeof(h), &got);
+    if (rc == -ENODATA && memcmp(h, SXM_MAGIC, got < 8 ? got : 8))
+        rc = fail(r, -EPROTO, "not a splitxen save image or migration stream (bad magic)");
+    else if (rc == -ENODATA)
+        rc = fail(r, rc, "truncated: the stream ends %zu bytes into its header", got);
+    else if (rc < 0)
+        rc = fail(r, rc, "read: %s", strerror(-rc));
+    if (rc == 0) {
+        r->crc = crc(r->crc, h, sizeof(h));
+        r->off = sizeof(h);
+    }
     if (rc == 0 && memcmp(h, SXM_MAGIC, 8))
         rc = fail(r, -EPROTO, "not a splitxen save image or migration stream (bad magic)");
     else if (rc == 0 && get32(h + 24) != crc(0, h, 24))
