@@ -11,8 +11,8 @@
  *
  * What travels (xen-core/stream.h, domstate.h): the domain (name, uuid, memory, vCPUs), its
  * config as xl.cfg text rebuilt from the toolstack's copy in /libxl/<domid> (devices attached
- * since create included), the guest's own xenstore nodes, its memory, frame allocator, grant
- * table and event channel bindings.
+ * since create included), the guest's own xenstore nodes (as they were when the save or
+ * migration began), its memory, frame allocator, grant table and event channel bindings.
  *
  * Suspending a guest (libxl__domain_suspend's protocol): control/shutdown = "suspend"; every
  * process acting as the guest's kernel quiesces its devices and makes the suspend hypercall
@@ -562,8 +562,7 @@ struct incoming {
     bool have_dom, have_cfg;
     unsigned have_state;        /* PAGE_ALLOC, GRANTS, EVTCHN seen: bits 0..2 */
     struct sx_domcfg *cfg;
-    uint8_t *nodes;
-    size_t nodes_len;
+    bool have_nodes;
     int domid;                  /* built, or -1 */
     struct sxc_dom *d;
     uint64_t pages;
@@ -596,7 +595,6 @@ static void incoming_free(struct incoming *in)
     if (in->d)
         sxc_domain_put(in->core, in->d);
     sx_cfg_free(in->cfg);
-    free(in->nodes);
 }
 
 /* One record: checked, and with apply, loaded. 0 or -errno with err filled. */
@@ -650,16 +648,19 @@ static int incoming_record(struct incoming *in, uint32_t type, const void *buf, 
         return rc < 0 ? (snprintf(err, errlen, "mapping the new domain: %s", strerror(-rc)), rc)
                       : 0;
     }
-    case SXM_REC_XENSTORE: {
-        uint8_t *copy = malloc(len ? len : 1);
-        if (!copy)
-            return -ENOMEM;
-        memcpy(copy, buf, len);
-        free(in->nodes);
-        in->nodes = copy;
-        in->nodes_len = len;
-        return 0;
-    }
+    case SXM_REC_XENSTORE:
+        if (in->have_nodes)
+            return snprintf(err, errlen, "a second XENSTORE record"), -EPROTO;
+        in->have_nodes = true;
+        if (!in->apply)
+            return 0;
+        if (!in->have_cfg)
+            return snprintf(err, errlen, "XENSTORE record before the CONFIG record"), -EPROTO;
+        /* Written now, while the rest travels: they are the nodes as the guest left them
+         * when its migration began (a running guest's later writes stay behind). */
+        rc = restore_nodes(in->xs, (unsigned)in->domid, buf, len);
+        return rc < 0 ? (snprintf(err, errlen, "writing the guest's xenstore nodes: %s",
+                                  strerror(-rc)), rc) : 0;
     default:
         if (!in->have_cfg)
             return snprintf(err, errlen, "%s record before the CONFIG record",
@@ -678,18 +679,14 @@ static int incoming_record(struct incoming *in, uint32_t type, const void *buf, 
     }
 }
 
-/* After END: what must have come did; with apply, the guest's nodes go in. */
+/* After END: what must have come did. */
 static int incoming_finish(struct incoming *in, char *err, size_t errlen)
 {
     if (!in->have_cfg)
         return snprintf(err, errlen, "no CONFIG record"), -EPROTO;
     if (in->have_state != 7)
         return snprintf(err, errlen, "no PAGE_ALLOC, GRANTS or EVTCHN record"), -EPROTO;
-    if (!in->apply || !in->nodes)
-        return 0;
-    int rc = restore_nodes(in->xs, (unsigned)in->domid, in->nodes, in->nodes_len);
-    return rc < 0 ? (snprintf(err, errlen, "writing the guest's xenstore nodes: %s",
-                              strerror(-rc)), rc) : 0;
+    return 0;
 }
 
 /* Read a stream to its END through incoming_record. */
@@ -948,6 +945,7 @@ int sx_cmd_migrate(int argc, char **argv)
     if (guest_suspend(dc.core, dc.xs, dc.domid) < 0)
         goto out;
     suspended = true;
+    uint64_t t_in = sx_now_us();
     if ((rc = send_tail(&o, live)) < 0) {
         fprintf(stderr, "%s: migrate: sending the suspended domain: %s\n", prog, strerror(-rc));
         goto out;
@@ -960,6 +958,7 @@ int sx_cmd_migrate(int argc, char **argv)
                 rc < 0 ? "" : "");
         goto out;
     }
+    uint64_t t_ready = sx_now_us();
     struct sxm_msg go = { .code = SXM_MSG_GO };
     domid_t newid = (domid_t)m.domid;
     char core_path[sizeof(m.core_path)];
@@ -976,8 +975,12 @@ int sx_cmd_migrate(int argc, char **argv)
         goto out;
     }
     /* The destination runs it: the guest's processes go on there, the source goes. */
+    uint64_t t_done = sx_now_us();
     rc = sxc_domain_resume(dc.core, (domid_t)dc.domid, true, newid, core_path);
     t_resumed = sx_now_us();
+    sx_debug("suspended after %.1f ms, sent and built %.1f ms, go/done %.1f ms, resume %.1f ms",
+             (t_in - t_susp) / 1e3, (t_ready - t_in) / 1e3, (t_done - t_ready) / 1e3,
+             (t_resumed - t_done) / 1e3);
     suspended = false;
     logdirty = false;
     if (rc < 0)

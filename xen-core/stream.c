@@ -62,6 +62,7 @@ struct sxm_writer {
     int level;
     int err;                    /* first failure: every later call returns -EIO */
     uint32_t crc;               /* of every byte written */
+    unsigned skip;              /* records left to store without trying deflate */
     uint64_t bytes, raw, records;
     uint8_t *zbuf;
     size_t zcap;
@@ -117,7 +118,9 @@ static int write_record(struct sxm_writer *w, uint32_t type, const void *buf, si
     const void *wire = buf;
     size_t wlen = len;
     uint32_t flags = 0;
-    if (len >= 64) {
+    if (len >= 64 && w->skip) {
+        w->skip--;
+    } else if (len >= 64) {
         uLongf zlen = compressBound((uLong)len);
         if (zlen > w->zcap) {
             uint8_t *nb = realloc(w->zbuf, zlen);
@@ -131,6 +134,10 @@ static int write_record(struct sxm_writer *w, uint32_t type, const void *buf, si
             wlen = zlen;
             flags = SXM_RF_ZLIB;
         }
+        /* Data that deflate cannot shrink by an eighth (random, already compressed) costs it
+         * its full time for nothing: store the next records as they are, then try again. */
+        if (wlen > len - len / 8)
+            w->skip = 16;
     }
     uint8_t h[SXM_REC_HDR_SIZE];
     put32(h, type);

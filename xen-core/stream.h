@@ -58,7 +58,8 @@ struct sxm_reader;
 /* Write the header to fd (a file or a socket; the writer never closes it). level: zlib
  * compression level (1 = fastest). */
 int sxm_writer_open(struct sxm_writer **out, int fd, uint32_t flags, int level);
-/* One record. Compressed when that makes it smaller. -EMSGSIZE over SXM_MAX_PAYLOAD, -EIO
+/* One record. Compressed when that makes it smaller; after a record deflate could not shrink
+ * by an eighth, the next 16 are stored without trying. -EMSGSIZE over SXM_MAX_PAYLOAD, -EIO
  * after an earlier failure, else the write's -errno. */
 int sxm_write(struct sxm_writer *w, uint32_t type, const void *buf, size_t len);
 /* The END record. */

@@ -258,31 +258,39 @@ static int write_ring_nodes(struct sx_blkfront *f, xs_transaction_t t, const cha
 }
 
 /* A reconnect may negotiate differently from the last connection: drop every transport key
- * an earlier one may have left, so the backend never reads a stale ring-page-order or queue. */
+ * an earlier one may have left, so the backend never reads a stale ring-page-order or queue.
+ * The directory is listed once and only keys that are there are removed: a fresh directory (a
+ * first connection, or one on a new host after a move) costs one round trip, not forty. */
+static bool transport_key(const char *k)
+{
+    static const char *const keys[] = { "ring-ref", "ring-page-order", "num-ring-pages",
+                                        "event-channel", "multi-queue-num-queues" };
+    for (unsigned i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        if (!strcmp(k, keys[i]))
+            return true;
+    unsigned n;
+    char tail;
+    return (sscanf(k, "ring-ref%u%c", &n, &tail) == 1 && n < SX_RING_MAX_PAGES) ||
+           (sscanf(k, "queue-%u%c", &n, &tail) == 1 && n < SX_BLKFRONT_MAX_QUEUES);
+}
+
 static int remove_stale_transport(struct sx_blkfront *f, xs_transaction_t t)
 {
     const char *fe = f->info.frontend_path;
-    static const char *const keys[] = { "ring-ref", "ring-page-order", "num-ring-pages",
-                                        "event-channel", "multi-queue-num-queues" };
-    char key[32];
-    for (unsigned i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-        int rc = sx_xenbus_rm(f->xb, t, fe, keys[i]);
-        if (rc < 0 && rc != -ENOENT)
-            return rc;
+    unsigned num = 0;
+    char **ents = xs_directory(sx_xenbus_xs(f->xb), t, fe, &num);
+    if (!ents)
+        return errno == ENOENT ? 0 : -errno;
+    int rc = 0;
+    for (unsigned i = 0; i < num && rc == 0; i++) {
+        if (!transport_key(ents[i]))
+            continue;
+        rc = sx_xenbus_rm(f->xb, t, fe, ents[i]);
+        if (rc == -ENOENT)
+            rc = 0;
     }
-    for (unsigned i = 0; i < SX_RING_MAX_PAGES; i++) {
-        snprintf(key, sizeof(key), "ring-ref%u", i);
-        int rc = sx_xenbus_rm(f->xb, t, fe, key);
-        if (rc < 0 && rc != -ENOENT)
-            return rc;
-    }
-    for (unsigned i = 0; i < SX_BLKFRONT_MAX_QUEUES; i++) {
-        snprintf(key, sizeof(key), "queue-%u", i);
-        int rc = sx_xenbus_rm(f->xb, t, fe, key);
-        if (rc < 0 && rc != -ENOENT)
-            return rc;
-    }
-    return 0;
+    free(ents);
+    return rc;
 }
 
 static int publish_transport(struct sx_blkfront *f)

@@ -128,6 +128,7 @@ int sx_guest_fd(struct sx_guest *g) { return sx_xenbus_fd(g->xb); }
 static int resume_devices(struct sx_guest *g, const struct sx_plat_resume *r)
 {
     int rc = 0;
+    uint64_t t0 = sx_now_us();
     if (r->moved) {
         rc = sx_plat_move(g->p, r->core_path, r->domid);
         if (rc < 0) {
@@ -139,8 +140,11 @@ static int resume_devices(struct sx_guest *g, const struct sx_plat_resume *r)
         sx_xenbus_close(g->xb);
         g->xb = NULL;
     }
+    uint64_t t1 = sx_now_us();
     for (unsigned i = 0; i < g->ndevs; i++) {
+        uint64_t td = sx_now_us();
         int r2 = g->devs[i].resume(g->devs[i].arg, r->moved);
+        sx_debug("%s resumed in %.3f ms", g->devs[i].name, (sx_now_us() - td) / 1e3);
         if (r2 < 0) {
             sx_err("%s did not resume: %s", g->devs[i].name, strerror(-r2));
             g->st.resume_errors++;
@@ -148,6 +152,7 @@ static int resume_devices(struct sx_guest *g, const struct sx_plat_resume *r)
                 rc = r2;
         }
     }
+    sx_debug("moved in %.3f ms, devices %.3f ms", (t1 - t0) / 1e3, (sx_now_us() - t1) / 1e3);
     if (r->moved) {
         sx_plat_move_done(g->p);
         int r3 = attach(g);
@@ -189,6 +194,7 @@ int sx_guest_handle(struct sx_guest *g)
     }
     struct sx_plat_resume r = { .moved = false };
     uint64_t t1 = sx_now_us(), t2 = t1;
+    sx_debug("devices quiesced in %.3f ms", (t1 - t0) / 1e3);
     if (rc == 0) {
         rc = sx_plat_guest_suspend(g->p, &r);
         t2 = sx_now_us();
