@@ -1,4 +1,5 @@
-/* What the `splitxen` commands in splitxen.c and migrate.c share. Private to toolstack/. */
+/* What the `splitxen` commands share (domain.c), and the ones in migrate.c. Private to
+ * toolstack/. */
 #ifndef SPLITXEN_TOOLSTACK_CMD_H
 #define SPLITXEN_TOOLSTACK_CMD_H
 
@@ -15,8 +16,16 @@ int sx_cmd_core_connect(struct sxc_conn **c);
 struct xs_handle *sx_cmd_store_open(void);
 /* NAME or numeric ID -> domid (-ENOENT). */
 int sx_cmd_resolve_domain(struct sxc_conn *c, const char *ref);
-/* Close every device of a domain (backends to Closed, with the device timeout). */
+/* The backend domain of a device (NULL: 0); `where`/`line` name the config item. */
+int sx_cmd_resolve_backend(struct sxc_conn *c, const char *ref, const char *where, int line,
+                           const char *what);
+/* Close one device (its backend directory) or every device of a domain: backends to Closed,
+ * within the device timeout. */
+void sx_cmd_device_close(struct xs_handle *xs, const char *bpath);
 void sx_cmd_devices_close(struct xs_handle *xs, unsigned domid);
+/* Wait (-w) until every backend of a layout reports hotplug-status "connected". */
+struct sx_layout;
+int sx_cmd_wait_connected(struct xs_handle *xs, const struct sx_layout *l);
 long sx_cmd_env_long(const char *name, long def, long min, long max);
 /* The value at a printf-made path (malloc'ed), NULL when missing. */
 char *sx_cmd_xs_read(struct xs_handle *xs, const char *fmt, ...)
@@ -41,6 +50,10 @@ int sx_cmd_build_domain(struct sxc_conn *core, struct xs_handle *xs,
 /* Undo it (or destroy any domain as `destroy` does): devices closed, nodes removed, domain
  * destroyed. 0 or the first -errno (printed). */
 int sx_cmd_unbuild_domain(struct sxc_conn *core, struct xs_handle *xs, int domid);
+
+/* $SPLITXEN_RUN/NAME; a program next to this one (build/bin) or from PATH ($ENV overrides). */
+void sx_cmd_run_file(char *buf, size_t len, const char *name);
+int sx_cmd_sibling_bin(char *buf, size_t len, const char *name, const char *env);
 
 /* migrate.c */
 int sx_cmd_save(int argc, char **argv);

@@ -6,7 +6,7 @@ SX_TOOLSTACK_LIBS := sxtoolstack $(SX_PLATFORM_LIBS)
 SX_TOOLSTACK_LDLIBS := -lxlutil -lxenlight $(SX_PLATFORM_LDLIBS)
 
 PROGS += splitxen
-splitxen_SRCS := toolstack/splitxen.c toolstack/top.c toolstack/migrate.c
+splitxen_SRCS := toolstack/splitxen.c toolstack/top.c toolstack/domain.c toolstack/migrate.c
 splitxen_LIBS := $(SX_TOOLSTACK_LIBS) $(SX_XEN_CORE_MIGRATE_LIBS)
 splitxen_LDLIBS := $(SX_TOOLSTACK_LDLIBS) $(SX_XEN_CORE_MIGRATE_LDLIBS)
 
