@@ -198,8 +198,16 @@ int sx_guest_handle(struct sx_guest *g)
     if (rc == 0) {
         rc = sx_plat_guest_suspend(g->p, &r);
         t2 = sx_now_us();
-        if (rc < 0)
+        if (rc < 0) {
+            /* The host is gone (its core closed the connection): nothing will resume the
+             * guest. Let the devices go on as cancelled, so their users find them dead
+             * instead of waiting on them for ever. */
             sx_err("dom%u: the suspend hypercall failed: %s", was, strerror(-rc));
+            r.moved = false;
+            resume_devices(g, &r);
+            pthread_mutex_unlock(&g->lock);
+            return rc;
+        }
     } else {
         /* A device that cannot quiesce: the hypercall is not made, the toolstack times out
          * and cancels; the ones that did suspend go on as they were. */
