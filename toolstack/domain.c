@@ -270,6 +270,26 @@ int sx_cmd_sibling_bin(char *buf, size_t len, const char *name, const char *env)
 }
 
 
+pid_t sx_cmd_spawn(char *const *args, const char *logf)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        setsid();
+        int fd = open(logf, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        if (nul >= 0)
+            dup2(nul, 0);
+        execvp(args[0], args);
+        fprintf(stderr, "splitxen: exec %s: %s\n", args[0], strerror(errno));
+        _exit(127);
+    }
+    return pid;
+}
+
 /*
  * An HVM domain's device model: splitxen-dm serves its port, MMIO and PCI accesses (the
  * qemu-dm role). Each vif not of type=vif gets an emulated e1000 on its bridge and the first
@@ -323,21 +343,7 @@ static pid_t start_dm(int domid, const struct sx_domcfg *cfg)
         }
     }
     args[a] = NULL;
-    pid_t pid = fork();
-    if (pid == 0) {
-        setsid();
-        int fd = open(logf, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-        int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-        }
-        if (nul >= 0)
-            dup2(nul, 0);
-        execvp(bin, args);
-        fprintf(stderr, "splitxen: exec %s: %s\n", bin, strerror(errno));
-        _exit(127);
-    }
+    pid_t pid = sx_cmd_spawn(args, logf);
     int err = errno;
     for (int i = 0; i < o; i++)
         free(owned[i]);

@@ -74,6 +74,28 @@ static const char *prog = "splitxen";
 
 static double ms_since(uint64_t t0_us) { return (double)(sx_now_us() - t0_us) / 1e3; }
 
+/* COMMAND [FLAG] A [B]: the flag (flag or its short form) anywhere, then the positionals in
+ * order; b NULL: only one. Returns 0, or 2 for a usage error. */
+static int parse_args(int argc, char **argv, const char *flag, const char *alt, bool *set,
+                      const char **a, const char **b)
+{
+    *set = false;
+    *a = NULL;
+    if (b)
+        *b = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], flag) || (alt && !strcmp(argv[i], alt)))
+            *set = true;
+        else if (!*a)
+            *a = argv[i];
+        else if (b && !*b)
+            *b = argv[i];
+        else
+            return 2;
+    }
+    return *a && (!b || *b) ? 0 : 2;
+}
+
 /* ------------------------------------------------------------------ the config as text */
 
 struct sbuf {
@@ -469,19 +491,9 @@ static int send_tail(struct outgoing *o, bool live)
 
 int sx_cmd_save(int argc, char **argv)
 {
-    bool checkpoint = false;
-    const char *ref = NULL, *file = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-c"))
-            checkpoint = true;
-        else if (!ref)
-            ref = argv[i];
-        else if (!file)
-            file = argv[i];
-        else
-            return 2;
-    }
-    if (!ref || !file)
+    bool checkpoint;
+    const char *ref, *file;
+    if (parse_args(argc, argv, "-c", NULL, &checkpoint, &ref, &file))
         return 2;
     struct sx_domcmd dc;
     struct outgoing o = { 0 };
@@ -734,17 +746,9 @@ static int resume_parked(struct sxc_conn *core, domid_t old, int domid)
 
 int sx_cmd_restore(int argc, char **argv)
 {
-    bool paused = false;
-    const char *file = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-p"))
-            paused = true;
-        else if (!file)
-            file = argv[i];
-        else
-            return 2;
-    }
-    if (!file)
+    bool paused;
+    const char *file;
+    if (parse_args(argc, argv, "-p", NULL, &paused, &file, NULL))
         return 2;
     struct sxc_conn *core = NULL;
     struct xs_handle *xs = NULL;
@@ -891,19 +895,9 @@ static int precopy(struct outgoing *o, unsigned *last_pages)
 
 int sx_cmd_migrate(int argc, char **argv)
 {
-    bool live = false;
-    const char *ref = NULL, *host = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--live") || !strcmp(argv[i], "-l"))
-            live = true;
-        else if (!ref)
-            ref = argv[i];
-        else if (!host)
-            host = argv[i];
-        else
-            return 2;
-    }
-    if (!ref || !host)
+    bool live;
+    const char *ref, *host;
+    if (parse_args(argc, argv, "--live", "-l", &live, &ref, &host))
         return 2;
     struct sx_domcmd dc;
     struct outgoing o = { 0 };

@@ -129,34 +129,20 @@ static int cmd_up(int argc, char **argv)
     sx_cmd_run_file(pidf, sizeof(pidf), "core.pid");
     sx_xenstored_path(xsp, sizeof(xsp), 0);
 
-    pid_t pid = fork();
+    char *args[8];
+    int a = 0;
+    args[a++] = bin;
+    args[a++] = "--run-dir";
+    args[a++] = (char *)dir;
+    if (dom0_mem) {
+        args[a++] = "--dom0-mem";
+        args[a++] = (char *)dom0_mem;
+    }
+    args[a] = NULL;
+    pid_t pid = sx_cmd_spawn(args, logf);
     if (pid < 0) {
         fprintf(stderr, "%s: fork: %s\n", prog, strerror(errno));
         return 1;
-    }
-    if (pid == 0) {
-        setsid();
-        int fd = open(logf, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-        int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-        }
-        if (nul >= 0)
-            dup2(nul, 0);
-        char *args[8];
-        int a = 0;
-        args[a++] = bin;
-        args[a++] = "--run-dir";
-        args[a++] = (char *)dir;
-        if (dom0_mem) {
-            args[a++] = "--dom0-mem";
-            args[a++] = (char *)dom0_mem;
-        }
-        args[a] = NULL;
-        execvp(bin, args);
-        fprintf(stderr, "splitxen: exec %s: %s\n", bin, strerror(errno));
-        _exit(127);
     }
     FILE *pf = fopen(pidf, "w");
     if (pf) {

@@ -11,26 +11,10 @@
 #include <unistd.h>
 
 #include "barrier.h"
+#include "xen-core/le.h"
 
 #define PG SXD_PAGE_SIZE
 
-static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
-static void put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static void put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-static uint64_t get64(const uint8_t *p) { return get32(p) | (uint64_t)get32(p + 4) << 32; }
 
 static int bad(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -69,13 +53,13 @@ void sxm_domain_info(const struct sxc_dom *d, struct sxm_domain *out)
 int sxm_put_domain(struct sxm_writer *w, const struct sxm_domain *in)
 {
     uint8_t b[DOMAIN_LEN] = { 0 };
-    put32(b, in->domid);
-    put32(b + 4, in->type);
-    put32(b + 8, in->mem_mb);
-    put32(b + 12, in->vcpus);
-    put64(b + 16, in->nr_pages);
-    put32(b + 24, in->nr_grant);
-    put32(b + 28, in->nr_ports);
+    sxm_put32(b, in->domid);
+    sxm_put32(b + 4, in->type);
+    sxm_put32(b + 8, in->mem_mb);
+    sxm_put32(b + 12, in->vcpus);
+    sxm_put64(b + 16, in->nr_pages);
+    sxm_put32(b + 24, in->nr_grant);
+    sxm_put32(b + 28, in->nr_ports);
     memcpy(b + 32, in->name, 64);
     memcpy(b + 96, in->uuid, 40);
     b[95] = b[135] = 0;
@@ -100,13 +84,13 @@ int sxm_get_domain(const void *buf, size_t len, struct sxm_domain *out, char *er
     if (len != DOMAIN_LEN)
         return bad(err, errlen, "DOMAIN record of %zu bytes (expected %u)", len, DOMAIN_LEN);
     memset(out, 0, sizeof(*out));
-    out->domid = get32(b);
-    out->type = get32(b + 4);
-    out->mem_mb = get32(b + 8);
-    out->vcpus = get32(b + 12);
-    out->nr_pages = get64(b + 16);
-    out->nr_grant = get32(b + 24);
-    out->nr_ports = get32(b + 28);
+    out->domid = sxm_get32(b);
+    out->type = sxm_get32(b + 4);
+    out->mem_mb = sxm_get32(b + 8);
+    out->vcpus = sxm_get32(b + 12);
+    out->nr_pages = sxm_get64(b + 16);
+    out->nr_grant = sxm_get32(b + 24);
+    out->nr_ports = sxm_get32(b + 28);
     memcpy(out->name, b + 32, 64);
     memcpy(out->uuid, b + 96, 40);
     if (!printable(out->name, sizeof(out->name)) || !out->name[0])
@@ -140,11 +124,11 @@ static int batch_flush(struct batch *b)
     if (!b->n)
         return 0;
     size_t hdr = 8 + 8 * (size_t)b->n;
-    put32(b->buf, b->n);
-    put32(b->buf + 4, 0);
+    sxm_put32(b->buf, b->n);
+    sxm_put32(b->buf + 4, 0);
     uint8_t *data = b->buf + hdr;
     for (uint32_t i = 0, k = 0; i < b->n; i++) {
-        put64(b->buf + 8 + 8 * (size_t)i, b->frames[i]);
+        sxm_put64(b->buf + 8 + 8 * (size_t)i, b->frames[i]);
         if (!(b->frames[i] & SXM_PFN_ZERO))
             memcpy(data + (size_t)k++ * PG, b->src[i], PG);
     }
@@ -282,35 +266,35 @@ int sxm_put_state(struct sxm_writer *w, const struct sxc_dom *d)
 
     /* PAGE_ALLOC */
     const uint64_t *pbm = sxd_page_bitmap(sh);
-    put64(b, sh->nr_pages);
-    put64(b + 8, sh->pages_used);
+    sxm_put64(b, sh->nr_pages);
+    sxm_put64(b + 8, sh->pages_used);
     for (uint64_t i = 0; i < pw; i++)
-        put64(b + 16 + 8 * i, pbm[i]);
+        sxm_put64(b + 16 + 8 * i, pbm[i]);
     int rc = sxm_write(w, SXM_REC_PAGE_ALLOC, b, 16 + 8 * pw);
 
     /* GRANTS: the entries of the references the guest allocated */
     if (rc == 0) {
         const uint64_t *gbm = sxd_gref_bitmap(sh);
         const grant_entry_v1_t *gt = sxd_grant_table(sh);
-        put32(b, sh->nr_grant);
-        put64(b + 8, sh->grefs_used);
+        sxm_put32(b, sh->nr_grant);
+        sxm_put64(b + 8, sh->grefs_used);
         for (uint64_t i = 0; i < gw; i++)
-            put64(b + 16 + 8 * i, gbm[i]);
+            sxm_put64(b + 16 + 8 * i, gbm[i]);
         uint8_t *e = b + 16 + 8 * gw;
         uint32_t count = 0;
         for (uint32_t r = 0; r < sh->nr_grant; r++) {
             uint16_t flags = SX_READ_ONCE(gt[r].flags);
             if (!flags)
                 continue;
-            put32(e, r);
-            put16(e + 4, flags & (uint16_t)~(GTF_reading | GTF_writing));
-            put16(e + 6, gt[r].domid);
-            put32(e + 8, gt[r].frame);
-            put32(e + 12, 0);
+            sxm_put32(e, r);
+            sxm_put16(e + 4, flags & (uint16_t)~(GTF_reading | GTF_writing));
+            sxm_put16(e + 6, gt[r].domid);
+            sxm_put32(e + 8, gt[r].frame);
+            sxm_put32(e + 12, 0);
             e += 16;
             count++;
         }
-        put32(b + 4, count);
+        sxm_put32(b + 4, count);
         rc = sxm_write(w, SXM_REC_GRANTS, b, (size_t)(e - b));
     }
 
@@ -323,15 +307,15 @@ int sxm_put_state(struct sxm_writer *w, const struct sxc_dom *d)
             uint32_t st = atomic_load(&ports[p].state);
             if (st == SXD_PORT_FREE)
                 continue;
-            put32(e, p);
-            put32(e + 4, st);
-            put32(e + 8, atomic_load(&ports[p].remote_dom));
-            put32(e + 12, atomic_load(&ports[p].remote_port));
+            sxm_put32(e, p);
+            sxm_put32(e + 4, st);
+            sxm_put32(e + 8, atomic_load(&ports[p].remote_dom));
+            sxm_put32(e + 12, atomic_load(&ports[p].remote_port));
             e += 16;
             count++;
         }
-        put32(b, count);
-        put32(b + 4, 0);
+        sxm_put32(b, count);
+        sxm_put32(b + 4, 0);
         rc = sxm_write(w, SXM_REC_EVTCHN, b, (size_t)(e - b));
     }
     free(b);
@@ -344,7 +328,7 @@ static uint64_t popcount_words(const uint8_t *p, uint64_t words, uint64_t bits)
 {
     uint64_t n = 0;
     for (uint64_t i = 0; i < words; i++) {
-        uint64_t v = get64(p + 8 * i);
+        uint64_t v = sxm_get64(p + 8 * i);
         if (i == words - 1 && bits % 64)
             v &= (1ull << (bits % 64)) - 1;
         n += (uint64_t)__builtin_popcountll(v);
@@ -354,7 +338,7 @@ static uint64_t popcount_words(const uint8_t *p, uint64_t words, uint64_t bits)
 
 static bool bits_beyond(const uint8_t *p, uint64_t words, uint64_t bits)
 {
-    return bits % 64 && (get64(p + 8 * (words - 1)) >> (bits % 64)) != 0;
+    return bits % 64 && (sxm_get64(p + 8 * (words - 1)) >> (bits % 64)) != 0;
 }
 
 static int check_pages(const uint8_t *b, size_t len, const struct sxm_domain *dom, char *err,
@@ -362,12 +346,12 @@ static int check_pages(const uint8_t *b, size_t len, const struct sxm_domain *do
 {
     if (len < 8)
         return bad(err, errlen, "PAGES record of %zu bytes", len);
-    uint32_t n = get32(b);
+    uint32_t n = sxm_get32(b);
     if (n == 0 || n > SXM_PAGES_PER_RECORD || len < 8 + 8 * (size_t)n)
         return bad(err, errlen, "PAGES record: %u frames in %zu bytes", n, len);
     size_t ndata = 0;
     for (uint32_t i = 0; i < n; i++) {
-        uint64_t f = get64(b + 8 + 8 * (size_t)i);
+        uint64_t f = sxm_get64(b + 8 + 8 * (size_t)i);
         if ((f & ~SXM_PFN_ZERO) >= dom->nr_pages)
             return bad(err, errlen, "PAGES record: frame %llu beyond the domain's %llu",
                        (unsigned long long)(f & ~SXM_PFN_ZERO),
@@ -385,36 +369,36 @@ static int check_state(uint32_t type, const uint8_t *b, size_t len,
 {
     if (type == SXM_REC_PAGE_ALLOC) {
         uint64_t w = words_of(dom->nr_pages);
-        if (len != 16 + 8 * w || get64(b) != dom->nr_pages)
+        if (len != 16 + 8 * w || sxm_get64(b) != dom->nr_pages)
             return bad(err, errlen, "PAGE_ALLOC record of %zu bytes does not fit %llu frames",
                        len, (unsigned long long)dom->nr_pages);
         if (bits_beyond(b + 16, w, dom->nr_pages) ||
-            popcount_words(b + 16, w, dom->nr_pages) != get64(b + 8))
+            popcount_words(b + 16, w, dom->nr_pages) != sxm_get64(b + 8))
             return bad(err, errlen, "PAGE_ALLOC record: the bitmap does not hold the %llu "
-                       "frames it counts", (unsigned long long)get64(b + 8));
+                       "frames it counts", (unsigned long long)sxm_get64(b + 8));
         return 0;
     }
     if (type == SXM_REC_GRANTS) {
         uint64_t w = words_of(dom->nr_grant);
-        if (len < 16 + 8 * w || get32(b) != dom->nr_grant)
+        if (len < 16 + 8 * w || sxm_get32(b) != dom->nr_grant)
             return bad(err, errlen, "GRANTS record of %zu bytes does not fit %u entries", len,
                        dom->nr_grant);
-        uint32_t n = get32(b + 4);
+        uint32_t n = sxm_get32(b + 4);
         if (n > dom->nr_grant || len != 16 + 8 * w + 16 * (size_t)n)
             return bad(err, errlen, "GRANTS record: %u entries in %zu bytes", n, len);
         if (bits_beyond(b + 16, w, dom->nr_grant) ||
-            popcount_words(b + 16, w, dom->nr_grant) != get64(b + 8))
+            popcount_words(b + 16, w, dom->nr_grant) != sxm_get64(b + 8))
             return bad(err, errlen, "GRANTS record: the bitmap does not hold the %llu "
-                       "references it counts", (unsigned long long)get64(b + 8));
+                       "references it counts", (unsigned long long)sxm_get64(b + 8));
         const uint8_t *e = b + 16 + 8 * w;
         uint32_t last = 0;
         for (uint32_t i = 0; i < n; i++, e += 16) {
-            uint32_t ref = get32(e), frame = get32(e + 8);
-            uint16_t flags = get16(e + 4), gdom = get16(e + 6);
+            uint32_t ref = sxm_get32(e), frame = sxm_get32(e + 8);
+            uint16_t flags = sxm_get16(e + 4), gdom = sxm_get16(e + 6);
             if (ref >= dom->nr_grant || (i && ref <= last))
                 return bad(err, errlen, "GRANTS record: entry %u names reference %u", i, ref);
             if (frame >= dom->nr_pages || gdom >= DOMID_FIRST_RESERVED ||
-                (flags & (GTF_reading | GTF_writing)) || get32(e + 12))
+                (flags & (GTF_reading | GTF_writing)) || sxm_get32(e + 12))
                 return bad(err, errlen, "GRANTS record: reference %u (frame %u, domain %u, "
                            "flags %#x) out of range", ref, frame, gdom, flags);
             last = ref;
@@ -424,13 +408,13 @@ static int check_state(uint32_t type, const uint8_t *b, size_t len,
     /* EVTCHN */
     if (len < 8)
         return bad(err, errlen, "EVTCHN record of %zu bytes", len);
-    uint32_t n = get32(b);
+    uint32_t n = sxm_get32(b);
     if (n >= dom->nr_ports || len != 8 + 16 * (size_t)n)
         return bad(err, errlen, "EVTCHN record: %u ports in %zu bytes", n, len);
     uint32_t last = 0;
     for (uint32_t i = 0; i < n; i++) {
         const uint8_t *e = b + 8 + 16 * (size_t)i;
-        uint32_t port = get32(e), st = get32(e + 4), rd = get32(e + 8);
+        uint32_t port = sxm_get32(e), st = sxm_get32(e + 4), rd = sxm_get32(e + 8);
         if (port == 0 || port >= dom->nr_ports || port <= last ||
             (st != SXD_PORT_UNBOUND && st != SXD_PORT_INTERDOMAIN) || rd >= DOMID_FIRST_RESERVED)
             return bad(err, errlen, "EVTCHN record: port %u (state %u, remote domain %u) out of "
@@ -477,13 +461,13 @@ static int check_xenstore(const uint8_t *b, size_t len, char *err, size_t errlen
 {
     if (len < 8)
         return bad(err, errlen, "XENSTORE record of %zu bytes", len);
-    uint32_t n = get32(b);
+    uint32_t n = sxm_get32(b);
     const uint8_t *p = b + 8, *end = b + len;
     for (uint32_t i = 0; i < n; i++) {
         if (end - p < 8)
             return bad(err, errlen, "XENSTORE record: node %u is cut short", i);
-        size_t pl = get16(p), vl = get16(p + 2), ml = get16(p + 4);
-        if (get16(p + 6) || pl > 2048 || vl > 4096 || ml > 255 ||
+        size_t pl = sxm_get16(p), vl = sxm_get16(p + 2), ml = sxm_get16(p + 4);
+        if (sxm_get16(p + 6) || pl > 2048 || vl > 4096 || ml > 255 ||
             (size_t)(end - p - 8) < pl + vl + ml)
             return bad(err, errlen, "XENSTORE record: node %u has bad lengths", i);
         if (!xs_path_ok((const char *)p + 8, pl) || !xs_perms_ok((const char *)p + 8 + pl + vl, ml))
@@ -528,10 +512,10 @@ int sxm_check_record(uint32_t type, const void *buf, size_t len, const struct sx
 
 static int apply_pages(struct sxc_dom *d, const uint8_t *b)
 {
-    uint32_t n = get32(b);
+    uint32_t n = sxm_get32(b);
     const uint8_t *data = b + 8 + 8 * (size_t)n;
     for (uint32_t i = 0; i < n; i++) {
-        uint64_t f = get64(b + 8 + 8 * (size_t)i);
+        uint64_t f = sxm_get64(b + 8 + 8 * (size_t)i);
         off_t off = (off_t)((f & ~SXM_PFN_ZERO) * PG);
         if (f & SXM_PFN_ZERO) {
             /* Back to a hole: nothing maps the new domain yet. */
@@ -559,32 +543,32 @@ static int apply_state(struct sxc_conn *conn, struct sxc_dom *d, uint32_t type,
     if (type == SXM_REC_PAGE_ALLOC) {
         uint64_t *bm = sxd_page_bitmap(sh);
         for (uint64_t i = 0; i < words_of(sh->nr_pages); i++)
-            bm[i] = get64(b + 16 + 8 * i);
-        sh->pages_used = get64(b + 8);
+            bm[i] = sxm_get64(b + 16 + 8 * i);
+        sh->pages_used = sxm_get64(b + 8);
         return 0;
     }
     if (type == SXM_REC_GRANTS) {
         uint64_t w = words_of(sh->nr_grant);
         uint64_t *bm = sxd_gref_bitmap(sh);
         for (uint64_t i = 0; i < w; i++)
-            bm[i] = get64(b + 16 + 8 * i);
-        sh->grefs_used = get64(b + 8);
+            bm[i] = sxm_get64(b + 16 + 8 * i);
+        sh->grefs_used = sxm_get64(b + 8);
         grant_entry_v1_t *gt = sxd_grant_table(sh);
         const uint8_t *e = b + 16 + 8 * w;
-        for (uint32_t i = 0; i < get32(b + 4); i++, e += 16) {
-            grant_entry_v1_t *g = &gt[get32(e)];
-            g->frame = get32(e + 8);
-            g->domid = get16(e + 6);
+        for (uint32_t i = 0; i < sxm_get32(b + 4); i++, e += 16) {
+            grant_entry_v1_t *g = &gt[sxm_get32(e)];
+            g->frame = sxm_get32(e + 8);
+            g->domid = sxm_get16(e + 6);
             /* Frame and domid before the flags that make the entry valid. */
             sx_wmb();
-            SX_WRITE_ONCE(g->flags, get16(e + 4));
+            SX_WRITE_ONCE(g->flags, sxm_get16(e + 4));
         }
         return 0;
     }
     /* EVTCHN: what the old peers see of a port whose far end closed. */
-    for (uint32_t i = 0; i < get32(b); i++) {
+    for (uint32_t i = 0; i < sxm_get32(b); i++) {
         const uint8_t *e = b + 8 + 16 * (size_t)i;
-        int rc = sxc_evtchn_restore(conn, d->domid, get32(e), (domid_t)get32(e + 8));
+        int rc = sxc_evtchn_restore(conn, d->domid, sxm_get32(e), (domid_t)sxm_get32(e + 8));
         if (rc < 0)
             return rc;
     }
@@ -632,10 +616,10 @@ int sxm_xs_add(struct sxm_xs_buf *b, const char *path, const char *value, size_t
         b->cap = nc;
     }
     uint8_t *p = b->buf + b->len;
-    put16(p, (uint16_t)pl);
-    put16(p + 2, (uint16_t)vlen);
-    put16(p + 4, (uint16_t)ml);
-    put16(p + 6, 0);
+    sxm_put16(p, (uint16_t)pl);
+    sxm_put16(p + 2, (uint16_t)vlen);
+    sxm_put16(p + 4, (uint16_t)ml);
+    sxm_put16(p + 6, 0);
     memcpy(p + 8, path, pl);
     memcpy(p + 8 + pl, value, vlen);
     memcpy(p + 8 + pl + vlen, perms, ml);
@@ -651,7 +635,7 @@ const void *sxm_xs_payload(struct sxm_xs_buf *b, size_t *len)
         *len = sizeof(empty);
         return empty;
     }
-    put32(b->buf, b->count);
+    sxm_put32(b->buf, b->count);
     *len = b->len;
     return b->buf;
 }
@@ -666,7 +650,7 @@ void sxm_xs_cursor(struct sxm_xs_cursor *c, const void *buf, size_t len)
 {
     c->p = (const uint8_t *)buf + 8;
     c->end = (const uint8_t *)buf + len;
-    c->left = len >= 8 ? get32(buf) : 0;
+    c->left = len >= 8 ? sxm_get32(buf) : 0;
 }
 
 int sxm_xs_next(struct sxm_xs_cursor *c, struct sxm_xs_node *n)
@@ -675,7 +659,7 @@ int sxm_xs_next(struct sxm_xs_cursor *c, struct sxm_xs_node *n)
         return 0;
     if (c->end - c->p < 8)
         return -EPROTO;
-    size_t pl = get16(c->p), vl = get16(c->p + 2), ml = get16(c->p + 4);
+    size_t pl = sxm_get16(c->p), vl = sxm_get16(c->p + 2), ml = sxm_get16(c->p + 4);
     if (pl >= sizeof(c->path) || vl >= sizeof(c->value) || ml >= sizeof(c->perms) ||
         (size_t)(c->end - c->p - 8) < pl + vl + ml)
         return -EPROTO;

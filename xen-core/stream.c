@@ -12,25 +12,11 @@
 #include <zlib.h>
 
 #include "clock.h"
+#include "xen-core/le.h"
 
 #define SXM_MSG_MAGIC 0x50525853u   /* "SXRP" */
 #define RD_BUF (256u << 10)
 
-static void put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static void put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-static uint64_t get64(const uint8_t *p) { return get32(p) | (uint64_t)get32(p + 4) << 32; }
 
 static uint32_t crc(uint32_t c, const void *buf, size_t len)
 {
@@ -97,9 +83,9 @@ int sxm_writer_open(struct sxm_writer **out, int fd, uint32_t flags, int level)
     w->crc = (uint32_t)crc32(0, NULL, 0);
     uint8_t h[SXM_HDR_SIZE] = { 0 };
     memcpy(h, SXM_MAGIC, 8);
-    put32(h + 8, SXM_VERSION);
-    put32(h + 12, flags);
-    put32(h + 24, crc(0, h, 24));
+    sxm_put32(h + 8, SXM_VERSION);
+    sxm_put32(h + 12, flags);
+    sxm_put32(h + 24, crc(0, h, 24));
     int rc = write_all(w, h, sizeof(h));
     if (rc < 0) {
         free(w);
@@ -140,12 +126,12 @@ static int write_record(struct sxm_writer *w, uint32_t type, const void *buf, si
             w->skip = 16;
     }
     uint8_t h[SXM_REC_HDR_SIZE];
-    put32(h, type);
-    put32(h + 4, flags);
-    put32(h + 8, (uint32_t)len);
-    put32(h + 12, (uint32_t)wlen);
-    put32(h + 16, crc(0, buf, len));
-    put32(h + 20, crc(0, h, 20));
+    sxm_put32(h, type);
+    sxm_put32(h + 4, flags);
+    sxm_put32(h + 8, (uint32_t)len);
+    sxm_put32(h + 12, (uint32_t)wlen);
+    sxm_put32(h + 16, crc(0, buf, len));
+    sxm_put32(h + 20, crc(0, h, 20));
     int rc = write_all(w, h, sizeof(h));
     if (rc == 0 && wlen)
         rc = write_all(w, wire, wlen);
@@ -166,8 +152,8 @@ int sxm_write(struct sxm_writer *w, uint32_t type, const void *buf, size_t len)
 int sxm_writer_finish(struct sxm_writer *w)
 {
     uint8_t end[16] = { 0 };
-    put32(end, w->crc);
-    put64(end + 8, w->records);
+    sxm_put32(end, w->crc);
+    sxm_put64(end + 8, w->records);
     return write_record(w, SXM_REC_END, end, sizeof(end));
 }
 
@@ -278,20 +264,20 @@ int sxm_reader_open(struct sxm_reader **out, int fd, char *err, size_t errlen)
     }
     if (rc == 0 && memcmp(h, SXM_MAGIC, 8))
         rc = fail(r, -EPROTO, "not a splitxen save image or migration stream (bad magic)");
-    else if (rc == 0 && get32(h + 24) != crc(0, h, 24))
+    else if (rc == 0 && sxm_get32(h + 24) != crc(0, h, 24))
         rc = fail(r, -EPROTO, "the stream header's checksum does not match");
-    else if (rc == 0 && get32(h + 8) != SXM_VERSION)
+    else if (rc == 0 && sxm_get32(h + 8) != SXM_VERSION)
         rc = fail(r, -EPROTO, "stream version %u; this splitxen reads version %u",
-                  get32(h + 8), SXM_VERSION);
-    else if (rc == 0 && (get32(h + 12) & ~SXM_F_LIVE))
-        rc = fail(r, -EPROTO, "unknown stream flags %#x", get32(h + 12));
+                  sxm_get32(h + 8), SXM_VERSION);
+    else if (rc == 0 && (sxm_get32(h + 12) & ~SXM_F_LIVE))
+        rc = fail(r, -EPROTO, "unknown stream flags %#x", sxm_get32(h + 12));
     if (rc < 0) {
         if (err && errlen)
             snprintf(err, errlen, "%s", r->err);
         sxm_reader_close(r);
         return rc;
     }
-    r->flags = get32(h + 12);
+    r->flags = sxm_get32(h + 12);
     *out = r;
     return 0;
 }
@@ -322,10 +308,10 @@ int sxm_read(struct sxm_reader *r, uint32_t *type, const void **buf, size_t *len
     if (rc < 0)
         return rc;
     uint64_t n = r->records + 1;
-    if (get32(h + 20) != crc(0, h, 20))
+    if (sxm_get32(h + 20) != crc(0, h, 20))
         return fail(r, -EPROTO, "record %llu at byte %llu: header checksum does not match",
                     (unsigned long long)n, (unsigned long long)at);
-    uint32_t t = get32(h), fl = get32(h + 4), raw_len = get32(h + 8), wire_len = get32(h + 12);
+    uint32_t t = sxm_get32(h), fl = sxm_get32(h + 4), raw_len = sxm_get32(h + 8), wire_len = sxm_get32(h + 12);
     const char *tn = sxm_type_name(t);
     if (t == 0 || t > SXM_REC_MAX)
         return fail(r, -EPROTO, "record %llu at byte %llu: unknown type %u",
@@ -352,11 +338,11 @@ int sxm_read(struct sxm_reader *r, uint32_t *type, const void **buf, size_t *len
     } else if (raw_len) {
         memcpy(r->raw, r->wire, raw_len);
     }
-    if (crc(0, r->raw, raw_len) != get32(h + 16))
+    if (crc(0, r->raw, raw_len) != sxm_get32(h + 16))
         return fail(r, -EPROTO, "record %llu (%s) at byte %llu: payload checksum does not "
                     "match", (unsigned long long)n, tn, (unsigned long long)at);
     if (t == SXM_REC_END) {
-        if (raw_len != 16 || get32(r->raw) != crc_before || get64(r->raw + 8) != r->records)
+        if (raw_len != 16 || sxm_get32(r->raw) != crc_before || sxm_get64(r->raw + 8) != r->records)
             return fail(r, -EPROTO, "END record at byte %llu: the stream's checksum or record "
                         "count does not match (%llu records read)", (unsigned long long)at,
                         (unsigned long long)r->records);
@@ -400,14 +386,14 @@ void sxm_reader_close(struct sxm_reader *r)
 int sxm_msg_send(int fd, const struct sxm_msg *m)
 {
     uint8_t b[MSG_SIZE] = { 0 };
-    put32(b, SXM_MSG_MAGIC);
-    put32(b + 4, m->code);
-    put32(b + 8, (uint32_t)m->rc);
-    put32(b + 12, m->domid);
+    sxm_put32(b, SXM_MSG_MAGIC);
+    sxm_put32(b + 4, m->code);
+    sxm_put32(b + 8, (uint32_t)m->rc);
+    sxm_put32(b + 12, m->domid);
     memcpy(b + 16, m->core_path, sizeof(m->core_path));
     memcpy(b + 144, m->text, sizeof(m->text));
     b[143] = b[271] = 0;
-    put32(b + 272, crc(0, b, 272));
+    sxm_put32(b + 272, crc(0, b, 272));
     size_t off = 0;
     while (off < sizeof(b)) {
         ssize_t n = write(fd, b + off, sizeof(b) - off);
@@ -450,12 +436,12 @@ int sxm_msg_recv(int fd, struct sxm_msg *m, int timeout_ms)
             return -ECONNRESET;
         off += (size_t)n;
     }
-    if (get32(b) != SXM_MSG_MAGIC || get32(b + 272) != crc(0, b, 272))
+    if (sxm_get32(b) != SXM_MSG_MAGIC || sxm_get32(b + 272) != crc(0, b, 272))
         return -EPROTO;
     memset(m, 0, sizeof(*m));
-    m->code = get32(b + 4);
-    m->rc = (int32_t)get32(b + 8);
-    m->domid = get32(b + 12);
+    m->code = sxm_get32(b + 4);
+    m->rc = (int32_t)sxm_get32(b + 8);
+    m->domid = sxm_get32(b + 12);
     memcpy(m->core_path, b + 16, sizeof(m->core_path));
     memcpy(m->text, b + 144, sizeof(m->text));
     m->core_path[sizeof(m->core_path) - 1] = 0;

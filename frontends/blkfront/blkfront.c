@@ -276,21 +276,7 @@ static bool transport_key(const char *k)
 
 static int remove_stale_transport(struct sx_blkfront *f, xs_transaction_t t)
 {
-    const char *fe = f->info.frontend_path;
-    unsigned num = 0;
-    char **ents = xs_directory(sx_xenbus_xs(f->xb), t, fe, &num);
-    if (!ents)
-        return errno == ENOENT ? 0 : -errno;
-    int rc = 0;
-    for (unsigned i = 0; i < num && rc == 0; i++) {
-        if (!transport_key(ents[i]))
-            continue;
-        rc = sx_xenbus_rm(f->xb, t, fe, ents[i]);
-        if (rc == -ENOENT)
-            rc = 0;
-    }
-    free(ents);
-    return rc;
+    return sx_xenbus_rm_if(f->xb, t, f->info.frontend_path, transport_key);
 }
 
 static int publish_transport(struct sx_blkfront *f)

@@ -571,15 +571,8 @@ static int control_loop(const struct tf_state *t)
 /* Stop the workers, remove eth0 (and the namespace if ours), disconnect: whatever got set up. */
 static void teardown(const struct tf_args *a, struct tf_state *t)
 {
-    if (t->stop_fd >= 0) {
-        uint64_t one = 1;
-        if (write(t->stop_fd, &one, sizeof(one)) < 0)
-            sx_warn("stop: %s", strerror(errno));
-    }
-    for (unsigned q = 0; q < g.nq; q++) {
-        if (g.w[q].started)
-            pthread_join(g.w[q].thread, NULL);
-    }
+    if (t->stop_fd >= 0)
+        stop_workers(t);
     sx_guest_close(t->guest);
     if (a->stats && g.f)
         print_stats(stdout);

@@ -227,24 +227,20 @@ static const char *const stale_keys[] = {
     "multi-queue-num-queues", "feature-no-csum-offload", "xdp-headroom",
 };
 
+static bool stale_key(const char *k)
+{
+    if (!strncmp(k, "queue-", 6))
+        return true;
+    for (size_t i = 0; i < sizeof(stale_keys) / sizeof(stale_keys[0]); i++)
+        if (!strcmp(k, stale_keys[i]))
+            return true;
+    return false;
+}
+
 /* Remove ring and queue keys an earlier connection left behind. */
 static int remove_stale(struct sx_netfront *f, xs_transaction_t t)
 {
-    const char *fe = f->info.frontend_path;
-    unsigned num = 0;
-    char **ents = xs_directory(sx_xenbus_xs(f->xb), t, fe, &num);
-    if (!ents)
-        return errno == ENOENT ? 0 : -errno;
-    int rc = 0;
-    for (unsigned i = 0; i < num && !rc; i++) {
-        bool stale = strncmp(ents[i], "queue-", 6) == 0;
-        for (size_t k = 0; !stale && k < sizeof(stale_keys) / sizeof(stale_keys[0]); k++)
-            stale = strcmp(ents[i], stale_keys[k]) == 0;
-        if (stale)
-            rc = sx_xenbus_rm(f->xb, t, fe, ents[i]);
-    }
-    free(ents);
-    return rc;
+    return sx_xenbus_rm_if(f->xb, t, f->info.frontend_path, stale_key);
 }
 
 static int write_keys(struct sx_netfront *f, xs_transaction_t t, const struct be_features *b)

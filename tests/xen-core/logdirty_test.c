@@ -21,23 +21,7 @@
 #include "xen-core/domstate.h"
 #include "xen-core/proto.h"
 
-static struct simenv env;
-static struct sx_plat *dom0;
-
-static int setup(void)
-{
-    if (simenv_start(&env, false) < 0)
-        return 1;
-    dom0 = simenv_plat(&env, 0);
-    return dom0 ? 0 : 1;
-}
-
-static int teardown(void)
-{
-    sx_plat_close(dom0);
-    simenv_stop(&env);
-    return 0;
-}
+SIMENV_DOM0_SUITE()
 
 /* A child acting as guest `domid`: maps its memory, shares one page with dom0, then writes
  * frames on command. Commands: u32 frame to write (UINT32_MAX: quit). Replies: u32 (the
@@ -130,20 +114,31 @@ static unsigned round_frames(struct sxc_dom *d, uint32_t *out, unsigned max)
     return n;
 }
 
+/* A guest of 8 MiB with a child process acting as it (sharing one page with dom0), mapped
+ * here, in log-dirty mode after an empty first round. Returns its domid. */
+static int tracked_guest(const char *name, struct child *ch, uint32_t *sframe,
+                         grant_ref_t *ref, struct sxc_dom **d)
+{
+    struct sxc_conn *c = dom0->conn;
+    int dom = sxc_domain_create(c, name, SXD_TYPE_PV, 8, 1, false);
+    CU_ASSERT_FATAL(dom > 0);
+    CU_ASSERT_EQUAL_FATAL(child_start(ch, (domid_t)dom, sframe, ref), 0);
+    CU_ASSERT_EQUAL_FATAL(sxc_domain_get(c, (domid_t)dom, d), 0);
+    unsigned untracked = 99;
+    CU_ASSERT_EQUAL(sxc_domain_logdirty(c, (domid_t)dom, SXC_LOGDIRTY_ENABLE, &untracked), 0);
+    CU_ASSERT_EQUAL(untracked, 0);
+    CU_ASSERT_EQUAL(sxc_domain_logdirty(c, (domid_t)dom, SXC_LOGDIRTY_ROUND, NULL), 0);
+    return dom;
+}
+
 static void test_guest_writes_from_another_process_are_tracked(void)
 {
     struct sxc_conn *c = dom0->conn;
-    int dom = sxc_domain_create(c, "ld-guest", SXD_TYPE_PV, 8, 1, false);
-    CU_ASSERT_FATAL(dom > 0);
     struct child ch;
     uint32_t sframe;
     grant_ref_t ref;
-    CU_ASSERT_EQUAL_FATAL(child_start(&ch, (domid_t)dom, &sframe, &ref), 0);
     struct sxc_dom *d;
-    CU_ASSERT_EQUAL_FATAL(sxc_domain_get(c, (domid_t)dom, &d), 0);
-    unsigned untracked = 99;
-    CU_ASSERT_EQUAL(sxc_domain_logdirty(c, (domid_t)dom, SXC_LOGDIRTY_ENABLE, &untracked), 0);
-    CU_ASSERT_EQUAL(sxc_domain_logdirty(c, (domid_t)dom, SXC_LOGDIRTY_ROUND, NULL), 0);
+    int dom = tracked_guest("ld-guest", &ch, &sframe, &ref, &d);
 
     /* Three frames, one of them twice, one never populated before. */
     CU_ASSERT_EQUAL(child_write(&ch, 3), 0);
@@ -197,16 +192,11 @@ static void test_guest_writes_from_another_process_are_tracked(void)
 static void test_backend_writes_through_grants_are_tracked(void)
 {
     struct sxc_conn *c = dom0->conn;
-    int dom = sxc_domain_create(c, "ld-backend", SXD_TYPE_PV, 8, 1, false);
-    CU_ASSERT_FATAL(dom > 0);
     struct child ch;
     uint32_t sframe;
     grant_ref_t ref;
-    CU_ASSERT_EQUAL_FATAL(child_start(&ch, (domid_t)dom, &sframe, &ref), 0);
     struct sxc_dom *d;
-    CU_ASSERT_EQUAL_FATAL(sxc_domain_get(c, (domid_t)dom, &d), 0);
-    CU_ASSERT_EQUAL(sxc_domain_logdirty(c, (domid_t)dom, SXC_LOGDIRTY_ENABLE, NULL), 0);
-    CU_ASSERT_EQUAL(sxc_domain_logdirty(c, (domid_t)dom, SXC_LOGDIRTY_ROUND, NULL), 0);
+    int dom = tracked_guest("ld-backend", &ch, &sframe, &ref, &d);
 
     /* A grant copy into the guest's page (netback's rx). */
     struct sx_gnt *gnt;

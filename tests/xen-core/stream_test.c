@@ -20,23 +20,7 @@
 #include "xen-core/domstate.h"
 #include "xen-core/stream.h"
 
-static struct simenv env;
-static struct sx_plat *dom0;
-
-static int setup(void)
-{
-    if (simenv_start(&env, false) < 0)
-        return 1;
-    dom0 = simenv_plat(&env, 0);
-    return dom0 ? 0 : 1;
-}
-
-static int teardown(void)
-{
-    sx_plat_close(dom0);
-    simenv_stop(&env);
-    return 0;
-}
+SIMENV_DOM0_SUITE()
 
 static int memfile(void)
 {
@@ -187,6 +171,17 @@ static int write_small(int fd, size_t boundaries[NREC + 1])
     return rc;
 }
 
+/* The small stream's bytes (malloc'ed) and its record boundaries. */
+static uint8_t *small_bytes(size_t bnd[NREC + 1], size_t *len)
+{
+    int fd = memfile();
+    CU_ASSERT_FATAL(fd >= 0);
+    CU_ASSERT_EQUAL_FATAL(write_small(fd, bnd), 0);
+    uint8_t *all = slurp(fd, len);
+    close(fd);
+    return all;
+}
+
 static void test_every_record_type_round_trips_and_checks(void)
 {
     int fd = memfile();
@@ -244,11 +239,8 @@ static void test_every_record_type_round_trips_and_checks(void)
 
 static void test_truncation_at_every_record_boundary_is_refused(void)
 {
-    int fd = memfile();
     size_t bnd[NREC + 1], len;
-    CU_ASSERT_EQUAL_FATAL(write_small(fd, bnd), 0);
-    uint8_t *all = slurp(fd, &len);
-    close(fd);
+    uint8_t *all = small_bytes(bnd, &len);
     char err[256];
     unsigned recs;
     /* At each boundary, one byte into the record's header, and one byte into its payload;
@@ -290,11 +282,8 @@ static void test_truncation_at_every_record_boundary_is_refused(void)
 
 static void test_every_bit_flip_is_refused(void)
 {
-    int fd = memfile();
     size_t bnd[NREC + 1], len;
-    CU_ASSERT_EQUAL_FATAL(write_small(fd, bnd), 0);
-    uint8_t *all = slurp(fd, &len);
-    close(fd);
+    uint8_t *all = small_bytes(bnd, &len);
     char err[256];
     unsigned recs, accepted = 0, tried = 0;
     int f = memfile();
@@ -321,11 +310,8 @@ static void test_every_bit_flip_is_refused(void)
 
 static void test_wrong_version_and_magic_are_refused(void)
 {
-    int fd = memfile();
     size_t bnd[NREC + 1], len;
-    CU_ASSERT_EQUAL_FATAL(write_small(fd, bnd), 0);
-    uint8_t *all = slurp(fd, &len);
-    close(fd);
+    uint8_t *all = small_bytes(bnd, &len);
     char err[256];
     unsigned recs;
     /* Version 2 with a header checksum that matches: refused for the version itself. */
@@ -352,11 +338,8 @@ static void test_wrong_version_and_magic_are_refused(void)
 
 static void test_data_after_end_is_refused_unless_allowed(void)
 {
-    int fd = memfile();
     size_t bnd[NREC + 1], len;
-    CU_ASSERT_EQUAL_FATAL(write_small(fd, bnd), 0);
-    uint8_t *all = slurp(fd, &len);
-    close(fd);
+    uint8_t *all = small_bytes(bnd, &len);
     uint8_t *more = malloc(len + 5);
     memcpy(more, all, len);
     memcpy(more + len, "extra", 5);
@@ -570,6 +553,49 @@ static void test_messages_round_trip_and_corruption_is_refused(void)
     close(sv[1]);
 }
 
+/* Random data does not deflate: it is stored as it is, and so are the next 16 records without
+ * a try; the 17th is compressed again. Every record reads back whole. */
+static void test_incompressible_data_is_stored_and_deflate_retried_later(void)
+{
+    int fd = memfile();
+    struct sxm_writer *w;
+    CU_ASSERT_EQUAL_FATAL(sxm_writer_open(&w, fd, 0, 1), 0);
+    static uint8_t rnd[65536], txt[65536];
+    uint64_t x = 88172645463325252ull;
+    for (size_t i = 0; i < sizeof(rnd); i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        rnd[i] = (uint8_t)x;
+        txt[i] = "splitxen "[i % 9];
+    }
+    uint64_t size[19], before = sxm_writer_bytes(w);
+    for (int i = 0; i < 19; i++) {
+        CU_ASSERT_EQUAL(sxm_write(w, SXM_REC_CONFIG, i ? txt : rnd, sizeof(txt)), 0);
+        size[i] = sxm_writer_bytes(w) - before;
+        before += size[i];
+    }
+    CU_ASSERT_EQUAL(sxm_writer_finish(w), 0);
+    sxm_writer_close(w);
+    CU_ASSERT(size[0] > sizeof(rnd));                  /* stored */
+    CU_ASSERT(size[1] > sizeof(txt) && size[16] > sizeof(txt));   /* not tried */
+    CU_ASSERT(size[17] < sizeof(txt) / 10);            /* tried again: compressed */
+    lseek(fd, 0, SEEK_SET);
+    struct sxm_reader *r;
+    char err[256];
+    CU_ASSERT_EQUAL_FATAL(sxm_reader_open(&r, fd, err, sizeof(err)), 0);
+    uint32_t t;
+    const void *b;
+    size_t n;
+    CU_ASSERT_EQUAL(sxm_read(r, &t, &b, &n), 1);
+    CU_ASSERT(n == sizeof(rnd) && !memcmp(b, rnd, n));
+    for (int i = 1; i < 19; i++) {
+        CU_ASSERT_EQUAL(sxm_read(r, &t, &b, &n), 1);
+        CU_ASSERT(n == sizeof(txt) && !memcmp(b, txt, n));
+    }
+    CU_ASSERT_EQUAL(sxm_read(r, &t, &b, &n), 0);
+    sxm_reader_close(r);
+    close(fd);
+}
+
 static const struct sx_test_case cases[] = {
     SX_TEST(test_every_record_type_round_trips_and_checks),
     SX_TEST(test_truncation_at_every_record_boundary_is_refused),
@@ -579,6 +605,7 @@ static const struct sx_test_case cases[] = {
     SX_TEST(test_record_checks_refuse_bad_contents),
     SX_TEST(test_domain_state_exported_and_imported),
     SX_TEST(test_messages_round_trip_and_corruption_is_refused),
+    SX_TEST(test_incompressible_data_is_stored_and_deflate_retried_later),
 };
 
 SX_TEST_MAIN("stream", cases, setup, teardown)
