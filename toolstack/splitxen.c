@@ -284,6 +284,7 @@ static const char *state_name(uint32_t s)
     case SXD_STATE_RUNNING: return "r-----";
     case SXD_STATE_PAUSED: return "--p---";
     case SXD_STATE_DYING: return "-----d";
+    case SXD_STATE_SUSPENDED: return "---s--";
     default: return "------";
     }
 }

@@ -1,7 +1,10 @@
 /*
  * splitxen-test-guestmem: act as a guest and write, or check, a pattern in the last pages of
- * its memory (where no frontend allocates), for the save/restore and migration tests.
+ * its memory (where no frontend allocates), for the save/restore and migration tests; or, as
+ * domain 0, count the event channel ports domain N has bound or left unbound towards domain R
+ * (what a backend may have leaked of a guest that went).
  *   splitxen-test-guestmem --domid N write|check SEED [PAGES]
+ *   splitxen-test-guestmem --domid N ports R        prints the count
  * The core socket is $SPLITXEN_CORE or $SPLITXEN_RUN/core.sock. Exit 0 when written or when
  * every byte matches; 1 with the first mismatch printed.
  */
@@ -22,8 +25,9 @@ static uint8_t pattern(uint64_t seed, uint64_t frame, unsigned off)
 
 int main(int argc, char **argv)
 {
-    if (argc < 5 || strcmp(argv[1], "--domid") || (strcmp(argv[3], "write") && strcmp(argv[3], "check"))) {
-        fprintf(stderr, "usage: %s --domid N write|check SEED [PAGES]\n", argv[0]);
+    if (argc < 5 || strcmp(argv[1], "--domid") ||
+        (strcmp(argv[3], "write") && strcmp(argv[3], "check") && strcmp(argv[3], "ports"))) {
+        fprintf(stderr, "usage: %s --domid N write|check SEED [PAGES] | ports REMOTE\n", argv[0]);
         return 2;
     }
     domid_t domid = (domid_t)strtoul(argv[2], NULL, 10);
@@ -37,6 +41,17 @@ int main(int argc, char **argv)
     if (rc < 0) {
         fprintf(stderr, "guestmem: dom%u: %s\n", domid, strerror(-rc));
         return 1;
+    }
+    if (!strcmp(argv[3], "ports")) {
+        unsigned n = 0;
+        for (uint32_t i = 1; i < d->shared->nr_ports; i++) {
+            struct sxd_port *p = &sxd_ports(d->shared)[i];
+            n += atomic_load(&p->state) != SXD_PORT_FREE && atomic_load(&p->remote_dom) == seed;
+        }
+        printf("%u\n", n);
+        sxc_domain_put(c, d);
+        sxc_disconnect(c);
+        return 0;
     }
     uint64_t nr = d->mem_size / 4096;
     if (pages > nr)
