@@ -48,3 +48,9 @@ UNIT_TESTS += logdirty_test
 logdirty_test_SRCS := tests/xen-core/logdirty_test.c
 logdirty_test_LIBS := $(SX_XEN_CORE_MIGRATE_LIBS) $(SX_GRANT_LIBS) $(SX_SIMENV_LIBS)
 logdirty_test_LDLIBS := $(SX_XEN_CORE_MIGRATE_LDLIBS) $(SX_GRANT_LDLIBS) -lcunit
+
+# A guest moved to another core: platform move, grant and event handles following it.
+UNIT_TESTS += move_test
+move_test_SRCS := tests/platform/move_test.c
+move_test_LIBS := $(SX_XEN_CORE_MIGRATE_LIBS) $(SX_EVTCHN_LIBS) $(SX_GRANT_LIBS) $(SX_SIMENV_LIBS)
+move_test_LDLIBS := $(SX_XEN_CORE_MIGRATE_LDLIBS) $(SX_EVTCHN_LDLIBS) $(SX_GRANT_LDLIBS) -lcunit
