@@ -902,7 +902,7 @@ int sx_cmd_migrate(int argc, char **argv)
     struct sx_domcmd dc;
     struct outgoing o = { 0 };
     int fd = -1, ret = 1, rc, rounds = 0;
-    bool suspended = false, logdirty = false;
+    bool suspended = false, logdirty = false, heard = false;
     unsigned last = 0;
     uint64_t t0 = sx_now_us(), t_susp = 0, t_resumed = 0;
     struct sxm_msg m;
@@ -946,6 +946,7 @@ int sx_cmd_migrate(int argc, char **argv)
     }
     /* The receiver has it all: wait for it to be built. */
     rc = sxm_msg_recv(fd, &m, REPLY_TIMEOUT_MS);
+    heard = rc == 0;
     if (rc < 0 || m.code != SXM_MSG_READY) {
         fprintf(stderr, "%s: migrate: the receiver %s%s%s\n", prog,
                 rc < 0 ? "did not answer: " : "failed: ", rc < 0 ? strerror(-rc) : m.text,
@@ -994,6 +995,12 @@ int sx_cmd_migrate(int argc, char **argv)
            downtime, rounds, last, st.pages, st.zero, sent, live, moved);
     ret = 0;
 out:
+    if (ret && fd >= 0 && !heard && !t_resumed) {
+        /* A receiver that gave up says why before it closes: show it. */
+        struct sxm_msg why;
+        if (sxm_msg_recv(fd, &why, 200) == 0 && why.code == SXM_MSG_FAIL)
+            fprintf(stderr, "%s: migrate: the receiver: %s\n", prog, why.text);
+    }
     if (logdirty)
         sxc_domain_logdirty(dc.core, (domid_t)dc.domid, SXC_LOGDIRTY_DISABLE, NULL);
     if (ret && suspended) {

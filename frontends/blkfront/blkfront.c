@@ -124,6 +124,11 @@ static int wait_state(struct sx_blkfront *f, const char *dir, unsigned want, uns
 {
     char path[256], token[64];
     snprintf(path, sizeof(path), "%s/state", dir);
+    /* Already there (a backend waiting at InitWait for a resumed frontend): one read, no
+     * watch to set up and take down. */
+    enum xenbus_state now;
+    if (sx_xenbus_read_state(f->xb, XBT_NULL, dir, &now) == 0 && (want & (1u << now)))
+        return (int)now;
     static unsigned seq;
     snprintf(token, sizeof(token), "sx-blkfront-%p-%u", (void *)f, __atomic_add_fetch(&seq, 1,
                                                                          __ATOMIC_RELAXED));
