@@ -35,6 +35,10 @@
  * and answers DONE. Only then does the sender resume the guest's processes as the new domain
  * and tear the source down; on any failure before GO the source resumes where it was.
  * A last line on stdout sums up the migration (times, rounds, pages, bytes) for tools.
+ *
+ * migrate-receive builds what the stream describes (its disks are paths on this host) for
+ * whoever connects: as xl's, which runs over ssh, it trusts its peer. Every record is checked
+ * before it is believed, so a broken sender cannot make it write outside the new domain.
  */
 #define SX_LOG_MODULE "splitxen"
 #include <arpa/inet.h>

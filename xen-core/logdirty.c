@@ -50,6 +50,9 @@ struct tracker {
     bool dead;              /* its mm or mapping is gone: ioctls fail */
 };
 
+/* A process maps its own domain once per connection; a few more is a client's bug or worse. */
+#define MAX_TRACKERS_PER_OWNER 4
+
 struct sxc_logdirty {
     pthread_mutex_t lock;
     struct tracker *list;
@@ -203,6 +206,14 @@ int sxc_logdirty_track(struct sxc_logdirty *ld, int owner, domid_t domid, int uf
         fcntl(uffd, F_SETFL, fl | O_NONBLOCK);
     struct epoll_event ev = { .events = EPOLLIN, .data.ptr = t };
     pthread_mutex_lock(&ld->lock);
+    unsigned mine = 0;
+    for (struct tracker *o = ld->list; o; o = o->next)
+        mine += o->owner == owner;
+    if (mine >= MAX_TRACKERS_PER_OWNER) {
+        pthread_mutex_unlock(&ld->lock);
+        free(t);
+        return -ENOSPC;
+    }
     if (epoll_ctl(ld->epfd, EPOLL_CTL_ADD, uffd, &ev) < 0) {
         int rc = -errno;
         pthread_mutex_unlock(&ld->lock);

@@ -18,7 +18,8 @@ void sxc_logdirty_close(struct sxc_logdirty *ld);
 /* Take over `uffd` (a userfaultfd of the process behind connection `owner`) for its mapping
  * [addr, addr + len) of domain domid's memory: registered for write-protection here; with
  * `active` (the domain's shared region, when it is in log-dirty mode) protected at once.
- * On success the fd belongs to the tracker; on failure the caller still owns it. */
+ * On success the fd belongs to the tracker; on failure the caller still owns it. -ENOSPC
+ * beyond four trackers a connection. */
 int sxc_logdirty_track(struct sxc_logdirty *ld, int owner, domid_t domid, int uffd,
                        uint64_t addr, uint64_t len, struct sxd_shared *active);
 /* Whether connection `owner` handed over a live tracker for domid. */
