@@ -30,3 +30,10 @@ layout_xs_test_LDLIBS := $(SX_TOOLSTACK_LDLIBS) -lcunit
 PROGS += splitxen-test-guestmem
 splitxen-test-guestmem_SRCS := tests/toolstack/guestmem.c
 splitxen-test-guestmem_LIBS := $(SX_XEN_CORE_LIBS)
+
+# Helper for the live migration test: a guest process writing its memory during the move and
+# checking it after (the dirty tracking end to end).
+PROGS += splitxen-test-dirtier
+splitxen-test-dirtier_SRCS := tests/toolstack/dirtier.c
+splitxen-test-dirtier_LIBS := $(SX_GUEST_LIBS) $(SX_PLATFORM_LIBS)
+splitxen-test-dirtier_LDLIBS := $(SX_GUEST_LDLIBS) $(SX_PLATFORM_LDLIBS)
