@@ -27,7 +27,8 @@
  * creates nothing.
  *
  * migrate: the receiver builds the domain, paused, as soon as the config arrives, so its
- * backends prepare its devices during the copy. --live: pre-copy rounds with log-dirty
+ * backends prepare its devices during the copy, and says BUILT; the guest is stopped only
+ * after that (building takes a while on a busy host). --live: pre-copy rounds with log-dirty
  * tracking (xen-core/logdirty.c; a guest whose processes cannot be tracked is stopped and
  * copied instead, said on stderr), until a round finds few enough pages or the rounds run
  * out; then the guest is suspended and the last round, the hypervisor state and END go. The
@@ -579,6 +580,7 @@ struct incoming {
     unsigned have_state;        /* PAGE_ALLOC, GRANTS, EVTCHN seen: bits 0..2 */
     struct sx_domcfg *cfg;
     bool have_nodes;
+    int reply_fd;               /* a migration's socket: BUILT goes there; -1 for a file */
     int domid;                  /* built, or -1 */
     struct sxc_dom *d;
     uint64_t pages;
@@ -592,6 +594,7 @@ static void incoming_init(struct incoming *in, struct sxc_conn *core, struct xs_
     in->xs = xs;
     in->where = where;
     in->apply = apply;
+    in->reply_fd = -1;
     in->domid = -1;
 }
 
@@ -675,8 +678,14 @@ static int incoming_record(struct incoming *in, uint32_t type, const void *buf, 
         /* Written now, while the rest travels: they are the nodes as the guest left them
          * when its migration began (a running guest's later writes stay behind). */
         rc = restore_nodes(in->xs, (unsigned)in->domid, buf, len);
-        return rc < 0 ? (snprintf(err, errlen, "writing the guest's xenstore nodes: %s",
-                                  strerror(-rc)), rc) : 0;
+        if (rc < 0)
+            return snprintf(err, errlen, "writing the guest's xenstore nodes: %s",
+                            strerror(-rc)), rc;
+        if (in->reply_fd >= 0) {
+            const struct sxm_msg built = { .code = SXM_MSG_BUILT, .domid = (uint32_t)in->domid };
+            rc = sxm_msg_send(in->reply_fd, &built);
+        }
+        return rc < 0 ? (snprintf(err, errlen, "telling the sender: %s", strerror(-rc)), rc) : 0;
     default:
         if (!in->have_cfg)
             return snprintf(err, errlen, "%s record before the CONFIG record",
@@ -939,6 +948,16 @@ int sx_cmd_migrate(int argc, char **argv)
             }
         }
     }
+    /* The guest stops only once the receiver has built the domain (its xenstore, its devices
+     * with their backends): that takes a while, and is no reason to keep the guest stopped. */
+    rc = sxm_msg_recv(fd, &m, REPLY_TIMEOUT_MS);
+    heard = rc == 0 && m.code == SXM_MSG_FAIL;
+    if (rc < 0 || m.code != SXM_MSG_BUILT) {
+        fprintf(stderr, "%s: migrate: the receiver %s%s\n", prog,
+                rc < 0 ? "did not build the domain: " : "failed: ",
+                rc < 0 ? strerror(-rc) : m.text);
+        goto out;
+    }
     t_susp = sx_now_us();
     if (guest_suspend(dc.core, dc.xs, dc.domid) < 0)
         goto out;
@@ -948,7 +967,7 @@ int sx_cmd_migrate(int argc, char **argv)
         fprintf(stderr, "%s: migrate: sending the suspended domain: %s\n", prog, strerror(-rc));
         goto out;
     }
-    /* The receiver has it all: wait for it to be built. */
+    /* The receiver has it all: wait for it to have loaded it. */
     rc = sxm_msg_recv(fd, &m, REPLY_TIMEOUT_MS);
     heard = rc == 0;
     if (rc < 0 || m.code != SXM_MSG_READY) {
@@ -1100,6 +1119,7 @@ int sx_cmd_migrate_receive(int argc, char **argv)
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     uint64_t t0 = sx_now_us();
     incoming_init(&in, core, xs, "migration stream", true);
+    in.reply_fd = fd;
     rc = incoming_stream(&in, fd, true, err, sizeof(err));
     if (rc < 0) {
         fprintf(stderr, "%s: migrate-receive: %s\n", prog, err);

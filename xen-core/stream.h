@@ -85,10 +85,12 @@ void sxm_reader_close(struct sxm_reader *r);              /* NULL-safe */
 
 /* Receiver -> sender (and the sender's go-ahead): one fixed, checksummed message. */
 enum sxm_msg_code {
-    SXM_MSG_READY = 1,          /* receiver: the domain is built, paused (domid, core) */
+    SXM_MSG_READY = 1,          /* receiver: everything is in, the domain paused (domid, core) */
     SXM_MSG_GO = 2,             /* sender: the source is out of the way, start it */
     SXM_MSG_DONE = 3,           /* receiver: the domain runs */
     SXM_MSG_FAIL = 4,           /* either side: rc and text say why */
+    SXM_MSG_BUILT = 5,          /* receiver: the domain and its devices exist (the sender
+                                   stops the guest only after this: building is slow) */
 };
 struct sxm_msg {
     uint32_t code;
