@@ -98,8 +98,11 @@ static void handle_fault(struct sxc_logdirty *ld, struct tracker *t)
         if (t->sh)
             sxd_dirty_mark(t->sh, (a - t->addr) / SXD_PAGE_SIZE);
         ld->faults++;
-        /* Lifting the protection wakes the writer. */
-        wp_range(t, a, SXD_PAGE_SIZE, false);
+        /* Lifting the protection wakes the writer, also on a tracker whose domain is gone. */
+        struct uffdio_writeprotect wp = { .range = { .start = a, .len = SXD_PAGE_SIZE } };
+        if (ioctl(t->uffd, UFFDIO_WRITEPROTECT, &wp) < 0)
+            sx_log_ratelimited(SX_LOG_WARN, "dom%u: releasing a write at %#llx: %s", t->domid,
+                               (unsigned long long)a, strerror(errno));
     }
 }
 
@@ -231,13 +234,14 @@ int sxc_logdirty_track(struct sxc_logdirty *ld, int owner, domid_t domid, int uf
     return 0;
 }
 
-/* Drop trackers matching owner (>= 0) or domid (owner < 0). */
-static void drop(struct sxc_logdirty *ld, int owner, domid_t domid)
+void sxc_logdirty_drop_owner(struct sxc_logdirty *ld, int owner)
 {
+    if (!ld)
+        return;
     pthread_mutex_lock(&ld->lock);
     for (struct tracker **pp = &ld->list; *pp;) {
         struct tracker *t = *pp;
-        if (owner >= 0 ? t->owner == owner : t->domid == domid) {
+        if (t->owner == owner) {
             *pp = t->next;
             tracker_free(ld, t);
         } else {
@@ -247,17 +251,22 @@ static void drop(struct sxc_logdirty *ld, int owner, domid_t domid)
     pthread_mutex_unlock(&ld->lock);
 }
 
-void sxc_logdirty_drop_owner(struct sxc_logdirty *ld, int owner)
-{
-    if (ld)
-        drop(ld, owner, 0);
-}
-
 void sxc_logdirty_drop_domain(struct sxc_logdirty *ld, domid_t domid, struct sxd_shared *sh)
 {
     if (!ld)
         return;
-    drop(ld, -1, domid);
+    /* Not freed here: lifting a protection (or closing the fd, which does the same in the
+     * kernel) walks the whole range under the process's mmap lock, and a domain dies just
+     * as its processes resume elsewhere (a migration's source): they would wait for that
+     * walk over a mapping they are about to drop. The trackers go with their connections,
+     * which close after the processes unmapped it. */
+    pthread_mutex_lock(&ld->lock);
+    for (struct tracker *t = ld->list; t; t = t->next)
+        if (t->domid == domid) {
+            t->sh = NULL;
+            t->dead = true;
+        }
+    pthread_mutex_unlock(&ld->lock);
     if (sh)
         atomic_store(&sh->logdirty, 0);
 }

@@ -24,8 +24,8 @@ int sxc_logdirty_track(struct sxc_logdirty *ld, int owner, domid_t domid, int uf
                        uint64_t addr, uint64_t len, struct sxd_shared *active);
 /* Whether connection `owner` handed over a live tracker for domid. */
 bool sxc_logdirty_tracked(struct sxc_logdirty *ld, int owner, domid_t domid);
-/* A connection closed / a domain died: drop its trackers (the domain's also leaves log-dirty
- * mode when sh is given). */
+/* A connection closed: drop its trackers. A domain died: its trackers stop tracking (the
+ * domain leaves log-dirty mode when sh is given) and go with their connections. */
 void sxc_logdirty_drop_owner(struct sxc_logdirty *ld, int owner);
 void sxc_logdirty_drop_domain(struct sxc_logdirty *ld, domid_t domid, struct sxd_shared *sh);
 

@@ -671,7 +671,9 @@ bool sx_blkfront_spin(struct sx_blkfront *f, unsigned queue, uint64_t budget_ns)
 
 int sx_blkfront_fd(struct sx_blkfront *f, unsigned queue)
 {
-    if (!valid_queue(f, queue))
+    /* Not tied to the data path being up: the handle, and its fd, outlive a resume, and a
+     * caller about to poll during one must get the fd the resume wakes. */
+    if (!f || queue >= f->info.nr_queues || !f->q[queue].evt)
         return -EINVAL;
     return sx_evtchn_fd(f->q[queue].evt);
 }
