@@ -27,8 +27,10 @@
  * creates nothing.
  *
  * migrate: the receiver builds the domain, paused, as soon as the config arrives, so its
- * backends prepare its devices during the copy, and says BUILT; the guest is stopped only
- * after that (building takes a while on a busy host). --live: pre-copy rounds with log-dirty
+ * backends prepare its devices during the copy. Before the guest is stopped, a SYNC record
+ * waits for the receiver to have taken in all that came before (building the domain and the
+ * pre-copy take a while on a busy host: not a reason to keep the guest stopped).
+ * --live: pre-copy rounds with log-dirty
  * tracking (xen-core/logdirty.c; a guest whose processes cannot be tracked is stopped and
  * copied instead, said on stderr), until a round finds few enough pages or the rounds run
  * out; then the guest is suspended and the last round, the hypervisor state and END go. The
@@ -580,7 +582,7 @@ struct incoming {
     unsigned have_state;        /* PAGE_ALLOC, GRANTS, EVTCHN seen: bits 0..2 */
     struct sx_domcfg *cfg;
     bool have_nodes;
-    int reply_fd;               /* a migration's socket: BUILT goes there; -1 for a file */
+    int reply_fd;               /* a migration's socket: SYNCED goes there; -1 for a file */
     int domid;                  /* built, or -1 */
     struct sxc_dom *d;
     uint64_t pages;
@@ -678,12 +680,15 @@ static int incoming_record(struct incoming *in, uint32_t type, const void *buf, 
         /* Written now, while the rest travels: they are the nodes as the guest left them
          * when its migration began (a running guest's later writes stay behind). */
         rc = restore_nodes(in->xs, (unsigned)in->domid, buf, len);
-        if (rc < 0)
-            return snprintf(err, errlen, "writing the guest's xenstore nodes: %s",
-                            strerror(-rc)), rc;
-        if (in->reply_fd >= 0) {
-            const struct sxm_msg built = { .code = SXM_MSG_BUILT, .domid = (uint32_t)in->domid };
-            rc = sxm_msg_send(in->reply_fd, &built);
+        return rc < 0 ? (snprintf(err, errlen, "writing the guest's xenstore nodes: %s",
+                                  strerror(-rc)), rc) : 0;
+    case SXM_REC_SYNC:
+        if (in->reply_fd < 0)
+            return 0;   /* a file has no one to answer */
+        {
+            const struct sxm_msg synced = { .code = SXM_MSG_SYNCED,
+                                            .domid = (uint32_t)in->domid };
+            rc = sxm_msg_send(in->reply_fd, &synced);
         }
         return rc < 0 ? (snprintf(err, errlen, "telling the sender: %s", strerror(-rc)), rc) : 0;
     default:
@@ -948,14 +953,16 @@ int sx_cmd_migrate(int argc, char **argv)
             }
         }
     }
-    /* The guest stops only once the receiver has built the domain (its xenstore, its devices
-     * with their backends): that takes a while, and is no reason to keep the guest stopped. */
-    rc = sxm_msg_recv(fd, &m, REPLY_TIMEOUT_MS);
+    /* The guest stops only once the receiver has taken in all that came so far (the
+     * domain built, its devices with their backends, the pre-copy): that takes a while, and
+     * is no reason to keep the guest stopped. */
+    rc = sxm_write(o.w, SXM_REC_SYNC, NULL, 0);
+    if (rc == 0)
+        rc = sxm_msg_recv(fd, &m, REPLY_TIMEOUT_MS);
     heard = rc == 0 && m.code == SXM_MSG_FAIL;
-    if (rc < 0 || m.code != SXM_MSG_BUILT) {
+    if (rc < 0 || m.code != SXM_MSG_SYNCED) {
         fprintf(stderr, "%s: migrate: the receiver %s%s\n", prog,
-                rc < 0 ? "did not build the domain: " : "failed: ",
-                rc < 0 ? strerror(-rc) : m.text);
+                rc < 0 ? "did not keep up: " : "failed: ", rc < 0 ? strerror(-rc) : m.text);
         goto out;
     }
     t_susp = sx_now_us();

@@ -489,6 +489,8 @@ int sxm_check_record(uint32_t type, const void *buf, size_t len, const struct sx
         struct sxm_domain d;
         return sxm_get_domain(buf, len, &d, err, errlen);
     }
+    case SXM_REC_SYNC:
+        return len ? bad(err, errlen, "SYNC record of %zu bytes", len) : 0;
     case SXM_REC_CONFIG:
         if (len == 0 || len > 65536 || memchr(b, 0, len))
             return bad(err, errlen, "CONFIG record of %zu bytes is not an xl.cfg text", len);

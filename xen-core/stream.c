@@ -36,7 +36,7 @@ const char *sxm_type_name(uint32_t type)
         [SXM_REC_DOMAIN] = "DOMAIN", [SXM_REC_CONFIG] = "CONFIG",
         [SXM_REC_XENSTORE] = "XENSTORE", [SXM_REC_PAGES] = "PAGES",
         [SXM_REC_PAGE_ALLOC] = "PAGE_ALLOC", [SXM_REC_GRANTS] = "GRANTS",
-        [SXM_REC_EVTCHN] = "EVTCHN", [SXM_REC_END] = "END",
+        [SXM_REC_EVTCHN] = "EVTCHN", [SXM_REC_END] = "END", [SXM_REC_SYNC] = "SYNC",
     };
     return type > 0 && type <= SXM_REC_MAX ? names[type] : "unknown";
 }
@@ -144,7 +144,7 @@ static int write_record(struct sxm_writer *w, uint32_t type, const void *buf, si
 
 int sxm_write(struct sxm_writer *w, uint32_t type, const void *buf, size_t len)
 {
-    if (type == 0 || type >= SXM_REC_END)
+    if (type == 0 || type == SXM_REC_END || type > SXM_REC_MAX)
         return -EINVAL;
     return write_record(w, type, buf, len);
 }

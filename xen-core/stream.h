@@ -47,7 +47,8 @@ enum sxm_type {
     SXM_REC_GRANTS = 6,         /* the guest's grant table */
     SXM_REC_EVTCHN = 7,         /* event channel bindings */
     SXM_REC_END = 8,
-    SXM_REC_MAX = SXM_REC_END,
+    SXM_REC_SYNC = 9,           /* migration only, empty: answer SYNCED once all before it is in */
+    SXM_REC_MAX = SXM_REC_SYNC,
 };
 
 const char *sxm_type_name(uint32_t type);
@@ -89,8 +90,9 @@ enum sxm_msg_code {
     SXM_MSG_GO = 2,             /* sender: the source is out of the way, start it */
     SXM_MSG_DONE = 3,           /* receiver: the domain runs */
     SXM_MSG_FAIL = 4,           /* either side: rc and text say why */
-    SXM_MSG_BUILT = 5,          /* receiver: the domain and its devices exist (the sender
-                                   stops the guest only after this: building is slow) */
+    SXM_MSG_SYNCED = 5,         /* receiver: every record before the SYNC record is in (the
+                                   sender stops the guest only after this: building the
+                                   domain and taking in the pre-copy take a while) */
 };
 struct sxm_msg {
     uint32_t code;

@@ -73,7 +73,7 @@ static int read_all(int fd, unsigned *records, char *err, size_t errlen)
 
 /* A small stream with one record of every type: payloads that pass sxm_check_record for a
  * 4 MiB domain. boundaries[i] is the offset where record i starts (the last: END's). */
-#define NREC 7
+#define NREC 8
 static const struct sxm_domain small_dom = {
     .domid = 5, .type = SXD_TYPE_PV, .mem_mb = 4, .vcpus = 1, .nr_pages = 1024,
     .nr_grant = SXD_NR_GRANT_DEFAULT, .nr_ports = SXD_NR_PORTS_DEFAULT, .name = "small",
@@ -165,6 +165,8 @@ static int write_small(int fd, size_t boundaries[NREC + 1])
     boundaries[i++] = sxm_writer_bytes(w);
     rc = rc ?: sxm_write(w, SXM_REC_EVTCHN, buf, make_evtchn(buf));
     boundaries[i++] = sxm_writer_bytes(w);
+    rc = rc ?: sxm_write(w, SXM_REC_SYNC, NULL, 0);
+    boundaries[i++] = sxm_writer_bytes(w);
     rc = rc ?: sxm_writer_finish(w);
     sxm_xs_free(&xs);
     sxm_writer_close(w);
@@ -194,7 +196,7 @@ static void test_every_record_type_round_trips_and_checks(void)
     CU_ASSERT_EQUAL(sxm_reader_flags(r), SXM_F_LIVE);
     static const uint32_t want[NREC] = { SXM_REC_DOMAIN, SXM_REC_CONFIG, SXM_REC_XENSTORE,
                                          SXM_REC_PAGES, SXM_REC_PAGE_ALLOC, SXM_REC_GRANTS,
-                                         SXM_REC_EVTCHN };
+                                         SXM_REC_EVTCHN, SXM_REC_SYNC };
     static uint8_t ref[16 + 8 * (SXD_NR_GRANT_DEFAULT / 64) + 32 + 3 * 4096];
     for (unsigned i = 0; i < NREC; i++) {
         uint32_t t;
@@ -420,6 +422,8 @@ static void test_record_checks_refuse_bad_contents(void)
     close(fd);
     CU_ASSERT_EQUAL(sxm_check_record(SXM_REC_CONFIG, "a\0b", 3, NULL, err, sizeof(err)), -EPROTO);
     CU_ASSERT_EQUAL(sxm_check_record(SXM_REC_END, "", 0, NULL, err, sizeof(err)), -EPROTO);
+    CU_ASSERT_EQUAL(sxm_check_record(SXM_REC_SYNC, "", 0, NULL, err, sizeof(err)), 0);
+    CU_ASSERT_EQUAL(sxm_check_record(SXM_REC_SYNC, "x", 1, NULL, err, sizeof(err)), -EPROTO);
 }
 
 /* A 4 MiB guest with memory written, frames and references allocated, grants and ports, saved
