@@ -56,6 +56,8 @@ const char *const bb_stat_names[BB_ST_NR + 1] = {
     [BB_ST_ENGINE_FULL] = "engine_full",
     /* [BB_ST_SPURIOUS .. BB_ST_EOI_DELAYED_US] */
     [BB_ST_SPURIOUS] = SX_EOI_STAT_NAMES,
+    /* [BB_ST_TARGET_DISCONNECTS .. BB_ST_TARGET_FAILED] */
+    [BB_ST_TARGET_DISCONNECTS] = SX_BIO_TARGET_STAT_NAMES,
     [BB_ST_NR] = NULL,
 };
 
@@ -207,7 +209,7 @@ static unsigned reap(struct bb_queue *q)
             bool rw = r->op == BLKIF_OP_READ || r->op == BLKIF_OP_WRITE ||
                       r->op == BLKIF_OP_INDIRECT || rq->barrier_flush;
             if (res < 0 ||
-                (rw && (uint64_t)res != r->nr_sectors * q->v->dev.sector_size)) {
+                (rw && (uint64_t)res != r->nr_sectors * SX_BLK_SECTOR)) {
                 sx_log_ratelimited(SX_LOG_WARN, "dom%u/%u q%u: op %u at sector %llu: %s",
                                    q->v->fe, q->v->devid, q->idx, r->op,
                                    (unsigned long long)r->sector,
@@ -449,7 +451,7 @@ static void handle_one(struct bb_queue *q, const void *slot)
             return;
         }
         r->nr_sectors = 0;
-        queue_io(q, rq, BB_IO_DISCARD, off, r->discard.nr_sectors * v->dev.sector_size);
+        queue_io(q, rq, BB_IO_DISCARD, off, r->discard.nr_sectors * SX_BLK_SECTOR);
         return;
     default:
         rq->status = BLKIF_RSP_EOPNOTSUPP;
@@ -583,7 +585,8 @@ void bb_queue_stop(struct bb_queue *q)
     atomic_store_explicit(&q->stop, true, memory_order_release);
     uint64_t one = 1;
     if (write(q->stop_fd, &one, sizeof(one)) < 0)
-        sx_warn("stop eventfd write: %s", strerror(errno));
+        sx_warn("dom%u/%u q%u: stop eventfd write: %s", q->v->fe, q->v->devid, q->idx,
+                strerror(errno));
     pthread_join(q->thread, NULL);
     q->thread_started = false;
     close(q->stop_fd);

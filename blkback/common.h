@@ -75,8 +75,13 @@ enum bb_stat {
     BB_ST_SPURIOUS,             /* late EOI (SX_EOI_STAT_NAMES, in this order): notifications */
     BB_ST_EOI_DELAYS,           /* that found no work, unmasks delayed, and for how long */
     BB_ST_EOI_DELAYED_US,
+    BB_ST_TARGET_DISCONNECTS,   /* network targets (SX_BIO_TARGET_STAT_NAMES, in this order): */
+    BB_ST_TARGET_RECONNECTS,    /* connections lost and regained, requests failed for want */
+    BB_ST_TARGET_FAILED,        /* of the target */
     BB_ST_NR
 };
+_Static_assert(BB_ST_TARGET_FAILED - BB_ST_TARGET_DISCONNECTS + 1 == SX_BIO_TST_NR,
+               "target counters");
 _Static_assert(BB_ST_EOI_DELAYED_US - BB_ST_SPURIOUS + 1 == SX_EOI_NR_STATS, "eoi counters");
 extern const char *const bb_stat_names[BB_ST_NR + 1];
 
@@ -107,8 +112,9 @@ int bb_pcache_init(struct bb_pcache *pc, struct sx_gnt *gnt, domid_t dom, uint32
  * keep their pages pinned). NULL-safe, idempotent. */
 void bb_pcache_unregister(struct bb_pcache *pc);
 /* Unmap every cached grant and free the cache (after the engine that writes into them is
- * closed). NULL-safe, idempotent. */
-void bb_pcache_destroy(struct bb_pcache *pc);
+ * closed). NULL-safe, idempotent. Returns how many grants could not be unmapped (the caller
+ * logs them with the device's name). */
+unsigned bb_pcache_destroy(struct bb_pcache *pc);
 /* The mapping of gref: a hit, or a new writable map added to the cache. Returns the address,
  * or NULL with *err: -ENOSPC (the cache is full: map it non-persistently) or the map's -errno
  * (bad grant). */
@@ -198,7 +204,10 @@ struct bb_vbd {
     bool dirty;                 /* a watch named this vbd: evaluate it on this step */
     enum bb_vbd_phase phase;
     int fd;
+    struct sx_bio_target *target;   /* a network target (then fd is -1) */
     bool direct;
+    bool flush;                 /* feature-flush-cache / feature-barrier offered */
+    unsigned max_queues;        /* multi-queue-max-queues offered (the target may lower it) */
     enum sx_bio_kind kind;
     struct sx_blk_dev dev;
     char physdev[32];
@@ -242,7 +251,7 @@ struct bb_daemon {
 /* Open the platform, xenstore, grants; watch the backend directory. 0 or -errno. */
 int bb_daemon_open(struct bb_daemon **out, const struct bb_opts *o);
 /* Serve until *stop becomes non-zero (signal handler) or xenstore goes away. 0 or -errno. */
-int bb_daemon_run(struct bb_daemon *d, volatile int *stop);
+int bb_daemon_run(struct bb_daemon *d, atomic_int *stop);
 /* Tear every vbd down (Closed), release everything. NULL-safe. */
 void bb_daemon_close(struct bb_daemon *d);
 /* Run one round of watch dispatch (timeout_ms) and state evaluation: for tests that drive the

@@ -4,7 +4,10 @@
  *
  *   splitxen-blkback [--platform sim|xen|auto] [--domid N] [--engine uring|aio|sync|auto]
  *       [--spin-us N] [--max-queues N] [--max-ring-order N] [--max-indirect N]
- *       [--max-pgrants N] [--sqpoll] [--no-regbuf] [--spin-yield]
+ *       [--max-pgrants N] [--sqpoll] [--no-regbuf] [--spin-yield] [--version]
+ *
+ * Under systemd (Type=notify) it sends READY=1 once it watches xenstore, and STOPPING=1 when
+ * a signal ends it (sd_notify; nothing without $NOTIFY_SOCKET).
  *
  * On exit it stops its ring threads and releases its mappings but leaves the xenbus states
  * alone, so a restarted blkback reconnects to the frontends that are still running.
@@ -20,21 +23,24 @@
 #include <string.h>
 
 #include "log.h"
+#include "notify.h"
 #include "parse.h"
+#include "version.h"
 
-static volatile int stop;
+static atomic_int stop;   /* lock-free, so the signal handler may set it */
 static void on_signal(int s)
 {
     (void)s;
     stop = 1;
 }
 
-static void usage(const char *argv0)
+static void usage(FILE *f, const char *argv0)
 {
-    fprintf(stderr,
+    fprintf(f,
             "usage: %s [--platform sim|xen|auto] [--domid N] [--engine uring|aio|sync|auto]\n"
             "          [--spin-us N] [--max-queues N] [--max-ring-order N] [--max-indirect N]\n"
-            "          [--max-pgrants N] [--sqpoll] [--no-regbuf] [--spin-yield]\n", argv0);
+            "          [--max-pgrants N] [--sqpoll] [--no-regbuf] [--spin-yield]\n"
+            "       %s --help | --version\n", argv0, argv0);
 }
 
 int main(int argc, char **argv)
@@ -55,6 +61,7 @@ int main(int argc, char **argv)
         { "no-regbuf", no_argument, NULL, 'R' },
         { "spin-yield", no_argument, NULL, 'Y' },
         { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
         { 0 },
     };
     int c;
@@ -79,8 +86,9 @@ int main(int argc, char **argv)
         case 'S': o.sqpoll = true; break;
         case 'R': o.no_regbuf = true; break;
         case 'Y': o.spin_yield = true; break;
-        case 'h': usage(argv[0]); return 0;
-        default: usage(argv[0]); return 2;
+        case 'h': usage(stdout, argv[0]); return 0;
+        case 'V': return sx_print_version("splitxen-blkback");
+        default: usage(stderr, argv[0]); return 2;
         }
         if (bad) {
             fprintf(stderr, "%s: bad value for --%s: %s\n", argv[0], lo[0].name, optarg);
@@ -110,7 +118,10 @@ int main(int argc, char **argv)
             d->root, o.engine == SX_BIO_AUTO ? "auto" : sx_bio_kind_name(o.engine),
             (unsigned long long)(o.spin_ns / 1000), o.max_queues, o.max_ring_order,
             o.max_indirect);
+    /* The watch on the backend directory is registered: vbds written from now on are served. */
+    sx_notify_ready("serving %s", d->root);
     rc = bb_daemon_run(d, &stop);
+    sx_notify_stopping();
     bb_daemon_close(d);
     return rc < 0 ? 1 : 0;
 }

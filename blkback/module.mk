@@ -8,8 +8,8 @@ SX_BLKBACK_LDLIBS := $(SX_BLKIO_LDLIBS) $(SX_XENBUS_LDLIBS) $(SX_RING_LDLIBS)
 
 PROGS += splitxen-blkback
 splitxen-blkback_SRCS := blkback/main.c
-splitxen-blkback_LIBS := $(SX_BLKBACK_LIBS)
-splitxen-blkback_LDLIBS := $(SX_BLKBACK_LDLIBS)
+splitxen-blkback_LIBS := $(SX_BLKBACK_LIBS) $(SX_NOTIFY_LIBS)
+splitxen-blkback_LDLIBS := $(SX_BLKBACK_LDLIBS) $(SX_NOTIFY_LDLIBS)
 
 UNIT_TESTS += request_test
 request_test_SRCS := tests/blkback/request_test.c
@@ -22,8 +22,3 @@ hostile_test_LIBS := $(SX_BLKBACK_LIBS) $(SX_SIMENV_LIBS)
 # The test refuses chosen engine queue calls as full by wrapping them (queue_io retry).
 hostile_test_LDLIBS := $(SX_BLKBACK_LDLIBS) -lcunit \
                        -Wl,--wrap=sx_bio_rw,--wrap=sx_bio_flush,--wrap=sx_bio_discard
-
-UNIT_TESTS += xsa349_test
-xsa349_test_SRCS := tests/blkback/xsa349_test.c
-xsa349_test_LIBS := $(SX_BLKBACK_LIBS) $(SX_SIMENV_LIBS)
-xsa349_test_LDLIBS := $(SX_BLKBACK_LDLIBS) -lcunit

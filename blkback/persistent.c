@@ -68,21 +68,21 @@ void bb_pcache_unregister(struct bb_pcache *pc)
     pc->bio = NULL;
 }
 
-void bb_pcache_destroy(struct bb_pcache *pc)
+unsigned bb_pcache_destroy(struct bb_pcache *pc)
 {
+    unsigned failed = 0;
     if (!pc)
-        return;
+        return 0;
     bb_pcache_unregister(pc);
     for (uint32_t i = 0; i < pc->n; i++)
         if (pc->ents[i].addr) {
-            int rc = sx_gnt_unmap(pc->gnt, pc->ents[i].addr, 1);
-            if (rc < 0)
-                sx_warn("unmap persistent grant %u of dom%u: %s", pc->ents[i].gref, pc->dom,
-                        strerror(-rc));
+            if (sx_gnt_unmap(pc->gnt, pc->ents[i].addr, 1) < 0)
+                failed++;
         }
     free(pc->ents);
     free(pc->hash);
     memset(pc, 0, sizeof(*pc));
+    return failed;
 }
 
 static inline uint32_t hash_ref(grant_ref_t g)

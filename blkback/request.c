@@ -72,8 +72,13 @@ int sx_blk_dev_check(const struct sx_blk_dev *dev)
         return -EINVAL;
     if (dev->max_indirect_segs > SX_BLK_MAX_INDIRECT_SEGS)
         return -EINVAL;
+    uint32_t g = dev->discard_granularity;
+    if (g && ((g & (g - 1)) || g % dev->sector_size))
+        return -EINVAL;
+    if (dev->sectors % (dev->sector_size / SX_BLK_SECTOR))
+        return -EINVAL;
     /* Every byte offset of the device must fit an off_t (see sx_blk_req_byte_offset). */
-    if (dev->sectors > (uint64_t)INT64_MAX / dev->sector_size)
+    if (dev->sectors > (uint64_t)INT64_MAX / SX_BLK_SECTOR)
         return -EINVAL;
     return 0;
 }
@@ -118,6 +123,7 @@ const char *sx_blk_reason_name(enum sx_blk_reason r)
         [SX_BLK_E_SEG_BEYOND_PAGE] = "seg_beyond_page",
         [SX_BLK_E_RANGE] = "range",
         [SX_BLK_E_WRAP] = "wrap",
+        [SX_BLK_E_ALIGN] = "unaligned",
         [SX_BLK_E_INVALID] = "invalid",
     };
     return (unsigned)r < SX_BLK_NR_REASONS && names[r] ? names[r] : "?";
@@ -205,11 +211,18 @@ static void raw_load(enum sx_blk_abi abi, const void *slot, struct raw_req *r)
 
 /* ---- validation ------------------------------------------------------------------------ */
 
-/* One segment, already copied: order and page bounds; adds its sectors to *total. */
+/* 512-byte sectors per logical block: offsets and lengths on the ring are multiples of it. */
+static unsigned per_block(const struct sx_blk_dev *dev)
+{
+    return dev->sector_size / SX_BLK_SECTOR;
+}
+
+/* One segment, already copied: order, page bounds, alignment to the logical block; adds its
+ * sectors to *total. */
 static enum sx_blk_reason seg_check(const struct sx_blk_dev *dev, const struct blkif_request_segment *in,
                                     struct sx_blk_seg *out, uint64_t *total)
 {
-    unsigned per_page = SX_BLK_PAGE_SIZE / dev->sector_size;
+    const unsigned per_page = SX_BLK_PAGE_SIZE / SX_BLK_SECTOR, blk = per_block(dev);
 
     out->gref = in->gref;
     out->first_sect = in->first_sect;
@@ -218,6 +231,8 @@ static enum sx_blk_reason seg_check(const struct sx_blk_dev *dev, const struct b
         return SX_BLK_E_SEG_ORDER;
     if (out->last_sect >= per_page)
         return SX_BLK_E_SEG_BEYOND_PAGE;
+    if (out->first_sect % blk || (out->last_sect + 1u) % blk)
+        return SX_BLK_E_ALIGN;
     *total += (uint64_t)(out->last_sect - out->first_sect) + 1;
     return SX_BLK_OK;
 }
@@ -287,15 +302,24 @@ enum sx_blk_reason sx_blk_req_decode(const struct sx_blk_dev *dev, enum sx_blk_a
     if (writes && dev->read_only)
         return SX_BLK_E_READ_ONLY;
 
-    /* 3. Discard: a range, no segments. */
+    /* 3. Discard: a range, no segments; it starts on a granule (blkif.h) and discards the
+     * whole granules it covers (a partial one at its end is left alone: a discard is a hint,
+     * and discarding past what was asked would lose data). */
     if (r.op == BLKIF_OP_DISCARD) {
         out->data_op = BLKIF_OP_WRITE;
-        out->discard.nr_sectors = r.nr_sectors;
         out->discard.secure = r.discard_flag & BLKIF_DISCARD_SECURE;
         if (out->discard.secure && !(dev->features & SX_BLK_F_DISCARD_SECURE))
             return SX_BLK_E_SECURE_DISCARD;
         out->segs_ready = true;
-        return range_check(dev, r.sector, r.nr_sectors);
+        why = range_check(dev, r.sector, r.nr_sectors);
+        if (why != SX_BLK_OK)
+            return why;
+        uint64_t gran = (dev->discard_granularity ? dev->discard_granularity
+                                                  : dev->sector_size) / SX_BLK_SECTOR;
+        if (r.sector % gran)
+            return SX_BLK_E_ALIGN;
+        out->discard.nr_sectors = r.nr_sectors - r.nr_sectors % gran;
+        return SX_BLK_OK;
     }
 
     /* 4. Indirect: segment count and page count; the segments come in step two. */
@@ -310,7 +334,9 @@ enum sx_blk_reason sx_blk_req_decode(const struct sx_blk_dev *dev, enum sx_blk_a
         memcpy(out->indirect.grefs, r.indirect_grefs,
                out->indirect.nr_pages * sizeof(grant_ref_t));
         /* The start must at least be on the device; the end is checked in step two. */
-        return r.sector < dev->sectors ? SX_BLK_OK : SX_BLK_E_RANGE;
+        if (r.sector >= dev->sectors)
+            return SX_BLK_E_RANGE;
+        return r.sector % per_block(dev) ? SX_BLK_E_ALIGN : SX_BLK_OK;
     }
 
     /* 5. Direct read/write/flush/barrier: up to 11 segments; read and write need one. */
@@ -328,6 +354,8 @@ enum sx_blk_reason sx_blk_req_decode(const struct sx_blk_dev *dev, enum sx_blk_a
         why = range_check(dev, r.sector, total);
         if (why != SX_BLK_OK)
             return why;
+        if (r.sector % per_block(dev))
+            return SX_BLK_E_ALIGN;
     }
     out->nr_sectors = total;
     out->segs_ready = true;

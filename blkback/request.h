@@ -10,9 +10,11 @@
  * uninitialised.
  *
  * Units: every sector quantity (sector_number, first_sect/last_sect, nr_sectors, the device
- * size) is in units of the device's sector-size, as blkif.h says for
- * feature-large-sector-size; with the usual 512-byte sector-size that is 512 bytes, and a
- * 4 KiB page holds 4096 / sector_size sectors.
+ * size and the `sectors` node) is in 512-byte units whatever the device's sector-size, as
+ * blkif.h says since Xen 4.20 (feature-large-sector-size is deprecated); sector-size is the
+ * logical block size, to which each segment's offset and length and each request's start
+ * must be aligned (SX_BLK_E_ALIGN otherwise), and a discard's start to discard-granularity.
+ * A 4 KiB page holds 8 of them.
  */
 #ifndef SPLITXEN_BLKBACK_REQUEST_H
 #define SPLITXEN_BLKBACK_REQUEST_H
@@ -111,9 +113,14 @@ size_t sx_blk_rsp_slot_size(enum sx_blk_abi abi);
 #define SX_BLK_F_DISCARD        (1u << 2)   /* feature-discard: BLKIF_OP_DISCARD */
 #define SX_BLK_F_DISCARD_SECURE (1u << 3)   /* discard-secure: BLKIF_DISCARD_SECURE honoured */
 
+#define SX_BLK_SECTOR 512u          /* the unit of every sector quantity on the ring */
+
 struct sx_blk_dev {
-    uint64_t sectors;           /* size, in sector_size units */
-    uint32_t sector_size;       /* 512 .. 4096, a power of two */
+    uint64_t sectors;           /* size, in 512-byte units (a whole number of sector_size) */
+    uint32_t sector_size;       /* logical block size: 512 .. 4096, a power of two */
+    /* discard-granularity in bytes: a power of two, a multiple of sector_size; 0 means
+     * sector_size. A discard starts on it and discards the whole granules it covers. */
+    uint32_t discard_granularity;
     bool read_only;
     /* feature-max-indirect-segments: 0 = BLKIF_OP_INDIRECT not offered (EOPNOTSUPP);
      * at most SX_BLK_MAX_INDIRECT_SEGS. */
@@ -122,15 +129,16 @@ struct sx_blk_dev {
 };
 
 /* 0 when dev is a description sx_blk_req_decode accepts (sector_size a power of two in
- * 512..4096, max_indirect_segs <= SX_BLK_MAX_INDIRECT_SEGS, the size in bytes fits an off_t),
- * else -EINVAL. */
+ * 512..4096, the size a whole number of them, discard_granularity 0 or a power of two multiple
+ * of sector_size, max_indirect_segs <= SX_BLK_MAX_INDIRECT_SEGS, the size in bytes fits an
+ * off_t), else -EINVAL. */
 int sx_blk_dev_check(const struct sx_blk_dev *dev);
 
 /* ---- the normalised request ------------------------------------------------------------ */
 
 struct sx_blk_seg {
     grant_ref_t gref;
-    uint8_t first_sect, last_sect;  /* inclusive, in sector_size units within the page */
+    uint8_t first_sect, last_sect;  /* inclusive, 512-byte units within the page */
 };
 
 struct sx_blk_req {
@@ -138,7 +146,7 @@ struct sx_blk_req {
     uint8_t data_op;            /* BLKIF_OP_READ or _WRITE: direction of the data segments */
     blkif_vdev_t handle;
     uint64_t id;                /* echo in the response; set even when decoding fails */
-    uint64_t sector;            /* start, sector_size units */
+    uint64_t sector;            /* start, 512-byte units */
     uint32_t nr_segs;           /* data segments (for INDIRECT: as claimed, then decoded) */
     uint64_t nr_sectors;        /* data sectors of all segments (0 until segments are decoded) */
     bool segs_ready;            /* segs[0..nr_segs) are decoded and valid */
@@ -148,7 +156,8 @@ struct sx_blk_req {
         grant_ref_t grefs[BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST];
     } indirect;                 /* op == BLKIF_OP_INDIRECT only */
     struct {
-        uint64_t nr_sectors;    /* 0 is valid: nothing to do (as Linux blkback) */
+        uint64_t nr_sectors;    /* the whole granules the request covers (512-byte units);
+                                   0 is valid: nothing to do (as Linux blkback) */
         bool secure;
     } discard;                  /* op == BLKIF_OP_DISCARD only */
     struct sx_blk_seg segs[];   /* room for sx_blk_req_max_segs(dev) entries */
@@ -173,6 +182,8 @@ enum sx_blk_reason {
     SX_BLK_E_SEG_BEYOND_PAGE,   /* last_sect past the end of the 4 KiB page */
     SX_BLK_E_RANGE,             /* sector range ends past the end of the device */
     SX_BLK_E_WRAP,              /* sector + count wraps around 2^64 */
+    SX_BLK_E_ALIGN,             /* start or segment not aligned to sector-size, or a discard's
+                                   start to discard-granularity */
     SX_BLK_E_INVALID,           /* caller error: bad arguments (e.g. wrong page count) */
     SX_BLK_NR_REASONS
 };
@@ -202,24 +213,26 @@ enum sx_blk_reason sx_blk_req_decode_indirect(const struct sx_blk_dev *dev,
                                               struct sx_blk_req *req,
                                               const void *const *pages, unsigned npages);
 
-/* Data bytes of segment i: (last - first + 1) * sector_size, at page offset
- * first * sector_size. */
+/* Data bytes of segment i: (last - first + 1) * 512, at page offset first * 512. */
 static inline uint32_t sx_blk_seg_offset(const struct sx_blk_dev *dev, const struct sx_blk_seg *s)
 {
-    return (uint32_t)s->first_sect * dev->sector_size;
+    (void)dev;
+    return (uint32_t)s->first_sect * SX_BLK_SECTOR;
 }
 static inline uint32_t sx_blk_seg_bytes(const struct sx_blk_dev *dev, const struct sx_blk_seg *s)
 {
-    return ((uint32_t)s->last_sect - s->first_sect + 1) * dev->sector_size;
+    (void)dev;
+    return ((uint32_t)s->last_sect - s->first_sect + 1) * SX_BLK_SECTOR;
 }
 
 /* Byte offset of a validated request's first sector on the device: fits an off_t, because
  * the range check keeps sector <= dev->sectors and sx_blk_dev_check keeps
- * dev->sectors * sector_size <= INT64_MAX. */
+ * dev->sectors * 512 <= INT64_MAX. */
 static inline uint64_t sx_blk_req_byte_offset(const struct sx_blk_dev *dev,
                                               const struct sx_blk_req *req)
 {
-    return req->sector * dev->sector_size;
+    (void)dev;
+    return req->sector * SX_BLK_SECTOR;
 }
 
 /*

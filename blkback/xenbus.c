@@ -16,7 +16,8 @@
  *   fe Closing       stop threads (in-flight I/O completes), unmap, unbind: Closing
  *   fe Closed/gone,  the same, close the target, remove the stats file: Closed (6)
  *   online=0, toolstack wrote state 5, frontend domain released, vbd directory removed
- *   fe Initialising  after Closed: back to InitWait (reconnect)
+ *   fe Initialising  after Closed: back to InitWait (reconnect); while connected (its Closed
+ *                    and the new Initialising read as one change): disconnect first, InitWait
  *
  * A restarted daemon finds frontends already Initialised or Connected and connects to them
  * straight away: the rings are re-mapped and the ring loop continues from the responses
@@ -52,6 +53,9 @@ static const char *const bb_dstat_names[BB_DS_NR + 1] = {
     [BB_DS_ROUNDS] = "rounds",
     [BB_DS_NR] = NULL,
 };
+/* Levels rather than counts (common/stats.h): what `splitxen top --prometheus` calls gauges. */
+static const char *const bb_dstat_gauges[] = { "vbds", "connected", NULL };
+static const char *const bb_stat_gauges[] = { "in_flight", NULL };
 
 static void dstat_add(struct bb_daemon *d, enum bb_dstat i, uint64_t n)
 {
@@ -109,6 +113,41 @@ static void target_close(struct bb_vbd *v)
     if (v->fd >= 0)
         close(v->fd);
     v->fd = -1;
+    sx_bio_target_close(v->target);   /* after the engines on it: vbd_disconnect came first */
+    v->target = NULL;
+}
+
+/* A network target (rbd:, nbd://, nbd+unix://): connect once, learn its size and abilities.
+ * The vbd offers what the target does (flush, discard) and as many queues as it serves
+ * coherently. A bad spec fails with the key at fault in <be>/error. */
+static int target_open_net(struct bb_vbd *v, const char *params, bool ro, uint64_t *bytes,
+                           bool *discard, uint32_t *gran)
+{
+    char msg[320];
+    int rc = sx_bio_target_open(&v->target, params, ro, msg, sizeof(msg));
+    if (rc < 0) {
+        v->target = NULL;
+        vbd_error(v, rc, msg);
+        return rc;
+    }
+    const struct sx_bio_target_info *in = sx_bio_target_info(v->target);
+    if (in->read_only && !ro) {
+        vbd_error(v, -EROFS, "mode: w, but the target is read-only");
+        return -EROFS;
+    }
+    *bytes = in->bytes;
+    v->dev.sector_size = in->block_size;
+    v->flush = in->flush && !ro;
+    *discard = *discard && in->discard;
+    *gran = in->discard_granularity;
+    if (in->max_queues < v->max_queues) {
+        sx_info("%s: %s serves %u queue(s) coherently", v->bep, in->name, in->max_queues);
+        v->max_queues = in->max_queues;
+    }
+    v->physdev[0] = '\0';        /* no device numbers */
+    v->direct = false;
+    v->kind = in->kind;
+    return 0;
 }
 
 /* Open params, fill v->dev, write physical-device, hotplug-status and the features. */
@@ -126,6 +165,23 @@ static int vbd_prepare(struct bb_vbd *v)
     uint64_t discard_enable = 1;
     if (sx_xenbus_read_uint(d->xb, XBT_NULL, v->bep, "discard-enable", 0, 1, &discard_enable) < 0)
         discard_enable = 1;
+    memset(&v->dev, 0, sizeof(v->dev));
+    v->dev.sector_size = 512;
+    v->flush = !ro;
+    v->max_queues = d->o.max_queues;
+    uint32_t pss = 512, gran = 4096;
+    uint64_t bytes;
+    bool discard = discard_enable != 0 && !ro;
+    if (sx_bio_target_is_net(params)) {
+        rc = target_open_net(v, params, ro, &bytes, &discard, &gran);
+        if (rc < 0) {
+            sx_xenbus_write(d->xb, XBT_NULL, v->bep, "hotplug-status", "error");
+            target_close(v);
+            return rc;
+        }
+        pss = v->dev.sector_size;
+        goto opened;
+    }
     int flags = (ro ? O_RDONLY : O_RDWR) | O_CLOEXEC;
     v->fd = open(params, flags | O_DIRECT);
     v->direct = v->fd >= 0;
@@ -142,11 +198,6 @@ static int vbd_prepare(struct bb_vbd *v)
         rc = -errno;
         goto fail;
     }
-    memset(&v->dev, 0, sizeof(v->dev));
-    v->dev.sector_size = 512;
-    uint32_t pss = 512, gran = 4096;
-    uint64_t bytes;
-    bool discard = discard_enable != 0;
     if (S_ISBLK(st.st_mode)) {
         int lss = 512;
         unsigned ps = 512;
@@ -179,14 +230,27 @@ static int vbd_prepare(struct bb_vbd *v)
         rc = -EINVAL;
         goto fail;
     }
-    v->dev.sectors = bytes / v->dev.sector_size;
+    v->kind = d->o.engine == SX_BIO_AUTO ? sx_bio_kind_auto(v->fd, NULL) : d->o.engine;
+opened:
+    /* blkif's sectors are 512 bytes whatever the logical block size (Xen 4.20's blkif.h):
+     * the size in them, of whole logical blocks. */
+    v->dev.sectors = bytes / v->dev.sector_size * (v->dev.sector_size / SX_BLK_SECTOR);
+    if (gran < v->dev.sector_size || (gran & (gran - 1)))
+        gran = v->dev.sector_size;
+    v->dev.discard_granularity = gran;
     v->dev.read_only = ro;
     v->dev.max_indirect_segs = d->o.max_indirect;
-    v->dev.features = SX_BLK_F_FLUSH | SX_BLK_F_BARRIER | (discard ? SX_BLK_F_DISCARD : 0);
+    /* A read-only vbd offers no operation that writes: no flush, barrier or discard (Linux
+     * blkback writes feature-flush-cache=0 and feature-barrier=0 for one; offered and then
+     * refused, Linux blkfront logs "empty flush op failed" and turns its cache off). A network
+     * target offers what it has (v->flush is false when it cannot flush). */
+    if (ro)
+        discard = false;
+    v->dev.features = (v->flush ? SX_BLK_F_FLUSH | SX_BLK_F_BARRIER : 0) |
+                      (discard ? SX_BLK_F_DISCARD : 0);
     rc = sx_blk_dev_check(&v->dev);
     if (rc < 0)
         goto fail;
-    v->kind = d->o.engine == SX_BIO_AUTO ? sx_bio_kind_auto(v->fd, NULL) : d->o.engine;
 
     /* What the block hotplug script writes. On Xen, libxl runs the script named by `script`
      * once we reach InitWait, and it owns these keys: written by us, the script's `add` would
@@ -199,14 +263,17 @@ static int vbd_prepare(struct bb_vbd *v)
                        script[0];
     rc = 0;
     if (!script_runs) {
-        rc = sx_xenbus_write(xb, XBT_NULL, v->bep, "physical-device", v->physdev);
+        if (v->physdev[0])
+            rc = sx_xenbus_write(xb, XBT_NULL, v->bep, "physical-device", v->physdev);
+        /* A network target's name without its options (they may name keyrings). */
         if (rc == 0)
-            rc = sx_xenbus_write(xb, XBT_NULL, v->bep, "physical-device-path", params);
+            rc = sx_xenbus_write(xb, XBT_NULL, v->bep, "physical-device-path",
+                                 v->target ? sx_bio_target_info(v->target)->name : params);
     }
     if (rc == 0)
-        rc = sx_xenbus_write(xb, XBT_NULL, v->bep, "feature-flush-cache", "1");
+        rc = sx_xenbus_write(xb, XBT_NULL, v->bep, "feature-flush-cache", v->flush ? "1" : "0");
     if (rc == 0)
-        rc = sx_xenbus_write(xb, XBT_NULL, v->bep, "feature-barrier", "1");
+        rc = sx_xenbus_write(xb, XBT_NULL, v->bep, "feature-barrier", v->flush ? "1" : "0");
     if (rc == 0 && discard) {
         rc = sx_xenbus_printf(xb, XBT_NULL, v->bep, "discard-granularity", "%u", gran);
         if (rc == 0)
@@ -227,13 +294,14 @@ static int vbd_prepare(struct bb_vbd *v)
                               d->o.max_ring_order);
     if (rc == 0)
         rc = sx_xenbus_printf(xb, XBT_NULL, v->bep, "multi-queue-max-queues", "%u",
-                              d->o.max_queues);
+                              v->max_queues);
     if (rc == 0 && !script_runs)
         rc = sx_xenbus_write(xb, XBT_NULL, v->bep, "hotplug-status", "connected");
     if (rc < 0)
         goto fail;
     v->pss = pss;
-    sx_info("%s: %s %s%s, %llu sectors of %u, engine %s", v->bep, params, ro ? "read-only" : "rw",
+    sx_info("%s: %s %s%s, %llu sectors of %u, engine %s", v->bep,
+            v->target ? sx_bio_target_info(v->target)->name : params, ro ? "read-only" : "rw",
             v->direct ? " O_DIRECT" : "", (unsigned long long)v->dev.sectors, v->dev.sector_size,
             sx_bio_kind_name(v->kind));
     return 0;
@@ -273,7 +341,10 @@ static void queue_release(struct bb_vbd *v, struct bb_queue *q)
         memset(&q->pc, 0, sizeof(q->pc));
         bb_queue_forget(q);
     }
-    bb_pcache_destroy(&q->pc);
+    unsigned unmap_failed = bb_pcache_destroy(&q->pc);
+    if (unmap_failed)
+        sx_warn("%s: queue %u: %u persistent grants could not be unmapped", v->bep, q->idx,
+                unmap_failed);
     bb_queue_free(q);
     if (q->evt) {
         if (q->lport >= 0)
@@ -364,7 +435,9 @@ static int queue_connect(struct bb_vbd *v, struct bb_queue *q)
     unsigned depth = q->ring.nr_ents + 8;
     enum sx_bio_kind kinds[3] = { v->kind, SX_BIO_AIO, SX_BIO_SYNC };
     rc = -EINVAL;
-    for (unsigned i = 0; i < 3 && rc < 0; i++) {
+    if (v->target)              /* its own connection; no fallback kind */
+        rc = sx_bio_open_target(&q->bio, v->target, depth);
+    for (unsigned i = 0; i < 3 && rc < 0 && !v->target; i++) {
         unsigned fl = kinds[i] == SX_BIO_URING && d->o.sqpoll ? SX_BIO_F_SQPOLL : 0;
         rc = sx_bio_open(&q->bio, kinds[i], v->fd, depth, fl);
         if (rc < 0 && i == 0)
@@ -398,7 +471,7 @@ static int vbd_connect(struct bb_vbd *v)
         return rc;
     }
     v->order = (unsigned)val;
-    rc = read_fe_uint(v, v->fep, "multi-queue-num-queues", 1, d->o.max_queues, 1, &val);
+    rc = read_fe_uint(v, v->fep, "multi-queue-num-queues", 1, v->max_queues, 1, &val);
     if (rc < 0) {
         vbd_error(v, rc, "reading multi-queue-num-queues");
         return rc;
@@ -439,12 +512,15 @@ static int vbd_connect(struct bb_vbd *v)
             return rc;
     }
     if (!v->stats_ok) {
-        rc = sx_stats_create(&v->stats, "vbd", v->fe, v->devid, bb_stat_names);
+        rc = sx_stats_create_with_gauges(&v->stats, "vbd", v->fe, v->devid, bb_stat_names,
+                                         bb_stat_gauges);
         if (rc < 0)
             sx_warn("%s: stats file: %s", v->bep, strerror(-rc));
         v->stats_ok = rc == 0;
     }
     for (unsigned i = 0; i < nq; i++) {
+        if (v->target && v->stats_ok)
+            sx_bio_set_stats(v->q[i].bio, &v->stats, BB_ST_TARGET_DISCONNECTS);
         rc = bb_queue_start(&v->q[i]);
         if (rc < 0) {
             vbd_error(v, rc, "starting the ring thread");
@@ -586,6 +662,13 @@ static void vbd_evaluate(struct bb_vbd *v)
             vbd_disconnect(v);
             v->phase = BB_READY;
             vbd_switch(v, XenbusStateClosing);
+        }
+        /* A frontend starting over (Closed then Initialising, read as one change): it has left
+         * the rings we map; let go of them and wait for its new ones. */
+        if (fe == XenbusStateInitialising) {
+            vbd_disconnect(v);
+            v->phase = BB_READY;
+            vbd_switch(v, XenbusStateInitWait);
         }
         return;
     case BB_FAILED:
@@ -838,7 +921,8 @@ int bb_daemon_open(struct bb_daemon **out, const struct bb_opts *o)
         goto fail;
     }
     snprintf(d->root, sizeof(d->root), "/local/domain/%u/backend/vbd", o->domid);
-    rc = sx_stats_create(&d->stats, "blkback", o->domid, 0, bb_dstat_names);
+    rc = sx_stats_create_with_gauges(&d->stats, "blkback", o->domid, 0, bb_dstat_names,
+                                     bb_dstat_gauges);
     if (rc < 0)
         sx_warn("daemon stats file: %s", strerror(-rc));   /* counters are then not kept */
     rc = sx_xenbus_watch(d->xb, d->root, "root", on_backend, d);
@@ -880,9 +964,9 @@ int bb_daemon_step(struct bb_daemon *d, int timeout_ms)
     return rc < 0 ? 0 : rc;
 }
 
-int bb_daemon_run(struct bb_daemon *d, volatile int *stop)
+int bb_daemon_run(struct bb_daemon *d, atomic_int *stop)
 {
-    while (!*stop) {
+    while (!atomic_load_explicit(stop, memory_order_relaxed)) {
         int rc = bb_daemon_step(d, 500);
         if (rc < 0) {
             sx_err("xenstore: %s", strerror(-rc));

@@ -85,6 +85,8 @@ const char *sx_bio_kind_name(enum sx_bio_kind kind)
     case SX_BIO_URING: return "io_uring";
     case SX_BIO_AIO: return "aio";
     case SX_BIO_SYNC: return "sync";
+    case SX_BIO_RBD: return "rbd";
+    case SX_BIO_NBD: return "nbd";
     }
     return "?";
 }
@@ -163,6 +165,7 @@ uint64_t sx_bio_abandoned(void)
 int sx_bio_open(struct sx_bio **out, enum sx_bio_kind kind, int fd, unsigned depth,
                 unsigned flags)
 {
+    /* Network kinds have no fd: sx_bio_open_target. */
     if (kind == SX_BIO_AUTO && fd >= 0)
         kind = sx_bio_kind_auto(fd, NULL);
     const struct sx_bio_ops *ops = kind == SX_BIO_URING ? &sx_bio_uring_ops
@@ -171,18 +174,18 @@ int sx_bio_open(struct sx_bio **out, enum sx_bio_kind kind, int fd, unsigned dep
     return sx_bio_open_ops(out, ops, kind, fd, depth, flags);
 }
 
-int sx_bio_open_ops(struct sx_bio **out, const struct sx_bio_ops *ops, enum sx_bio_kind kind,
-                    int fd, unsigned depth, unsigned flags)
+/* The engine-neutral part of every open: the struct, its completion queues and event fd.
+ * fd is the caller's (-1 for a network target). Then ops->open. */
+static int bio_open(struct sx_bio **out, const struct sx_bio_ops *ops, enum sx_bio_kind kind,
+                    int fd, bool blkdev, struct sx_bio_target *t, unsigned depth,
+                    unsigned flags)
 {
     struct sx_bio *b;
-    struct stat st;
     int rc;
 
     *out = NULL;
-    if (fd < 0 || depth == 0 || depth > SX_BIO_MAX_DEPTH || !ops)
+    if (depth == 0 || depth > SX_BIO_MAX_DEPTH || !ops)
         return -EINVAL;
-    if (fstat(fd, &st) < 0)
-        return -errno;
     if (kind != SX_BIO_URING && flags)
         return -EINVAL;
     if (flags & ~(SX_BIO_F_SQPOLL | SX_BIO_F_IOPOLL))
@@ -192,10 +195,12 @@ int sx_bio_open_ops(struct sx_bio **out, const struct sx_bio_ops *ops, enum sx_b
     if (!b)
         return -ENOMEM;
     b->efd = -1;
+    b->poll_fd = -1;
     b->fd = fd;
     b->kind = kind;
     b->depth = depth;
-    b->blkdev = S_ISBLK(st.st_mode);
+    b->blkdev = blkdev;
+    b->target = t;
     b->icq = calloc(depth, sizeof(*b->icq));
     b->inl = calloc(depth, sizeof(*b->inl));
     if (!b->icq || !b->inl) {
@@ -219,6 +224,33 @@ int sx_bio_open_ops(struct sx_bio **out, const struct sx_bio_ops *ops, enum sx_b
 err_free:
     sx_bio_close(b);
     return rc;
+}
+
+int sx_bio_open_ops(struct sx_bio **out, const struct sx_bio_ops *ops, enum sx_bio_kind kind,
+                    int fd, unsigned depth, unsigned flags)
+{
+    struct stat st;
+
+    *out = NULL;
+    if (fd < 0)
+        return -EINVAL;
+    if (fstat(fd, &st) < 0)
+        return -errno;
+    return bio_open(out, ops, kind, fd, S_ISBLK(st.st_mode), NULL, depth, flags);
+}
+
+int sx_bio_open_target(struct sx_bio **out, struct sx_bio_target *t, unsigned depth)
+{
+    *out = NULL;
+    if (!t)
+        return -EINVAL;
+    return bio_open(out, t->ops, t->info.kind, -1, false, t, depth, 0);
+}
+
+void sx_bio_set_stats(struct sx_bio *b, struct sx_stats *st, unsigned base)
+{
+    b->tstats = st;
+    b->tstats_base = base;
 }
 
 static int bio_queue(struct sx_bio *b, const struct sx_bio_op *op)
@@ -318,7 +350,7 @@ int sx_bio_reap(struct sx_bio *b, struct sx_bio_cpl *out, unsigned max)
 
 int sx_bio_event_fd(const struct sx_bio *b)
 {
-    return b->efd;
+    return b->poll_fd >= 0 ? b->poll_fd : b->efd;
 }
 
 void sx_bio_event_ack(struct sx_bio *b)

@@ -1,6 +1,6 @@
 /*
  * blkio: the I/O engines of blkback's rings and the AHCI disk. One opaque engine per thread,
- * three implementations behind it.
+ * three local implementations behind it and two network ones (see "network targets" below).
  *
  *   SX_BIO_URING  io_uring (liburing): batched submission in one syscall, registered file
  *                 always, registered buffers (read/write_fixed) on request, optional SQPOLL /
@@ -45,6 +45,8 @@ enum sx_bio_kind {
     SX_BIO_URING,
     SX_BIO_AIO,
     SX_BIO_SYNC,
+    SX_BIO_RBD,                 /* a Ceph RBD image (librbd): sx_bio_open_target only */
+    SX_BIO_NBD,                 /* an NBD export (libnbd): sx_bio_open_target only */
 };
 
 /* sx_bio_open flags */
@@ -67,6 +69,10 @@ struct sx_bio_stats {
     uint64_t errors;            /* completions with res < 0 */
     uint64_t eagain;            /* queue calls refused with -EAGAIN, submits that hit -EAGAIN */
     uint64_t fixed;             /* read/writes that used a registered buffer (io_uring) */
+    /* Network targets only (SX_BIO_TST_* below): */
+    uint64_t disconnects;       /* the target's connection was lost (or stopped answering) */
+    uint64_t reconnects;        /* ... and came back */
+    uint64_t failed;            /* operations failed because the target was unreachable */
 };
 
 /*
@@ -166,5 +172,82 @@ int sx_bio_update_buffer(struct sx_bio *b, unsigned slot, const struct iovec *io
 void sx_bio_unregister_buffers(struct sx_bio *b);
 /* Whether multi-iovec fixed-buffer I/O (READV/WRITEV_FIXED) is available on this engine. */
 bool sx_bio_has_vec_fixed(const struct sx_bio *b);
+
+
+/*
+ * ---- network targets ------------------------------------------------------------------
+ *
+ * A target string names what a guest disk is served from. Besides a path (a file or block
+ * device, opened by the caller and served by the engines above) blkio serves:
+ *
+ *   rbd:POOL/IMAGE[@SNAP][:KEY=VALUE]...      a Ceph RBD image (POOL/NAMESPACE/IMAGE too)
+ *       conf=PATH   the ceph.conf to read (default: Ceph's own search, /etc/ceph/ceph.conf)
+ *       id=USER     the client name without "client." (default admin)
+ *       any other KEY is a Ceph client option (rados_osd_op_timeout=5, mon_host=...), set
+ *       with rados_conf_set; `\` escapes a ':' or '\' inside a value.
+ *       Defaults that differ from Ceph's: rados_osd_op_timeout=10, rados_mon_op_timeout=10,
+ *       client_mount_timeout=10 (an unreachable OSD fails requests instead of hanging them)
+ *       and rbd_cache=false (each engine has its own image handle, so several queues of one
+ *       disk stay coherent; rbd_cache=true limits the disk to one queue).
+ *   nbd://HOST[:PORT][/EXPORT]                 an NBD server over TCP (port 10809)
+ *   nbd+unix:///[EXPORT]?socket=PATH           an NBD server on a UNIX socket
+ *
+ * sx_bio_target_open connects once to check the target and learn its size and abilities
+ * (blocking, bounded by the timeouts above; a control thread calls it). Each engine opened on
+ * it with sx_bio_open_target has its own connection (NBD) or image handle (RBD), owned by its
+ * thread like any engine; its event fd folds the connection's socket and timers in, so the
+ * caller's poll loop is the same as for a file. Completions come through that fd: librbd's
+ * image eventfd (rbd_set_image_notification), libnbd's socket (nbd_aio_notify_*).
+ *
+ * Losing the target: an operation in flight when the connection drops (NBD) or that the
+ * cluster does not answer within rados_osd_op_timeout (RBD) completes with -ENOTCONN /
+ * -ETIMEDOUT, never hangs. An NBD engine then fails new operations at once (-ENOTCONN) while
+ * it reconnects in the background with exponential backoff (50 ms doubling to 2 s), and
+ * serves again once connected (a request unanswered for 30 s, $SPLITXEN_NBD_TIMEOUT_MS, counts
+ * as a lost connection); an RBD image keeps librados's own session, which reconnects by
+ * itself. Counted in sx_bio_stats (disconnects, reconnects, failed) and, after
+ * sx_bio_set_stats, in the caller's stats file.
+ */
+struct sx_bio_target;
+struct sx_stats;
+
+struct sx_bio_target_info {
+    enum sx_bio_kind kind;      /* SX_BIO_RBD or SX_BIO_NBD */
+    uint64_t bytes;             /* size */
+    uint32_t block_size;        /* smallest I/O unit the target takes: 512..4096 */
+    uint32_t discard_granularity;
+    bool read_only;             /* asked for, a snapshot, or the server allows no writes */
+    bool flush;                 /* the target takes flushes (volatile cache) */
+    bool discard;               /* the target takes discards (trim) */
+    bool write_zeroes;          /* the target can write zeroes without data */
+    unsigned max_queues;        /* how many engines may serve one disk coherently */
+    char name[640];             /* the spec without its options, for logs */
+};
+
+/* Whether spec is a network target (rbd:, nbd://, nbd+unix://) rather than a path. */
+bool sx_bio_target_is_net(const char *spec);
+/* Check a network target's syntax without connecting (a toolstack reading a config):
+ * 0, or -EINVAL with the message sx_bio_target_open would give. */
+int sx_bio_target_check(const char *spec, char *err, size_t errlen);
+/*
+ * Parse spec, connect, read the target's size and abilities. read_only opens it read-only.
+ * 0 or -errno; on failure err holds a message naming the part of the spec at fault
+ * ("rbd: option 'rados_osd_op_timeot': not a Ceph option", "nbd: port: '99999' ...").
+ */
+int sx_bio_target_open(struct sx_bio_target **out, const char *spec, bool read_only, char *err,
+                       size_t errlen);
+/* After every engine opened on it was closed. NULL-safe. */
+void sx_bio_target_close(struct sx_bio_target *t);
+const struct sx_bio_target_info *sx_bio_target_info(const struct sx_bio_target *t);
+/* An engine with its own connection to t (blocking connect, bounded). depth as sx_bio_open.
+ * 0 or -errno. */
+int sx_bio_open_target(struct sx_bio **out, struct sx_bio_target *t, unsigned depth);
+
+/* The network counters in a stats file: SX_BIO_TST_NR counters from `base` on, named as
+ * SX_BIO_TARGET_STAT_NAMES (splice it into the names list at that place). */
+enum { SX_BIO_TST_DISCONNECTS, SX_BIO_TST_RECONNECTS, SX_BIO_TST_FAILED, SX_BIO_TST_NR };
+#define SX_BIO_TARGET_STAT_NAMES "target_disconnects", "target_reconnects", "target_failed"
+/* Mirror the engine's network counters into st (not owned; NULL stops it). */
+void sx_bio_set_stats(struct sx_bio *b, struct sx_stats *st, unsigned base);
 
 #endif

@@ -1,7 +1,8 @@
 /*
- * Private to blkio (blkio.c over uring.c, aio.c, sync.c over engine.c): the engine struct,
- * the per-kind ops table, and the pieces every kind shares (engine.c: the inline completion
- * queue for operations finished in the submitting thread, the synchronous executor).
+ * Private to blkio (blkio.c over uring.c, aio.c, sync.c over engine.c; target.c over rbd.c
+ * and nbd.c): the engine struct, the per-kind ops table, the pieces every kind shares
+ * (engine.c: the inline completion queue for operations finished in the submitting thread,
+ * the synchronous executor, the network counters) and a network target's parsed spec.
  */
 #ifndef SPLITXEN_BLKIO_IMPL_H
 #define SPLITXEN_BLKIO_IMPL_H
@@ -71,7 +72,54 @@ struct sx_bio {
     bool vec_fixed;             /* kernel has IORING_OP_READV/WRITEV_FIXED */
 
     void *priv;                 /* engine state */
+
+    /* Network engines (rbd.c, nbd.c). */
+    struct sx_bio_target *target;   /* not owned */
+    int poll_fd;                /* what sx_bio_event_fd returns when >= 0 (else efd) */
+    struct sx_stats *tstats;    /* sx_bio_set_stats */
+    unsigned tstats_base;
 };
+
+/* ---- network targets (target.c parses, rbd.c / nbd.c connect and serve) ---------------- */
+
+#define SX_BIO_SPEC_MAX_OPTS 16
+
+struct sx_bio_spec {
+    enum sx_bio_kind kind;      /* SX_BIO_RBD or SX_BIO_NBD */
+    /* rbd: POOL[/NAMESPACE]/IMAGE[@SNAP], conf=, id=, other options in order */
+    char pool[128], ns[128], image[128], snap[128];
+    char conf[256], id[64];
+    unsigned nopts;
+    char opt_key[SX_BIO_SPEC_MAX_OPTS][64];
+    char opt_val[SX_BIO_SPEC_MAX_OPTS][256];
+    /* nbd: host and port (TCP) or socket (UNIX), and the export name */
+    bool unix_socket;
+    char host[256], port[8], socket[108], export_name[256];
+    char name[640];             /* printable: the spec without options */
+};
+
+/* Parse a network target spec. 0, or -EINVAL with a message naming the part at fault. */
+int sx_bio_spec_parse(const char *spec, struct sx_bio_spec *out, char *err, size_t errlen);
+
+struct sx_bio_target {
+    struct sx_bio_spec spec;
+    struct sx_bio_target_info info;
+    const struct sx_bio_ops *ops;   /* the engine kind that serves it */
+    void *priv;                     /* rbd: the cluster connection and pool */
+};
+
+/* Per kind: connect and fill t->info (read_only as asked); close releases t->priv. */
+int sx_bio_rbd_target_open(struct sx_bio_target *t, bool read_only, char *err, size_t errlen);
+void sx_bio_rbd_target_close(struct sx_bio_target *t);
+int sx_bio_nbd_target_open(struct sx_bio_target *t, bool read_only, char *err, size_t errlen);
+
+extern const struct sx_bio_ops sx_bio_rbd_ops;
+extern const struct sx_bio_ops sx_bio_nbd_ops;
+
+/* Bump network counter `which` (SX_BIO_TST_*) in the engine's stats and the caller's file. */
+void sx_bio_count(struct sx_bio *b, unsigned which, uint64_t n);
+/* Whether -errno res means the target could not be reached (not an error of the operation). */
+bool sx_bio_err_is_link(int32_t res);
 
 extern const struct sx_bio_ops sx_bio_uring_ops;
 extern const struct sx_bio_ops sx_bio_aio_ops;

@@ -8,6 +8,7 @@
 #include "log.h"
 
 #include "blkio/blkio_impl.h"
+#include "stats.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -141,4 +142,28 @@ int sx_bio_reg_find(const struct sx_bio *b, const void *addr, size_t len)
     if (a - r->base > r->len || len > r->len - (a - r->base))
         return -1;
     return (int)r->slot;
+}
+
+/* ---- network targets ------------------------------------------------------------------- */
+
+void sx_bio_count(struct sx_bio *b, unsigned which, uint64_t n)
+{
+    switch (which) {
+    case SX_BIO_TST_DISCONNECTS: b->st.disconnects += n; break;
+    case SX_BIO_TST_RECONNECTS: b->st.reconnects += n; break;
+    case SX_BIO_TST_FAILED: b->st.failed += n; break;
+    default: return;
+    }
+    if (b->tstats)
+        sx_stats_add(b->tstats, b->tstats_base + which, n);
+}
+
+bool sx_bio_err_is_link(int32_t res)
+{
+    switch (-res) {
+    case ENOTCONN: case ECONNRESET: case ECONNREFUSED: case ECONNABORTED: case EPIPE:
+    case ESHUTDOWN: case ETIMEDOUT: case EHOSTUNREACH: case ENETUNREACH:
+        return true;
+    }
+    return false;
 }

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "barrier.h"
 #include "rundir.h"
 
 static size_t stats_size(void)
@@ -22,10 +23,29 @@ int sx_stats_dir(char *buf, size_t len)
     return (n < 0 || (size_t)n >= len) ? -ENAMETOOLONG : 0;
 }
 
+/* Index of `name` in the NULL-terminated list, or -1. */
+static int name_index(const char *const *names, const char *name)
+{
+    for (int i = 0; names[i]; i++)
+        if (!strcmp(names[i], name))
+            return i;
+    return -1;
+}
+
 int sx_stats_create(struct sx_stats *s, const char *kind, uint32_t domid, uint32_t devid,
                     const char *const *names)
 {
+    return sx_stats_create_with_gauges(s, kind, domid, devid, names, NULL);
+}
+
+int sx_stats_create_with_gauges(struct sx_stats *s, const char *kind, uint32_t domid,
+                                uint32_t devid, const char *const *names,
+                                const char *const *gauges)
+{
     memset(s, 0, sizeof(*s));
+    for (unsigned g = 0; gauges && gauges[g]; g++)
+        if (name_index(names, gauges[g]) < 0 || strlen(gauges[g]) > SX_STATS_NAME - 2)
+            return -EINVAL;
     char dir[200];
     int rc = sx_stats_dir(dir, sizeof(dir));
     if (rc < 0)
@@ -73,7 +93,9 @@ int sx_stats_create(struct sx_stats *s, const char *kind, uint32_t domid, uint32
     snprintf(s->hdr->kind, sizeof(s->hdr->kind), "%s", kind);
     for (unsigned i = 0; i < nr; i++)
         snprintf(s->hdr->names[i], SX_STATS_NAME, "%s", names[i]);
-    atomic_thread_fence(memory_order_release);   /* header complete before the magic */
+    for (unsigned g = 0; gauges && gauges[g]; g++)
+        s->hdr->names[name_index(names, gauges[g])][SX_STATS_NAME - 1] = SX_STATS_GAUGE;
+    sx_wmb();   /* header complete before the magic */
     s->hdr->magic = SX_STATS_MAGIC;
     if (rename(tmp, s->path) < 0) {
         rc = -errno;

@@ -852,12 +852,12 @@ int sx_dm_set_first_slot(struct sx_dm *dm, unsigned slot)
     return 0;
 }
 
-int sx_dm_run(struct sx_dm *dm, volatile sig_atomic_t *stop)
+int sx_dm_run(struct sx_dm *dm, atomic_int *stop)
 {
     if (!dm->r)
         return -EINVAL;
     time_t last_alive = 0;
-    while (!*stop) {
+    while (!atomic_load_explicit(stop, memory_order_relaxed)) {
         struct epoll_event evs[16];
         int n = epoll_wait(dm->epfd, evs, 16, 200);
         if (n < 0) {

@@ -14,7 +14,7 @@
 #ifndef SPLITXEN_DEVICE_MODEL_DM_H
 #define SPLITXEN_DEVICE_MODEL_DM_H
 
-#include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -87,7 +87,7 @@ void sx_dm_set_spin(struct sx_dm *dm, unsigned us);
  * its own NICs next). 0 or -EINVAL (1..31). */
 int sx_dm_set_first_slot(struct sx_dm *dm, unsigned slot);
 /* Serve the ioreq server and the watched fds until *stop or the domain dies. 0 or -errno. */
-int sx_dm_run(struct sx_dm *dm, volatile sig_atomic_t *stop);
+int sx_dm_run(struct sx_dm *dm, atomic_int *stop);
 
 /* ---- devices ---- */
 

@@ -53,5 +53,5 @@ e1000_test_LDLIBS := $(SX_E1000_LDLIBS) -lcunit
 # splitxen-dm: every device above on one ioreq server.
 PROGS += splitxen-dm
 splitxen-dm_SRCS := device-model/splitxen-dm.c
-splitxen-dm_LIBS := $(SX_AHCI_LIBS) $(SX_E1000_LIBS)
-splitxen-dm_LDLIBS := $(SX_AHCI_LDLIBS) $(SX_E1000_LDLIBS)
+splitxen-dm_LIBS := $(SX_AHCI_LIBS) $(SX_E1000_LIBS) $(SX_NOTIFY_LIBS)
+splitxen-dm_LDLIBS := $(SX_AHCI_LDLIBS) $(SX_E1000_LDLIBS) $(SX_NOTIFY_LDLIBS)

@@ -23,6 +23,8 @@
  * order; PATH may itself contain commas as long as what follows its last one does not look
  * like an option. An unknown key or a bad value is refused before anything is opened.
  * Runs until the domain dies or SIGTERM/SIGINT. Exit status: 0 ok, 1 failure, 2 usage.
+ * Under systemd (Type=notify) it sends READY=1 once its ioreq server is enabled (the guest
+ * can be unpaused) and STOPPING=1 when it ends.
  */
 #define SX_LOG_MODULE "splitxen-dm"
 #include <errno.h>
@@ -42,25 +44,31 @@
 #include "device-model/ahci/ahci.h"
 #include "device-model/e1000/e1000.h"
 #include "log.h"
+#include "notify.h"
 #include "rundir.h"
 #include "platform/platform.h"
+#include "version.h"
 
-static volatile sig_atomic_t stop_flag;
+static atomic_int stop_flag;   /* lock-free, so the signal handler may set it */
 
 static void on_signal(int sig) { (void)sig; stop_flag = 1; }
 
-static void usage(void)
+/* --help: to stdout, status 0; a usage error: to stderr, status 2. */
+static void usage_to(FILE *f, int status)
 {
-    fprintf(stderr, "usage: splitxen-dm --domid N [--platform sim|xen] [--vcpus N] "
+    fprintf(f, "usage: splitxen-dm --domid N [--platform sim|xen] [--vcpus N] "
                     "[--console FILE] [--spin-us US] [--first-slot N] [--nic VIFSPEC]...\n"
                     "                   [--disk PATH[,ro][,engine=auto|uring|aio|sync][,direct=0|1]]\n"
                     "  --first-slot  PCI slot the devices start at (default 1 on sim, 8 on xen)\n"
                     "  --nic   an emulated e1000 (vif spec: mac=, bridge=, vifname=, mtu=)\n"
                     "  --disk  an AHCI disk on the image: ro read-only; engine= the blkio engine\n"
                     "          (default auto); direct=0 no O_DIRECT, direct=1 O_DIRECT or fail\n"
-                    "          (default: O_DIRECT where the file system allows it)\n");
-    exit(2);
+                    "          (default: O_DIRECT where the file system allows it)\n"
+                    "       splitxen-dm --help | --version\n");
+    exit(status);
 }
+
+static void usage(void) { usage_to(stderr, 2); }
 
 /* An e1000's counters, printed when the device model exits (the tests read them). */
 static void print_e1000_stats(const struct sx_e1000 *e, unsigned i)
@@ -268,6 +276,7 @@ static int parse_args(int argc, char **argv, struct dm_args *a)
         { "disk", required_argument, NULL, 'k' },
         { "first-slot", required_argument, NULL, 'f' },
         { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
         { 0 },
     };
     a->domid = -1;
@@ -320,6 +329,11 @@ static int parse_args(int argc, char **argv, struct dm_args *a)
                 usage();
             a->ndisks++;
             break;
+        case 'h':
+            usage_to(stdout, 0);
+            break;
+        case 'V':
+            exit(sx_print_version("splitxen-dm"));
         default:
             usage();
         }
@@ -413,7 +427,9 @@ static int serve(const struct dm_args *a, struct dm_state *d)
     if (rc == 0) {
         sx_info("serving dom%ld on %s (%u devices)", a->domid, a->plat_name,
                 sx_dm_nr_devices(d->dm));
+        sx_notify_ready("serving dom%ld (%u devices)", a->domid, sx_dm_nr_devices(d->dm));
         rc = sx_dm_run(d->dm, &stop_flag);
+        sx_notify_stopping();
     }
     if (rc < 0) {
         fprintf(stderr, "splitxen-dm: dom%ld: %s\n", a->domid, strerror(-rc));

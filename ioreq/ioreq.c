@@ -381,10 +381,10 @@ static int serve_vcpu(struct sx_ioreq *r, unsigned v)
     }
     if (q.dir == IOREQ_READ && !q.data_is_ptr)
         slot->data = data;
+    r->st.handled++;   /* counted before answered: who sees the response sees the count */
     /* The response data is visible before the state says so. */
     xen_wmb();
     slot->state = STATE_IORESP_READY;
-    r->st.handled++;
     if (r->vcpu_port[v] >= 0 && sx_evtchn_notify(r->evt, (evtchn_port_t)r->vcpu_port[v]) < 0)
         r->st.notify_errors++;
     return 1;

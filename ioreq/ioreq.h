@@ -75,23 +75,29 @@ struct sx_ioreq_opts {
 /* A rep with data_is_ptr moves at most one page (Xen clamps reps the same way). */
 #define SX_IOREQ_MAX_REP_BYTES 4096u
 
+/* Counters. The thread stepping the server writes them; another may read them while it runs (a
+ * test waiting for the server, the device model's stats dump), so they are atomic: a locked
+ * add on x86, a few nanoseconds beside a request's microseconds. */
 struct sx_ioreq_stats {
-    uint64_t steps, handled, pio, mmio, pci_config, buffered, accesses;
-    uint64_t invalidate, timeoffset;
-    uint64_t bad_size, bad_count, bad_ptr, bad_type, bad_state, bad_buffered;
-    uint64_t bad_addr;           /* device addresses wrap or leave their space (port > 0xffff) */
-    uint64_t unclaimed;          /* no registered range covers it: read ones, write dropped */
-    uint64_t budget_exhausted;   /* steps that stopped with work left */
-    uint64_t notify_errors, connects, irq_raises, irq_lowers, msis;
-    uint64_t dma_ok, dma_refused;
+    _Atomic uint64_t steps, handled, pio, mmio, pci_config, buffered, accesses;
+    _Atomic uint64_t invalidate, timeoffset;
+    _Atomic uint64_t bad_size, bad_count, bad_ptr, bad_type, bad_state, bad_buffered;
+    _Atomic uint64_t bad_addr;         /* device addresses wrap or leave their space (port
+                                        * > 0xffff) */
+    _Atomic uint64_t unclaimed;        /* no registered range covers it: read ones, write
+                                        * dropped */
+    _Atomic uint64_t budget_exhausted; /* steps that stopped with work left */
+    _Atomic uint64_t notify_errors, connects, irq_raises, irq_lowers, msis;
+    _Atomic uint64_t dma_ok, dma_refused;
     /* xen's mapcache of guest memory (zero on sim; see ioreq_xen.c). */
-    uint64_t mapcache_hits;          /* dma_map served from a mapped bucket: no system call */
-    uint64_t mapcache_misses;        /* a bucket mapped (or tried) for a dma_map */
-    uint64_t mapcache_exact;         /* dma_map mapped exactly: across buckets, partial bucket
-                                      * or every bucket in use */
-    uint64_t mapcache_partial;       /* buckets found with frames Xen refuses (holes, MMIO) */
-    uint64_t mapcache_evictions;     /* idle buckets unmapped to make room */
-    uint64_t mapcache_invalidations; /* buckets dropped (or doomed) by IOREQ_TYPE_INVALIDATE */
+    _Atomic uint64_t mapcache_hits;    /* dma_map served from a mapped bucket: no system call */
+    _Atomic uint64_t mapcache_misses;  /* a bucket mapped (or tried) for a dma_map */
+    _Atomic uint64_t mapcache_exact;   /* dma_map mapped exactly: across buckets, partial
+                                        * bucket or every bucket in use */
+    _Atomic uint64_t mapcache_partial; /* buckets found with frames Xen refuses (holes, MMIO) */
+    _Atomic uint64_t mapcache_evictions;     /* idle buckets unmapped to make room */
+    _Atomic uint64_t mapcache_invalidations; /* buckets dropped (or doomed) by
+                                              * IOREQ_TYPE_INVALIDATE */
 };
 
 /* Open a server for opts->domid. sim: maps the domain (must be HVM), reserves its ioreq frames

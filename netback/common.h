@@ -251,6 +251,7 @@ struct nb_vif {
     bool online;
     bool gone;                           /* backend dir removed: free at the next sweep */
     bool failed;                         /* a bad frontend config: wait for it to reset */
+    bool dirty;                          /* a watch event named it: evaluate it this round */
     unsigned max_queues, nqueues;
     /* frontend features */
     bool split, rx_notify, sg, gso4, gso6, csum, csum6;
@@ -283,7 +284,7 @@ struct nb {
     struct nb_vif *vifs;
     unsigned ncpus;
     struct sx_stats stats;               /* daemon-wide: vifs, threads, mapped pages */
-    bool dirty;                          /* a watch fired: rescan backend/vif (control thread) */
+    bool dirty;                          /* list backend/vif: vifs came or went (control thread) */
     atomic_bool stop;
 };
 

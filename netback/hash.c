@@ -396,7 +396,7 @@ void nb_ctrl_disconnect(struct nb_vif *v)
         atomic_store_explicit(&c->stop, true, memory_order_release);
         uint64_t one = 1;
         if (write(c->stopfd, &one, sizeof(one)) < 0)
-            sx_warn("ctrl stop eventfd: %s", strerror(errno));
+            sx_warn("vif%u.%u: ctrl stop eventfd: %s", v->fe_domid, v->devid, strerror(errno));
         pthread_join(c->thr, NULL);
         c->thr_started = false;
     }

@@ -2,12 +2,13 @@
  * splitxen-netback: the netif backend daemon of a driver domain.
  *
  *   splitxen-netback [--platform sim|xen|auto] [--domid N] [--bridge-default NAME]
- *                    [--spin-us N] [--core SOCKET]
+ *                    [--spin-us N] [--core SOCKET] [--version]
  *
  * --spin-us: how long a queue thread polls its rings and TAP before sleeping on the event
  * channel (default $SPLITXEN_SPIN_NS or 20 us; 0 never spins).
  *
- * Serves every vif under /local/domain/<domid>/backend/vif until SIGINT/SIGTERM.
+ * Serves every vif under /local/domain/<domid>/backend/vif until SIGINT/SIGTERM. Under systemd
+ * (Type=notify) it sends READY=1 once it watches xenstore and STOPPING=1 when a signal ends it.
  */
 #define SX_LOG_MODULE "netback"
 #include "log.h"
@@ -20,6 +21,8 @@
 #include <string.h>
 
 #include "netback/common.h"
+#include "notify.h"
+#include "version.h"
 
 static struct nb *g_nb;
 
@@ -30,11 +33,12 @@ static void on_signal(int sig)
         atomic_store(&g_nb->stop, true);
 }
 
-static void usage(const char *prog)
+static void usage(FILE *f, const char *prog)
 {
-    fprintf(stderr,
+    fprintf(f,
             "usage: %s [--platform sim|xen|auto] [--domid N] [--bridge-default NAME]\n"
-            "          [--spin-us N] [--core SOCKET]\n", prog);
+            "          [--spin-us N] [--core SOCKET]\n"
+            "       %s --help | --version\n", prog, prog);
 }
 
 int main(int argc, char **argv)
@@ -46,6 +50,7 @@ int main(int argc, char **argv)
         { "spin-us", required_argument, NULL, 's' },
         { "core", required_argument, NULL, 'c' },
         { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
     const char *platform = NULL;
@@ -72,7 +77,9 @@ int main(int argc, char **argv)
             }
             break;
         case 'c': o.core_path = optarg; break;
-        default: usage(argv[0]); return c == 'h' ? 0 : 2;
+        case 'h': usage(stdout, argv[0]); return 0;
+        case 'V': return sx_print_version("splitxen-netback");
+        default: usage(stderr, argv[0]); return 2;
         }
     }
     int kind = sx_plat_kind_from_name(platform);
@@ -92,7 +99,10 @@ int main(int argc, char **argv)
         return 1;
     }
     sx_info("serving %s (spin %llu us)", g_nb->vif_dir, (unsigned long long)(o.spin_ns / 1000));
+    /* The watch on the vif directory is registered: vifs written from now on are served. */
+    sx_notify_ready("serving %s", g_nb->vif_dir);
     rc = nb_run(g_nb);
+    sx_notify_stopping();
     nb_close(g_nb);
     return rc < 0 ? 1 : 0;
 }

@@ -10,8 +10,8 @@ SX_NETBACK_LDLIBS := $(SX_NETDEV_LDLIBS) $(SX_XENBUS_LDLIBS) $(SX_RING_LDLIBS)
 
 PROGS += splitxen-netback
 splitxen-netback_SRCS := netback/main.c
-splitxen-netback_LIBS := $(SX_NETBACK_LIBS)
-splitxen-netback_LDLIBS := $(SX_NETBACK_LDLIBS)
+splitxen-netback_LIBS := $(SX_NETBACK_LIBS) $(SX_NOTIFY_LIBS)
+splitxen-netback_LDLIBS := $(SX_NETBACK_LDLIBS) $(SX_NOTIFY_LDLIBS)
 
 UNIT_TESTS += netback_pkt_test
 netback_pkt_test_SRCS := tests/netback/pkt_test.c

@@ -460,10 +460,12 @@ void nb_queue_stop(struct nb_queue *q)
     atomic_store_explicit(&q->stop, true, memory_order_release);
     uint64_t one = 1;
     if (write(q->stopfd, &one, sizeof(one)) < 0)
-        sx_warn("stop eventfd: %s", strerror(errno));
+        sx_warn("vif%u.%u q%u: stop eventfd: %s", q->vif->fe_domid, q->vif->devid, q->id,
+                strerror(errno));
     pthread_join(q->thr, NULL);
     q->thr_started = false;
     uint64_t junk;
     if (read(q->stopfd, &junk, sizeof(junk)) < 0 && errno != EAGAIN)
-        sx_warn("stop eventfd drain: %s", strerror(errno));
+        sx_warn("vif%u.%u q%u: stop eventfd drain: %s", q->vif->fe_domid, q->vif->devid, q->id,
+                strerror(errno));
 }

@@ -10,9 +10,22 @@
  *   disconnect (frontend Closing/Closed/gone, online=0) stop threads, unmap, unbind,
  *              exactly once; online=0 also closes the world side and ends in Closed
  *
- * Everything runs on the thread that calls nb_run. Watch callbacks only mark the daemon dirty;
- * the state of every vif is then re-evaluated from xenstore (level-triggered: a missed or
- * coalesced watch event cannot leave a vif in the wrong state).
+ * Everything runs on the thread that calls nb_run. Watch callbacks only mark what an event
+ * names (XSA-349: a guest may write under its own device directory as fast as xenstored lets
+ * it, so nothing it writes there may cost more than the event itself, nor make another vif be
+ * looked at):
+ *
+ *   backend/vif               an event below backend/vif/<fe>/<devid>/ marks that vif; one
+ *                             naming a vif not known yet, a vif directory itself or anything
+ *                             above asks for a listing (vifs added or removed)
+ *   <fe>/state,               the frontend's two nodes netback reads on its own; events for
+ *   <fe>/request-multicast-   nodes below them (a guest can create those) are counted and
+ *   control                   dropped
+ *
+ * nb_step then lists the backend directory when asked and re-evaluates each marked vif once
+ * from xenstore (level-triggered: events that arrive together cost one evaluation and lose
+ * nothing). The daemon's counters (stats file netback-<domid>-0) count events, ignored ones,
+ * evaluations, listings and rounds.
  */
 #define SX_LOG_MODULE "netback"
 #include "log.h"
@@ -44,16 +57,88 @@ const char *const nb_stat_names[] = {
 _Static_assert(sizeof(nb_stat_names) / sizeof(nb_stat_names[0]) == NBS_NR + 1, "stat names");
 
 /* Daemon-wide counters: $SPLITXEN_RUN/stats/netback-<domid>-0 */
-enum { NBD_VIFS, NBD_CONNECTED, NBD_THREADS, NBD_MAPPED_PAGES, NBD_EVTCHNS, NBD_NR };
+enum { NBD_VIFS, NBD_CONNECTED, NBD_THREADS, NBD_MAPPED_PAGES, NBD_EVTCHNS, NBD_WATCH_EVENTS,
+       NBD_WATCH_IGNORED, NBD_EVALS, NBD_RESCANS, NBD_ROUNDS, NBD_NR };
 static const char *const nbd_names[] = { "vifs", "connected", "threads", "mapped_pages",
+                                          "evtchns", "watch_events", "watch_ignored",
+                                          "vif_evals", "rescans", "rounds", NULL };
+/* Levels rather than counts (common/stats.h): the daemon's vifs, threads, mappings and event
+ * channels (not its watch counters), and a vif's queues and mapped pages. */
+static const char *const nbd_gauges[] = { "vifs", "connected", "threads", "mapped_pages",
                                           "evtchns", NULL };
+static const char *const nb_stat_gauges[] = { "queues", "mapped_pages", NULL };
 
-static void mark_dirty(void *arg, const char *path, const char *token)
+static struct nb_vif *vif_find(struct nb *nb, unsigned fe, unsigned devid)
+{
+    struct nb_vif *v = nb->vifs;
+    while (v && !(v->fe_domid == fe && v->devid == devid))
+        v = v->next;
+    return v;
+}
+
+/* A decimal id of len characters at s, at most max. */
+static bool parse_id_n(const char *s, size_t len, unsigned long max, unsigned *out)
+{
+    if (!len || len > 10)
+        return false;
+    unsigned long long x = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        x = x * 10 + (unsigned)(s[i] - '0');
+    }
+    if (x > max)
+        return false;
+    *out = (unsigned)x;
+    return true;
+}
+
+/* backend/vif: mark the vif an event names, or ask for a listing. */
+static void on_backend(void *arg, const char *path, const char *token)
 {
     struct nb *nb = arg;
-    (void)path;
+    size_t rl = strlen(nb->vif_dir);
     (void)token;
-    nb->dirty = true;
+    sx_stats_add(&nb->stats, NBD_WATCH_EVENTS, 1);
+    if (strncmp(path, nb->vif_dir, rl) || (path[rl] != '/' && path[rl] != '\0')) {
+        sx_stats_add(&nb->stats, NBD_WATCH_IGNORED, 1);   /* not ours: cannot happen */
+        return;
+    }
+    const char *fe_s = path + rl + (path[rl] == '/');
+    const char *dev_s = strchr(fe_s, '/');
+    if (path[rl] == '\0' || !dev_s) {
+        nb->dirty = true;
+        return;
+    }
+    dev_s++;
+    const char *key = strchr(dev_s, '/');
+    size_t dev_len = key ? (size_t)(key - dev_s) : strlen(dev_s);
+    unsigned fe, devid;
+    if (!parse_id_n(fe_s, (size_t)(dev_s - 1 - fe_s), DOMID_FIRST_RESERVED - 1, &fe) ||
+        !parse_id_n(dev_s, dev_len, 0xffff, &devid)) {
+        sx_stats_add(&nb->stats, NBD_WATCH_IGNORED, 1);   /* not a vif: the listing skips it */
+        return;
+    }
+    struct nb_vif *v = vif_find(nb, fe, devid);
+    if (v)
+        v->dirty = true;
+    if (!v || !key)
+        nb->dirty = true;
+}
+
+/* <fe>/state or <fe>/request-multicast-control of one vif (the token says which): that node
+ * itself marks the vif, a node below it is counted and dropped. */
+static void on_frontend(void *arg, const char *path, const char *token)
+{
+    struct nb_vif *v = arg;   /* valid: vif_free unwatches first, events look the token up */
+    const char *node = strcmp(token, v->tok_fe) ? "request-multicast-control" : "state";
+    size_t fl = strlen(v->fe_path);
+    sx_stats_add(&v->nb->stats, NBD_WATCH_EVENTS, 1);
+    if (strncmp(path, v->fe_path, fl) || path[fl] != '/' || strcmp(path + fl + 1, node)) {
+        sx_stats_add(&v->nb->stats, NBD_WATCH_IGNORED, 1);
+        return;
+    }
+    v->dirty = true;
 }
 
 static void daemon_stats(struct nb *nb)
@@ -86,9 +171,9 @@ static void queue_teardown(struct nb *nb, struct nb_queue *q)
     sx_back_ring_detach(&q->tx);
     sx_back_ring_detach(&q->rx);
     if (q->tx_mem && sx_ring_unmap(nb->gnt, q->tx_mem, 0) < 0)
-        sx_warn("unmap tx ring of q%u failed", q->id);
+        sx_warn("vif%u.%u q%u: unmap tx ring failed", q->vif->fe_domid, q->vif->devid, q->id);
     if (q->rx_mem && sx_ring_unmap(nb->gnt, q->rx_mem, 0) < 0)
-        sx_warn("unmap rx ring of q%u failed", q->id);
+        sx_warn("vif%u.%u q%u: unmap rx ring failed", q->vif->fe_domid, q->vif->devid, q->id);
     q->tx_mem = q->rx_mem = NULL;
     nb_queue_free(q);
 }
@@ -395,6 +480,7 @@ static void vif_probe(struct nb *nb, unsigned fe, unsigned devid)
     nb_mcast_init(&v->mcast);
     pthread_mutex_init(&v->hash.lock, NULL);
     v->ctrl.stopfd = -1;
+    v->dirty = true;
     v->next = nb->vifs;
     nb->vifs = v;   /* listed even if probing fails, so it is not retried on every scan */
     sx_xenbus_backend_path(v->be_path, sizeof(v->be_path), nb->o.domid, "vif", fe, devid);
@@ -426,7 +512,8 @@ static void vif_probe(struct nb *nb, unsigned fe, unsigned devid)
         v->rate_bytes = v->rate_usecs = 0;
     }
 
-    if ((rc = sx_stats_create(&v->stats, "vif", fe, devid, nb_stat_names)) < 0)
+    if ((rc = sx_stats_create_with_gauges(&v->stats, "vif", fe, devid, nb_stat_names,
+                                          nb_stat_gauges)) < 0)
         sx_warn("vif%u.%u: stats file: %s", fe, devid, strerror(-rc));
 
     char name[IFNAMSIZ];
@@ -453,13 +540,13 @@ static void vif_probe(struct nb *nb, unsigned fe, unsigned devid)
     snprintf(v->tok_fe, sizeof(v->tok_fe), "nb-fe-%u-%u", fe, devid);
     char fe_state[200];
     snprintf(fe_state, sizeof(fe_state), "%s/state", v->fe_path);
-    if (sx_xenbus_watch(nb->xb, fe_state, v->tok_fe, mark_dirty, nb) == 0)
+    if (sx_xenbus_watch(nb->xb, fe_state, v->tok_fe, on_frontend, v) == 0)
         v->watching_fe = true;
     /* feature-dynamic-multicast-control: the frontend may flip request-multicast-control
      * while connected (Linux xen_mcast_ctrl_changed) */
     snprintf(v->tok_mc, sizeof(v->tok_mc), "nb-mc-%u-%u", fe, devid);
     snprintf(fe_state, sizeof(fe_state), "%s/request-multicast-control", v->fe_path);
-    if (sx_xenbus_watch(nb->xb, fe_state, v->tok_mc, mark_dirty, nb) == 0)
+    if (sx_xenbus_watch(nb->xb, fe_state, v->tok_mc, on_frontend, v) == 0)
         v->watching_mc = true;
     /* A restarted backend finds its vif Connected with a live, Connected frontend: reconnect
      * to the rings it published without a state change (a frontend never expects Connected
@@ -535,7 +622,11 @@ static bool vif_eval(struct nb_vif *v)
         break;
     case XenbusStateInitialising:
     case XenbusStateInitWait:
-        if (v->be_state == XenbusStateClosed || v->be_state == XenbusStateClosing) {
+        /* After Closed: prepare for a reconnect. While connected: a frontend starting over
+         * (kexec, a reboot in the same domain, or Closed and Initialising read as one change)
+         * has left the rings we map: let go of them too. */
+        if (v->be_state == XenbusStateClosed || v->be_state == XenbusStateClosing ||
+            v->connected) {
             vif_disconnect(v);
             v->failed = false;
             switch_state(v, XenbusStateInitWait);
@@ -612,9 +703,7 @@ static void scan(struct nb *nb)
             unsigned long dev = strtoul(devs[j], &end, 10);
             if (*end || end == devs[j] || dev > 0xffff)
                 continue;
-            struct nb_vif *v = nb->vifs;
-            while (v && !(v->fe_domid == fe && v->devid == dev))
-                v = v->next;
+            struct nb_vif *v = vif_find(nb, (unsigned)fe, (unsigned)dev);
             if (v) {
                 v->gone = false;
                 continue;
@@ -632,19 +721,30 @@ static void scan(struct nb *nb)
     free(fes);
 }
 
+/* Evaluate the vifs an event named (each once), free those that are gone. */
 static void sweep(struct nb *nb)
 {
     struct nb_vif **pp = &nb->vifs;
+    bool changed = false;
     while (*pp) {
         struct nb_vif *v = *pp;
-        if (v->gone || vif_eval(v)) {
+        bool gone = v->gone;
+        if (!gone && v->dirty) {
+            v->dirty = false;   /* an event from here on marks it again */
+            sx_stats_add(&nb->stats, NBD_EVALS, 1);
+            gone = vif_eval(v);
+            changed = true;
+        }
+        if (gone) {
             *pp = v->next;
             vif_free(v);
+            changed = true;
             continue;
         }
         pp = &v->next;
     }
-    daemon_stats(nb);
+    if (changed)
+        daemon_stats(nb);
 }
 
 /* ---------------------------------------------------------------- daemon */
@@ -674,9 +774,10 @@ int nb_open(struct nb **out, const struct nb_opts *o)
         goto fail;
     }
     snprintf(nb->vif_dir, sizeof(nb->vif_dir), "/local/domain/%u/backend/vif", o->domid);
-    if ((rc = sx_stats_create(&nb->stats, "netback", o->domid, 0, nbd_names)) < 0)
+    if ((rc = sx_stats_create_with_gauges(&nb->stats, "netback", o->domid, 0, nbd_names,
+                                          nbd_gauges)) < 0)
         sx_warn("daemon stats file: %s", strerror(-rc));
-    if ((rc = sx_xenbus_watch(nb->xb, nb->vif_dir, "nb-vifs", mark_dirty, nb)) < 0) {
+    if ((rc = sx_xenbus_watch(nb->xb, nb->vif_dir, "nb-vifs", on_backend, nb)) < 0) {
         sx_err("watch %s: %s", nb->vif_dir, strerror(-rc));
         goto fail;
     }
@@ -697,9 +798,11 @@ int nb_step(struct nb *nb, int timeout_ms)
     }
     if (nb->dirty) {
         nb->dirty = false;
-        scan(nb);
+        sx_stats_add(&nb->stats, NBD_RESCANS, 1);
+        scan(nb);   /* new vifs come marked */
     }
     sweep(nb);
+    sx_stats_add(&nb->stats, NBD_ROUNDS, 1);   /* after the evaluations: tests wait for it */
     return 0;
 }
 

@@ -1,7 +1,9 @@
 /*
  * Shared CUnit scaffolding. A test program defines its suites with SX_TEST_MAIN, runs them in
  * basic mode and exits non-zero when anything failed. Exit 77 means skipped: call
- * sx_test_skip("reason") before any suite runs.
+ * sx_test_skip("reason") before any suite runs. $SX_TEST_ONLY (a comma-separated list of case
+ * names) runs only those cases, in the order given: a case that passes alone does not lean on
+ * another one having run.
  */
 #ifndef SPLITXEN_SXTEST_H
 #define SPLITXEN_SXTEST_H
@@ -10,6 +12,7 @@
 #include <CUnit/CUnit.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 struct sx_test_case {
     const char *name;
@@ -33,9 +36,21 @@ static inline int sx_test_run(const char *suite, const struct sx_test_case *case
     CU_pSuite s = CU_add_suite(suite, init, clean);
     if (!s)
         return 2;
-    for (size_t i = 0; i < n; i++)
-        if (!CU_add_test(s, cases[i].name, cases[i].fn))
-            return 2;
+    const char *only = getenv("SX_TEST_ONLY");
+    if (only && *only) {
+        for (const char *p = only; *p;) {
+            size_t len = strcspn(p, ",");
+            for (size_t i = 0; i < n; i++)
+                if (strlen(cases[i].name) == len && !strncmp(cases[i].name, p, len) &&
+                    !CU_add_test(s, cases[i].name, cases[i].fn))
+                    return 2;
+            p += len + (p[len] == ',');
+        }
+    } else {
+        for (size_t i = 0; i < n; i++)
+            if (!CU_add_test(s, cases[i].name, cases[i].fn))
+                return 2;
+    }
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     unsigned failed = CU_get_number_of_failures() + CU_get_number_of_suites_failed() +

@@ -51,7 +51,8 @@ int sx_cmd_build_domain(struct sxc_conn *core, struct xs_handle *xs,
  * destroyed. 0 or the first -errno (printed). */
 int sx_cmd_unbuild_domain(struct sxc_conn *core, struct xs_handle *xs, int domid);
 
-/* $SPLITXEN_RUN/NAME; a program next to this one (build/bin) or from PATH ($ENV overrides). */
+/* $SPLITXEN_RUN/NAME; a program next to this one (build/bin), in ../sbin beside it, or from
+ * PATH ($ENV overrides). */
 void sx_cmd_run_file(char *buf, size_t len, const char *name);
 int sx_cmd_sibling_bin(char *buf, size_t len, const char *name, const char *env);
 /* Start args[0] as a daemon of its own session, output appended to logf. Its pid, or -1

@@ -246,7 +246,8 @@ void sx_cmd_run_file(char *buf, size_t len, const char *name)
     snprintf(buf, len, "%s/%s", sx_run_dir(), name);
 }
 
-/* A program installed next to this one (build/bin), else from PATH; env overrides. */
+/* A program installed next to this one (build/bin), else in ../sbin beside it (an installed
+ * /usr/bin/splitxen finds /usr/sbin/splitxen-dm), else from PATH; env overrides. */
 int sx_cmd_sibling_bin(char *buf, size_t len, const char *name, const char *env)
 {
     const char *e = getenv(env);
@@ -262,6 +263,9 @@ int sx_cmd_sibling_bin(char *buf, size_t len, const char *name, const char *env)
         if (slash) {
             *slash = '\0';
             if (snprintf(buf, len, "%s/%s", self, name) < (int)len && access(buf, X_OK) == 0)
+                return 0;
+            if (snprintf(buf, len, "%s/../sbin/%s", self, name) < (int)len &&
+                access(buf, X_OK) == 0)
                 return 0;
         }
     }

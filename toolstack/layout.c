@@ -291,7 +291,9 @@ int sx_layout_add_vbd(struct sx_layout *l, uint32_t fe, uint32_t be, enum sx_cfg
         kv_set(front, &nf, "protocol", "x86_64-abi");
 
     kv_set(back, &nb, "params", "%s", disk->target);
-    if (disk->backendtype == SX_CFG_DISK_PHY)
+    /* A network target has nothing for the block script to set up: no script unless the
+     * config names one (splitxen-blkback then writes hotplug-status itself). */
+    if (disk->backendtype == SX_CFG_DISK_PHY && (!disk->net || disk->script))
         kv_set(back, &nb, "script", "%s",
                script_path(disk->script ? disk->script : "block", sbuf, sizeof(sbuf)));
     kv_set(back, &nb, "frontend-id", "%u", fe);

@@ -2,8 +2,8 @@
 # `splitxen` CLI (with `top`).
 LIBS += sxtoolstack
 sxtoolstack_SRCS := toolstack/xlcfg.c toolstack/layout.c
-SX_TOOLSTACK_LIBS := sxtoolstack $(SX_PLATFORM_LIBS)
-SX_TOOLSTACK_LDLIBS := -lxlutil -lxenlight $(SX_PLATFORM_LDLIBS)
+SX_TOOLSTACK_LIBS := sxtoolstack $(SX_BLKIO_LIBS) $(SX_PLATFORM_LIBS)
+SX_TOOLSTACK_LDLIBS := -lxlutil -lxenlight $(SX_BLKIO_LDLIBS) $(SX_PLATFORM_LDLIBS)
 
 PROGS += splitxen
 splitxen_SRCS := toolstack/splitxen.c toolstack/top.c toolstack/domain.c toolstack/migrate.c

@@ -3,7 +3,8 @@
  *
  *   splitxen up [--dom0-mem MiB]        start splitxen-core (with xenstored) in $SPLITXEN_RUN
  *   splitxen down                        stop it
- *   splitxen create FILE.cfg [-p]        create a domain from an xl.cfg (-p: leave it paused)
+ *   splitxen create FILE.cfg [-p] [-w]   create a domain from an xl.cfg (-p: leave it paused,
+ *                                        -w: wait until its backends connect)
  *   splitxen list
  *   splitxen destroy NAME|ID
  *   splitxen console NAME|ID [-f]     an HVM domain's serial output (its device model's log)
@@ -51,34 +52,42 @@
 #include "toolstack/layout.h"
 #include "toolstack/top.h"
 #include "toolstack/xlcfg.h"
+#include "version.h"
 
 #define MAX_DOMAINS 1024
 
 static const char *prog = "splitxen";
 
-static void die_usage(void)
+/* help: to stdout, status 0; a usage error: to stderr, status 2. */
+static void usage_exit(FILE *f, int status)
 {
-    fprintf(stderr,
+    fprintf(f,
             "usage: splitxen COMMAND [ARGS]\n"
+            "       splitxen --help | --version\n"
             "  up [--dom0-mem MiB]            start splitxen-core in $SPLITXEN_RUN (%s)\n"
             "  down                           stop it\n"
-            "  create FILE.cfg [-p]           create a domain (-p: leave it paused)\n"
+            "  create FILE.cfg [-p] [-w]      create a domain (-p: leave it paused;\n"
+            "                                 -w: wait for its backends to connect)\n"
             "  list                           list domains\n"
-            "  top [--batch|--json] [-d S] [-n N]  live view of domains, vbds and vifs\n"
+            "  top [--batch|--json|--prometheus [--textfile DIR]] [-d S] [-n N]\n"
+            "                                 domains, vbds and vifs: live, or for scripts\n"
+            "                                 (splitxen top --help)\n"
             "  destroy NAME|ID                destroy a domain and remove its xenstore nodes\n"
             "  console NAME|ID [-f]           show (-f: follow) an HVM domain's serial output\n"
             "  pause NAME|ID / unpause NAME|ID\n"
-            "  block-attach DOM SPEC          attach a disk (xl-disk-configuration syntax)\n"
+            "  block-attach DOM SPEC [-w]     attach a disk (xl-disk-configuration syntax)\n"
             "  block-detach DOM VDEV          detach a disk\n"
-            "  network-attach DOM SPEC        attach a vif (xl-network-configuration syntax)\n"
+            "  network-attach DOM SPEC [-w]   attach a vif (xl-network-configuration syntax)\n"
             "  network-detach DOM DEVID|MAC   detach a vif\n"
             "  save [-c] DOM FILE             suspend DOM into FILE and destroy it (-c: it goes on)\n"
             "  restore [-p] FILE              create the domain saved in FILE again\n"
             "  migrate [--live] DOM HOST[:PORT]  move DOM to the splitxen-core of HOST\n"
             "  migrate-receive [[ADDR:]PORT]  take one incoming domain (port 8002)\n",
             sx_run_dir());
-    exit(2);
+    exit(status);
 }
+
+static void die_usage(void) { usage_exit(stderr, 2); }
 
 static enum sx_cfg_domtype domain_type(struct xs_handle *xs, unsigned domid)
 {
@@ -644,7 +653,9 @@ int main(int argc, char **argv)
         }
     }
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h"))
-        die_usage();
+        usage_exit(stdout, 0);
+    if (!strcmp(cmd, "--version") || !strcmp(cmd, "version"))
+        return sx_print_version("splitxen");
     fprintf(stderr, "%s: unknown command '%s'\n", prog, cmd);
     die_usage();
 }

@@ -5,12 +5,17 @@
  * (common/stats.h: $SPLITXEN_RUN/stats/<kind>-<domid>-<devid>). Every counter a backend
  * publishes is shown with its rate per second over the last interval, so a new counter needs
  * no change here. Modes: interactive (refreshes in place), --batch (one block per interval),
- * --json (one JSON object per interval, one line each).
+ * --json (one JSON object per interval, one line each), --prometheus (OpenMetrics text: one
+ * metric family per counter of each device kind, to stdout or, with --textfile DIR, into
+ * DIR/splitxen.prom for node_exporter's textfile collector). --prometheus reads only the
+ * stats files, so it also runs in a driver domain where no splitxen-core runs.
  */
 #define SX_LOG_MODULE "splitxen"
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -37,6 +42,7 @@ struct dev_sample {
     bool alive;
     unsigned nr;
     char names[SX_STATS_MAX][SX_STATS_NAME];
+    bool gauge[SX_STATS_MAX];
     uint64_t v[SX_STATS_MAX];
 };
 
@@ -89,6 +95,7 @@ static void take_sample(struct sample *s)
         ds->nr = st.hdr->nr;
         for (unsigned i = 0; i < ds->nr; i++) {
             memcpy(ds->names[i], st.hdr->names[i], SX_STATS_NAME);
+            ds->gauge[i] = sx_stats_is_gauge(st.hdr, i);
             ds->names[i][SX_STATS_NAME - 1] = 0;
             ds->v[i] = atomic_load_explicit(&st.v[i], memory_order_relaxed);
         }
@@ -208,17 +215,134 @@ static void print_text(FILE *f, const struct sxc_dominfo *doms, int ndom, const 
     }
 }
 
-static void top_usage(void)
+/* ------------------------------------------------------------------------------------------ */
+/* Metrics for Prometheus. One family per (device kind, value name): splitxen_<kind>_<name>,
+ * typed as the backend typed the value in its stats file (a counter or a gauge), with the
+ * labels kind, domid, devid and device (the stats file's name); plus splitxen_backend_up, 1
+ * while the process serving a device is alive. OpenMetrics 1.0 text (counter samples carry
+ * _total, the exposition ends with # EOF) for scrapers, or the Prometheus 0.0.4 text format that
+ * node_exporter's textfile collector parses (the family itself is named ..._total). */
+
+/* [a-zA-Z0-9_] only: anything else in a kind or value name becomes '_'. */
+static void om_sanitize(char *out, size_t len, const char *in)
 {
-    fprintf(stderr, "usage: splitxen top [--batch|-b] [--json] [--delay|-d SECONDS] "
-                    "[--iterations|-n N]\n"
-                    "  interactive by default (refresh in place, Ctrl-C to quit);\n"
-                    "  --batch prints one block per interval, --json one JSON line per interval\n");
+    size_t i = 0;
+    for (; in[i] && i + 1 < len; i++) {
+        unsigned char c = (unsigned char)in[i];
+        out[i] = (char)(((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                         (c >= '0' && c <= '9') || c == '_') ? c : '_');
+    }
+    out[i] = '\0';
+}
+
+static void om_labels(FILE *f, const struct dev_sample *d)
+{
+    char kind[sizeof(d->kind)];
+    om_sanitize(kind, sizeof(kind), d->kind);
+    fprintf(f, "{kind=\"%s\",domid=\"%u\",devid=\"%u\",device=\"%s-%u-%u\"}", kind, d->domid,
+            d->devid, kind, d->domid, d->devid);
+}
+
+static int value_index(const struct dev_sample *d, const char *name)
+{
+    for (unsigned i = 0; i < d->nr; i++)
+        if (!strcmp(d->names[i], name))
+            return (int)i;
+    return -1;
+}
+
+static void print_metrics(FILE *f, const struct sample *s, bool openmetrics)
+{
+    const char *suffix = openmetrics ? "" : "_total";   /* the family name of a counter */
+    for (unsigned k = 0; k < s->ndev; k++) {
+        const struct dev_sample *d = &s->dev[k];
+        for (unsigned c = 0; c < d->nr; c++) {
+            bool seen = false;   /* families come whole, where their kind first shows one */
+            for (unsigned j = 0; j < k && !seen; j++)
+                seen = !strcmp(s->dev[j].kind, d->kind) && value_index(&s->dev[j], d->names[c]) >= 0;
+            if (seen)
+                continue;
+            char kind[sizeof(d->kind)], name[SX_STATS_NAME], fam[64];
+            om_sanitize(kind, sizeof(kind), d->kind);
+            om_sanitize(name, sizeof(name), d->names[c]);
+            bool gauge = d->gauge[c];
+            snprintf(fam, sizeof(fam), "splitxen_%s_%s", kind, name);
+            fprintf(f, "# TYPE %s%s %s\n", fam, gauge ? "" : suffix, gauge ? "gauge" : "counter");
+            fprintf(f, "# HELP %s%s %s %s of each %s (splitxen stats file)\n", fam,
+                    gauge ? "" : suffix, gauge ? "Level" : "Count", name, kind);
+            for (unsigned j = k; j < s->ndev; j++) {
+                const struct dev_sample *e = &s->dev[j];
+                int i = strcmp(e->kind, d->kind) ? -1 : value_index(e, d->names[c]);
+                /* A device whose backend types the value otherwise (another version) is left
+                 * out rather than given a wrong type. */
+                if (i < 0 || e->gauge[i] != gauge)
+                    continue;
+                fprintf(f, "%s%s", fam, gauge ? "" : "_total");
+                om_labels(f, e);
+                fprintf(f, " %" PRIu64 "\n", e->v[i]);
+            }
+        }
+    }
+    fputs("# TYPE splitxen_backend_up gauge\n"
+          "# HELP splitxen_backend_up 1 while the process serving the device runs\n", f);
+    for (unsigned k = 0; k < s->ndev; k++) {
+        fputs("splitxen_backend_up", f);
+        om_labels(f, &s->dev[k]);
+        fprintf(f, " %d\n", s->dev[k].alive ? 1 : 0);
+    }
+    if (openmetrics)
+        fputs("# EOF\n", f);
+}
+
+/* DIR/splitxen.prom, replaced whole by a rename so that the collector never reads half a file
+ * (the temporary's name does not end in .prom, which the collector ignores). 0 or -errno. */
+static int write_textfile(const char *dir, const struct sample *s)
+{
+    char tmp[PATH_MAX], path[PATH_MAX];
+    if (snprintf(tmp, sizeof(tmp), "%s/.splitxen.prom.%d", dir, (int)getpid()) >= (int)sizeof(tmp) ||
+        snprintf(path, sizeof(path), "%s/splitxen.prom", dir) >= (int)sizeof(path))
+        return -ENAMETOOLONG;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -errno;
+    FILE *f = fdopen(fd, "w");
+    if (!f) {
+        int e = -errno;
+        close(fd);
+        unlink(tmp);
+        return e;
+    }
+    print_metrics(f, s, false);
+    int rc = 0;
+    if (fflush(f) != 0 || fsync(fd) != 0)
+        rc = -errno;
+    if (fclose(f) != 0 && rc == 0)
+        rc = -errno;
+    if (rc == 0 && rename(tmp, path) < 0)
+        rc = -errno;
+    if (rc < 0)
+        unlink(tmp);
+    return rc;
+}
+
+static void top_usage(FILE *f)
+{
+    fprintf(f, "usage: splitxen top [--batch|-b] [--json] [--delay|-d SECONDS] "
+               "[--iterations|-n N]\n"
+               "       splitxen top --prometheus [--textfile DIR] [--delay|-d SECONDS] "
+               "[--iterations|-n N]\n"
+               "  interactive by default (refresh in place, Ctrl-C to quit);\n"
+               "  --batch prints one block per interval, --json one JSON line per interval;\n"
+               "  --prometheus prints the devices' counters in OpenMetrics text once (every\n"
+               "  --delay seconds when given), without needing splitxen-core;\n"
+               "  --textfile DIR writes them to DIR/splitxen.prom instead (node_exporter's\n"
+               "  textfile collector), replacing the file atomically each time\n");
 }
 
 int sx_cmd_top(int argc, char **argv)
 {
-    bool batch = false, json = false;
+    bool batch = false, json = false, prom = false, delay_given = false;
+    const char *textfile = NULL;
     double delay = 1.0;
     long iterations = -1;
     static const struct option opts[] = {
@@ -226,6 +350,8 @@ int sx_cmd_top(int argc, char **argv)
         { "json", no_argument, NULL, 'j' },
         { "delay", required_argument, NULL, 'd' },
         { "iterations", required_argument, NULL, 'n' },
+        { "prometheus", no_argument, NULL, 'P' },
+        { "textfile", required_argument, NULL, 'T' },
         { "help", no_argument, NULL, 'h' },
         { 0 },
     };
@@ -236,12 +362,15 @@ int sx_cmd_top(int argc, char **argv)
         switch (c) {
         case 'b': batch = true; break;
         case 'j': json = true; break;
+        case 'P': prom = true; break;
+        case 'T': textfile = optarg; break;
         case 'd':
             delay = strtod(optarg, &end);
             if (*end || delay < 0.05 || delay > 3600) {
                 fprintf(stderr, "splitxen top: --delay: expected seconds in 0.05..3600, got '%s'\n", optarg);
                 return 2;
             }
+            delay_given = true;
             break;
         case 'n':
             iterations = strtol(optarg, &end, 10);
@@ -250,12 +379,19 @@ int sx_cmd_top(int argc, char **argv)
                 return 2;
             }
             break;
-        case 'h': top_usage(); return 0;
-        default: top_usage(); return 2;
+        case 'h': top_usage(stdout); return 0;
+        default: top_usage(stderr); return 2;
         }
     }
-    struct sxc_conn *core;
-    int rc = sxc_connect(&core, NULL, 0);
+    if (optind != argc || (textfile && !prom) || (prom && (batch || json))) {
+        top_usage(stderr);
+        return 2;
+    }
+    /* Metrics: one snapshot unless --delay asks for more. */
+    if (prom && !delay_given && iterations < 0)
+        iterations = 1;
+    struct sxc_conn *core = NULL;
+    int rc = prom ? 0 : sxc_connect(&core, NULL, 0);
     if (rc < 0) {
         fprintf(stderr, "splitxen top: cannot reach splitxen-core in %s: %s (is `splitxen up` done?)\n",
                 sx_run_dir(), strerror(-rc));
@@ -276,7 +412,7 @@ int sx_cmd_top(int argc, char **argv)
     bool have_prev = false;
     int ret = 0;
     for (long it = 0; !top_stop && (iterations < 0 || it < iterations); it++) {
-        int ndom = sxc_domain_list(core, doms, MAX_DOMS);
+        int ndom = core ? sxc_domain_list(core, doms, MAX_DOMS) : 0;
         if (ndom < 0) {
             fprintf(stderr, "splitxen top: lost splitxen-core: %s\n", strerror(-ndom));
             ret = 1;
@@ -288,7 +424,16 @@ int sx_cmd_top(int argc, char **argv)
         double secs = have_prev ? (cur->at.tv_sec - prev->at.tv_sec) +
                                       (cur->at.tv_nsec - prev->at.tv_nsec) / 1e9 : 0;
         const struct sample *p = have_prev ? prev : NULL;
-        if (json)
+        if (prom && textfile) {
+            int wrc = write_textfile(textfile, cur);
+            if (wrc < 0) {
+                fprintf(stderr, "splitxen top: %s/splitxen.prom: %s\n", textfile, strerror(-wrc));
+                ret = 1;
+                break;
+            }
+        } else if (prom)
+            print_metrics(stdout, cur, true);
+        else if (json)
             print_json(stdout, doms, ndom, cur, p, secs);
         else {
             if (!batch)

@@ -40,13 +40,14 @@ struct sx_cfg_disk {
     int line;            /* line of the spec in its file (0: not from a file) */
     char *vdev;          /* "xvda" */
     uint32_t devid;      /* virtual-device number, as libxl computes it (xvda = 51712) */
-    char *target;        /* backend "params" */
+    char *target;        /* backend "params": a path, or a network target (rbd:, nbd://) */
+    bool net;            /* target is rbd:POOL/IMAGE..., nbd://... or nbd+unix://... */
     bool readwrite;      /* access=rw (default) */
     bool cdrom;          /* devtype=cdrom */
     bool discard;        /* discard-enable: default = readwrite, as libxl */
     bool trusted;        /* default true */
     enum sx_cfg_disk_backend backendtype;
-    char *script;        /* NULL: "block" for phy, none for qdisk */
+    char *script;        /* NULL: "block" for phy (none for a network target), none for qdisk */
     char *backend;       /* backend domain, name or id; NULL: the toolstack domain (0) */
 };
 

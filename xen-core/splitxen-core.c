@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "version.h"
 #include "xen-core/core.h"
 #include "rundir.h"
 
@@ -17,6 +18,7 @@ static void on_signal(int sig) { (void)sig; stop = 1; }
 static void usage(FILE *f)
 {
     fprintf(f, "usage: splitxen-core [--run-dir DIR] [--dom0-mem MiB] [--no-xenstored]\n"
+               "       splitxen-core --help | --version\n"
                "Runs the sim hypervisor in the foreground until SIGTERM/SIGINT.\n"
                "The run dir defaults to $SPLITXEN_RUN or /run/splitxen.\n");
 }
@@ -29,6 +31,7 @@ int main(int argc, char **argv)
         { "dom0-mem", required_argument, NULL, 'm' },
         { "no-xenstored", no_argument, NULL, 'n' },
         { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
         { 0 },
     };
     int c;
@@ -47,6 +50,7 @@ int main(int argc, char **argv)
         }
         case 'n': o.with_xenstored = false; break;
         case 'h': usage(stdout); return 0;
+        case 'V': return sx_print_version("splitxen-core");
         default: usage(stderr); return 2;
         }
     }

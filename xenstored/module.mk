@@ -17,3 +17,9 @@ UNIT_TESTS += xs_client_test
 xs_client_test_SRCS := tests/xenstored/xs_client_test.c
 xs_client_test_LIBS := $(SX_XENSTORED_LIBS)
 xs_client_test_LDLIBS := -lxenstore -lcunit
+
+# The protocol of Xen 4.19+ as whole xs_wire messages (tests/xsraw.h).
+UNIT_TESTS += xenstored_wire_test
+xenstored_wire_test_SRCS := tests/xenstored/wire_test.c
+xenstored_wire_test_LIBS := $(SX_XENSTORED_LIBS)
+xenstored_wire_test_LDLIBS := -lcunit

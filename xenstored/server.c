@@ -12,6 +12,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -37,6 +38,18 @@
 #define SXS_DOM0_TRANS 1024u
 #define SXS_GUEST_CONNS 32u         /* connections one guest may hold open */
 #define SXS_EVENT_BYTES (512u * 1024) /* queued watch event bytes per connection */
+
+/* Message types newer than Debian's xs_wire.h (Xen 4.17): Xen 4.19's <xen/io/xs_wire.h> and
+ * docs/misc/xenstore.txt number them so. */
+#define SXS_GET_FEATURE 23u
+#define SXS_SET_FEATURE 24u
+#define SXS_GET_QUOTA 25u
+#define SXS_SET_QUOTA 26u
+#define SXS_TYPE_COUNT 27u
+_Static_assert(XS_DIRECTORY_PART == 22, "xs_wire.h numbering");
+/* XENSTORE_SERVER_FEATURE_* this daemon offers: none (they concern the shared ring page and
+ * WATCH's depth parameter; connections here are sockets and WATCH takes two arguments). */
+#define SXS_FEATURES 0u
 
 enum ep_kind { EP_LISTEN, EP_CONN, EP_WAKE };
 
@@ -530,6 +543,21 @@ static int do_get_perms(struct sxs *s, struct conn *c, struct req *r)
     return 0;
 }
 
+/* A permission list naming domains: as C xenstored, an owner that does not exist is ENOENT
+ * (a domain exists once introduced; dom0 always), and other entries naming one that does not
+ * exist are dropped (C keeps them flagged as ignored and never shows them), so a later domain
+ * with that domid gets no access from them. Returns the entries kept, or -ENOENT. */
+static int perms_existing(struct sxs *s, struct xs_permissions *p, unsigned n)
+{
+    if (p[0].id && !domain_find(s, p[0].id))
+        return -ENOENT;
+    unsigned k = 1;
+    for (unsigned i = 1; i < n; i++)
+        if (!p[i].id || domain_find(s, p[i].id))
+            p[k++] = p[i];
+    return (int)k;
+}
+
 static int do_set_perms(struct sxs *s, struct conn *c, struct req *r)
 {
     unsigned n = count_strings(r->p, r->len);
@@ -546,8 +574,10 @@ static int do_set_perms(struct sxs *s, struct conn *c, struct req *r)
         q += strlen(q) + 1;
     }
     char *path = NULL;
-    if (!rc)
+    if (!rc && (rc = perms_existing(s, p, n)) > 0) {
+        n = (unsigned)rc;
         rc = canon(s, r, r->p, true, &path, NULL);
+    }
     if (!rc)
         rc = sxs_store_set_perms(s->st, &r->who, r->tx, path, p, n);
     free(path);
@@ -617,7 +647,8 @@ static int do_watch(struct sxs *s, struct conn *c, struct req *r)
         }
     }
     if (r->who.priv ? c->nwatches >= SXS_DOM0_WATCHES
-                    : domain_sum(s, c->domid, true) >= s->q.watches_per_conn) {
+                    : domain_sum(s, c->domid, true) >=
+                          sxs_store_quota(s->st, c->domid)->watches_per_conn) {
         free(path);
         return -E2BIG;
     }
@@ -677,7 +708,8 @@ static int do_transaction_start(struct sxs *s, struct conn *c, struct req *r)
     if (r->tx)
         return -EBUSY; /* no nesting */
     if (r->who.priv ? c->ntx >= SXS_DOM0_TRANS
-                    : domain_sum(s, c->domid, false) >= s->q.trans_per_conn)
+                    : domain_sum(s, c->domid, false) >=
+                          sxs_store_quota(s->st, c->domid)->trans_per_conn)
         return -ENOSPC;
     struct txent *t = calloc(1, sizeof(*t));
     if (!t)
@@ -842,13 +874,157 @@ static int do_control(struct sxs *s, struct conn *c, struct req *r)
     return -EINVAL;
 }
 
+/* The strings of a payload, up to max, in v; their count (more than max: max + 1). */
+static unsigned get_strings(const struct req *r, const char **v, unsigned max)
+{
+    unsigned n = 0;
+    for (unsigned off = 0; off < r->len;) {
+        const char *p = r->p + off;
+        size_t l = strnlen(p, r->len - off);
+        if (off + l >= r->len)
+            break;   /* not NUL-terminated: not a string */
+        if (n < max)
+            v[n] = p;
+        n++;
+        off += (unsigned)l + 1;
+    }
+    return n > max ? max + 1 : n;
+}
+
+static int do_get_feature(struct sxs *s, struct conn *c, struct req *r)
+{
+    const char *v[1];
+    unsigned n = get_strings(r, v, 1);
+    if (n > 1)
+        return -EINVAL;
+    if (n == 1) {
+        unsigned domid;
+        if (!r->who.priv)
+            return -EACCES;
+        if (parse_domid(v[0], &domid))
+            return -EINVAL;
+        if (domid && !domain_find(s, domid))
+            return -ENOENT;
+    }
+    int l = snprintf(s->rep, sizeof(s->rep), "%u", SXS_FEATURES);
+    reply(s, c, r->hdr, SXS_GET_FEATURE, s->rep, (unsigned)l + 1);
+    return 0;
+}
+
+/* A domain's features may be set only before it is introduced; here a domain exists only once
+ * introduced, so this is EBUSY for every domain there is. */
+static int do_set_feature(struct sxs *s, struct conn *c, struct req *r)
+{
+    const char *v[2];
+    unsigned domid;
+    (void)c;
+    if (get_strings(r, v, 2) != 2 || parse_domid(v[0], &domid))
+        return -EINVAL;
+    if (domid && !domain_find(s, domid))
+        return -ENOENT;
+    return -EBUSY;
+}
+
+/* The quotas XS_GET_QUOTA and XS_SET_QUOTA know, with C xenstored's names. */
+static const struct {
+    const char *name;
+    size_t off;
+} quota_names[] = {
+    { "nodes", offsetof(struct sxs_quota, nodes_per_domain) },
+    { "watches", offsetof(struct sxs_quota, watches_per_conn) },
+    { "transactions", offsetof(struct sxs_quota, trans_per_conn) },
+    { "transaction-nodes", offsetof(struct sxs_quota, trans_nodes) },
+    { "node-permissions", offsetof(struct sxs_quota, perms_per_node) },
+    { "path-max", offsetof(struct sxs_quota, path_max) },
+    { "node-size", offsetof(struct sxs_quota, max_node_size) },
+};
+
+static unsigned *quota_field(struct sxs_quota *q, const char *name)
+{
+    for (size_t i = 0; i < sizeof(quota_names) / sizeof(quota_names[0]); i++)
+        if (!strcmp(name, quota_names[i].name))
+            return (unsigned *)((char *)q + quota_names[i].off);
+    return NULL;
+}
+
+/* The quotas of domid (0: the global ones) into *q. */
+static int quota_of(struct sxs *s, const char *dom_s, struct sxs_quota *q)
+{
+    unsigned domid = 0;
+    if (dom_s) {
+        if (parse_domid(dom_s, &domid))
+            return -EINVAL;
+        if (domid && !domain_find(s, domid))
+            return -ENOENT;
+    }
+    *q = domid ? *sxs_store_quota(s->st, domid) : s->q;
+    return (int)domid;
+}
+
+static int do_get_quota(struct sxs *s, struct conn *c, struct req *r)
+{
+    const char *v[2];
+    unsigned n = get_strings(r, v, 2);
+    if (n > 2)
+        return -EINVAL;
+    int l = 0;
+    if (n == 0) {
+        for (size_t i = 0; i < sizeof(quota_names) / sizeof(quota_names[0]); i++)
+            l += snprintf(s->rep + l, sizeof(s->rep) - (size_t)l, "%s%s", i ? " " : "",
+                          quota_names[i].name);
+    } else {
+        struct sxs_quota q;
+        int rc = quota_of(s, n == 2 ? v[0] : NULL, &q);
+        if (rc < 0)
+            return rc;
+        unsigned *f = quota_field(&q, v[n - 1]);
+        if (!f)
+            return -EINVAL;
+        l = snprintf(s->rep, sizeof(s->rep), "%u", *f);
+    }
+    reply(s, c, r->hdr, SXS_GET_QUOTA, s->rep, (unsigned)l + 1);
+    return 0;
+}
+
+static int do_set_quota(struct sxs *s, struct conn *c, struct req *r)
+{
+    const char *v[3];
+    unsigned n = get_strings(r, v, 3);
+    if (n < 2 || n > 3)
+        return -EINVAL;
+    struct sxs_quota q;
+    int domid = quota_of(s, n == 3 ? v[0] : NULL, &q);
+    if (domid < 0)
+        return domid;
+    unsigned *f = quota_field(&q, v[n - 2]);
+    unsigned long val;
+    char *end;
+    errno = 0;
+    val = strtoul(v[n - 1], &end, 10);
+    /* 0 would mean "no check" (xenstore.txt); C xenstored refuses it too. */
+    if (!f || errno || *end || end == v[n - 1] || !val || val > UINT32_MAX ||
+        (f == &q.path_max && val > XENSTORE_ABS_PATH_MAX))
+        return -EINVAL;
+    *f = (unsigned)val;
+    int rc = 0;
+    if (domid) {
+        rc = sxs_store_domain_quota_set(s->st, (unsigned)domid, &q);
+    } else {
+        s->q = q;
+        sxs_store_set_quota(s->st, &q);
+    }
+    if (!rc)
+        reply_ok(s, c, r->hdr);
+    return rc;
+}
+
 #define F_PRIV 1u   /* privileged connections only */
 #define F_NOTID 2u  /* tx_id is ignored */
 
 static const struct {
     int (*fn)(struct sxs *, struct conn *, struct req *);
     unsigned flags;
-} handlers[XS_TYPE_COUNT] = {
+} handlers[SXS_TYPE_COUNT] = {
     [XS_CONTROL] = { do_control, F_PRIV },
     [XS_DIRECTORY] = { do_directory, 0 },
     [XS_READ] = { do_read, 0 },
@@ -869,13 +1045,17 @@ static const struct {
     [XS_SET_TARGET] = { do_set_target, F_PRIV },
     [XS_RESET_WATCHES] = { do_reset_watches, 0 },
     [XS_DIRECTORY_PART] = { do_directory_part, 0 },
+    [SXS_GET_FEATURE] = { do_get_feature, F_NOTID },
+    [SXS_SET_FEATURE] = { do_set_feature, F_PRIV | F_NOTID },
+    [SXS_GET_QUOTA] = { do_get_quota, F_PRIV | F_NOTID },
+    [SXS_SET_QUOTA] = { do_set_quota, F_PRIV | F_NOTID },
 };
 
 static void handle_msg(struct sxs *s, struct conn *c, const struct xsd_sockmsg *hdr)
 {
     struct req r = { .hdr = hdr, .p = s->req, .len = hdr->len, .who = conn_who(s, c) };
     s->stats.requests++;
-    if (hdr->type >= XS_TYPE_COUNT || !handlers[hdr->type].fn) {
+    if (hdr->type >= SXS_TYPE_COUNT || !handlers[hdr->type].fn) {
         reply_err(s, c, hdr, ENOSYS);
         return;
     }
@@ -1047,6 +1227,11 @@ static int domain_add_locked(struct sxs *s, unsigned domid)
         free(d);
         return rc;
     }
+    if ((rc = sxs_store_domain_quota_set(s->st, domid, &s->q))) {
+        listener_close(s, d->l);
+        free(d);
+        return rc;
+    }
     d->next = s->domains;
     s->domains = d;
     sxs_store_fire_special(s->st, "@introduceDomain");
@@ -1072,6 +1257,7 @@ static int domain_remove_locked(struct sxs *s, unsigned domid)
         if (o->target == domid)
             o->target = SXS_NO_TARGET;
     free(d);
+    sxs_store_domain_quota_drop(s->st, domid);
     if (sxs_store_domain_gone(s->st, domid) < 0)
         sx_warn("out of memory reassigning domain %u's nodes", domid);
     sxs_store_fire_special(s->st, "@releaseDomain");
@@ -1123,7 +1309,13 @@ static int api(struct sxs *s, enum api_op op, const char *in, const void *val, u
         case API_WRITE: rc = sxs_store_write(s->st, &sxs_dom0, NULL, path, val, len); break;
         case API_MKDIR: rc = sxs_store_mkdir(s->st, &sxs_dom0, NULL, path); break;
         case API_RM: rc = sxs_store_rm(s->st, &sxs_dom0, NULL, path); break;
-        case API_PERMS: rc = sxs_store_set_perms(s->st, &sxs_dom0, NULL, path, p, np); break;
+        case API_PERMS: {
+            struct xs_permissions kept[256];
+            memcpy(kept, p, np * sizeof(*p));
+            int k = perms_existing(s, kept, np);
+            rc = k < 0 ? k : sxs_store_set_perms(s->st, &sxs_dom0, NULL, path, kept, (unsigned)k);
+            break;
+        }
         case API_READ:
             rc = sxs_store_read(s->st, &sxs_dom0, NULL, path, &d, &l);
             if (!rc) {
@@ -1309,6 +1501,8 @@ int sxs_set_quota(struct sxs *s, const struct sxs_quota *q)
     pthread_mutex_lock(&s->lock);
     s->q = *q;
     sxs_store_set_quota(s->st, q);
+    for (struct domain *d = s->domains; d; d = d->next)
+        sxs_store_domain_quota_set(s->st, d->domid, q);
     pthread_mutex_unlock(&s->lock);
     return 0;
 }

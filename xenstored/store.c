@@ -74,7 +74,8 @@ struct sxs_store {
     struct htab nodes;
     uint64_t gen;
     uint32_t *owned;          /* nodes owned per domid */
-    struct sxs_quota q;
+    struct sxs_quota q;       /* the global quotas: dom0's ceilings, new domains' defaults */
+    struct sxs_quota **dq;    /* per domid: an introduced domain's own quotas, or NULL */
     sxs_fire_fn *fire;
     void *fire_arg;
 };
@@ -239,7 +240,7 @@ static struct access *acc_find(struct sxs_tx *tx, const char *name)
 static int acc_add(struct sxs_store *st, struct sxs_tx *tx, const char *name,
                    const struct node *g, struct access **out)
 {
-    if (!tx->who.priv && tx->naccess >= st->q.trans_nodes) {
+    if (!tx->who.priv && tx->naccess >= sxs_store_quota(st, tx->who.domid)->trans_nodes) {
         tx->fail = true;
         return -ENOSPC;
     }
@@ -560,7 +561,7 @@ int sxs_canon(const struct sxs_store *st, const struct sxs_who *who, const char 
         free(name);
         return -EINVAL;
     }
-    if (len - local_off > st->q.path_max) {
+    if (len - local_off > sxs_store_quota(st, who->domid)->path_max) {
         free(name);
         return -EINVAL;
     }
@@ -646,10 +647,11 @@ static int create_node(struct sxs_store *st, const struct sxs_who *who, struct s
         end++;
     unsigned base = (unsigned)(end - start);
     if (!who->priv) {
-        if (owned_in_view(st, tx, who->domid) + missing > st->q.nodes_per_domain ||
+        const struct sxs_quota *q = sxs_store_quota(st, who->domid);
+        if (owned_in_view(st, tx, who->domid) + missing > q->nodes_per_domain ||
             node_size(anc->nperms, anc->datalen, anc->childlen + base + 1) >
-                st->q.max_node_size ||
-            node_size(anc->nperms, dlen, 0) > st->q.max_node_size) {
+                q->max_node_size ||
+            node_size(anc->nperms, dlen, 0) > q->max_node_size) {
             rc = -ENOSPC;
             goto out;
         }
@@ -714,7 +716,8 @@ int sxs_store_write(struct sxs_store *st, const struct sxs_who *who, struct sxs_
     if (rc == -ENOENT) {
         rc = create_node(st, who, tx, path, data, len);
     } else if (!rc) {
-        if (!who->priv && node_size(n->nperms, len, n->childlen) > st->q.max_node_size)
+        if (!who->priv && node_size(n->nperms, len, n->childlen) >
+                              sxs_store_quota(st, who->domid)->max_node_size)
             return -ENOSPC;
         struct node *nn = node_new(n->name, n->perms, n->nperms, data, len, n->children,
                                    n->childlen);
@@ -780,28 +783,16 @@ static int rm_tree(struct sxs_store *st, struct sxs_tx *tx, const char *name, bo
     return v_put(st, tx, name, NULL);
 }
 
-int sxs_store_rm(struct sxs_store *st, const struct sxs_who *who, struct sxs_tx *tx,
-                 const char *path)
+/* Remove path (which exists in the view, and is not "/") with its subtree, and its entry in
+ * its parent's child list. */
+static int rm_linked(struct sxs_store *st, struct sxs_tx *tx, const char *path)
 {
-    struct node *n, *par;
-    int rc = chk(st, who, tx, path, XS_PERM_WRITE, &n);
+    struct node *par;
     size_t pl = parent_len(path, strlen(path));
     char *pn = strndup(path, pl);
     if (!pn)
         return -ENOMEM;
-    if (rc == -ENOENT) {
-        /* Removing a missing node is fine if its parent exists. */
-        int r2 = v_get(st, tx, pn, &par);
-        free(pn);
-        if (r2)
-            return r2;
-        return par ? 0 : -ENOENT;
-    }
-    if (rc || !strcmp(path, "/")) {
-        free(pn);
-        return rc ? rc : -EINVAL;
-    }
-    rc = rm_tree(st, tx, path, true, 0);
+    int rc = rm_tree(st, tx, path, true, 0);
     if (!rc)
         rc = v_get(st, tx, pn, &par);
     if (!rc && par) {
@@ -832,12 +823,33 @@ int sxs_store_rm(struct sxs_store *st, const struct sxs_who *who, struct sxs_tx 
     return rc;
 }
 
+int sxs_store_rm(struct sxs_store *st, const struct sxs_who *who, struct sxs_tx *tx,
+                 const char *path)
+{
+    struct node *n, *par;
+    int rc = chk(st, who, tx, path, XS_PERM_WRITE, &n);
+    if (rc == -ENOENT) {
+        /* Removing a missing node is fine if its parent exists. */
+        char *pn = strndup(path, parent_len(path, strlen(path)));
+        if (!pn)
+            return -ENOMEM;
+        int r2 = v_get(st, tx, pn, &par);
+        free(pn);
+        if (r2)
+            return r2;
+        return par ? 0 : -ENOENT;
+    }
+    if (rc || !strcmp(path, "/"))
+        return rc ? rc : -EINVAL;
+    return rm_linked(st, tx, path);
+}
+
 int sxs_store_set_perms(struct sxs_store *st, const struct sxs_who *who, struct sxs_tx *tx,
                         const char *path, const struct xs_permissions *p, unsigned np)
 {
     if (np < 1)
         return -EINVAL;
-    if (!who->priv && np > st->q.perms_per_node)
+    if (!who->priv && np > sxs_store_quota(st, who->domid)->perms_per_node)
         return -ENOSPC;
     struct node *n;
     int rc = chk(st, who, tx, path, XS_PERM_WRITE | XS_PERM_OWNER, &n);
@@ -913,7 +925,7 @@ int sxs_store_tx_end(struct sxs_store *st, const struct sxs_who *who, struct sxs
     if (!who->priv && tx->created) {
         int d = tx_delta(tx, who->domid);
         if (d > 0 && owned_in_view(st, NULL, who->domid) + (unsigned)d >
-                         st->q.nodes_per_domain) {
+                         sxs_store_quota(st, who->domid)->nodes_per_domain) {
             rc = -ENOSPC;
             goto out;
         }
@@ -954,38 +966,52 @@ int sxs_store_domain_gone(struct sxs_store *st, unsigned domid)
 {
     if (!domid)
         return 0;
-    /* Collect first: replacing nodes reshapes the hash chains. */
+    /* Collect the names first: removing and replacing nodes reshapes the hash chains. */
     size_t cap = 16, n = 0;
-    struct node **todo = malloc(cap * sizeof(*todo));
+    char **todo = malloc(cap * sizeof(*todo));
     if (!todo)
         return -ENOMEM;
-    for (size_t i = 0; i < st->nodes.nb; i++) {
-        for (struct hlink *l = st->nodes.b[i]; l; l = l->next) {
+    int rc = 0;
+    for (size_t i = 0; i < st->nodes.nb && !rc; i++) {
+        for (struct hlink *l = st->nodes.b[i]; l && !rc; l = l->next) {
             struct node *nd = (struct node *)l;
             if (!mentions(nd, domid))
                 continue;
             if (n == cap) {
-                struct node **t = realloc(todo, cap * 2 * sizeof(*todo));
+                char **t = realloc(todo, cap * 2 * sizeof(*todo));
                 if (!t) {
-                    free(todo);
-                    return -ENOMEM;
+                    rc = -ENOMEM;
+                    break;
                 }
                 todo = t;
                 cap *= 2;
             }
-            todo[n++] = nd;
+            if (!(todo[n] = strdup(nd->name)))
+                rc = -ENOMEM;
+            else
+                n++;
         }
     }
     int changed = 0;
-    for (size_t i = 0; i < n; i++) {
-        struct node *old = todo[i];
+    for (size_t i = 0; i < n && !rc; i++) {
+        struct node *old = g_get(st, todo[i]);
+        if (!old)
+            continue;   /* below a node removed already */
+        if (owner_of(old) == domid && old->name[0] == '/' && old->name[1]) {
+            /* Its nodes go with it (XSA-419: given to dom0, which has no quota, they would
+             * pile up over a guest's reboots). Watches on them fire. The path is our copy:
+             * old->name is freed with the node, before rm_linked is done with it. */
+            rc = rm_linked(st, NULL, todo[i]);
+            changed++;
+            continue;
+        }
         struct xs_permissions p[old->nperms ? old->nperms : 1];
         unsigned np = 0;
         for (unsigned j = 0; j < old->nperms; j++) {
             if (j == 0) {
                 p[np] = old->perms[0];
                 if (p[np].id == domid)
-                    p[np].id = 0;
+                    p[np].id = 0;   /* a special node: dom0's again */
                 np++;
             } else if (old->perms[j].id != domid) {
                 p[np++] = old->perms[j];
@@ -994,14 +1020,16 @@ int sxs_store_domain_gone(struct sxs_store *st, unsigned domid)
         struct node *nn = node_new(old->name, p, np, old->data, old->datalen, old->children,
                                    old->childlen);
         if (!nn) {
-            free(todo);
-            return -ENOMEM;
+            rc = -ENOMEM;
+            break;
         }
         g_put(st, nn->name, nn); /* frees old */
         changed++;
     }
+    for (size_t i = 0; i < n; i++)
+        free(todo[i]);
     free(todo);
-    return changed;
+    return rc ? rc : changed;
 }
 
 /* Walk from name; count reachable nodes and per-owner counts. */
@@ -1095,6 +1123,29 @@ void sxs_store_set_quota(struct sxs_store *st, const struct sxs_quota *q)
     st->q = *q;
 }
 
+const struct sxs_quota *sxs_store_quota(const struct sxs_store *st, unsigned domid)
+{
+    return domid < SXS_MAX_DOMID && st->dq[domid] ? st->dq[domid] : &st->q;
+}
+
+int sxs_store_domain_quota_set(struct sxs_store *st, unsigned domid, const struct sxs_quota *q)
+{
+    if (domid == 0 || domid >= SXS_MAX_DOMID)
+        return -EINVAL;
+    if (!st->dq[domid] && !(st->dq[domid] = malloc(sizeof(*q))))
+        return -ENOMEM;
+    *st->dq[domid] = *q;
+    return 0;
+}
+
+void sxs_store_domain_quota_drop(struct sxs_store *st, unsigned domid)
+{
+    if (domid < SXS_MAX_DOMID) {
+        free(st->dq[domid]);
+        st->dq[domid] = NULL;
+    }
+}
+
 void sxs_store_set_fire(struct sxs_store *st, sxs_fire_fn *fn, void *arg)
 {
     st->fire = fn;
@@ -1120,7 +1171,8 @@ int sxs_store_open(struct sxs_store **out, const struct sxs_quota *q)
         return -ENOMEM;
     st->q = *q;
     st->owned = calloc(SXS_MAX_DOMID, sizeof(*st->owned));
-    if (!st->owned || ht_init(&st->nodes, 1024))
+    st->dq = calloc(SXS_MAX_DOMID, sizeof(*st->dq));
+    if (!st->owned || !st->dq || ht_init(&st->nodes, 1024))
         goto nomem;
     /* The tree a freshly booted Xen host has before any guest (values as Xen writes them). */
     static const char root_ch[] = "tool\0local";
@@ -1159,6 +1211,9 @@ void sxs_store_close(struct sxs_store *st)
         }
         free(st->nodes.b);
     }
+    for (unsigned d = 0; st->dq && d < SXS_MAX_DOMID; d++)
+        free(st->dq[d]);
+    free(st->dq);
     free(st->owned);
     free(st);
 }

@@ -41,7 +41,14 @@ struct sxs_tx;
 
 int sxs_store_open(struct sxs_store **out, const struct sxs_quota *q);
 void sxs_store_close(struct sxs_store *st);
+/* The global quotas: every domain without quotas of its own, and the defaults of new ones. */
 void sxs_store_set_quota(struct sxs_store *st, const struct sxs_quota *q);
+/* An introduced domain's own quotas (a copy), set when it comes and by XS_SET_QUOTA with its
+ * domid; dropped when it goes, so a later domain with the same domid starts afresh. The
+ * quotas that apply to domid: its own, else the global ones. */
+int sxs_store_domain_quota_set(struct sxs_store *st, unsigned domid, const struct sxs_quota *q);
+void sxs_store_domain_quota_drop(struct sxs_store *st, unsigned domid);
+const struct sxs_quota *sxs_store_quota(const struct sxs_store *st, unsigned domid);
 void sxs_store_set_fire(struct sxs_store *st, sxs_fire_fn *fn, void *arg);
 
 /* Validate and canonicalise a client path: relative paths are under /local/domain/<domid>.
@@ -87,9 +94,11 @@ int sxs_store_tx_end(struct sxs_store *st, const struct sxs_who *who, struct sxs
 /* Fire watches on a special node ("@introduceDomain", "@releaseDomain"). */
 void sxs_store_fire_special(struct sxs_store *st, const char *name);
 
-/* A domain is gone: nodes it owned pass to dom0 and its entries in other nodes' permission
- * lists are dropped, so a later domain reusing the domid inherits nothing (C xenstored does
- * the same lazily). No watches fire. Returns the number of nodes changed, or -ENOMEM. */
+/* A domain is gone: nodes it owned are removed with their subtrees (as C xenstored since
+ * XSA-419: given to dom0 they would escape every quota and pile up over reboots; watches on
+ * them fire), and its entries in other nodes' permission lists are dropped, so a later domain
+ * reusing the domid inherits nothing. Returns the number of nodes removed or changed, or
+ * -ENOMEM. */
 int sxs_store_domain_gone(struct sxs_store *st, unsigned domid);
 
 /* Consistency check: every listed child exists exactly once, every node but the special ones

@@ -125,6 +125,7 @@ struct sx_ahci {
     size_t dio_align;
     uint64_t sectors;
     struct sx_bio *bio;
+    struct sx_bio_target *target;   /* a network disk (then fd is -1) */
     enum sx_bio_kind kind;
     bool watching;
     char serial[21], model[41];
@@ -1048,7 +1049,7 @@ static void ahci_destroy(void *opaque)
     if (a->fd >= 0)
         close(a->fd);           /* the kernel holds its own reference for what still runs */
     a->fd = -1;
-    if (a->hold) {
+    if (a->hold) {              /* (the target too: an engine may still use it) */
         pthread_mutex_lock(&held_lock);
         a->held_next = held;
         held = a;
@@ -1056,6 +1057,7 @@ static void ahci_destroy(void *opaque)
         pthread_mutex_unlock(&held_lock);
         return;
     }
+    sx_bio_target_close(a->target);
     for (unsigned i = 0; i < NSLOTS; i++)
         free(a->slots[i].bounce);
     free(a);
@@ -1066,10 +1068,41 @@ static const struct sx_dm_dev_ops ahci_dev_ops = {
     .destroy = ahci_destroy,
 };
 
+/* A network disk (rbd:, nbd://, nbd+unix://): its engine has its own connection, so
+ * there is no fd and no alignment rule; the target must take 512-byte sectors. */
+static int open_net(struct sx_ahci *a, const struct sx_ahci_cfg *cfg, uint64_t *bytes)
+{
+    char msg[320];
+    int rc = sx_bio_target_open(&a->target, cfg->path, cfg->read_only, msg, sizeof(msg));
+    if (rc < 0) {
+        sx_err("AHCI disk: %s", msg);
+        return rc;
+    }
+    const struct sx_bio_target_info *in = sx_bio_target_info(a->target);
+    if (in->block_size != SECTOR) {
+        sx_err("AHCI disk %s: takes %u-byte blocks, the disk has %u-byte sectors", in->name,
+               in->block_size, SECTOR);
+        return -EINVAL;
+    }
+    a->read_only = a->read_only || in->read_only;
+    a->kind = in->kind;
+    *bytes = in->bytes;
+    return 0;
+}
+
 static int open_image(struct sx_ahci *a, const struct sx_ahci_cfg *cfg)
 {
     int flags = (cfg->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC;
+    uint64_t bytes;
     a->fd = -1;
+    a->dio_align = SECTOR;
+    if (sx_bio_target_is_net(cfg->path)) {
+        int rc = open_net(a, cfg, &bytes);
+        if (rc < 0)
+            return rc;
+        a->sectors = bytes / SECTOR;
+        return a->sectors ? 0 : -EINVAL;
+    }
     if (!cfg->no_direct) {
         a->fd = open(cfg->path, flags | O_DIRECT);
         a->direct = a->fd >= 0;
@@ -1081,7 +1114,7 @@ static int open_image(struct sx_ahci *a, const struct sx_ahci_cfg *cfg)
     struct stat sb;
     if (fstat(a->fd, &sb) < 0)
         return -errno;
-    uint64_t bytes = (uint64_t)sb.st_size;
+    bytes = (uint64_t)sb.st_size;
     if (S_ISBLK(sb.st_mode) && ioctl(a->fd, BLKGETSIZE64, &bytes) < 0)
         return -errno;
     a->sectors = bytes / SECTOR;
@@ -1110,9 +1143,11 @@ int sx_ahci_add(struct sx_dm *dm, const struct sx_ahci_cfg *cfg, struct sx_ahci 
     a->udma_mode = 5;
     int rc = open_image(a, cfg);
     if (rc < 0) {
-        sx_err("%s: %s", cfg->path, strerror(-rc));
+        sx_err("%s: %s", a->target ? sx_bio_target_info(a->target)->name : cfg->path,
+               strerror(-rc));
         if (a->fd >= 0)
             close(a->fd);
+        sx_bio_target_close(a->target);
         free(a);
         return rc;
     }
@@ -1125,22 +1160,30 @@ int sx_ahci_add(struct sx_dm *dm, const struct sx_ahci_cfg *cfg, struct sx_ahci 
         snprintf(a->serial, sizeof(a->serial), "SX%08X", h);
     }
     snprintf(a->model, sizeof(a->model), "%s", cfg->model ? cfg->model : "splitxen AHCI disk");
-    a->kind = cfg->engine != SX_BIO_AUTO ? cfg->engine : sx_bio_kind_auto(a->fd, NULL);
-    rc = sx_bio_open(&a->bio, a->kind, a->fd, ENGINE_DEPTH, 0);
-    if (rc < 0 && a->kind != SX_BIO_SYNC) {
+    if (a->target)
+        rc = sx_bio_open_target(&a->bio, a->target, ENGINE_DEPTH);
+    else
+        a->kind = cfg->engine != SX_BIO_AUTO ? cfg->engine : sx_bio_kind_auto(a->fd, NULL);
+    if (!a->target)
+        rc = sx_bio_open(&a->bio, a->kind, a->fd, ENGINE_DEPTH, 0);
+    if (rc < 0 && a->kind != SX_BIO_SYNC && !a->target) {
         sx_warn("%s engine: %s; falling back to sync", sx_bio_kind_name(a->kind), strerror(-rc));
         a->kind = SX_BIO_SYNC;
         rc = sx_bio_open(&a->bio, a->kind, a->fd, ENGINE_DEPTH, 0);
     }
     if (rc < 0) {
-        close(a->fd);
+        if (a->fd >= 0)
+            close(a->fd);
+        sx_bio_target_close(a->target);
         free(a);
         return rc;
     }
     rc = sx_dm_dev_add(dm, &ahci_dev_ops, a, &a->dev);
     if (rc < 0) {
         sx_bio_close(a->bio);
-        close(a->fd);
+        if (a->fd >= 0)
+            close(a->fd);
+        sx_bio_target_close(a->target);
         free(a);
         return rc;
     }
@@ -1162,7 +1205,8 @@ int sx_ahci_add(struct sx_dm *dm, const struct sx_ahci_cfg *cfg, struct sx_ahci 
     }
     hba_reset(a);
     a->st.resets = 0;
-    sx_info("AHCI disk %s: %llu sectors%s, engine %s%s", cfg->path,
+    sx_info("AHCI disk %s: %llu sectors%s, engine %s%s",
+            a->target ? sx_bio_target_info(a->target)->name : cfg->path,
             (unsigned long long)a->sectors, a->read_only ? " (read-only)" : "",
             sx_bio_kind_name(a->kind), a->direct ? ", O_DIRECT" : "");
     if (out)

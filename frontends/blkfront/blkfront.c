@@ -345,7 +345,7 @@ static int read_backend_properties(struct sx_blkfront *f)
     if (in->physical_sector_size % in->sector_size)
         in->physical_sector_size = in->sector_size;
     in->vdisk_info = (uint32_t)read_uint_default(f, be, "info", UINT32_MAX, 0);
-    in->size_bytes = in->sectors * in->sector_size;
+    in->size_bytes = in->sectors * 512;   /* blkif's sectors are 512 bytes (Xen 4.20 blkif.h) */
     char mode[8] = "";
     sx_xenbus_read_str(f->xb, XBT_NULL, be, "mode", mode, sizeof(mode));
     in->readonly = (in->vdisk_info & VDISK_READONLY) || !strcmp(mode, "r");

@@ -67,10 +67,10 @@ struct sx_blkfront_info {
     domid_t backend_id;
     char frontend_path[128];
     char backend_path[128];
-    uint64_t sectors;           /* in units of sector_size */
+    uint64_t sectors;           /* in 512-byte units, whatever sector_size */
     uint32_t sector_size, physical_sector_size;
     uint32_t vdisk_info;        /* VDISK_* bits of "info" */
-    uint64_t size_bytes;        /* sectors * sector_size */
+    uint64_t size_bytes;        /* sectors * 512 */
     bool readonly;              /* VDISK_READONLY or mode "r" */
     bool flush, barrier, discard, discard_secure;
     uint32_t discard_granularity, discard_alignment;

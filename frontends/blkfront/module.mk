@@ -19,3 +19,10 @@ PROGS += splitxen-test-ramback
 splitxen-test-ramback_SRCS := tests/blkfront/ramback.c
 splitxen-test-ramback_LIBS := $(SX_XENBUS_LIBS) $(SX_RING_LIBS)
 splitxen-test-ramback_LDLIBS := $(SX_XENBUS_LDLIBS) $(SX_RING_LDLIBS)
+
+# A guest that checks no acknowledged write is lost across a storage outage
+# (tests/blkback/nbd_outage.itest).
+PROGS += splitxen-test-ackcheck
+splitxen-test-ackcheck_SRCS := tests/blkback/ackcheck.c
+splitxen-test-ackcheck_LIBS := $(SX_BLKFRONT_LIBS)
+splitxen-test-ackcheck_LDLIBS := $(SX_BLKFRONT_LDLIBS)

@@ -13,7 +13,7 @@ FIO_SRC := $(abspath .deps/fio-$(subst :,_,$(FIO_VERSION)))
 FIO_STAMP := $(FIO_SRC)/.splitxen-ready
 FIO_ENGINE_CFLAGS := -std=gnu11 -g -O2 -fPIC -Wall -Wextra -Werror -Wshadow \
     -Wno-unused-parameter -Wno-missing-field-initializers -D_GNU_SOURCE \
-    -include config-host.h -I$(FIO_SRC) -I. -Icommon -D__XEN_TOOLS__
+    -include config-host.h -I$(FIO_SRC) -I. -Icommon -D__XEN_TOOLS__ $(EXTRA_CFLAGS)
 
 $(FIO_STAMP):
 	./mk/fio-src.sh
@@ -51,7 +51,7 @@ SXFIO_LIBS := $(SX_BLKFRONT_LIBS) $(SX_HVMDISK_LIBS) $(SX_GUEST_LIBS)
 SXFIO_LIB_SRCS := $(sort $(foreach l,$(SXFIO_LIBS),$($(l)_SRCS)))
 SXFIO_CFLAGS := -std=gnu11 -g -O2 -fPIC -pthread -Wall -Wextra -Werror -Wshadow \
     -Wno-unused-parameter -Wno-missing-field-initializers -D_GNU_SOURCE -fno-strict-aliasing \
-    -I. -Icommon -D__XEN_TOOLS__
+    -I. -Icommon -D__XEN_TOOLS__ $(EXTRA_CFLAGS)
 SXFIO_OBJS := $(patsubst %.c,$(B)/fio-pic/%.o,$(SXFIO_LIB_SRCS))
 
 $(B)/fio-pic/%.o: %.c
@@ -61,7 +61,8 @@ $(B)/fio-pic/%.o: %.c
 $(B)/lib/splitxen-fio.so: frontends/fio/splitxen_engine.c $(SXFIO_OBJS) $(FIO_STAMP)
 	@mkdir -p $(dir $@) $(B)/pic/frontends/fio
 	$(CC) $(FIO_ENGINE_CFLAGS) -pthread -MMD -MP -MF $(B)/pic/frontends/fio/splitxen_engine.d \
-	    -MT $@ -shared -o $@ $< $(SXFIO_OBJS) $(SX_BLKFRONT_LDLIBS) $(SX_HVMDISK_LDLIBS)
+	    -MT $@ -shared -o $@ $< $(SXFIO_OBJS) $(SX_BLKFRONT_LDLIBS) $(SX_HVMDISK_LDLIBS) \
+	    $(EXTRA_LDFLAGS)
 
 # Built with the other engines (FIO_ENGINES above: part of `all` once the fio source is there,
 # tried without failing the build otherwise).

@@ -35,6 +35,7 @@
 #include "barrier.h"
 #include "ioreq/ioreq.h"
 #include "platform/platform.h"
+#include "version.h"
 
 /* registers */
 #define CTRL 0x0000
@@ -353,12 +354,16 @@ static int tx_pump(struct drv *d)
     return queued ? queued : (empty ? -1 : 0);
 }
 
-static void usage(void)
+/* --help: to stdout, status 0; a usage error: to stderr, status 2. */
+static void usage_to(FILE *f, int status)
 {
-    fprintf(stderr, "usage: splitxen-hvmnet --domid N --netns NAME --ip A.B.C.D/P "
-                    "[--mmio ADDR] [--stats]\n");
-    exit(2);
+    fprintf(f, "usage: splitxen-hvmnet --domid N --netns NAME --ip A.B.C.D/P "
+               "[--mmio ADDR] [--stats]\n"
+               "       splitxen-hvmnet --help | --version\n");
+    exit(status);
 }
+
+static void usage(void) { usage_to(stderr, 2); }
 
 int main(int argc, char **argv)
 {
@@ -366,6 +371,7 @@ int main(int argc, char **argv)
         { "domid", required_argument, NULL, 'd' }, { "netns", required_argument, NULL, 'n' },
         { "ip", required_argument, NULL, 'i' },    { "mmio", required_argument, NULL, 'm' },
         { "stats", no_argument, NULL, 's' },       { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
         { 0 },
     };
     long domid = -1;
@@ -380,6 +386,8 @@ int main(int argc, char **argv)
         case 'i': ip = optarg; break;
         case 'm': mmio = strtoull(optarg, NULL, 0); break;
         case 's': stats = true; break;
+        case 'h': usage_to(stdout, 0); break;
+        case 'V': return sx_print_version("splitxen-hvmnet");
         default: usage();
         }
     }

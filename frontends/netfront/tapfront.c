@@ -45,6 +45,7 @@
 #include "netdev/nl.h"
 #include "netdev/tap.h"
 #include "ring/ring.h"
+#include "version.h"
 
 #define BATCH 64
 #define BUF_SIZE (SX_TAP_VNET_HDR_LEN + SX_NETFRONT_MAX_FRAME + 64)
@@ -240,6 +241,7 @@ static void usage(FILE *f)
             "usage: splitxen-tapfront --domid N --netns NAME --ip A.B.C.D/P [--devid D]\n"
             "         [--queues Q] [--mtu M] [--stats] [--no-sg] [--no-gso] [--no-csum]\n"
             "         [--single-evtchn] [--timeout S] [--platform sim|xen] [--core SOCK]\n"
+            "       splitxen-tapfront --help | --version\n"
             "Acts as guest domain N, connects its vif D (default 0) and gives namespace NAME\n"
             "(created if missing) an eth0 with the vif's MAC and address A.B.C.D/P.\n"
             "Runs until SIGTERM/SIGINT; SIGUSR1 prints counters (--stats: also at exit).\n");
@@ -286,6 +288,7 @@ static int parse_args(int argc, char **argv, struct tf_args *a)
         { "platform", required_argument, NULL, 'p' },
         { "core", required_argument, NULL, 'c' },
         { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
         { 0 },
     };
     int c;
@@ -309,6 +312,7 @@ static int parse_args(int argc, char **argv, struct tf_args *a)
         case 'p': a->platname = optarg; break;
         case 'c': a->core = optarg; break;
         case 'h': usage(stdout); return 0;
+        case 'V': return sx_print_version("splitxen-tapfront");
         default: usage(stderr); return 2;
         }
         if (bad) {

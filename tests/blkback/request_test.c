@@ -221,22 +221,59 @@ static void test_flush_barrier_discard_good_both_abis(void)
     }
 }
 
-static void test_4k_sector_device(void)
+/* Xen 4.20's blkif.h: sectors are 512 bytes whatever sector-size; with 4 KiB logical blocks
+ * each segment's offset and length and each start are multiples of 8 of them. */
+static void test_4k_sector_device_512_byte_units(void)
 {
     dev.sector_size = 4096;
-    dev.sectors = 1000;
-    struct blkif_request_segment ok[2] = { seg(1, 0, 0), seg(2, 0, 0) };
-    struct blkif_request_segment bad[1] = { seg(1, 0, 1) };
+    dev.sectors = 8000;                          /* 1000 logical blocks */
+    CU_ASSERT_EQUAL(sx_blk_dev_check(&dev), 0);
+    struct blkif_request_segment ok[2] = { seg(1, 0, 7), seg(2, 0, 7) };
+    struct blkif_request_segment part[1] = { seg(1, 0, 3) };
+    struct blkif_request_segment mid[1] = { seg(1, 4, 7) };
+    struct blkif_request_segment beyond[1] = { seg(1, 0, 8) };
     for (size_t a = 0; a < 2; a++) {
-        put_rw(abis[a], BLKIF_OP_WRITE, 2, 1, 998, ok, 2);
+        put_rw(abis[a], BLKIF_OP_WRITE, 2, 1, 7984, ok, 2);
         CU_ASSERT_EQUAL(decode(abis[a]), SX_BLK_OK);
-        CU_ASSERT_EQUAL(req->nr_sectors, 2);
+        CU_ASSERT_EQUAL(req->nr_sectors, 16);
         CU_ASSERT_EQUAL(sx_blk_seg_bytes(&dev, &req->segs[1]), 4096);
-        put_rw(abis[a], BLKIF_OP_WRITE, 2, 1, 999, ok, 2);
+        CU_ASSERT_EQUAL(sx_blk_req_byte_offset(&dev, req), 7984u * 512);
+        put_rw(abis[a], BLKIF_OP_WRITE, 2, 1, 7992, ok, 2);
         CU_ASSERT_EQUAL(decode(abis[a]), SX_BLK_E_RANGE);
-        put_rw(abis[a], BLKIF_OP_WRITE, 1, 1, 0, bad, 1);
+        put_rw(abis[a], BLKIF_OP_READ, 1, 1, 4, ok, 1);          /* start inside a block */
+        CU_ASSERT_EQUAL(decode(abis[a]), SX_BLK_E_ALIGN);
+        put_rw(abis[a], BLKIF_OP_READ, 1, 1, 0, part, 1);        /* half a block */
+        CU_ASSERT_EQUAL(decode(abis[a]), SX_BLK_E_ALIGN);
+        put_rw(abis[a], BLKIF_OP_READ, 1, 1, 0, mid, 1);         /* from the middle */
+        CU_ASSERT_EQUAL(decode(abis[a]), SX_BLK_E_ALIGN);
+        put_rw(abis[a], BLKIF_OP_READ, 1, 1, 0, beyond, 1);
         CU_ASSERT_EQUAL(decode(abis[a]), SX_BLK_E_SEG_BEYOND_PAGE);
+        CU_ASSERT_EQUAL(sx_blk_reason_status(SX_BLK_E_ALIGN), BLKIF_RSP_ERROR);
     }
+    reset_dev();
+}
+
+/* A discard starts on discard-granularity and discards the whole granules it covers. */
+static void test_discard_aligned_to_granularity(void)
+{
+    dev.discard_granularity = 4096;              /* 8 sectors */
+    for (size_t a = 0; a < 2; a++) {
+        put_discard(abis[a], 0, 21, 16, 20);
+        CU_ASSERT_EQUAL(decode(abis[a]), SX_BLK_OK);
+        CU_ASSERT_EQUAL(req->discard.nr_sectors, 16);            /* the partial granule left */
+        put_discard(abis[a], 0, 22, 16, 7);
+        CU_ASSERT_EQUAL(decode(abis[a]), SX_BLK_OK);
+        CU_ASSERT_EQUAL(req->discard.nr_sectors, 0);             /* nothing to do */
+        put_discard(abis[a], 0, 23, 12, 8);
+        CU_ASSERT_EQUAL(decode(abis[a]), SX_BLK_E_ALIGN);
+        CU_ASSERT_EQUAL(req->id, 23);
+        put_discard(abis[a], 0, 24, dev.sectors - 8, 16);
+        CU_ASSERT_EQUAL(decode(abis[a]), SX_BLK_E_RANGE);        /* the range first */
+    }
+    dev.discard_granularity = 0;                 /* sector-size, here 512: any start */
+    put_discard(SX_BLK_ABI_NATIVE, 0, 25, 3, 5);
+    CU_ASSERT_EQUAL(decode(SX_BLK_ABI_NATIVE), SX_BLK_OK);
+    CU_ASSERT_EQUAL(req->discard.nr_sectors, 5);
     reset_dev();
 }
 
@@ -595,6 +632,16 @@ static void test_device_description_checks(void)
     CU_ASSERT_EQUAL(sx_blk_dev_check(&d), 0);
     d.sector_size = 4096;
     CU_ASSERT_EQUAL(sx_blk_dev_check(&d), 0);
+    d.sectors += 4;                                  /* not a whole number of 4 KiB blocks */
+    CU_ASSERT_EQUAL(sx_blk_dev_check(&d), -EINVAL);
+    d.sectors -= 4;
+    d.discard_granularity = 2048;                    /* below the logical block */
+    CU_ASSERT_EQUAL(sx_blk_dev_check(&d), -EINVAL);
+    d.discard_granularity = 12288;                   /* not a power of two */
+    CU_ASSERT_EQUAL(sx_blk_dev_check(&d), -EINVAL);
+    d.discard_granularity = 65536;
+    CU_ASSERT_EQUAL(sx_blk_dev_check(&d), 0);
+    d.discard_granularity = 0;
     d.sector_size = 1000;
     CU_ASSERT_EQUAL(sx_blk_dev_check(&d), -EINVAL);
     d.sector_size = 256;
@@ -624,7 +671,8 @@ static const struct sx_test_case cases[] = {
     SX_TEST(test_read_write_eleven_full_pages_both_abis),
     SX_TEST(test_partial_segments_and_exact_end_of_device),
     SX_TEST(test_flush_barrier_discard_good_both_abis),
-    SX_TEST(test_4k_sector_device),
+    SX_TEST(test_4k_sector_device_512_byte_units),
+    SX_TEST(test_discard_aligned_to_granularity),
     SX_TEST(test_unknown_op_is_eopnotsupp_with_id_echoed),
     SX_TEST(test_features_not_offered_are_eopnotsupp),
     SX_TEST(test_segment_count_limits),

@@ -37,9 +37,9 @@ bf_start() {
     { echo "FAIL: could not create the guest domain"; exit 1; }
 }
 
-# The libxl layout of one vbd (xenstore-paused.txt): bf_vbd FE DEVID VDEV PARAMS
+# The libxl layout of one vbd (xenstore-paused.txt): bf_vbd FE DEVID VDEV PARAMS [MODE]
 bf_vbd() {
-  local fe=$1 devid=$2 vdev=$3 params=$4
+  local fe=$1 devid=$2 vdev=$3 params=$4 mode=${5:-w}
   local F=/local/domain/$fe/device/vbd/$devid B=/local/domain/0/backend/vbd/$fe/$devid
   xenstore-write "$F/backend" "$B" "$F/backend-id" 0 "$F/state" 1 \
     "$F/virtual-device" "$devid" "$F/device-type" disk "$F/trusted" 1 "$F/protocol" x86_64-abi
@@ -48,7 +48,7 @@ bf_vbd() {
   xenstore-chmod -r "$F" "n$fe" r0
   xenstore-write "$B/frontend" "$F" "$B/params" "$params" "$B/frontend-id" "$fe" \
     "$B/online" 1 "$B/removable" 0 "$B/bootable" 1 "$B/dev" "$vdev" "$B/type" phy \
-    "$B/mode" w "$B/device-type" disk "$B/discard-enable" 1 "$B/specification" xen
+    "$B/mode" "$mode" "$B/device-type" disk "$B/discard-enable" 1 "$B/specification" xen
   xenstore-write "$B/state" 1
   xenstore-chmod -r "$B" n0 "r$fe"
 }

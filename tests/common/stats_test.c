@@ -79,7 +79,44 @@ static void test_garbage_file_is_rejected(void)
     CU_ASSERT_EQUAL(sx_stats_open_ro(&r, path), -EINVAL);
 }
 
+/* Gauges are typed in the file, invisible to name lookups; counters stay untyped. */
+static void test_gauges_are_typed_and_keep_their_names(void)
+{
+    static const char *const names[] = { "requests", "in_flight", "queues", NULL };
+    static const char *const gauges[] = { "in_flight", "queues", NULL };
+    struct sx_stats w, r;
+    CU_ASSERT_EQUAL_FATAL(sx_stats_create_with_gauges(&w, "vbd", 4, 768, names, gauges), 0);
+    sx_stats_set(&w, 1, 7);
+    char path[256];
+    snprintf(path, sizeof(path), "%s/stats/vbd-4-768", dir);
+    CU_ASSERT_EQUAL_FATAL(sx_stats_open_ro(&r, path), 0);
+    CU_ASSERT_FALSE(sx_stats_is_gauge(r.hdr, 0));
+    CU_ASSERT_TRUE(sx_stats_is_gauge(r.hdr, 1));
+    CU_ASSERT_TRUE(sx_stats_is_gauge(r.hdr, 2));
+    CU_ASSERT_STRING_EQUAL(r.hdr->names[1], "in_flight");
+    CU_ASSERT_EQUAL(sx_stats_get(&r, "in_flight"), 7);
+    sx_stats_close_ro(&r);
+    sx_stats_destroy(&w);
+}
+
+/* A gauge that is not one of the names, or too long to leave room for the type byte, is
+ * refused before any file exists. */
+static void test_bad_gauge_list_is_refused(void)
+{
+    static const char *const names[] = { "requests", "a_name_of_twenty_three_", NULL };
+    static const char *const unknown[] = { "nope", NULL };
+    static const char *const too_long[] = { "a_name_of_twenty_three_", NULL };
+    struct sx_stats w;
+    char path[256];
+    snprintf(path, sizeof(path), "%s/stats/vbd-4-769", dir);
+    CU_ASSERT_EQUAL(sx_stats_create_with_gauges(&w, "vbd", 4, 769, names, unknown), -EINVAL);
+    CU_ASSERT_EQUAL(sx_stats_create_with_gauges(&w, "vbd", 4, 769, names, too_long), -EINVAL);
+    CU_ASSERT_EQUAL(access(path, F_OK), -1);
+}
+
 static const struct sx_test_case cases[] = {
+    SX_TEST(test_gauges_are_typed_and_keep_their_names),
+    SX_TEST(test_bad_gauge_list_is_refused),
     SX_TEST(test_reader_sees_writer_counters_across_processes),
     SX_TEST(test_missing_run_dir_is_created),
     SX_TEST(test_garbage_file_is_rejected),

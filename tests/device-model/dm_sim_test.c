@@ -25,7 +25,7 @@ static struct sx_dm *dm;
 static struct sx_ioreq *srv;
 static struct sx_ioreq_guest *g;
 static pthread_t thr;
-static volatile sig_atomic_t stop_run;
+static atomic_int stop_run;
 static int run_rc;
 static int uart_pipe[2];
 

@@ -231,6 +231,32 @@ static void test_layout_matches_reference(void)
     sx_cfg_free(c);
 }
 
+/* A network target gets params as written and no block script (nothing on the host to set
+ * up); a file target keeps the script. */
+static void test_network_target_has_no_script(void)
+{
+    struct sx_layout l;
+    struct sx_domcfg *c;
+    build(&l, &c, 0);
+    CU_ASSERT_PTR_NOT_NULL(sx_layout_find(&l, "/local/domain/0/backend/vbd/1/51712/script"));
+    struct sx_cfg_disk net = c->disks[0];
+    net.vdev = "xvdb";
+    net.devid = 51728;
+    net.target = "rbd:rbd/guest1:conf=/etc/ceph/ceph.conf";
+    net.net = true;
+    net.script = NULL;
+    CU_ASSERT_EQUAL_FATAL(sx_layout_add_vbd(&l, 1, 0, c->type, &net), 0);
+    const struct sx_xs_node *n = sx_layout_find(&l, "/local/domain/0/backend/vbd/1/51728/params");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(n);
+    CU_ASSERT_STRING_EQUAL(n->value, net.target);
+    CU_ASSERT_PTR_NULL(sx_layout_find(&l, "/local/domain/0/backend/vbd/1/51728/script"));
+    n = sx_layout_find(&l, "/local/domain/0/backend/vbd/1/51728/type");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(n);
+    CU_ASSERT_STRING_EQUAL(n->value, "phy");
+    sx_layout_clear(&l);
+    sx_cfg_free(c);
+}
+
 static void drop_node(struct sx_layout *l, const char *path)
 {
     for (size_t i = 0; i < l->n; i++) {
@@ -378,6 +404,7 @@ static void test_parse_perms(void)
 
 static const struct sx_test_case cases[] = {
     SX_TEST(test_layout_matches_reference),
+    SX_TEST(test_network_target_has_no_script),
     SX_TEST(test_comparator_catches_missing_node),
     SX_TEST(test_comparator_catches_wrong_perms_and_values),
     SX_TEST(test_comparator_catches_extra_node),

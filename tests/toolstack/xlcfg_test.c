@@ -336,8 +336,61 @@ static void test_block_attach_spec(void)
     CU_ASSERT_EQUAL(strncmp(err, "block-attach: disk: target:", 27), 0);
 }
 
+/* Network targets as xl users write them: target=rbd:POOL/IMAGE[:opts] (commas and colons
+ * belong to the target), backendtype phy or qdisk, the NBD URIs; nothing is stat'ed, and a
+ * malformed one names its key. */
+static void test_network_targets(void)
+{
+    struct sx_cfg_disk d;
+    char err[512];
+    CU_ASSERT_EQUAL_FATAL(sx_cfg_parse_disk("vdev=xvda, backendtype=phy, access=rw, "
+                                            "target=rbd:rbd/guest1:conf=/etc/ceph/ceph.conf:"
+                                            "mon_host=127.0.0.1,127.0.0.2", "t", 0, &d, err,
+                                            sizeof(err)), 0);
+    CU_ASSERT_TRUE(d.net);
+    CU_ASSERT_STRING_EQUAL(d.target, "rbd:rbd/guest1:conf=/etc/ceph/ceph.conf:"
+                                     "mon_host=127.0.0.1,127.0.0.2");
+    CU_ASSERT_EQUAL(d.backendtype, SX_CFG_DISK_PHY);
+    CU_ASSERT_PTR_NULL(d.script);
+    sx_cfg_disk_clear(&d);
+    CU_ASSERT_EQUAL_FATAL(sx_cfg_parse_disk("backendtype=qdisk, vdev=xvdb, access=ro, "
+                                            "target=nbd://192.0.2.7:10809/guest1", "t", 0, &d,
+                                            err, sizeof(err)), 0);
+    CU_ASSERT_TRUE(d.net);
+    CU_ASSERT_FALSE(d.readwrite);
+    CU_ASSERT_EQUAL(d.backendtype, SX_CFG_DISK_QDISK);
+    sx_cfg_disk_clear(&d);
+    CU_ASSERT_EQUAL_FATAL(sx_cfg_parse_disk("vdev=xvdc, target=nbd+unix:///e?socket=/run/n.sock",
+                                            "t", 0, &d, err, sizeof(err)), 0);
+    CU_ASSERT_TRUE(d.net);
+    sx_cfg_disk_clear(&d);
+    CU_ASSERT_EQUAL(sx_cfg_parse_disk("vdev=xvdc, target=rbd:rbd/g:conf", "block-attach", 0, &d,
+                                      err, sizeof(err)), -EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "block-attach: disk: target: rbd: option 'conf'"));
+    CU_ASSERT_EQUAL(sx_cfg_parse_disk("vdev=xvdc, target=nbd://h:70000/e", "block-attach", 0, &d,
+                                      err, sizeof(err)), -EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "port"));
+}
+
+/* Regression (found by tests/fuzz/fuzz_xlcfg): a newline in a disk spec made libxlutil's lexer
+ * exit() the process ("flex scanner jammed"). Control characters are refused with the key and
+ * offset named; the process lives on. */
+static void test_disk_spec_control_characters_refused(void)
+{
+    static const char *const bad[] = { "=\nh", "vdev=xvda,\ntarget=/x", "vdev=xvda\t", "\x7f",
+                                       "target=/tmp/a\rb" };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct sx_cfg_disk d;
+        char err[512] = "";
+        CU_ASSERT_EQUAL(sx_cfg_parse_disk(bad[i], "block-attach", 0, &d, err, sizeof(err)),
+                        -EINVAL);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err, "disk: control character"));
+    }
+}
+
 static const struct sx_test_case cases[] = {
     SX_TEST(test_reference_guest_parses),
+    SX_TEST(test_network_targets),
     SX_TEST(test_positional_disk_driver_domain_and_vif_extras),
     SX_TEST(test_rate_default_interval),
     SX_TEST(test_vdev_numbers_match_libxl),
@@ -346,6 +399,7 @@ static const struct sx_test_case cases[] = {
     SX_TEST(test_more_semantic_errors),
     SX_TEST(test_ignored_keys_are_accepted),
     SX_TEST(test_block_attach_spec),
+    SX_TEST(test_disk_spec_control_characters_refused),
 };
 
 SX_TEST_MAIN("toolstack/xlcfg", cases, suite_init, suite_clean)

@@ -511,7 +511,10 @@ static void test_many_children_and_generation(void)
     CU_ASSERT_EQUAL(r(&dom0, NULL, "/many/child-0005"), -ENOENT);
 }
 
-static void test_domain_gone_gives_nodes_to_dom0(void)
+/* XSA-419: a gone domain's nodes are removed (given to dom0, which has no quota, they would
+ * pile up over reboots), its entries in other lists dropped (XSA-417: a later domain with its
+ * domid inherits nothing). */
+static void test_domain_gone_removes_its_nodes(void)
 {
     fresh();
     CU_ASSERT_EQUAL(w(&dom0, NULL, "/local/domain/1/k", "v"), 0);
@@ -519,22 +522,25 @@ static void test_domain_gone_gives_nodes_to_dom0(void)
     CU_ASSERT_EQUAL(chmod_(&dom0, "/local/domain/1/k", "n1", "r2"), 0);
     CU_ASSERT_EQUAL(w(&dom0, NULL, "/local/domain/2/shared", "s"), 0);
     CU_ASSERT_EQUAL(chmod_(&dom0, "/local/domain/2/shared", "n2", "b1"), 0);
-    CU_ASSERT_EQUAL(sxs_store_nodes_owned(st, 1), 2);
-    CU_ASSERT_EQUAL(sxs_store_domain_gone(st, 1), 3);
+    CU_ASSERT_EQUAL(w(&dom0, NULL, "/elsewhere/by1", "x"), 0);
+    CU_ASSERT_EQUAL(chmod_(&dom0, "/elsewhere/by1", "n1", NULL), 0);
+    CU_ASSERT_EQUAL(w(&dom0, NULL, "/elsewhere/by1/dom0s", "y"), 0);   /* below it: goes too */
+    unsigned nodes = sxs_store_node_count(st);
+    CU_ASSERT_EQUAL(sxs_store_nodes_owned(st, 1), 4);
+    CU_ASSERT_TRUE(sxs_store_domain_gone(st, 1) >= 3);   /* two subtrees, one list */
     CU_ASSERT_EQUAL(sxs_store_nodes_owned(st, 1), 0);
+    CU_ASSERT_EQUAL(sxs_store_node_count(st), nodes - 4);
+    CU_ASSERT_EQUAL(r(&dom0, NULL, "/local/domain/1"), -ENOENT);
+    CU_ASSERT_EQUAL(r(&dom0, NULL, "/elsewhere/by1/dom0s"), -ENOENT);
+    CU_ASSERT_EQUAL(r(&dom0, NULL, "/elsewhere"), 0);
     /* A new domain 1 inherits nothing. */
-    CU_ASSERT_EQUAL(r(&dom1, NULL, "/local/domain/1/k"), -EACCES);
     CU_ASSERT_EQUAL(r(&dom1, NULL, "/local/domain/2/shared"), -EACCES);
     const struct xs_permissions *p;
     unsigned n;
-    CU_ASSERT_EQUAL(sxs_store_get_perms(st, &dom0, NULL, "/local/domain/1/k", &p, &n), 0);
-    CU_ASSERT_EQUAL(n, 2);
-    CU_ASSERT_EQUAL(p[0].id, 0);
-    CU_ASSERT_EQUAL(p[1].id, 2);
-    CU_ASSERT_EQUAL(r(&dom2, NULL, "/local/domain/1/k"), 0);
     CU_ASSERT_EQUAL(sxs_store_get_perms(st, &dom0, NULL, "/local/domain/2/shared", &p, &n), 0);
     CU_ASSERT_EQUAL(n, 1);
     CU_ASSERT_EQUAL(p[0].id, 2);
+    CU_ASSERT_EQUAL(sxs_store_check(st), 0);
 }
 
 static int suite_clean(void)
@@ -561,7 +567,7 @@ static const struct sx_test_case cases[] = {
     SX_TEST(test_tx_abort_discards_and_rm_inside_tx),
     SX_TEST(test_watch_events_for_write_rm_and_tx),
     SX_TEST(test_many_children_and_generation),
-    SX_TEST(test_domain_gone_gives_nodes_to_dom0),
+    SX_TEST(test_domain_gone_removes_its_nodes),
 };
 
 SX_TEST_MAIN("xenstored_store", cases, NULL, suite_clean)

@@ -1,6 +1,9 @@
 /*
- * XSA-349 class (issue 14, "watch flood"): a guest writes junk, as fast as it can, under its
- * own frontend directory device/vbd/<devid>/. blkback used to watch that whole subtree and, on
+ * XSA-349 ("Frontends can trigger OOM in Backends by update a watched path"): a backend's
+ * watch on a node the frontend may write lets the frontend create events as fast as xenstored
+ * accepts its writes; Linux queued them without bound. Here a guest writes junk, as fast as it
+ * can, under its own frontend directory device/vbd/<devid>/ (and below its state node, which
+ * blkback must watch: xenstore watches are recursive). blkback used to watch that whole subtree and, on
  * every event, list the backend directory and re-evaluate every vbd: the flood cost its single
  * control thread a third to a half of a core and delayed other guests' attach. blkback must
  * watch only what it needs (the frontend's state node, as Linux blkback) and re-evaluate only
@@ -15,71 +18,27 @@
  *   guest B: attaches a vbd while A floods
  */
 #define SX_LOG_MODULE "xsa349_test"
-#include "blkback/common.h"
+#include "tests/blkguest.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <pthread.h>
 #include <stdatomic.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <time.h>
-#include <unistd.h>
 
-#include "evtchn/evtchn.h"
-#include "grant/grant.h"
-#include "clock.h"
-#include "log.h"
-#include "tests/sxtest.h"
-#include "tests/simenv.h"
-#include "xen-core/core.h"
-#include "xenbus/xenbus.h"
-
-#define DEVID 51712u
-
-struct guest {
-    domid_t dom;
-    struct sx_plat *p;
-    struct sx_gntshr *shr;
-    struct sx_evtchn *evt;
-    struct sx_xenbus *xb;          /* the guest's own xenstore connection */
-    grant_ref_t ring_ref;
-    void *ring_mem;
-    int port;
-    char fep[128], bep[128], img[256];
-};
-
-static struct simenv env;
-static struct sxc_conn *ctl;
-static struct bb_daemon *daemon_;
-static pthread_t daemon_thr;
-static bool daemon_started;
-static volatile int daemon_stop;
-static struct sx_xenbus *xb;       /* dom0: the toolstack */
-static struct sx_stats dst;        /* the daemon's counters */
-static struct guest A, B;
-
-static void *daemon_main(void *arg)
-{
-    (void)arg;
-    bb_daemon_run(daemon_, &daemon_stop);
-    return NULL;
-}
+static struct blkenv E;
+static struct blkguest A, B;
 
 /* CPU time the daemon's control thread has used, in ns. */
 static uint64_t daemon_cpu_ns(void)
 {
     clockid_t cid;
     struct timespec ts;
-    if (pthread_getcpuclockid(daemon_thr, &cid) || clock_gettime(cid, &ts))
+    if (pthread_getcpuclockid(E.thr, &cid) || clock_gettime(cid, &ts))
         return 0;
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 static uint64_t ds(const char *name)
 {
-    return sx_stats_get(&dst, name);
+    return blkenv_stat(&E, name);
 }
 
 /* Wait until counter name reaches at least want (deadline ms); its value. */
@@ -87,118 +46,8 @@ static uint64_t ds_wait(const char *name, uint64_t want, int ms)
 {
     uint64_t end = sx_now_ms() + (uint64_t)ms, v;
     while ((v = ds(name)) < want && sx_now_ms() < end)
-        usleep(2000);
+        usleep(500);
     return v;
-}
-
-static int wait_be_state(struct guest *g, enum xenbus_state want, int ms)
-{
-    uint64_t end = sx_now_ms() + (uint64_t)ms;
-    enum xenbus_state st = XenbusStateUnknown;
-    do {
-        if (sx_xenbus_read_state(xb, XBT_NULL, g->bep, &st) == 0 && st == want)
-            return 0;
-        usleep(2000);
-    } while (sx_now_ms() < end);
-    fprintf(stderr, "%s/state: %s, wanted %s\n", g->bep, sx_xenbus_state_name((int)st),
-            sx_xenbus_state_name((int)want));
-    return -ETIMEDOUT;
-}
-
-/* owner `owner` with no access for others, read for `reader` (xenstore-chmod nOWNER rREADER) */
-static int chmod_node(const char *dir, const char *key, unsigned owner, unsigned reader)
-{
-    char path[256];
-    snprintf(path, sizeof(path), "%s%s%s", dir, key ? "/" : "", key ? key : "");
-    struct xs_permissions p[2] = { { .id = owner, .perms = XS_PERM_NONE },
-                                   { .id = reader, .perms = XS_PERM_READ } };
-    return xs_set_permissions(sx_xenbus_xs(xb), XBT_NULL, path, p, 2) ? 0 : -EACCES;
-}
-
-/* A domain with its own xenstore connection, its image, ring page and event channel. */
-static int guest_create(struct guest *g, const char *name)
-{
-    int rc = sxc_domain_create(ctl, name, SXD_TYPE_PV, 16, 1, false);
-    if (rc < 0)
-        return rc;
-    g->dom = (domid_t)rc;
-    sx_xenbus_frontend_path(g->fep, sizeof(g->fep), g->dom, "vbd", DEVID);
-    sx_xenbus_backend_path(g->bep, sizeof(g->bep), 0, "vbd", g->dom, DEVID);
-    snprintf(g->img, sizeof(g->img), "%s/%s.img", env.dir, name);
-    int fd = open(g->img, O_CREAT | O_RDWR | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return -errno;
-    rc = ftruncate(fd, 1 << 20) < 0 ? -errno : 0;
-    close(fd);
-    if (rc)
-        return rc;
-    if (!(g->p = simenv_plat(&env, g->dom)))
-        return -EIO;
-    if ((rc = sx_gntshr_open(&g->shr, g->p)) < 0 || (rc = sx_evtchn_open(&g->evt, g->p)) < 0)
-        return rc;
-    if ((rc = sx_gntshr_share(g->shr, 0, 1, true, &g->ring_ref, &g->ring_mem)) < 0)
-        return rc;
-    struct sx_front_ring ring;
-    if ((rc = sx_front_ring_init(&ring, g->ring_mem, SX_RING_PAGE_SIZE, sizeof(blkif_request_t),
-                                 sizeof(blkif_response_t))) < 0)
-        return rc;
-    if ((g->port = sx_evtchn_bind_unbound(g->evt, 0)) < 0)
-        return g->port;
-    char xsp[256];
-    sx_xenstored_path(xsp, sizeof(xsp), g->dom);
-    return sx_xenbus_open(&g->xb, NULL, xsp);
-}
-
-static void guest_destroy(struct guest *g)
-{
-    sx_xenbus_close(g->xb);
-    sx_evtchn_close(g->evt);
-    sx_gntshr_close(g->shr);
-    sx_plat_close(g->p);
-    g->xb = NULL;
-    g->evt = NULL;
-    g->shr = NULL;
-    g->p = NULL;
-}
-
-/* The toolstack's part of a vbd (libxl's layout and permissions: the frontend directory is the
- * guest's, the backend reads it), then the frontend's handshake over the guest's own
- * connection, up to Connected. */
-static int vbd_attach(struct guest *g)
-{
-    int rc;
-    char dev[64], vbd[80];
-    snprintf(dev, sizeof(dev), "/local/domain/%u/device", g->dom);
-    snprintf(vbd, sizeof(vbd), "%s/vbd", dev);
-    if ((rc = sx_xenbus_write(xb, XBT_NULL, g->fep, "backend", g->bep)) ||
-        (rc = sx_xenbus_write(xb, XBT_NULL, g->fep, "backend-id", "0")) ||
-        (rc = sx_xenbus_printf(xb, XBT_NULL, g->fep, "virtual-device", "%u", DEVID)) ||
-        (rc = sx_xenbus_write(xb, XBT_NULL, g->fep, "state", "1")) ||
-        (rc = chmod_node(dev, NULL, 0, g->dom)) || (rc = chmod_node(vbd, NULL, 0, g->dom)) ||
-        (rc = chmod_node(g->fep, NULL, g->dom, 0)) ||
-        (rc = chmod_node(g->fep, "backend", g->dom, 0)) ||
-        (rc = chmod_node(g->fep, "backend-id", g->dom, 0)) ||
-        (rc = chmod_node(g->fep, "virtual-device", g->dom, 0)) ||
-        (rc = chmod_node(g->fep, "state", g->dom, 0)))
-        return rc;
-    if ((rc = sx_xenbus_write(xb, XBT_NULL, g->bep, "frontend", g->fep)) ||
-        (rc = sx_xenbus_printf(xb, XBT_NULL, g->bep, "frontend-id", "%u", g->dom)) ||
-        (rc = sx_xenbus_write(xb, XBT_NULL, g->bep, "params", g->img)) ||
-        (rc = sx_xenbus_write(xb, XBT_NULL, g->bep, "type", "phy")) ||
-        (rc = sx_xenbus_write(xb, XBT_NULL, g->bep, "mode", "w")) ||
-        (rc = sx_xenbus_write(xb, XBT_NULL, g->bep, "online", "1")) ||
-        (rc = sx_xenbus_write(xb, XBT_NULL, g->bep, "state", "1")))
-        return rc;
-    if ((rc = wait_be_state(g, XenbusStateInitWait, 20000)))
-        return rc;
-    if ((rc = sx_xenbus_printf(g->xb, XBT_NULL, g->fep, "ring-ref", "%u", g->ring_ref)) ||
-        (rc = sx_xenbus_printf(g->xb, XBT_NULL, g->fep, "event-channel", "%d", g->port)) ||
-        (rc = sx_xenbus_write(g->xb, XBT_NULL, g->fep, "protocol", "x86_64-abi")) ||
-        (rc = sx_xenbus_write(g->xb, XBT_NULL, g->fep, "state", "3")))
-        return rc;
-    if ((rc = wait_be_state(g, XenbusStateConnected, 20000)))
-        return rc;
-    return sx_xenbus_write(g->xb, XBT_NULL, g->fep, "state", "4");
 }
 
 /* ------------------------------------------------------------------------------ flooding */
@@ -206,7 +55,7 @@ static int vbd_attach(struct guest *g)
 #define JUNK_KEYS 16u   /* the flood rewrites these (no node quota is used up) */
 
 /* One junk write by g under its frontend directory (under its state node when below_state). */
-static int junk_write(struct sx_xenbus *gxb, const struct guest *g, bool below_state,
+static int junk_write(struct sx_xenbus *gxb, const struct blkguest *g, bool below_state,
                       unsigned i)
 {
     char key[48];
@@ -216,9 +65,9 @@ static int junk_write(struct sx_xenbus *gxb, const struct guest *g, bool below_s
 
 /* The guest rewrites its own state (Connected, unchanged): one event on the node blkback
  * watches, one evaluation of its vbd. */
-static int guest_state_sentinel(struct guest *g)
+static int guest_state_sentinel(struct blkguest *g)
 {
-    return sx_xenbus_write(g->xb, XBT_NULL, g->fep, "state", "4");
+    return sx_xenbus_write(g->gxb, XBT_NULL, g->fep, "state", "4");
 }
 
 /* Events this test made that blkback counts as ignored: writes and removals below A's state
@@ -236,7 +85,7 @@ static uint64_t ignored_made;
 static bool quiesce(void)
 {
     static unsigned seq;
-    if (sx_xenbus_printf(A.xb, XBT_NULL, A.fep, "state/barrier", "%u", seq++) < 0)
+    if (sx_xenbus_printf(A.gxb, XBT_NULL, A.fep, "state/barrier", "%u", seq++) < 0)
         return false;
     ignored_made++;
     if (ds_wait("watch_ignored", ignored_made, 5000) < ignored_made) {
@@ -267,7 +116,7 @@ static void flood(bool below_state, unsigned n, struct flood_run *fr)
     uint64_t c0 = daemon_cpu_ns(), t0 = sx_now_ms();
     memset(fr, 0, sizeof(*fr));
     for (unsigned i = 0; i < n; i++) {
-        if (junk_write(A.xb, &A, below_state, i) < 0) {
+        if (junk_write(A.gxb, &A, below_state, i) < 0) {
             fr->errors++;
             continue;
         }
@@ -334,7 +183,7 @@ static void test_flood_below_state_node_evaluates_nothing(void)
     for (unsigned i = 0; i < JUNK_KEYS; i++) {
         char key[48];
         snprintf(key, sizeof(key), "state/junk-%u", i);
-        if (sx_xenbus_rm(A.xb, XBT_NULL, A.fep, key) == 0)
+        if (sx_xenbus_rm(A.gxb, XBT_NULL, A.fep, key) == 0)
             ignored_made++;
     }
 }
@@ -373,7 +222,7 @@ static void test_other_guest_attaches_during_flood(void)
     while (atomic_load(&ft.writes) < 200 && sx_now_ms() < end)
         usleep(1000);
     uint64_t w0 = atomic_load(&ft.writes), c0 = daemon_cpu_ns(), t0 = sx_now_ms();
-    int rc = vbd_attach(&B);
+    int rc = blkguest_connect(&B);
     uint64_t attach_ms = sx_now_ms() - t0, cpu = daemon_cpu_ns() - c0;
     uint64_t w1 = atomic_load(&ft.writes);
     atomic_store(&ft.stop, true);
@@ -393,52 +242,27 @@ static void test_other_guest_attaches_during_flood(void)
 
 static int suite_clean(void)
 {
-    if (daemon_started) {
-        daemon_stop = 1;
-        pthread_join(daemon_thr, NULL);
-        daemon_started = false;
-    }
-    bb_daemon_close(daemon_);
-    daemon_ = NULL;
-    sx_stats_close_ro(&dst);
-    guest_destroy(&A);
-    guest_destroy(&B);
-    sx_xenbus_close(xb);
-    xb = NULL;
-    sxc_disconnect(ctl);
-    ctl = NULL;
-    if (env.srv)
-        simenv_stop(&env);
+    blkguest_destroy(&A);
+    blkguest_destroy(&B);
+    blkenv_stop(&E);
     return 0;
 }
 
 static int suite_init(void)
 {
-    int rc = -1;
-    char p[256];
-    if (simenv_start(&env, true) < 0 || sxc_connect(&ctl, env.sock, 0) < 0)
-        goto fail;
-    sx_xenstored_path(p, sizeof(p), 0);
-    if ((rc = sx_xenbus_open(&xb, NULL, p)) < 0)
-        goto fail;
     struct bb_opts o;
     bb_opts_default(&o);
     o.spin_ns = 0;
     o.engine = SX_BIO_SYNC;
-    if ((rc = bb_daemon_open(&daemon_, &o)) < 0)
-        goto fail;
-    if ((rc = -pthread_create(&daemon_thr, NULL, daemon_main, NULL)) < 0)
-        goto fail;
-    daemon_started = true;
-    snprintf(p, sizeof(p), "%s/stats/blkback-0-0", env.dir);
-    if ((rc = sx_stats_open_ro(&dst, p)) < 0 || (rc = guest_create(&A, "flooder")) < 0 ||
-        (rc = guest_create(&B, "bystander")) < 0 || (rc = vbd_attach(&A)) < 0)
-        goto fail;
+    const struct blkguest_opts oa = { .name = "flooder", .own_xs = true },
+                               ob = { .name = "bystander", .own_xs = true };
+    if (blkenv_start(&E, &o) < 0 || blkguest_create(&E, &A, &oa) < 0 ||
+        blkguest_create(&E, &B, &ob) < 0 || blkguest_connect(&A) < 0) {
+        fprintf(stderr, "xsa349 setup failed\n");
+        suite_clean();   /* CUnit does not call it when init fails */
+        return -1;
+    }
     return 0;
-fail:
-    fprintf(stderr, "xsa349_test setup: %s\n", strerror(rc < 0 ? -rc : EIO));
-    suite_clean();   /* CUnit does not call it when init fails */
-    return -1;
 }
 
 static const struct sx_test_case cases[] = {
