@@ -57,6 +57,16 @@ on_host() {   # on_host A|B CMD...
 mh_cleanup() {
   local p
   for p in "${mh_pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
+  # A guest process parked by a save waits for its restore and does not end on SIGTERM (nor
+  # does fio waiting for it): what is still there after 5 s is killed.
+  local i alive
+  for ((i = 0; i < 100; i++)); do
+    alive=0
+    for p in "${mh_pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ $alive = 0 ] && break
+    sleep 0.05
+  done
+  for p in "${mh_pids[@]}"; do pkill -KILL -P "$p" 2>/dev/null; kill -KILL "$p" 2>/dev/null; done
   for p in "${mh_pids[@]}"; do wait "$p" 2>/dev/null; done
   [ -n "${RUNA:-}" ] && SPLITXEN_RUN=$RUNA "$B/splitxen" down >/dev/null 2>&1
   [ -n "${RUNB:-}" ] && SPLITXEN_RUN=$RUNB "$B/splitxen" down >/dev/null 2>&1
@@ -76,7 +86,8 @@ mh_fail() {
   exit 1
 }
 
-# mh_backends H: blkback and netback of host H (logs in $MHTMP/{blk,net}back-H.N.log).
+# mh_backends H: blkback and netback of host H (logs in $MHTMP/{blk,net}back-H.N.log), once
+# both serve (what they hold then is the baseline a test compares with after a guest).
 mh_nback=0
 mh_backends() {
   local h=$1
@@ -86,6 +97,8 @@ mh_backends() {
   SPLITXEN_LOG=info mh_bg "$MHTMP/netback-$h.$mh_nback.log" "$h" "$B/splitxen-netback" --domid 0
   local nb=$BGPID
   if [ "$h" = A ]; then BBA=$bb NBA=$nb; else BBB=$bb NBB=$nb; fi
+  mh_wait_log "$MHTMP/blkback-$h.$mh_nback.log" "serving " 200 || mh_fail "blkback on $h did not start"
+  mh_wait_log "$MHTMP/netback-$h.$mh_nback.log" "serving " 200 || mh_fail "netback on $h did not start"
 }
 
 mh_start() {
