@@ -22,14 +22,19 @@
  *               (50 ms, doubling to 2 s) and starts a connect.
  *   CONNECTING  a non-blocking connect and handshake; ready -> UP (reconnects), failure or
  *               the 5 s deadline -> DOWN with the next backoff.
+ *
+ * libnbd is loaded (dlopen) when the first NBD target is opened, so that programs linking
+ * blkio start as fast without it (its TLS and XML dependencies cost tens of ms at start).
  */
 #define SX_LOG_MODULE "blkio"
 #include "log.h"
 
 #include "blkio/blkio_impl.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <libnbd.h>
+#include <pthread.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +51,81 @@
 #define TRIM_PIECE (1ull << 30)
 #define NBD_BOUNCE_MAX (16u << 20)     /* bounce bytes per engine (one guest queue) */
 #define REQUEST_TIMEOUT_MS 30000u
+
+/* ---- libnbd, loaded on first use ------------------------------------------------------ */
+
+static struct {
+    __typeof__(&nbd_create) nbd_create;
+    __typeof__(&nbd_close) nbd_close;
+    __typeof__(&nbd_set_handle_name) nbd_set_handle_name;
+    __typeof__(&nbd_set_export_name) nbd_set_export_name;
+    __typeof__(&nbd_aio_connect_unix) nbd_aio_connect_unix;
+    __typeof__(&nbd_aio_connect_tcp) nbd_aio_connect_tcp;
+    __typeof__(&nbd_connect_unix) nbd_connect_unix;
+    __typeof__(&nbd_connect_tcp) nbd_connect_tcp;
+    __typeof__(&nbd_aio_get_fd) nbd_aio_get_fd;
+    __typeof__(&nbd_aio_get_direction) nbd_aio_get_direction;
+    __typeof__(&nbd_aio_notify_read) nbd_aio_notify_read;
+    __typeof__(&nbd_aio_notify_write) nbd_aio_notify_write;
+    __typeof__(&nbd_aio_is_dead) nbd_aio_is_dead;
+    __typeof__(&nbd_aio_is_closed) nbd_aio_is_closed;
+    __typeof__(&nbd_aio_is_ready) nbd_aio_is_ready;
+    __typeof__(&nbd_get_size) nbd_get_size;
+    __typeof__(&nbd_get_block_size) nbd_get_block_size;
+    __typeof__(&nbd_is_read_only) nbd_is_read_only;
+    __typeof__(&nbd_can_flush) nbd_can_flush;
+    __typeof__(&nbd_can_trim) nbd_can_trim;
+    __typeof__(&nbd_can_zero) nbd_can_zero;
+    __typeof__(&nbd_can_multi_conn) nbd_can_multi_conn;
+    __typeof__(&nbd_get_errno) nbd_get_errno;
+    __typeof__(&nbd_get_error) nbd_get_error;
+    __typeof__(&nbd_aio_pread) nbd_aio_pread;
+    __typeof__(&nbd_aio_pwrite) nbd_aio_pwrite;
+    __typeof__(&nbd_aio_flush) nbd_aio_flush;
+    __typeof__(&nbd_aio_trim) nbd_aio_trim;
+} N;
+static pthread_once_t load_once = PTHREAD_ONCE_INIT;
+static char load_err[256];
+
+static void load_lib(void)
+{
+    void *h = dlopen("libnbd.so.0", RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        snprintf(load_err, sizeof(load_err), "%s", dlerror());
+        return;
+    }
+#define SYM(f) do { if (!(*(void **)&N.f = dlsym(h, #f))) { \
+        snprintf(load_err, sizeof(load_err), "libnbd: no %s", #f); return; } } while (0)
+    SYM(nbd_create);
+    SYM(nbd_close);
+    SYM(nbd_set_handle_name);
+    SYM(nbd_set_export_name);
+    SYM(nbd_aio_connect_unix);
+    SYM(nbd_aio_connect_tcp);
+    SYM(nbd_connect_unix);
+    SYM(nbd_connect_tcp);
+    SYM(nbd_aio_get_fd);
+    SYM(nbd_aio_get_direction);
+    SYM(nbd_aio_notify_read);
+    SYM(nbd_aio_notify_write);
+    SYM(nbd_aio_is_dead);
+    SYM(nbd_aio_is_closed);
+    SYM(nbd_aio_is_ready);
+    SYM(nbd_get_size);
+    SYM(nbd_get_block_size);
+    SYM(nbd_is_read_only);
+    SYM(nbd_can_flush);
+    SYM(nbd_can_trim);
+    SYM(nbd_can_zero);
+    SYM(nbd_can_multi_conn);
+    SYM(nbd_get_errno);
+    SYM(nbd_get_error);
+    SYM(nbd_aio_pread);
+    SYM(nbd_aio_pwrite);
+    SYM(nbd_aio_flush);
+    SYM(nbd_aio_trim);
+#undef SYM
+}
 
 enum nbd_state { NBD_DOWN, NBD_CONNECTING, NBD_UP };
 
@@ -115,7 +195,7 @@ static void sock_update(struct nbd_eng *e)
 {
     if (!e->h || e->sock < 0)
         return;
-    unsigned dir = nbd_aio_get_direction(e->h);
+    unsigned dir = N.nbd_aio_get_direction(e->h);
     uint32_t ev = (dir & LIBNBD_AIO_DIRECTION_READ ? EPOLLIN : 0) |
                   (dir & LIBNBD_AIO_DIRECTION_WRITE ? EPOLLOUT : 0);
     if (ev == e->sock_ev)
@@ -127,9 +207,9 @@ static void sock_update(struct nbd_eng *e)
 
 static int sock_add(struct nbd_eng *e)
 {
-    int fd = nbd_aio_get_fd(e->h);
+    int fd = N.nbd_aio_get_fd(e->h);
     if (fd < 0)
-        return -(nbd_get_errno() ? nbd_get_errno() : EIO);
+        return -(N.nbd_get_errno() ? N.nbd_get_errno() : EIO);
     struct epoll_event ee = { .events = 0, .data.u32 = 1 };
     if (epoll_ctl(e->epfd, EPOLL_CTL_ADD, fd, &ee) < 0)
         return -errno;
@@ -184,26 +264,26 @@ static int start_connect(struct nbd_eng *e)
     const struct sx_bio_spec *sp = &e->t->spec;
     int rc;
 
-    e->h = nbd_create();
+    e->h = N.nbd_create();
     if (!e->h)
-        return -(nbd_get_errno() ? nbd_get_errno() : ENOMEM);
-    nbd_set_handle_name(e->h, "splitxen");
-    if (nbd_set_export_name(e->h, sp->export_name) < 0)
+        return -(N.nbd_get_errno() ? N.nbd_get_errno() : ENOMEM);
+    N.nbd_set_handle_name(e->h, "splitxen");
+    if (N.nbd_set_export_name(e->h, sp->export_name) < 0)
         goto fail;
-    rc = sp->unix_socket ? nbd_aio_connect_unix(e->h, sp->socket)
-                         : nbd_aio_connect_tcp(e->h, sp->host, sp->port);
+    rc = sp->unix_socket ? N.nbd_aio_connect_unix(e->h, sp->socket)
+                         : N.nbd_aio_connect_tcp(e->h, sp->host, sp->port);
     if (rc < 0)
         goto fail;
     if ((rc = sock_add(e)) < 0) {
-        nbd_close(e->h);
+        N.nbd_close(e->h);
         e->h = NULL;
         return rc;
     }
     e->state = NBD_CONNECTING;
     return 0;
 fail:
-    rc = -(nbd_get_errno() ? nbd_get_errno() : ECONNREFUSED);
-    nbd_close(e->h);
+    rc = -(N.nbd_get_errno() ? N.nbd_get_errno() : ECONNREFUSED);
+    N.nbd_close(e->h);
     e->h = NULL;
     return rc;
 }
@@ -218,7 +298,7 @@ static void conn_close(struct nbd_eng *e)
     e->sock = -1;
     e->sock_ev = 0;
     if (e->h)
-        nbd_close(e->h);
+        N.nbd_close(e->h);
     e->h = NULL;
     for (unsigned i = 0; i < e->b->depth; i++) {
         struct nbd_op *op = &e->slots[i];
@@ -251,7 +331,7 @@ static void went_up(struct nbd_eng *e, bool reconnect)
     e->state = NBD_UP;
     e->backoff_ms = BACKOFF_MIN_MS;
     timer_arm(e, 0);
-    int64_t size = nbd_get_size(e->h);
+    int64_t size = N.nbd_get_size(e->h);
     if (reconnect) {
         sx_bio_count(e->b, SX_BIO_TST_RECONNECTS, 1);
         sx_log_ratelimited(SX_LOG_INFO, "%s: reconnected", e->t->info.name);
@@ -267,12 +347,12 @@ static void conn_check(struct nbd_eng *e)
 {
     if (!e->h)
         return;
-    if (nbd_aio_is_dead(e->h) || nbd_aio_is_closed(e->h)) {
-        const char *msg = nbd_get_error();
+    if (N.nbd_aio_is_dead(e->h) || N.nbd_aio_is_closed(e->h)) {
+        const char *msg = N.nbd_get_error();
         go_down(e, msg && *msg ? msg : "closed by the server");
         return;
     }
-    if (e->state == NBD_CONNECTING && nbd_aio_is_ready(e->h))
+    if (e->state == NBD_CONNECTING && N.nbd_aio_is_ready(e->h))
         went_up(e, true);
     sock_update(e);
 }
@@ -318,9 +398,9 @@ static void pump(struct nbd_eng *e)
             }
         } else if (ev[i].data.u32 == 1 && e->h) {  /* socket */
             if (ev[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
-                nbd_aio_notify_read(e->h);
+                N.nbd_aio_notify_read(e->h);
             else if (ev[i].events & EPOLLOUT)
-                nbd_aio_notify_write(e->h);
+                N.nbd_aio_notify_write(e->h);
             conn_check(e);
         }
     }
@@ -333,9 +413,9 @@ static int connect_wait(struct nbd_eng *e, unsigned ms)
     int rc = start_connect(e);
     if (rc < 0)
         return rc;
-    while (!nbd_aio_is_ready(e->h)) {
-        if (nbd_aio_is_dead(e->h) || nbd_aio_is_closed(e->h)) {
-            rc = -(nbd_get_errno() ? nbd_get_errno() : ECONNREFUSED);
+    while (!N.nbd_aio_is_ready(e->h)) {
+        if (N.nbd_aio_is_dead(e->h) || N.nbd_aio_is_closed(e->h)) {
+            rc = -(N.nbd_get_errno() ? N.nbd_get_errno() : ECONNREFUSED);
             goto fail;
         }
         uint64_t now = sx_now_ms();
@@ -343,7 +423,7 @@ static int connect_wait(struct nbd_eng *e, unsigned ms)
             rc = -ETIMEDOUT;
             goto fail;
         }
-        unsigned dir = nbd_aio_get_direction(e->h);
+        unsigned dir = N.nbd_aio_get_direction(e->h);
         struct pollfd p = { .fd = e->sock, .events = (short)((dir & LIBNBD_AIO_DIRECTION_READ ? POLLIN : 0) |
                                                      (dir & LIBNBD_AIO_DIRECTION_WRITE ? POLLOUT : 0)) };
         int r = poll(&p, 1, (int)(end - now));
@@ -352,9 +432,9 @@ static int connect_wait(struct nbd_eng *e, unsigned ms)
             goto fail;
         }
         if (r > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR)))
-            nbd_aio_notify_read(e->h);
+            N.nbd_aio_notify_read(e->h);
         else if (r > 0 && (p.revents & POLLOUT))
-            nbd_aio_notify_write(e->h);
+            N.nbd_aio_notify_write(e->h);
     }
     e->state = NBD_UP;
     sock_update(e);
@@ -515,32 +595,32 @@ static void issue(struct nbd_eng *e, const struct sx_bio_op *o)
                     memcpy(dst, o->iov[k].iov_base, o->iov[k].iov_len);
                     dst += o->iov[k].iov_len;
                 }
-                r = nbd_aio_pwrite(e->h, bb, total, off, cb, 0);
+                r = N.nbd_aio_pwrite(e->h, bb, total, off, cb, 0);
             } else {
                 op->bounced_read = true;
-                r = nbd_aio_pread(e->h, bb, total, off, cb, 0);
+                r = N.nbd_aio_pread(e->h, bb, total, off, cb, 0);
             }
         } else if (o->opc == SX_BIO_OP_READ || o->opc == SX_BIO_OP_WRITE) {
             const struct iovec *v = &o->iov[i];
             r = o->opc == SX_BIO_OP_READ
-                    ? nbd_aio_pread(e->h, v->iov_base, v->iov_len, off, cb, 0)
-                    : nbd_aio_pwrite(e->h, v->iov_base, v->iov_len, off, cb, 0);
+                    ? N.nbd_aio_pread(e->h, v->iov_base, v->iov_len, off, cb, 0)
+                    : N.nbd_aio_pwrite(e->h, v->iov_base, v->iov_len, off, cb, 0);
             off += v->iov_len;
             op->len += (int32_t)v->iov_len;
         } else if (o->opc == SX_BIO_OP_FLUSH) {
-            r = nbd_aio_flush(e->h, cb, 0);
+            r = N.nbd_aio_flush(e->h, cb, 0);
         } else {
             uint64_t piece = o->len - (uint64_t)i * TRIM_PIECE;
             if (piece > TRIM_PIECE)
                 piece = TRIM_PIECE;
-            r = nbd_aio_trim(e->h, piece, o->off + (uint64_t)i * TRIM_PIECE, cb, 0);
+            r = N.nbd_aio_trim(e->h, piece, o->off + (uint64_t)i * TRIM_PIECE, cb, 0);
         }
         if (r < 0)
             break;
         sent++;
     }
     if (sent < ncmd) {
-        int err = nbd_get_errno();
+        int err = N.nbd_get_errno();
         op->bounced_read = false;
         /* The commands not sent will never call back: count them done with the error. */
         op->pending -= ncmd - sent;
@@ -564,7 +644,7 @@ static int nbd_submit_(struct sx_bio *b)
             continue;
         }
         issue(e, &e->staged[i]);
-        if (nbd_aio_is_dead(e->h) || nbd_aio_is_closed(e->h))
+        if (N.nbd_aio_is_dead(e->h) || N.nbd_aio_is_closed(e->h))
             conn_check(e);
     }
     if (e->state == NBD_UP)
@@ -623,26 +703,32 @@ const struct sx_bio_ops sx_bio_nbd_ops = {
 int sx_bio_nbd_target_open(struct sx_bio_target *t, bool read_only, char *err, size_t errlen)
 {
     const struct sx_bio_spec *sp = &t->spec;
-    struct nbd_handle *h = nbd_create();
     int rc;
 
+    pthread_once(&load_once, load_lib);
+    if (load_err[0]) {
+        snprintf(err, errlen, "nbd: libnbd cannot be loaded (install libnbd0): %s", load_err);
+        return -ENOSYS;
+    }
+    struct nbd_handle *h = N.nbd_create();
+
     if (!h) {
-        snprintf(err, errlen, "nbd: %s", nbd_get_error());
+        snprintf(err, errlen, "nbd: %s", N.nbd_get_error());
         return -ENOMEM;
     }
-    nbd_set_handle_name(h, "splitxen");
-    if (nbd_set_export_name(h, sp->export_name) < 0 ||
-        (sp->unix_socket ? nbd_connect_unix(h, sp->socket)
-                         : nbd_connect_tcp(h, sp->host, sp->port)) < 0) {
-        rc = -(nbd_get_errno() ? nbd_get_errno() : ECONNREFUSED);
-        snprintf(err, errlen, "nbd: %s: %s", sp->name, nbd_get_error());
+    N.nbd_set_handle_name(h, "splitxen");
+    if (N.nbd_set_export_name(h, sp->export_name) < 0 ||
+        (sp->unix_socket ? N.nbd_connect_unix(h, sp->socket)
+                         : N.nbd_connect_tcp(h, sp->host, sp->port)) < 0) {
+        rc = -(N.nbd_get_errno() ? N.nbd_get_errno() : ECONNREFUSED);
+        snprintf(err, errlen, "nbd: %s: %s", sp->name, N.nbd_get_error());
         goto out;
     }
-    int64_t size = nbd_get_size(h);
-    int64_t minb = nbd_get_block_size(h, LIBNBD_SIZE_MINIMUM);
+    int64_t size = N.nbd_get_size(h);
+    int64_t minb = N.nbd_get_block_size(h, LIBNBD_SIZE_MINIMUM);
     if (size < 0) {
         rc = -EIO;
-        snprintf(err, errlen, "nbd: %s: size: %s", sp->name, nbd_get_error());
+        snprintf(err, errlen, "nbd: %s: size: %s", sp->name, N.nbd_get_error());
         goto out;
     }
     struct sx_bio_target_info *in = &t->info;
@@ -656,16 +742,16 @@ int sx_bio_nbd_target_open(struct sx_bio_target *t, bool read_only, char *err, s
                  (long long)minb);
         goto out;
     }
-    in->read_only = read_only || nbd_is_read_only(h) == 1;
-    in->flush = nbd_can_flush(h) == 1;
-    in->discard = nbd_can_trim(h) == 1;
-    in->write_zeroes = nbd_can_zero(h) == 1;
+    in->read_only = read_only || N.nbd_is_read_only(h) == 1;
+    in->flush = N.nbd_can_flush(h) == 1;
+    in->discard = N.nbd_can_trim(h) == 1;
+    in->write_zeroes = N.nbd_can_zero(h) == 1;
     in->discard_granularity = in->block_size < 4096 ? 4096 : in->block_size;
     /* Commands on different connections see each other's writes, and one flush covers them
      * all, only where the server says so (NBD_FLAG_CAN_MULTI_CONN). */
-    in->max_queues = nbd_can_multi_conn(h) == 1 ? 16 : 1;
+    in->max_queues = N.nbd_can_multi_conn(h) == 1 ? 16 : 1;
     rc = 0;
 out:
-    nbd_close(h);
+    N.nbd_close(h);
     return rc;
 }

@@ -467,6 +467,63 @@ static void vif_free(struct nb_vif *v)
     free(v);
 }
 
+static void switch_state(struct nb_vif *v, enum xenbus_state s)
+{
+    if (v->be_state == s)
+        return;
+    int rc = sx_xenbus_switch_state(v->nb->xb, v->be_path, s);
+    if (rc < 0 && rc != -ENOENT)
+        sx_warn("vif%u.%u: switch to %s: %s", v->fe_domid, v->devid, sx_xenbus_state_name(s),
+                strerror(-rc));
+    v->be_state = s;
+}
+
+/* The world side's keys as libxl writes them (script, bridge, ip, gatewaydev, mac), parsed:
+ * -EINVAL with why naming the key and value. */
+static int read_world(struct nb_vif *v, struct sx_world *w, char *why, size_t whylen)
+{
+    struct sx_xenbus *xb = v->nb->xb;
+    char script[256] = "", bridge[64] = "", ip[512] = "", gw[64] = "", mac[32] = "";
+    struct { const char *key; char *buf; size_t len; } keys[] = {
+        { "script", script, sizeof(script) }, { "bridge", bridge, sizeof(bridge) },
+        { "ip", ip, sizeof(ip) }, { "gatewaydev", gw, sizeof(gw) }, { "mac", mac, sizeof(mac) },
+    };
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        int rc = sx_xenbus_read_str(xb, XBT_NULL, v->be_path, keys[i].key, keys[i].buf,
+                                    keys[i].len);
+        if (rc == -ENOENT) {
+            keys[i].buf[0] = '\0';
+        } else if (rc < 0) {
+            snprintf(why, whylen, "%s: unreadable or longer than %zu bytes", keys[i].key,
+                     keys[i].len - 1);
+            return rc == -ERANGE || rc == -E2BIG ? -EINVAL : rc;
+        }
+    }
+    const struct sx_world_keys k = { .script = script, .bridge = bridge, .ip = ip,
+                                     .gatewaydev = gw, .mac = mac, .domid = v->fe_domid,
+                                     .devid = v->devid };
+    return sx_world_parse(w, &k, v->nb->o.bridge_default, why, whylen);
+}
+
+/*
+ * A vif whose world side cannot be made: hotplug-error and hotplug-status=error (what Xen's
+ * hotplug scripts write on failure, which libxl reports and `splitxen create -w` waits for),
+ * the error node, and Closing (Linux's xenbus_dev_fatal), so the frontend gives up. The vif
+ * stays listed, failed, until the toolstack removes or re-adds it; nothing else is affected.
+ */
+static void vif_fail_probe(struct nb_vif *v, int rc, const char *why)
+{
+    struct sx_xenbus *xb = v->nb->xb;
+    char msg[300];
+    snprintf(msg, sizeof(msg), "%s", why && *why ? why : strerror(-rc));
+    sx_err("vif%u.%u: %s", v->fe_domid, v->devid, msg);
+    sx_xenbus_write(xb, XBT_NULL, v->be_path, "hotplug-error", msg);
+    sx_xenbus_write(xb, XBT_NULL, v->be_path, "hotplug-status", "error");
+    sx_xenbus_printf(xb, XBT_NULL, v->be_path, "error", "%d %s", -rc, msg);
+    v->failed = true;
+    switch_state(v, XenbusStateClosing);
+}
+
 static void vif_probe(struct nb *nb, unsigned fe, unsigned devid)
 {
     struct nb_vif *v = calloc(1, sizeof(*v));
@@ -492,10 +549,6 @@ static void vif_probe(struct nb *nb, unsigned fe, unsigned devid)
          * is half-removed or not ours. Build the conventional path. */
         sx_xenbus_frontend_path(v->fe_path, sizeof(v->fe_path), fe, "vif", devid);
     }
-    char bridge[IFNAMSIZ] = "";
-    rc = sx_xenbus_read_str(nb->xb, XBT_NULL, v->be_path, "bridge", bridge, sizeof(bridge));
-    if (rc < 0 || !bridge[0])
-        snprintf(bridge, sizeof(bridge), "%s", nb->o.bridge_default);
     uint64_t qmax = 0;
     v->max_queues = nb->ncpus < NB_MAX_QUEUES ? nb->ncpus : NB_MAX_QUEUES;
     if (sx_xenbus_read_uint(nb->xb, XBT_NULL, v->be_path, "queues", 1, NB_MAX_QUEUES, &qmax) == 0)
@@ -516,19 +569,21 @@ static void vif_probe(struct nb *nb, unsigned fe, unsigned devid)
                                           nb_stat_gauges)) < 0)
         sx_warn("vif%u.%u: stats file: %s", fe, devid, strerror(-rc));
 
-    char name[IFNAMSIZ];
+    char name[IFNAMSIZ], world[160], why[256] = "";
     snprintf(name, sizeof(name), "vif%u.%u", fe, devid);
+    struct sx_world w;
+    if ((rc = read_world(v, &w, why, sizeof(why))) < 0) {
+        vif_fail_probe(v, rc, why);
+        return;
+    }
+    sx_world_describe(&w, world, sizeof(world));
     static const uint8_t mac[6] = { 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff };
     const struct sx_netdev_config nc = { .name = name, .nqueues = v->max_queues, .mac = mac,
-                                         .mtu = (unsigned)mtu, .bridge = bridge };
+                                         .mtu = (unsigned)mtu, .world = &w, .err = why,
+                                         .errlen = sizeof(why) };
     if ((rc = sx_netdev_open(&v->nd, &nc)) < 0) {
-        sx_err("vif%u.%u: create %s on bridge %s: %s", fe, devid, name, bridge,
-               strerror(-rc));
-        sx_xenbus_printf(nb->xb, XBT_NULL, v->be_path, "hotplug-error",
-                         "cannot create %s: %s", name, strerror(-rc));
-        sx_xenbus_write(nb->xb, XBT_NULL, v->be_path, "hotplug-status", "error");
         v->nd = NULL;
-        v->failed = true;
+        vif_fail_probe(v, rc, why);
         return;
     }
     if ((rc = write_features(v)) < 0 ||
@@ -557,26 +612,15 @@ static void vif_probe(struct nb *nb, unsigned fe, unsigned devid)
         sx_xenbus_read_state(nb->xb, XBT_NULL, v->fe_path, &fs) == 0 &&
         fs == XenbusStateConnected) {
         v->be_state = XenbusStateInitWait;   /* vif_eval connects and keeps Connected */
-        sx_info("vif%u.%u: %s on %s: frontend already connected, reconnecting", fe, devid,
-                name, bridge);
+        sx_info("vif%u.%u: %s, %s: frontend already connected, reconnecting", fe, devid,
+                name, world);
         return;
     }
     rc = sx_xenbus_switch_state(nb->xb, v->be_path, XenbusStateInitWait);
     if (rc == 0)
         v->be_state = XenbusStateInitWait;
-    sx_info("vif%u.%u: %s on %s, up to %u queue(s), InitWait", fe, devid, name, bridge,
+    sx_info("vif%u.%u: %s, %s, up to %u queue(s), InitWait", fe, devid, name, world,
             v->max_queues);
-}
-
-static void switch_state(struct nb_vif *v, enum xenbus_state s)
-{
-    if (v->be_state == s)
-        return;
-    int rc = sx_xenbus_switch_state(v->nb->xb, v->be_path, s);
-    if (rc < 0 && rc != -ENOENT)
-        sx_warn("vif%u.%u: switch to %s: %s", v->fe_domid, v->devid, sx_xenbus_state_name(s),
-                strerror(-rc));
-    v->be_state = s;
 }
 
 /* Level-triggered: bring the vif in line with xenstore. Returns true when it should be freed. */

@@ -1,7 +1,7 @@
 /*
- * netdev kind "bridge": a multi-queue TAP (tap.c) on a Linux bridge, as xl's vif-bridge sets a
- * vif up. One TAP queue fd per netdev queue; a burst is a write or read a frame (the TAP has
- * no batched call).
+ * netdev kind "bridge": a multi-queue TAP (tap.c), joined to its world by world.c (a Linux
+ * or Open vSwitch bridge, a route, a NAT: see world.h). One TAP queue fd per netdev queue; a
+ * burst is a write or read a frame (the TAP has no batched call).
  */
 #define SX_LOG_MODULE "netdev"
 #include "netdev/netdev_impl.h"
@@ -21,13 +21,19 @@ _Static_assert(SX_NETDEV_MAX_QUEUES <= SX_TAP_MAX_QUEUES, "a TAP queue per netde
 static int bridge_open(struct sx_netdev *nd, const struct sx_netdev_config *cfg)
 {
     struct sx_tap_config tc = { .name = cfg->name, .nqueues = cfg->nqueues, .mac = cfg->mac,
-                                .mtu = cfg->mtu, .bridge = cfg->bridge, .up = true };
+                                .mtu = cfg->mtu, .up = true };
     struct sx_tap *tap;
     int rc = sx_tap_open(&tc, &tap);
     if (rc < 0)
         return rc;
     nd->priv = tap;
     return 0;
+}
+
+static int bridge_attach(struct sx_netdev *nd, const struct sx_world *w, char *err,
+                         size_t errlen)
+{
+    return sx_netdev_link_attach(nd, w, sx_tap_name(nd->priv), err, errlen);
 }
 
 static void bridge_close(struct sx_netdev *nd)
@@ -103,6 +109,8 @@ const struct sx_netdev_ops sx_netdev_bridge_ops = {
     .kind = "bridge",
     .open = bridge_open,
     .close = bridge_close,
+    .attach = bridge_attach,
+    .detach = sx_netdev_link_detach,
     .set_queues = bridge_set_queues,
     .set_offloads = bridge_set_offloads,
     .poll_fd = bridge_poll_fd,

@@ -2,6 +2,7 @@
 #include "netdev/netdev.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,8 +28,25 @@ int sx_netdev_open(struct sx_netdev **out, const struct sx_netdev_config *cfg)
     nd->nqueues = cfg->nqueues;
     int rc = ops->open(nd, cfg);
     if (rc < 0) {
+        if (cfg->err && cfg->errlen)
+            snprintf(cfg->err, cfg->errlen, "cannot create %s: %s", cfg->name, strerror(-rc));
         free(nd);
         return rc;
+    }
+    struct sx_world plain;
+    const struct sx_world *w = cfg->world;
+    if (!w) {
+        memset(&plain, 0, sizeof(plain));
+        snprintf(plain.bridge, sizeof(plain.bridge), "%s", cfg->bridge ? cfg->bridge : "");
+        w = &plain;
+    }
+    if (w != &plain || plain.bridge[0]) {
+        rc = ops->attach ? ops->attach(nd, w, cfg->err, cfg->errlen) : -EOPNOTSUPP;
+        if (rc < 0) {
+            ops->close(nd);
+            free(nd);
+            return rc;
+        }
     }
     *out = nd;
     return 0;
@@ -38,6 +56,8 @@ void sx_netdev_close(struct sx_netdev *nd)
 {
     if (!nd)
         return;
+    if (nd->ops->detach)
+        nd->ops->detach(nd);
     nd->ops->close(nd);
     free(nd);
 }

@@ -1,8 +1,12 @@
 /*
  * netdev: the world side of a network device, behind one ops table, for netback's vifs and
- * the device model's e1000. The implementation today is a TAP on a Linux bridge (kind
- * "bridge", bridge.c, xl's vif-bridge); routed and NATed TAPs, AF_XDP and DPDK are further
- * kinds of the same table.
+ * the device model's e1000. The implementation today is a TAP (kind "bridge", bridge.c);
+ * AF_XDP and DPDK are further kinds of the same table.
+ *
+ * The control half of the table also joins the device to its world: a mode chosen per vif
+ * with xl's keys (world.h: vif-bridge with VLANs, vif-openvswitch, vif-route, vif-nat). A kind
+ * whose device is a Linux interface (the TAP) hands that interface to world.c; a kind that
+ * is not gives its own attach, or refuses the modes it cannot do (-EOPNOTSUPP).
  *
  * Frames cross in bursts. Every frame handed to tx_burst or filled in by rx_burst is a
  * virtio-net header (SX_NETDEV_HDR_LEN bytes, little-endian; vnet.h converts it to and from
@@ -21,6 +25,7 @@
 #include <stdint.h>
 
 #include "netdev/vnet.h"
+#include "netdev/world.h"
 
 #define SX_NETDEV_HDR_LEN 12u          /* sizeof(struct virtio_net_hdr_v1) */
 #define SX_NETDEV_MAX_QUEUES 16u
@@ -31,7 +36,10 @@ struct sx_netdev_config {
     unsigned nqueues;      /* queues to open: the most the guest may use (1..MAX_QUEUES) */
     const uint8_t *mac;    /* 6 bytes, or NULL to keep the kernel's */
     unsigned mtu;          /* 0: the default */
-    const char *bridge;    /* "bridge": the bridge to join (created if missing, brought up) */
+    const char *bridge;    /* no world: the Linux bridge to join (created if missing) */
+    const struct sx_world *world;   /* the world to join (world.h); NULL: `bridge` above */
+    char *err;             /* when open fails, why (naming the key at fault); may be NULL */
+    size_t errlen;
 };
 
 /* One frame of a burst: header + Ethernet frame in data[0..len). */
@@ -47,6 +55,11 @@ struct sx_netdev_ops {
     /* Set nd->priv up; on failure leave nothing behind (close is not called). */
     int (*open)(struct sx_netdev *nd, const struct sx_netdev_config *cfg);
     void (*close)(struct sx_netdev *nd);
+    /* Join the device to world w (after open), and leave it (before close). attach leaves
+     * nothing behind when it fails and says why in err; detach is idempotent. Idempotent
+     * too over what a previous backend left for a device of the same name (restart). */
+    int (*attach)(struct sx_netdev *nd, const struct sx_world *w, char *err, size_t errlen);
+    void (*detach)(struct sx_netdev *nd);
     /* Only queues [0, n) carry traffic now (the guest negotiated n); the world sends the others
      * nothing. */
     int (*set_queues)(struct sx_netdev *nd, unsigned n);
@@ -71,13 +84,20 @@ struct sx_netdev {
     const struct sx_netdev_ops *ops;
     void *priv;
     unsigned nqueues;
+    struct sx_world_link *world;   /* the kind's attach state (world.c's, for a TAP) */
 };
 
-/* Open a device of cfg->kind: -EINVAL for an unknown kind or a bad config, else the kind's
- * open. */
+/* Open a device of cfg->kind and join it to its world: -EINVAL for an unknown kind or a bad
+ * config, else the kind's open or attach (with cfg->err filled). */
 int sx_netdev_open(struct sx_netdev **out, const struct sx_netdev_config *cfg);
-/* NULL-safe. */
+/* Leave the world, close the device. NULL-safe. */
 void sx_netdev_close(struct sx_netdev *nd);
+
+/* For kinds whose device is a Linux interface in the caller's namespace: attach through
+ * world.c (sx_world_attach on ifname), and its detach. */
+int sx_netdev_link_attach(struct sx_netdev *nd, const struct sx_world *w, const char *ifname,
+                          char *err, size_t errlen);
+void sx_netdev_link_detach(struct sx_netdev *nd);
 
 static inline int sx_netdev_set_queues(struct sx_netdev *nd, unsigned n)
 {

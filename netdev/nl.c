@@ -7,6 +7,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libmnl/libmnl.h>
+#include <linux/if_addr.h>
+#include <linux/if_bridge.h>
 #include <linux/if_link.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
@@ -422,6 +424,158 @@ int sx_nl_addr_add_v4(struct sx_nl *nl, int ifindex, struct in_addr addr, unsign
     mnl_attr_put(nlh, IFA_LOCAL, sizeof(addr), &addr);
     mnl_attr_put(nlh, IFA_ADDRESS, sizeof(addr), &addr);
     return nl_talk(nl, nlh, "add address", NULL, NULL);
+}
+
+struct addr_query {
+    int ifindex;
+    bool found;
+    struct in_addr addr;
+    unsigned prefix;
+};
+
+static int addr_attr_cb(const struct nlattr *a, void *data)
+{
+    struct in_addr *local = data;
+    if (mnl_attr_get_type(a) == IFA_LOCAL && mnl_attr_get_payload_len(a) == sizeof(*local))
+        memcpy(local, mnl_attr_get_payload(a), sizeof(*local));
+    return MNL_CB_OK;
+}
+
+static int addr_reply_cb(const struct nlmsghdr *nlh, void *data)
+{
+    struct addr_query *q = data;
+    const struct ifaddrmsg *ifa = mnl_nlmsg_get_payload(nlh);
+    if (nlh->nlmsg_type != RTM_NEWADDR || nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*ifa)) ||
+        q->found || ifa->ifa_family != AF_INET || (int)ifa->ifa_index != q->ifindex ||
+        (ifa->ifa_flags & IFA_F_SECONDARY))
+        return 0;
+    struct in_addr local = { 0 };
+    (void)mnl_attr_parse(nlh, sizeof(*ifa), addr_attr_cb, &local);
+    if (!local.s_addr)
+        return 0;
+    q->found = true;
+    q->addr = local;
+    q->prefix = ifa->ifa_prefixlen;
+    return 0;
+}
+
+int sx_nl_addr_get_v4(struct sx_nl *nl, int ifindex, struct in_addr *addr, unsigned *prefix)
+{
+    if (ifindex <= 0)
+        return -EINVAL;
+    struct nlmsghdr *nlh = mnl_nlmsg_put_header(nl->buf);
+    nlh->nlmsg_type = RTM_GETADDR;
+    nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+    struct ifaddrmsg *ifa = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifa));
+    ifa->ifa_family = AF_INET;
+    ifa->ifa_index = (unsigned)ifindex;   /* a hint: older kernels dump every address */
+    struct addr_query q = { .ifindex = ifindex };
+    int err = nl_talk(nl, nlh, "get addresses", addr_reply_cb, &q);
+    if (err)
+        return err;
+    if (!q.found)
+        return -EADDRNOTAVAIL;
+    *addr = q.addr;
+    if (prefix)
+        *prefix = q.prefix;
+    return 0;
+}
+
+int sx_nl_route_v4(struct sx_nl *nl, bool add, struct in_addr dst, unsigned prefix, int oif,
+                   const struct in_addr *src, unsigned metric)
+{
+    if (oif <= 0 || prefix > 32)
+        return -EINVAL;
+    struct nlmsghdr *nlh = mnl_nlmsg_put_header(nl->buf);
+    nlh->nlmsg_type = add ? RTM_NEWROUTE : RTM_DELROUTE;
+    nlh->nlmsg_flags = NLM_F_REQUEST | (add ? NLM_F_CREATE | NLM_F_REPLACE : 0);
+    struct rtmsg *rtm = mnl_nlmsg_put_extra_header(nlh, sizeof(*rtm));
+    rtm->rtm_family = AF_INET;
+    rtm->rtm_dst_len = (uint8_t)prefix;
+    rtm->rtm_table = RT_TABLE_MAIN;
+    rtm->rtm_protocol = RTPROT_BOOT;
+    rtm->rtm_scope = RT_SCOPE_LINK;
+    rtm->rtm_type = RTN_UNICAST;
+    mnl_attr_put(nlh, RTA_DST, sizeof(dst), &dst);
+    mnl_attr_put_u32(nlh, RTA_OIF, (uint32_t)oif);
+    mnl_attr_put_u32(nlh, RTA_PRIORITY, metric);
+    if (src)
+        mnl_attr_put(nlh, RTA_PREFSRC, sizeof(*src), src);
+    return nl_talk(nl, nlh, add ? "add route" : "delete route", NULL, NULL);
+}
+
+int sx_nl_inet_conf_set(struct sx_nl *nl, int ifindex, int conf, uint32_t value)
+{
+    if (ifindex <= 0 || conf <= 0)
+        return -EINVAL;
+    struct nlmsghdr *nlh = link_msg(nl, RTM_NEWLINK, 0, ifindex, NULL);
+    struct nlattr *af = mnl_attr_nest_start(nlh, IFLA_AF_SPEC);
+    struct nlattr *inet = mnl_attr_nest_start(nlh, AF_INET);
+    struct nlattr *cf = mnl_attr_nest_start(nlh, IFLA_INET_CONF);
+    mnl_attr_put_u32(nlh, (uint16_t)conf, value);
+    mnl_attr_nest_end(nlh, cf);
+    mnl_attr_nest_end(nlh, inet);
+    mnl_attr_nest_end(nlh, af);
+    return nl_talk(nl, nlh, "set ipv4 devconf", NULL, NULL);
+}
+
+/* RTM_NEWLINK for a bridge with IFLA_BR_VLAN_FILTERING = 1 (creating it when create). */
+static int bridge_vlan_filtering(struct sx_nl *nl, const char *name, int ifindex, bool create)
+{
+    struct nlmsghdr *nlh = link_msg(nl, RTM_NEWLINK, create ? NLM_F_CREATE | NLM_F_EXCL : 0,
+                                    create ? 0 : ifindex, NULL);
+    if (create)
+        mnl_attr_put_strz(nlh, IFLA_IFNAME, name);
+    struct nlattr *li = mnl_attr_nest_start(nlh, IFLA_LINKINFO);
+    mnl_attr_put_strz(nlh, IFLA_INFO_KIND, "bridge");
+    struct nlattr *data = mnl_attr_nest_start(nlh, IFLA_INFO_DATA);
+    mnl_attr_put_u8(nlh, IFLA_BR_VLAN_FILTERING, 1);
+    mnl_attr_nest_end(nlh, data);
+    mnl_attr_nest_end(nlh, li);
+    return nl_talk(nl, nlh, create ? "create vlan-filtering bridge" : "set vlan_filtering",
+                   NULL, NULL);
+}
+
+int sx_nl_bridge_ensure_vlan(struct sx_nl *nl, const char *name, int *ifindex)
+{
+    struct sx_nl_link l;
+    int err = check_name(name);
+    if (err)
+        return err;
+    /* The kernel registers the bridge, then applies vlan_filtering; when it cannot (no
+     * 802.1Q), it unregisters the bridge again and the whole request fails. */
+    err = bridge_vlan_filtering(nl, name, 0, true);
+    if (err && err != -EEXIST)
+        return err;
+    if ((err = sx_nl_link_get(nl, 0, name, &l)))
+        return err;
+    if (strcmp(l.kind, "bridge") != 0)
+        return -EEXIST;
+    if ((err = bridge_vlan_filtering(nl, name, l.ifindex, false)))
+        return err;
+    if (ifindex)
+        *ifindex = l.ifindex;
+    return 0;
+}
+
+int sx_nl_bridge_vlan(struct sx_nl *nl, int ifindex, bool add, uint16_t vid, bool pvid_untagged)
+{
+    if (ifindex <= 0 || vid == 0 || vid > 4094)
+        return -EINVAL;
+    struct nlmsghdr *nlh = mnl_nlmsg_put_header(nl->buf);
+    nlh->nlmsg_type = add ? RTM_SETLINK : RTM_DELLINK;
+    nlh->nlmsg_flags = NLM_F_REQUEST;
+    struct ifinfomsg *ifm = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifm));
+    ifm->ifi_family = AF_BRIDGE;
+    ifm->ifi_index = ifindex;
+    struct nlattr *af = mnl_attr_nest_start(nlh, IFLA_AF_SPEC);
+    struct bridge_vlan_info vi = {
+        .flags = pvid_untagged ? BRIDGE_VLAN_INFO_PVID | BRIDGE_VLAN_INFO_UNTAGGED : 0,
+        .vid = vid,
+    };
+    mnl_attr_put(nlh, IFLA_BRIDGE_VLAN_INFO, sizeof(vi), &vi);
+    mnl_attr_nest_end(nlh, af);
+    return nl_talk(nl, nlh, add ? "add bridge vlan" : "delete bridge vlan", NULL, NULL);
 }
 
 /* ---- named network namespaces ---- */

@@ -1,6 +1,7 @@
 /*
  * Netlink (rtnetlink over libmnl) helpers for netback's world side and the TAP netfront:
- * bridges, veths, link attributes, IPv4 addresses and network namespaces. No shelling out.
+ * bridges (and their VLANs), veths, link attributes, IPv4 addresses, routes and per-device
+ * sysctls, and network namespaces. No shelling out.
  *
  * One handle = one NETLINK_ROUTE socket, bound to the network namespace of the thread that
  * opened it (sx_nl_open) or of a given namespace fd (sx_nl_open_netns). A handle is not
@@ -69,6 +70,24 @@ int sx_nl_link_set_mac(struct sx_nl *nl, int ifindex, const uint8_t mac[6]);
 int sx_nl_link_set_netns(struct sx_nl *nl, int ifindex, int netns_fd, const char *newname);
 /* Add (or replace) an IPv4 address addr/prefix on ifindex. 0 or -errno. */
 int sx_nl_addr_add_v4(struct sx_nl *nl, int ifindex, struct in_addr addr, unsigned prefix);
+
+/* The primary (first, non-secondary) IPv4 address of ifindex. -EADDRNOTAVAIL if it has none. */
+int sx_nl_addr_get_v4(struct sx_nl *nl, int ifindex, struct in_addr *addr, unsigned *prefix);
+/* Add or replace (add) or delete (!add) the main-table route dst/prefix dev oif, with source
+ * address src (may be NULL) and metric. Deleting a route that is not there is -ESRCH. */
+int sx_nl_route_v4(struct sx_nl *nl, bool add, struct in_addr dst, unsigned prefix, int oif,
+                   const struct in_addr *src, unsigned metric);
+/* Set one of ifindex's IPv4 sysctls (net.ipv4.conf.<dev>.*) by its IPV4_DEVCONF_* number
+ * (<linux/ip.h>), e.g. IPV4_DEVCONF_PROXY_ARP. 0 or -errno. */
+int sx_nl_inet_conf_set(struct sx_nl *nl, int ifindex, int conf, uint32_t value);
+
+/* Like sx_nl_bridge_ensure, for a VLAN-filtering bridge: a missing one is created with VLAN
+ * filtering on, an existing Linux bridge gets it turned on. -EOPNOTSUPP when the kernel's
+ * bridges cannot filter VLANs (no 802.1Q): then nothing was created. */
+int sx_nl_bridge_ensure_vlan(struct sx_nl *nl, const char *name, int *ifindex);
+/* Add (add) or remove (!add) VLAN vid on bridge port ifindex; pvid_untagged makes it the
+ * port's untagged VLAN (bridge vlan add ... pvid untagged). 0 or -errno. */
+int sx_nl_bridge_vlan(struct sx_nl *nl, int ifindex, bool add, uint16_t vid, bool pvid_untagged);
 
 /*
  * Named network namespaces, compatible with `ip netns`: /run/netns/<name> is a bind mount of

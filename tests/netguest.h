@@ -35,6 +35,13 @@
 
 #define NV_BRIDGE "sxhbr0"
 
+struct netenv;
+
+/* Writes more toolstack keys into vif dom/dev's backend directory be (0 or -errno): called by
+ * nv_be_keys after the default ones (bridge=NV_BRIDGE, queues) and before state=1. */
+typedef int nv_be_keys_fn(struct netenv *e, const char *be, domid_t dom, unsigned dev,
+                          void *arg);
+
 struct netenv {
     struct simenv env;
     struct sxc_conn *ctl;          /* dom0 on the core: creates and destroys domains */
@@ -44,6 +51,10 @@ struct netenv {
     bool started;
     struct sx_stats dst;           /* the daemon's counters (netback-0-0) */
     bool dst_open;
+    /* Every vif's extra backend keys (e.g. another world: script=vif-route, ip=, gatewaydev=),
+     * NULL for none: set after netenv_start, before the first vif is opened. */
+    nv_be_keys_fn *be_keys;
+    void *be_keys_arg;
 };
 
 static inline void *netenv_main(void *arg)
@@ -222,10 +233,26 @@ static inline uint64_t nv_stat_wait(const struct netvif *t, const char *name, ui
     return v;
 }
 
+/* The toolstack's keys for vif dom/dev in backend directory be, offering `queues` queues:
+ * frontend, online, bridge, queues, then e->be_keys' own. state=1, which makes the daemon
+ * look at the vif, is left to the caller. 0 or -errno. */
+static inline int nv_be_keys(struct netenv *e, const char *be, const char *fe, domid_t dom,
+                             unsigned dev, unsigned queues)
+{
+    int rc;
+    if ((rc = sx_xenbus_write(e->xb, XBT_NULL, be, "frontend", fe)) ||
+        (rc = sx_xenbus_printf(e->xb, XBT_NULL, be, "frontend-id", "%u", dom)) ||
+        (rc = sx_xenbus_write(e->xb, XBT_NULL, be, "online", "1")) ||
+        (rc = sx_xenbus_write(e->xb, XBT_NULL, be, "bridge", NV_BRIDGE)) ||
+        (rc = sx_xenbus_printf(e->xb, XBT_NULL, be, "queues", "%u", queues)))
+        return rc;
+    return e->be_keys ? e->be_keys(e, be, dom, dev, e->be_keys_arg) : 0;
+}
+
 /* Called by nv_open_ex just before the frontend says Connected (extra setup), when set. */
 typedef int nv_pre_connect_fn(struct netvif *t, void *arg);
 
-/* Toolstack + frontend handshake for vif g->dom/dev with `queues` queues offered. extra_key /
+/* Toolstack + frontend handshake for vif g->dom/dev, one queue offered (nv_be_keys). extra_key /
  * extra_val (may be NULL) are written into the frontend directory last, then pre (may be
  * NULL) runs, then Connected; want is the backend state to wait for (Connected for a good
  * handshake). 0 or -errno. */
@@ -245,11 +272,7 @@ static inline int nv_open_ex(struct netvif *t, struct netguest *g, unsigned dev,
         (rc = sx_xenbus_write(xb, XBT_NULL, t->fe, "backend-id", "0")) ||
         (rc = sx_xenbus_write(xb, XBT_NULL, t->fe, "mac", "00:16:3e:00:00:01")) ||
         (rc = sx_xenbus_write(xb, XBT_NULL, t->fe, "state", "1")) ||
-        (rc = sx_xenbus_write(xb, XBT_NULL, t->be, "frontend", t->fe)) ||
-        (rc = sx_xenbus_printf(xb, XBT_NULL, t->be, "frontend-id", "%u", g->dom)) ||
-        (rc = sx_xenbus_write(xb, XBT_NULL, t->be, "online", "1")) ||
-        (rc = sx_xenbus_write(xb, XBT_NULL, t->be, "bridge", NV_BRIDGE)) ||
-        (rc = sx_xenbus_write(xb, XBT_NULL, t->be, "queues", "1")) ||
+        (rc = nv_be_keys(g->e, t->be, t->fe, g->dom, dev, 1)) ||
         (rc = sx_xenbus_write(xb, XBT_NULL, t->be, "state", "1")))
         return rc;
     if ((rc = nv_wait_state(g->e, t->be, XenbusStateInitWait, 20000)))

@@ -55,9 +55,9 @@ int sx_cmd_unbuild_domain(struct sxc_conn *core, struct xs_handle *xs, int domid
  * PATH ($ENV overrides). */
 void sx_cmd_run_file(char *buf, size_t len, const char *name);
 int sx_cmd_sibling_bin(char *buf, size_t len, const char *name, const char *env);
-/* Start args[0] as a daemon of its own session, output appended to logf. Its pid, or -1
- * (errno) when fork failed. */
-pid_t sx_cmd_spawn(char *const *args, const char *logf);
+/* Start args[0] as a daemon of its own session, output appended to logf; notify: its
+ * $NOTIFY_SOCKET ("": none; NULL: this process's). Its pid, or -1 (errno) when fork failed. */
+pid_t sx_cmd_spawn(char *const *args, const char *logf, const char *notify);
 
 /* migrate.c */
 int sx_cmd_save(int argc, char **argv);

@@ -8,15 +8,19 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -274,11 +278,15 @@ int sx_cmd_sibling_bin(char *buf, size_t len, const char *name, const char *env)
 }
 
 
-pid_t sx_cmd_spawn(char *const *args, const char *logf)
+pid_t sx_cmd_spawn(char *const *args, const char *logf, const char *notify)
 {
     pid_t pid = fork();
     if (pid == 0) {
         setsid();
+        if (notify && *notify)
+            setenv("NOTIFY_SOCKET", notify, 1);
+        else if (notify)
+            unsetenv("NOTIFY_SOCKET");
         int fd = open(logf, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
         int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
         if (fd >= 0) {
@@ -292,6 +300,56 @@ pid_t sx_cmd_spawn(char *const *args, const char *logf)
         _exit(127);
     }
     return pid;
+}
+
+/* Wait for the device model started as pid to be ready (READY=1 on ns) before the domain
+ * runs, as xl waits for its device model: a device model that cannot start (bad image, bad
+ * option, missing binary) fails the create with its exit status. Without a notify socket
+ * (ns < 0), a short grace period stands in for READY. Closes ns. pid or -errno. */
+static pid_t dm_wait_ready(pid_t pid, int ns, int domid, const char *logf)
+{
+    const char *t = getenv("SPLITXEN_DM_START_TIMEOUT");
+    uint64_t limit_ms = t && *t ? strtoull(t, NULL, 10) * 1000 : 30000;
+    uint64_t end = sx_now_ms() + (ns >= 0 ? limit_ms : 200);
+    int rc = ns >= 0 ? -ETIMEDOUT : 0;
+    for (;;) {
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            fprintf(stderr, "%s: splitxen-dm for domain %d exited at start (status %d); see %s\n",
+                    prog, domid, WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st), logf);
+            rc = -EIO;
+            break;
+        }
+        uint64_t now = sx_now_ms();
+        if (now >= end)
+            break;
+        if (ns < 0) {
+            usleep(10000);
+            continue;
+        }
+        struct pollfd p = { .fd = ns, .events = POLLIN };
+        uint64_t left = end - now;
+        if (poll(&p, 1, left < 50 ? (int)left : 50) > 0) {
+            char msg[512];
+            ssize_t n = recv(ns, msg, sizeof(msg) - 1, MSG_DONTWAIT);
+            if (n > 0) {
+                msg[n] = '\0';
+                if (!strncmp(msg, "READY=1", 7) || strstr(msg, "\nREADY=1")) {
+                    rc = 0;
+                    break;
+                }
+            }
+        }
+    }
+    if (ns >= 0)
+        close(ns);
+    if (rc == -ETIMEDOUT) {
+        fprintf(stderr, "%s: splitxen-dm for domain %d not ready after %" PRIu64 " s; see %s\n",
+                prog, domid, limit_ms / 1000, logf);
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+    return rc < 0 ? rc : pid;
 }
 
 /*
@@ -347,25 +405,39 @@ static pid_t start_dm(int domid, const struct sx_domcfg *cfg)
         }
     }
     args[a] = NULL;
-    pid_t pid = sx_cmd_spawn(args, logf);
+    /* The device model says READY=1 (systemd's notify protocol) once its ioreq server is
+     * enabled: a datagram socket of our own, autobound in the abstract namespace, is its
+     * $NOTIFY_SOCKET. */
+    char notify_env[64] = "";
+    int ns = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (ns >= 0) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        socklen_t sl = sizeof(sa);
+        if (bind(ns, (struct sockaddr *)&sa, sizeof(sa_family_t)) < 0 ||
+            getsockname(ns, (struct sockaddr *)&sa, &sl) < 0 ||
+            sl <= offsetof(struct sockaddr_un, sun_path) + 1 ||
+            sl - offsetof(struct sockaddr_un, sun_path) - 1 >= sizeof(notify_env) - 1) {
+            close(ns);
+            ns = -1;
+        } else {
+            size_t n = sl - offsetof(struct sockaddr_un, sun_path) - 1;
+            notify_env[0] = '@';
+            memcpy(notify_env + 1, sa.sun_path + 1, n);
+            notify_env[n + 1] = '\0';
+        }
+    }
+    pid_t pid = sx_cmd_spawn(args, logf, notify_env);
     int err = errno;
     for (int i = 0; i < o; i++)
         free(owned[i]);
     free(owned);
     free(args);
-    if (pid < 0)
+    if (pid < 0) {
+        if (ns >= 0)
+            close(ns);
         return -err;
-    /* A device model that cannot start (bad image, missing binary) fails the create. */
-    for (int i = 0; i < 20; i++) {
-        int st;
-        if (waitpid(pid, &st, WNOHANG) == pid) {
-            fprintf(stderr, "%s: splitxen-dm for domain %d exited at start (status %d); see %s\n",
-                    prog, domid, WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st), logf);
-            return -EIO;
-        }
-        usleep(10000);
     }
-    return pid;
+    return dm_wait_ready(pid, ns, domid, logf);
 }
 
 

@@ -148,7 +148,7 @@ static int cmd_up(int argc, char **argv)
         args[a++] = (char *)dom0_mem;
     }
     args[a] = NULL;
-    pid_t pid = sx_cmd_spawn(args, logf);
+    pid_t pid = sx_cmd_spawn(args, logf, NULL);
     if (pid < 0) {
         fprintf(stderr, "%s: fork: %s\n", prog, strerror(errno));
         return 1;

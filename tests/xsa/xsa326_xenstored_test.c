@@ -11,6 +11,14 @@
 #include "tests/sxtest.h"
 #include "tests/xsraw.h"
 
+/* Under AddressSanitizer freed memory waits in a quarantine (256 MiB) instead of being reused,
+ * so RSS grows with every free; there the counters above are the bound's evidence. */
+#if defined(__SANITIZE_ADDRESS__)
+#define SX_TEST_RSS_MEANINGFUL 0
+#else
+#define SX_TEST_RSS_MEANINGFUL 1
+#endif
+
 static struct xsenv E;
 static int d0, g1, g2;             /* dom0, guest 1, guest 2 */
 
@@ -174,7 +182,9 @@ static void test_xsa326_unread_watch_events_bounded(void)
     /* 1024 held by xenstored, the rest of those queued in the socket's own buffer */
     CU_ASSERT_TRUE(s1.events_queued - s0.events_queued <= 2048);
     CU_ASSERT_TRUE(s1.events_dropped - s0.events_dropped >= 20000 - 2048);
+#if SX_TEST_RSS_MEANINGFUL
     CU_ASSERT_TRUE(rss1 < rss0 + 4096);
+#endif
     others_served();
     close(g1w);
 }

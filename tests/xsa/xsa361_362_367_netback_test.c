@@ -182,17 +182,32 @@ static void test_xsa361_rx_copy_into_a_bad_buffer_fails_that_frame_only(void)
     e[12] = ET >> 8;
     e[13] = ET & 0xff;
     memcpy(e + 14, "X361", 4);
+    /* A frame the bridge flooded before this test (another vif's broadcast still on its way
+     * under load) may take a good buffer first: it is answered, not counted, and its buffer
+     * posted again; the test wants its own four. */
     netif_rx_response_t rsp[4];
-    unsigned got = 0, ok = 0, err = 0;
+    unsigned got = 0, ok = 0, err = 0, foreign = 0;
     uint64_t end = sx_now_ms() + 20000;
     for (uint8_t n = 0; got < 4 && sx_now_ms() < end; n++) {
         e[18] = n;
         CU_ASSERT_EQUAL(write(sx_tap_fd(world, 0), f, sizeof(f)), (ssize_t)sizeof(f));
         usleep(20000);
-        int k;
-        while (got < 4 && (k = sx_front_ring_take_rsp(&hv.rx, &rsp[got], 1)) == 1)
-            got++;
+        netif_rx_response_t r;
+        while (got < 4 && sx_front_ring_take_rsp(&hv.rx, &r, 1) == 1) {
+            const uint8_t *pg = (const uint8_t *)hv.rxbuf + (r.id & 3) * 4096 + r.offset;
+            if (r.status >= 0 && memcmp(pg + 14, "X361", 4) && foreign < 8) {
+                foreign++;
+                netif_rx_request_t q = { .id = r.id, .gref = hv.rxrefs[r.id & 3] };
+                CU_ASSERT_EQUAL(sx_front_ring_put_req(&hv.rx, &q), 0);
+                sx_front_ring_push(&hv.rx);
+                sx_evtchn_notify(H.ev, (evtchn_port_t)hv.port);
+                continue;
+            }
+            rsp[got++] = r;
+        }
     }
+    if (foreign)
+        fprintf(stderr, "xsa361 rx: %u frame(s) from before the test answered first\n", foreign);
     CU_ASSERT_EQUAL_FATAL(got, 4);
     for (unsigned i = 0; i < 4; i++) {
         if (rsp[i].status < 0) {
