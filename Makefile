@@ -64,8 +64,9 @@ FUZZERS :=
 # own libraries followed by its direct dependencies' lists: a consumer names only those.
 MODULE_MKS := common/module.mk xenstored/module.mk xen-core/module.mk platform/module.mk \
               grant/module.mk evtchn/module.mk ring/module.mk ioreq/module.mk \
-              xenbus/module.mk netdev/module.mk blkio/module.mk netback/module.mk \
-              blkback/module.mk device-model/module.mk frontends/control/module.mk \
+              xenbus/module.mk torture/module.mk netdev/module.mk blkio/module.mk \
+              netback/module.mk blkback/module.mk device-model/module.mk \
+              frontends/control/module.mk \
               frontends/blkfront/module.mk \
               frontends/netfront/module.mk frontends/hvmdisk/module.mk \
               frontends/hvmnet/module.mk frontends/fio/module.mk toolstack/module.mk \
@@ -85,7 +86,7 @@ TEST_FILES  := $(addprefix $(B)/tests/,$(UNIT_TESTS))
 SHLIB_FILES := $(foreach s,$(SHLIBS),$(B)/lib/$(s).so)
 FUZZ_FILES  := $(addprefix $(B)/fuzz/,$(FUZZERS))
 
-.PHONY: all tests check check-unit check-san deps bench demo lab clean layering module-dirs \
+.PHONY: all tests check check-unit check-san deps bench demo lab lab-long clean layering module-dirs \
         fuzzers fuzz check-tsan soak
 EXTRA_TARGETS ?=
 all: $(LIB_FILES) $(PROG_FILES) $(SHLIB_FILES) $(EXTRA_TARGETS)
@@ -175,8 +176,14 @@ demo:
 	$(MAKE) all
 	./examples/demo.sh
 
+# make lab (CI's form): every default case, the torture case's I/O loop for 60 s. make lab-long:
+# the same with the torture loop at 180 s, then the migration cases (xl migrate, PVH guests).
 lab: all
+	LAB_TORTURE_SECS=$${LAB_TORTURE_SECS:-60} lab/run
+
+lab-long: all
 	lab/run
+	lab/run splitxen-migrate splitxen-move splitxen-save-pvh splitxen-migrate-pvh
 
 clean:
 	rm -rf build

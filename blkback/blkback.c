@@ -26,9 +26,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "evtchn/evtchn.h"
+#include "clock.h"
 #include "grant/grant.h"
 #include "log.h"
 
@@ -56,12 +58,109 @@ const char *const bb_stat_names[BB_ST_NR + 1] = {
     [BB_ST_ENGINE_FULL] = "engine_full",
     /* [BB_ST_SPURIOUS .. BB_ST_EOI_DELAYED_US] */
     [BB_ST_SPURIOUS] = SX_EOI_STAT_NAMES,
+    [BB_ST_LAT_BACKEND_NS] = "lat_backend_ns",
+    [BB_ST_LAT_BACKEND_N] = "lat_backend_n",
+    [BB_ST_LAT_ENGINE_NS] = "lat_engine_ns",
+    [BB_ST_LAT_ENGINE_N] = "lat_engine_n",
+    [BB_ST_LAT_RESPONSE_NS] = "lat_response_ns",
+    [BB_ST_LAT_RESPONSE_N] = "lat_response_n",
     /* [BB_ST_TARGET_DISCONNECTS .. BB_ST_TARGET_FAILED] */
     [BB_ST_TARGET_DISCONNECTS] = SX_BIO_TARGET_STAT_NAMES,
     [BB_ST_NR] = NULL,
 };
 
-#define STAT(q, i, n) sx_stats_add(&(q)->v->stats, (i), (uint64_t)(n))
+/* Counters are added up in the queue (no atomic per request and segment) and published in
+ * the stats file before responses are pushed and before the thread sleeps, so a counter is
+ * never behind a response the frontend can see, nor behind an idle queue. */
+_Static_assert(BB_ST_NR <= 64, "one dirty bit per counter");
+#define STAT(q, i, n) ((q)->st_acc[(i)] += (uint64_t)(n), (q)->st_dirty |= 1ull << (i))
+
+static void stats_flush(struct bb_queue *q)
+{
+    for (uint64_t d = q->st_dirty; d; d &= d - 1) {
+        unsigned i = (unsigned)__builtin_ctzll(d);
+        sx_stats_add(&q->v->stats, i, q->st_acc[i]);
+        q->st_acc[i] = 0;
+    }
+    q->st_dirty = 0;
+}
+
+/* ------------------------------------------------------------------ latency samples */
+
+enum { LAT_BACKEND, LAT_ENGINE, LAT_RESPONSE };
+
+/* Sample every BB_LAT_SAMPLE-th read/write: stamp it with the batch's take time (one clock
+ * read a batch, only in a batch that holds a sample) and remember it for the submit stamp. */
+static void lat_mark(struct bb_queue *q, struct bb_req *rq)
+{
+    if (++q->lat_ctr < BB_LAT_SAMPLE || q->lat_nunsub == BB_LAT_MAX)
+        return;
+    q->lat_ctr = 0;
+    if (!q->lat_batch_ns)
+        q->lat_batch_ns = sx_now_ns();
+    rq->t_take = q->lat_batch_ns;
+    rq->t_sub = 0;
+    q->lat_unsub[q->lat_nunsub++] = rq;
+}
+
+/* A sampled request answered before it reached the engine: no sample. */
+static void lat_drop(struct bb_queue *q, struct bb_req *rq)
+{
+    for (unsigned i = 0; i < q->lat_nunsub; i++)
+        if (q->lat_unsub[i] == rq) {
+            q->lat_unsub[i] = q->lat_unsub[--q->lat_nunsub];
+            break;
+        }
+    rq->t_take = 0;
+}
+
+/* Just before the engine's submit: what it runs from here on is the engine's time. */
+static void lat_submit(struct bb_queue *q)
+{
+    if (!q->lat_nunsub)
+        return;
+    uint64_t now = sx_now_ns();
+    for (unsigned i = 0; i < q->lat_nunsub; i++)
+        q->lat_unsub[i]->t_sub = now;
+    q->lat_nunsub = 0;
+}
+
+/* A sampled request completed at *now (read on first use): backend and engine stages. */
+static void lat_complete(struct bb_queue *q, struct bb_req *rq, uint64_t *now)
+{
+    if (!*now)
+        *now = sx_now_ns();
+    if (rq->t_sub && rq->t_sub >= rq->t_take && *now >= rq->t_sub) {
+        q->lat_sum[LAT_BACKEND] += rq->t_sub - rq->t_take;
+        q->lat_sum[LAT_ENGINE] += *now - rq->t_sub;
+        q->lat_n[LAT_BACKEND]++;
+        q->lat_n[LAT_ENGINE]++;
+        if (q->lat_nunpushed < BB_LAT_MAX)
+            q->lat_unpushed[q->lat_nunpushed++] = *now;
+    }
+    rq->t_take = 0;
+}
+
+/* Responses pushed: the response stage of the sampled ones, then publish the sums. */
+static void lat_pushed(struct bb_queue *q)
+{
+    if (q->lat_nunpushed) {
+        uint64_t now = sx_now_ns();
+        for (unsigned i = 0; i < q->lat_nunpushed; i++)
+            q->lat_sum[LAT_RESPONSE] += now - q->lat_unpushed[i];
+        q->lat_n[LAT_RESPONSE] += q->lat_nunpushed;
+        q->lat_nunpushed = 0;
+    }
+    if (!q->lat_n[LAT_BACKEND] && !q->lat_n[LAT_RESPONSE])
+        return;
+    for (unsigned i = 0; i < 3; i++) {
+        if (!q->lat_n[i])
+            continue;
+        STAT(q, BB_ST_LAT_BACKEND_NS + 2 * i, q->lat_sum[i]);
+        STAT(q, BB_ST_LAT_BACKEND_N + 2 * i, q->lat_n[i]);
+        q->lat_sum[i] = q->lat_n[i] = 0;
+    }
+}
 
 /* ------------------------------------------------------------------ contexts */
 
@@ -72,8 +171,18 @@ int bb_queue_alloc(struct bb_queue *q)
     unsigned maxsegs = sx_blk_req_max_segs(&v->dev);
     size_t rsz = (sx_blk_req_size(&v->dev) + 15) & ~(size_t)15;
     size_t per = rsz + maxsegs * (sizeof(struct iovec) + sizeof(grant_ref_t) + sizeof(uint32_t));
+    /* The decoded copies and their scratch arrays, sized for the largest indirect request in
+     * every slot of the ring (4 MiB a queue at order 4 with 256 segments): mapped, not
+     * allocated, so only the pages requests actually use are ever backed. From the heap
+     * (calloc) they were cleared page by page once glibc's mmap threshold had grown past them
+     * (after the first disconnect freed a mapped block): about 4 MiB resident per
+     * reconnected queue. The free list is LIFO, so a light load keeps reusing a few contexts. */
+    q->req_mem_len = (n * per + 4095) & ~(size_t)4095;
+    q->req_mem = mmap(NULL, q->req_mem_len, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (q->req_mem == MAP_FAILED)
+        q->req_mem = NULL;
     q->reqs = calloc(n, sizeof(*q->reqs));
-    q->req_mem = calloc(n, per);
     q->slots = malloc(BB_MAX_BATCH * sx_blk_req_slot_size(v->abi));
     q->pages = calloc(maxsegs, sizeof(*q->pages));
     if (!q->reqs || !q->req_mem || !q->slots || !q->pages) {
@@ -101,6 +210,7 @@ void bb_queue_forget(struct bb_queue *q)
     q->pages = NULL;
     q->reqs = NULL;
     q->req_mem = NULL;
+    q->req_mem_len = 0;
     q->slots = NULL;
     q->free_reqs = NULL;
     q->nr_reqs = 0;
@@ -111,7 +221,8 @@ void bb_queue_free(struct bb_queue *q)
     if (!q)
         return;
     free(q->reqs);
-    free(q->req_mem);
+    if (q->req_mem)
+        munmap(q->req_mem, q->req_mem_len);
     free(q->slots);
     free(q->pages);
     bb_queue_forget(q);
@@ -127,6 +238,7 @@ static struct bb_req *req_get(struct bb_queue *q)
         rq->iovcnt = 0;
         rq->status = BLKIF_RSP_OKAY;
         rq->barrier_flush = false;
+        rq->t_take = 0;
         q->inflight++;
     }
     return rq;
@@ -152,6 +264,8 @@ static void respond(struct bb_queue *q, uint64_t id, uint8_t op, int16_t status)
         STAT(q, BB_ST_ERRORS, 1);
     if (sx_back_ring_put_rsp(&q->ring, &rsp) == 0)
         q->rsps_unpushed++;
+    if (q->tt)
+        sx_tt_q_rsp(q->tt, id);
 }
 
 static void push_responses(struct bb_queue *q)
@@ -159,10 +273,15 @@ static void push_responses(struct bb_queue *q)
     if (!q->rsps_unpushed)
         return;
     q->rsps_unpushed = 0;
+    q->answered = true;
+    stats_flush(q);
     if (sx_back_ring_push(&q->ring) == 1) {
         sx_evtchn_notify(q->evt, (evtchn_port_t)q->lport);
         STAT(q, BB_ST_NOTIFIES, 1);
     }
+    if (q->tt)
+        bb_tt_burst(q);
+    lat_pushed(q);
 }
 
 static void unmap_req(struct bb_queue *q, struct bb_req *rq)
@@ -173,9 +292,26 @@ static void unmap_req(struct bb_queue *q, struct bb_req *rq)
     rq->map_addr = NULL;
 }
 
+/* Answer the responses torture held back that are due now (all: every one). */
+static unsigned release_held(struct bb_queue *q, bool all)
+{
+    struct sx_tt_held h[32];
+    unsigned total = 0, n;
+    while ((n = sx_tt_q_release(q->tt, all, h, 32)) > 0) {
+        for (unsigned i = 0; i < n; i++)
+            respond(q, h[i].id, h[i].op, h[i].status);
+        total += n;
+    }
+    return total;
+}
+
 /* Answer and recycle a request. */
 static void finish(struct bb_queue *q, struct bb_req *rq)
 {
+    if (q->tt)
+        bb_tt_grants(q, rq);
+    if (rq->t_take)
+        lat_drop(q, rq);
     unmap_req(q, rq);
     struct sx_blk_req *r = rq->r;
     if (rq->status == BLKIF_RSP_OKAY && r->nr_sectors) {
@@ -186,7 +322,9 @@ static void finish(struct bb_queue *q, struct bb_req *rq)
     }
     /* As Linux blkback (and as Linux blkfront checks): an indirect request is answered with
      * its inner operation, not BLKIF_OP_INDIRECT. */
-    respond(q, r->id, r->op == BLKIF_OP_INDIRECT ? r->data_op : r->op, rq->status);
+    uint8_t op = r->op == BLKIF_OP_INDIRECT ? r->data_op : r->op;
+    if (!(q->tt && bb_tt_hold(q, rq, op)))
+        respond(q, r->id, op, rq->status);
     STAT(q, BB_ST_INFLIGHT, -1);
     req_put(q, rq);
 }
@@ -197,6 +335,7 @@ static unsigned reap(struct bb_queue *q)
 {
     struct sx_bio_cpl cpl[64];
     unsigned total = 0;
+    uint64_t now = 0;
     int n;
     while ((n = sx_bio_reap(q->bio, cpl, 64)) > 0) {
         total += (unsigned)n;
@@ -217,6 +356,8 @@ static unsigned reap(struct bb_queue *q)
                 rq->status = (res == -EOPNOTSUPP) ? BLKIF_RSP_EOPNOTSUPP : BLKIF_RSP_ERROR;
                 rq->barrier_flush = false;
             }
+            if (rq->t_take)
+                lat_complete(q, rq, &now);
             if (rq->barrier_flush) {
                 /* The data of a flush/barrier request is written: now make it durable. */
                 rq->barrier_flush = false;
@@ -232,6 +373,7 @@ static unsigned reap(struct bb_queue *q)
 
 static void submit(struct bb_queue *q)
 {
+    lat_submit(q);
     int rc = sx_bio_submit(q->bio);
     if (rc < 0 && rc != -EAGAIN)
         sx_log_ratelimited(SX_LOG_WARN, "dom%u/%u q%u: submit: %s", q->v->fe, q->v->devid,
@@ -382,12 +524,14 @@ static int map_segments(struct bb_queue *q, struct bb_req *rq)
     return 0;
 bad:
     STAT(q, BB_ST_GRANT_ERRORS, 1);
+    if (q->tt)
+        bb_tt_grant_bad(q, r);
     sx_log_ratelimited(SX_LOG_WARN, "dom%u/%u q%u: request %llu: cannot map a grant",
                        v->fe, v->devid, q->idx, (unsigned long long)r->id);
     return -EINVAL;
 }
 
-static void handle_one(struct bb_queue *q, const void *slot)
+static void handle_one(struct bb_queue *q, const void *slot, RING_IDX pos)
 {
     struct bb_vbd *v = q->v;
     struct bb_req *rq = req_get(q);
@@ -400,6 +544,15 @@ static void handle_one(struct bb_queue *q, const void *slot)
     if (why == SX_BLK_OK && r->op == BLKIF_OP_INDIRECT) {
         STAT(q, BB_ST_INDIRECT, 1);
         why = decode_indirect(q, r);
+    }
+    if (q->tt) {
+        bb_tt_request(q, rq, pos, why);
+        if (rq->tt.status) {   /* torture: answered, not done */
+            rq->status = rq->tt.status;
+            r->nr_sectors = 0;
+            finish(q, rq);
+            return;
+        }
     }
     if (why != SX_BLK_OK) {
         sx_log_ratelimited(SX_LOG_WARN, "dom%u/%u q%u: request %llu op %u refused: %s", v->fe,
@@ -422,6 +575,7 @@ static void handle_one(struct bb_queue *q, const void *slot)
             finish(q, rq);
             return;
         }
+        lat_mark(q, rq);
         queue_io(q, rq, r->data_op == BLKIF_OP_WRITE ? BB_IO_WRITE : BB_IO_READ, off, 0);
         return;
     case BLKIF_OP_FLUSH_DISKCACHE:
@@ -464,12 +618,14 @@ static void handle_one(struct bb_queue *q, const void *slot)
 /* Take and start one batch. Returns the number of requests taken. */
 static unsigned take_batch(struct bb_queue *q)
 {
-    if (q->halted || !q->free_reqs)
+    if (q->halted || !q->free_reqs || (q->tt && sx_tt_q_paused(q->tt)))
         return 0;
     unsigned room = q->nr_reqs - q->inflight;
     if (room > BB_MAX_BATCH)
         room = BB_MAX_BATCH;
     int n = sx_back_ring_take(&q->ring, q->slots, room);
+    if (q->tt)
+        bb_tt_taken(q, n);
     if (n < 0) {
         q->halted = true;
         STAT(q, BB_ST_HALTED, 1);
@@ -478,8 +634,10 @@ static unsigned take_batch(struct bb_queue *q)
         return 0;
     }
     size_t ss = sx_blk_req_slot_size(q->v->abi);
+    RING_IDX pos = q->ring.req_cons - (RING_IDX)n;
+    q->lat_batch_ns = 0;
     for (int i = 0; i < n; i++)
-        handle_one(q, q->slots + (size_t)i * ss);
+        handle_one(q, q->slots + (size_t)i * ss, pos + (RING_IDX)i);
     if (n > 0)
         STAT(q, BB_ST_BATCHES, 1);
     return (unsigned)n;
@@ -487,14 +645,16 @@ static unsigned take_batch(struct bb_queue *q)
 
 static bool has_work(struct bb_queue *q)
 {
-    return !q->halted && q->free_reqs && sx_back_ring_has_requests(&q->ring);
+    return !q->halted && q->free_reqs && sx_back_ring_has_requests(&q->ring) &&
+           !(q->tt && sx_tt_q_paused(q->tt));
 }
 
-/* Spin predicate: new requests, or the control plane asks us to stop. */
+/* Spin predicate: new requests, a completion to reap, or the control plane asks us to stop. */
 static bool spin_pred(void *arg)
 {
     struct bb_queue *q = arg;
-    return has_work(q) || atomic_load_explicit(&q->stop, memory_order_relaxed);
+    return has_work(q) || (q->inflight && sx_bio_ready(q->bio)) ||
+           atomic_load_explicit(&q->stop, memory_order_relaxed);
 }
 
 static void *queue_thread(void *arg)
@@ -514,18 +674,36 @@ static void *queue_thread(void *arg)
      * the join orders the rest). */
     while (!atomic_load_explicit(&q->stop, memory_order_acquire)) {
         unsigned did = take_batch(q);
+        if (q->tt)
+            did += release_held(q, false);
         if (sx_bio_busy(q->bio) > 0)
             submit(q);
         did += reap(q);
+        if (did)
+            q->answered = false;
         push_responses(q);
         sx_idle_did(&idle, did > 0);
         if (did)
             continue;
-        /* Adaptive polling: new requests within the budget avoid a sleep. Spin only for the
-         * frontend: with I/O in flight on an asynchronous engine the wait is a device's (tens
-         * of us and more), and a spinning thread takes the CPU the completion path and the
-         * frontend need (measured: disk 4k QD1 p50 130 us spinning, 73 us not). */
-        if (q->inflight == 0 && sx_idle_spin(&idle, spin_pred, q)) {
+        /* Adaptive polling: new requests within the budget avoid a sleep. With nothing in
+         * flight, spin for the frontend. With I/O in flight on an asynchronous engine the
+         * wait is a device's (tens of us and more), and a thread spinning through it takes the
+         * CPU the completion path and the frontend need (measured: disk 4k QD1 p50 130 us
+         * spinning, 73 us not): spin only for the turnaround after answering, when the
+         * frontend's next requests usually follow within microseconds, and would otherwise
+         * cost a notification and a wakeup each. */
+        const struct bb_opts *o = &q->v->d->o;
+        bool answered = q->answered, won;
+        q->answered = false;
+        if (q->inflight == 0 || o->spin_inflight)
+            won = sx_idle_spin(&idle, spin_pred, q);
+        else if (answered && o->turnaround_ns)
+            /* A budget of its own: the adaptive one shrinks through every device wait. */
+            won = o->spin_yield ? sx_idle_spin_budget_yield(spin_pred, q, o->turnaround_ns)
+                                : sx_idle_spin_budget(spin_pred, q, o->turnaround_ns);
+        else
+            won = false;
+        if (won) {
             STAT(q, BB_ST_SPIN_WINS, 1);
             continue;
         }
@@ -537,16 +715,23 @@ static void *queue_thread(void *arg)
             push_responses(q);
             continue;
         }
-        if (!q->halted && q->free_reqs && sx_back_ring_final_check(&q->ring) == 1)
+        int fc = q->halted || !q->free_reqs || (q->tt && sx_tt_q_paused(q->tt))
+                     ? -1 : sx_back_ring_final_check(&q->ring);
+        if (fc == 1)
             continue;
         STAT(q, BB_ST_SLEEPS, 1);
+        stats_flush(q);
         struct pollfd pfd[3] = {
             { .fd = efd, .events = POLLIN },
             { .fd = bfd, .events = POLLIN },
             { .fd = q->stop_fd, .events = POLLIN },
         };
         /* (poll skips a negative fd: the stop fd is always watched.) */
-        int rc = sx_idle_poll(&idle, pfd, 3, -1);
+        unsigned held = idle.eoi.nheld;
+        int rc = sx_idle_poll(&idle, pfd, 3, q->tt ? sx_tt_q_poll_ms(q->tt, -1, fc == 0) : -1);
+        if (q->tt)
+            sx_tt_q_woke(q->tt, rc, rc > 0 && (pfd[0].revents & POLLIN), held,
+                         fc == 0 ? &q->ring : NULL);
         if (rc < 0 && rc != -EINTR) {
             sx_err("dom%u/%u q%u: poll: %s", q->v->fe, q->v->devid, q->idx, strerror(-rc));
             break;
@@ -555,7 +740,10 @@ static void *queue_thread(void *arg)
     sx_idle_fini(&idle);
     /* Stop: finish what is in flight, answer it, leave the ring as the frontend sees it. */
     drain(q);
+    if (q->tt)
+        release_held(q, true);
     push_responses(q);
+    stats_flush(q);
     return NULL;
 }
 

@@ -26,6 +26,7 @@
 #include "blkback/request.h"
 #include "common/stats.h"
 #include "platform/platform.h"
+#include "torture/torture.h"
 
 struct sx_gnt;
 struct sx_evtchn;
@@ -34,19 +35,27 @@ struct sx_xenbus;
 #define BB_MAX_QUEUES 16u
 #define BB_DEFAULT_MAX_PGRANTS 1056u   /* per queue, Linux xen_blkif_max_pgrants */
 #define BB_MAX_BATCH 64u               /* requests taken off the ring per step */
+#define BB_LAT_SAMPLE 8u               /* latency stamps on 1 read/write in this many */
+#define BB_LAT_MAX 64u                 /* sampled requests pending one stamp (more: not sampled) */
 
 struct bb_opts {
     enum sx_plat_kind plat;
     domid_t domid;                 /* the backend domain we act as */
     enum sx_bio_kind engine;       /* SX_BIO_AUTO: per target */
     uint64_t spin_ns;              /* adaptive polling budget before sleeping */
+    uint64_t turnaround_ns;        /* with I/O in flight, the spin after answering (the
+                                      frontend's next request usually follows at once) */
+    bool spin_inflight;            /* spin the whole budget with I/O in flight too */
     unsigned max_queues;           /* multi-queue-max-queues (1..BB_MAX_QUEUES) */
     unsigned max_ring_order;       /* max-ring-page-order (0..SX_RING_MAX_ORDER) */
     unsigned max_indirect;         /* feature-max-indirect-segments (0 = off) */
     unsigned max_pgrants;          /* persistent grants cached per queue (0 = no persistent) */
     bool sqpoll;                   /* io_uring SQPOLL (off by default) */
     bool no_regbuf;                /* do not register persistent pages with io_uring */
-    bool spin_yield;               /* sched_yield() every 16 spin rounds (default off: measured no gain) */
+    bool spin_yield;               /* sched_yield() every 16 spin rounds once a spin has lasted
+                                      5 us (default on: with more guests than CPUs a spinning
+                                      queue thread holds the CPU its frontend needs) */
+    struct sx_tt_opts tt;          /* --check, --torture (check.c) */
 };
 
 /* Per-vbd counters (the stats file; `splitxen top` reads it). Order = bb_stat_names. */
@@ -75,6 +84,17 @@ enum bb_stat {
     BB_ST_SPURIOUS,             /* late EOI (SX_EOI_STAT_NAMES, in this order): notifications */
     BB_ST_EOI_DELAYS,           /* that found no work, unmasks delayed, and for how long */
     BB_ST_EOI_DELAYED_US,
+    /* Latency breakdown of sampled read/write requests (1 in BB_LAT_SAMPLE), sums in ns and
+     * sample counts: taken off the ring -> queued on the engine (decode, map, queue), ->
+     * completed (the engine's time), -> response pushed (answer, push, notify). `splitxen top`
+     * divides the deltas of each pair; the frontend's own counters (vbdfe, blkfront) add the
+     * ring's two transits and the frontend's work. */
+    BB_ST_LAT_BACKEND_NS,
+    BB_ST_LAT_BACKEND_N,
+    BB_ST_LAT_ENGINE_NS,
+    BB_ST_LAT_ENGINE_N,
+    BB_ST_LAT_RESPONSE_NS,
+    BB_ST_LAT_RESPONSE_N,
     BB_ST_TARGET_DISCONNECTS,   /* network targets (SX_BIO_TARGET_STAT_NAMES, in this order): */
     BB_ST_TARGET_RECONNECTS,    /* connections lost and regained, requests failed for want */
     BB_ST_TARGET_FAILED,        /* of the target */
@@ -136,6 +156,8 @@ struct bb_req {
     uint32_t *midx;             /* scratch: which segment each of mrefs is */
     struct iovec *iov;
     struct sx_blk_req *r;       /* decoded copy, sx_blk_req_size(dev) bytes */
+    struct sx_tt_act tt;        /* what torture does to it (check.c) */
+    uint64_t t_take, t_sub;     /* latency sample: taken, submitted (ns; t_take 0 = none) */
 };
 
 struct bb_queue {
@@ -159,13 +181,27 @@ struct bb_queue {
     struct bb_req *reqs;
     struct bb_req *free_reqs;
     unsigned inflight;
-    void *req_mem;              /* backing of the contexts */
+    void *req_mem;              /* backing of the contexts (mapped, req_mem_len bytes) */
+    size_t req_mem_len;
     uint8_t *slots;             /* BB_MAX_BATCH ring slots copied by take */
     uint8_t **pages;            /* scratch: the page of each segment of the request at hand */
     struct bb_pcache pc;
     uint64_t now;               /* a counter for LRU */
     /* rsp pending notification */
     unsigned rsps_unpushed;
+    struct sx_tt_q *tt;         /* --check / --torture: this ring's side (NULL: off) */
+    bool answered;              /* the last step that did work pushed responses */
+    /* latency sampling (the lat_* counters): one clock read per phase of a batch that holds a
+     * sampled request, none otherwise */
+    unsigned lat_ctr;
+    uint64_t lat_batch_ns;                  /* this batch's take stamp, 0 until read */
+    struct bb_req *lat_unsub[BB_LAT_MAX];   /* sampled, queued, not yet submitted */
+    unsigned lat_nunsub;
+    uint64_t lat_unpushed[BB_LAT_MAX];      /* completion stamps of sampled answers not pushed */
+    unsigned lat_nunpushed;
+    uint64_t lat_sum[3], lat_n[3];          /* backend, engine, response: not yet published */
+    uint64_t st_acc[BB_ST_NR];              /* counters not yet in the stats file */
+    uint64_t st_dirty;                      /* bit i: st_acc[i] holds something */
 };
 
 /* Prepare per-queue resources once the ring is attached and the engine opened
@@ -179,6 +215,21 @@ void bb_queue_forget(struct bb_queue *q);
 int bb_queue_start(struct bb_queue *q);
 void bb_queue_stop(struct bb_queue *q);
 
+/* ---- --check and --torture (check.c): the ring thread's hooks, called when q->tt ---- */
+
+/* A request decoded (why: its verdict): ids in flight, findings, torture's draws in rq->tt. */
+void bb_tt_request(struct bb_queue *q, struct bb_req *rq, RING_IDX pos, enum sx_blk_reason why);
+/* A grant of r's could not be mapped. */
+void bb_tt_grant_bad(struct bb_queue *q, const struct sx_blk_req *r);
+/* rq completed: were its grants ended while it was in flight (sim)? */
+void bb_tt_grants(struct bb_queue *q, const struct bb_req *rq);
+/* Hold rq's response back (torture), or false: answer now. */
+bool bb_tt_hold(struct bb_queue *q, const struct bb_req *rq, uint8_t op);
+/* After a push: the extra notifications torture owes. */
+void bb_tt_burst(struct bb_queue *q);
+/* The ring index the loop just read, or the ring's overflow (n < 0). */
+void bb_tt_taken(struct bb_queue *q, int n);
+
 /* ---- vbd and daemon (xenbus.c) ---- */
 
 enum bb_vbd_phase {
@@ -190,6 +241,12 @@ enum bb_vbd_phase {
 };
 
 struct bb_daemon;
+
+/* What this vbd offered at its last InitWait (the configuration, or torture's draw). */
+struct bb_offer {
+    unsigned max_indirect, max_ring_order, max_queues;
+    bool persistent, flush, barrier, discard;
+};
 
 struct bb_vbd {
     struct bb_daemon *d;
@@ -221,7 +278,13 @@ struct bb_vbd {
     struct sx_stats stats;
     bool stats_ok;
     bool seen;                  /* mark for the rescan */
+    struct bb_offer offer;
+    struct sx_tt_dev *tt;       /* --check / --torture (NULL: off) */
 };
+
+/* The features to offer at InitWait: what the configuration and the target allow (v->flush,
+ * v->max_queues, discard), or (torture) a new draw within that. */
+void bb_offer_pick(struct bb_vbd *v, bool discard);
 
 /* Daemon-wide counters: the stats file blkback-<domid>-0. Order = bb_dstat_names. */
 enum bb_dstat {
@@ -246,6 +309,7 @@ struct bb_daemon {
     bool rescan;                /* list the backend directory (vbds added or removed) */
     unsigned nr_vbds;
     struct sx_stats stats;      /* bb_dstat; not there when it could not be created */
+    struct sx_tt *tt;           /* --check / --torture (NULL: off) */
 };
 
 /* Open the platform, xenstore, grants; watch the backend directory. 0 or -errno. */

@@ -2,15 +2,19 @@
  * splitxen-blkback: the blkif backend daemon. Serves every vbd under
  * /local/domain/<domid>/backend/vbd until SIGTERM/SIGINT.
  *
- *   splitxen-blkback [--platform sim|xen|auto] [--domid N] [--engine uring|aio|sync|auto]
- *       [--spin-us N] [--max-queues N] [--max-ring-order N] [--max-indirect N]
- *       [--max-pgrants N] [--sqpoll] [--no-regbuf] [--spin-yield] [--version]
+ *   splitxen-blkback [--platform sim|xen|auto] [--domid N] [--engine uring|aio|sync|mem|auto]
+ *       [--spin-us N] [--turnaround-us N] [--max-queues N] [--max-ring-order N] [--max-indirect N]
+ *       [--max-pgrants N] [--sqpoll] [--no-regbuf] [--spin-yield|--no-spin-yield]
+ *       [--spin-inflight] [--check] [--torture[=SEED]] [--torture-faults=LIST] [--version]
  *
  * Under systemd (Type=notify) it sends READY=1 once it watches xenstore, and STOPPING=1 when
  * a signal ends it (sd_notify; nothing without $NOTIFY_SOCKET).
  *
  * On exit it stops its ring threads and releases its mappings but leaves the xenbus states
  * alone, so a restarted blkback reconnects to the frontends that are still running.
+ *
+ * --check and --torture are for frontend authors (torture/torture.h): a protocol checker that
+ * reports each mistake of a frontend, and seeded fault injection within the protocol's rules.
  */
 #define SX_LOG_MODULE "blkback"
 #include "blkback/common.h"
@@ -37,10 +41,12 @@ static void on_signal(int s)
 static void usage(FILE *f, const char *argv0)
 {
     fprintf(f,
-            "usage: %s [--platform sim|xen|auto] [--domid N] [--engine uring|aio|sync|auto]\n"
-            "          [--spin-us N] [--max-queues N] [--max-ring-order N] [--max-indirect N]\n"
-            "          [--max-pgrants N] [--sqpoll] [--no-regbuf] [--spin-yield]\n"
-            "       %s --help | --version\n", argv0, argv0);
+            "usage: %s [--platform sim|xen|auto] [--domid N] [--engine uring|aio|sync|mem|auto]\n"
+            "          [--spin-us N] [--turnaround-us N] [--max-queues N] [--max-ring-order N]\n"
+            "          [--max-indirect N] [--max-pgrants N] [--sqpoll] [--no-regbuf]\n"
+            "          [--spin-yield|--no-spin-yield] [--spin-inflight]\n"
+            "          [--check] [--torture[=SEED]] [--torture-faults=LIST]\n"
+            "       %s --help | --version\n%s", argv0, argv0, sx_tt_usage);
 }
 
 int main(int argc, char **argv)
@@ -53,6 +59,8 @@ int main(int argc, char **argv)
         { "domid", required_argument, NULL, 'd' },
         { "engine", required_argument, NULL, 'e' },
         { "spin-us", required_argument, NULL, 's' },
+        { "turnaround-us", required_argument, NULL, 't' },
+        { "spin-inflight", no_argument, NULL, 'I' },
         { "max-queues", required_argument, NULL, 'q' },
         { "max-ring-order", required_argument, NULL, 'o' },
         { "max-indirect", required_argument, NULL, 'i' },
@@ -60,6 +68,10 @@ int main(int argc, char **argv)
         { "sqpoll", no_argument, NULL, 'S' },
         { "no-regbuf", no_argument, NULL, 'R' },
         { "spin-yield", no_argument, NULL, 'Y' },
+        { "check", no_argument, NULL, 'C' },
+        { "torture", optional_argument, NULL, 'T' },
+        { "torture-faults", required_argument, NULL, 'F' },
+        { "no-spin-yield", no_argument, NULL, 'N' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { 0 },
@@ -75,17 +87,24 @@ int main(int argc, char **argv)
             if (!strcmp(optarg, "uring") || !strcmp(optarg, "io_uring")) o.engine = SX_BIO_URING;
             else if (!strcmp(optarg, "aio") || !strcmp(optarg, "libaio")) o.engine = SX_BIO_AIO;
             else if (!strcmp(optarg, "sync")) o.engine = SX_BIO_SYNC;
+            else if (!strcmp(optarg, "mem")) o.engine = SX_BIO_MEM;
             else if (!strcmp(optarg, "auto")) o.engine = SX_BIO_AUTO;
             else bad = 1;
             break;
         case 's': bad = sx_parse_ulong(optarg, 1000000, &v); o.spin_ns = (uint64_t)v * 1000; break;
+        case 't': bad = sx_parse_ulong(optarg, 1000000, &v); o.turnaround_ns = (uint64_t)v * 1000; break;
         case 'q': bad = sx_parse_ulong(optarg, BB_MAX_QUEUES, &v) || v == 0; o.max_queues = (unsigned)v; break;
         case 'o': bad = sx_parse_ulong(optarg, SX_RING_MAX_ORDER, &v); o.max_ring_order = (unsigned)v; break;
         case 'i': bad = sx_parse_ulong(optarg, SX_BLK_MAX_INDIRECT_SEGS, &v); o.max_indirect = (unsigned)v; break;
         case 'g': bad = sx_parse_ulong(optarg, SX_BIO_MAX_BUFFERS, &v); o.max_pgrants = (unsigned)v; break;
         case 'S': o.sqpoll = true; break;
+        case 'I': o.spin_inflight = true; break;
         case 'R': o.no_regbuf = true; break;
         case 'Y': o.spin_yield = true; break;
+        case 'C': o.tt.check = true; break;
+        case 'T': bad = sx_tt_parse_torture(&o.tt, optarg) < 0; break;
+        case 'F': bad = sx_tt_parse_faults(&o.tt, optarg) < 0; break;
+        case 'N': o.spin_yield = false; break;
         case 'h': usage(stdout, argv[0]); return 0;
         case 'V': return sx_print_version("splitxen-blkback");
         default: usage(stderr, argv[0]); return 2;

@@ -79,11 +79,13 @@ void bb_opts_default(struct bb_opts *o)
     o->domid = 0;
     o->engine = SX_BIO_AUTO;
     o->spin_ns = sx_ring_spin_ns();
+    o->turnaround_ns = 20000;
     o->max_queues = 4;
     o->max_ring_order = SX_RING_MAX_ORDER;
     o->max_indirect = 256;
     o->max_pgrants = BB_DEFAULT_MAX_PGRANTS;
-    o->spin_yield = false;
+    o->spin_yield = true;
+    sx_tt_opts_default(&o->tt);
 }
 
 /* ------------------------------------------------------------------ helpers */
@@ -239,15 +241,18 @@ opened:
         gran = v->dev.sector_size;
     v->dev.discard_granularity = gran;
     v->dev.read_only = ro;
-    v->dev.max_indirect_segs = d->o.max_indirect;
     /* A read-only vbd offers no operation that writes: no flush, barrier or discard (Linux
      * blkback writes feature-flush-cache=0 and feature-barrier=0 for one; offered and then
      * refused, Linux blkfront logs "empty flush op failed" and turns its cache off). A network
-     * target offers what it has (v->flush is false when it cannot flush). */
+     * target offers what it has (v->flush is false when it cannot flush). Torture draws within
+     * that (bb_offer_pick). */
     if (ro)
         discard = false;
-    v->dev.features = (v->flush ? SX_BLK_F_FLUSH | SX_BLK_F_BARRIER : 0) |
-                      (discard ? SX_BLK_F_DISCARD : 0);
+    bb_offer_pick(v, discard);
+    const struct bb_offer *f = &v->offer;
+    v->dev.max_indirect_segs = f->max_indirect;
+    v->dev.features = (f->flush ? SX_BLK_F_FLUSH : 0) | (f->barrier ? SX_BLK_F_BARRIER : 0) |
+                      (f->discard ? SX_BLK_F_DISCARD : 0);
     rc = sx_blk_dev_check(&v->dev);
     if (rc < 0)
         goto fail;
@@ -271,10 +276,10 @@ opened:
                                  v->target ? sx_bio_target_info(v->target)->name : params);
     }
     if (rc == 0)
-        rc = sx_xenbus_write(xb, XBT_NULL, v->bep, "feature-flush-cache", v->flush ? "1" : "0");
+        rc = sx_xenbus_write(xb, XBT_NULL, v->bep, "feature-flush-cache", f->flush ? "1" : "0");
     if (rc == 0)
-        rc = sx_xenbus_write(xb, XBT_NULL, v->bep, "feature-barrier", v->flush ? "1" : "0");
-    if (rc == 0 && discard) {
+        rc = sx_xenbus_write(xb, XBT_NULL, v->bep, "feature-barrier", f->barrier ? "1" : "0");
+    if (rc == 0 && f->discard) {
         rc = sx_xenbus_printf(xb, XBT_NULL, v->bep, "discard-granularity", "%u", gran);
         if (rc == 0)
             rc = sx_xenbus_write(xb, XBT_NULL, v->bep, "discard-alignment", "0");
@@ -282,19 +287,19 @@ opened:
             rc = sx_xenbus_write(xb, XBT_NULL, v->bep, "discard-secure", "0");
     }
     if (rc == 0)
-        rc = sx_xenbus_write(xb, XBT_NULL, v->bep, "feature-discard", discard ? "1" : "0");
+        rc = sx_xenbus_write(xb, XBT_NULL, v->bep, "feature-discard", f->discard ? "1" : "0");
     if (rc == 0)
         rc = sx_xenbus_write(xb, XBT_NULL, v->bep, "feature-persistent",
-                             d->o.max_pgrants ? "1" : "0");
+                             f->persistent ? "1" : "0");
     if (rc == 0)
         rc = sx_xenbus_printf(xb, XBT_NULL, v->bep, "feature-max-indirect-segments", "%u",
-                              d->o.max_indirect);
+                              f->max_indirect);
     if (rc == 0)
         rc = sx_xenbus_printf(xb, XBT_NULL, v->bep, "max-ring-page-order", "%u",
-                              d->o.max_ring_order);
+                              f->max_ring_order);
     if (rc == 0)
         rc = sx_xenbus_printf(xb, XBT_NULL, v->bep, "multi-queue-max-queues", "%u",
-                              v->max_queues);
+                              f->max_queues);
     if (rc == 0 && !script_runs)
         rc = sx_xenbus_write(xb, XBT_NULL, v->bep, "hotplug-status", "connected");
     if (rc < 0)
@@ -353,6 +358,9 @@ static void queue_release(struct bb_vbd *v, struct bb_queue *q)
     }
     q->evt = NULL;
     q->lport = -1;
+    if (q->tt)
+        sx_tt_q_stop(q->tt, &q->ring);
+    q->tt = NULL;
     sx_back_ring_detach(&q->ring);
     if (q->ring_mem) {
         int rc = sx_ring_unmap(d->gnt, q->ring_mem, v->order);
@@ -433,12 +441,18 @@ static int queue_connect(struct bb_vbd *v, struct bb_queue *q)
     }
     q->lport = rc;
     unsigned depth = q->ring.nr_ents + 8;
-    enum sx_bio_kind kinds[3] = { v->kind, SX_BIO_AIO, SX_BIO_SYNC };
+    /* The target's engine, then a fallback of the same nature: a file in memory is served
+     * by preadv/pwritev when it cannot be mapped; anything else by libaio, then sync. */
+    enum sx_bio_kind kinds[3] = { v->kind, v->kind == SX_BIO_MEM ? SX_BIO_SYNC : SX_BIO_AIO,
+                                  SX_BIO_SYNC };
     rc = -EINVAL;
     if (v->target)              /* its own connection; no fallback kind */
         rc = sx_bio_open_target(&q->bio, v->target, depth);
     for (unsigned i = 0; i < 3 && rc < 0 && !v->target; i++) {
-        unsigned fl = kinds[i] == SX_BIO_URING && d->o.sqpoll ? SX_BIO_F_SQPOLL : 0;
+        /* The ring loop reaps after every submit and before it sleeps: inline completions
+         * need no event fd write. */
+        unsigned fl = SX_BIO_F_QUIET_INLINE |
+                      (kinds[i] == SX_BIO_URING && d->o.sqpoll ? SX_BIO_F_SQPOLL : 0);
         rc = sx_bio_open(&q->bio, kinds[i], v->fd, depth, fl);
         if (rc < 0 && i == 0)
             sx_warn("%s: engine %s: %s, falling back", v->bep, sx_bio_kind_name(kinds[i]),
@@ -457,6 +471,11 @@ static int queue_connect(struct bb_vbd *v, struct bb_queue *q)
         vbd_error(v, rc, "allocating request contexts");
         return rc;
     }
+    if (v->tt) {
+        q->tt = sx_tt_q_get(v->tt, q->idx, (int)q->idx, NULL);
+        if (sx_tt_q_start(q->tt, &q->ring, q->ring_refs, 1u << v->order) < 0)
+            q->tt = NULL;
+    }
     return 0;
 }
 
@@ -465,13 +484,13 @@ static int vbd_connect(struct bb_vbd *v)
     struct bb_daemon *d = v->d;
     struct sx_xenbus *xb = d->xb;
     uint64_t val;
-    int rc = read_fe_uint(v, v->fep, "ring-page-order", 0, d->o.max_ring_order, 0, &val);
+    int rc = read_fe_uint(v, v->fep, "ring-page-order", 0, v->offer.max_ring_order, 0, &val);
     if (rc < 0) {
         vbd_error(v, rc, "reading ring-page-order");
         return rc;
     }
     v->order = (unsigned)val;
-    rc = read_fe_uint(v, v->fep, "multi-queue-num-queues", 1, v->max_queues, 1, &val);
+    rc = read_fe_uint(v, v->fep, "multi-queue-num-queues", 1, v->offer.max_queues, 1, &val);
     if (rc < 0) {
         vbd_error(v, rc, "reading multi-queue-num-queues");
         return rc;
@@ -493,7 +512,7 @@ static int vbd_connect(struct bb_vbd *v)
         vbd_error(v, rc, "reading feature-persistent");
         return rc;
     }
-    v->persistent = val && d->o.max_pgrants;
+    v->persistent = val && v->offer.persistent;
     for (unsigned i = 0; i < nq; i++) {
         struct bb_queue *q = &v->q[i];
         char dir[192];
@@ -592,6 +611,7 @@ static void vbd_evaluate(struct bb_vbd *v)
     sx_xenbus_read_state(xb, XBT_NULL, v->bep, &be);
     if (sx_xenbus_read_state(xb, XBT_NULL, v->fep, &fe) < 0)
         fe = XenbusStateUnknown;
+    sx_tt_fe_state(v->tt, xb, fe, (enum xenbus_state)v->written);
     /* The toolstack asks for removal with online=0 (and writes state 5 itself). */
     bool remove = !online || (be == XenbusStateClosing && v->written != XenbusStateClosing &&
                               v->phase != BB_NEW);
@@ -677,6 +697,28 @@ static void vbd_evaluate(struct bb_vbd *v)
             v->phase = BB_READY;
             vbd_close(v);
         }
+        return;
+    }
+}
+
+/* --torture: what is due now on a connected vbd. A reconnect is what a restarted daemon does
+ * (rings, event channels and grant mappings dropped and taken again from the frontend's keys,
+ * in-flight I/O answered first); a flap rewrites the state node with the state it holds. */
+static void vbd_torture(struct bb_vbd *v)
+{
+    switch (sx_tt_ctl_due(v->tt)) {
+    case SX_TT_CTL_RECONNECT:
+        vbd_disconnect(v);
+        if (vbd_connect(v) < 0) {
+            vbd_disconnect(v);
+            v->phase = BB_FAILED;
+            vbd_switch(v, XenbusStateClosing);
+        }
+        return;
+    case SX_TT_CTL_FLAP:
+        sx_tt_flap(v->d->xb, v->bep, (enum xenbus_state)v->written);
+        return;
+    default:
         return;
     }
 }
@@ -781,6 +823,7 @@ static void on_fe_state(void *arg, const char *path, const char *token)
         dstat_add(v->d, BB_DS_WATCH_IGNORED, 1);   /* a node below state: not the state */
         return;
     }
+    sx_tt_fe_event(v->tt);
     v->dirty = true;
 }
 
@@ -822,6 +865,7 @@ static struct bb_vbd *vbd_new(struct bb_daemon *d, unsigned fe, unsigned devid)
     }
     snprintf(v->fe_state, sizeof(v->fe_state), "%s/state", v->fep);
     snprintf(v->fe_token, sizeof(v->fe_token), "fe-%u-%u", fe, devid);
+    v->tt = sx_tt_dev_open(d->tt, SX_TT_BLKIF, (domid_t)fe, devid, v->fep, v->bep);
     if (sx_xenbus_watch(d->xb, v->fe_state, v->fe_token, on_fe_state, v) == 0)
         v->fe_watched = true;
     else
@@ -846,6 +890,7 @@ static void vbd_free(struct bb_vbd *v)
     }
     if (v->fe_watched)
         sx_xenbus_unwatch(v->d->xb, v->fe_token);
+    sx_tt_dev_close(v->tt);
     free(v);
 }
 
@@ -920,6 +965,10 @@ int bb_daemon_open(struct bb_daemon **out, const struct bb_opts *o)
         sx_err("connect to xenstore: %s", strerror(-rc));
         goto fail;
     }
+    if (sx_tt_on(&o->tt) && (rc = sx_tt_open(&d->tt, &o->tt, d->gnt)) < 0) {
+        d->tt = NULL;
+        goto fail;
+    }
     snprintf(d->root, sizeof(d->root), "/local/domain/%u/backend/vbd", o->domid);
     rc = sx_stats_create_with_gauges(&d->stats, "blkback", o->domid, 0, bb_dstat_names,
                                      bb_dstat_gauges);
@@ -958,6 +1007,12 @@ int bb_daemon_step(struct bb_daemon *d, int timeout_ms)
         vbd_evaluate(v);
         changed = true;
     }
+    if (d->tt) {
+        for (struct bb_vbd *v = d->vbds; v; v = v->next)
+            if (v->phase == BB_CONNECTED)
+                vbd_torture(v);
+        sx_tt_tick(d->tt, d->xb);
+    }
     if (changed)
         dstat_gauges(d);
     dstat_add(d, BB_DS_ROUNDS, 1);   /* after the evaluations: tests wait for a round's end */
@@ -991,8 +1046,10 @@ void bb_daemon_close(struct bb_daemon *d)
             sx_stats_destroy(&v->stats);
         if (v->fe_watched)
             sx_xenbus_unwatch(d->xb, v->fe_token);
+        sx_tt_dev_close(v->tt);
         free(v);
     }
+    sx_tt_close(d->tt);
     sx_stats_destroy(&d->stats);
     sx_xenbus_close(d->xb);
     sx_gnt_close(d->gnt);

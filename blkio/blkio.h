@@ -1,6 +1,6 @@
 /*
  * blkio: the I/O engines of blkback's rings and the AHCI disk. One opaque engine per thread,
- * three local implementations behind it and two network ones (see "network targets" below).
+ * four local implementations behind it and two network ones (see "network targets" below).
  *
  *   SX_BIO_URING  io_uring (liburing): batched submission in one syscall, registered file
  *                 always, registered buffers (read/write_fixed) on request, optional SQPOLL /
@@ -10,6 +10,9 @@
  *   SX_BIO_SYNC   preadv/pwritev/fdatasync executed in the submitting thread during
  *                 sx_bio_submit. The right engine for tmpfs and page-cache-only targets, where
  *                 io_uring punts every request to a worker thread (see sx_bio_kind_auto).
+ *   SX_BIO_MEM    the file mapped once; reads and writes are memcpy in the submitting thread
+ *                 during sx_bio_submit, no system call per request (a fault of the mapping
+ *                 fails that operation with -EIO). The engine for tmpfs and ramfs files.
  *
  * Ownership, not locks: an engine belongs to one thread (the ring thread that opened it or
  * was handed it); no call is thread-safe against another call on the same engine.
@@ -41,10 +44,11 @@
 struct sx_bio;
 
 enum sx_bio_kind {
-    SX_BIO_AUTO = 0,            /* sx_bio_kind_auto() picks one of the three below */
+    SX_BIO_AUTO = 0,            /* sx_bio_kind_auto() picks one of the four local kinds */
     SX_BIO_URING,
     SX_BIO_AIO,
     SX_BIO_SYNC,
+    SX_BIO_MEM,
     SX_BIO_RBD,                 /* a Ceph RBD image (librbd): sx_bio_open_target only */
     SX_BIO_NBD,                 /* an NBD export (libnbd): sx_bio_open_target only */
 };
@@ -52,6 +56,10 @@ enum sx_bio_kind {
 /* sx_bio_open flags */
 #define SX_BIO_F_SQPOLL  (1u << 0)   /* io_uring: kernel SQ polling thread (burns a CPU while busy) */
 #define SX_BIO_F_IOPOLL  (1u << 1)   /* io_uring: completion polling; O_DIRECT on a bdev with poll queues */
+/* Any kind: operations completed inline (SYNC, MEM, discards of block devices) do not make the
+ * event fd readable. For a caller that reaps after every submit (they are there at once), and
+ * acks and reaps before it sleeps on the fd: a system call saved per batch. */
+#define SX_BIO_F_QUIET_INLINE (1u << 2)
 
 /* Largest depth an engine accepts, and the most iovecs one operation may carry (IOV_MAX). */
 #define SX_BIO_MAX_DEPTH   4096u
@@ -77,8 +85,8 @@ struct sx_bio_stats {
 
 /*
  * Open an engine of `kind` on `fd` (not owned: the caller keeps and closes it after
- * sx_bio_close). depth: 1..SX_BIO_MAX_DEPTH. flags: SX_BIO_F_* (io_uring only; -EINVAL for
- * other kinds). Returns 0 or -errno (-ENOSYS/-EPERM/-ENOMEM when the kernel refuses io_uring
+ * sx_bio_close). depth: 1..SX_BIO_MAX_DEPTH. flags: SX_BIO_F_* (SQPOLL and IOPOLL io_uring
+ * only: -EINVAL for other kinds). Returns 0 or -errno (-ENOSYS/-EPERM/-ENOMEM when the kernel refuses io_uring
  * or aio contexts; the caller may fall back to another kind).
  */
 int sx_bio_open(struct sx_bio **out, enum sx_bio_kind kind, int fd, unsigned depth,
@@ -147,6 +155,11 @@ void sx_bio_event_ack(struct sx_bio *b);
  * 0, -ETIMEDOUT (also at once when nothing is in flight), or -errno. May leave the event fd
  * readable (a later poll then wakes once spuriously, which is harmless). */
 int sx_bio_wait(struct sx_bio *b, int timeout_ms);
+
+/* Whether a reap now would find a completion, without a system call where the engine allows
+ * (io_uring's completion ring, the inline queue); libaio only tells through the event fd
+ * (false here). For spin loops. */
+bool sx_bio_ready(const struct sx_bio *b);
 
 /* Queued plus in-flight operations (what counts against depth). */
 unsigned sx_bio_busy(const struct sx_bio *b);

@@ -1,6 +1,6 @@
 /*
- * Private to blkio (blkio.c over uring.c, aio.c, sync.c over engine.c; target.c over rbd.c
- * and nbd.c): the engine struct, the per-kind ops table, the pieces every kind shares
+ * Private to blkio (blkio.c over uring.c, aio.c, sync.c, mem.c over engine.c; target.c over
+ * rbd.c and nbd.c): the engine struct, the per-kind ops table, the pieces every kind shares
  * (engine.c: the inline completion queue for operations finished in the submitting thread,
  * the synchronous executor, the network counters) and a network target's parsed spec.
  */
@@ -26,6 +26,8 @@ struct sx_bio_ops {
     void (*close)(struct sx_bio *b);            /* idempotent; after drain */
     /* 0 queued in the engine, SX_BIO_INLINE: blkio.c runs it in this thread at submit time. */
     int (*queue)(struct sx_bio *b, const struct sx_bio_op *op);
+    /* Runs an SX_BIO_INLINE operation: bytes or 0, or -errno. NULL: sx_bio_exec_sync. */
+    int32_t (*exec)(struct sx_bio *b, const struct sx_bio_op *op);
     int (*submit)(struct sx_bio *b);            /* >= 0 of the engine's queued ops sent */
     int (*reap)(struct sx_bio *b, struct sx_bio_cpl *out, unsigned max);
     bool (*ready)(struct sx_bio *b);            /* a reap now would find something (cheap) */
@@ -54,6 +56,7 @@ struct sx_bio {
     int efd;                    /* eventfd, owned */
     bool efd_signaled;          /* we wrote it and nobody acked since: writing again is moot */
     bool maybe_more;            /* last reap filled its array: more may be waiting */
+    bool quiet_inline;          /* SX_BIO_F_QUIET_INLINE */
     struct sx_bio_stats st;
 
     /* Operations to run in this thread at submit time (SYNC engine, discards the engine
@@ -124,6 +127,7 @@ bool sx_bio_err_is_link(int32_t res);
 extern const struct sx_bio_ops sx_bio_uring_ops;
 extern const struct sx_bio_ops sx_bio_aio_ops;
 extern const struct sx_bio_ops sx_bio_sync_ops;
+extern const struct sx_bio_ops sx_bio_mem_ops;
 
 /* sx_bio_open with an ops table of the caller's choosing (engines under test). */
 int sx_bio_open_ops(struct sx_bio **out, const struct sx_bio_ops *ops, enum sx_bio_kind kind,
@@ -135,6 +139,12 @@ void sx_bio_icq_push(struct sx_bio *b, uint64_t cookie, int32_t res);
 unsigned sx_bio_icq_pop(struct sx_bio *b, struct sx_bio_cpl *out, unsigned max);
 /* Execute op now in this thread: bytes or 0 on success, -errno on failure. */
 int32_t sx_bio_exec_sync(struct sx_bio *b, const struct sx_bio_op *op);
+/* The ops of an engine that runs every operation inline (SYNC, MEM): queue says
+ * SX_BIO_INLINE, submit and reap find nothing of their own, ready is false. */
+int sx_bio_inline_queue(struct sx_bio *b, const struct sx_bio_op *op);
+int sx_bio_inline_submit(struct sx_bio *b);
+int sx_bio_inline_reap(struct sx_bio *b, struct sx_bio_cpl *out, unsigned max);
+bool sx_bio_inline_ready(struct sx_bio *b);
 /* Make the event fd readable. */
 void sx_bio_event_signal(struct sx_bio *b);
 /* Registered buffer holding [addr, addr+len), or -1. */

@@ -121,6 +121,35 @@ int32_t sx_bio_exec_sync(struct sx_bio *b, const struct sx_bio_op *op)
     return -EINVAL;
 }
 
+/* ---- engines that run everything inline (sync, mem) ---------------------------------- */
+
+int sx_bio_inline_queue(struct sx_bio *b, const struct sx_bio_op *op)
+{
+    (void)b;
+    (void)op;
+    return SX_BIO_INLINE;
+}
+
+int sx_bio_inline_submit(struct sx_bio *b)
+{
+    (void)b;
+    return 0;                   /* nothing is ever queued in the engine itself */
+}
+
+int sx_bio_inline_reap(struct sx_bio *b, struct sx_bio_cpl *out, unsigned max)
+{
+    (void)b;
+    (void)out;
+    (void)max;
+    return 0;                   /* everything is in the inline completion queue */
+}
+
+bool sx_bio_inline_ready(struct sx_bio *b)
+{
+    (void)b;
+    return false;
+}
+
 /* ---- registered buffers ---------------------------------------------------------------- */
 
 int sx_bio_reg_find(const struct sx_bio *b, const void *addr, size_t len)

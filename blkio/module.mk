@@ -1,9 +1,9 @@
-# blkio: the I/O engines (io_uring, libaio, sync) behind one handle, for blkback's rings and
+# blkio: the I/O engines (io_uring, libaio, sync, mem) behind one handle, for blkback's rings and
 # the AHCI disk, and the network targets (Ceph RBD, NBD). blkio.c picks a kind (uring.c, aio.c,
-# sync.c); engine.c is what they share; target.c parses a network target and hands it to
+# sync.c, mem.c); engine.c is what they share; target.c parses a network target and hands it to
 # rbd.c (librbd) or nbd.c (libnbd), each library loaded when first used.
 LIBS += sxblkio
-sxblkio_SRCS := blkio/blkio.c blkio/uring.c blkio/aio.c blkio/sync.c blkio/engine.c \
+sxblkio_SRCS := blkio/blkio.c blkio/uring.c blkio/aio.c blkio/sync.c blkio/mem.c blkio/engine.c \
                 blkio/target.c blkio/rbd.c blkio/nbd.c
 SX_BLKIO_LIBS := sxblkio $(SX_COMMON_LIBS)
 SX_BLKIO_LDLIBS := -luring -laio -ldl

@@ -3,7 +3,7 @@
  *
  *   splitxen-dm --domid N [--platform sim|xen] [--vcpus N] [--console FILE] [--spin-us US]
  *               [--first-slot N] [--nic VIFSPEC]...
- *               [--disk PATH[,ro][,engine=auto|uring|aio|sync][,direct=0|1]]
+ *               [--disk PATH[,ro][,engine=auto|uring|aio|sync|mem][,direct=0|1]]
  *
  * sim: the whole emulated platform: PCI host bridge (0xCF8/0xCFC), 16550A UART on 0x3F8 IRQ 4
  *      whose output goes to $SPLITXEN_RUN/console/<domid>.log (what `splitxen console` shows),
@@ -58,7 +58,7 @@ static void usage_to(FILE *f, int status)
 {
     fprintf(f, "usage: splitxen-dm --domid N [--platform sim|xen] [--vcpus N] "
                     "[--console FILE] [--spin-us US] [--first-slot N] [--nic VIFSPEC]...\n"
-                    "                   [--disk PATH[,ro][,engine=auto|uring|aio|sync][,direct=0|1]]\n"
+                    "                   [--disk PATH[,ro][,engine=auto|uring|aio|sync|mem][,direct=0|1]]\n"
                     "  --first-slot  PCI slot the devices start at (default 1 on sim, 8 on xen)\n"
                     "  --nic   an emulated e1000 (vif spec: mac=, bridge=, vifname=, mtu=)\n"
                     "  --disk  an AHCI disk on the image: ro read-only; engine= the blkio engine\n"
@@ -108,6 +108,8 @@ static int dm_engine_from_name(const char *name, size_t len)
         return SX_BIO_AIO;
     if (word_is(name, len, "sync"))
         return SX_BIO_SYNC;
+    if (word_is(name, len, "mem"))
+        return SX_BIO_MEM;
     if (word_is(name, len, "auto"))
         return SX_BIO_AUTO;
     return -1;

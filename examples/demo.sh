@@ -245,6 +245,16 @@ demo_run() {
   echo
 }
 
+# Kill the processes matching pattern $1 that this demo started (their environment names this
+# run directory): another run on the same machine (a test, a second demo) keeps its own.
+kill_ours() {
+  local p
+  for p in $(pgrep -f -- "$1" 2>/dev/null); do
+    tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "SPLITXEN_RUN=$SPLITXEN_RUN" &&
+      kill "$p" 2>/dev/null
+  done
+}
+
 # Tear down everything the demo made; safe to call at any point and more than once.
 demo_teardown() {
   trap - INT TERM
@@ -255,7 +265,7 @@ demo_teardown() {
       case "$name" in tapfront|hvmnet|iperf3-*) kill "$pid" 2>/dev/null ;; esac
     done <"$PIDS_FILE"
   fi
-  pkill -f -- "--domid=.* --vdev=xvda" 2>/dev/null
+  kill_ours "--domid=.* --vdev=xvda"
   if [ -x "$SX" ] && [ -S "$SPLITXEN_RUN/core.sock" ]; then
     SPLITXEN_DEVICE_TIMEOUT=5 "$SX" destroy pv-guest >/dev/null 2>&1
     SPLITXEN_DEVICE_TIMEOUT=5 "$SX" destroy hvm-guest >/dev/null 2>&1
@@ -269,7 +279,7 @@ demo_teardown() {
   fi
   [ -x "$SX" ] && "$SX" down >/dev/null 2>&1
   local ns
-  pkill -f -- "splitxen-dm --domid .*$HVM_IMG" 2>/dev/null
+  kill_ours "splitxen-dm --domid .*$HVM_IMG"
   for ns in "$NS_GUEST" "$NS_HVM" "$NS_DRV" "$NS_RAW_A" "$NS_RAW_B"; do
     ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null
     ip netns del "$ns" 2>/dev/null

@@ -75,6 +75,11 @@ uint64_t sx_gnt_mapped_pages(const struct sx_gnt *g)
     return atomic_load_explicit(&((struct sx_gnt *)g)->mapped, memory_order_relaxed);
 }
 
+int sx_gnt_query(struct sx_gnt *g, domid_t domid, grant_ref_t ref)
+{
+    return g->ops->query ? g->ops->query(g->priv, domid, ref) : -EOPNOTSUPP;
+}
+
 int sx_gntshr_open(struct sx_gntshr **out, struct sx_plat *p)
 {
     const struct sx_gntshr_ops *ops =

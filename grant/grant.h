@@ -40,6 +40,11 @@ int sx_gnt_unmap(struct sx_gnt *g, void *addr, uint32_t count);
 int sx_gnt_copy(struct sx_gnt *g, uint32_t count, xengnttab_grant_copy_segment_t *segs);
 /* Number of pages currently mapped through this handle (for leak checks and counters). */
 uint64_t sx_gnt_mapped_pages(const struct sx_gnt *g);
+/* Whether domid's grant `ref` grants the caller's domain access right now, read from the
+ * granting domain's table: 1 yes, 0 no (ended, or for another domain). -EOPNOTSUPP where a
+ * backend cannot read another domain's grant table (xen), -ESRCH (no such domain), -EINVAL (ref
+ * beyond the table). For checks: a frontend that ends a grant the backend maps (the checker). */
+int sx_gnt_query(struct sx_gnt *g, domid_t domid, grant_ref_t ref);
 
 /* ---- frontend side ---- */
 int sx_gntshr_open(struct sx_gntshr **out, struct sx_plat *p);

@@ -11,6 +11,7 @@ struct sx_gnt_ops {
                bool writable, void **addr, int16_t *status);
     int (*unmap)(void *priv, void *addr, uint32_t count);
     int (*copy)(void *priv, uint32_t count, xengnttab_grant_copy_segment_t *segs);
+    int (*query)(void *priv, domid_t domid, grant_ref_t ref);   /* NULL: -EOPNOTSUPP */
 };
 
 struct sx_gntshr_ops {

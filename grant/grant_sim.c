@@ -263,12 +263,30 @@ static int gsim_copy(void *priv, uint32_t count, xengnttab_grant_copy_segment_t 
     return 0;
 }
 
+/* The entry as the granting domain's table holds it now: permit_access for us? */
+static int gsim_query(void *priv, domid_t domid, grant_ref_t ref)
+{
+    struct sim_gnt *g = priv;
+    struct sxc_dom *d;
+    if (sxc_domain_get(g->conn, domid, &d) < 0)
+        return -ESRCH;
+    int rc = -EINVAL;
+    if (ref < d->shared->nr_grant) {
+        const grant_entry_v1_t *e = &sxd_grant_table(d->shared)[ref];
+        uint16_t flags = SX_READ_ONCE(e->flags), gdom = SX_READ_ONCE(e->domid);
+        rc = (flags & GTF_type_mask) == GTF_permit_access && gdom == g->self;
+    }
+    sxc_domain_put(g->conn, d);
+    return rc;
+}
+
 const struct sx_gnt_ops sx_gnt_sim_ops = {
     .open = gsim_open,
     .close = gsim_close,
     .map = gsim_map,
     .unmap = gsim_unmap,
     .copy = gsim_copy,
+    .query = gsim_query,
 };
 
 /* ---------------- frontend side ---------------- */

@@ -55,6 +55,10 @@ install: $(addprefix $(B)/bin/,$(INSTALL_BIN) $(INSTALL_SBIN)) install-units
 	    echo "install -m 0644 $(B)/lib/splitxen-fio.so $(DESTDIR)$(SXLIBDIR)"; \
 	    install -m 0644 $(B)/lib/splitxen-fio.so $(DESTDIR)$(SXLIBDIR); \
 	else echo "note: $(B)/lib/splitxen-fio.so not built (fio source missing): not installed"; fi
+	@if [ -e $(B)/lib/splitxen-netdev-dpdk.so ]; then \
+	    echo "install -m 0644 $(B)/lib/splitxen-netdev-dpdk.so $(DESTDIR)$(SXLIBDIR)"; \
+	    install -m 0644 $(B)/lib/splitxen-netdev-dpdk.so $(DESTDIR)$(SXLIBDIR); \
+	else echo "note: $(B)/lib/splitxen-netdev-dpdk.so not built (no libdpdk-dev): not installed"; fi
 	$(foreach s,1 7 8,install -m 0644 $(filter %.$(s),$(INSTALL_MAN)) $(DESTDIR)$(MANDIR)/man$(s);)
 	install -m 0644 $(addprefix $(B)/dist/systemd/,$(INSTALL_UNITS)) $(DESTDIR)$(SYSTEMDUNITDIR)
 	install -m 0644 dist/bash-completion/splitxen $(DESTDIR)$(BASHCOMPDIR)/splitxen
@@ -69,7 +73,7 @@ install: $(addprefix $(B)/bin/,$(INSTALL_BIN) $(INSTALL_SBIN)) install-units
 uninstall:
 	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(INSTALL_BIN)) \
 	    $(addprefix $(DESTDIR)$(SBINDIR)/,$(INSTALL_SBIN)) \
-	    $(DESTDIR)$(SXLIBDIR)/splitxen-fio.so \
+	    $(DESTDIR)$(SXLIBDIR)/splitxen-fio.so $(DESTDIR)$(SXLIBDIR)/splitxen-netdev-dpdk.so \
 	    $(foreach m,$(INSTALL_MAN),$(DESTDIR)$(MANDIR)/$(notdir $(patsubst %/,%,$(dir $(m))))/$(notdir $(m))) \
 	    $(addprefix $(DESTDIR)$(SYSTEMDUNITDIR)/,$(INSTALL_UNITS)) \
 	    $(DESTDIR)$(BASHCOMPDIR)/splitxen \

@@ -26,6 +26,7 @@
 #include "grant/grant.h"
 #include "evtchn/evtchn.h"
 #include "xenbus/xenbus.h"
+#include "torture/torture.h"
 
 SX_RING_CHECK_TYPES(netif_tx_request_t, netif_tx_response_t);
 SX_RING_CHECK_TYPES(netif_rx_request_t, netif_rx_response_t);
@@ -177,6 +178,7 @@ struct nb_rxframe {                      /* a frame from the world side */
     struct sx_net_netif_meta meta;
     bool hashed;                         /* has_hash/htype/hash computed (by a steering
                                             reader: the hash that chose the queue) */
+    uint16_t first_len;                  /* torture: bytes of the first data slot (0: full) */
     bool has_hash;                       /* a XEN_NETIF_EXTRA_TYPE_HASH extra follows */
     uint8_t htype;
     uint32_t hash;
@@ -235,6 +237,7 @@ struct nb_queue {
     netif_rx_response_t *rxrsp;          /* NB_RX_SEGS + NB_RX_BATCH staged responses */
     bool rx_need_slots;                  /* a frame waits for rx buffers: do not read the world */
     struct nb_steer *steer;              /* this queue's inbox; NULL: the vif never steers */
+    struct sx_tt_q *tt_tx, *tt_rx;       /* --check / --torture: the rings' side (NULL: off) */
 };
 
 struct nb;
@@ -264,6 +267,9 @@ struct nb_vif {
     atomic_uint xdp_headroom;            /* the frontend's xdp-headroom (validated) */
     struct sx_stats stats;
     struct nb_queue q[NB_MAX_QUEUES];
+    struct sx_tt_dev *tt;                /* --check / --torture (NULL: off) */
+    unsigned mq_offered;                 /* multi-queue-max-queues as last written */
+    bool off_sg, off_gso4, off_gso6;     /* feature-sg / -gso-tcpv4 / -gso-tcpv6 as written */
 };
 
 struct nb_opts {
@@ -273,6 +279,7 @@ struct nb_opts {
     uint64_t spin_ns;
     const char *core_path;               /* sim: NULL = default */
     const char *xenstored_path;          /* NULL: the platform's */
+    struct sx_tt_opts tt;                /* --check, --torture (check.c) */
 };
 
 struct nb {
@@ -286,6 +293,7 @@ struct nb {
     struct sx_stats stats;               /* daemon-wide: vifs, threads, mapped pages */
     bool dirty;                          /* list backend/vif: vifs came or went (control thread) */
     atomic_bool stop;
+    struct sx_tt *tt;                    /* --check / --torture (NULL: off) */
 };
 
 /* xenbus.c: the daemon. nb_open connects and watches; nb_run dispatches until nb->stop;
@@ -320,6 +328,33 @@ unsigned nb_steer_pull(struct nb_queue *q);
  * sleep). After poll: nb_steer_wake (kicked: kickfd was readable). */
 bool nb_steer_sleep(struct nb_queue *q);
 void nb_steer_wake(struct nb_queue *q, bool kicked);
+/* --check and --torture (check.c): the queue thread's hooks, called when q->tt_tx/tt_rx. */
+/* A tx packet parsed at txq_head (vd its verdict): ids, findings, torture's draws. True when
+ * torture answers it with an error instead of sending it (an accepted packet only). */
+bool nb_tt_tx_pkt(struct nb_queue *q, enum sx_net_tx_verdict vd, const struct sx_net_txpkt *pkt);
+/* The tx ring's n responses rsp (written to the ring). */
+void nb_tt_tx_rsp(struct nb_queue *q, const netif_tx_response_t *rsp, unsigned n);
+/* n rx requests were taken into rxq ending at rxq_tail (n < 0: the ring overflowed). */
+void nb_tt_rx_taken(struct nb_queue *q, int n);
+/* The tx ring was read (n requests taken, or its overflow). */
+void nb_tt_tx_taken(struct nb_queue *q, int n);
+/* A frame is ready to go to the frontend: its first slot's length (torture), 0 for a full one. */
+uint16_t nb_tt_rx_first(struct nb_queue *q, const struct nb_rxframe *f, unsigned per);
+/* A grant copy of request id on ring tt failed (st: its GNTST_* code). */
+void nb_tt_grant_bad(struct sx_tt_q *tt, uint16_t id, int st);
+/* After a push on ring tt: the extra notifications torture owes, on port. */
+void nb_tt_burst(struct nb_queue *q, struct sx_tt_q *tt, evtchn_port_t port);
+/* Data slots of a frame of len bytes in slots of per bytes, the first first_len (0: per). */
+static inline unsigned nb_rx_ndata(uint32_t len, unsigned per, unsigned first_len)
+{
+    unsigned first = first_len && first_len < per ? first_len : per;
+    return len <= first ? 1 : 1 + (len - first + per - 1) / per;
+}
+/* The features to offer at InitWait: for each of the n boolean feature keys 1, and maxq
+ * (in: configured, out: offered), unless torture draws others; remembered for the checks. */
+void nb_offer_pick(struct nb_vif *v, const char *const *keys, unsigned *vals, unsigned n,
+                   unsigned *maxq);
+
 /* rx: true when the loop should poll the world side for input. */
 static inline bool nb_rx_wants_world(const struct nb_queue *q)
 {

@@ -2,10 +2,14 @@
  * splitxen-netback: the netif backend daemon of a driver domain.
  *
  *   splitxen-netback [--platform sim|xen|auto] [--domid N] [--bridge-default NAME]
- *                    [--spin-us N] [--core SOCKET] [--version]
+ *                    [--spin-us N] [--core SOCKET]
+ *                    [--check] [--torture[=SEED]] [--torture-faults=LIST] [--version]
  *
  * --spin-us: how long a queue thread polls its rings and TAP before sleeping on the event
  * channel (default $SPLITXEN_SPIN_NS or 20 us; 0 never spins).
+ *
+ * --check and --torture are for frontend authors (torture/torture.h): a protocol checker that
+ * reports each mistake of a frontend, and seeded fault injection within the protocol's rules.
  *
  * Serves every vif under /local/domain/<domid>/backend/vif until SIGINT/SIGTERM. Under systemd
  * (Type=notify) it sends READY=1 once it watches xenstore and STOPPING=1 when a signal ends it.
@@ -38,7 +42,8 @@ static void usage(FILE *f, const char *prog)
     fprintf(f,
             "usage: %s [--platform sim|xen|auto] [--domid N] [--bridge-default NAME]\n"
             "          [--spin-us N] [--core SOCKET]\n"
-            "       %s --help | --version\n", prog, prog);
+            "          [--check] [--torture[=SEED]] [--torture-faults=LIST]\n"
+            "       %s --help | --version\n%s", prog, prog, sx_tt_usage);
 }
 
 int main(int argc, char **argv)
@@ -49,6 +54,9 @@ int main(int argc, char **argv)
         { "bridge-default", required_argument, NULL, 'b' },
         { "spin-us", required_argument, NULL, 's' },
         { "core", required_argument, NULL, 'c' },
+        { "check", no_argument, NULL, 'C' },
+        { "torture", optional_argument, NULL, 'T' },
+        { "torture-faults", required_argument, NULL, 'F' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
@@ -56,6 +64,7 @@ int main(int argc, char **argv)
     const char *platform = NULL;
     /* Spin budget: --spin-us, else $SPLITXEN_SPIN_NS / the ring default (sx_ring_spin_ns). */
     struct nb_opts o = { .domid = 0, .bridge_default = "xenbr0", .spin_ns = sx_ring_spin_ns() };
+    sx_tt_opts_default(&o.tt);
     int c;
     while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         char *end;
@@ -77,6 +86,19 @@ int main(int argc, char **argv)
             }
             break;
         case 'c': o.core_path = optarg; break;
+        case 'C': o.tt.check = true; break;
+        case 'T':
+            if (sx_tt_parse_torture(&o.tt, optarg) < 0) {
+                fprintf(stderr, "bad --torture seed '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        case 'F':
+            if (sx_tt_parse_faults(&o.tt, optarg) < 0) {
+                fprintf(stderr, "bad --torture-faults '%s'\n", optarg);
+                return 2;
+            }
+            break;
         case 'h': usage(stdout, argv[0]); return 0;
         case 'V': return sx_print_version("splitxen-netback");
         default: usage(stderr, argv[0]); return 2;

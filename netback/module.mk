@@ -4,9 +4,9 @@
 # so the hostile-frontend test can run the daemon in-process.
 LIBS += sxnetback
 sxnetback_SRCS := netback/pkt.c netback/xenbus.c netback/netback.c netback/rx.c \
-                  netback/rate.c netback/mcast.c netback/hash.c netback/steer.c
-SX_NETBACK_LIBS := sxnetback $(SX_NETDEV_LIBS) $(SX_XENBUS_LIBS) $(SX_RING_LIBS)
-SX_NETBACK_LDLIBS := $(SX_NETDEV_LDLIBS) $(SX_XENBUS_LDLIBS) $(SX_RING_LDLIBS)
+                  netback/rate.c netback/mcast.c netback/hash.c netback/steer.c netback/check.c
+SX_NETBACK_LIBS := sxnetback $(SX_NETDEV_LIBS) $(SX_TORTURE_LIBS) $(SX_XENBUS_LIBS) $(SX_RING_LIBS)
+SX_NETBACK_LDLIBS := $(SX_NETDEV_LDLIBS) $(SX_TORTURE_LDLIBS) $(SX_XENBUS_LDLIBS) $(SX_RING_LDLIBS)
 
 PROGS += splitxen-netback
 splitxen-netback_SRCS := netback/main.c
@@ -40,3 +40,16 @@ UNIT_TESTS += netback_steer_test
 netback_steer_test_SRCS := tests/netback/steer_test.c
 netback_steer_test_LIBS := $(SX_NETBACK_LIBS)
 netback_steer_test_LDLIBS := $(SX_NETBACK_LDLIBS) -lcunit
+
+# --check against deliberately broken frontends (the in-process fixture, tests/netguest.h).
+# Needs root (TAP, unshare): skips otherwise.
+UNIT_TESTS += netback_check_test
+netback_check_test_SRCS := tests/netback/check_test.c
+netback_check_test_LIBS := $(SX_NETBACK_LIBS) $(SX_SIMENV_LIBS)
+netback_check_test_LDLIBS := $(SX_NETBACK_LDLIBS) -lcunit
+
+# --torture replays: the same I/O, the same seed, the same torture log (tests/netguest.h).
+UNIT_TESTS += netback_torture_test
+netback_torture_test_SRCS := tests/netback/torture_test.c
+netback_torture_test_LIBS := $(SX_NETBACK_LIBS) $(SX_SIMENV_LIBS)
+netback_torture_test_LDLIBS := $(SX_NETBACK_LDLIBS) -lcunit

@@ -118,6 +118,8 @@ static void tx_respond(struct nb_queue *q, unsigned npkts)
     netif_tx_response_t rsp[SX_NET_TX_MAX_SLOTS];
     for (unsigned p = 0; p < npkts; p++) {
         unsigned n = sx_net_tx_responses(&q->txs[p].pkt, q->txs[p].status, rsp);
+        if (q->tt_tx)
+            nb_tt_tx_rsp(q, rsp, n);
         for (unsigned i = 0; i < n; i++)
             if (sx_back_ring_put_rsp(&q->tx, &rsp[i]) < 0) {
                 q->halted = true;   /* cannot happen for requests we took; do not loop */
@@ -128,6 +130,8 @@ static void tx_respond(struct nb_queue *q, unsigned npkts)
         sx_evtchn_notify(q->ev, q->tx_port);
         stat_add(q, NBS_TX_NOTIFIES, 1);
     }
+    if (q->tt_tx)
+        nb_tt_burst(q, q->tt_tx, q->tx_port);
 }
 
 /* A refill leaves txq with room for a whole packet, so a parse that is not complete always
@@ -190,6 +194,8 @@ static unsigned tx_build(struct nb_queue *q, unsigned *nsegs)
             }
             unsigned space = NB_TXQ - q->txq_tail;
             int n = sx_back_ring_take(&q->tx, q->txq + q->txq_tail, space);
+            if (q->tt_tx)
+                nb_tt_tx_taken(q, n);
             if (n < 0) {
                 q->halted = true;
                 stat_add(q, NBS_TX_FATAL, 1);
@@ -211,10 +217,14 @@ static unsigned tx_build(struct nb_queue *q, unsigned *nsegs)
              * filled txq; with that many held the parser always decides. Waiting would leave
              * these slots unanswered while tx_pending_pred and final_check keep the thread
              * awake for them: halt the queue instead. */
+            if (q->tt_tx)
+                nb_tt_tx_pkt(q, vd, &s->pkt);
             tx_halt(q, SX_NET_TXR_INCOMPLETE);
             break;
         }
         if (vd == SX_NET_TX_FATAL) {
+            if (q->tt_tx)
+                nb_tt_tx_pkt(q, vd, &s->pkt);
             tx_halt(q, s->pkt.reason);
             break;
         }
@@ -242,6 +252,10 @@ static unsigned tx_build(struct nb_queue *q, unsigned *nsegs)
                 }
             }
             tx_build_copy(q, s, nsegs, &aoff);
+        }
+        if (q->tt_tx && nb_tt_tx_pkt(q, vd, &s->pkt) && vd == SX_NET_TX_OK) {
+            s->status = NETIF_RSP_ERROR;   /* torture: answered, not sent */
+            s->nsegs = 0;
         }
         q->txq_head += s->pkt.nr_slots;
         npkts++;
@@ -277,6 +291,8 @@ static void tx_submit(struct nb_queue *q, unsigned npkts, unsigned nsegs)
             stat_add(q, NBS_TX_DROP_GRANT, 1);
             sx_log_ratelimited(SX_LOG_WARN, "vif%u.%u: tx grant copy failed (%d)",
                                v->fe_domid, v->devid, crc ? crc : st);
+            if (q->tt_tx)
+                nb_tt_grant_bad(q->tt_tx, s->pkt.resp_id[0], crc ? crc : st);
             continue;
         }
         uint8_t *frame = q->arena + s->off + SX_NETDEV_HDR_LEN;
@@ -316,6 +332,11 @@ int nb_tx_action(struct nb_queue *q)
 {
     if (q->halted)
         return -EPROTO;
+    if (q->tt_tx) {   /* torture's backpressure, the notification check's hold-off */
+        uint64_t until = sx_tt_q_paused(q->tt_tx);
+        if (until > q->rate_wait_ns)
+            q->rate_wait_ns = until;
+    }
     if (q->rate_wait_ns) {
         if (sx_now_ns() < q->rate_wait_ns)
             return 0;
@@ -402,8 +423,10 @@ static void *queue_main(void *arg)
         }
         if (f > 0 && !q->rate_wait_ns)
             continue;
+        bool tx_armed = f == 0, rx_armed = false;
         if (q->rx_need_slots) {
             f = sx_back_ring_final_check(&q->rx);
+            rx_armed = f == 0;
             if (f < 0) {
                 q->halted = true;
                 stat_add(q, NBS_RX_FATAL, 1);
@@ -427,8 +450,18 @@ static void *queue_main(void *arg)
             uint64_t now = sx_now_ns();
             timeout = q->rate_wait_ns > now ? (int)((q->rate_wait_ns - now) / 1000000u) + 1 : 0;
         }
+        if (q->tt_tx)
+            timeout = sx_tt_q_poll_ms(q->tt_tx, timeout, tx_armed);
+        if (q->tt_rx)
+            timeout = sx_tt_q_poll_ms(q->tt_rx, timeout, rx_armed);
         stat_add(q, NBS_SLEEPS, 1);
+        unsigned held = idle.eoi.nheld;
         int prc = sx_idle_poll(&idle, pf, kick ? 4 : 3, timeout);
+        if (q->tt_tx || q->tt_rx) {
+            bool evt = prc > 0 && (pf[0].revents & POLLIN);
+            sx_tt_q_woke(q->tt_tx, prc, evt, held, tx_armed ? &q->tx : NULL);
+            sx_tt_q_woke(q->tt_rx, prc, evt, held, rx_armed ? &q->rx : NULL);
+        }
         if (kick)
             nb_steer_wake(q, prc > 0 && (pf[3].revents & POLLIN));
         if (prc < 0 && prc != -EINTR) {

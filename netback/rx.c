@@ -32,7 +32,7 @@
 static unsigned rx_nslots(const struct nb_rxframe *f, unsigned hr)
 {
     unsigned per = SX_NET_PAGE_SIZE - hr;
-    unsigned data = f->len ? (f->len + per - 1) / per : 1;
+    unsigned data = f->len ? nb_rx_ndata(f->len, per, f->first_len) : 1;
     return data + f->meta.has_gso + f->has_hash;
 }
 
@@ -55,6 +55,8 @@ static unsigned rx_reqs(struct nb_queue *q, unsigned need)
     }
     int n = sx_back_ring_take(&q->rx, q->rxq + q->rxq_tail, NB_RXQ - q->rxq_tail);
     if (n < 0) {
+        if (q->tt_rx)
+            nb_tt_rx_taken(q, n);
         if (!q->halted)
             sx_log_ratelimited(SX_LOG_WARN, "vif%u.%u q%u: rx producer index overflow: halted",
                                q->vif->fe_domid, q->vif->devid, q->id);
@@ -63,6 +65,8 @@ static unsigned rx_reqs(struct nb_queue *q, unsigned need)
         return have;
     }
     q->rxq_tail += (unsigned)n;
+    if (q->tt_rx)
+        nb_tt_rx_taken(q, n);
     return q->rxq_tail - q->rxq_head;
 }
 
@@ -123,6 +127,8 @@ static void rx_build_frame(struct nb_queue *q, struct nb_rxframe *f, struct nb_r
     for (unsigned s = 0, k = 0; s < slots; s++) {
         netif_rx_request_t req = q->rxq[q->rxq_head++];
         netif_rx_response_t *r = &q->rxrsp[rb->nrsp++];
+        if (q->tt_rx)
+            sx_tt_q_rsp(q->tt_rx, req.id);
         if (s >= 1 && s <= nextra) {
             /* extras: GSO first (when there), then the hash; MORE on all but the last */
             netif_extra_info_t ex;
@@ -140,8 +146,10 @@ static void rx_build_frame(struct nb_queue *q, struct nb_rxframe *f, struct nb_r
             memcpy(r, &ex, sizeof(ex) < sizeof(*r) ? sizeof(ex) : sizeof(*r));
             continue;
         }
-        uint32_t off = k * per;
-        uint32_t len = f->len - off < per ? f->len - off : per;
+        /* torture may fill the first data slot only partly (first_len) */
+        uint32_t first = f->first_len ? f->first_len : per, room = k ? per : first;
+        uint32_t off = k ? first + (k - 1) * per : 0;
+        uint32_t len = f->len - off < room ? f->len - off : room;
         xengnttab_grant_copy_segment_t *g = &q->rxsegs[rb->nsegs++];
         g->source.virt = frame + off;
         g->dest.foreign.ref = req.gref;
@@ -189,13 +197,14 @@ static void rx_build(struct nb_queue *q, const struct nb_hash_cfg *hc, struct nb
                 f->has_hash = nb_hash_frame(hc, frame, f->len, &f->hash, &f->htype);
             f->hashed = true;
             f->ready = true;
+            f->first_len = q->tt_rx ? nb_tt_rx_first(q, f, per) : 0;
         }
         if (f->len > per && !v->sg) {
             stat_add(q, NBS_RX_DROP_NOSG, 1);
             rb->dropped++;
             continue;
         }
-        unsigned ndata = (f->len + per - 1) / per;
+        unsigned ndata = nb_rx_ndata(f->len, per, f->first_len);
         unsigned slots = rx_nslots(f, rb->hr);
         if (rb->nsegs + ndata > NB_RX_SEGS || rb->nrsp + slots > NB_RX_SEGS + NB_RX_BATCH)
             break;   /* staging full (small slots with a big headroom): next batch */
@@ -238,6 +247,8 @@ static int rx_submit(struct nb_queue *q, struct nb_rxbatch *rb)
                 if (!(s >= 1 && s <= nx))
                     q->rxrsp[rb->rsp0[i] + s].status = NETIF_RSP_ERROR;
             stat_add(q, NBS_RX_DROP_GRANT, 1);
+            if (q->tt_rx)
+                nb_tt_grant_bad(q->tt_rx, q->rxrsp[rb->rsp0[i]].id, crc);
             rb->dropped++;
             sx_log_ratelimited(SX_LOG_WARN, "vif%u.%u: rx grant copy failed", v->fe_domid,
                                v->devid);
@@ -258,6 +269,8 @@ static int rx_submit(struct nb_queue *q, struct nb_rxbatch *rb)
         sx_evtchn_notify(q->ev, q->rx_port);
         stat_add(q, NBS_RX_NOTIFIES, 1);
     }
+    if (q->tt_rx)
+        nb_tt_burst(q, q->tt_rx, q->rx_port);
     stat_add(q, NBS_RX_PKTS, delivered);
     stat_add(q, NBS_RX_BYTES, bytes);
     stat_add(q, NBS_RX_GSO, gso);

@@ -3,8 +3,9 @@
  * runs the xenbus handshake of Linux drivers/net/xen-netback/xenbus.c:
  *
  *   probe      read bridge/queues/rate, open the world side vif<fe>.<devid> (netdev/: a TAP
- *              on the bridge), write the feature keys and hotplug-status=connected, switch
- *              to InitWait
+ *              joined to its world, or AF_XDP sockets on an uplink), write the feature keys
+ *              (GSO and queues as the world side takes them) and hotplug-status=connected,
+ *              switch to InitWait
  *   connect    (frontend Initialised/Connected) read and validate the frontend's keys, map
  *              every queue's rings, bind its event channels, start its thread, Connected
  *   disconnect (frontend Closing/Closed/gone, online=0) stop threads, unmap, unbind,
@@ -138,6 +139,8 @@ static void on_frontend(void *arg, const char *path, const char *token)
         sx_stats_add(&v->nb->stats, NBD_WATCH_IGNORED, 1);
         return;
     }
+    if (node[0] == 's')
+        sx_tt_fe_event(v->tt);
     v->dirty = true;
 }
 
@@ -168,6 +171,11 @@ static void queue_teardown(struct nb *nb, struct nb_queue *q)
     nb_queue_stop(q);
     sx_evtchn_close(q->ev);               /* unbinds both ports */
     q->ev = NULL;
+    if (q->tt_tx)
+        sx_tt_q_stop(q->tt_tx, &q->tx);
+    if (q->tt_rx)
+        sx_tt_q_stop(q->tt_rx, &q->rx);
+    q->tt_tx = q->tt_rx = NULL;
     sx_back_ring_detach(&q->tx);
     sx_back_ring_detach(&q->rx);
     if (q->tx_mem && sx_ring_unmap(nb->gnt, q->tx_mem, 0) < 0)
@@ -314,6 +322,15 @@ static int queue_connect(struct nb_vif *v, struct nb_queue *q, const char *dir)
     q->rx_need_slots = false;
     q->halted = false;
     q->rate_wait_ns = 0;
+    if (v->tt) {
+        grant_ref_t tr = (grant_ref_t)txref, rr = (grant_ref_t)rxref;
+        q->tt_tx = sx_tt_q_get(v->tt, 2 * q->id, (int)q->id, "tx");
+        q->tt_rx = sx_tt_q_get(v->tt, 2 * q->id + 1, (int)q->id, "rx");
+        if (sx_tt_q_start(q->tt_tx, &q->tx, &tr, 1) < 0)
+            q->tt_tx = NULL;
+        if (sx_tt_q_start(q->tt_rx, &q->rx, &rr, 1) < 0)
+            q->tt_rx = NULL;
+    }
     return 0;
 }
 
@@ -358,13 +375,13 @@ static int vif_connect(struct nb_vif *v)
                                             .gso_tcpv4 = v->sg && v->gso4 && v->csum,
                                             .gso_tcpv6 = v->sg && v->gso6 && v->csum && v->csum6 };
     uint64_t nq = 1;
-    rc = sx_xenbus_read_uint(nb->xb, XBT_NULL, fe, "multi-queue-num-queues", 1, v->max_queues,
+    rc = sx_xenbus_read_uint(nb->xb, XBT_NULL, fe, "multi-queue-num-queues", 1, v->mq_offered,
                              &nq);
     if (rc == -ENOENT) {
         nq = 1;
     } else if (rc < 0) {
         sx_warn("vif%u.%u: multi-queue-num-queues missing, 0, garbage or above %u",
-                v->fe_domid, v->devid, v->max_queues);
+                v->fe_domid, v->devid, v->mq_offered);
         return -EINVAL;
     }
 
@@ -423,23 +440,33 @@ fail:
 static int write_features(struct nb_vif *v)
 {
     struct sx_xenbus *xb = v->nb->xb;
+    /* Offered 1 unless --torture draws others (feature-rx-copy stays: netback copies). */
+    static const char *const one[] = { "feature-sg", "feature-gso-tcpv4", "feature-gso-tcpv6",
+                                       "feature-ipv6-csum-offload",
+                                       "feature-split-event-channels",
+                                       "feature-multicast-control",
+                                       "feature-dynamic-multicast-control",
+                                       "feature-ctrl-ring", "feature-xdp-headroom" };
+    enum { N = sizeof(one) / sizeof(one[0]) };
+    unsigned val[N], maxq = v->max_queues;
+    nb_offer_pick(v, one, val, N, &maxq);
+    /* GSO only where the world side takes super-frames (an uplink through AF_XDP or DPDK does
+     * not: the guest segments) */
+    if (v->nd->tx_no_gso)
+        val[1] = val[2] = 0;
     for (int attempt = 0; attempt < 16; attempt++) {
         xs_transaction_t t;
         int rc = sx_xenbus_transaction_start(xb, &t);
         if (rc < 0)
             return rc;
-        const char *one[] = { "feature-sg", "feature-gso-tcpv4", "feature-gso-tcpv6",
-                              "feature-ipv6-csum-offload", "feature-rx-copy",
-                              "feature-split-event-channels", "feature-multicast-control",
-                              "feature-dynamic-multicast-control", "feature-ctrl-ring",
-                              "feature-xdp-headroom" };
-        for (size_t i = 0; i < sizeof(one) / sizeof(one[0]) && !rc; i++)
-            rc = sx_xenbus_write(xb, t, v->be_path, one[i], "1");
+        for (size_t i = 0; i < N && !rc; i++)
+            rc = sx_xenbus_printf(xb, t, v->be_path, one[i], "%u", val[i]);
+        if (!rc)
+            rc = sx_xenbus_write(xb, t, v->be_path, "feature-rx-copy", "1");
         if (!rc)
             rc = sx_xenbus_write(xb, t, v->be_path, "feature-rx-flip", "0");
         if (!rc)
-            rc = sx_xenbus_printf(xb, t, v->be_path, "multi-queue-max-queues", "%u",
-                                  v->max_queues);
+            rc = sx_xenbus_printf(xb, t, v->be_path, "multi-queue-max-queues", "%u", maxq);
         if (rc) {
             sx_xenbus_transaction_end(xb, t, true);
             return rc;
@@ -463,6 +490,7 @@ static void vif_free(struct nb_vif *v)
     nb_hash_destroy(&v->hash);
     sx_netdev_close(v->nd);
     sx_stats_destroy(&v->stats);
+    sx_tt_dev_close(v->tt);
     sx_info("vif%u.%u removed", v->fe_domid, v->devid);
     free(v);
 }
@@ -549,6 +577,7 @@ static void vif_probe(struct nb *nb, unsigned fe, unsigned devid)
          * is half-removed or not ours. Build the conventional path. */
         sx_xenbus_frontend_path(v->fe_path, sizeof(v->fe_path), fe, "vif", devid);
     }
+    v->tt = sx_tt_dev_open(nb->tt, SX_TT_NETIF, (domid_t)fe, devid, v->fe_path, v->be_path);
     uint64_t qmax = 0;
     v->max_queues = nb->ncpus < NB_MAX_QUEUES ? nb->ncpus : NB_MAX_QUEUES;
     if (sx_xenbus_read_uint(nb->xb, XBT_NULL, v->be_path, "queues", 1, NB_MAX_QUEUES, &qmax) == 0)
@@ -578,7 +607,8 @@ static void vif_probe(struct nb *nb, unsigned fe, unsigned devid)
     }
     sx_world_describe(&w, world, sizeof(world));
     static const uint8_t mac[6] = { 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff };
-    const struct sx_netdev_config nc = { .name = name, .nqueues = v->max_queues, .mac = mac,
+    const struct sx_netdev_config nc = { .kind = sx_netdev_kind_for(&w), .name = name,
+                                         .nqueues = v->max_queues, .mac = mac,
                                          .mtu = (unsigned)mtu, .world = &w, .err = why,
                                          .errlen = sizeof(why) };
     if ((rc = sx_netdev_open(&v->nd, &nc)) < 0) {
@@ -586,6 +616,9 @@ static void vif_probe(struct nb *nb, unsigned fe, unsigned devid)
         vif_fail_probe(v, rc, why);
         return;
     }
+    /* the world side may offer fewer queues (an AF_XDP uplink's own) */
+    if (v->nd->nqueues < v->max_queues)
+        v->max_queues = v->nd->nqueues;
     if ((rc = write_features(v)) < 0 ||
         (rc = sx_xenbus_write(nb->xb, XBT_NULL, v->be_path, "hotplug-status", "connected")) < 0) {
         sx_err("vif%u.%u: writing backend keys: %s", fe, devid, strerror(-rc));
@@ -631,6 +664,7 @@ static bool vif_eval(struct nb_vif *v)
     if (ex == 0)
         return true;            /* the toolstack removed the device */
     uint64_t online = 1;
+    enum xenbus_state fs = XenbusStateUnknown;
     int rc = sx_xenbus_read_uint(nb->xb, XBT_NULL, v->be_path, "online", 0, 1, &online);
     if (rc == 0 && online == 0) {
         if (v->online) {
@@ -642,6 +676,9 @@ static bool vif_eval(struct nb_vif *v)
             v->be_state = XenbusStateUnknown;   /* force the write */
             switch_state(v, XenbusStateClosed);
         }
+        /* --check: the frontend closes after this; its rings are probed a second later */
+        if (v->tt && sx_xenbus_read_state(nb->xb, XBT_NULL, v->fe_path, &fs) == 0)
+            sx_tt_fe_state(v->tt, nb->xb, fs, v->be_state);
         return false;
     }
     if (!v->online) {
@@ -653,9 +690,9 @@ static bool vif_eval(struct nb_vif *v)
     if (!v->nd)
         return false;           /* probe failed: nothing to serve */
 
-    enum xenbus_state fs = XenbusStateUnknown;
     if (sx_xenbus_read_state(nb->xb, XBT_NULL, v->fe_path, &fs) < 0)
         fs = XenbusStateUnknown;   /* garbage: treat like a vanished frontend */
+    sx_tt_fe_state(v->tt, nb->xb, fs, v->be_state);
     switch (fs) {
     case XenbusStateUnknown:
         /* No frontend (yet, or any more: its domain vanished). */
@@ -673,6 +710,8 @@ static bool vif_eval(struct nb_vif *v)
             v->connected) {
             vif_disconnect(v);
             v->failed = false;
+            if (v->tt && write_features(v) < 0)   /* torture: a new feature set a connection */
+                sx_warn("vif%u.%u: writing the features", v->fe_domid, v->devid);
             switch_state(v, XenbusStateInitWait);
         }
         break;
@@ -791,6 +830,52 @@ static void sweep(struct nb *nb)
         daemon_stats(nb);
 }
 
+/* --torture: what is due now on a connected vif. A reconnect is what a restarted daemon does to
+ * the data queues (rings, event channels and buffers dropped and taken again from the
+ * frontend's keys; the ctrl ring, hashing and multicast state stay); a flap rewrites the state
+ * node with the state it holds. */
+static void vif_torture(struct nb_vif *v)
+{
+    switch (sx_tt_ctl_due(v->tt)) {
+    case SX_TT_CTL_RECONNECT: {
+        int rc = 0;
+        for (unsigned i = 0; i < v->nqueues; i++)
+            nb_queue_stop(&v->q[i]);
+        for (unsigned i = 0; i < v->nqueues; i++)
+            queue_teardown(v->nb, &v->q[i]);
+        for (unsigned i = 0; i < v->nqueues && rc == 0; i++) {
+            struct nb_queue *q = &v->q[i];
+            char dir[200];
+            memset(q, 0, sizeof(*q));
+            q->vif = v;
+            q->id = i;
+            q->worldfd = q->stopfd = -1;
+            if (v->nqueues == 1)
+                snprintf(dir, sizeof(dir), "%s", v->fe_path);
+            else
+                snprintf(dir, sizeof(dir), "%s/queue-%u", v->fe_path, i);
+            rc = queue_connect(v, q, dir);
+        }
+        for (unsigned i = 0; rc == 0 && v->nqueues > 1 && v->ctrl.mem && i < v->nqueues; i++)
+            rc = nb_steer_alloc(&v->q[i]);
+        for (unsigned i = 0; rc == 0 && i < v->nqueues; i++)
+            rc = nb_queue_start(&v->q[i]);
+        if (rc < 0) {
+            sx_warn("vif%u.%u: torture reconnect: %s", v->fe_domid, v->devid, strerror(-rc));
+            vif_disconnect(v);
+            v->failed = true;
+            switch_state(v, XenbusStateClosing);
+        }
+        return;
+    }
+    case SX_TT_CTL_FLAP:
+        sx_tt_flap(v->nb->xb, v->be_path, v->be_state);
+        return;
+    default:
+        return;
+    }
+}
+
 /* ---------------------------------------------------------------- daemon */
 
 int nb_open(struct nb **out, const struct nb_opts *o)
@@ -817,6 +902,8 @@ int nb_open(struct nb **out, const struct nb_opts *o)
         sx_err("xenstore: %s", strerror(-rc));
         goto fail;
     }
+    if (sx_tt_on(&o->tt) && (rc = sx_tt_open(&nb->tt, &o->tt, nb->gnt)) < 0)
+        goto fail;
     snprintf(nb->vif_dir, sizeof(nb->vif_dir), "/local/domain/%u/backend/vif", o->domid);
     if ((rc = sx_stats_create_with_gauges(&nb->stats, "netback", o->domid, 0, nbd_names,
                                           nbd_gauges)) < 0)
@@ -846,6 +933,12 @@ int nb_step(struct nb *nb, int timeout_ms)
         scan(nb);   /* new vifs come marked */
     }
     sweep(nb);
+    if (nb->tt) {
+        for (struct nb_vif *v = nb->vifs; v; v = v->next)
+            if (v->connected)
+                vif_torture(v);
+        sx_tt_tick(nb->tt, nb->xb);
+    }
     sx_stats_add(&nb->stats, NBD_ROUNDS, 1);   /* after the evaluations: tests wait for it */
     return 0;
 }
@@ -877,6 +970,7 @@ void nb_close(struct nb *nb)
         nb->vifs = v->next;
         vif_free(v);
     }
+    sx_tt_close(nb->tt);
     sx_stats_destroy(&nb->stats);
     sx_xenbus_close(nb->xb);
     sx_gnt_close(nb->gnt);

@@ -8,7 +8,16 @@
 
 #include "netdev/netdev_impl.h"
 
-static const struct sx_netdev_ops *const kinds[] = { &sx_netdev_bridge_ops };
+static const struct sx_netdev_ops *const kinds[] = { &sx_netdev_bridge_ops,
+                                                     &sx_netdev_afxdp_ops,
+                                                     &sx_netdev_dpdk_ops };
+
+const char *sx_netdev_kind_for(const struct sx_world *w)
+{
+    if (w && w->mode == SX_WORLD_AFXDP)
+        return "afxdp";
+    return w && w->mode == SX_WORLD_DPDK ? "dpdk" : "bridge";
+}
 
 int sx_netdev_open(struct sx_netdev **out, const struct sx_netdev_config *cfg)
 {
@@ -26,9 +35,11 @@ int sx_netdev_open(struct sx_netdev **out, const struct sx_netdev_config *cfg)
         return -ENOMEM;
     nd->ops = ops;
     nd->nqueues = cfg->nqueues;
+    if (cfg->err && cfg->errlen)
+        cfg->err[0] = '\0';
     int rc = ops->open(nd, cfg);
     if (rc < 0) {
-        if (cfg->err && cfg->errlen)
+        if (cfg->err && cfg->errlen && !cfg->err[0])
             snprintf(cfg->err, cfg->errlen, "cannot create %s: %s", cfg->name, strerror(-rc));
         free(nd);
         return rc;
@@ -41,9 +52,10 @@ int sx_netdev_open(struct sx_netdev **out, const struct sx_netdev_config *cfg)
         w = &plain;
     }
     if (w != &plain || plain.bridge[0]) {
-        rc = ops->attach ? ops->attach(nd, w, cfg->err, cfg->errlen) : -EOPNOTSUPP;
+        /* nd->ops from here on: a kind's open may hand the device to another table (dpdk) */
+        rc = nd->ops->attach ? nd->ops->attach(nd, w, cfg->err, cfg->errlen) : 0;
         if (rc < 0) {
-            ops->close(nd);
+            nd->ops->close(nd);
             free(nd);
             return rc;
         }

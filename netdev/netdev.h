@@ -1,7 +1,8 @@
 /*
  * netdev: the world side of a network device, behind one ops table, for netback's vifs and
- * the device model's e1000. The implementation today is a TAP (kind "bridge", bridge.c);
- * AF_XDP and DPDK are further kinds of the same table.
+ * the device model's e1000. Kinds: a TAP (kind "bridge", bridge.c) and AF_XDP sockets on an
+ * uplink (kind "afxdp", afxdp.c) and a port of a switch on a DPDK uplink (kind "dpdk",
+ * dpdk.c, loaded on first use by dpdk_kind.c).
  *
  * The control half of the table also joins the device to its world: a mode chosen per vif
  * with xl's keys (world.h: vif-bridge with VLANs, vif-openvswitch, vif-route, vif-nat). A kind
@@ -31,7 +32,8 @@
 #define SX_NETDEV_MAX_QUEUES 16u
 
 struct sx_netdev_config {
-    const char *kind;      /* "bridge" (NULL: the same) */
+    const char *kind;      /* "bridge" (NULL: the same), "afxdp" or "dpdk" (world modes
+                              SX_WORLD_AFXDP, _DPDK; sx_netdev_kind_for picks it) */
     const char *name;      /* the device as the world sees it, e.g. "vif5.0" (< IFNAMSIZ) */
     unsigned nqueues;      /* queues to open: the most the guest may use (1..MAX_QUEUES) */
     const uint8_t *mac;    /* 6 bytes, or NULL to keep the kernel's */
@@ -57,14 +59,15 @@ struct sx_netdev_ops {
     void (*close)(struct sx_netdev *nd);
     /* Join the device to world w (after open), and leave it (before close). attach leaves
      * nothing behind when it fails and says why in err; detach is idempotent. Idempotent
-     * too over what a previous backend left for a device of the same name (restart). */
+     * too over what a previous backend left for a device of the same name (restart). Both
+     * NULL for a kind whose open joins its world itself (afxdp, dpdk). */
     int (*attach)(struct sx_netdev *nd, const struct sx_world *w, char *err, size_t errlen);
     void (*detach)(struct sx_netdev *nd);
     /* Only queues [0, n) carry traffic now (the guest negotiated n); the world sends the others
      * nothing. */
     int (*set_queues)(struct sx_netdev *nd, unsigned n);
     /* What the receiver behind the device accepts: the world may hand rx_burst partial
-     * checksums and GSO frames of those kinds only. */
+     * checksums and GSO frames of those kinds only. NULL: the world hands it neither. */
     int (*set_offloads)(struct sx_netdev *nd, const struct sx_net_peer_caps *caps);
     /* Readable when queue q has frames for rx_burst. */
     int (*poll_fd)(struct sx_netdev *nd, unsigned q);
@@ -83,13 +86,17 @@ struct sx_netdev_ops {
 struct sx_netdev {
     const struct sx_netdev_ops *ops;
     void *priv;
-    unsigned nqueues;
+    unsigned nqueues;              /* open may lower it: the queues the world side offers */
+    bool tx_no_gso;                /* tx_burst refuses GSO frames: offer the guest no GSO */
     struct sx_world_link *world;   /* the kind's attach state (world.c's, for a TAP) */
 };
 
 /* Open a device of cfg->kind and join it to its world: -EINVAL for an unknown kind or a bad
  * config, else the kind's open or attach (with cfg->err filled). */
 int sx_netdev_open(struct sx_netdev **out, const struct sx_netdev_config *cfg);
+/* The kind that serves world w: "afxdp" for vif-afxdp, "dpdk" for vif-dpdk, else "bridge"
+ * (a TAP). */
+const char *sx_netdev_kind_for(const struct sx_world *w);
 /* Leave the world, close the device. NULL-safe. */
 void sx_netdev_close(struct sx_netdev *nd);
 
@@ -106,7 +113,7 @@ static inline int sx_netdev_set_queues(struct sx_netdev *nd, unsigned n)
 
 static inline int sx_netdev_set_offloads(struct sx_netdev *nd, const struct sx_net_peer_caps *c)
 {
-    return nd->ops->set_offloads(nd, c);
+    return nd->ops->set_offloads ? nd->ops->set_offloads(nd, c) : 0;
 }
 
 static inline int sx_netdev_poll_fd(struct sx_netdev *nd, unsigned q)

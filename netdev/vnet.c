@@ -153,6 +153,23 @@ int sx_net_csum_fill(uint8_t *buf, size_t len, size_t csum_start, size_t csum_of
     return 0;
 }
 
+int sx_net_frame_plain(const uint8_t *buf, size_t len, uint8_t *dst, size_t room)
+{
+    const size_t hl = sizeof(struct virtio_net_hdr_v1);
+    if (len < hl + SX_NET_ETH_HLEN || len - hl > room)
+        return -EINVAL;
+    struct virtio_net_hdr_v1 h;
+    memcpy(&h, buf, hl);
+    if (h.gso_type != VIRTIO_NET_HDR_GSO_NONE)
+        return -EOPNOTSUPP;
+    size_t n = len - hl;
+    memcpy(dst, buf + hl, n);
+    if ((h.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) &&
+        sx_net_csum_fill(dst, n, le16toh(h.csum_start), le16toh(h.csum_offset)) < 0)
+        return -EINVAL;
+    return (int)n;
+}
+
 /* ---- netif -> virtio-net header ---- */
 
 static int netif_to_vnet(bool csum_blank, bool data_validated, uint8_t gso_type,

@@ -108,6 +108,15 @@ int sx_net_vnet_to_netif(const struct virtio_net_hdr_v1 *hdr, uint8_t *buf, size
  */
 int sx_net_csum_fill(uint8_t *buf, size_t len, size_t csum_start, size_t csum_offset);
 
+/*
+ * A frame for a world side that carries no offload metadata (AF_XDP, DPDK): buf[0..len) is a
+ * virtio-net header and an Ethernet frame; the frame is copied to dst (room bytes) and a partial
+ * checksum (NEEDS_CSUM) completed there. Returns the frame's length, -EOPNOTSUPP for a GSO frame
+ * (the world side offers none), or -EINVAL: shorter than a header and an Ethernet header,
+ * longer than room, or a checksum offset outside the frame.
+ */
+int sx_net_frame_plain(const uint8_t *buf, size_t len, uint8_t *dst, size_t room);
+
 /* Internet checksum helpers (RFC 1071), exposed for tests and the rx path. The partial sum is
  * over big-endian 16-bit words; sx_net_csum_fold returns the folded, uninverted 16 bits. */
 uint32_t sx_net_csum_partial(const uint8_t *buf, size_t len, uint32_t sum);

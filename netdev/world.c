@@ -22,6 +22,8 @@ const char *sx_world_mode_name(enum sx_world_mode m)
     case SX_WORLD_OPENVSWITCH: return "openvswitch";
     case SX_WORLD_ROUTE: return "route";
     case SX_WORLD_NAT: return "nat";
+    case SX_WORLD_AFXDP: return "afxdp";
+    case SX_WORLD_DPDK: return "dpdk";
     }
     return "?";
 }
@@ -182,6 +184,40 @@ static int nat_router(struct sx_world *w, char *err, size_t errlen)
     return 0;
 }
 
+/* vif-dpdk's gatewaydev=KIND:ARG. ARG goes into a DPDK device string: no ',' or '=' (they
+ * would add arguments of their own). */
+static int parse_dpdk_uplink(struct sx_world *w, const char *up, char *err, size_t errlen)
+{
+    if (!up || !*up)
+        return sx_world_fail(err, errlen, -EINVAL,
+                             "gatewaydev: missing: vif-dpdk names its uplink there "
+                             "(af_packet:IFACE, tap:NAME or memif:/PATH)");
+    static const struct { const char *p; enum sx_world_dpdk_kind k; } kinds[] = {
+        { "af_packet:", SX_DPDK_AF_PACKET }, { "tap:", SX_DPDK_TAP }, { "memif:", SX_DPDK_MEMIF },
+    };
+    const char *arg = NULL;
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]) && !arg; i++)
+        if (!strncmp(up, kinds[i].p, strlen(kinds[i].p))) {
+            w->dpdk_kind = kinds[i].k;
+            arg = up + strlen(kinds[i].p);
+        }
+    if (!arg)
+        return sx_world_fail(err, errlen, -EINVAL,
+                             "gatewaydev: '%s' is not af_packet:IFACE, tap:NAME or memif:/PATH",
+                             up);
+    if (strlen(up) >= sizeof(w->uplink) || strpbrk(arg, ",= \t"))
+        return sx_world_fail(err, errlen, -EINVAL,
+                             "gatewaydev: '%s': the uplink's name is too long or holds ',', "
+                             "'=' or a blank", up);
+    if (w->dpdk_kind == SX_DPDK_MEMIF ? arg[0] != '/'
+                                      : !valid_ifname(arg, strlen(arg)))
+        return sx_world_fail(err, errlen, -EINVAL, "gatewaydev: '%s': '%s' is not %s", up, arg,
+                             w->dpdk_kind == SX_DPDK_MEMIF ? "an absolute socket path"
+                                                           : "an interface name");
+    snprintf(w->uplink, sizeof(w->uplink), "%s", up);
+    return 0;
+}
+
 static int parse_mode(struct sx_world *w, const char *script, char *err, size_t errlen)
 {
     if (!script || !*script) {
@@ -195,6 +231,8 @@ static int parse_mode(struct sx_world *w, const char *script, char *err, size_t 
         { "vif-openvswitch", SX_WORLD_OPENVSWITCH },
         { "vif-route", SX_WORLD_ROUTE },
         { "vif-nat", SX_WORLD_NAT },
+        { "vif-afxdp", SX_WORLD_AFXDP },
+        { "vif-dpdk", SX_WORLD_DPDK },
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (!strcmp(base, names[i].name)) {
@@ -202,7 +240,8 @@ static int parse_mode(struct sx_world *w, const char *script, char *err, size_t 
             return 0;
         }
     return sx_world_fail(err, errlen, -EINVAL,
-                         "script: '%s' is not vif-bridge, vif-openvswitch, vif-route or vif-nat",
+                         "script: '%s' is not vif-bridge, vif-openvswitch, vif-route, vif-nat, "
+                         "vif-afxdp or vif-dpdk",
                          script);
 }
 
@@ -273,6 +312,26 @@ int sx_world_parse(struct sx_world *w, const struct sx_world_keys *k, const char
         }
         return w->mode == SX_WORLD_NAT ? nat_router(w, err, errlen) : 0;
     }
+    case SX_WORLD_AFXDP: {
+        const char *up = k->gatewaydev;
+        if (!up || !*up)
+            return sx_world_fail(err, errlen, -EINVAL,
+                                 "gatewaydev: missing: vif-afxdp names its uplink there");
+        if (!valid_ifname(up, strlen(up)))
+            return sx_world_fail(err, errlen, -EINVAL,
+                                 "gatewaydev: '%s' is not an interface name", up);
+        snprintf(w->gatewaydev, sizeof(w->gatewaydev), "%s", up);
+        if (!w->has_guest_mac)
+            return sx_world_fail(err, errlen, -EINVAL,
+                                 "mac: '%s': vif-afxdp steers frames by the guest's MAC",
+                                 k->mac ? k->mac : "(missing)");
+        if (w->guest_mac[0] & 1)
+            return sx_world_fail(err, errlen, -EINVAL,
+                                 "mac: '%s' is a multicast address", k->mac);
+        return 0;
+    }
+    case SX_WORLD_DPDK:
+        return parse_dpdk_uplink(w, k->gatewaydev, err, errlen);
     }
     return -EINVAL;
 }
@@ -310,6 +369,12 @@ void sx_world_describe(const struct sx_world *w, char *buf, size_t len)
             inet_ntop(AF_INET, &w->router, a, sizeof(a));
             PUT(" router %s", a);
         }
+        break;
+    case SX_WORLD_AFXDP:
+        PUT("afxdp on %s", w->gatewaydev);
+        break;
+    case SX_WORLD_DPDK:
+        PUT("dpdk switch on %s", w->uplink);
         break;
     }
 #undef PUT
@@ -413,7 +478,10 @@ int sx_world_attach(struct sx_world_link **out, const struct sx_world *w, const 
     case SX_WORLD_OPENVSWITCH: rc = sx_ovs_attach(l, w, err, errlen); break;
     case SX_WORLD_ROUTE:
     case SX_WORLD_NAT: rc = sx_route_attach(l, w, err, errlen); break;
-    default: rc = -EINVAL; break;
+    default:
+        rc = sx_world_fail(err, errlen, -EINVAL, "script: vif-%s has no device to attach",
+                           sx_world_mode_name(w->mode));
+        break;
     }
     if (rc)
         goto fail;

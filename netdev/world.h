@@ -19,6 +19,18 @@
  *                           address; default 10.<domid/256>.<domid%256>.<devid+1>/16 as vif-nat)
  *                           is routed to it and masqueraded out of gatewaydev by an nftables
  *                           table of its own, which also lets no connection in
+ *   script=vif-afxdp        (splitxen's own) no TAP: the vif's frames go in and out of the
+ *                           uplink `gatewaydev=` (required) through AF_XDP sockets, steered to
+ *                           the vif by the guest's MAC (`mac=`, required); netdev kind "afxdp"
+ *                           (afxdp.c). On real Xen libxl runs /etc/xen/scripts/vif-afxdp, which
+ *                           only reports success (examples/vif-splitxen).
+ *   script=vif-dpdk         (splitxen's own) no TAP: the vif is a port of an L2 switch inside
+ *                           netback whose uplink is a DPDK port, `gatewaydev=` (required)
+ *                           naming it as KIND:ARG: `af_packet:IFACE` (net_af_packet on a
+ *                           Linux interface), `tap:NAME` (net_tap: a TAP of that name),
+ *                           `memif:/PATH` (net_memif server on that socket); netdev kind "dpdk"
+ *                           (dpdk.c). On real Xen, examples/vif-splitxen as /etc/xen/scripts/
+ *                           vif-dpdk.
  *
  * gatewaydev defaults to eth0 (vif-route's netdev). Route and NAT carry IPv4 only, as Xen's
  * scripts do. script may be a path (libxl writes /etc/xen/scripts/vif-route): its last
@@ -48,7 +60,13 @@ enum sx_world_mode {
     SX_WORLD_OPENVSWITCH,    /* vif-openvswitch */
     SX_WORLD_ROUTE,          /* vif-route */
     SX_WORLD_NAT,            /* vif-nat */
+    SX_WORLD_AFXDP,          /* vif-afxdp: AF_XDP on the uplink gatewaydev */
+    SX_WORLD_DPDK,           /* vif-dpdk: a port of a switch on the DPDK uplink gatewaydev */
 };
+
+/* vif-dpdk's uplink kinds (gatewaydev=KIND:ARG). */
+enum sx_world_dpdk_kind { SX_DPDK_AF_PACKET, SX_DPDK_TAP, SX_DPDK_MEMIF };
+#define SX_WORLD_UPLINK_MAX 108u
 
 #define SX_WORLD_MAX_TRUNKS 32u
 #define SX_WORLD_MAX_IPS 16u
@@ -66,10 +84,12 @@ struct sx_world {
     uint16_t tag;                     /* bridge modes: access VLAN (0: none) */
     uint16_t trunks[SX_WORLD_MAX_TRUNKS];
     unsigned ntrunks;
-    char gatewaydev[IFNAMSIZ];        /* route, nat */
+    char gatewaydev[IFNAMSIZ];        /* route, nat; afxdp: the uplink */
     struct sx_world_prefix ips[SX_WORLD_MAX_IPS];   /* route: ip=; nat: the guest's one */
     unsigned nips;
     struct in_addr router;            /* nat: the device's own address */
+    enum sx_world_dpdk_kind dpdk_kind;     /* dpdk: the uplink's PMD */
+    char uplink[SX_WORLD_UPLINK_MAX];      /* dpdk: gatewaydev as spelled; its ARG after ':' */
     uint8_t guest_mac[6];             /* OVS external-ids:attached-mac (may stay zero) */
     bool has_guest_mac;
 };
@@ -89,7 +109,7 @@ struct sx_world_keys {
 int sx_world_parse(struct sx_world *w, const struct sx_world_keys *keys,
                    const char *default_bridge, char *err, size_t errlen);
 
-/* "bridge", "openvswitch", "route", "nat". */
+/* "bridge", "openvswitch", "route", "nat", "afxdp", "dpdk". */
 const char *sx_world_mode_name(enum sx_world_mode m);
 /* Describe w in buf ("route via eth0: 192.0.2.10/32", "bridge xenbr0 vlan 10"...). */
 void sx_world_describe(const struct sx_world *w, char *buf, size_t len);

@@ -18,20 +18,33 @@ void sx_idle_init(struct sx_idle *s, struct sx_evtchn *e, const struct sx_idle_o
 }
 
 /* The one spin loop: pred until it holds or budget_ns passed, the clock read every mask + 1
- * rounds (a power of two), sched_yield() every 16 with yield. pred runs at least once. */
+ * rounds (a power of two). With yield, once the spin has lasted SX_SPIN_YIELD_AFTER_NS it
+ * calls sched_yield() every 16 rounds: work that comes at once (a peer on another CPU) is
+ * caught without a system call, and a spin that goes on is likely waiting for a peer that
+ * needs this very CPU (more runnable threads than CPUs: many guests, a busy machine), which
+ * the yield lets run. pred runs at least once. */
 static bool spin(bool (*pred)(void *arg), void *arg, uint64_t budget_ns, unsigned mask,
                  bool yield)
 {
-    uint64_t end = sx_now_ns() + budget_ns;
+    uint64_t now = sx_now_ns(), end = now + budget_ns, late = now + SX_SPIN_YIELD_AFTER_NS;
     unsigned it = 0;
     do {
         if (pred(arg))
             return true;
         sx_cpu_relax();
-        if ((++it & 15) == 0 && yield)
+        if ((++it & 15) == 0 && yield && now >= late)
             sched_yield();
-    } while ((it & mask) || sx_now_ns() < end);
+        if (!(it & mask))
+            now = sx_now_ns();
+    } while ((it & mask) || now < end);
     return false;
+}
+
+bool sx_idle_spin_budget_yield(bool (*pred)(void *arg), void *arg, uint64_t budget_ns)
+{
+    if (budget_ns == 0)
+        return pred(arg);
+    return spin(pred, arg, budget_ns, 7, true);
 }
 
 bool sx_idle_spin_budget(bool (*pred)(void *arg), void *arg, uint64_t budget_ns)

@@ -235,8 +235,8 @@ bool sx_front_ring_pred(void *front_ring);
  *   straight to arm, so a notification never buys a spin. With `adaptive` (the haltpoll
  *   governor's rule) the budget doubles after a sleep shorter than spin_ns (a longer spin
  *   would have caught the work) and halves after a longer one, and below spin_ns / 16 there is
- *   no spin until a short sleep. With `yield`, sched_yield() every 16 rounds lets a frontend
- *   that shares the CPU produce. The clock is read every `clock_rounds` rounds (a power of
+ *   no spin until a short sleep. With `yield`, sched_yield() every 16 rounds once the spin has
+ *   lasted SX_SPIN_YIELD_AFTER_NS lets a peer that shares the CPU produce. The clock is read every `clock_rounds` rounds (a power of
  *   two; 0 or 1: every round), as a look at a ring is cheaper than a vDSO clock call.
  * arm: with work since the last arm the delivered events' ports are unmasked at once (and a
  *   throttled port released); events that found nothing are spurious and, in a row, keep the
@@ -277,6 +277,11 @@ bool sx_idle_spin(struct sx_idle *s, bool (*pred)(void *arg), void *arg);
  * or budget_ns passed (false), the clock read every 8 rounds. pred runs at least once; budget
  * 0 is one look. */
 bool sx_idle_spin_budget(bool (*pred)(void *arg), void *arg, uint64_t budget_ns);
+/* The same, yielding the CPU (sched_yield every 16 rounds) once it has spun
+ * SX_SPIN_YIELD_AFTER_NS: a peer that needs this CPU to produce gets it (more runnable
+ * threads than CPUs), while work that comes within microseconds costs no system call. */
+bool sx_idle_spin_budget_yield(bool (*pred)(void *arg), void *arg, uint64_t budget_ns);
+#define SX_SPIN_YIELD_AFTER_NS 5000u
 /* Returns the number of events taken, or -errno (an unmask failed). */
 int sx_idle_arm(struct sx_idle *s);
 int sx_idle_poll(struct sx_idle *s, struct pollfd *pfd, unsigned n, int timeout_ms);

@@ -231,11 +231,11 @@ static inline int blkguest_chmod(struct blkguest *g, const char *dir, const char
     return xs_set_permissions(sx_xenbus_xs(g->e->xb), XBT_NULL, path, p, 2) ? 0 : -EACCES;
 }
 
-/* The toolstack's part of the vbd (libxl's layout; with own_xs its permissions too), then the
- * frontend's handshake up to Connected. 0 or -errno. */
-static inline int blkguest_connect(struct blkguest *g)
+/* The toolstack's part of the vbd (libxl's layout; with own_xs its permissions too), up to the
+ * backend's InitWait. 0 or -errno. */
+static inline int blkguest_toolstack(struct blkguest *g)
 {
-    struct sx_xenbus *xb = g->e->xb, *fxb = g->gxb ? g->gxb : xb;
+    struct sx_xenbus *xb = g->e->xb;
     int rc;
     if ((rc = sx_xenbus_write(xb, XBT_NULL, g->fep, "backend", g->bep)) ||
         (rc = sx_xenbus_write(xb, XBT_NULL, g->fep, "backend-id", "0")) ||
@@ -263,8 +263,15 @@ static inline int blkguest_connect(struct blkguest *g)
         (rc = sx_xenbus_write(xb, XBT_NULL, g->bep, "online", "1")) ||
         (rc = sx_xenbus_write(xb, XBT_NULL, g->bep, "state", "1")))
         return rc;
-    if ((rc = blkguest_wait_be(g, XenbusStateInitWait, 20000)))
-        return rc;
+    return blkguest_wait_be(g, XenbusStateInitWait, 20000);
+}
+
+/* The frontend's handshake from the backend's InitWait: its keys, Initialised, the backend's
+ * Connected, Connected. 0 or -errno. */
+static inline int blkguest_handshake(struct blkguest *g)
+{
+    struct sx_xenbus *fxb = g->gxb ? g->gxb : g->e->xb;
+    int rc;
     if ((rc = sx_xenbus_printf(fxb, XBT_NULL, g->fep, "ring-ref", "%u", g->ring_ref)) ||
         (rc = sx_xenbus_printf(fxb, XBT_NULL, g->fep, "event-channel", "%d", g->port)) ||
         (rc = sx_xenbus_write(fxb, XBT_NULL, g->fep, "protocol",
@@ -276,6 +283,13 @@ static inline int blkguest_connect(struct blkguest *g)
     if ((rc = blkguest_wait_be(g, XenbusStateConnected, 20000)))
         return rc;
     return sx_xenbus_write(fxb, XBT_NULL, g->fep, "state", "4");
+}
+
+/* The toolstack's part, then the frontend's handshake up to Connected. 0 or -errno. */
+static inline int blkguest_connect(struct blkguest *g)
+{
+    int rc = blkguest_toolstack(g);
+    return rc < 0 ? rc : blkguest_handshake(g);
 }
 
 /* create + connect. 0 or -errno. */

@@ -84,9 +84,20 @@ static inline void netenv_stop(struct netenv *e)
         simenv_stop(&e->env);
 }
 
+/* The daemon's options the fixture starts from: sim, dom0, bridge xenbr0, spin_ns of polling,
+ * --check/--torture off (the core's socket is filled in by netenv_start_opts). */
+static inline struct nb_opts netenv_opts(uint64_t spin_ns)
+{
+    struct nb_opts o = { .platform = SX_PLAT_SIM, .domid = 0, .bridge_default = "xenbr0",
+                         .spin_ns = spin_ns };
+    sx_tt_opts_default(&o.tt);
+    return o;
+}
+
 /* Enter a private network namespace (skips without root or TAP), start the core, xenstored
- * and the daemon on a thread of its own. 0 or -errno (everything released on failure). */
-static inline int netenv_start(struct netenv *e, uint64_t spin_ns)
+ * and the daemon with options o on a thread of its own. 0 or -errno (everything released on
+ * failure). */
+static inline int netenv_start_opts(struct netenv *e, const struct nb_opts *opts)
 {
     memset(e, 0, sizeof(*e));
     if (access("/dev/net/tun", R_OK | W_OK) != 0)
@@ -111,8 +122,8 @@ static inline int netenv_start(struct netenv *e, uint64_t spin_ns)
     sx_xenstored_path(p, sizeof(p), 0);
     if ((rc = sx_xenbus_open(&e->xb, NULL, p)) < 0)
         goto fail;
-    struct nb_opts o = { .platform = SX_PLAT_SIM, .domid = 0, .bridge_default = "xenbr0",
-                         .spin_ns = spin_ns, .core_path = e->env.sock };
+    struct nb_opts o = *opts;
+    o.core_path = e->env.sock;
     if ((rc = nb_open(&e->nb, &o)) < 0)
         goto fail;
     if ((rc = -pthread_create(&e->thr, NULL, netenv_main, e)) < 0)
@@ -127,6 +138,13 @@ fail:
     fprintf(stderr, "netenv_start: %s\n", strerror(rc < 0 ? -rc : EIO));
     netenv_stop(e);
     return rc < 0 ? rc : -EIO;
+}
+
+/* netenv_start_opts with netenv_opts(spin_ns). */
+static inline int netenv_start(struct netenv *e, uint64_t spin_ns)
+{
+    struct nb_opts o = netenv_opts(spin_ns);
+    return netenv_start_opts(e, &o);
 }
 
 static inline uint64_t netenv_stat(const struct netenv *e, const char *name)
@@ -325,16 +343,25 @@ static inline int nv_open(struct netvif *t, struct netguest *g, unsigned dev)
 }
 
 /* Unplug as the toolstack does (online=0, state 5), wait for Closed, remove both directories,
- * give the rings and pages back. NULL-safe, idempotent. */
+ * give the rings and pages back. A vif the test unplugged itself (online=0, Closed) is only
+ * removed. NULL-safe, idempotent. */
 static inline void nv_close(struct netvif *t)
 {
     if (!t || !t->g)
         return;
     struct netenv *e = t->g->e;
     if (e && t->be[0] && sx_xenbus_exists(e->xb, XBT_NULL, t->be, "state") == 1) {
-        sx_xenbus_write(e->xb, XBT_NULL, t->be, "online", "0");
-        sx_xenbus_write(e->xb, XBT_NULL, t->be, "state", "5");
-        nv_wait_state(e, t->be, XenbusStateClosed, 20000);
+        uint64_t online = 1;
+        enum xenbus_state st = XenbusStateUnknown;
+        bool unplugged =
+            sx_xenbus_read_uint(e->xb, XBT_NULL, t->be, "online", 0, 1, &online) == 0 &&
+            online == 0 && sx_xenbus_read_state(e->xb, XBT_NULL, t->be, &st) == 0 &&
+            st == XenbusStateClosed;
+        if (!unplugged) {
+            sx_xenbus_write(e->xb, XBT_NULL, t->be, "online", "0");
+            sx_xenbus_write(e->xb, XBT_NULL, t->be, "state", "5");
+            nv_wait_state(e, t->be, XenbusStateClosed, 20000);
+        }
         sx_xenbus_rm(e->xb, XBT_NULL, t->be, NULL);
         sx_xenbus_rm(e->xb, XBT_NULL, t->fe, NULL);
     }

@@ -127,6 +127,81 @@ static double rate_of(const struct dev_sample *d, const struct dev_sample *p, un
     return 0;
 }
 
+/* The counter called name, or -1. */
+static int counter_idx(const struct dev_sample *d, const char *name)
+{
+    for (unsigned i = 0; i < d->nr; i++)
+        if (!strcmp(d->names[i], name))
+            return (int)i;
+    return -1;
+}
+
+/* Mean of a latency stage in us: lat_<stage>_ns over lat_<stage>_n, over the interval when
+ * there is an earlier sample with samples in between, else since the device started. -1 when
+ * the device has no such stage or no sample of it. */
+static double stage_us(const struct dev_sample *d, const struct dev_sample *p, const char *stage)
+{
+    char ns[SX_STATS_NAME + 8], n[SX_STATS_NAME + 8];
+    snprintf(ns, sizeof(ns), "lat_%s_ns", stage);
+    snprintf(n, sizeof(n), "lat_%s_n", stage);
+    int a = counter_idx(d, ns), b = counter_idx(d, n);
+    if (a < 0 || b < 0)
+        return -1;
+    uint64_t sum = d->v[a], cnt = d->v[b];
+    int pa = p ? counter_idx(p, ns) : -1, pb = p ? counter_idx(p, n) : -1;
+    if (pa >= 0 && pb >= 0 && cnt > p->v[pb] && sum >= p->v[pa]) {
+        sum -= p->v[pa];
+        cnt -= p->v[pb];
+    }
+    return cnt ? (double)sum / (double)cnt / 1000.0 : -1;
+}
+
+/* A vbd's latency per request by stage (us; -1 = unknown): the backend's own stages from its
+ * stats file, the frontend's from the vbdfe file a splitxen frontend publishes for the same
+ * device; "ring" is what the frontend waited for beyond the backend's stages (both transits
+ * of the ring, wakeups included). */
+enum { ST_RING, ST_BACKEND, ST_ENGINE, ST_RESPONSE, ST_FRONTEND, ST_TOTAL, ST_NR };
+static const char *const stage_names[ST_NR] = {
+    "ring", "backend", "engine", "response", "frontend", "total",
+};
+
+static const struct dev_sample *find_dev(const struct sample *s, const char *kind, uint32_t domid,
+                                         uint32_t devid)
+{
+    for (unsigned i = 0; s && i < s->ndev; i++)
+        if (s->dev[i].domid == domid && s->dev[i].devid == devid && !strcmp(s->dev[i].kind, kind))
+            return &s->dev[i];
+    return NULL;
+}
+
+static bool vbd_latency(const struct sample *cur, const struct sample *prev,
+                        const struct dev_sample *d, double out[ST_NR])
+{
+    for (unsigned i = 0; i < ST_NR; i++)
+        out[i] = -1;
+    if (strcmp(d->kind, "vbd"))
+        return false;
+    const struct dev_sample *p = find_prev(prev, d);
+    out[ST_BACKEND] = stage_us(d, p, "backend");
+    out[ST_ENGINE] = stage_us(d, p, "engine");
+    out[ST_RESPONSE] = stage_us(d, p, "response");
+    const struct dev_sample *fe = find_dev(cur, "vbdfe", d->domid, d->devid);
+    if (fe) {
+        const struct dev_sample *pfe = find_prev(prev, fe);
+        out[ST_FRONTEND] = stage_us(fe, pfe, "frontend");
+        out[ST_TOTAL] = stage_us(fe, pfe, "total");
+        if (out[ST_TOTAL] >= 0 && out[ST_BACKEND] >= 0 && out[ST_ENGINE] >= 0 &&
+            out[ST_RESPONSE] >= 0) {
+            double r = out[ST_TOTAL] - out[ST_BACKEND] - out[ST_ENGINE] - out[ST_RESPONSE];
+            out[ST_RING] = r > 0 ? r : 0;
+        }
+    }
+    for (unsigned i = 0; i < ST_NR; i++)
+        if (out[i] >= 0)
+            return true;
+    return false;
+}
+
 static const char *state_str(uint32_t s)
 {
     return s == SXD_STATE_RUNNING ? "r" : s == SXD_STATE_PAUSED ? "p" : s == SXD_STATE_DYING ? "d" : "?";
@@ -178,7 +253,20 @@ static void print_json(FILE *f, const struct sxc_dominfo *doms, int ndom, const 
                 json_str(f, d->names[c]);
                 fprintf(f, ":%.1f", rate_of(d, p, c, secs));
             }
-            fprintf(f, "}}");
+            fprintf(f, "}");
+            double lat[ST_NR];
+            if (vbd_latency(cur, prev, d, lat)) {
+                fprintf(f, ",\"latency_us\":{");
+                bool lfirst = true;
+                for (unsigned st = 0; st < ST_NR; st++) {
+                    if (lat[st] < 0)
+                        continue;
+                    fprintf(f, "%s\"%s\":%.2f", lfirst ? "" : ",", stage_names[st], lat[st]);
+                    lfirst = false;
+                }
+                fprintf(f, "}");
+            }
+            fprintf(f, "}");
         }
         fprintf(f, "]}");
     }
@@ -211,6 +299,14 @@ static void print_text(FILE *f, const struct sxc_dominfo *doms, int ndom, const 
                     fprintf(f, " %s=%" PRIu64, d->names[c], d->v[c]);
             }
             fputc('\n', f);
+            double lat[ST_NR];
+            if (vbd_latency(cur, prev, d, lat)) {
+                fprintf(f, "        latency us/request:");
+                for (unsigned st = 0; st < ST_NR; st++)
+                    if (lat[st] >= 0)
+                        fprintf(f, " %s %.2f", stage_names[st], lat[st]);
+                fputc('\n', f);
+            }
         }
     }
 }

@@ -32,6 +32,7 @@ void sx_blkfront_opts_default(struct sx_blkfront_opts *o)
         .max_queues = 1,
         .timeout_ms = 10000,
         .spin_ns = sx_ring_spin_ns(),
+        .stats_file = true,
     };
 }
 
@@ -508,6 +509,7 @@ int sx_blkfront_open(struct sx_blkfront **out, struct sx_plat *p, const char *vd
         return -ENOMEM;
     f->plat = p;
     pthread_mutex_init(&f->xb_lock, NULL);
+    pthread_mutex_init(&f->buf_lock, NULL);
     if (opts)
         f->opts = *opts;
     else
@@ -529,6 +531,11 @@ int sx_blkfront_open(struct sx_blkfront **out, struct sx_plat *p, const char *vd
     rc = connect_vbd(f, 0);
     if (rc < 0)
         goto fail;
+    /* Once per open: a resume keeps the file, or makes it again under a new domid. */
+    if (f->opts.stats_file &&
+        sx_stats_create(&f->stats, "vbdfe", p->self, f->info.devid, bf_stat_names) < 0)
+        sx_debug("%s: no stats file: counters stay private", f->info.frontend_path);
+    f->stats_dom = p->self;
     *out = f;
     return 0;
 fail:
@@ -584,6 +591,7 @@ int sx_blkfront_resume(struct sx_blkfront *f, bool moved)
         return rc;
     }
     bf_data_teardown(f, false);
+    bf_bufs_forget(f);
     for (unsigned i = 0; i < SX_BLKFRONT_MAX_QUEUES; i++)
         queue_transport_forget(&f->q[i]);
     f->announced = false;
@@ -602,6 +610,17 @@ int sx_blkfront_resume(struct sx_blkfront *f, bool moved)
     if (rc < 0) {
         sx_err("vbd %u: reconnect after the move: %s", f->info.devid, strerror(-rc));
         return rc;
+    }
+    if (f->stats.v && f->stats_dom != f->plat->self) {
+        /* The file is named for the domain, which has a new id here: the counters go on in
+         * a file under that id (every one published again: the new file starts at 0). */
+        sx_stats_destroy(&f->stats);
+        if (sx_stats_create(&f->stats, "vbdfe", f->plat->self, f->info.devid,
+                            bf_stat_names) < 0)
+            sx_debug("%s: no stats file: counters stay private", f->info.frontend_path);
+        for (unsigned i = 0; i < nq; i++)
+            f->q[i].pub = (struct sx_blkfront_stats){ 0 };
+        f->stats_dom = f->plat->self;
     }
     for (unsigned i = 0; i < nq && rc == 0; i++) {
         f->q[i].st.resumes++;
@@ -625,6 +644,8 @@ void sx_blkfront_close(struct sx_blkfront *f)
                        "the backend to reach Closing");
     }
     bf_data_teardown(f, true);
+    bf_bufs_release(f);
+    sx_stats_destroy(&f->stats);
     for (unsigned i = 0; i < SX_BLKFRONT_MAX_QUEUES; i++) {
         queue_transport_release(f, &f->q[i]);
         free(f->q[i].requeue);
@@ -639,6 +660,7 @@ void sx_blkfront_close(struct sx_blkfront *f)
     sx_gntshr_close(f->shr);
     sx_xenbus_close(f->xb);
     pthread_mutex_destroy(&f->xb_lock);
+    pthread_mutex_destroy(&f->buf_lock);
     free(f);
 }
 

@@ -57,6 +57,9 @@ struct sx_blkfront_opts {
     unsigned timeout_ms;        /* each handshake wait (default 10000) */
     uint64_t spin_ns;           /* sx_blkfront_wait's spin before sleeping (default
                                    sx_ring_spin_ns(): $SPLITXEN_SPIN_NS or 20 us; 0 = never) */
+    bool stats_file;            /* publish the counters of every queue, summed, in the stats
+                                   file vbdfe-<self>-<devid> for `splitxen top` (default true;
+                                   a file that cannot be created only leaves them unpublished) */
 };
 
 #define SX_BLKFRONT_MAX_QUEUES 16u
@@ -106,6 +109,15 @@ struct sx_blkfront_stats {
     uint64_t ungrant_busy;      /* non-persistent: unshare found the backend still mapping */
     uint64_t resumes;           /* connections made again after a move */
     uint64_t reissued;          /* caller requests issued again after a move */
+    uint64_t sleeps;            /* sx_blkfront_arm calls that found no response: the caller
+                                   sleeps next (sx_blkfront_wait's own sleeps are `waits`) */
+    uint64_t zero_copy;         /* caller requests served from a granted buffer, no copy */
+    /* Latency of sampled requests (1 in 8), sums in ns and counts: a ring request from its kick
+     * to its response being seen (the ring both ways, the backend, the engine: everything the
+     * frontend waits for); a caller request's frontend work (submit: build and copy in;
+     * completion: response to completion, copy out). */
+    uint64_t lat_total_ns, lat_total_n;
+    uint64_t lat_frontend_ns, lat_frontend_n;
 };
 
 void sx_blkfront_opts_default(struct sx_blkfront_opts *o);
@@ -138,6 +150,20 @@ const struct sx_blkfront_info *sx_blkfront_info(const struct sx_blkfront *f);
  * -EPROTO (the queue halted on a misbehaving backend), -ENOMEM. */
 int sx_blkfront_submit(struct sx_blkfront *f, unsigned queue, enum sx_blkfront_op op,
                        uint64_t offset, void *buf, size_t len, void *cookie);
+/*
+ * Granted buffers, for I/O without copies: len bytes (rounded up to whole pages) of zeroed
+ * memory granted to the backend (writable) for as long as the device is connected. A READ or
+ * WRITE whose buffer lies inside one of them and starts on a 512-byte boundary puts these
+ * grants in its segments directly: nothing is copied in or out (counted as zero_copy), and
+ * with persistent grants the backend keeps them mapped, so the data moves once, between the
+ * backend's engine and this memory. The backend can read and write the buffer at any time:
+ * keep only I/O data in it. Needs persistent grants (-EOPNOTSUPP otherwise: use ordinary
+ * memory, which is copied). Released by sx_blkfront_close; at most 64 per device.
+ * Safe to call while other threads submit. Returns 0, -EOPNOTSUPP, -ENOSPC (64 already), -EINVAL
+ * or a grant error (-ENOMEM/-ENOSPC when the guest is out of memory or grant entries).
+ */
+int sx_blkfront_buf_alloc(struct sx_blkfront *f, size_t len, void **buf);
+
 /* Publish everything submitted on `queue` and notify the backend if the ring asks for it.
  * Returns 1 when a notification was sent, 0 when none was needed, or -errno. */
 int sx_blkfront_kick(struct sx_blkfront *f, unsigned queue);
@@ -159,8 +185,10 @@ int sx_blkfront_fd(struct sx_blkfront *f, unsigned queue);
  * Returns 1 when responses are already there (do not sleep), 0 when sleeping is safe. */
 int sx_blkfront_arm(struct sx_blkfront *f, unsigned queue);
 /* Spin up to budget_ns until the backend has published a response on `queue` (true) or the
- * budget ran out (false). Only reads the ring's shared index: it may run concurrently with a
- * thread that owns the queue. For external loops doing their own adaptive polling. */
+ * budget ran out (false), yielding the CPU now and then once it has spun a few microseconds
+ * (sx_idle_spin_budget_yield: a backend sharing this CPU gets to answer). Only reads the
+ * ring's shared index: it may run concurrently with a thread that owns the queue. For external
+ * loops doing their own adaptive polling. */
 bool sx_blkfront_spin(struct sx_blkfront *f, unsigned queue, uint64_t budget_ns);
 /* The backend's xenbus state as it is now (XenbusState*), or -errno. Thread-safe; a xenstore
  * round trip. */

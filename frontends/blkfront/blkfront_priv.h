@@ -5,12 +5,14 @@
 #include "frontends/blkfront/blkfront.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "ring/ring.h"   /* first: barriers before <xen/io/ring.h> */
 #include <xen/io/blkif.h>
 
 #include "evtchn/evtchn.h"
 #include "grant/grant.h"
+#include "stats.h"
 
 struct sx_xenbus;
 
@@ -18,6 +20,9 @@ struct sx_xenbus;
 #define BF_SEGS_PER_IND_PAGE (SX_PAGE_SIZE / sizeof(struct blkif_request_segment))
 #define BF_MAX_INDIRECT_SEGS (BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST * BF_SEGS_PER_IND_PAGE)
 #define BF_RSP_BATCH 64u
+#define BF_LAT_SAMPLE 8u        /* latency stamps on 1 caller request in this many */
+#define BF_LAT_MAX 64u          /* sampled ring requests waiting for their kick stamp */
+#define BF_PUBLISH_EVERY 64u    /* completions between stats file updates (and at each arm) */
 
 SX_RING_CHECK_TYPES(blkif_request_t, blkif_response_t);
 _Static_assert(sizeof(blkif_request_indirect_t) <= sizeof(blkif_request_t),
@@ -41,6 +46,9 @@ struct bf_slot {
     size_t buf_off;             /* where in the caller's buffer */
     void *shr;                  /* non-persistent: base of the nseg + nind shared pages */
     uint32_t *pg;               /* persistent: pool page indices, data then indirect */
+    uint64_t t_kick;            /* latency sample: when it was pushed (0: not sampled) */
+    bool zc;                    /* data in a granted buffer (sx_blkfront_buf_alloc): only the
+                                   indirect pages come from the pool, no copy either way */
 };
 
 /* One caller request; completes when its last ring request does. */
@@ -52,6 +60,7 @@ struct bf_ureq {
     uint32_t parts;             /* ring requests still outstanding */
     int res;                    /* first error */
     uint8_t op;                 /* enum sx_blkfront_op */
+    uint64_t t_fe;              /* latency sample: ns spent in submit (0: not sampled) */
 };
 
 struct bf_page {
@@ -72,6 +81,14 @@ struct bf_requeue {
     uint64_t offset;
     size_t len;
     uint8_t op;
+};
+
+/* A granted buffer (sx_blkfront_buf_alloc): caller memory the backend reaches directly. */
+#define BF_MAX_BUFS 64u
+struct bf_buf {
+    uint8_t *addr;
+    size_t len;                 /* whole pages */
+    grant_ref_t *refs;          /* one per page */
 };
 
 struct bf_queue {
@@ -109,6 +126,10 @@ struct bf_queue {
     struct bf_requeue *requeue;
     unsigned nrequeue;
     unsigned nrequeue_pre;      /* of them, from before the last suspend */
+    struct sx_blkfront_stats pub;   /* what of st the stats file has already */
+    unsigned lat_ctr;
+    uint32_t unkicked[BF_LAT_MAX];  /* sampled slots put on the ring, not yet pushed */
+    unsigned nunkicked;
 };
 
 struct sx_blkfront {
@@ -124,6 +145,16 @@ struct sx_blkfront {
     unsigned segs_per_req;      /* data pages one ring request may carry */
     unsigned pages_per_slot;    /* segs_per_req + its indirect pages */
     uint16_t handle;            /* blkif_vdev_t written in requests */
+    /* The backend answered a flush / discard BLKIF_RSP_EOPNOTSUPP: not sent again on this
+     * connection (as Linux blkfront clears feature_flush / feature_discard). */
+    atomic_bool no_flush, no_discard;
+    struct sx_stats stats;      /* vbdfe-<self>-<devid> (opts.stats_file), every queue summed */
+    domid_t stats_dom;          /* the <self> in its name */
+    /* Granted buffers: entries are filled, then published by nbufs (release); never changed
+     * or removed before close, so submit reads them without a lock. */
+    struct bf_buf bufs[BF_MAX_BUFS];
+    _Atomic unsigned nbufs;
+    pthread_mutex_t buf_lock;   /* between allocators */
     struct bf_queue q[SX_BLKFRONT_MAX_QUEUES];
 };
 
@@ -137,5 +168,13 @@ int bf_inflight_save(struct sx_blkfront *f);
 /* Issue the requeued requests again (as many as the ring takes; the rest on later polls) and
  * kick. 0 or -errno. */
 int bf_requeue_drain(struct sx_blkfront *f, struct bf_queue *q);
+void bf_bufs_release(struct sx_blkfront *f);   /* the granted buffers, after disconnect */
+/* A move gave the granted buffers up (sx_gntshr_resume ended their grants): forget them, so
+ * no request names their old references; later requests in them are copied. */
+void bf_bufs_forget(struct sx_blkfront *f);
+/* The counters the stats file shows, in this order (NULL-terminated). */
+extern const char *const bf_stat_names[];
+/* Add what queue q counted since its last publication to the stats file. */
+void bf_stats_publish(struct sx_blkfront *f, struct bf_queue *q);
 
 #endif

@@ -29,6 +29,49 @@ static bool valid_queue(const struct sx_blkfront *f, unsigned queue)
     return f && f->data_ready && queue < f->info.nr_queues;
 }
 
+/* ------------------------------------------------------------------ counters */
+
+#define BF_STAT(name, field) { name, offsetof(struct sx_blkfront_stats, field) }
+static const struct { const char *name; size_t off; } bf_stat_fields[] = {
+    BF_STAT("requests", submitted),
+    BF_STAT("completed", completed),
+    BF_STAT("errors", errors),
+    BF_STAT("ring_reqs", ring_reqs),
+    BF_STAT("indirect_reqs", indirect_reqs),
+    BF_STAT("kicks", kicks),
+    BF_STAT("notifies", notifies),
+    BF_STAT("sleeps", sleeps),
+    BF_STAT("waits", waits),
+    BF_STAT("spins_won", spins_won),
+    BF_STAT("eagain", eagain),
+    BF_STAT("zero_copy", zero_copy),
+    BF_STAT("pool_pages", pool_pages),
+    BF_STAT("lat_total_ns", lat_total_ns),
+    BF_STAT("lat_total_n", lat_total_n),
+    BF_STAT("lat_frontend_ns", lat_frontend_ns),
+    BF_STAT("lat_frontend_n", lat_frontend_n),
+};
+#define BF_NR_STATS (sizeof(bf_stat_fields) / sizeof(bf_stat_fields[0]))
+
+const char *const bf_stat_names[BF_NR_STATS + 1] = {
+    "requests", "completed", "errors", "ring_reqs", "indirect_reqs", "kicks", "notifies",
+    "sleeps", "waits", "spins_won", "eagain", "zero_copy", "pool_pages", "lat_total_ns",
+    "lat_total_n", "lat_frontend_ns", "lat_frontend_n", NULL,
+};
+
+void bf_stats_publish(struct sx_blkfront *f, struct bf_queue *q)
+{
+    if (!f->stats.v)
+        return;
+    for (unsigned i = 0; i < BF_NR_STATS; i++) {
+        uint64_t *cur = (uint64_t *)((uint8_t *)&q->st + bf_stat_fields[i].off);
+        uint64_t *pub = (uint64_t *)((uint8_t *)&q->pub + bf_stat_fields[i].off);
+        if (*cur != *pub)
+            sx_stats_add(&f->stats, i, *cur - *pub);
+    }
+    q->pub = q->st;
+}
+
 /* ------------------------------------------------------------------ setup / teardown */
 
 static void queue_data_teardown(struct sx_blkfront *f, struct bf_queue *q, bool unshare)
@@ -176,6 +219,7 @@ static void slot_release_pages(struct sx_blkfront *f, struct bf_queue *q, struct
 static void slot_free(struct bf_queue *q, struct bf_slot *s)
 {
     s->gen++;
+    s->t_kick = 0;
     s->state = BF_SLOT_FREE;
     q->slot_free[q->nslot_free++] = (uint32_t)(s - q->slots);
 }
@@ -186,7 +230,8 @@ static int slot_get_pages(struct sx_blkfront *f, struct bf_queue *q, struct bf_s
 {
     unsigned total = s->nseg + s->nind;
     if (f->info.persistent) {
-        for (unsigned i = 0; i < total; i++) {
+        /* A granted buffer brings its own data grants: only indirect pages from the pool. */
+        for (unsigned i = s->zc ? s->nseg : 0; i < total; i++) {
             s->pg[i] = q->pool_free[--q->npool_free];
             grefs[i] = q->pool[s->pg[i]].ref;
         }
@@ -201,10 +246,24 @@ static int slot_get_pages(struct sx_blkfront *f, struct bf_queue *q, struct bf_s
     return 0;
 }
 
-/* Build the ring request for slot s into req; data is copied into the granted pages. */
+/* The segment covering the start of [addr, addr + left) in granted buffer zb. */
+static struct blkif_request_segment zc_segment(const struct bf_buf *zb, const uint8_t *addr,
+                                               size_t left, size_t *n)
+{
+    size_t off = (size_t)(addr - zb->addr), in_page = off % SX_PAGE_SIZE;
+    *n = left < SX_PAGE_SIZE - in_page ? left : SX_PAGE_SIZE - in_page;
+    return (struct blkif_request_segment){
+        .gref = zb->refs[off / SX_PAGE_SIZE],
+        .first_sect = (uint8_t)(in_page / 512),
+        .last_sect = (uint8_t)((in_page + *n) / 512 - 1),
+    };
+}
+
+/* Build the ring request for slot s into req. Data is copied into the granted pages (src for
+ * a write), or, with zb, the segments name zb's pages holding [zaddr, zaddr + s->len). */
 static void build_rw(struct sx_blkfront *f, struct bf_queue *q, struct bf_slot *s, uint64_t id,
                      uint64_t sector, const uint8_t *src, const grant_ref_t *grefs,
-                     blkif_request_t *req)
+                     const struct bf_buf *zb, const uint8_t *zaddr, blkif_request_t *req)
 {
     memset(req, 0, sizeof(*req));
     size_t left = s->len;
@@ -232,6 +291,10 @@ static void build_rw(struct sx_blkfront *f, struct bf_queue *q, struct bf_slot *
         struct blkif_request_segment seg = {
             .gref = grefs[i], .first_sect = 0, .last_sect = (uint8_t)(n / 512 - 1),
         };
+        if (zb) {
+            seg = zc_segment(zb, zaddr, left, &n);
+            zaddr += n;
+        }
         if (s->nind) {
             if (i % BF_SEGS_PER_IND_PAGE == 0)
                 ind_page = (struct blkif_request_segment *)
@@ -240,17 +303,90 @@ static void build_rw(struct sx_blkfront *f, struct bf_queue *q, struct bf_slot *
         } else {
             segs[i] = seg;
         }
-        if (src)
+        if (src && !zb)
             memcpy(slot_page(f, s, i, q), src + (size_t)i * SX_PAGE_SIZE, n);
         left -= n;
     }
 }
 
+/* The granted buffer holding all of [buf, buf + len) when it starts on a sector boundary, or
+ * NULL (then the data is copied). */
+static const struct bf_buf *zc_find(struct sx_blkfront *f, const void *buf, size_t len)
+{
+    unsigned n = atomic_load_explicit(&f->nbufs, memory_order_acquire);
+    uintptr_t a = (uintptr_t)buf;
+    if (!n || (a & 511))
+        return NULL;
+    for (unsigned i = 0; i < n; i++) {
+        uintptr_t base = (uintptr_t)f->bufs[i].addr;
+        if (a >= base && a - base <= f->bufs[i].len && len <= f->bufs[i].len - (a - base))
+            return &f->bufs[i];
+    }
+    return NULL;
+}
+
+int sx_blkfront_buf_alloc(struct sx_blkfront *f, size_t len, void **buf)
+{
+    if (!f || !buf || !len || len > (size_t)UINT32_MAX * SX_PAGE_SIZE)
+        return -EINVAL;
+    if (!f->info.persistent)
+        return -EOPNOTSUPP;
+    size_t pages = (len + SX_PAGE_SIZE - 1) / SX_PAGE_SIZE;
+    pthread_mutex_lock(&f->buf_lock);
+    unsigned n = atomic_load_explicit(&f->nbufs, memory_order_relaxed);
+    int rc = -ENOSPC;
+    if (n < BF_MAX_BUFS) {
+        struct bf_buf *b = &f->bufs[n];
+        b->refs = calloc(pages, sizeof(*b->refs));
+        void *addr = NULL;
+        rc = b->refs ? sx_gntshr_share(f->shr, f->info.backend_id, (uint32_t)pages, true,
+                                       b->refs, &addr)
+                     : -ENOMEM;
+        if (rc == 0) {
+            b->addr = addr;
+            b->len = pages * SX_PAGE_SIZE;
+            /* release: the entry is complete before a submitter can see it */
+            atomic_store_explicit(&f->nbufs, n + 1, memory_order_release);
+            *buf = addr;
+        } else {
+            free(b->refs);
+            b->refs = NULL;
+        }
+    }
+    pthread_mutex_unlock(&f->buf_lock);
+    return rc;
+}
+
+void bf_bufs_release(struct sx_blkfront *f)
+{
+    unsigned n = atomic_load_explicit(&f->nbufs, memory_order_relaxed);
+    for (unsigned i = 0; i < n; i++) {
+        struct bf_buf *b = &f->bufs[i];
+        int rc = sx_gntshr_unshare(f->shr, b->addr, (uint32_t)(b->len / SX_PAGE_SIZE));
+        if (rc < 0)
+            sx_warn("granted buffer of %zu bytes still mapped by the backend (%s)", b->len,
+                    strerror(-rc));
+        free(b->refs);
+        b->refs = NULL;
+    }
+    atomic_store_explicit(&f->nbufs, 0, memory_order_relaxed);
+}
+
+void bf_bufs_forget(struct sx_blkfront *f)
+{
+    unsigned n = atomic_load_explicit(&f->nbufs, memory_order_relaxed);
+    for (unsigned i = 0; i < n; i++) {
+        free(f->bufs[i].refs);
+        f->bufs[i] = (struct bf_buf){ 0 };
+    }
+    atomic_store_explicit(&f->nbufs, 0, memory_order_release);
+}
+
 /* Check a caller request against the device and the queue's room: the ring requests it splits
  * into (*nparts) and its data pages (*pages). 0 or -errno (-EAGAIN: no room now). */
 static int submit_check(struct sx_blkfront *f, struct bf_queue *q, enum sx_blkfront_op op,
-                        uint64_t offset, const void *buf, size_t len, unsigned *nparts,
-                        unsigned *pages)
+                        uint64_t offset, const void *buf, size_t len, size_t pgoff,
+                        unsigned *nparts, unsigned *pages)
 {
     if (q->ring.halted)
         return -EPROTO;
@@ -270,17 +406,17 @@ static int submit_check(struct sx_blkfront *f, struct bf_queue *q, enum sx_blkfr
             return -EROFS;
         if (len > INT_MAX)          /* the completion reports bytes as an int */
             return -E2BIG;
-        *pages = (unsigned)((len + SX_PAGE_SIZE - 1) / SX_PAGE_SIZE);
+        *pages = (unsigned)((pgoff + len + SX_PAGE_SIZE - 1) / SX_PAGE_SIZE);
         *nparts = (*pages + f->segs_per_req - 1) / f->segs_per_req;
         break;
     case SX_BLKFRONT_FLUSH:
-        if (!f->info.flush && !f->info.barrier)
+        if ((!f->info.flush && !f->info.barrier) || atomic_load(&f->no_flush))
             return -EOPNOTSUPP;
         if (f->info.readonly)
             return -EROFS;
         break;
     case SX_BLKFRONT_DISCARD:
-        if (!f->info.discard)
+        if (!f->info.discard || atomic_load(&f->no_discard))
             return -EOPNOTSUPP;
         if (f->info.readonly)
             return -EROFS;
@@ -301,12 +437,12 @@ static int submit_check(struct sx_blkfront *f, struct bf_queue *q, enum sx_blkfr
 /* With persistent grants: pool pages enough for every part of a data request (its data pages
  * and the indirect pages that list them). 0 or -errno. */
 static int submit_reserve(struct sx_blkfront *f, struct bf_queue *q, unsigned nparts,
-                          unsigned pages)
+                          unsigned pages, bool zc)
 {
     unsigned need = 0;
     for (unsigned k = 0, left = pages; k < nparts; k++) {
         unsigned n = left < f->segs_per_req ? left : f->segs_per_req;
-        need += n + (n > BLKIF_MAX_SEGMENTS_PER_REQUEST
+        need += (zc ? 0 : n) + (n > BLKIF_MAX_SEGMENTS_PER_REQUEST
                          ? (unsigned)((n + BF_SEGS_PER_IND_PAGE - 1) / BF_SEGS_PER_IND_PAGE)
                          : 0);
         left -= n;
@@ -317,11 +453,12 @@ static int submit_reserve(struct sx_blkfront *f, struct bf_queue *q, unsigned np
 }
 
 /* Fill slot s (index si) with part of the request starting at *off and put its ring request:
- * a data part takes its pages (granted, or from the pool) and a write's data is copied in.
- * 0 or -errno (nothing of this part is on the ring then). */
+ * a data part takes its pages (granted, or from the pool) and a write's data is copied in; in
+ * a granted buffer (zb) the part names the buffer's own pages, the first part starting at
+ * page offset pgoff. 0 or -errno (nothing of this part is on the ring then). */
 static int submit_part(struct sx_blkfront *f, struct bf_queue *q, uint32_t si,
                        enum sx_blkfront_op op, uint64_t offset, const uint8_t *buf, size_t len,
-                       size_t *off)
+                       const struct bf_buf *zb, size_t pgoff, size_t *off)
 {
     struct bf_slot *s = &q->slots[si];
     uint64_t id = ((uint64_t)s->gen << 32) | si;
@@ -331,11 +468,15 @@ static int submit_part(struct sx_blkfront *f, struct bf_queue *q, uint32_t si,
     } req;
     memset(&req, 0, sizeof(req));
     if (op == SX_BLKFRONT_READ || op == SX_BLKFRONT_WRITE) {
+        /* Parts split at page boundaries: segs_per_req pages each (only the first part of a
+         * granted buffer can start inside a page). */
+        size_t in_page = (pgoff + *off) % SX_PAGE_SIZE;
         size_t plen = len - *off;
-        if (plen > (size_t)f->segs_per_req * SX_PAGE_SIZE)
-            plen = (size_t)f->segs_per_req * SX_PAGE_SIZE;
+        if (plen > (size_t)f->segs_per_req * SX_PAGE_SIZE - in_page)
+            plen = (size_t)f->segs_per_req * SX_PAGE_SIZE - in_page;
         s->len = (uint32_t)plen;
-        s->nseg = (uint16_t)((plen + SX_PAGE_SIZE - 1) / SX_PAGE_SIZE);
+        s->zc = zb != NULL;
+        s->nseg = (uint16_t)((in_page + plen + SX_PAGE_SIZE - 1) / SX_PAGE_SIZE);
         s->nind = s->nseg > BLKIF_MAX_SEGMENTS_PER_REQUEST
                       ? (uint16_t)((s->nseg + BF_SEGS_PER_IND_PAGE - 1) / BF_SEGS_PER_IND_PAGE)
                       : 0;
@@ -347,10 +488,12 @@ static int submit_part(struct sx_blkfront *f, struct bf_queue *q, uint32_t si,
             return rc;
         }
         build_rw(f, q, s, id, (offset + *off) / 512,
-                 op == SX_BLKFRONT_WRITE ? buf + *off : NULL, q->gref_scratch, &req.rw);
+                 op == SX_BLKFRONT_WRITE ? buf + *off : NULL, q->gref_scratch, zb, buf + *off,
+                 &req.rw);
         *off += plen;
     } else if (op == SX_BLKFRONT_DISCARD) {
         s->len = 0;
+        s->zc = false;
         s->op = s->data_op = BLKIF_OP_DISCARD;
         req.d.operation = BLKIF_OP_DISCARD;
         req.d.handle = f->handle;
@@ -359,6 +502,7 @@ static int submit_part(struct sx_blkfront *f, struct bf_queue *q, uint32_t si,
         req.d.nr_sectors = len / 512;
     } else {
         s->len = 0;
+        s->zc = false;
         s->op = s->data_op = f->info.flush ? BLKIF_OP_FLUSH_DISKCACHE : BLKIF_OP_WRITE_BARRIER;
         req.rw.operation = s->op;
         req.rw.handle = f->handle;
@@ -400,16 +544,24 @@ int sx_blkfront_submit(struct sx_blkfront *f, unsigned queue, enum sx_blkfront_o
         return -EINVAL;
     struct bf_queue *q = &f->q[queue];
     unsigned nparts, pages;
-    int rc = submit_check(f, q, op, offset, buf, len, &nparts, &pages);
+    uint64_t t0 = 0;
+    if (++q->lat_ctr >= BF_LAT_SAMPLE) {
+        q->lat_ctr = 0;
+        t0 = sx_now_ns();
+    }
+    const struct bf_buf *zb = op == SX_BLKFRONT_READ || op == SX_BLKFRONT_WRITE
+                                  ? zc_find(f, buf, len) : NULL;
+    size_t pgoff = zb ? (size_t)((const uint8_t *)buf - zb->addr) % SX_PAGE_SIZE : 0;
+    int rc = submit_check(f, q, op, offset, buf, len, pgoff, &nparts, &pages);
     if (rc < 0)
         return rc;
-    if (f->info.persistent && pages && (rc = submit_reserve(f, q, nparts, pages)) < 0)
+    if (f->info.persistent && pages && (rc = submit_reserve(f, q, nparts, pages, zb)) < 0)
         return rc;
 
     uint32_t ui = q->ureq_free[--q->nureq_free];
     struct bf_ureq *u = &q->ureqs[ui];
     *u = (struct bf_ureq){ .cookie = cookie, .buf = buf, .offset = offset, .len = len,
-                           .parts = nparts, .res = 0, .op = (uint8_t)op };
+                           .parts = nparts, .res = 0, .op = (uint8_t)op, .t_fe = 0 };
     /* Slots come off the free stack; nothing is pushed, so unwritten slots are invisible. */
     unsigned nfree_before = q->nslot_free, ntaken = 0;
     size_t off = 0;
@@ -422,13 +574,24 @@ int sx_blkfront_submit(struct sx_blkfront *f, unsigned queue, enum sx_blkfront_o
         s->buf_off = off;
         s->shr = NULL;
         s->nseg = s->nind = 0;
-        rc = submit_part(f, q, si, op, offset, buf, len, &off);
+        s->zc = false;
+        rc = submit_part(f, q, si, op, offset, buf, len, zb, pgoff, &off);
         if (rc < 0)
             return submit_unwind(f, q, ntaken, nfree_before, ui, rc);
     }
     for (unsigned k = 0; k < ntaken; k++)
         q->st.indirect_reqs += q->slots[q->slot_free[nfree_before - 1 - k]].nind != 0;
+    if (t0) {
+        /* Sampled: its submit work now, its first ring request's round trip from the kick. */
+        u->t_fe = sx_now_ns() - t0 + 1;
+        uint32_t first = q->slot_free[nfree_before - 1];
+        if (q->nunkicked < BF_LAT_MAX) {
+            q->slots[first].t_kick = 1;
+            q->unkicked[q->nunkicked++] = first;
+        }
+    }
     q->st.ring_reqs += ntaken;
+    q->st.zero_copy += zb != NULL;
     q->st.submitted++;
     q->st.split_reqs += nparts > 1;
     return 0;
@@ -445,6 +608,13 @@ int sx_blkfront_kick(struct sx_blkfront *f, unsigned queue)
     if (rc < 0)
         return rc;
     q->st.kicks++;
+    if (q->nunkicked) {
+        uint64_t now = sx_now_ns();
+        for (unsigned i = 0; i < q->nunkicked; i++)
+            if (q->slots[q->unkicked[i]].t_kick == 1)
+                q->slots[q->unkicked[i]].t_kick = now;
+        q->nunkicked = 0;
+    }
     if (rc == 1) {
         int nrc = sx_evtchn_notify(q->evt, (evtchn_port_t)q->port);
         if (nrc < 0)
@@ -459,7 +629,7 @@ int sx_blkfront_kick(struct sx_blkfront *f, unsigned queue)
 static void slot_release_pages(struct sx_blkfront *f, struct bf_queue *q, struct bf_slot *s)
 {
     if (f->info.persistent) {
-        for (unsigned i = s->nseg + s->nind; i-- > 0;)
+        for (unsigned i = s->nseg + s->nind; i-- > (s->zc ? s->nseg : 0);)
             q->pool_free[q->npool_free++] = s->pg[i];
         s->nseg = s->nind = 0;
         return;
@@ -497,9 +667,18 @@ static int status_to_errno(int16_t st)
     }
 }
 
-/* Handle one response (a private copy); returns 1 when it completed a caller request. */
+/* The clock once per reap, for sampled requests only. */
+static uint64_t seen_at(uint64_t *seen)
+{
+    if (!*seen)
+        *seen = sx_now_ns();
+    return *seen;
+}
+
+/* Handle one response (a private copy) seen at *seen (read on first use); returns 1 when it
+ * completed a caller request. */
 static int complete_one(struct sx_blkfront *f, struct bf_queue *q, const blkif_response_t *r,
-                        struct sx_blkfront_cpl *out)
+                        struct sx_blkfront_cpl *out, uint64_t *seen)
 {
     uint64_t id = r->id;
     uint32_t si = (uint32_t)id;
@@ -513,6 +692,19 @@ static int complete_one(struct sx_blkfront *f, struct bf_queue *q, const blkif_r
     struct bf_slot *s = &q->slots[si];
     struct bf_ureq *u = &q->ureqs[s->ureq];
     int res = status_to_errno(r->status);
+    if (res == -EOPNOTSUPP && u->op == SX_BLKFRONT_FLUSH) {
+        /* blkif.h: a flush "may still be returned at any time with the BLKIF_RSP_EOPNOTSUPP
+         * result code": the backend has no cache to flush. The flush is done, and none is
+         * sent again on this connection (Linux blkfront: BLK_STS_OK, feature_flush off). */
+        atomic_store(&f->no_flush, true);
+        res = 0;
+    } else if (res == -EOPNOTSUPP && u->op == SX_BLKFRONT_DISCARD) {
+        atomic_store(&f->no_discard, true);   /* the caller hears of it; no more discards */
+    }
+    if (s->t_kick > 1 && seen_at(seen) >= s->t_kick) {
+        q->st.lat_total_ns += *seen - s->t_kick;
+        q->st.lat_total_n++;
+    }
     /* The response names the data operation, also for an indirect request (Linux blkback
      * answers with indirect_op, and Linux blkfront refuses anything else). */
     if (r->operation != s->data_op) {
@@ -521,7 +713,7 @@ static int complete_one(struct sx_blkfront *f, struct bf_queue *q, const blkif_r
                            q->idx, r->operation, s->op);
         res = -EIO;
     }
-    if (res == 0 && s->data_op == BLKIF_OP_READ && s->nseg) {
+    if (res == 0 && s->data_op == BLKIF_OP_READ && s->nseg && !s->zc) {
         size_t left = s->len;
         for (unsigned i = 0; i < s->nseg; i++) {
             size_t n = left < SX_PAGE_SIZE ? left : SX_PAGE_SIZE;
@@ -544,6 +736,11 @@ static int complete_one(struct sx_blkfront *f, struct bf_queue *q, const blkif_r
     }
     if (--u->parts)
         return 0;
+    if (u->t_fe) {
+        uint64_t done = sx_now_ns();
+        q->st.lat_frontend_ns += u->t_fe - 1 + (done - seen_at(seen));
+        q->st.lat_frontend_n++;
+    }
     out->cookie = u->cookie;
     out->res = u->res ? u->res
                       : (u->op == SX_BLKFRONT_READ || u->op == SX_BLKFRONT_WRITE) ? (int)u->len : 0;
@@ -564,6 +761,7 @@ int sx_blkfront_poll(struct sx_blkfront *f, unsigned queue, struct sx_blkfront_c
     if (q->nrequeue)
         bf_requeue_drain(f, q);
     unsigned n = 0;
+    uint64_t seen = 0;
     while (n < max) {
         unsigned want = max - n < BF_RSP_BATCH ? max - n : BF_RSP_BATCH;
         /* Each response completes at most one caller request: `want` bounds the output. */
@@ -576,8 +774,10 @@ int sx_blkfront_poll(struct sx_blkfront *f, unsigned queue, struct sx_blkfront_c
         if (k == 0)
             break;
         for (int i = 0; i < k; i++)
-            n += (unsigned)complete_one(f, q, &q->rsp[i], &cpl[n]);
+            n += (unsigned)complete_one(f, q, &q->rsp[i], &cpl[n], &seen);
     }
+    if (q->st.completed - q->pub.completed >= BF_PUBLISH_EVERY)
+        bf_stats_publish(f, q);
     return (int)n;
 }
 
@@ -588,7 +788,12 @@ int sx_blkfront_arm(struct sx_blkfront *f, unsigned queue)
     struct bf_queue *q = &f->q[queue];
     /* Consume what was delivered; the port is masked until we unmask it. */
     sx_idle_arm(&q->idle);
-    return sx_front_ring_final_check(&q->ring);
+    int rc = sx_front_ring_final_check(&q->ring);
+    if (rc == 0) {
+        q->st.sleeps++;
+        bf_stats_publish(f, q);     /* going idle: the file catches up for free */
+    }
+    return rc;
 }
 
 /* The data path's liveness check (sx_blkfront_wait) and the caller's. */
@@ -666,7 +871,7 @@ bool sx_blkfront_spin(struct sx_blkfront *f, unsigned queue, uint64_t budget_ns)
 {
     if (!valid_queue(f, queue))
         return false;
-    return sx_idle_spin_budget(sx_front_ring_pred, &f->q[queue].ring, budget_ns);
+    return sx_idle_spin_budget_yield(sx_front_ring_pred, &f->q[queue].ring, budget_ns);
 }
 
 int sx_blkfront_fd(struct sx_blkfront *f, unsigned queue)

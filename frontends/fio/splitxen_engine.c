@@ -9,7 +9,8 @@
  * number, default xvda), queues (default 1), persistent (0/1, default 1), indirect (max
  * indirect segments, 0 = off, default 256), ring_order (default 4), spin_us (spin budget
  * before sleeping, default from $SPLITXEN_SPIN_NS or 20), core (splitxen-core socket, default
- * $SPLITXEN_CORE or $SPLITXEN_RUN/core.sock), timeout_ms (each handshake wait, 10000).
+ * $SPLITXEN_CORE or $SPLITXEN_RUN/core.sock), timeout_ms (each handshake wait, 10000),
+ * zero_copy (0/1, default 1: fio's I/O buffers are granted to the backend, see below).
  *
  * A process holds one blkfront per vbd; the jobs of that process (thread=1) share it, job i
  * on queue i % queues (jobs on one queue serialise on a lock and hand each other's
@@ -19,9 +20,13 @@
  * disconnects again and the job reconnects (the backend must support reconnection, as Linux
  * blkback does: frontend Closed -> Initialising sends it back to InitWait).
  *
- * queue() copies a write into granted pages and writes ring slots; commit() publishes the
- * batch with at most one notification; getevents() reaps, spinning then sleeping on the
- * event channel. Failed requests complete with io_u->error = errno (EIO, EOPNOTSUPP, ...).
+ * fio's I/O buffers come from the engine (iomem_alloc): with zero_copy and persistent grants
+ * they are one granted buffer (sx_blkfront_buf_alloc), so requests name fio's own pages and
+ * nothing is copied on this side; else ordinary memory, which queue() copies into granted
+ * pages (writes) and completion copies out of them (reads). queue() writes ring slots;
+ * commit() publishes the batch with at most one notification; getevents() reaps, spinning
+ * then sleeping on the event channel. Failed requests complete with io_u->error = errno
+ * (EIO, EOPNOTSUPP, ...).
  *
  * Save, restore and live migration: a pv device's process is part of the guest's kernel
  * (frontends/control, on its own thread). When the toolstack suspends the guest, the control
@@ -49,6 +54,7 @@
 
 #include <xen/io/xenbus.h>
 
+#include "clock.h"
 #include "frontends/blkfront/blkfront.h"
 #include "frontends/control/control.h"
 #include "frontends/hvmdisk/hvmdisk.h"
@@ -66,6 +72,7 @@ struct sxf_options {
     char *core;
     unsigned int timeout_ms;
     char *transport;
+    unsigned int zero_copy;
 };
 
 #define SXF_OPT(n, ln, t, field, d, h)                                                   \
@@ -95,6 +102,8 @@ static struct fio_option sxf_opts[] = {
             "Timeout of each xenbus handshake wait"),
     SXF_OPT("transport", "splitxen transport", FIO_OPT_STR_STORE, transport, "pv",
             "pv (blkfront on a vbd) or ahci (the HVM domain's emulated AHCI disk)"),
+    SXF_OPT("zero_copy", "splitxen granted buffers", FIO_OPT_BOOL, zero_copy, "1",
+            "fio's buffers granted to the backend: no copy in the frontend (needs persistent grants)"),
     { .name = NULL },
 };
 
@@ -126,7 +135,8 @@ struct sxf_job {
     unsigned queue;
     bool attached;
     bool shared;                /* another job may use this queue: never sleep long */
-    uint64_t spin_ns;           /* adaptive polling budget */
+    uint64_t spin_ns;           /* adaptive polling budget: the most */
+    uint64_t spin_cur;          /* ... the current one (haltpoll's rule, see getevents) */
     unsigned depth;
     struct io_u **events;       /* filled by getevents, read by event() */
     struct sx_blkfront_cpl *cpl;
@@ -135,6 +145,8 @@ struct sxf_job {
     unsigned npending;
     struct io_u **mailbox;      /* completions another job reaped for us (queue lock) */
     unsigned nmail;
+    bool zero_copy;             /* option zero_copy: ask for granted I/O buffers */
+    bool granted_buf;           /* td->orig_buffer is a granted buffer (sx_blkfront_buf_alloc) */
 };
 
 static void fill_opts(const struct sxf_options *o, struct sx_blkfront_opts *bo)
@@ -444,6 +456,8 @@ static int sxf_init(struct thread_data *td)
     struct sx_blkfront_opts bo;
     fill_opts(o, &bo);
     j->spin_ns = bo.spin_ns;
+    j->spin_cur = bo.spin_ns;
+    j->zero_copy = o->zero_copy != 0;
     td->io_ops->flags |= FIO_ASYNCIO_SETS_ISSUE_TIME;
     td_set_ioengine_flags(td);
     return 0;
@@ -467,6 +481,33 @@ static void sxf_cleanup(struct thread_data *td)
     free(j->mailbox);
     free(j);
     td->io_ops_data = NULL;
+}
+
+/* fio's I/O buffers: granted to the backend when the vbd allows it (persistent grants), so a
+ * read lands in fio's buffer and a write leaves from it with no copy on this side; otherwise
+ * ordinary memory, copied through the ring's pages. fio asks after init(): the device is
+ * connected by then. */
+static int sxf_iomem_alloc(struct thread_data *td, size_t size)
+{
+    struct sxf_job *j = td->io_ops_data;
+    void *p = NULL;
+    j->granted_buf = false;
+    if (j->dev && j->dev->bf && j->zero_copy && sx_blkfront_buf_alloc(j->dev->bf, size, &p) == 0) {
+        j->granted_buf = true;
+    } else if (posix_memalign(&p, 4096, size ? size : 1)) {
+        return 1;
+    }
+    td->orig_buffer = p;
+    return 0;
+}
+
+static void sxf_iomem_free(struct thread_data *td)
+{
+    struct sxf_job *j = td->io_ops_data;
+    /* A granted buffer stays granted until the device closes (the backend keeps it mapped). */
+    if (!j || !j->granted_buf)
+        free(td->orig_buffer);
+    td->orig_buffer = NULL;
 }
 
 static int sxf_open_file(struct thread_data *td, struct fio_file *f)
@@ -532,6 +573,12 @@ static enum fio_q_status sxf_queue(struct thread_data *td, struct io_u *io_u)
     pthread_mutex_unlock(&j->dev->q[j->queue].lock);
     if (rc == -EAGAIN)
         return FIO_Q_BUSY;          /* fio commits, reaps and retries */
+    if (rc == -EOPNOTSUPP && op == SX_BLKFRONT_FLUSH) {
+        /* A disk without flush (never offered, or answered EOPNOTSUPP): no volatile cache,
+         * what completed is durable; fsync succeeds, as on a write-through disk in Linux. */
+        io_u->error = 0;
+        return FIO_Q_COMPLETED;
+    }
     if (rc < 0) {
         io_u->error = -rc;
         return FIO_Q_COMPLETED;
@@ -649,7 +696,7 @@ static int sxf_getevents(struct thread_data *td, unsigned int min, unsigned int 
         return ahci_getevents(td, j, min, max, tmo);
     unsigned n = 0;
     struct timespec start;
-    fio_gettime(&start, NULL);
+    bool started = false;       /* the clock is read only once a wait begins */
     for (;;) {
         /* Every ring access is under the queue lock: jobs may share a queue, and a job
          * attaching later must not race one that started alone. */
@@ -664,16 +711,23 @@ static int sxf_getevents(struct thread_data *td, unsigned int min, unsigned int 
             td_verror(td, -got, "splitxen: reap");
             return got;
         }
-        if (n >= min)
+        if (n >= min || tmo == 0)
             return (int)n;
-        if (tmo >= 0 && (int)mtime_since_now(&start) >= tmo)
+        if (!started) {
+            fio_gettime(&start, NULL);
+            started = true;
+        } else if (tmo > 0 && (int)mtime_since_now(&start) >= tmo) {
             return (int)n;
-        /* Adaptive polling: spin on the ring before arming the event and sleeping. Not while
-         * the guest is suspended: a resume replaces the ring. */
-        if (j->spin_ns) {
+        }
+        /* Adaptive polling: spin on the ring before arming the event and sleeping. The
+         * budget follows the waits (the haltpoll governor's rule): a sleep shorter than the
+         * most we may spin doubles it (spinning that long would have caught the response: a
+         * fast device, a busy backend), a longer one halves it (a slow device: sleep at once).
+         * Not while the guest is suspended: a resume replaces the ring. */
+        if (j->spin_cur) {
             atomic_fetch_add(&q->spinning, 1);
             bool hit = !atomic_load(&j->dev->suspended) &&
-                       sx_blkfront_spin(bf, j->queue, j->spin_ns);
+                       sx_blkfront_spin(bf, j->queue, j->spin_cur);
             atomic_fetch_sub(&q->spinning, 1);
             if (hit)
                 continue;
@@ -687,7 +741,15 @@ static int sxf_getevents(struct thread_data *td, unsigned int min, unsigned int 
          * would wake us: then never sleep long. */
         int left = j->shared ? 1 : tmo < 0 || tmo > 1000 ? 1000 : tmo;
         struct pollfd pfd = { .fd = sx_blkfront_fd(bf, j->queue), .events = POLLIN };
-        if (poll(&pfd, 1, left) == 0 && mtime_since_now(&start) >= 1000 &&
+        uint64_t t0 = sx_now_ns();
+        int pr = poll(&pfd, 1, left);
+        uint64_t slept = sx_now_ns() - t0, floor_ns = j->spin_ns / 16;
+        if (slept < j->spin_ns)
+            j->spin_cur = j->spin_cur < floor_ns ? floor_ns
+                        : j->spin_cur * 2 > j->spin_ns ? j->spin_ns : j->spin_cur * 2;
+        else
+            j->spin_cur /= 2;
+        if (pr == 0 && mtime_since_now(&start) >= 1000 &&
             !atomic_load(&j->dev->suspended) &&
             sx_blkfront_backend_state(bf) != XenbusStateConnected) {
             /* Silence for a second and the backend has gone: fail instead of hanging. */
@@ -716,6 +778,8 @@ struct ioengine_ops ioengine = {
     .event = sxf_event,
     .open_file = sxf_open_file,
     .close_file = sxf_close_file,
+    .iomem_alloc = sxf_iomem_alloc,
+    .iomem_free = sxf_iomem_free,
     .flags = FIO_DISKLESSIO | FIO_NOEXTEND | FIO_NODISKUTIL,
     .options = sxf_opts,
     .option_struct_size = sizeof(struct sxf_options),

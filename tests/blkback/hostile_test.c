@@ -61,6 +61,30 @@ static void test_good_read_rw_and_ro_vbds(void)
     guests_down();
 }
 
+/* Counters are added up per batch and published with the responses: after the answer to read
+ * i, `requests` and `read_ops` count it, none lost or doubled. Latency is sampled on 1
+ * read/write in BB_LAT_SAMPLE: 2 * BB_LAT_SAMPLE reads give exactly 2 samples of each stage
+ * (the response stage lands when the thread publishes next: waited for with a deadline). */
+static void test_batched_counters_and_one_latency_sample_in_8(void)
+{
+    struct blkguest *a = guest(0, "lat-sample", false, false);
+    uint64_t req0 = blkguest_stat(a, "requests"), rd0 = blkguest_stat(a, "read_ops");
+    uint64_t b0 = blkguest_stat(a, "lat_backend_n"), e0 = blkguest_stat(a, "lat_engine_n");
+    uint64_t r0 = blkguest_stat(a, "lat_response_n"), ens0 = blkguest_stat(a, "lat_engine_ns");
+    CU_ASSERT_NOT_EQUAL_FATAL(req0, UINT64_MAX);
+    CU_ASSERT_NOT_EQUAL_FATAL(r0, UINT64_MAX);
+    for (unsigned i = 0; i < 2 * BB_LAT_SAMPLE; i++) {
+        CU_ASSERT_TRUE(blkguest_good_read(a, 8 * i));
+        CU_ASSERT_EQUAL(blkguest_stat(a, "requests"), req0 + i + 1);
+        CU_ASSERT_EQUAL(blkguest_stat(a, "read_ops"), rd0 + i + 1);
+    }
+    CU_ASSERT_EQUAL(blkguest_stat_wait(a, "lat_response_n", r0 + 2, 2000), r0 + 2);
+    CU_ASSERT_EQUAL(blkguest_stat(a, "lat_backend_n"), b0 + 2);
+    CU_ASSERT_EQUAL(blkguest_stat(a, "lat_engine_n"), e0 + 2);
+    CU_ASSERT(blkguest_stat(a, "lat_engine_ns") > ens0);   /* a read takes some time */
+    guests_down();
+}
+
 /* The 32-bit layout (id at offset 4, 108-byte slots, 12-byte responses) is decoded as such. */
 static void test_x86_32_guest(void)
 {
@@ -418,6 +442,7 @@ static void test_frontend_domain_destroyed(void)
 
 static const struct sx_test_case cases[] = {
     SX_TEST(test_good_read_rw_and_ro_vbds),
+    SX_TEST(test_batched_counters_and_one_latency_sample_in_8),
     SX_TEST(test_x86_32_guest),
     SX_TEST(test_too_many_segments),
     SX_TEST(test_sector_past_end_and_wrap),

@@ -373,6 +373,45 @@ static void test_csum_fill_bounds(void)
     CU_ASSERT_EQUAL(get16(p + 6), 0xffff);
 }
 
+/* A world side without offloads: the frame behind the header, its partial checksum completed
+ * (the reference's), GSO and frames that do not fit refused. */
+static void test_frame_plain_completes_checksum_refuses_gso(void)
+{
+    uint8_t in[2048 + 12], out[2048];
+    struct virtio_net_hdr_v1 h;
+    for (int fam = 4; fam <= 6; fam += 2) {
+        struct built b = build(in + 12, fam, 6, 999, false, false);
+        uint16_t want = ref_l4_csum(in + 12, &b);
+        struct sx_net_tx_meta t = tx_meta((unsigned)b.len, true, XEN_NETIF_GSO_TYPE_NONE, 0);
+        CU_ASSERT_EQUAL_FATAL(sx_net_tx_vnet_hdr(&t, in + 12, b.len, &h), 0);
+        memcpy(in, &h, 12);
+        CU_ASSERT_EQUAL(sx_net_frame_plain(in, b.len + 12, out, sizeof(out)), (int)b.len);
+        CU_ASSERT_EQUAL(get16(out + b.l4 + b.csum_off), want);
+        CU_ASSERT_EQUAL(memcmp(out, in + 12, b.l4 + b.csum_off), 0);
+        /* no room, no frame */
+        CU_ASSERT_EQUAL(sx_net_frame_plain(in, b.len + 12, out, b.len - 1), -EINVAL);
+    }
+    /* a frame without offloads is copied as it is */
+    struct built b = build(in + 12, 4, 17, 100, false, false);
+    memset(in, 0, 12);
+    CU_ASSERT_EQUAL(sx_net_frame_plain(in, b.len + 12, out, sizeof(out)), (int)b.len);
+    CU_ASSERT_EQUAL(memcmp(out, in + 12, b.len), 0);
+    /* GSO: the world side offers none */
+    b = build(in + 12, 4, 6, 1400, false, false);
+    struct sx_net_tx_meta t = tx_meta((unsigned)b.len, true, XEN_NETIF_GSO_TYPE_TCPV4, 700);
+    CU_ASSERT_EQUAL_FATAL(sx_net_tx_vnet_hdr(&t, in + 12, b.len, &h), 0);
+    memcpy(in, &h, 12);
+    CU_ASSERT_EQUAL(sx_net_frame_plain(in, b.len + 12, out, sizeof(out)), -EOPNOTSUPP);
+    /* a runt, and a checksum offset past the frame (a hostile guest's) */
+    memset(in, 0, 12);
+    CU_ASSERT_EQUAL(sx_net_frame_plain(in, 12 + 13, out, sizeof(out)), -EINVAL);
+    h.gso_type = VIRTIO_NET_HDR_GSO_NONE;
+    h.csum_start = htole16(60);
+    h.csum_offset = htole16(100);
+    memcpy(in, &h, 12);
+    CU_ASSERT_EQUAL(sx_net_frame_plain(in, 12 + 100, out, sizeof(out)), -EINVAL);
+}
+
 static const struct sx_test_case cases[] = {
     SX_TEST(test_csum_rfc1071_vector),
     SX_TEST(test_tx_vnet_ipv4_tcp_csum_blank),
@@ -386,6 +425,7 @@ static const struct sx_test_case cases[] = {
     SX_TEST(test_rx_sw_csum_when_frontend_lacks_offload),
     SX_TEST(test_netfront_rx_vnet_hdr),
     SX_TEST(test_csum_fill_bounds),
+    SX_TEST(test_frame_plain_completes_checksum_refuses_gso),
 };
 
 SX_TEST_MAIN("netdev_vnet", cases, NULL, NULL)

@@ -184,6 +184,74 @@ static void test_describe_and_nft_table_name(void)
     CU_ASSERT_STRING_EQUAL(d, "splitxen_vif5_0");
 }
 
+static void test_afxdp_uplink_and_mac(void)
+{
+    struct sx_world w;
+    char d[128];
+    CU_ASSERT_EQUAL_FATAL(parse(&w, "/etc/xen/scripts/vif-afxdp", "xenbr0", NULL, "eth1"), 0);
+    CU_ASSERT_EQUAL(w.mode, SX_WORLD_AFXDP);
+    CU_ASSERT_STRING_EQUAL(w.gatewaydev, "eth1");
+    CU_ASSERT_TRUE(w.has_guest_mac);
+    sx_world_describe(&w, d, sizeof(d));
+    CU_ASSERT_STRING_EQUAL(d, "afxdp on eth1");
+    CU_ASSERT_STRING_EQUAL(sx_world_mode_name(w.mode), "afxdp");
+}
+
+static void test_afxdp_bad_specs_refused(void)
+{
+    struct sx_world w;
+    /* no uplink: no default (eth0 is vif-route's; an uplink is named on purpose) */
+    CU_ASSERT_EQUAL(parse(&w, "vif-afxdp", NULL, NULL, NULL), -EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "gatewaydev: missing"));
+    CU_ASSERT_EQUAL(parse(&w, "vif-afxdp", NULL, NULL, "eth 1"), -EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "gatewaydev: 'eth 1'"));
+    CU_ASSERT_EQUAL(parse(&w, "vif-afxdp", NULL, NULL, "a-name-that-is-too-long"), -EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "gatewaydev: 'a-name-that-is-too-long'"));
+    /* frames are steered by the guest's MAC: it must be there and unicast */
+    struct sx_world_keys k = { .script = "vif-afxdp", .gatewaydev = "eth1", .mac = NULL };
+    CU_ASSERT_EQUAL(sx_world_parse(&w, &k, "xenbr0", err, sizeof(err)), -EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "mac: '(missing)'"));
+    k.mac = "00:16:3e:zz:00:01";
+    CU_ASSERT_EQUAL(sx_world_parse(&w, &k, "xenbr0", err, sizeof(err)), -EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "mac: '00:16:3e:zz:00:01'"));
+    k.mac = "01:00:5e:00:00:01";
+    CU_ASSERT_EQUAL(sx_world_parse(&w, &k, "xenbr0", err, sizeof(err)), -EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "mac: '01:00:5e:00:00:01' is a multicast address"));
+}
+
+static void test_dpdk_uplink_kinds(void)
+{
+    struct sx_world w;
+    char d[160];
+    CU_ASSERT_EQUAL_FATAL(parse(&w, "vif-dpdk", NULL, NULL, "af_packet:eth1"), 0);
+    CU_ASSERT_EQUAL(w.mode, SX_WORLD_DPDK);
+    CU_ASSERT_EQUAL(w.dpdk_kind, SX_DPDK_AF_PACKET);
+    CU_ASSERT_STRING_EQUAL(w.uplink, "af_packet:eth1");
+    sx_world_describe(&w, d, sizeof(d));
+    CU_ASSERT_STRING_EQUAL(d, "dpdk switch on af_packet:eth1");
+    CU_ASSERT_EQUAL(parse(&w, "/etc/xen/scripts/vif-dpdk", NULL, NULL, "tap:dtap0"), 0);
+    CU_ASSERT_EQUAL(w.dpdk_kind, SX_DPDK_TAP);
+    CU_ASSERT_EQUAL(parse(&w, "vif-dpdk", NULL, NULL, "memif:/run/splitxen/memif.sock"), 0);
+    CU_ASSERT_EQUAL(w.dpdk_kind, SX_DPDK_MEMIF);
+    CU_ASSERT_STRING_EQUAL(sx_world_mode_name(w.mode), "dpdk");
+}
+
+static void test_dpdk_bad_uplinks_refused(void)
+{
+    struct sx_world w;
+    CU_ASSERT_EQUAL(parse(&w, "vif-dpdk", NULL, NULL, NULL), -EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "gatewaydev: missing"));
+    CU_ASSERT_EQUAL(parse(&w, "vif-dpdk", NULL, NULL, "eth1"), -EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "gatewaydev: 'eth1' is not af_packet:IFACE"));
+    /* an argument of the device string's own must not ride in on the name */
+    CU_ASSERT_EQUAL(parse(&w, "vif-dpdk", NULL, NULL, "af_packet:eth1,qpairs=4"), -EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "gatewaydev: 'af_packet:eth1,qpairs=4'"));
+    CU_ASSERT_EQUAL(parse(&w, "vif-dpdk", NULL, NULL, "tap:a-name-that-is-too-long"), -EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "is not an interface name"));
+    CU_ASSERT_EQUAL(parse(&w, "vif-dpdk", NULL, NULL, "memif:relative.sock"), -EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "is not an absolute socket path"));
+}
+
 static const struct sx_test_case cases[] = {
     SX_TEST(test_no_script_is_bridge_on_default),
     SX_TEST(test_script_path_names_the_mode),
@@ -196,6 +264,10 @@ static const struct sx_test_case cases[] = {
     SX_TEST(test_nat_router_is_last_octet_plus_127),
     SX_TEST(test_nat_default_address_as_vif_nat),
     SX_TEST(test_describe_and_nft_table_name),
+    SX_TEST(test_afxdp_uplink_and_mac),
+    SX_TEST(test_afxdp_bad_specs_refused),
+    SX_TEST(test_dpdk_uplink_kinds),
+    SX_TEST(test_dpdk_bad_uplinks_refused),
 };
 
 SX_TEST_MAIN("netdev_world", cases, NULL, NULL)

@@ -1,7 +1,9 @@
 /*
  * sx_idle, the idle step of a ring thread, on the sim platform's event channels: a wake that
- * brought no work buys no spin, the adaptive budget follows the sleeps, and a port throttled
- * by late EOI never leaves the loop asleep past its delay (XSA-332).
+ * brought no work buys no spin, the adaptive budget follows the sleeps, a port throttled by
+ * late EOI never leaves the loop asleep past its delay (XSA-332), and a yielding spin gives the
+ * CPU away only once it has lasted a few microseconds (sched_yield is counted here: this
+ * program's definition stands in for libc's).
  */
 #include "ring/ring.h"
 
@@ -34,6 +36,13 @@ static int teardown(void)
     sx_plat_close(guest);
     sx_plat_close(dom0);
     simenv_stop(&env);
+    return 0;
+}
+
+static unsigned yields;
+int sched_yield(void)
+{
+    yields++;
     return 0;
 }
 
@@ -165,11 +174,37 @@ static void test_idle_eoi_now_never_holds_a_port(void)
     sx_idle_fini(&idle);
 }
 
+/* Work that shows up within the first microseconds of a yielding spin costs no yield (before,
+ * every 16th round yielded: 2 system calls for 33 rounds); a spin that goes on yields. */
+static void test_spin_yields_only_once_it_has_lasted(void)
+{
+    struct counting_pred c = { .true_at = 33 };
+    yields = 0;
+    uint64_t t0 = sx_now_ns();
+    CU_ASSERT_TRUE(sx_idle_spin_budget_yield(counting, &c, 1000000));
+    uint64_t took = sx_now_ns() - t0;
+    CU_ASSERT_EQUAL(c.calls, 33);
+    if (took < SX_SPIN_YIELD_AFTER_NS - 1000) {
+        CU_ASSERT_EQUAL(yields, 0);
+    } else {
+        printf("  (33 rounds took %llu ns here: the no-yield check needs them faster)\n",
+               (unsigned long long)took);
+    }
+    struct counting_pred never = { .true_at = 0 };
+    yields = 0;
+    CU_ASSERT_FALSE(sx_idle_spin_budget_yield(counting, &never, 200000));
+    CU_ASSERT(yields > 0);
+    yields = 0;
+    CU_ASSERT_FALSE(sx_idle_spin_budget(counting, &never, 200000));   /* the plain one never */
+    CU_ASSERT_EQUAL(yields, 0);
+}
+
 static const struct sx_test_case cases[] = {
     SX_TEST(test_idle_no_spin_after_a_wake_without_work),
     SX_TEST(test_idle_adaptive_budget_follows_the_sleeps),
     SX_TEST(test_idle_throttled_port_wakes_the_loop_when_its_delay_ends),
     SX_TEST(test_idle_eoi_now_never_holds_a_port),
+    SX_TEST(test_spin_yields_only_once_it_has_lasted),
 };
 
 SX_TEST_MAIN("ring_idle", cases, setup, teardown)
