@@ -54,6 +54,11 @@ void sx_gntshr_close(struct sx_gntshr *s);                 /* NULL-safe */
  * refs and a contiguous mapping. */
 int sx_gntshr_share(struct sx_gntshr *s, domid_t domid, uint32_t count, bool writable,
                     grant_ref_t *refs, void **addr);
+/* As sx_gntshr_share, for pages the caller keeps as its own memory (an I/O buffer): after a
+ * move (sx_gntshr_resume) they are no longer shared but stay mapped at *addr, with what they
+ * held, until sx_gntshr_close. */
+int sx_gntshr_share_buf(struct sx_gntshr *s, domid_t domid, uint32_t count, bool writable,
+                        grant_ref_t *refs, void **addr);
 /* End access to and free pages from sx_gntshr_share. -EBUSY if the peer still maps any of
  * them (nothing is freed then; call again after the peer unmapped). */
 int sx_gntshr_unshare(struct sx_gntshr *s, void *addr, uint32_t count);

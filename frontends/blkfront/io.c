@@ -339,8 +339,8 @@ int sx_blkfront_buf_alloc(struct sx_blkfront *f, size_t len, void **buf)
         struct bf_buf *b = &f->bufs[n];
         b->refs = calloc(pages, sizeof(*b->refs));
         void *addr = NULL;
-        rc = b->refs ? sx_gntshr_share(f->shr, f->info.backend_id, (uint32_t)pages, true,
-                                       b->refs, &addr)
+        rc = b->refs ? sx_gntshr_share_buf(f->shr, f->info.backend_id, (uint32_t)pages, true,
+                                           b->refs, &addr)
                      : -ENOMEM;
         if (rc == 0) {
             b->addr = addr;
