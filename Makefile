@@ -66,6 +66,7 @@ MODULE_MKS := common/module.mk xenstored/module.mk xen-core/module.mk platform/m
               grant/module.mk evtchn/module.mk ring/module.mk ioreq/module.mk \
               xenbus/module.mk torture/module.mk netdev/module.mk blkio/module.mk \
               netback/module.mk blkback/module.mk device-model/module.mk \
+              frontends/control/module.mk \
               frontends/blkfront/module.mk \
               frontends/netfront/module.mk frontends/pktgen/module.mk \
               frontends/hvmdisk/module.mk \

@@ -67,6 +67,18 @@ int sx_evtchn_unmask(struct sx_evtchn *e, evtchn_port_t port) { return e->ops->u
 int sx_evtchn_mask(struct sx_evtchn *e, evtchn_port_t port) { return e->ops->mask(e->priv, port); }
 unsigned sx_evtchn_nr_bound(const struct sx_evtchn *e) { return e->nr_bound; }
 
+int sx_evtchn_resume(struct sx_evtchn *e, struct sx_plat *p)
+{
+    if (!e || !p)
+        return -EINVAL;
+    if (!e->ops->resume)
+        return -EOPNOTSUPP;
+    int rc = e->ops->resume(e->priv, p);
+    if (rc == 0)
+        e->nr_bound = 0;
+    return rc;
+}
+
 int sx_evtchn_drain(struct sx_evtchn *e, unsigned max)
 {
     int n = 0;

@@ -46,6 +46,12 @@ int sx_evtchn_drain(struct sx_evtchn *e, unsigned max);
 /* Number of ports bound through this handle (leak checks, counters). */
 unsigned sx_evtchn_nr_bound(const struct sx_evtchn *e);
 
+/* The domain moved (sx_plat_move, sim): the handle follows it to p's connection and keeps its
+ * fd, so a thread polling it needs no new one (it is woken once now). Its ports stay behind:
+ * each is closed in the domain's new home, where it came back unbound with the domain, and
+ * forgotten; bind again. -EOPNOTSUPP where the platform's own kernel does this (xen). */
+int sx_evtchn_resume(struct sx_evtchn *e, struct sx_plat *p);
+
 /* ------------------------------------------------------------ late EOI (lateeoi.c, XSA-332)
  *
  * Throttling of notifications that bring no work, as Linux's xen_irq_lateeoi does. A consumer

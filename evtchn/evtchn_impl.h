@@ -15,6 +15,7 @@ struct sx_evtchn_ops {
     int (*pending)(void *priv);
     int (*unmask)(void *priv, evtchn_port_t port);
     int (*mask)(void *priv, evtchn_port_t port);
+    int (*resume)(void *priv, struct sx_plat *p);   /* NULL: the platform cannot */
 };
 
 extern const struct sx_evtchn_ops sx_evtchn_sim_ops;

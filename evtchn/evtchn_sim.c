@@ -262,6 +262,38 @@ static int sim_mask(void *priv, evtchn_port_t port)
     return 0;
 }
 
+/* Register the same eventfd with the new core; close the old port numbers in the domain's new
+ * home (restored unbound, owned by nobody) and forget them. The old core's handle and ports go
+ * with the old connection. */
+static int sim_resume(void *priv, struct sx_plat *p)
+{
+    struct sim_evtchn *s = priv;
+    struct sxc_dom *nself;
+    int rc = sxc_domain_get(p->conn, p->self, &nself);
+    if (rc < 0)
+        return rc;
+    int h = sxc_evtchn_register(p->conn, s->efd);
+    if (h < 0) {
+        sxc_domain_put(p->conn, nself);
+        return h;
+    }
+    while (s->nbound) {
+        int r = sxc_evtchn_close(p->conn, s->b[0].port);
+        if (r < 0 && r != -EINVAL)
+            sx_warn("resume: close port %u in the new home: %s", s->b[0].port, strerror(-r));
+        unbind_slot(s, &s->b[0]);      /* the cached peer, on the old connection */
+    }
+    sxc_domain_put(s->conn, s->self);
+    s->conn = p->conn;
+    s->self = nself;
+    s->handle = (uint32_t)h;
+    s->rr = 0;
+    uint64_t one = 1;
+    if (write(s->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+        return -errno;
+    return 0;
+}
+
 const struct sx_evtchn_ops sx_evtchn_sim_ops = {
     .open = sim_open,
     .close = sim_close,
@@ -273,4 +305,5 @@ const struct sx_evtchn_ops sx_evtchn_sim_ops = {
     .pending = sim_pending,
     .unmask = sim_unmask,
     .mask = sim_mask,
+    .resume = sim_resume,
 };

@@ -35,3 +35,22 @@ UNIT_TESTS += core_test
 core_test_SRCS := tests/xen-core/core_test.c
 core_test_LIBS := $(SX_EVTCHN_LIBS) $(SX_GRANT_LIBS) $(SX_SIMENV_LIBS)
 core_test_LDLIBS := $(SX_EVTCHN_LDLIBS) $(SX_GRANT_LDLIBS) -lcunit
+
+# The save/migration stream and a domain's state as its records (xen-core/stream.c,
+# domstate.c), with grants and ports of an in-process core.
+UNIT_TESTS += stream_test
+stream_test_SRCS := tests/xen-core/stream_test.c
+stream_test_LIBS := $(SX_XEN_CORE_MIGRATE_LIBS) $(SX_EVTCHN_LIBS) $(SX_GRANT_LIBS) $(SX_SIMENV_LIBS)
+stream_test_LDLIBS := $(SX_XEN_CORE_MIGRATE_LDLIBS) $(SX_EVTCHN_LDLIBS) $(SX_GRANT_LDLIBS) -lcunit
+
+# Log-dirty tracking (xen-core/logdirty.c): guest processes and grant writers.
+UNIT_TESTS += logdirty_test
+logdirty_test_SRCS := tests/xen-core/logdirty_test.c
+logdirty_test_LIBS := $(SX_XEN_CORE_MIGRATE_LIBS) $(SX_GRANT_LIBS) $(SX_SIMENV_LIBS)
+logdirty_test_LDLIBS := $(SX_XEN_CORE_MIGRATE_LDLIBS) $(SX_GRANT_LDLIBS) -lcunit
+
+# A guest moved to another core: platform move, grant and event handles following it.
+UNIT_TESTS += move_test
+move_test_SRCS := tests/platform/move_test.c
+move_test_LIBS := $(SX_XEN_CORE_MIGRATE_LIBS) $(SX_EVTCHN_LIBS) $(SX_GRANT_LIBS) $(SX_SIMENV_LIBS)
+move_test_LDLIBS := $(SX_XEN_CORE_MIGRATE_LDLIBS) $(SX_EVTCHN_LDLIBS) $(SX_GRANT_LDLIBS) -lcunit

@@ -113,9 +113,26 @@ int sx_gntshr_share(struct sx_gntshr *s, domid_t domid, uint32_t count, bool wri
     return s->ops->share(s->priv, domid, count, writable, refs, addr);
 }
 
+int sx_gntshr_share_buf(struct sx_gntshr *s, domid_t domid, uint32_t count, bool writable,
+                        grant_ref_t *refs, void **addr)
+{
+    if (count == 0 || !refs || !addr)
+        return -EINVAL;
+    if (!s->ops->share_buf)
+        return s->ops->share(s->priv, domid, count, writable, refs, addr);
+    return s->ops->share_buf(s->priv, domid, count, writable, refs, addr);
+}
+
 int sx_gntshr_unshare(struct sx_gntshr *s, void *addr, uint32_t count)
 {
     if (!addr || count == 0)
         return -EINVAL;
     return s->ops->unshare(s->priv, addr, count);
+}
+
+int sx_gntshr_resume(struct sx_gntshr *s, struct sx_plat *p)
+{
+    if (!s || !p)
+        return -EINVAL;
+    return s->ops->resume ? s->ops->resume(s->priv, p) : -EOPNOTSUPP;
 }

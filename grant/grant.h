@@ -54,8 +54,20 @@ void sx_gntshr_close(struct sx_gntshr *s);                 /* NULL-safe */
  * refs and a contiguous mapping. */
 int sx_gntshr_share(struct sx_gntshr *s, domid_t domid, uint32_t count, bool writable,
                     grant_ref_t *refs, void **addr);
+/* As sx_gntshr_share, for pages the caller keeps as its own memory (an I/O buffer): after a
+ * move (sx_gntshr_resume) they are no longer shared but stay mapped at *addr, with what they
+ * held, until sx_gntshr_close. */
+int sx_gntshr_share_buf(struct sx_gntshr *s, domid_t domid, uint32_t count, bool writable,
+                        grant_ref_t *refs, void **addr);
 /* End access to and free pages from sx_gntshr_share. -EBUSY if the peer still maps any of
  * them (nothing is freed then; call again after the peer unmapped). */
 int sx_gntshr_unshare(struct sx_gntshr *s, void *addr, uint32_t count);
+/* The domain moved (sx_plat_move, sim): the handle follows it to p's connection. Every page
+ * still shared through it is given up there, as a resumed kernel gives up its old rings and
+ * buffers: the domain's memory, allocator and grant table travelled with it, so the grant is
+ * ended and the frame and reference freed in its new home (nothing there maps them). Later
+ * unshares of those addresses return -EINVAL. -EOPNOTSUPP where the platform's own kernel
+ * does this (xen). */
+int sx_gntshr_resume(struct sx_gntshr *s, struct sx_plat *p);
 
 #endif

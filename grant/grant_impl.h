@@ -20,6 +20,9 @@ struct sx_gntshr_ops {
     int (*share)(void *priv, domid_t domid, uint32_t count, bool writable, grant_ref_t *refs,
                  void **addr);
     int (*unshare)(void *priv, void *addr, uint32_t count);
+    int (*share_buf)(void *priv, domid_t domid, uint32_t count, bool writable,
+                     grant_ref_t *refs, void **addr);  /* NULL: share does */
+    int (*resume)(void *priv, struct sx_plat *p);   /* NULL: the platform cannot */
 };
 
 extern const struct sx_gnt_ops sx_gnt_sim_ops;

@@ -294,9 +294,17 @@ const struct sx_gnt_ops sx_gnt_sim_ops = {
 struct share {
     struct share *next;
     void *addr;
+    void *alias;                /* share_buf: the caller's own mapping of the pages, or NULL */
     uint64_t frame;
     uint32_t count;
     grant_ref_t refs[];
+};
+
+/* A share_buf mapping whose grants a move ended: still the caller's memory, unmapped at close. */
+struct kept {
+    struct kept *next;
+    void *addr;
+    size_t len;
 };
 
 struct sim_gntshr {
@@ -304,6 +312,7 @@ struct sim_gntshr {
     struct sxc_dom *self;
     pthread_mutex_t lock;
     struct share *list;
+    struct kept *kept;
 };
 
 static int ssim_open(void **priv, struct sx_plat *p)
@@ -348,6 +357,8 @@ static int unshare_one(struct sim_gntshr *s, struct share *sh)
     for (uint32_t i = 0; i < sh->count; i++)
         sxd_gref_free(s->self->shared, sh->refs[i]);
     sxd_pages_free(s->self->shared, sh->frame, sh->count);
+    if (sh->alias)
+        munmap(sh->alias, (size_t)sh->count * SX_PAGE_SIZE);
     return 0;
 }
 
@@ -365,6 +376,12 @@ static void ssim_close(void *priv)
             sx_warn("closing with %u pages still mapped by a peer; leaving them granted",
                     sh->count);
         free(sh);
+    }
+    while (s->kept) {
+        struct kept *k = s->kept;
+        s->kept = k->next;
+        munmap(k->addr, k->len);
+        free(k);
     }
     /* Pages left granted stay in our domain's memory, which lives on without this mapping. */
     sxc_domain_put(s->conn, s->self);
@@ -423,7 +440,8 @@ static int ssim_unshare(void *priv, void *addr, uint32_t count)
     struct sim_gntshr *s = priv;
     pthread_mutex_lock(&s->lock);
     struct share **pp = &s->list;
-    while (*pp && !((*pp)->addr == addr && (*pp)->count == count))
+    while (*pp && !(((*pp)->alias ? (*pp)->alias : (*pp)->addr) == addr &&
+                    (*pp)->count == count))
         pp = &(*pp)->next;
     struct share *sh = *pp;
     int rc = -EINVAL;
@@ -438,9 +456,80 @@ static int ssim_unshare(void *priv, void *addr, uint32_t count)
     return rc;
 }
 
+/* The domain lives on elsewhere (its memory, allocator and grant table copied there): share
+ * from there, and give up what was shared, in the new home. */
+static int ssim_resume(void *priv, struct sx_plat *p)
+{
+    struct sim_gntshr *s = priv;
+    struct sxc_dom *nd;
+    int rc = sxc_domain_get(p->conn, p->self, &nd);
+    if (rc < 0)
+        return rc;
+    pthread_mutex_lock(&s->lock);
+    sxc_domain_put(s->conn, s->self);
+    s->conn = p->conn;
+    s->self = nd;
+    unsigned busy = 0;
+    while (s->list) {
+        struct share *sh = s->list;
+        s->list = sh->next;
+        /* A buffer's own mapping stays: the caller's memory, no longer shared. */
+        void *alias = sh->alias;
+        sh->alias = NULL;
+        busy += unshare_one(s, sh) < 0;
+        struct kept *k = alias ? malloc(sizeof(*k)) : NULL;
+        if (k) {
+            *k = (struct kept){ .next = s->kept, .addr = alias,
+                                .len = (size_t)sh->count * SX_PAGE_SIZE };
+            s->kept = k;
+        } else if (alias) {
+            sx_warn("resume: no memory to keep a buffer of %u pages; it stays mapped",
+                    sh->count);
+        }
+        free(sh);
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (busy)
+        sx_warn("resume: %u shares still mapped in the new home; left granted", busy);
+    return 0;
+}
+
+/* A share the caller uses as its own memory: mapped apart from the domain's memory, so the
+ * mapping outlives the domain's old home after a move (ssim_resume keeps it). */
+static int ssim_share_buf(void *priv, domid_t domid, uint32_t count, bool writable,
+                          grant_ref_t *refs, void **addr)
+{
+    struct sim_gntshr *s = priv;
+    void *base;
+    int rc = ssim_share(priv, domid, count, writable, refs, &base);
+    if (rc < 0)
+        return rc;
+    pthread_mutex_lock(&s->lock);
+    struct share *sh = s->list;
+    while (sh && sh->addr != base)
+        sh = sh->next;
+    void *m = MAP_FAILED;
+    if (sh)
+        m = mmap(NULL, (size_t)count * SX_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
+                 s->self->mem_fd, (off_t)(sh->frame * SX_PAGE_SIZE));
+    if (m != MAP_FAILED)
+        sh->alias = m;
+    else
+        rc = sh ? -errno : -ENOENT;
+    pthread_mutex_unlock(&s->lock);
+    if (rc < 0) {
+        ssim_unshare(priv, base, count);
+        return rc;
+    }
+    *addr = m;
+    return 0;
+}
+
 const struct sx_gntshr_ops sx_gntshr_sim_ops = {
     .open = ssim_open,
     .close = ssim_close,
     .share = ssim_share,
+    .share_buf = ssim_share_buf,
     .unshare = ssim_unshare,
+    .resume = ssim_resume,
 };

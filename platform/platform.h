@@ -26,6 +26,10 @@ struct sx_plat {
     enum sx_plat_kind kind;
     domid_t self;             /* the domain this process acts as */
     struct sxc_conn *conn;    /* sim: connection to splitxen-core; NULL on xen */
+    /* sim: the host's run directory (its xenstored sockets); "" = sx_run_dir(). A guest
+     * that moved to another host (sx_plat_move) has the new host's here. */
+    char run_dir[128];
+    struct sxc_conn *old_conn;   /* sim, during a move: the previous host's connection */
 };
 
 /* What the platform's toolstack does by itself, so a program knows what is left to it. */
@@ -43,6 +47,10 @@ struct sx_plat_traits {
     /* Guest memory reaches the device model through the DMA mapcache (its counters mean
      * something). */
     bool dma_mapcache;
+    /* The processes acting as a guest's kernel run its suspend and resume themselves (the
+     * suspend hypercall is theirs to make; frontends/control). On xen the guest's own kernel
+     * does it. */
+    bool guest_suspend;
 };
 
 /* Pick the platform: "sim", "xen" or NULL/"auto" (xen where /dev/xen/privcmd exists).
@@ -61,6 +69,28 @@ void sx_plat_close(struct sx_plat *p);
 /* xenstored socket path for a domain on sim: <run dir>/xenstored/socket for domain 0,
  * <run dir>/xenstored/domain/<domid>.sock otherwise. Returns 0 or -ENAMETOOLONG. */
 int sx_xenstored_path(char *buf, size_t len, domid_t domid);
+
+/* sim: the guest p acts as now lives on as domain `domid` at the core socket `core_path`
+ * (another host's, or this one's after a restore): connect there as it, and from then on act
+ * as it (p->self, p->conn, p->run_dir: the directory of core_path). The previous connection
+ * stays open in p->old_conn until sx_plat_move_done, so handles made on it can still be
+ * released. Returns 0 or -errno (p is unchanged then). */
+int sx_plat_move(struct sx_plat *p, const char *core_path, domid_t domid);
+/* Close the previous host's connection (every mapping made through it goes). NULL-safe. */
+void sx_plat_move_done(struct sx_plat *p);
+
+/* The guest's side of suspend and resume, where its processes make the hypercall themselves
+ * (traits.guest_suspend; -EOPNOTSUPP elsewhere). join: this process is part of the guest's
+ * kernel, so the guest is suspended only once it has suspended too. suspend: the hypercall;
+ * returns when the toolstack resumes the guest, cancelled (go on as before) or moved (go on as
+ * `domid` at the core socket `core_path`: sx_plat_move). 0 or -errno. */
+struct sx_plat_resume {
+    bool moved;
+    domid_t domid;
+    char core_path[128];
+};
+int sx_plat_guest_join(struct sx_plat *p);
+int sx_plat_guest_suspend(struct sx_plat *p, struct sx_plat_resume *out);
 
 /* Open libxenstore for the domain p acts as: at `path` when given; else on sim at that
  * domain's xenstored socket (sx_xenstored_path), on xen (or with p NULL) where libxenstore

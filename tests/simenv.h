@@ -49,6 +49,33 @@ static inline struct sx_plat *simenv_plat(struct simenv *e, domid_t domid)
     return p;
 }
 
+/* Start the core (no xenstored) and open a platform handle for dom0: the fixture of tests that
+ * act as the toolstack. 0 or -1; simenv_stop_dom0 undoes it. */
+static inline int simenv_start_dom0(struct simenv *e, struct sx_plat **dom0)
+{
+    if (simenv_start(e, false) < 0)
+        return -1;
+    *dom0 = simenv_plat(e, 0);
+    return *dom0 ? 0 : -1;
+}
+
+static inline void simenv_stop_dom0(struct simenv *e, struct sx_plat *dom0)
+{
+    sx_plat_close(dom0);
+    simenv_stop(e);
+}
+
+/* A suite acting as dom0: `env`, `dom0` and its setup/teardown hooks. */
+#define SIMENV_DOM0_SUITE()                                                                  \
+    static struct simenv env;                                                                \
+    static struct sx_plat *dom0;                                                             \
+    static int setup(void) { return simenv_start_dom0(&env, &dom0) < 0; }                    \
+    static int teardown(void)                                                                \
+    {                                                                                        \
+        simenv_stop_dom0(&env, dom0);                                                        \
+        return 0;                                                                            \
+    }
+
 /* Start the core (no xenstored) and open platform handles for dom0 and for a new 16 MiB PV
  * guest called `name`: the fixture of tests that play both ends of a channel. 0 or -1. */
 static inline int simenv_start_pair(struct simenv *e, const char *name, struct sx_plat **dom0,

@@ -13,6 +13,8 @@
  *   splitxen block-detach DOM VDEV
  *   splitxen network-attach DOM SPEC     SPEC in xl-network-configuration syntax
  *   splitxen network-detach DOM DEVID|MAC
+ *   splitxen save [-c] DOM FILE / restore [-p] FILE
+ *   splitxen migrate [--live] DOM HOST[:PORT] / migrate-receive [[ADDR:]PORT]   (migrate.c)
  *
  * Domains live in splitxen-core (libsxcore's client); their xenstore nodes are written over
  * libxenstore to the core's xenstored ($XENSTORED_PATH, default $SPLITXEN_RUN/xenstored/socket)
@@ -33,10 +35,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -48,6 +48,7 @@
 #include "rundir.h"
 #include "xen-core/core.h"
 #include "platform/platform.h"
+#include "toolstack/cmd.h"
 #include "toolstack/layout.h"
 #include "toolstack/top.h"
 #include "toolstack/xlcfg.h"
@@ -77,421 +78,31 @@ static void usage_exit(FILE *f, int status)
             "  block-attach DOM SPEC [-w]     attach a disk (xl-disk-configuration syntax)\n"
             "  block-detach DOM VDEV          detach a disk\n"
             "  network-attach DOM SPEC [-w]   attach a vif (xl-network-configuration syntax)\n"
-            "  network-detach DOM DEVID|MAC   detach a vif\n",
+            "  network-detach DOM DEVID|MAC   detach a vif\n"
+            "  save [-c] DOM FILE             suspend DOM into FILE and destroy it (-c: it goes on)\n"
+            "  restore [-p] FILE              create the domain saved in FILE again\n"
+            "  migrate [--live] DOM HOST[:PORT]  move DOM to the splitxen-core of HOST\n"
+            "  migrate-receive [[ADDR:]PORT]  take one incoming domain (port 8002)\n",
             sx_run_dir());
     exit(status);
 }
 
 static void die_usage(void) { usage_exit(stderr, 2); }
 
-static long env_long(const char *name, long def, long min, long max)
-{
-    const char *e = getenv(name);
-    if (!e || !*e)
-        return def;
-    char *ep;
-    long v = strtol(e, &ep, 10);
-    return (*ep || v < min || v > max) ? def : v;
-}
-
-/* ------------------------------------------------------------------------------------------ */
-/* Connections. */
-
-static int core_connect(struct sxc_conn **c)
-{
-    int rc = sxc_connect(c, NULL, 0);
-    if (rc < 0)
-        fprintf(stderr, "%s: cannot reach splitxen-core in %s: %s (is `splitxen up` done?)\n",
-                prog, sx_run_dir(), strerror(-rc));
-    return rc;
-}
-
-static struct xs_handle *store_open(void)
-{
-    char path[PATH_MAX];
-    if (!getenv("XENSTORED_PATH") && sx_xenstored_path(path, sizeof(path), 0) == 0)
-        setenv("XENSTORED_PATH", path, 1);
-    struct xs_handle *xs = xs_open(0);
-    if (!xs)
-        fprintf(stderr, "%s: cannot reach xenstored at %s: %s\n", prog,
-                getenv("XENSTORED_PATH"), strerror(errno));
-    return xs;
-}
-
-/* NAME or numeric ID -> domid known to the core; prints why not. */
-static int resolve_domain(struct sxc_conn *c, const char *ref)
-{
-    struct sxc_dominfo *infos = calloc(MAX_DOMAINS, sizeof(*infos));
-    if (!infos)
-        return -ENOMEM;
-    int n = sxc_domain_list(c, infos, MAX_DOMAINS);
-    int rc = -ENOENT;
-    if (n < 0) {
-        rc = n;
-        fprintf(stderr, "%s: listing domains: %s\n", prog, strerror(-n));
-        goto out;
-    }
-    if (n > MAX_DOMAINS)
-        n = MAX_DOMAINS;
-    char *ep;
-    errno = 0;
-    unsigned long id = strtoul(ref, &ep, 10);
-    bool numeric = isdigit((unsigned char)ref[0]) && !*ep && !errno;
-    for (int i = 0; i < n; i++) {
-        if (numeric ? infos[i].domid == id : !strncmp(infos[i].name, ref, sizeof(infos[i].name))) {
-            rc = (int)infos[i].domid;
-            goto out;
-        }
-    }
-out:
-    free(infos);
-    return rc;
-}
-
-/* The backend domain of a device: NULL means the toolstack domain (0). `where`/`line` name
- * the config item for the message (line 0: a command-line spec). */
-static int resolve_backend(struct sxc_conn *c, const char *ref, const char *where, int line,
-                           const char *what)
-{
-    if (!ref)
-        return 0;
-    int rc = resolve_domain(c, ref);
-    if (rc < 0 && line > 0)
-        fprintf(stderr, "%s:%d: %s: backend: domain '%s' does not exist\n", where, line, what,
-                ref);
-    else if (rc < 0)
-        fprintf(stderr, "%s: %s: backend: domain '%s' does not exist\n", where, what, ref);
-    return rc;
-}
-
-static char *xs_read_str(struct xs_handle *xs, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static char *xs_read_str(struct xs_handle *xs, const char *fmt, ...)
-{
-    char path[256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(path, sizeof(path), fmt, ap);
-    va_end(ap);
-    unsigned len;
-    return xs_read(xs, XBT_NULL, path, &len);
-}
-
 static enum sx_cfg_domtype domain_type(struct xs_handle *xs, unsigned domid)
 {
-    char *t = xs_read_str(xs, "/libxl/%u/type", domid);
+    char *t = sx_cmd_xs_read(xs, "/libxl/%u/type", domid);
     enum sx_cfg_domtype r = t && !strcmp(t, "hvm") ? SX_CFG_HVM : SX_CFG_PV;
     free(t);
     return r;
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Device close handshake (libxl__initiate_device_generic_remove): online=0, state=5 (Closing),
- * wait for the backend to reach 6 (Closed). Skipped when no backend ever picked the device up
- * (state still 1). After the timeout the nodes are removed anyway, with a warning. */
-
-static void device_close(struct xs_handle *xs, const char *bpath)
-{
-    char state_path[300], online_path[300];
-    snprintf(state_path, sizeof(state_path), "%s/state", bpath);
-    snprintf(online_path, sizeof(online_path), "%s/online", bpath);
-    unsigned len;
-    char *st = xs_read(xs, XBT_NULL, state_path, &len);
-    if (!st)
-        return;
-    bool engaged = strcmp(st, "1") != 0 && strcmp(st, "6") != 0;
-    free(st);
-    if (!engaged)
-        return;
-
-    if (!xs_watch(xs, state_path, "sx-close")) {
-        sx_warn("watch %s: %s", state_path, strerror(errno));
-        return;
-    }
-    for (int attempt = 0; attempt < SX_LAYOUT_RETRIES; attempt++) {
-        xs_transaction_t t = xs_transaction_start(xs);
-        if (t == XBT_NULL)
-            break;
-        xs_write(xs, t, online_path, "0", 1);
-        xs_write(xs, t, state_path, "5", 1);
-        if (xs_transaction_end(xs, t, false) || errno != EAGAIN)
-            break;
-    }
-    long timeout = env_long("SPLITXEN_DEVICE_TIMEOUT", 10, 0, 3600) * 1000;
-    int64_t deadline = (int64_t)sx_now_ms() + timeout;
-    int fd = xs_fileno(xs);
-    for (;;) {
-        st = xs_read(xs, XBT_NULL, state_path, &len);
-        bool closed = !st || !strcmp(st, "6");
-        free(st);
-        if (closed)
-            break;
-        int64_t left = deadline - (int64_t)sx_now_ms();
-        if (left <= 0) {
-            fprintf(stderr, "%s: warning: backend %s did not close within %lds; removing it "
-                            "anyway\n", prog, bpath, timeout / 1000);
-            break;
-        }
-        struct pollfd p = { .fd = fd, .events = POLLIN };
-        if (fd >= 0)
-            poll(&p, 1, (int)(left < 200 ? left : 200));
-        else
-            usleep(20000);
-        char **ev;
-        while (fd >= 0 && (ev = xs_check_watch(xs)))
-            free(ev);
-    }
-    xs_unwatch(xs, state_path, "sx-close");
-}
-
-/* Close every device of a domain, found through /libxl/<domid>/device. */
-static void devices_close(struct xs_handle *xs, unsigned domid)
-{
-    char path[128];
-    unsigned nk, nd;
-    snprintf(path, sizeof(path), "/libxl/%u/device", domid);
-    char **kinds = xs_directory(xs, XBT_NULL, path, &nk);
-    for (unsigned i = 0; kinds && i < nk; i++) {
-        snprintf(path, sizeof(path), "/libxl/%u/device/%s", domid, kinds[i]);
-        char **devs = xs_directory(xs, XBT_NULL, path, &nd);
-        for (unsigned j = 0; devs && j < nd; j++) {
-            char *b = xs_read_str(xs, "/libxl/%u/device/%s/%s/backend", domid, kinds[i],
-                                  devs[j]);
-            if (b && !strncmp(b, "/local/domain/", 14))
-                device_close(xs, b);
-            free(b);
-        }
-        free(devs);
-    }
-    free(kinds);
-}
-
-/* Optional wait after create/attach (-w): each backend reports hotplug-status "connected"
- * (splitxen backends write it themselves once their resource is open). */
-static int wait_connected(struct xs_handle *xs, const struct sx_layout *l)
-{
-    long timeout = env_long("SPLITXEN_DEVICE_TIMEOUT", 10, 0, 3600) * 1000;
-    int64_t deadline = (int64_t)sx_now_ms() + timeout;
-    for (size_t i = 0; i < l->n; i++) {
-        const struct sx_xs_node *n = &l->nodes[i];
-        if (!(n->flags & SX_XS_ROOT) || !strstr(n->path, "/backend/"))
-            continue;
-        for (;;) {
-            char *hs = xs_read_str(xs, "%s/hotplug-status", n->path);
-            bool ok = hs && !strcmp(hs, "connected");
-            bool err = hs && !strcmp(hs, "error");
-            free(hs);
-            if (ok)
-                break;
-            if (err || (int64_t)sx_now_ms() >= deadline) {
-                char *msg = xs_read_str(xs, "%s/hotplug-error", n->path);
-                fprintf(stderr, "%s: backend %s %s%s%s\n", prog, n->path,
-                        err ? "failed" : "did not connect in time", msg ? ": " : "",
-                        msg ? msg : "");
-                free(msg);
-                return -ETIMEDOUT;
-            }
-            usleep(20000);
-        }
-    }
-    return 0;
-}
-
-/* ------------------------------------------------------------------------------------------ */
 /* up / down */
-
-static void run_file(char *buf, size_t len, const char *name)
-{
-    snprintf(buf, len, "%s/%s", sx_run_dir(), name);
-}
-
-/* A program installed next to this one (build/bin), else in ../sbin beside it (an installed
- * /usr/bin/splitxen finds /usr/sbin/splitxen-dm), else from PATH; env overrides. */
-static int sibling_bin(char *buf, size_t len, const char *name, const char *env)
-{
-    const char *e = getenv(env);
-    if (e && *e) {
-        snprintf(buf, len, "%s", e);
-        return 0;
-    }
-    char self[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-    if (n > 0) {
-        self[n] = '\0';
-        char *slash = strrchr(self, '/');
-        if (slash) {
-            *slash = '\0';
-            if (snprintf(buf, len, "%s/%s", self, name) < (int)len && access(buf, X_OK) == 0)
-                return 0;
-            if (snprintf(buf, len, "%s/../sbin/%s", self, name) < (int)len &&
-                access(buf, X_OK) == 0)
-                return 0;
-        }
-    }
-    snprintf(buf, len, "%s", name);   /* from PATH */
-    return 0;
-}
 
 static int core_bin(char *buf, size_t len)
 {
-    return sibling_bin(buf, len, "splitxen-core", "SPLITXEN_CORE_BIN");
-}
-
-/* Wait for the device model started as pid to be ready (READY=1 on ns) before the domain
- * runs, as xl waits for its device model: a device model that cannot start (bad image, bad
- * option, missing binary) fails the create with its exit status. Without a notify socket
- * (ns < 0), a short grace period stands in for READY. Closes ns. pid or -errno. */
-static pid_t dm_wait_ready(pid_t pid, int ns, int domid, const char *logf)
-{
-    const char *t = getenv("SPLITXEN_DM_START_TIMEOUT");
-    uint64_t limit_ms = t && *t ? strtoull(t, NULL, 10) * 1000 : 30000;
-    uint64_t end = sx_now_ms() + (ns >= 0 ? limit_ms : 200);
-    int rc = ns >= 0 ? -ETIMEDOUT : 0;
-    for (;;) {
-        int st;
-        if (waitpid(pid, &st, WNOHANG) == pid) {
-            fprintf(stderr, "%s: splitxen-dm for domain %d exited at start (status %d); see %s\n",
-                    prog, domid, WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st), logf);
-            rc = -EIO;
-            break;
-        }
-        uint64_t now = sx_now_ms();
-        if (now >= end)
-            break;
-        if (ns < 0) {
-            usleep(10000);
-            continue;
-        }
-        struct pollfd p = { .fd = ns, .events = POLLIN };
-        uint64_t left = end - now;
-        if (poll(&p, 1, left < 50 ? (int)left : 50) > 0) {
-            char msg[512];
-            ssize_t n = recv(ns, msg, sizeof(msg) - 1, MSG_DONTWAIT);
-            if (n > 0) {
-                msg[n] = '\0';
-                if (!strncmp(msg, "READY=1", 7) || strstr(msg, "\nREADY=1")) {
-                    rc = 0;
-                    break;
-                }
-            }
-        }
-    }
-    if (ns >= 0)
-        close(ns);
-    if (rc == -ETIMEDOUT) {
-        fprintf(stderr, "%s: splitxen-dm for domain %d not ready after %" PRIu64 " s; see %s\n",
-                prog, domid, limit_ms / 1000, logf);
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-    }
-    return rc < 0 ? rc : pid;
-}
-
-/*
- * An HVM domain's device model: splitxen-dm serves its port, MMIO and PCI accesses (the
- * qemu-dm role). Each vif not of type=vif gets an emulated e1000 on its bridge and the first
- * disk an AHCI disk, as xl gives an HVM guest emulated twins of its PV devices (the guest can
- * unplug them through the Xen platform device and continue on PV). It exits by itself when
- * the domain is destroyed. Returns its pid or -errno.
- */
-static pid_t start_dm(int domid, const struct sx_domcfg *cfg)
-{
-    char bin[PATH_MAX], logf[PATH_MAX], name[64];
-    sibling_bin(bin, sizeof(bin), "splitxen-dm", "SPLITXEN_DM_BIN");
-    snprintf(name, sizeof(name), "dm-%d.log", domid);
-    run_file(logf, sizeof(logf), name);
-    size_t max = 8 + 2 * (cfg->nvifs + cfg->ndisks);
-    char **args = calloc(max, sizeof(char *));
-    char **owned = calloc(max, sizeof(char *));
-    if (!args || !owned) {
-        free(args);
-        free(owned);
-        return -ENOMEM;
-    }
-    int a = 0, o = 0;
-    char dom[16], vcpus[16];
-    snprintf(dom, sizeof(dom), "%d", domid);
-    snprintf(vcpus, sizeof(vcpus), "%u", cfg->vcpus);
-    args[a++] = bin;
-    args[a++] = "--domid";
-    args[a++] = dom;
-    args[a++] = "--vcpus";
-    args[a++] = vcpus;
-    for (size_t i = 0; i < cfg->nvifs; i++) {
-        const struct sx_cfg_vif *v = &cfg->vifs[i];
-        if (v->type == SX_CFG_NIC_VIF)
-            continue;   /* PV only */
-        if (v->model && strcmp(v->model, "e1000") && strcmp(v->model, "rtl8139"))
-            fprintf(stderr, "%s: vif %d: model %s is not emulated; using an e1000\n", prog,
-                    v->devid, v->model);
-        char *nic = NULL;
-        if (asprintf(&nic, "mac=%02x:%02x:%02x:%02x:%02x:%02x,bridge=%s", v->mac[0], v->mac[1],
-                     v->mac[2], v->mac[3], v->mac[4], v->mac[5],
-                     v->bridge ? v->bridge : "xenbr0") < 0)
-            break;
-        args[a++] = "--nic";
-        args[a++] = owned[o++] = nic;
-    }
-    if (cfg->ndisks > 0 && !cfg->disks[0].cdrom) {
-        char *disk = NULL;
-        if (asprintf(&disk, "%s%s", cfg->disks[0].target, cfg->disks[0].readwrite ? "" : ",ro") >= 0) {
-            args[a++] = "--disk";
-            args[a++] = owned[o++] = disk;
-        }
-    }
-    args[a] = NULL;
-    /* The device model says READY=1 (systemd's notify protocol) once its ioreq server is
-     * enabled: a datagram socket of our own, autobound in the abstract namespace, is its
-     * $NOTIFY_SOCKET. */
-    char notify_env[64] = "";
-    int ns = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (ns >= 0) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        socklen_t sl = sizeof(sa);
-        if (bind(ns, (struct sockaddr *)&sa, sizeof(sa_family_t)) < 0 ||
-            getsockname(ns, (struct sockaddr *)&sa, &sl) < 0 ||
-            sl <= offsetof(struct sockaddr_un, sun_path) + 1 ||
-            sl - offsetof(struct sockaddr_un, sun_path) - 1 >= sizeof(notify_env) - 1) {
-            close(ns);
-            ns = -1;
-        } else {
-            size_t n = sl - offsetof(struct sockaddr_un, sun_path) - 1;
-            notify_env[0] = '@';
-            memcpy(notify_env + 1, sa.sun_path + 1, n);
-            notify_env[n + 1] = '\0';
-        }
-    }
-    pid_t pid = fork();
-    if (pid == 0) {
-        setsid();
-        if (ns >= 0)
-            setenv("NOTIFY_SOCKET", notify_env, 1);
-        else
-            unsetenv("NOTIFY_SOCKET");
-        int fd = open(logf, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-        int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-        }
-        if (nul >= 0)
-            dup2(nul, 0);
-        execvp(bin, args);
-        fprintf(stderr, "splitxen: exec %s: %s\n", bin, strerror(errno));
-        _exit(127);
-    }
-    int err = errno;
-    for (int i = 0; i < o; i++)
-        free(owned[i]);
-    free(owned);
-    free(args);
-    if (pid < 0) {
-        if (ns >= 0)
-            close(ns);
-        return -err;
-    }
-    return dm_wait_ready(pid, ns, domid, logf);
+    return sx_cmd_sibling_bin(buf, len, "splitxen-core", "SPLITXEN_CORE_BIN");
 }
 
 static bool core_alive(void)
@@ -523,45 +134,31 @@ static int cmd_up(int argc, char **argv)
     }
     char bin[PATH_MAX], logf[PATH_MAX], pidf[PATH_MAX], xsp[PATH_MAX];
     core_bin(bin, sizeof(bin));
-    run_file(logf, sizeof(logf), "core.log");
-    run_file(pidf, sizeof(pidf), "core.pid");
+    sx_cmd_run_file(logf, sizeof(logf), "core.log");
+    sx_cmd_run_file(pidf, sizeof(pidf), "core.pid");
     sx_xenstored_path(xsp, sizeof(xsp), 0);
 
-    pid_t pid = fork();
+    char *args[8];
+    int a = 0;
+    args[a++] = bin;
+    args[a++] = "--run-dir";
+    args[a++] = (char *)dir;
+    if (dom0_mem) {
+        args[a++] = "--dom0-mem";
+        args[a++] = (char *)dom0_mem;
+    }
+    args[a] = NULL;
+    pid_t pid = sx_cmd_spawn(args, logf, NULL);
     if (pid < 0) {
         fprintf(stderr, "%s: fork: %s\n", prog, strerror(errno));
         return 1;
-    }
-    if (pid == 0) {
-        setsid();
-        int fd = open(logf, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-        int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-        }
-        if (nul >= 0)
-            dup2(nul, 0);
-        char *args[8];
-        int a = 0;
-        args[a++] = bin;
-        args[a++] = "--run-dir";
-        args[a++] = (char *)dir;
-        if (dom0_mem) {
-            args[a++] = "--dom0-mem";
-            args[a++] = (char *)dom0_mem;
-        }
-        args[a] = NULL;
-        execvp(bin, args);
-        fprintf(stderr, "splitxen: exec %s: %s\n", bin, strerror(errno));
-        _exit(127);
     }
     FILE *pf = fopen(pidf, "w");
     if (pf) {
         fprintf(pf, "%d\n", (int)pid);
         fclose(pf);
     }
-    long timeout = env_long("SPLITXEN_UP_TIMEOUT", 10, 1, 600) * 1000;
+    long timeout = sx_cmd_env_long("SPLITXEN_UP_TIMEOUT", 10, 1, 600) * 1000;
     int64_t deadline = (int64_t)sx_now_ms() + timeout;
     for (;;) {
         int status;
@@ -593,7 +190,7 @@ static int cmd_down(int argc, char **argv)
     if (argc != 1)
         die_usage();
     char pidf[PATH_MAX];
-    run_file(pidf, sizeof(pidf), "core.pid");
+    sx_cmd_run_file(pidf, sizeof(pidf), "core.pid");
     FILE *f = fopen(pidf, "r");
     int pid = 0;
     if (!f || fscanf(f, "%d", &pid) != 1 || pid <= 1) {
@@ -613,7 +210,7 @@ static int cmd_down(int argc, char **argv)
         printf("splitxen-core is not running in %s\n", sx_run_dir());
         return 0;
     }
-    int64_t deadline = (int64_t)sx_now_ms() + env_long("SPLITXEN_UP_TIMEOUT", 10, 1, 600) * 1000;
+    int64_t deadline = (int64_t)sx_now_ms() + sx_cmd_env_long("SPLITXEN_UP_TIMEOUT", 10, 1, 600) * 1000;
     while (kill(pid, 0) == 0) {
         /* our child only if `up` ran in this process tree; reap if so, else just poll */
         waitpid(pid, NULL, WNOHANG);
@@ -627,22 +224,6 @@ static int cmd_down(int argc, char **argv)
     }
     unlink(pidf);
     printf("splitxen-core stopped\n");
-    return 0;
-}
-
-/* ------------------------------------------------------------------------------------------ */
-/* create */
-
-static int gen_uuid(char out[37])
-{
-    uint8_t b[16];
-    if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b))
-        return -errno;
-    b[6] = (b[6] & 0x0f) | 0x40;   /* version 4 */
-    b[8] = (b[8] & 0x3f) | 0x80;   /* RFC 4122 variant */
-    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
-             b[13], b[14], b[15]);
     return 0;
 }
 
@@ -666,136 +247,37 @@ static int cmd_create(int argc, char **argv)
     struct sx_domcfg *cfg = NULL;
     struct sxc_conn *core = NULL;
     struct xs_handle *xs = NULL;
-    struct sx_layout l;
     int domid = -1, rc;
     pid_t dm_pid = -1;
-    int *disk_be = NULL, *vif_be = NULL;
     char err[1024];
 
-    sx_layout_init(&l);
     fprintf(stderr, "Parsing config from %s\n", file);
     rc = sx_cfg_parse_file(file, &cfg, err, sizeof(err));
     if (rc) {
         fprintf(stderr, "%s\n", err[0] ? err : strerror(-rc));
         goto out;
     }
-
-    if ((rc = core_connect(&core)) < 0)
+    if ((rc = sx_cmd_core_connect(&core)) < 0)
         goto out;
-    if (!(xs = store_open())) {
+    if (!(xs = sx_cmd_store_open())) {
         rc = -EIO;
         goto out;
     }
-    if (sxc_domain_lookup(core, cfg->name) >= 0) {
-        fprintf(stderr, "%s: domain '%s' already exists\n", prog, cfg->name);
-        rc = -EEXIST;
-        goto out;
-    }
-    disk_be = calloc(cfg->ndisks + 1, sizeof(int));
-    vif_be = calloc(cfg->nvifs + 1, sizeof(int));
-    if (!disk_be || !vif_be) {
-        rc = -ENOMEM;
-        goto out;
-    }
-    for (size_t i = 0; i < cfg->ndisks; i++) {
-        if ((rc = disk_be[i] = resolve_backend(core, cfg->disks[i].backend, file,
-                                               cfg->disks[i].line, "disk")) < 0)
-            goto out;
-    }
-    for (size_t i = 0; i < cfg->nvifs; i++) {
-        if ((rc = vif_be[i] = resolve_backend(core, cfg->vifs[i].backend, file,
-                                              cfg->vifs[i].line, "vif")) < 0)
-            goto out;
-    }
-    char uuid[37];
-    if (cfg->uuid)
-        snprintf(uuid, sizeof(uuid), "%s", cfg->uuid);
-    else if ((rc = gen_uuid(uuid)) < 0)
-        goto out;
-
-    /* Nothing exists yet. From here on, failure destroys the domain and its nodes. */
-    domid = sxc_domain_create(core, cfg->name,
-                              cfg->type == SX_CFG_HVM ? SXD_TYPE_HVM : SXD_TYPE_PV,
-                              (uint32_t)cfg->memory_mib, cfg->vcpus, true);
+    domid = sx_cmd_build_domain(core, xs, cfg, file, NULL, wait_be, &dm_pid);
     if (domid < 0) {
         rc = domid;
-        fprintf(stderr, "%s: creating domain '%s': %s\n", prog, cfg->name, strerror(-rc));
         goto out;
     }
-    for (size_t i = 0; i < cfg->ndisks; i++)
-        if (disk_be[i] == domid) {
-            fprintf(stderr, "%s: disk %s: a domain cannot be its own backend\n", prog,
-                    cfg->disks[i].vdev);
-            rc = -EINVAL;
-            goto fail_domain;
-        }
-
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    char start_time[32];
-    snprintf(start_time, sizeof(start_time), "%lu.%02d", (unsigned long)tv.tv_sec,
-             (int)(tv.tv_usec / 10000));
-    struct sx_layout_dom d = {
-        .domid = (uint32_t)domid, .name = cfg->name, .uuid = uuid, .type = cfg->type,
-        .memory_kb = cfg->memory_mib * 1024, .maxmem_kb = cfg->maxmem_mib * 1024,
-        .vcpus = cfg->vcpus, .maxvcpus = cfg->maxvcpus,
-        .store_port = -1, .store_ring_ref = -1,   /* sim: xenstore is a socket, no ring */
-        .start_time = start_time,
-    };
-    if ((rc = sx_layout_add_domain(&l, &d)))
-        goto fail_domain;
-    for (size_t i = 0; i < cfg->ndisks; i++)
-        if ((rc = sx_layout_add_vbd(&l, (uint32_t)domid, (uint32_t)disk_be[i], cfg->type,
-                                    &cfg->disks[i])))
-            goto fail_domain;
-    for (size_t i = 0; i < cfg->nvifs; i++)
-        if ((rc = sx_layout_add_vif(&l, (uint32_t)domid, (uint32_t)vif_be[i], &cfg->vifs[i])))
-            goto fail_domain;
-    if ((rc = sx_layout_apply(xs, &l))) {
-        fprintf(stderr, "%s: writing xenstore for domain %d: %s\n", prog, domid,
-                strerror(-rc));
-        goto fail_domain;
-    }
-    if (cfg->type == SX_CFG_HVM) {
-        dm_pid = start_dm(domid, cfg);
-        if (dm_pid < 0) {
-            rc = dm_pid;
-            goto fail_nodes;
-        }
-    }
-    if (wait_be && (rc = wait_connected(xs, &l)))
-        goto fail_nodes;
     if (!paused && (rc = sxc_domain_unpause(core, (domid_t)domid)) < 0) {
         fprintf(stderr, "%s: unpausing domain %d: %s\n", prog, domid, strerror(-rc));
-        goto fail_nodes;
+        if (dm_pid > 0)
+            kill(dm_pid, SIGTERM);
+        sx_cmd_unbuild_domain(core, xs, domid);
+        goto out;
     }
     printf("created domain '%s' (domid %d)%s\n", cfg->name, domid, paused ? ", paused" : "");
     rc = 0;
-    goto out;
-
-fail_nodes:
-    if (dm_pid > 0)
-        kill(dm_pid, SIGTERM);
-    devices_close(xs, (unsigned)domid);
-fail_domain:
-    /* remove everything the layout may have written (the transaction is all or nothing,
-     * but a later step may have failed), then the domain */
-    if (xs) {
-        int r = sx_layout_remove_domain(xs, (unsigned)domid);
-        if (r)
-            fprintf(stderr, "%s: warning: removing xenstore nodes of domain %d: %s\n", prog,
-                    domid, strerror(-r));
-    }
-    {
-        int r = sxc_domain_destroy(core, (domid_t)domid);
-        if (r < 0)
-            fprintf(stderr, "%s: warning: destroying domain %d: %s\n", prog, domid,
-                    strerror(-r));
-    }
 out:
-    free(disk_be);
-    free(vif_be);
-    sx_layout_clear(&l);
     if (xs)
         xs_close(xs);
     sxc_disconnect(core);
@@ -811,6 +293,7 @@ static const char *state_name(uint32_t s)
     case SXD_STATE_RUNNING: return "r-----";
     case SXD_STATE_PAUSED: return "--p---";
     case SXD_STATE_DYING: return "-----d";
+    case SXD_STATE_SUSPENDED: return "---s--";
     default: return "------";
     }
 }
@@ -821,7 +304,7 @@ static int cmd_list(int argc, char **argv)
     if (argc != 1)
         die_usage();
     struct sxc_conn *core;
-    if (core_connect(&core) < 0)
+    if (sx_cmd_core_connect(&core) < 0)
         return 1;
     struct sxc_dominfo *infos = calloc(MAX_DOMAINS, sizeof(*infos));
     int n = infos ? sxc_domain_list(core, infos, MAX_DOMAINS) : -ENOMEM;
@@ -843,60 +326,17 @@ static int cmd_list(int argc, char **argv)
     return 0;
 }
 
-/* Commands on one existing domain: connect, resolve, run. */
-struct domcmd {
-    struct sxc_conn *core;
-    struct xs_handle *xs;
-    int domid;
-};
-
-static int domcmd_open(struct domcmd *d, const char *ref, bool need_xs)
-{
-    d->core = NULL;
-    d->xs = NULL;
-    d->domid = -1;
-    if (core_connect(&d->core) < 0)
-        return -1;
-    if (need_xs && !(d->xs = store_open()))
-        return -1;
-    d->domid = resolve_domain(d->core, ref);
-    if (d->domid == -ENOENT)
-        fprintf(stderr, "%s: no domain '%s'\n", prog, ref);
-    if (d->domid == 0) {
-        fprintf(stderr, "%s: domain 0 cannot be the target of this command\n", prog);
-        return -1;
-    }
-    return d->domid < 0 ? -1 : 0;
-}
-
-static void domcmd_close(struct domcmd *d)
-{
-    if (d->xs)
-        xs_close(d->xs);
-    sxc_disconnect(d->core);
-}
-
 static int cmd_destroy(int argc, char **argv)
 {
     if (argc != 2)
         die_usage();
-    struct domcmd d;
+    struct sx_domcmd d;
     int ret = 1;
-    if (domcmd_open(&d, argv[1], true) < 0)
+    if (sx_cmd_dom_open(&d, argv[1], true) < 0)
         goto out;
-    /* As libxl__destroy_domid: pause, close the devices, remove the nodes, destroy. */
-    sxc_domain_pause(d.core, (domid_t)d.domid);
-    devices_close(d.xs, (unsigned)d.domid);
-    int rc = sx_layout_remove_domain(d.xs, (unsigned)d.domid);
-    if (rc)
-        fprintf(stderr, "%s: removing xenstore nodes of domain %d: %s\n", prog, d.domid,
-                strerror(-rc));
-    int rc2 = sxc_domain_destroy(d.core, (domid_t)d.domid);
-    if (rc2 < 0)
-        fprintf(stderr, "%s: destroying domain %d: %s\n", prog, d.domid, strerror(-rc2));
-    ret = rc || rc2 < 0;
+    ret = sx_cmd_unbuild_domain(d.core, d.xs, d.domid) < 0;
 out:
-    domcmd_close(&d);
+    sx_cmd_dom_close(&d);
     return ret;
 }
 
@@ -904,9 +344,9 @@ static int cmd_pause(int argc, char **argv, bool pause)
 {
     if (argc != 2)
         die_usage();
-    struct domcmd d;
+    struct sx_domcmd d;
     int ret = 1;
-    if (domcmd_open(&d, argv[1], false) < 0)
+    if (sx_cmd_dom_open(&d, argv[1], false) < 0)
         goto out;
     int rc = pause ? sxc_domain_pause(d.core, (domid_t)d.domid)
                    : sxc_domain_unpause(d.core, (domid_t)d.domid);
@@ -915,14 +355,14 @@ static int cmd_pause(int argc, char **argv, bool pause)
                 strerror(-rc));
     ret = rc < 0;
 out:
-    domcmd_close(&d);
+    sx_cmd_dom_close(&d);
     return ret;
 }
 
-static int attach(struct domcmd *d, struct sx_layout *l, const char *kind, uint32_t devid,
+static int attach(struct sx_domcmd *d, struct sx_layout *l, const char *kind, uint32_t devid,
                   bool wait_be)
 {
-    char *exists = xs_read_str(d->xs, "/libxl/%d/device/%s/%u", d->domid, kind, devid);
+    char *exists = sx_cmd_xs_read(d->xs, "/libxl/%d/device/%s/%u", d->domid, kind, devid);
     if (exists) {
         free(exists);
         fprintf(stderr, "%s: domain %d already has %s device %u\n", prog, d->domid, kind,
@@ -934,8 +374,8 @@ static int attach(struct domcmd *d, struct sx_layout *l, const char *kind, uint3
         fprintf(stderr, "%s: writing xenstore: %s\n", prog, strerror(-rc));
         return rc;
     }
-    if (wait_be && (rc = wait_connected(d->xs, l))) {
-        devices_close(d->xs, (unsigned)d->domid);
+    if (wait_be && (rc = sx_cmd_wait_connected(d->xs, l))) {
+        sx_cmd_devices_close(d->xs, (unsigned)d->domid);
         sx_layout_unapply(d->xs, l);
         return rc;
     }
@@ -947,7 +387,7 @@ static int cmd_block_attach(int argc, char **argv)
     bool wait_be = argc == 4 && !strcmp(argv[3], "-w");
     if (argc != 3 && !wait_be)
         die_usage();
-    struct domcmd d;
+    struct sx_domcmd d;
     struct sx_cfg_disk disk = { 0 };
     struct sx_layout l;
     char err[1024];
@@ -958,9 +398,9 @@ static int cmd_block_attach(int argc, char **argv)
         d.core = NULL, d.xs = NULL;
         goto out;
     }
-    if (domcmd_open(&d, argv[1], true) < 0)
+    if (sx_cmd_dom_open(&d, argv[1], true) < 0)
         goto out;
-    if ((be = resolve_backend(d.core, disk.backend, "block-attach", 0, "disk")) < 0)
+    if ((be = sx_cmd_resolve_backend(d.core, disk.backend, "block-attach", 0, "disk")) < 0)
         goto out;
     if (sx_layout_add_vbd(&l, (uint32_t)d.domid, (uint32_t)be,
                           domain_type(d.xs, (unsigned)d.domid), &disk))
@@ -969,19 +409,19 @@ static int cmd_block_attach(int argc, char **argv)
 out:
     sx_layout_clear(&l);
     sx_cfg_disk_clear(&disk);
-    domcmd_close(&d);
+    sx_cmd_dom_close(&d);
     return ret;
 }
 
-static int detach(struct domcmd *d, const char *kind, uint32_t devid)
+static int detach(struct sx_domcmd *d, const char *kind, uint32_t devid)
 {
-    char *b = xs_read_str(d->xs, "/libxl/%d/device/%s/%u/backend", d->domid, kind, devid);
+    char *b = sx_cmd_xs_read(d->xs, "/libxl/%d/device/%s/%u/backend", d->domid, kind, devid);
     if (!b) {
         fprintf(stderr, "%s: domain %d has no %s device %u\n", prog, d->domid, kind, devid);
         return -ENOENT;
     }
     if (!strncmp(b, "/local/domain/", 14))
-        device_close(d->xs, b);
+        sx_cmd_device_close(d->xs, b);
     free(b);
     int rc = sx_layout_remove_device(d->xs, (uint32_t)d->domid, kind, devid);
     if (rc)
@@ -993,18 +433,18 @@ static int cmd_block_detach(int argc, char **argv)
 {
     if (argc != 3)
         die_usage();
-    struct domcmd d;
+    struct sx_domcmd d;
     int ret = 1;
     long devid = sx_cfg_vdev_to_devid(argv[2]);
     if (devid < 0) {
         fprintf(stderr, "%s: block-detach: '%s' is not a virtual device\n", prog, argv[2]);
         return 1;
     }
-    if (domcmd_open(&d, argv[1], true) < 0)
+    if (sx_cmd_dom_open(&d, argv[1], true) < 0)
         goto out;
     ret = detach(&d, "vbd", (uint32_t)devid) ? 1 : 0;
 out:
-    domcmd_close(&d);
+    sx_cmd_dom_close(&d);
     return ret;
 }
 
@@ -1029,20 +469,20 @@ static int cmd_network_attach(int argc, char **argv)
     bool wait_be = argc == 4 && !strcmp(argv[3], "-w");
     if (argc != 3 && !wait_be)
         die_usage();
-    struct domcmd d;
+    struct sx_domcmd d;
     struct sx_cfg_vif vif = { 0 };
     struct sx_layout l;
     char err[1024];
     int ret = 1, be;
     sx_layout_init(&l);
-    if (domcmd_open(&d, argv[1], true) < 0)
+    if (sx_cmd_dom_open(&d, argv[1], true) < 0)
         goto out;
     if (sx_cfg_parse_vif(argv[2], "network-attach", 0, next_vif_devid(d.xs, d.domid), &vif,
                          err, sizeof(err))) {
         fprintf(stderr, "%s\n", err);
         goto out;
     }
-    if ((be = resolve_backend(d.core, vif.backend, "network-attach", 0, "vif")) < 0)
+    if ((be = sx_cmd_resolve_backend(d.core, vif.backend, "network-attach", 0, "vif")) < 0)
         goto out;
     if (sx_layout_add_vif(&l, (uint32_t)d.domid, (uint32_t)be, &vif))
         goto out;
@@ -1052,7 +492,7 @@ static int cmd_network_attach(int argc, char **argv)
 out:
     sx_layout_clear(&l);
     sx_cfg_vif_clear(&vif);
-    domcmd_close(&d);
+    sx_cmd_dom_close(&d);
     return ret;
 }
 
@@ -1060,7 +500,7 @@ static int cmd_network_detach(int argc, char **argv)
 {
     if (argc != 3)
         die_usage();
-    struct domcmd d;
+    struct sx_domcmd d;
     int ret = 1;
     long devid = -1;
     uint8_t mac[6];
@@ -1074,7 +514,7 @@ static int cmd_network_detach(int argc, char **argv)
             return 1;
         }
     }
-    if (domcmd_open(&d, argv[1], true) < 0)
+    if (sx_cmd_dom_open(&d, argv[1], true) < 0)
         goto out;
     if (by_mac) {
         char path[64];
@@ -1082,7 +522,7 @@ static int cmd_network_detach(int argc, char **argv)
         snprintf(path, sizeof(path), "/libxl/%d/device/vif", d.domid);
         char **devs = xs_directory(d.xs, XBT_NULL, path, &n);
         for (unsigned i = 0; devs && i < n && devid < 0; i++) {
-            char *m = xs_read_str(d.xs, "/libxl/%d/device/vif/%s/mac", d.domid, devs[i]);
+            char *m = sx_cmd_xs_read(d.xs, "/libxl/%d/device/vif/%s/mac", d.domid, devs[i]);
             if (m && !strcasecmp(m, argv[2]))
                 devid = atol(devs[i]);
             free(m);
@@ -1095,7 +535,7 @@ static int cmd_network_detach(int argc, char **argv)
     }
     ret = detach(&d, "vif", (uint32_t)devid) ? 1 : 0;
 out:
-    domcmd_close(&d);
+    sx_cmd_dom_close(&d);
     return ret;
 }
 
@@ -1116,9 +556,9 @@ static int cmd_console(int argc, char **argv)
     }
     if (!ref)
         die_usage();
-    struct domcmd d;
-    if (domcmd_open(&d, ref, false) < 0) {
-        domcmd_close(&d);
+    struct sx_domcmd d;
+    if (sx_cmd_dom_open(&d, ref, false) < 0) {
+        sx_cmd_dom_close(&d);
         return 1;
     }
     char path[PATH_MAX];
@@ -1127,7 +567,7 @@ static int cmd_console(int argc, char **argv)
     if (fd < 0 && !follow) {
         fprintf(stderr, "%s: no console log for domain %d (%s): is its device model running?\n",
                 prog, d.domid, path);
-        domcmd_close(&d);
+        sx_cmd_dom_close(&d);
         return 1;
     }
     int ret = 0;
@@ -1152,7 +592,7 @@ static int cmd_console(int argc, char **argv)
             break;
         if ((int64_t)sx_now_ms() - last_check >= 1000) {
             last_check = (int64_t)sx_now_ms();
-            if (resolve_domain(d.core, ref) != d.domid)
+            if (sx_cmd_resolve_domain(d.core, ref) != d.domid)
                 break;   /* the domain is gone: everything it wrote has been shown */
         }
         usleep(100 * 1000);
@@ -1161,7 +601,7 @@ static int cmd_console(int argc, char **argv)
     }
     if (fd >= 0)
         close(fd);
-    domcmd_close(&d);
+    sx_cmd_dom_close(&d);
     return ret;
 }
 
@@ -1199,6 +639,19 @@ int main(int argc, char **argv)
         return cmd_network_attach(argc, argv);
     if (!strcmp(cmd, "network-detach"))
         return cmd_network_detach(argc, argv);
+    static const struct {
+        const char *name;
+        int (*fn)(int, char **);
+    } moves[] = { { "save", sx_cmd_save }, { "restore", sx_cmd_restore },
+                  { "migrate", sx_cmd_migrate }, { "migrate-receive", sx_cmd_migrate_receive } };
+    for (size_t i = 0; i < sizeof(moves) / sizeof(moves[0]); i++) {
+        if (!strcmp(cmd, moves[i].name)) {
+            int rc = moves[i].fn(argc, argv);
+            if (rc == 2)
+                die_usage();
+            return rc;
+        }
+    }
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h"))
         usage_exit(stdout, 0);
     if (!strcmp(cmd, "--version") || !strcmp(cmd, "version"))

@@ -1145,26 +1145,14 @@ void sx_cfg_free(struct sx_domcfg *c)
     free(c);
 }
 
-int sx_cfg_parse_file(const char *path, struct sx_domcfg **out, char *err, size_t errlen)
+/* Parse `len` bytes of xl.cfg text; `path` names it in messages. */
+static int parse_text(const char *path, const char *text, size_t len, struct sx_domcfg **out,
+                      char *err, size_t errlen)
 {
     struct parse_ctx p = { .file = path, .err = err, .errlen = errlen };
     struct report rep = { 0 };
     struct sx_domcfg *c = NULL;
-    char *text = NULL;
-    size_t len = 0;
-    int rc;
-
-    *out = NULL;
-    if (err && errlen)
-        err[0] = '\0';
-
-    rc = read_file(path, &text, &len);
-    if (rc) {
-        if (err && errlen)
-            snprintf(err, errlen, "%s: %s", path, strerror(-rc));
-        goto out;
-    }
-    rc = report_open(&rep);
+    int rc = report_open(&rep);
     if (rc)
         goto out;
     p.xc = xlu_cfg_init(rep.f, path);
@@ -1203,6 +1191,40 @@ out:
     if (p.xc)
         xlu_cfg_destroy(p.xc);
     report_close(&rep);
+    return rc;
+}
+
+int sx_cfg_parse_file(const char *path, struct sx_domcfg **out, char *err, size_t errlen)
+{
+    char *text = NULL;
+    size_t len = 0;
+    *out = NULL;
+    if (err && errlen)
+        err[0] = '\0';
+    int rc = read_file(path, &text, &len);
+    if (rc) {
+        if (err && errlen)
+            snprintf(err, errlen, "%s: %s", path, strerror(-rc));
+        return rc;
+    }
+    rc = parse_text(path, text, len, out, err, errlen);
     free(text);
+    return rc;
+}
+
+int sx_cfg_parse_data(const char *name, const char *text, size_t len, struct sx_domcfg **out,
+                      char *err, size_t errlen)
+{
+    *out = NULL;
+    if (err && errlen)
+        err[0] = '\0';
+    /* libxlutil wants the text NUL-terminated. */
+    char *copy = malloc(len + 1);
+    if (!copy)
+        return -ENOMEM;
+    memcpy(copy, text, len);
+    copy[len] = '\0';
+    int rc = parse_text(name, copy, len, out, err, errlen);
+    free(copy);
     return rc;
 }

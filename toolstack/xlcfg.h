@@ -92,6 +92,11 @@ struct sx_domcfg {
  * *out is NULL on failure. Free with sx_cfg_free. */
 int sx_cfg_parse_file(const char *path, struct sx_domcfg **out, char *err, size_t errlen);
 
+/* The same from text in memory (a save image's config); `name` stands for the file in
+ * messages. */
+int sx_cfg_parse_data(const char *name, const char *text, size_t len, struct sx_domcfg **out,
+                      char *err, size_t errlen);
+
 /* NULL-safe. */
 void sx_cfg_free(struct sx_domcfg *cfg);
 

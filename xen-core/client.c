@@ -10,8 +10,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -233,6 +237,40 @@ int sxc_domain_lookup(struct sxc_conn *c, const char *name)
     return rc < 0 ? rc : (int)m.a[0];
 }
 
+/*
+ * A process acting as its domain writes the domain's memory through this mapping. For live
+ * migration the core must see those writes (xen-core/logdirty.c): hand it a userfaultfd of
+ * this process's mm covering the mapping, which it write-protects while the domain is in
+ * log-dirty mode. The fd is not kept here: if the core goes away, the registration goes with
+ * it and no write waits on a handler that is gone. A process that cannot make one (no
+ * userfaultfd, no write-protection of shared memory) runs untracked, and the core refuses
+ * live migration of its domain (the toolstack then stops the guest to copy it).
+ */
+static void track_own_memory(struct sxc_conn *c, const struct sxc_dom *d)
+{
+    int uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+    if (uffd < 0) {
+        sx_debug("dom%u: no userfaultfd (%s): memory writes untracked", d->domid,
+                 strerror(errno));
+        return;
+    }
+    struct uffdio_api api = { .api = UFFD_API, .features = UFFD_FEATURE_WP_HUGETLBFS_SHMEM };
+    if (ioctl(uffd, UFFDIO_API, &api) < 0 || !(api.features & UFFD_FEATURE_WP_HUGETLBFS_SHMEM)) {
+        sx_debug("dom%u: userfaultfd cannot write-protect shared memory: writes untracked",
+                 d->domid);
+        close(uffd);
+        return;
+    }
+    uint64_t addr = (uint64_t)(uintptr_t)d->mem;
+    struct sxp_msg m = { .op = SXP_DOM_TRACK,
+                         .a = { (uint32_t)addr, (uint32_t)(addr >> 32), (uint32_t)d->mem_size,
+                                (uint32_t)(d->mem_size >> 32) } };
+    int rc = rpc(c, &m, uffd, NULL, 0, NULL, 0);
+    close(uffd);    /* the core has its own reference now */
+    if (rc < 0)
+        sx_debug("dom%u: the core does not track this mapping (%s)", d->domid, strerror(-rc));
+}
+
 /* A live domain's mapping with a reference taken, or NULL. No lock, no system call. */
 static struct sxc_dom *cache_find(struct sxc_conn *c, domid_t domid)
 {
@@ -300,6 +338,8 @@ int sxc_domain_get(struct sxc_conn *c, domid_t domid, struct sxc_dom **out)
         rc = -EPROTO;
         goto fail;
     }
+    if (domid != 0 && domid == c->self)
+        track_own_memory(c, &n);
     pthread_mutex_lock(&c->cache_lock);
     unsigned used = atomic_load(&c->nr_slots), i;
     for (i = 0; i < used; i++)
@@ -396,4 +436,71 @@ int sxc_evtchn_peer(struct sxc_conn *c, uint32_t port, domid_t *rdom, uint32_t *
     *rgen = m.a[2];
     *efd = fd;
     return 0;
+}
+
+/* ------------------------------------------------------------------ suspend and resume */
+
+int sxc_domain_join(struct sxc_conn *c) { return simple(c, SXP_DOM_JOIN, 0); }
+
+int sxc_domain_suspend(struct sxc_conn *c, struct sxc_resume *out)
+{
+    struct sxp_msg m = { .op = SXP_DOM_SUSPEND };
+    int rc = rpc(c, &m, -1, NULL, 0, NULL, 0);
+    if (rc < 0)
+        return rc;
+    memset(out, 0, sizeof(*out));
+    if (m.a[0] == SXP_RESUME_MOVED) {
+        m.name[sizeof(m.name) - 1] = 0;
+        if (!m.name[0] || m.a[1] == 0 || m.a[1] >= DOMID_FIRST_RESERVED)
+            return -EPROTO;
+        out->moved = true;
+        out->domid = (domid_t)m.a[1];
+        snprintf(out->core_path, sizeof(out->core_path), "%s", m.name);
+    } else {
+        out->domid = c->self;
+    }
+    return 0;
+}
+
+int sxc_domain_wait_suspended(struct sxc_conn *c, domid_t domid, unsigned timeout_ms)
+{
+    struct sxp_msg m = { .op = SXP_DOM_WAIT_SUSPENDED, .a = { domid, timeout_ms } };
+    int rc = rpc(c, &m, -1, NULL, 0, NULL, 0);
+    return rc < 0 ? rc : (int)m.a[0];
+}
+
+int sxc_domain_resume(struct sxc_conn *c, domid_t domid, bool moved, domid_t new_domid,
+                      const char *core_path)
+{
+    struct sxp_msg m = { .op = SXP_DOM_RESUME,
+                         .a = { domid, moved ? SXP_RESUME_MOVED : SXP_RESUME_CANCELLED,
+                                new_domid } };
+    if (moved) {
+        if (!core_path || strlen(core_path) >= sizeof(m.name))
+            return -ENAMETOOLONG;
+        strcpy(m.name, core_path);
+    }
+    int rc = rpc(c, &m, -1, NULL, 0, NULL, 0);
+    return rc < 0 ? rc : (int)m.a[0];
+}
+
+int64_t sxc_domain_logdirty(struct sxc_conn *c, domid_t domid, enum sxc_logdirty_cmd cmd,
+                            unsigned *untracked)
+{
+    static const uint32_t ops[] = { [SXC_LOGDIRTY_ENABLE] = SXP_LOGDIRTY_ENABLE,
+                                    [SXC_LOGDIRTY_ROUND] = SXP_LOGDIRTY_ROUND,
+                                    [SXC_LOGDIRTY_DISABLE] = SXP_LOGDIRTY_DISABLE };
+    if ((unsigned)cmd >= sizeof(ops) / sizeof(ops[0]))
+        return -EINVAL;
+    struct sxp_msg m = { .op = SXP_DOM_LOGDIRTY, .a = { domid, ops[cmd] } };
+    int rc = rpc(c, &m, -1, NULL, 0, NULL, 0);
+    if (untracked)
+        *untracked = m.a[1];
+    return rc < 0 ? rc : (int64_t)m.a[0];
+}
+
+int sxc_evtchn_restore(struct sxc_conn *c, domid_t domid, uint32_t port, domid_t remote)
+{
+    struct sxp_msg m = { .op = SXP_EV_RESTORE, .a = { domid, port, remote } };
+    return rpc(c, &m, -1, NULL, 0, NULL, 0);
 }

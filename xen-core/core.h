@@ -104,4 +104,40 @@ int sxc_evtchn_close(struct sxc_conn *c, uint32_t port);
 int sxc_evtchn_peer(struct sxc_conn *c, uint32_t port, domid_t *rdom, uint32_t *rport,
                     uint32_t *rgen, int *efd);
 
+/* ---------------- suspend, resume, migration ----------------
+ *
+ * The processes acting as a domain's kernel join it; to suspend, each makes the suspend
+ * hypercall, which returns when the toolstack resumes the domain: cancelled (the same domain
+ * goes on here) or moved (go on as domain `domid` at the core socket `core_path`: reconnect
+ * there). A domain is suspended once all its members are in the hypercall.
+ */
+struct sxc_resume {
+    bool moved;
+    domid_t domid;              /* the domain to go on as */
+    char core_path[128];        /* moved: the new core's socket */
+};
+
+/* The caller's connection is part of its domain's kernel (self != 0). */
+int sxc_domain_join(struct sxc_conn *c);
+/* The suspend hypercall: blocks until the toolstack resumes the domain (holding the
+ * connection: other threads' calls on it wait). 0 with *out filled, or -errno. */
+int sxc_domain_suspend(struct sxc_conn *c, struct sxc_resume *out);
+/* Toolstack: wait up to timeout_ms for every member of domid to be suspended (the domain is
+ * then SXD_STATE_SUSPENDED). Returns the number of members (0: nothing runs in the domain),
+ * -ETIMEDOUT, -ESRCH. */
+int sxc_domain_wait_suspended(struct sxc_conn *c, domid_t domid, unsigned timeout_ms);
+/* Toolstack: end the suspend hypercalls of domid's members (domid may be a domain destroyed
+ * since: its members stay parked until resumed). Returns how many were released. */
+int sxc_domain_resume(struct sxc_conn *c, domid_t domid, bool moved, domid_t new_domid,
+                      const char *core_path);
+
+/* Log-dirty mode of a domain (toolstack; xen-core/logdirty.c). ENABLE fails with -EOPNOTSUPP
+ * when a process of the guest writes its memory untracked (*untracked says how many). ROUND
+ * returns the number of frames now set in the domain's round bitmap (sxd_round_bitmap). */
+enum sxc_logdirty_cmd { SXC_LOGDIRTY_ENABLE, SXC_LOGDIRTY_ROUND, SXC_LOGDIRTY_DISABLE };
+int64_t sxc_domain_logdirty(struct sxc_conn *c, domid_t domid, enum sxc_logdirty_cmd cmd,
+                            unsigned *untracked);
+/* Toolstack: recreate `port` of paused domain domid as unbound for `remote` (a restore). */
+int sxc_evtchn_restore(struct sxc_conn *c, domid_t domid, uint32_t port, domid_t remote);
+
 #endif

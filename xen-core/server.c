@@ -21,12 +21,15 @@
 
 #include "log.h"
 #include "rundir.h"
+#include "clock.h"
+#include "xen-core/logdirty.h"
 #include "xen-core/proto.h"
 #include "xen-core/server_hooks.h"
 
 #define MAX_DOMS 256
 #define MAX_CONNS 1024
 #define MAX_HANDLES 4096
+#define MAX_WAITERS 64
 
 struct sdom {
     bool used;
@@ -41,6 +44,16 @@ struct sconn {
     int fd;                 /* -1 when free */
     domid_t self;
     bool hello;
+    bool member;            /* part of its domain's kernel (SXP_DOM_JOIN) */
+    bool suspended;         /* in the suspend hypercall: its reply waits for the resume */
+    bool maps_self;         /* mapped its own domain's memory (a writer log-dirty must see) */
+};
+
+/* A toolstack waiting for a domain's members to be suspended (SXP_DOM_WAIT_SUSPENDED). */
+struct swaiter {
+    int conn;               /* -1 when free */
+    domid_t domid;
+    uint64_t deadline_ms;
 };
 
 struct shandle {
@@ -63,6 +76,8 @@ struct sxc_server {
     volatile int *stop;
     volatile int stop_flag;
     struct sxc_server_hooks hooks;
+    struct sxc_logdirty *ld;
+    struct swaiter waiters[MAX_WAITERS];
 };
 
 static struct sdom *dom_find(struct sxc_server *s, uint32_t domid)
@@ -79,6 +94,16 @@ static struct sdom *dom_find_name(struct sxc_server *s, const char *name)
         if (s->doms[i].used && !strncmp(s->doms[i].sh->name, name, sizeof(s->doms[i].sh->name)))
             return &s->doms[i];
     return NULL;
+}
+
+/* A connection still acts as domid (a process of a destroyed domain, members parked in a
+ * suspend): the id is not handed to a new domain. */
+static bool domid_in_use(struct sxc_server *s, domid_t domid)
+{
+    for (int i = 0; i < MAX_CONNS; i++)
+        if (s->conns[i].fd >= 0 && s->conns[i].hello && s->conns[i].self == domid)
+            return true;
+    return false;
 }
 
 static struct sxd_port *port_of(struct sdom *d, uint32_t port)
@@ -132,6 +157,9 @@ static void dom_release(struct sxc_server *s, struct sdom *d)
             close(s->handles[i].efd);
             s->handles[i].used = false;
         }
+    /* Members suspended in it stay parked under its domid: a restore resumes them as the new
+     * domain (SXP_DOM_RESUME names the old domid). */
+    sxc_logdirty_drop_domain(s->ld, d->domid, d->sh);
     if (s->hooks.domain_destroyed)
         s->hooks.domain_destroyed(s->hooks.ctx, d->domid);
     munmap(d->sh, d->sh_size);
@@ -159,7 +187,7 @@ static int dom_create(struct sxc_server *s, int domid, const char *name, uint32_
         for (unsigned tries = 0; tries < DOMID_FIRST_RESERVED; tries++) {
             domid_t cand = s->next_domid;
             s->next_domid = (unsigned)s->next_domid + 1 >= DOMID_FIRST_RESERVED ? 1 : s->next_domid + 1;
-            if (!dom_find(s, cand)) {
+            if (!dom_find(s, cand) && !domid_in_use(s, cand)) {
                 domid = cand;
                 break;
             }
@@ -223,6 +251,8 @@ fail:
     return rc;
 }
 
+static void waiters_check(struct sxc_server *s, domid_t domid);
+
 static void handle_drop(struct sxc_server *s, int idx)
 {
     struct shandle *h = &s->handles[idx];
@@ -245,10 +275,18 @@ static void conn_drop(struct sxc_server *s, int ci)
     for (int i = 0; i < MAX_HANDLES; i++)
         if (s->handles[i].used && s->handles[i].conn == ci)
             handle_drop(s, i);
+    sxc_logdirty_drop_owner(s->ld, ci);
+    for (int i = 0; i < MAX_WAITERS; i++)
+        if (s->waiters[i].conn == ci)
+            s->waiters[i].conn = -1;
     epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
-    c->fd = -1;
-    c->hello = false;
+    bool was_member = c->member;
+    domid_t self = c->self;
+    *c = (struct sconn){ .fd = -1 };
+    /* One member fewer may be all a waiting toolstack needed. */
+    if (was_member)
+        waiters_check(s, self);
 }
 
 static int send_reply(int fd, struct sxp_msg *m, const void *payload, size_t plen,
@@ -283,6 +321,7 @@ struct sreq {
     int nfds;
     const void *payload;
     size_t plen;
+    bool deferred;                  /* no reply now: it is sent when the awaited event comes */
     struct sxc_dominfo infos[MAX_DOMS];   /* SXP_DOM_LIST's payload */
 };
 
@@ -369,6 +408,8 @@ static int op_dom_get(struct sreq *q)
     struct sdom *d = dom_find(q->s, q->m->a[0]);
     if (!d)
         return -ESRCH;
+    if (d->domid != 0 && d->domid == q->c->self)
+        q->c->maps_self = true;     /* it writes its own memory: log-dirty must see it */
     q->fds[0] = d->ctl_fd;
     q->fds[1] = d->mem_fd;
     q->nfds = 2;
@@ -464,8 +505,9 @@ static int op_ev_close(struct sreq *q)
     struct sdom *d = dom_find(q->s, q->c->self);
     struct sxd_port *p = port_of(d, q->m->a[0]);
     uint32_t owner = p ? atomic_load(&p->owner) : 0;
-    if (!p || atomic_load(&p->state) == SXD_PORT_FREE || owner == 0 || owner > MAX_HANDLES ||
-        q->s->handles[owner - 1].conn != q->ci)
+    /* A port no handle owns (restored with its domain) is any of its processes' to close. */
+    if (!p || atomic_load(&p->state) == SXD_PORT_FREE ||
+        (owner != 0 && (owner > MAX_HANDLES || q->s->handles[owner - 1].conn != q->ci)))
         return -EINVAL;
     port_close(q->s, d, q->m->a[0]);
     return 0;
@@ -493,6 +535,260 @@ static int op_ev_peer(struct sreq *q)
     return 0;
 }
 
+
+/* ------------------------------------------------------------------ suspend and resume
+ *
+ * The processes acting as a domain's kernel join it (SXP_DOM_JOIN). To suspend, the toolstack
+ * asks the guest through xenstore (control/shutdown = "suspend"); each member quiesces its
+ * devices and makes the suspend hypercall (SXP_DOM_SUSPEND), whose reply waits here. Once
+ * every member is in, the domain is suspended and a toolstack waiting for it
+ * (SXP_DOM_WAIT_SUSPENDED) is told. SXP_DOM_RESUME ends the hypercalls: cancelled (go on
+ * here) or moved (go on as another domain at another core). Members of a destroyed domain stay
+ * parked under its domid until a resume names it: that is how a restore on this core, or the
+ * sender of a migration, wakes the guest's processes.
+ */
+
+static void members(struct sxc_server *s, domid_t domid, unsigned *all, unsigned *susp)
+{
+    *all = *susp = 0;
+    for (int i = 0; i < MAX_CONNS; i++) {
+        const struct sconn *c = &s->conns[i];
+        if (c->fd < 0 || !c->member || c->self != domid)
+            continue;
+        (*all)++;
+        *susp += c->suspended;
+    }
+}
+
+static void waiter_reply(struct sxc_server *s, struct swaiter *w, int rc, uint32_t a0)
+{
+    struct sxp_msg r = { .op = SXP_DOM_WAIT_SUSPENDED, .rc = rc, .a = { a0 } };
+    int fd = s->conns[w->conn].fd;
+    w->conn = -1;
+    /* A toolstack that went away is dropped when its socket reports the hangup. */
+    if (fd >= 0)
+        send_reply(fd, &r, NULL, 0, NULL, 0);
+}
+
+static void waiters_check(struct sxc_server *s, domid_t domid)
+{
+    unsigned all, susp;
+    members(s, domid, &all, &susp);
+    struct sdom *d = dom_find(s, domid);
+    if (d && susp < all)
+        return;
+    for (int i = 0; i < MAX_WAITERS; i++) {
+        struct swaiter *w = &s->waiters[i];
+        if (w->conn < 0 || w->domid != domid)
+            continue;
+        if (d)
+            atomic_store(&d->sh->state, SXD_STATE_SUSPENDED);
+        waiter_reply(s, w, d ? 0 : -ESRCH, all);
+    }
+}
+
+/* Waiters whose time is up; returns the milliseconds to the next deadline (-1: none). */
+static int waiters_expire(struct sxc_server *s)
+{
+    uint64_t now = sx_now_ms(), next = UINT64_MAX;
+    for (int i = 0; i < MAX_WAITERS; i++) {
+        struct swaiter *w = &s->waiters[i];
+        if (w->conn < 0)
+            continue;
+        if (w->deadline_ms <= now) {
+            unsigned all, susp;
+            members(s, w->domid, &all, &susp);
+            waiter_reply(s, w, -ETIMEDOUT, susp);
+        } else if (w->deadline_ms < next) {
+            next = w->deadline_ms;
+        }
+    }
+    return next == UINT64_MAX ? -1 : (int)(next - now);
+}
+
+static int op_dom_join(struct sreq *q)
+{
+    if (q->c->self == 0)
+        return -EINVAL;
+    if (!dom_find(q->s, q->c->self))
+        return -ESRCH;
+    q->c->member = true;
+    return 0;
+}
+
+static int op_dom_suspend(struct sreq *q)
+{
+    if (!q->c->member)
+        return -EINVAL;
+    if (q->c->suspended)
+        return -EBUSY;
+    q->c->suspended = true;
+    q->deferred = true;
+    waiters_check(q->s, q->c->self);
+    return 0;
+}
+
+static int op_dom_wait_suspended(struct sreq *q)
+{
+    struct sxc_server *s = q->s;
+    if (q->c->self != 0)
+        return -EPERM;
+    struct sdom *d = dom_find(s, q->m->a[0]);
+    if (!d)
+        return -ESRCH;
+    unsigned all, susp;
+    members(s, d->domid, &all, &susp);
+    if (susp == all) {
+        atomic_store(&d->sh->state, SXD_STATE_SUSPENDED);
+        q->r.a[0] = all;
+        return 0;
+    }
+    for (int i = 0; i < MAX_WAITERS; i++) {
+        if (s->waiters[i].conn >= 0)
+            continue;
+        s->waiters[i] = (struct swaiter){ .conn = q->ci, .domid = d->domid,
+                                          .deadline_ms = sx_now_ms() + q->m->a[1] };
+        q->deferred = true;
+        return 0;
+    }
+    return -EBUSY;
+}
+
+static int op_dom_resume(struct sreq *q)
+{
+    struct sxc_server *s = q->s;
+    const struct sxp_msg *m = q->m;
+    if (q->c->self != 0)
+        return -EPERM;
+    uint32_t mode = m->a[1];
+    if (mode != SXP_RESUME_CANCELLED && mode != SXP_RESUME_MOVED)
+        return -EINVAL;
+    if (mode == SXP_RESUME_MOVED && (!m->name[0] || m->a[2] == 0 ||
+                                     m->a[2] >= DOMID_FIRST_RESERVED))
+        return -EINVAL;
+    domid_t domid = (domid_t)m->a[0];
+    struct sdom *d = dom_find(s, domid);
+    unsigned n = 0;
+    for (int i = 0; i < MAX_CONNS; i++) {
+        struct sconn *c = &s->conns[i];
+        if (c->fd < 0 || !c->member || !c->suspended || c->self != domid)
+            continue;
+        struct sxp_msg r = { .op = SXP_DOM_SUSPEND, .a = { mode, domid } };
+        if (mode == SXP_RESUME_MOVED) {
+            r.a[1] = m->a[2];
+            memcpy(r.name, m->name, sizeof(r.name));
+            c->member = false;      /* it goes on elsewhere */
+        }
+        c->suspended = false;
+        if (send_reply(c->fd, &r, NULL, 0, NULL, 0) == 0)
+            n++;
+    }
+    if (d && mode == SXP_RESUME_CANCELLED &&
+        atomic_load(&d->sh->state) == SXD_STATE_SUSPENDED)
+        atomic_store(&d->sh->state, SXD_STATE_RUNNING);
+    q->r.a[0] = n;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ log-dirty */
+
+static int op_dom_track(struct sreq *q)
+{
+    struct sxc_server *s = q->s;
+    const struct sxp_msg *m = q->m;
+    if (q->rfd < 0)
+        return -EBADF;
+    domid_t self = q->c->self;
+    struct sdom *d = self ? dom_find(s, self) : NULL;
+    if (!d)
+        return self ? -ESRCH : -EINVAL;
+    uint64_t addr = m->a[0] | ((uint64_t)m->a[1] << 32);
+    uint64_t len = m->a[2] | ((uint64_t)m->a[3] << 32);
+    if (len > (uint64_t)d->mem_mb << 20)
+        return -EINVAL;
+    if (!s->ld) {
+        int rc = sxc_logdirty_open(&s->ld);
+        if (rc < 0)
+            return rc;
+    }
+    int rc = sxc_logdirty_track(s->ld, q->ci, self, q->rfd, addr, len,
+                                atomic_load(&d->sh->logdirty) ? d->sh : NULL);
+    if (rc == 0)
+        q->rfd = -1;    /* the tracker owns it */
+    return rc;
+}
+
+static int op_dom_logdirty(struct sreq *q)
+{
+    struct sxc_server *s = q->s;
+    if (q->c->self != 0)
+        return -EPERM;
+    struct sdom *d = dom_find(s, q->m->a[0]);
+    if (!d || d->domid == 0)
+        return d ? -EINVAL : -ESRCH;
+    switch (q->m->a[1]) {
+    case SXP_LOGDIRTY_ENABLE: {
+        /* Every process of the guest that maps its memory must be tracked. */
+        unsigned untracked = 0;
+        for (int i = 0; i < MAX_CONNS; i++) {
+            const struct sconn *c = &s->conns[i];
+            if (c->fd >= 0 && c->self == d->domid && c->maps_self &&
+                !(s->ld && sxc_logdirty_tracked(s->ld, i, d->domid)))
+                untracked++;
+        }
+        if (untracked) {
+            q->r.a[1] = untracked;
+            return -EOPNOTSUPP;
+        }
+        if (!s->ld) {
+            int rc = sxc_logdirty_open(&s->ld);
+            if (rc < 0)
+                return rc;
+        }
+        return sxc_logdirty_enable(s->ld, d->domid, d->sh);
+    }
+    case SXP_LOGDIRTY_ROUND: {
+        int64_t n = s->ld ? sxc_logdirty_round(s->ld, d->domid, d->sh) : -EINVAL;
+        if (n < 0)
+            return (int)n;
+        q->r.a[0] = (uint32_t)n;
+        return 0;
+    }
+    case SXP_LOGDIRTY_DISABLE:
+        if (s->ld)
+            sxc_logdirty_disable(s->ld, d->domid, d->sh);
+        return 0;
+    default:
+        return -EINVAL;
+    }
+}
+
+/* A port of a domain being restored: unbound for its old peer, owned by no handle (the guest's
+ * processes close or reuse it once they resume). Only into a paused domain. */
+static int op_ev_restore(struct sreq *q)
+{
+    if (q->c->self != 0)
+        return -EPERM;
+    struct sdom *d = dom_find(q->s, q->m->a[0]);
+    if (!d)
+        return -ESRCH;
+    if (atomic_load(&d->sh->state) != SXD_STATE_PAUSED)
+        return -EBUSY;
+    struct sxd_port *p = port_of(d, q->m->a[1]);
+    if (!p || q->m->a[2] >= DOMID_FIRST_RESERVED)
+        return -EINVAL;
+    if (atomic_load(&p->state) != SXD_PORT_FREE)
+        return -EEXIST;
+    atomic_store(&p->pending, 0);
+    atomic_store(&p->masked, 0);
+    atomic_store(&p->owner, 0);
+    atomic_store(&p->remote_dom, q->m->a[2]);
+    atomic_store(&p->remote_port, 0);
+    atomic_store(&p->state, SXD_PORT_UNBOUND);
+    atomic_fetch_add(&p->gen, 1);
+    return 0;
+}
+
 static sreq_fn *const sreq_ops[] = {
     [SXP_HELLO] = op_hello,
     [SXP_DOM_CREATE] = op_dom_create,
@@ -508,6 +804,13 @@ static sreq_fn *const sreq_ops[] = {
     [SXP_EV_BIND] = op_ev_bind,
     [SXP_EV_CLOSE] = op_ev_close,
     [SXP_EV_PEER] = op_ev_peer,
+    [SXP_DOM_JOIN] = op_dom_join,
+    [SXP_DOM_SUSPEND] = op_dom_suspend,
+    [SXP_DOM_WAIT_SUSPENDED] = op_dom_wait_suspended,
+    [SXP_DOM_RESUME] = op_dom_resume,
+    [SXP_DOM_TRACK] = op_dom_track,
+    [SXP_DOM_LOGDIRTY] = op_dom_logdirty,
+    [SXP_EV_RESTORE] = op_ev_restore,
 };
 
 static void handle_request(struct sxc_server *s, int ci, struct sxp_msg *m, int rfd)
@@ -523,6 +826,8 @@ static void handle_request(struct sxc_server *s, int ci, struct sxp_msg *m, int 
         q.r.rc = sreq_ops[m->op](&q);
     if (q.rfd >= 0)
         close(q.rfd);
+    if (q.deferred && q.r.rc == 0)
+        return;
     if (send_reply(q.c->fd, &q.r, q.payload, q.plen, q.fds, q.nfds) < 0)
         conn_drop(s, ci);
 }
@@ -591,6 +896,8 @@ static void server_teardown(struct sxc_server *s)
             dom_release(s, &s->doms[i]);
     for (int i = 0; i < MAX_DOMS; i++)
         dom_release(s, &s->doms[i]);
+    sxc_logdirty_close(s->ld);
+    s->ld = NULL;
     if (s->hooks.close)
         s->hooks.close(s->hooks.ctx);
     if (s->lfd >= 0) {
@@ -608,6 +915,8 @@ static int server_init(struct sxc_server *s, const struct sxc_server_opts *o)
     s->lfd = s->epfd = s->stop_efd = -1;
     for (int i = 0; i < MAX_CONNS; i++)
         s->conns[i].fd = -1;
+    for (int i = 0; i < MAX_WAITERS; i++)
+        s->waiters[i].conn = -1;
     s->next_domid = 1;
     const char *dir = o && o->run_dir ? o->run_dir : sx_run_dir();
     int rc;
@@ -653,7 +962,8 @@ static void server_loop(struct sxc_server *s)
 {
     struct epoll_event evs[32];
     while (!s->stop_flag && !(s->stop && *s->stop)) {
-        int n = epoll_wait(s->epfd, evs, 32, 500);
+        int next = waiters_expire(s);
+        int n = epoll_wait(s->epfd, evs, 32, next >= 0 && next < 500 ? next : 500);
         for (int i = 0; i < n; i++) {
             uint32_t k = evs[i].data.u32;
             if (k == 0)

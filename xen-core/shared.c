@@ -23,7 +23,11 @@ uint64_t sxd_layout(struct sxd_shared *s, uint64_t nr_pages, uint32_t nr_grant, 
     uint64_t active = off;
     off = align_up(off + (uint64_t)nr_grant * sizeof(struct sxd_active), 64);
     uint64_t ports = off;
-    off = align_up(off + (uint64_t)nr_ports * sizeof(struct sxd_port), SXD_PAGE_SIZE);
+    off = align_up(off + (uint64_t)nr_ports * sizeof(struct sxd_port), 64);
+    uint64_t dirty = off;
+    off = align_up(off + align_up(nr_pages, 64) / 8, 64);
+    uint64_t round = off;
+    off = align_up(off + align_up(nr_pages, 64) / 8, SXD_PAGE_SIZE);
     if (s) {
         s->nr_pages = nr_pages;
         s->nr_grant = nr_grant;
@@ -33,6 +37,8 @@ uint64_t sxd_layout(struct sxd_shared *s, uint64_t nr_pages, uint32_t nr_grant, 
         s->off_grant = grant;
         s->off_active = active;
         s->off_ports = ports;
+        s->off_dirty = dirty;
+        s->off_round = round;
         s->total_size = off;
     }
     return off;
@@ -218,6 +224,11 @@ void sxd_grant_unpin(struct sxd_shared *s, grant_ref_t ref, int writable)
     grant_entry_v1_t *e = &sxd_grant_table(s)[ref];
     struct sxd_active *a = &sxd_active_table(s)[ref];
     act_lock(a);
+    /* The backend may have written the frame through this pin: in log-dirty mode it must be
+     * sent again. Marked before the pin goes, so a round that no longer sees the pin sees the
+     * mark (the toolstack scans pins, then takes the bitmap). */
+    if (writable && a->wr_pins && atomic_load_explicit(&s->logdirty, memory_order_relaxed))
+        sxd_dirty_mark(s, a->frame);
     if (writable && a->wr_pins)
         a->wr_pins--;
     else if (!writable && a->rd_pins)

@@ -22,7 +22,7 @@
 #include <xen/event_channel.h>
 
 #define SXD_MAGIC 0x31445853u   /* "SXD1" */
-#define SXD_VERSION 1u
+#define SXD_VERSION 2u
 #define SXD_PAGE_SIZE 4096u
 
 #define SXD_NR_GRANT_DEFAULT 32768u   /* 64 grant frames of v1 entries */
@@ -31,7 +31,12 @@
 #define SXD_GNTTAB_RESERVED 8u
 
 enum sxd_dom_type { SXD_TYPE_PV = 0, SXD_TYPE_HVM = 1 };
-enum sxd_dom_state { SXD_STATE_RUNNING = 0, SXD_STATE_PAUSED = 1, SXD_STATE_DYING = 2 };
+enum sxd_dom_state {
+    SXD_STATE_RUNNING = 0,
+    SXD_STATE_PAUSED = 1,
+    SXD_STATE_DYING = 2,
+    SXD_STATE_SUSPENDED = 3,     /* every process of its kernel is in the suspend hypercall */
+};
 
 enum sxd_port_state {
     SXD_PORT_FREE = 0,
@@ -71,7 +76,15 @@ struct sxd_shared {
     uint64_t nr_pages;
     uint32_t nr_grant, nr_ports;
     uint64_t off_page_bitmap, off_gref_bitmap, off_grant, off_active, off_ports;
+    uint64_t off_dirty, off_round;   /* log-dirty bitmaps, one bit a guest frame */
     uint64_t total_size;
+    /* Log-dirty mode (live migration): while set, whoever writes guest memory other than
+     * through the guest's own tracked mappings marks the frames in the dirty bitmap. The
+     * grant engine does it when a writable pin (a backend's mapping or copy) ends, as Xen marks
+     * a granted frame dirty on unmap. The daemon moves the bitmap to the round bitmap for the
+     * toolstack (SXP_LOGDIRTY_ROUND). */
+    _Atomic uint32_t logdirty;
+    uint32_t pad2;
     pthread_mutex_t alloc_lock;  /* robust, process-shared: guards both bitmaps */
     uint64_t pages_used, grefs_used;
     _Atomic uint64_t stat_grant_maps, stat_grant_copies, stat_evtchn_sends;
@@ -97,6 +110,19 @@ static inline uint64_t *sxd_gref_bitmap(struct sxd_shared *s)
 {
     return (uint64_t *)((char *)s + s->off_gref_bitmap);
 }
+static inline _Atomic uint64_t *sxd_dirty_bitmap(struct sxd_shared *s)
+{
+    return (_Atomic uint64_t *)((char *)s + s->off_dirty);
+}
+static inline _Atomic uint64_t *sxd_round_bitmap(struct sxd_shared *s)
+{
+    return (_Atomic uint64_t *)((char *)s + s->off_round);
+}
+/* Words in a frame bitmap of this domain. */
+static inline uint64_t sxd_bitmap_words(const struct sxd_shared *s)
+{
+    return (s->nr_pages + 63) / 64;
+}
 
 /* Size of the ctl region for the given geometry; fills the offsets when s is non-NULL. */
 uint64_t sxd_layout(struct sxd_shared *s, uint64_t nr_pages, uint32_t nr_grant, uint32_t nr_ports);
@@ -112,6 +138,16 @@ void sxd_gref_free(struct sxd_shared *s, grant_ref_t ref);
  * Returns GNTST_okay and the frame, or a GNTST_* error. */
 int16_t sxd_grant_pin(struct sxd_shared *s, grant_ref_t ref, domid_t mapper, int writable,
                       uint32_t *frame);
+/* Ends one pin. Ending a writable pin while the domain is in log-dirty mode marks the frame
+ * dirty. */
 void sxd_grant_unpin(struct sxd_shared *s, grant_ref_t ref, int writable);
+
+/* Mark a frame dirty (log-dirty mode). */
+static inline void sxd_dirty_mark(struct sxd_shared *s, uint64_t frame)
+{
+    if (frame < s->nr_pages)
+        atomic_fetch_or_explicit(&sxd_dirty_bitmap(s)[frame / 64], 1ull << (frame % 64),
+                                 memory_order_relaxed);
+}
 
 #endif

@@ -276,6 +276,26 @@ int sx_xenbus_rm(struct sx_xenbus *xb, xs_transaction_t t, const char *dir, cons
     return xs_rm(xb->xs, t, path) ? 0 : neg_errno();
 }
 
+int sx_xenbus_rm_if(struct sx_xenbus *xb, xs_transaction_t t, const char *dir,
+                    bool (*match)(const char *key))
+{
+    unsigned num = 0;
+    errno = 0;
+    char **ents = xs_directory(xb->xs, t, dir, &num);
+    if (!ents)
+        return errno == ENOENT ? 0 : neg_errno();
+    int rc = 0;
+    for (unsigned i = 0; i < num && rc == 0; i++) {
+        if (!match(ents[i]))
+            continue;
+        rc = sx_xenbus_rm(xb, t, dir, ents[i]);
+        if (rc == -ENOENT)
+            rc = 0;
+    }
+    free(ents);
+    return rc;
+}
+
 int sx_xenbus_exists(struct sx_xenbus *xb, xs_transaction_t t, const char *dir, const char *key)
 {
     char *v;

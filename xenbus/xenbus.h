@@ -65,6 +65,10 @@ int sx_xenbus_write(struct sx_xenbus *xb, xs_transaction_t t, const char *dir, c
 int sx_xenbus_printf(struct sx_xenbus *xb, xs_transaction_t t, const char *dir,
                      const char *key, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 int sx_xenbus_rm(struct sx_xenbus *xb, xs_transaction_t t, const char *dir, const char *key);
+/* Remove every key directly under dir whose name `match` accepts: one listing, then one rm
+ * each (a fresh directory costs one round trip). A missing dir removes nothing. */
+int sx_xenbus_rm_if(struct sx_xenbus *xb, xs_transaction_t t, const char *dir,
+                    bool (*match)(const char *key));
 /* 1 if it exists, 0 if not, -errno for anything else (e.g. -EACCES). */
 int sx_xenbus_exists(struct sx_xenbus *xb, xs_transaction_t t, const char *dir, const char *key);
 

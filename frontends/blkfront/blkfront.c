@@ -125,6 +125,11 @@ static int wait_state(struct sx_blkfront *f, const char *dir, unsigned want, uns
 {
     char path[256], token[64];
     snprintf(path, sizeof(path), "%s/state", dir);
+    /* Already there (a backend waiting at InitWait for a resumed frontend): one read, no
+     * watch to set up and take down. */
+    enum xenbus_state now;
+    if (sx_xenbus_read_state(f->xb, XBT_NULL, dir, &now) == 0 && (want & (1u << now)))
+        return (int)now;
     static unsigned seq;
     snprintf(token, sizeof(token), "sx-blkfront-%p-%u", (void *)f, __atomic_add_fetch(&seq, 1,
                                                                          __ATOMIC_RELAXED));
@@ -222,7 +227,8 @@ static int queue_transport_setup(struct sx_blkfront *f, struct bf_queue *q)
     if (rc < 0)
         return rc;
     q->ring_live = true;
-    rc = sx_evtchn_open(&q->evt, f->plat);
+    /* A resumed queue keeps its handle (and the fd its users poll). */
+    rc = q->evt ? 0 : sx_evtchn_open(&q->evt, f->plat);
     if (rc < 0) {
         q->evt = NULL;
         sx_err("queue %u: open event channels: %s", q->idx, strerror(-rc));
@@ -258,31 +264,25 @@ static int write_ring_nodes(struct sx_blkfront *f, xs_transaction_t t, const cha
 }
 
 /* A reconnect may negotiate differently from the last connection: drop every transport key
- * an earlier one may have left, so the backend never reads a stale ring-page-order or queue. */
-static int remove_stale_transport(struct sx_blkfront *f, xs_transaction_t t)
+ * an earlier one may have left, so the backend never reads a stale ring-page-order or queue.
+ * The directory is listed once and only keys that are there are removed: a fresh directory (a
+ * first connection, or one on a new host after a move) costs one round trip, not forty. */
+static bool transport_key(const char *k)
 {
-    const char *fe = f->info.frontend_path;
     static const char *const keys[] = { "ring-ref", "ring-page-order", "num-ring-pages",
                                         "event-channel", "multi-queue-num-queues" };
-    char key[32];
-    for (unsigned i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-        int rc = sx_xenbus_rm(f->xb, t, fe, keys[i]);
-        if (rc < 0 && rc != -ENOENT)
-            return rc;
-    }
-    for (unsigned i = 0; i < SX_RING_MAX_PAGES; i++) {
-        snprintf(key, sizeof(key), "ring-ref%u", i);
-        int rc = sx_xenbus_rm(f->xb, t, fe, key);
-        if (rc < 0 && rc != -ENOENT)
-            return rc;
-    }
-    for (unsigned i = 0; i < SX_BLKFRONT_MAX_QUEUES; i++) {
-        snprintf(key, sizeof(key), "queue-%u", i);
-        int rc = sx_xenbus_rm(f->xb, t, fe, key);
-        if (rc < 0 && rc != -ENOENT)
-            return rc;
-    }
-    return 0;
+    for (unsigned i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        if (!strcmp(k, keys[i]))
+            return true;
+    unsigned n;
+    char tail;
+    return (sscanf(k, "ring-ref%u%c", &n, &tail) == 1 && n < SX_RING_MAX_PAGES) ||
+           (sscanf(k, "queue-%u%c", &n, &tail) == 1 && n < SX_BLKFRONT_MAX_QUEUES);
+}
+
+static int remove_stale_transport(struct sx_blkfront *f, xs_transaction_t t)
+{
+    return sx_xenbus_rm_if(f->xb, t, f->info.frontend_path, transport_key);
 }
 
 static int publish_transport(struct sx_blkfront *f)
@@ -408,6 +408,97 @@ static int find_device(struct sx_blkfront *f, const char *vdev)
     return 0;
 }
 
+/* The handshake of one connection (Linux talk_to_blkback and blkfront_connect), from our
+ * Initialising to Connected. nq_want: the queue count it must come out with (a resume), 0 to
+ * take what the negotiation gives. */
+static int connect_vbd(struct sx_blkfront *f, unsigned nq_want)
+{
+    const char *fe = f->info.frontend_path, *be = f->info.backend_path;
+    enum xenbus_state mine;
+    int rc = sx_xenbus_read_state(f->xb, XBT_NULL, fe, &mine);
+    if (rc < 0)
+        return rc;
+    if (mine == XenbusStateInitialised || mine == XenbusStateConnected ||
+        mine == XenbusStateClosing) {
+        sx_err("%s is %s: another frontend holds this vbd", fe, sx_xenbus_state_name(mine));
+        return -EBUSY;
+    }
+    if (mine != XenbusStateInitialising) {
+        /* Closed by an earlier connection: Initialising again asks the backend to prepare
+         * for a reconnect (Linux blkback goes back to InitWait). */
+        rc = sx_xenbus_switch_state(f->xb, fe, XenbusStateInitialising);
+        if (rc < 0)
+            return rc;
+    }
+
+    rc = wait_state(f, be, 1u << XenbusStateInitWait, 0, f->opts.timeout_ms,
+                    "the backend to reach InitWait");
+    if (rc < 0)
+        return rc;
+
+    /* Transport parameters (Linux talk_to_blkback). */
+    unsigned be_order = (unsigned)read_uint_default(f, be, "max-ring-page-order", 31, 0);
+    if (be_order == 0) {
+        unsigned pages = (unsigned)read_uint_default(f, be, "max-ring-pages", 1u << 16, 1);
+        while (pages > 1) {
+            be_order++;
+            pages >>= 1;
+        }
+    }
+    f->info.ring_order = min_u(min_u(be_order, f->opts.max_ring_order), SX_RING_MAX_ORDER);
+    unsigned be_queues = (unsigned)read_uint_default(f, be, "multi-queue-max-queues", 1u << 16, 1);
+    f->info.nr_queues = min_u(min_u(be_queues ? be_queues : 1, f->opts.max_queues),
+                              SX_BLKFRONT_MAX_QUEUES);
+    if (f->info.nr_queues == 0)
+        f->info.nr_queues = 1;
+    if (nq_want && f->info.nr_queues != nq_want) {
+        sx_err("%s: the backend offers %u queue(s); the requests in flight are on %u", be,
+               f->info.nr_queues, nq_want);
+        return -EPROTO;
+    }
+
+    if (!f->shr) {
+        rc = sx_gntshr_open(&f->shr, f->plat);
+        if (rc < 0) {
+            f->shr = NULL;
+            return rc;
+        }
+    }
+    for (unsigned i = 0; i < f->info.nr_queues; i++) {
+        rc = queue_transport_setup(f, &f->q[i]);
+        if (rc < 0)
+            return rc;
+    }
+    f->info.ring_entries = f->q[0].ring.nr_ents;
+    rc = publish_transport(f);
+    if (rc < 0)
+        return rc;
+    rc = sx_xenbus_switch_state(f->xb, fe, XenbusStateInitialised);
+    if (rc < 0)
+        return rc;
+    f->announced = true;
+
+    rc = wait_state(f, be, 1u << XenbusStateConnected,
+                    (1u << XenbusStateClosing) | (1u << XenbusStateClosed), f->opts.timeout_ms,
+                    "the backend to reach Connected");
+    if (rc < 0)
+        return rc;
+    rc = read_backend_properties(f);
+    if (rc < 0)
+        return rc;
+    rc = bf_data_setup(f);
+    if (rc < 0)
+        return rc;
+    rc = sx_xenbus_switch_state(f->xb, fe, XenbusStateConnected);
+    if (rc < 0)
+        return rc;
+    sx_info("%s connected to %s: %llu sectors of %u, %u queue(s), ring order %u (%u entries), "
+            "indirect %u, persistent %s", fe, be, (unsigned long long)f->info.sectors,
+            f->info.sector_size, f->info.nr_queues, f->info.ring_order, f->info.ring_entries,
+            f->info.max_indirect_segs, f->info.persistent ? "yes" : "no");
+    return 0;
+}
+
 int sx_blkfront_open(struct sx_blkfront **out, struct sx_plat *p, const char *vdev_or_devid,
                      const struct sx_blkfront_opts *opts)
 {
@@ -437,91 +528,105 @@ int sx_blkfront_open(struct sx_blkfront **out, struct sx_plat *p, const char *vd
     rc = find_device(f, vdev_or_devid);
     if (rc < 0)
         goto fail;
-    const char *fe = f->info.frontend_path, *be = f->info.backend_path;
-
-    enum xenbus_state mine;
-    rc = sx_xenbus_read_state(f->xb, XBT_NULL, fe, &mine);
+    rc = connect_vbd(f, 0);
     if (rc < 0)
         goto fail;
-    if (mine == XenbusStateInitialised || mine == XenbusStateConnected ||
-        mine == XenbusStateClosing) {
-        sx_err("%s is %s: another frontend holds this vbd", fe, sx_xenbus_state_name(mine));
-        rc = -EBUSY;
-        goto fail;
-    }
-    if (mine != XenbusStateInitialising) {
-        /* Closed by an earlier connection: Initialising again asks the backend to prepare
-         * for a reconnect (Linux blkback goes back to InitWait). */
-        rc = sx_xenbus_switch_state(f->xb, fe, XenbusStateInitialising);
-        if (rc < 0)
-            goto fail;
-    }
-
-    rc = wait_state(f, be, 1u << XenbusStateInitWait, 0, f->opts.timeout_ms,
-                    "the backend to reach InitWait");
-    if (rc < 0)
-        goto fail;
-
-    /* Transport parameters (Linux talk_to_blkback). */
-    unsigned be_order = (unsigned)read_uint_default(f, be, "max-ring-page-order", 31, 0);
-    if (be_order == 0) {
-        unsigned pages = (unsigned)read_uint_default(f, be, "max-ring-pages", 1u << 16, 1);
-        while (pages > 1) {
-            be_order++;
-            pages >>= 1;
-        }
-    }
-    f->info.ring_order = min_u(min_u(be_order, f->opts.max_ring_order), SX_RING_MAX_ORDER);
-    unsigned be_queues = (unsigned)read_uint_default(f, be, "multi-queue-max-queues", 1u << 16, 1);
-    f->info.nr_queues = min_u(min_u(be_queues ? be_queues : 1, f->opts.max_queues),
-                              SX_BLKFRONT_MAX_QUEUES);
-    if (f->info.nr_queues == 0)
-        f->info.nr_queues = 1;
-
-    rc = sx_gntshr_open(&f->shr, p);
-    if (rc < 0) {
-        f->shr = NULL;
-        goto fail;
-    }
-    for (unsigned i = 0; i < f->info.nr_queues; i++) {
-        rc = queue_transport_setup(f, &f->q[i]);
-        if (rc < 0)
-            goto fail;
-    }
-    f->info.ring_entries = f->q[0].ring.nr_ents;
-    rc = publish_transport(f);
-    if (rc < 0)
-        goto fail;
-    rc = sx_xenbus_switch_state(f->xb, fe, XenbusStateInitialised);
-    if (rc < 0)
-        goto fail;
-    f->announced = true;
-
-    rc = wait_state(f, be, 1u << XenbusStateConnected,
-                    (1u << XenbusStateClosing) | (1u << XenbusStateClosed), f->opts.timeout_ms,
-                    "the backend to reach Connected");
-    if (rc < 0)
-        goto fail;
-    rc = read_backend_properties(f);
-    if (rc < 0)
-        goto fail;
-    rc = bf_data_setup(f);
-    if (rc < 0)
-        goto fail;
+    /* Once per open: a resume keeps the file, or makes it again under a new domid. */
     if (f->opts.stats_file &&
         sx_stats_create(&f->stats, "vbdfe", p->self, f->info.devid, bf_stat_names) < 0)
-        sx_debug("%s: no stats file: counters stay private", fe);
-    rc = sx_xenbus_switch_state(f->xb, fe, XenbusStateConnected);
-    if (rc < 0)
-        goto fail;
-    sx_info("%s connected to %s: %llu sectors of %u, %u queue(s), ring order %u (%u entries), "
-            "indirect %u, persistent %s", fe, be, (unsigned long long)f->info.sectors,
-            f->info.sector_size, f->info.nr_queues, f->info.ring_order, f->info.ring_entries,
-            f->info.max_indirect_segs, f->info.persistent ? "yes" : "no");
+        sx_debug("%s: no stats file: counters stay private", f->info.frontend_path);
+    f->stats_dom = p->self;
     *out = f;
     return 0;
 fail:
     sx_blkfront_close(f);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ suspend / resume */
+
+int sx_blkfront_suspend(struct sx_blkfront *f)
+{
+    if (!f || f->suspended || !f->data_ready)
+        return -EINVAL;
+    int rc = bf_inflight_save(f);
+    if (rc < 0)
+        return rc;
+    f->suspended = true;
+    return 0;
+}
+
+/* A queue's ring and port after a move: the pages were given up with the domain's old grants
+ * (sx_gntshr_resume), the port with the event handle's old ports (sx_evtchn_resume). */
+static void queue_transport_forget(struct bf_queue *q)
+{
+    if (q->ring_live) {
+        sx_front_ring_detach(&q->ring);
+        q->ring_live = false;
+    }
+    q->ring_mem = NULL;
+    q->port = -1;
+}
+
+int sx_blkfront_resume(struct sx_blkfront *f, bool moved)
+{
+    if (!f || !f->suspended)
+        return -EINVAL;
+    if (!moved) {
+        /* Cancelled: the requests are still on their rings; forget the copies. */
+        for (unsigned i = 0; i < f->info.nr_queues; i++)
+            f->q[i].nrequeue = f->q[i].nrequeue_pre;
+        f->suspended = false;
+        int st = sx_blkfront_backend_state(f);
+        return st == XenbusStateConnected ? 0 : -ENOTCONN;
+    }
+    unsigned nq = f->info.nr_queues;
+    int rc = sx_gntshr_resume(f->shr, f->plat);
+    for (unsigned i = 0; rc == 0 && i < SX_BLKFRONT_MAX_QUEUES; i++)
+        if (f->q[i].evt)
+            rc = sx_evtchn_resume(f->q[i].evt, f->plat);
+    if (rc < 0) {
+        sx_err("%s: cannot follow the domain to its new home: %s", f->info.frontend_path,
+               strerror(-rc));
+        return rc;
+    }
+    bf_data_teardown(f, false);
+    bf_bufs_forget(f);
+    for (unsigned i = 0; i < SX_BLKFRONT_MAX_QUEUES; i++)
+        queue_transport_forget(&f->q[i]);
+    f->announced = false;
+    pthread_mutex_lock(&f->xb_lock);
+    sx_xenbus_close(f->xb);
+    rc = sx_xenbus_open(&f->xb, f->plat, NULL);
+    if (rc < 0)
+        f->xb = NULL;
+    pthread_mutex_unlock(&f->xb_lock);
+    char devid[16];
+    snprintf(devid, sizeof(devid), "%u", f->info.devid);
+    if (rc == 0)
+        rc = find_device(f, devid);
+    if (rc == 0)
+        rc = connect_vbd(f, nq);
+    if (rc < 0) {
+        sx_err("vbd %u: reconnect after the move: %s", f->info.devid, strerror(-rc));
+        return rc;
+    }
+    if (f->stats.v && f->stats_dom != f->plat->self) {
+        /* The file is named for the domain, which has a new id here: the counters go on in
+         * a file under that id (every one published again: the new file starts at 0). */
+        sx_stats_destroy(&f->stats);
+        if (sx_stats_create(&f->stats, "vbdfe", f->plat->self, f->info.devid,
+                            bf_stat_names) < 0)
+            sx_debug("%s: no stats file: counters stay private", f->info.frontend_path);
+        for (unsigned i = 0; i < nq; i++)
+            f->q[i].pub = (struct sx_blkfront_stats){ 0 };
+        f->stats_dom = f->plat->self;
+    }
+    for (unsigned i = 0; i < nq && rc == 0; i++) {
+        f->q[i].st.resumes++;
+        rc = bf_requeue_drain(f, &f->q[i]);
+    }
+    f->suspended = false;
     return rc;
 }
 
@@ -538,11 +643,13 @@ void sx_blkfront_close(struct sx_blkfront *f)
                               (1u << XenbusStateUnknown), 0, tmo,
                        "the backend to reach Closing");
     }
-    bf_data_teardown(f);
+    bf_data_teardown(f, true);
     bf_bufs_release(f);
     sx_stats_destroy(&f->stats);
-    for (unsigned i = 0; i < SX_BLKFRONT_MAX_QUEUES; i++)
+    for (unsigned i = 0; i < SX_BLKFRONT_MAX_QUEUES; i++) {
         queue_transport_release(f, &f->q[i]);
+        free(f->q[i].requeue);
+    }
     if (f->announced) {
         if (sx_xenbus_switch_state(f->xb, fe, XenbusStateClosed) == 0)
             wait_state(f, be, (1u << XenbusStateClosed) | (1u << XenbusStateUnknown) |

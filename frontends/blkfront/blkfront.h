@@ -107,6 +107,8 @@ struct sx_blkfront_stats {
     uint64_t pool_pages;        /* persistent pages granted so far */
     uint64_t grants_shared;     /* non-persistent: pages shared per request */
     uint64_t ungrant_busy;      /* non-persistent: unshare found the backend still mapping */
+    uint64_t resumes;           /* connections made again after a move */
+    uint64_t reissued;          /* caller requests issued again after a move */
     uint64_t sleeps;            /* sx_blkfront_arm calls that found no response: the caller
                                    sleeps next (sx_blkfront_wait's own sleeps are `waits`) */
     uint64_t zero_copy;         /* caller requests served from a granted buffer, no copy */
@@ -195,5 +197,22 @@ int sx_blkfront_backend_state(struct sx_blkfront *f);
 unsigned sx_blkfront_inflight(const struct sx_blkfront *f, unsigned queue);
 void sx_blkfront_get_stats(const struct sx_blkfront *f, unsigned queue,
                            struct sx_blkfront_stats *st);
+
+/*
+ * Suspend and resume (frontends/control runs them around the suspend hypercall). The caller
+ * keeps every other thread off f from suspend to the end of resume.
+ * suspend: nothing more goes on the rings; every caller request in flight is remembered (its
+ * buffer must stay valid: it completes after the resume).
+ * resume, moved = false (the suspend was cancelled): the rings and requests go on as they
+ * were; -ENOTCONN if the backend left Connected meanwhile.
+ * resume, moved = true (f's platform handle was moved: sx_plat_move): as Linux's
+ * blkfront_resume, the old rings and persistent grants are given up in the domain's new home,
+ * the vbd is connected anew on its new paths with everything negotiated again (it must offer
+ * as many queues as before: -EPROTO otherwise), and the requests that were in flight are issued
+ * again on the queue they were on; their completions arrive as if nothing happened (reads
+ * read again; writes write the same data again).
+ */
+int sx_blkfront_suspend(struct sx_blkfront *f);
+int sx_blkfront_resume(struct sx_blkfront *f, bool moved);
 
 #endif

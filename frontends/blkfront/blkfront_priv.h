@@ -55,6 +55,7 @@ struct bf_slot {
 struct bf_ureq {
     void *cookie;
     uint8_t *buf;
+    uint64_t offset;            /* kept to reissue it after a move */
     size_t len;
     uint32_t parts;             /* ring requests still outstanding */
     int res;                    /* first error */
@@ -70,6 +71,16 @@ struct bf_page {
 struct bf_chunk {
     void *addr;
     uint32_t count;
+};
+
+/* A caller request that was in flight when the guest suspended, to be issued again on the
+ * new connection (Linux blkfront's shadow, requeued by blkif_recover). */
+struct bf_requeue {
+    void *cookie;
+    uint8_t *buf;
+    uint64_t offset;
+    size_t len;
+    uint8_t op;
 };
 
 /* A granted buffer (sx_blkfront_buf_alloc): caller memory the backend reaches directly. */
@@ -111,6 +122,10 @@ struct bf_queue {
     blkif_response_t rsp[BF_RSP_BATCH];
     struct sx_idle idle;        /* sx_blkfront_wait's spin, arm, sleep (events ended at once) */
     struct sx_blkfront_stats st;
+    /* requests in flight at a suspend, not issued again yet (the new ring had no room) */
+    struct bf_requeue *requeue;
+    unsigned nrequeue;
+    unsigned nrequeue_pre;      /* of them, from before the last suspend */
     struct sx_blkfront_stats pub;   /* what of st the stats file has already */
     unsigned lat_ctr;
     uint32_t unkicked[BF_LAT_MAX];  /* sampled slots put on the ring, not yet pushed */
@@ -126,6 +141,7 @@ struct sx_blkfront {
     struct sx_gntshr *shr;
     bool announced;             /* we went Initialised: close must run the handshake */
     bool data_ready;
+    bool suspended;             /* between sx_blkfront_suspend and _resume */
     unsigned segs_per_req;      /* data pages one ring request may carry */
     unsigned pages_per_slot;    /* segs_per_req + its indirect pages */
     uint16_t handle;            /* blkif_vdev_t written in requests */
@@ -133,6 +149,7 @@ struct sx_blkfront {
      * connection (as Linux blkfront clears feature_flush / feature_discard). */
     atomic_bool no_flush, no_discard;
     struct sx_stats stats;      /* vbdfe-<self>-<devid> (opts.stats_file), every queue summed */
+    domid_t stats_dom;          /* the <self> in its name */
     /* Granted buffers: entries are filled, then published by nbufs (release); never changed
      * or removed before close, so submit reads them without a lock. */
     struct bf_buf bufs[BF_MAX_BUFS];
@@ -143,8 +160,18 @@ struct sx_blkfront {
 
 /* io.c */
 int bf_data_setup(struct sx_blkfront *f);      /* after Connected: slots, pools */
-void bf_data_teardown(struct sx_blkfront *f);  /* idempotent; ungrants what it can */
+/* Idempotent. With `unshare`, ends the grants of the pools and request pages; without, only
+ * forgets them (a move gave them up already: sx_gntshr_resume). */
+void bf_data_teardown(struct sx_blkfront *f, bool unshare);
+/* At a suspend: copy every caller request in flight to its queue's requeue list. */
+int bf_inflight_save(struct sx_blkfront *f);
+/* Issue the requeued requests again (as many as the ring takes; the rest on later polls) and
+ * kick. 0 or -errno. */
+int bf_requeue_drain(struct sx_blkfront *f, struct bf_queue *q);
 void bf_bufs_release(struct sx_blkfront *f);   /* the granted buffers, after disconnect */
+/* A move gave the granted buffers up (sx_gntshr_resume ended their grants): forget them, so
+ * no request names their old references; later requests in them are copied. */
+void bf_bufs_forget(struct sx_blkfront *f);
 /* The counters the stats file shows, in this order (NULL-terminated). */
 extern const char *const bf_stat_names[];
 /* Add what queue q counted since its last publication to the stats file. */

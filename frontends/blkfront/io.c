@@ -74,9 +74,9 @@ void bf_stats_publish(struct sx_blkfront *f, struct bf_queue *q)
 
 /* ------------------------------------------------------------------ setup / teardown */
 
-static void queue_data_teardown(struct sx_blkfront *f, struct bf_queue *q)
+static void queue_data_teardown(struct sx_blkfront *f, struct bf_queue *q, bool unshare)
 {
-    if (q->slots) {
+    if (q->slots && unshare) {
         for (unsigned i = 0; i < q->nr_ents; i++) {
             struct bf_slot *s = &q->slots[i];
             if (s->shr) {
@@ -88,7 +88,7 @@ static void queue_data_teardown(struct sx_blkfront *f, struct bf_queue *q)
             }
         }
     }
-    for (unsigned i = 0; i < q->nchunks; i++) {
+    for (unsigned i = 0; unshare && i < q->nchunks; i++) {
         int rc = sx_gntshr_unshare(f->shr, q->chunks[i].addr, q->chunks[i].count);
         if (rc < 0)
             sx_warn("queue %u: %u persistent pages still mapped by the backend (%s)", q->idx,
@@ -113,13 +113,14 @@ static void queue_data_teardown(struct sx_blkfront *f, struct bf_queue *q)
     q->ureqs = NULL;
     q->ureq_free = NULL;
     q->nchunks = q->pool_n = q->npool_free = q->nslot_free = q->nureq_free = 0;
+    q->zombies = 0;
 }
 
-void bf_data_teardown(struct sx_blkfront *f)
+void bf_data_teardown(struct sx_blkfront *f, bool unshare)
 {
     f->data_ready = false;
     for (unsigned i = 0; i < SX_BLKFRONT_MAX_QUEUES; i++)
-        queue_data_teardown(f, &f->q[i]);
+        queue_data_teardown(f, &f->q[i], unshare);
 }
 
 static int queue_data_setup(struct sx_blkfront *f, struct bf_queue *q)
@@ -162,7 +163,7 @@ int bf_data_setup(struct sx_blkfront *f)
     for (unsigned i = 0; i < f->info.nr_queues; i++) {
         int rc = queue_data_setup(f, &f->q[i]);
         if (rc < 0) {
-            bf_data_teardown(f);
+            bf_data_teardown(f, true);
             return rc;
         }
     }
@@ -338,8 +339,8 @@ int sx_blkfront_buf_alloc(struct sx_blkfront *f, size_t len, void **buf)
         struct bf_buf *b = &f->bufs[n];
         b->refs = calloc(pages, sizeof(*b->refs));
         void *addr = NULL;
-        rc = b->refs ? sx_gntshr_share(f->shr, f->info.backend_id, (uint32_t)pages, true,
-                                       b->refs, &addr)
+        rc = b->refs ? sx_gntshr_share_buf(f->shr, f->info.backend_id, (uint32_t)pages, true,
+                                           b->refs, &addr)
                      : -ENOMEM;
         if (rc == 0) {
             b->addr = addr;
@@ -369,6 +370,16 @@ void bf_bufs_release(struct sx_blkfront *f)
         b->refs = NULL;
     }
     atomic_store_explicit(&f->nbufs, 0, memory_order_relaxed);
+}
+
+void bf_bufs_forget(struct sx_blkfront *f)
+{
+    unsigned n = atomic_load_explicit(&f->nbufs, memory_order_relaxed);
+    for (unsigned i = 0; i < n; i++) {
+        free(f->bufs[i].refs);
+        f->bufs[i] = (struct bf_buf){ 0 };
+    }
+    atomic_store_explicit(&f->nbufs, 0, memory_order_release);
 }
 
 /* Check a caller request against the device and the queue's room: the ring requests it splits
@@ -549,8 +560,8 @@ int sx_blkfront_submit(struct sx_blkfront *f, unsigned queue, enum sx_blkfront_o
 
     uint32_t ui = q->ureq_free[--q->nureq_free];
     struct bf_ureq *u = &q->ureqs[ui];
-    *u = (struct bf_ureq){ .cookie = cookie, .buf = buf, .len = len, .parts = nparts,
-                           .res = 0, .op = (uint8_t)op, .t_fe = 0 };
+    *u = (struct bf_ureq){ .cookie = cookie, .buf = buf, .offset = offset, .len = len,
+                           .parts = nparts, .res = 0, .op = (uint8_t)op, .t_fe = 0 };
     /* Slots come off the free stack; nothing is pushed, so unwritten slots are invisible. */
     unsigned nfree_before = q->nslot_free, ntaken = 0;
     size_t off = 0;
@@ -747,6 +758,8 @@ int sx_blkfront_poll(struct sx_blkfront *f, unsigned queue, struct sx_blkfront_c
     struct bf_queue *q = &f->q[queue];
     if (q->zombies)
         reap_zombies(f, q);
+    if (q->nrequeue)
+        bf_requeue_drain(f, q);
     unsigned n = 0;
     uint64_t seen = 0;
     while (n < max) {
@@ -786,11 +799,12 @@ int sx_blkfront_arm(struct sx_blkfront *f, unsigned queue)
 /* The data path's liveness check (sx_blkfront_wait) and the caller's. */
 int sx_blkfront_backend_state(struct sx_blkfront *f)
 {
-    if (!f || !f->xb)
+    if (!f)
         return -EINVAL;
     enum xenbus_state st;
     pthread_mutex_lock(&f->xb_lock);
-    int rc = sx_xenbus_read_state(f->xb, XBT_NULL, f->info.backend_path, &st);
+    /* A resume replaces xb under this lock. */
+    int rc = f->xb ? sx_xenbus_read_state(f->xb, XBT_NULL, f->info.backend_path, &st) : -ENOTCONN;
     pthread_mutex_unlock(&f->xb_lock);
     return rc < 0 ? rc : (int)st;
 }
@@ -862,7 +876,9 @@ bool sx_blkfront_spin(struct sx_blkfront *f, unsigned queue, uint64_t budget_ns)
 
 int sx_blkfront_fd(struct sx_blkfront *f, unsigned queue)
 {
-    if (!valid_queue(f, queue))
+    /* Not tied to the data path being up: the handle, and its fd, outlive a resume, and a
+     * caller about to poll during one must get the fd the resume wakes. */
+    if (!f || queue >= f->info.nr_queues || !f->q[queue].evt)
         return -EINVAL;
     return sx_evtchn_fd(f->q[queue].evt);
 }
@@ -882,4 +898,70 @@ void sx_blkfront_get_stats(const struct sx_blkfront *f, unsigned queue,
         return;
     }
     *st = f->q[queue].st;
+}
+
+/* ------------------------------------------------------------------ suspend and resume */
+
+int bf_inflight_save(struct sx_blkfront *f)
+{
+    for (unsigned qi = 0; qi < f->info.nr_queues; qi++) {
+        struct bf_queue *q = &f->q[qi];
+        q->nrequeue_pre = q->nrequeue;
+        unsigned busy = q->nr_ents - q->nureq_free;
+        if (!busy)
+            continue;
+        bool *free_ = calloc(q->nr_ents, sizeof(*free_));
+        struct bf_requeue *rq = realloc(q->requeue, (q->nrequeue + busy) * sizeof(*rq));
+        if (!free_ || !rq) {
+            free(free_);
+            if (rq)
+                q->requeue = rq;
+            return -ENOMEM;
+        }
+        q->requeue = rq;
+        for (unsigned i = 0; i < q->nureq_free; i++)
+            free_[q->ureq_free[i]] = true;
+        for (unsigned u = 0; u < q->nr_ents; u++) {
+            if (free_[u])
+                continue;
+            const struct bf_ureq *r = &q->ureqs[u];
+            q->requeue[q->nrequeue++] = (struct bf_requeue){ .cookie = r->cookie, .buf = r->buf,
+                                                              .offset = r->offset, .len = r->len,
+                                                              .op = r->op };
+        }
+        free(free_);
+    }
+    return 0;
+}
+
+int bf_requeue_drain(struct sx_blkfront *f, struct bf_queue *q)
+{
+    unsigned done = 0;
+    int rc = 0;
+    while (done < q->nrequeue) {
+        const struct bf_requeue *r = &q->requeue[done];
+        /* Counted once when the caller submitted it: its second issue is not a new one. */
+        q->st.submitted--;
+        rc = sx_blkfront_submit(f, q->idx, (enum sx_blkfront_op)r->op, r->offset, r->buf,
+                                r->len, r->cookie);
+        if (rc < 0) {
+            q->st.submitted++;
+            if (rc == -EAGAIN)
+                rc = 0;     /* the rest when completions make room */
+            else
+                sx_err("queue %u: reissue of a request at %llu: %s", q->idx,
+                       (unsigned long long)r->offset, strerror(-rc));
+            break;
+        }
+        q->st.reissued++;
+        done++;
+    }
+    memmove(q->requeue, q->requeue + done, (q->nrequeue - done) * sizeof(*q->requeue));
+    q->nrequeue -= done;
+    if (done) {
+        int k = sx_blkfront_kick(f, q->idx);
+        if (k < 0 && rc == 0)
+            rc = k;
+    }
+    return rc;
 }

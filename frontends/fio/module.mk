@@ -47,7 +47,7 @@ endif
 # sxblkfront and sxhvmdisk link (SX_BLKFRONT_LIBS, SX_HVMDISK_LIBS). With --transport=ahci it
 # drives the emulated AHCI disk through sx_hvmdisk and the ioreq guest side.
 ifneq ($(FIO_VERSION),)
-SXFIO_LIBS := $(SX_BLKFRONT_LIBS) $(SX_HVMDISK_LIBS)
+SXFIO_LIBS := $(SX_BLKFRONT_LIBS) $(SX_HVMDISK_LIBS) $(SX_GUEST_LIBS)
 SXFIO_LIB_SRCS := $(sort $(foreach l,$(SXFIO_LIBS),$($(l)_SRCS)))
 SXFIO_CFLAGS := -std=gnu11 -g -O2 -fPIC -pthread -Wall -Wextra -Werror -Wshadow \
     -Wno-unused-parameter -Wno-missing-field-initializers -D_GNU_SOURCE -fno-strict-aliasing \

@@ -28,6 +28,12 @@
  * then sleeping on the event channel. Failed requests complete with io_u->error = errno
  * (EIO, EOPNOTSUPP, ...).
  *
+ * Save, restore and live migration: a pv device's process is part of the guest's kernel
+ * (frontends/control, on its own thread). When the toolstack suspends the guest, the control
+ * thread takes every queue's lock (jobs wait there: the I/O gap fio sees is the guest's
+ * pause), keeps the requests in flight and makes the suspend hypercall; after a move the
+ * blkfront reconnects on the new host and issues those requests again, and the jobs go on.
+ *
  * transport=ahci (default pv) drives the same job through the emulated path instead: the
  * process acts as HVM domain `domid`'s vCPU and uses sx_hvmdisk (frontends/hvmdisk) on the
  * AHCI controller of its device model; reads and writes are NCQ commands through bounce
@@ -42,12 +48,15 @@
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include <xen/io/xenbus.h>
 
 #include "clock.h"
 #include "frontends/blkfront/blkfront.h"
+#include "frontends/control/control.h"
 #include "frontends/hvmdisk/hvmdisk.h"
 #include "platform/platform.h"
 
@@ -103,6 +112,7 @@ static struct fio_option sxf_opts[] = {
 struct sxf_queue {
     pthread_mutex_t lock;
     unsigned users;
+    _Atomic unsigned spinning;  /* jobs spinning on the ring outside the lock */
 };
 
 struct sxf_dev {
@@ -111,6 +121,8 @@ struct sxf_dev {
     struct sx_plat *plat;
     struct sx_blkfront *bf;
     struct sx_hvmdisk *hd;      /* transport=ahci instead of bf */
+    struct sx_guest *guest;     /* pv on sim: suspend and resume (frontends/control) */
+    _Atomic bool suspended;     /* from the suspend hook to the end of the resume */
     unsigned refs, attached;
     struct sxf_queue q[SX_BLKFRONT_MAX_QUEUES];
 };
@@ -226,6 +238,66 @@ static int sxf_connect(struct thread_data *td, const struct sxf_options *o, stru
     return 0;
 }
 
+/* ------------------------------------------------------------------ suspend and resume */
+
+static unsigned dev_queues(const struct sxf_dev *d)
+{
+    return d->hd ? 1 : sx_blkfront_info(d->bf)->nr_queues;
+}
+
+/* Stop the jobs: every queue lock, then no job left spinning on a ring outside its lock. */
+static int dev_suspend(void *arg)
+{
+    struct sxf_dev *d = arg;
+    for (unsigned i = 0; i < dev_queues(d); i++)
+        pthread_mutex_lock(&d->q[i].lock);
+    atomic_store(&d->suspended, true);
+    for (unsigned i = 0; i < dev_queues(d); i++)
+        while (atomic_load(&d->q[i].spinning))
+            sched_yield();
+    int rc = sx_blkfront_suspend(d->bf);
+    if (rc < 0) {
+        atomic_store(&d->suspended, false);
+        for (unsigned i = 0; i < dev_queues(d); i++)
+            pthread_mutex_unlock(&d->q[i].lock);
+    }
+    return rc;
+}
+
+/* The blkfront reconnects and reissues; the jobs go on (a job asleep on the event channel is
+ * woken by the resumed handle). On failure they find the device gone. */
+static int dev_resume(void *arg, bool moved)
+{
+    struct sxf_dev *d = arg;
+    int rc = sx_blkfront_resume(d->bf, moved);
+    atomic_store(&d->suspended, false);
+    for (unsigned i = 0; i < dev_queues(d); i++)
+        pthread_mutex_unlock(&d->q[i].lock);
+    return rc;
+}
+
+/* A pv device on a platform whose guest processes suspend themselves follows control/shutdown
+ * on a thread of its own. */
+static void dev_follow_guest(struct sxf_dev *d)
+{
+    if (!d->bf || !sx_plat_traits(d->plat->kind)->guest_suspend)
+        return;
+    int rc = sx_guest_open(&d->guest, d->plat);
+    if (rc == 0) {
+        const struct sx_guest_dev gd = { .name = "splitxen-fio vbd", .suspend = dev_suspend,
+                                         .resume = dev_resume, .arg = d };
+        rc = sx_guest_add(d->guest, &gd);
+        if (rc == 0)
+            rc = sx_guest_start(d->guest);
+    }
+    if (rc < 0) {
+        log_info("splitxen: dom%u will not follow a suspend (save, migration): %s\n",
+                 d->plat->self, strerror(-rc));
+        sx_guest_close(d->guest);
+        d->guest = NULL;
+    }
+}
+
 static int dev_get(struct thread_data *td, const struct sxf_options *o, struct sxf_dev **out)
 {
     char key[512];
@@ -246,6 +318,7 @@ static int dev_get(struct thread_data *td, const struct sxf_options *o, struct s
             snprintf(d->key, sizeof(d->key), "%s", key);
             for (unsigned i = 0; i < SX_BLKFRONT_MAX_QUEUES; i++)
                 pthread_mutex_init(&d->q[i].lock, NULL);
+            dev_follow_guest(d);
             d->refs = 1;
             d->next = reg;
             reg = d;
@@ -275,6 +348,7 @@ static void dev_put(struct sxf_dev *d)
     pthread_mutex_unlock(&reg_lock);
     if (!last)
         return;
+    sx_guest_close(d->guest);       /* first: no suspend may start on a closing device */
     sx_blkfront_close(d->bf);
     sx_hvmdisk_close(d->hd);
     sx_plat_close(d->plat);
@@ -648,9 +722,16 @@ static int sxf_getevents(struct thread_data *td, unsigned int min, unsigned int 
         /* Adaptive polling: spin on the ring before arming the event and sleeping. The
          * budget follows the waits (the haltpoll governor's rule): a sleep shorter than the
          * most we may spin doubles it (spinning that long would have caught the response: a
-         * fast device, a busy backend), a longer one halves it (a slow device: sleep at once). */
-        if (j->spin_cur && sx_blkfront_spin(bf, j->queue, j->spin_cur))
-            continue;
+         * fast device, a busy backend), a longer one halves it (a slow device: sleep at once).
+         * Not while the guest is suspended: a resume replaces the ring. */
+        if (j->spin_cur) {
+            atomic_fetch_add(&q->spinning, 1);
+            bool hit = !atomic_load(&j->dev->suspended) &&
+                       sx_blkfront_spin(bf, j->queue, j->spin_cur);
+            atomic_fetch_sub(&q->spinning, 1);
+            if (hit)
+                continue;
+        }
         pthread_mutex_lock(&q->lock);
         int armed = sx_blkfront_arm(bf, j->queue);
         pthread_mutex_unlock(&q->lock);
@@ -669,6 +750,7 @@ static int sxf_getevents(struct thread_data *td, unsigned int min, unsigned int 
         else
             j->spin_cur /= 2;
         if (pr == 0 && mtime_since_now(&start) >= 1000 &&
+            !atomic_load(&j->dev->suspended) &&
             sx_blkfront_backend_state(bf) != XenbusStateConnected) {
             /* Silence for a second and the backend has gone: fail instead of hanging. */
             log_err("splitxen: the backend left Connected with I/O outstanding\n");

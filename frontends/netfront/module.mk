@@ -8,8 +8,8 @@ SX_NETFRONT_LDLIBS := $(SX_NETDEV_LDLIBS) $(SX_XENBUS_LDLIBS) $(SX_RING_LDLIBS)
 
 PROGS += splitxen-tapfront
 splitxen-tapfront_SRCS := frontends/netfront/tapfront.c
-splitxen-tapfront_LIBS := $(SX_NETFRONT_LIBS)
-splitxen-tapfront_LDLIBS := $(SX_NETFRONT_LDLIBS)
+splitxen-tapfront_LIBS := $(SX_GUEST_LIBS) $(SX_NETFRONT_LIBS)
+splitxen-tapfront_LDLIBS := $(SX_GUEST_LDLIBS) $(SX_NETFRONT_LDLIBS)
 
 UNIT_TESTS += netfront_test
 netfront_test_SRCS := tests/netfront/netfront_test.c

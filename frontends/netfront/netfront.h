@@ -106,6 +106,18 @@ void sx_netfront_close(struct sx_netfront *f);
 
 const struct sx_netfront_info *sx_netfront_info(const struct sx_netfront *f);
 
+/*
+ * After a suspend (frontends/control). The caller has stopped every queue's thread and the
+ * control plane's use of f before the suspend hypercall. moved = false (cancelled): go on;
+ * -ENOTCONN if the backend left Connected meanwhile. moved = true (f's platform handle was
+ * moved: sx_plat_move): as Linux's netfront_resume, the rings and buffers are given up in the
+ * domain's new home (frames that were on them are lost, as on Linux: the network recovers),
+ * and the vif is connected anew on its new paths, features negotiated again; the backend must
+ * offer as many queues as before (-EPROTO). Waits for the backend to be Connected. The queue
+ * fds stay the same; the control fd (sx_netfront_ctrl_fd) changes.
+ */
+int sx_netfront_resume(struct sx_netfront *f, bool moved);
+
 /* Control events: a pollable fd (xenstore watches) and a handler that drains them and returns
  * the backend's current XenbusState (or -errno). Control-plane thread only. */
 int sx_netfront_ctrl_fd(struct sx_netfront *f);

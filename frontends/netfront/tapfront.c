@@ -17,6 +17,12 @@
  * Runs until SIGTERM/SIGINT (or the backend closes); then removes eth0, deletes the namespace
  * if it created it, and disconnects (Closing/Closed). SIGUSR1 prints counters; --stats prints
  * them at exit too.
+ *
+ * On sim the process is part of its guest's kernel (frontends/control): when the toolstack
+ * suspends the guest (save, migration) the queue threads stop, the TAP stays (frames the
+ * namespace sends meanwhile wait in its queue), and after a move the vif reconnects on the new
+ * host, the threads start again, and a gratuitous ARP tells the network where the guest's
+ * address went (as Linux's netfront does on resume).
  */
 #define SX_LOG_MODULE "tapfront"
 #include <arpa/inet.h>
@@ -36,6 +42,7 @@
 #include <xen/io/netif.h>
 #include <xen/io/xenbus.h>
 
+#include "frontends/control/control.h"
 #include "frontends/netfront/netfront.h"
 #include "log.h"
 #include "parse.h"
@@ -305,15 +312,18 @@ static void *worker_loop(struct worker *w);
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
-    worker_loop(w);
-    sx_tap_io_release(w->io);   /* this thread's ring, before the TAP goes */
+    void *stopped = worker_loop(w);
+    sx_tap_io_release(w->io);   /* this thread's ring, before the TAP goes (or a resume's
+                                   new thread takes the handle) */
+    if (stopped)
+        return NULL;    /* asked to stop */
     uint64_t one = 1;
     if (write(w->dead_fd, &one, sizeof(one)) < 0)
         sx_warn("queue %u: cannot report exit: %s", w->q, strerror(errno));
     return NULL;
 }
 
-/* Returns when stopped or when the queue cannot go on. */
+/* Returns w when stopped, NULL when the queue cannot go on. */
 static void *worker_loop(struct worker *w)
 {
     for (;;) {
@@ -350,7 +360,7 @@ static void *worker_loop(struct worker *w)
             return NULL;
         }
         if (rc > 0 && p[1].revents)
-            return NULL;
+            return w;
     }
 }
 
@@ -381,6 +391,7 @@ struct tf_args {
 /* What main sets up, each field invalid until its step succeeds; teardown undoes them all. */
 struct tf_state {
     struct sx_plat *plat;
+    struct sx_guest *guest;     /* sim: suspend and resume */
     struct sx_tap *tap;
     struct sx_nl *nl;
     int netns_fd, stop_fd, sig_fd, dead_fd;
@@ -558,10 +569,13 @@ static int start_workers(const struct tf_state *t)
         if (w->maxp > MAXP)
             w->maxp = MAXP;
         w->sw_csum_multi = !(in->tx_csum && in->tx_ipv6_csum);
-        w->bounce = malloc(MAXP * SX_NETFRONT_PAGE_SIZE);
+        /* a resume starts the workers again: the buffer and the TAP's I/O handle stay */
+        if (!w->bounce)
+            w->bounce = malloc(MAXP * SX_NETFRONT_PAGE_SIZE);
         int rc = w->tap_fd < 0 ? w->tap_fd
-                               : sx_tap_io_open(&w->io, w->tap_fd,
-                                                t->per_frame_io ? SX_TAP_IO_SYSCALLS : 0);
+                 : w->io      ? 0
+                              : sx_tap_io_open(&w->io, w->tap_fd,
+                                               t->per_frame_io ? SX_TAP_IO_SYSCALLS : 0);
         if (rc < 0 || !w->bounce || w->nf_fd < 0) {
             sx_err("queue %u: setup failed", q);
             return -1;
@@ -576,16 +590,94 @@ static int start_workers(const struct tf_state *t)
     return 0;
 }
 
+/* ------------------------------------------------------------------ suspend and resume */
+
+struct tf_ctx {
+    const struct tf_args *a;
+    struct tf_state *t;
+};
+
+static void stop_workers(const struct tf_state *t)
+{
+    uint64_t one = 1;
+    if (write(t->stop_fd, &one, sizeof(one)) < 0)
+        sx_warn("stop: %s", strerror(errno));
+    for (unsigned q = 0; q < g.nq; q++) {
+        if (g.w[q].started)
+            pthread_join(g.w[q].thread, NULL);
+        g.w[q].started = false;
+    }
+    uint64_t v;
+    if (read(t->stop_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+        sx_warn("stop: %s", strerror(errno));
+}
+
+/* A gratuitous ARP from the guest's address (Linux's netdev_notify_peers on resume): bridges
+ * learn where its MAC is now, peers refresh their caches. */
+static void announce(const struct tf_args *a)
+{
+    const uint8_t *mac = sx_netfront_info(g.f)->mac;
+    uint8_t fr[60] = { 0 };
+    memset(fr, 0xff, 6);
+    memcpy(fr + 6, mac, 6);
+    fr[12] = 0x08, fr[13] = 0x06;                   /* ARP */
+    fr[14] = 0, fr[15] = 1;                         /* Ethernet */
+    fr[16] = 0x08, fr[17] = 0x00;                   /* IPv4 */
+    fr[18] = 6, fr[19] = 4, fr[20] = 0, fr[21] = 1; /* request */
+    memcpy(fr + 22, mac, 6);
+    memcpy(fr + 28, &a->addr, 4);
+    memcpy(fr + 38, &a->addr, 4);
+    if (sx_netfront_send(g.f, 0, fr, sizeof(fr), NULL, 0) < 0 || sx_netfront_tx_push(g.f, 0) < 0)
+        sx_warn("could not announce the guest's address after the move");
+}
+
+static int tf_suspend(void *arg)
+{
+    struct tf_ctx *c = arg;
+    stop_workers(c->t);
+    return 0;
+}
+
+static int tf_resume(void *arg, bool moved)
+{
+    struct tf_ctx *c = arg;
+    int rc = sx_netfront_resume(g.f, moved);
+    if (rc < 0)
+        return rc;
+    if (moved)
+        announce(c->a);
+    return start_workers(c->t) == 0 ? 0 : -EIO;
+}
+
+/* On a platform where the guest's processes suspend themselves, take part (0 or -1). */
+static int follow_guest(const struct tf_args *a, struct tf_state *t)
+{
+    static struct tf_ctx ctx;
+    if (!sx_plat_traits(t->plat->kind)->guest_suspend)
+        return 0;
+    ctx = (struct tf_ctx){ .a = a, .t = t };
+    int rc = sx_guest_open(&t->guest, t->plat);
+    if (rc == 0) {
+        const struct sx_guest_dev d = { .name = "tapfront vif", .suspend = tf_suspend,
+                                        .resume = tf_resume, .arg = &ctx };
+        rc = sx_guest_add(t->guest, &d);
+    }
+    if (rc < 0)
+        sx_err("cannot follow the guest's suspend: %s", strerror(-rc));
+    return rc < 0 ? -1 : 0;
+}
+
 /* The main thread: signals (SIGUSR1 prints counters, the others stop), a queue giving up, the
- * backend leaving. Returns the exit status. */
+ * backend leaving, a suspend. Returns the exit status. */
 static int control_loop(const struct tf_state *t)
 {
-    int ctrl_fd = sx_netfront_ctrl_fd(g.f);
     for (;;) {
-        struct pollfd p[3] = { { .fd = t->sig_fd, .events = POLLIN },
-                               { .fd = ctrl_fd, .events = POLLIN },
-                               { .fd = t->dead_fd, .events = POLLIN } };
-        if (poll(p, 3, -1) < 0) {
+        struct pollfd p[4] = { { .fd = t->sig_fd, .events = POLLIN },
+                               { .fd = sx_netfront_ctrl_fd(g.f), .events = POLLIN },
+                               { .fd = t->dead_fd, .events = POLLIN },
+                               { .fd = t->guest ? sx_guest_fd(t->guest) : -1,
+                                 .events = POLLIN } };
+        if (poll(p, 4, -1) < 0) {
             if (errno == EINTR)
                 continue;
             sx_err("poll: %s", strerror(errno));
@@ -601,6 +693,18 @@ static int control_loop(const struct tf_state *t)
                 sx_info("signal %u: shutting down", si.ssi_signo);
                 return 0;
             }
+        }
+        if (p[3].revents) {
+            /* Suspend and resume run here, the queue threads stopped meanwhile; after a move
+             * every fd but the queues' changed: poll again before looking at the others. */
+            int rc = sx_guest_handle(t->guest);
+            if (rc < 0) {
+                sx_err("the guest cannot go on after its suspend (%s); shutting down",
+                       strerror(-rc));
+                return 1;
+            }
+            if (rc > 0)
+                continue;
         }
         if (p[2].revents) {
             sx_err("a queue stopped; shutting down");
@@ -620,18 +724,14 @@ static int control_loop(const struct tf_state *t)
 /* Stop the workers, remove eth0 (and the namespace if ours), disconnect: whatever got set up. */
 static void teardown(const struct tf_args *a, struct tf_state *t)
 {
-    if (t->stop_fd >= 0) {
-        uint64_t one = 1;
-        if (write(t->stop_fd, &one, sizeof(one)) < 0)
-            sx_warn("stop: %s", strerror(errno));
-    }
+    if (t->stop_fd >= 0)
+        stop_workers(t);
     for (unsigned q = 0; q < g.nq; q++) {
-        if (g.w[q].started)
-            pthread_join(g.w[q].thread, NULL);
         /* before the TAP: the ring holds a reference on its queue fd */
         sx_tap_io_close(g.w[q].io);
         g.w[q].io = NULL;
     }
+    sx_guest_close(t->guest);
     if (a->stats && g.f)
         print_stats(stdout);
     sx_nl_close(t->nl);
@@ -677,7 +777,8 @@ int main(int argc, char **argv)
     t.dead_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (t.sig_fd < 0 || t.stop_fd < 0 || t.dead_fd < 0)
         sx_err("signalfd/eventfd: %s", strerror(errno));
-    else if (open_vif(&a, &t) == 0 && make_eth0(&a, &t) == 0 && start_workers(&t) == 0) {
+    else if (open_vif(&a, &t) == 0 && make_eth0(&a, &t) == 0 && start_workers(&t) == 0 &&
+             follow_guest(&a, &t) == 0) {
         printf("splitxen-tapfront: domain %lu vif %lu: eth0 in %s, %s, %u queue(s), mtu %u, "
                "offloads 0x%x\n", a.domid, a.devid, a.netns, a.ip, g.nq, t.mtu, t.offload);
         fflush(stdout);

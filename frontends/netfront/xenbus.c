@@ -192,7 +192,8 @@ static void negotiate(struct sx_netfront *f, const struct be_features *b)
 
 static int queue_setup(struct sx_netfront *f, struct nf_queue *q)
 {
-    int rc = sx_evtchn_open(&q->ev, f->plat);
+    /* A resumed queue keeps its event handle (and the fd its thread polls). */
+    int rc = q->ev ? 0 : sx_evtchn_open(&q->ev, f->plat);
     if (rc < 0)
         return rc;
     rc = sx_evtchn_bind_unbound(q->ev, f->info.backend_id);
@@ -226,24 +227,20 @@ static const char *const stale_keys[] = {
     "multi-queue-num-queues", "feature-no-csum-offload", "xdp-headroom",
 };
 
+static bool stale_key(const char *k)
+{
+    if (!strncmp(k, "queue-", 6))
+        return true;
+    for (size_t i = 0; i < sizeof(stale_keys) / sizeof(stale_keys[0]); i++)
+        if (!strcmp(k, stale_keys[i]))
+            return true;
+    return false;
+}
+
 /* Remove ring and queue keys an earlier connection left behind. */
 static int remove_stale(struct sx_netfront *f, xs_transaction_t t)
 {
-    const char *fe = f->info.frontend_path;
-    unsigned num = 0;
-    char **ents = xs_directory(sx_xenbus_xs(f->xb), t, fe, &num);
-    if (!ents)
-        return errno == ENOENT ? 0 : -errno;
-    int rc = 0;
-    for (unsigned i = 0; i < num && !rc; i++) {
-        bool stale = strncmp(ents[i], "queue-", 6) == 0;
-        for (size_t k = 0; !stale && k < sizeof(stale_keys) / sizeof(stale_keys[0]); k++)
-            stale = strcmp(ents[i], stale_keys[k]) == 0;
-        if (stale)
-            rc = sx_xenbus_rm(f->xb, t, fe, ents[i]);
-    }
-    free(ents);
-    return rc;
+    return sx_xenbus_rm_if(f->xb, t, f->info.frontend_path, stale_key);
 }
 
 static int write_keys(struct sx_netfront *f, xs_transaction_t t, const struct be_features *b)
@@ -320,6 +317,96 @@ static void nf_free(struct sx_netfront *f)
     free(f);
 }
 
+/* From Initialising to our Connected (Linux talk_to_netback): wait for the backend's InitWait,
+ * negotiate, set up the queues, publish. nq_want: the queue count it must come out with (a
+ * resume), 0 to take what the negotiation gives. */
+static int connect_vif(struct sx_netfront *f, unsigned nq_want)
+{
+    const struct sx_netfront_opts *opts = &f->opts;
+    /* A frontend left Closed by an earlier run: Initialising makes the backend start over. */
+    int rc = sx_xenbus_switch_state(f->xb, f->info.frontend_path, XenbusStateInitialising);
+    if (rc < 0)
+        return rc;
+    rc = sx_xenbus_watch_state(f->xb, f->info.backend_path, NF_BE_WATCH_TOKEN, be_state_cb, f);
+    if (rc < 0)
+        return rc;
+    f->be_watch = true;
+    int tmo = opts->timeout_ms ? opts->timeout_ms : NF_OPEN_TIMEOUT_MS;
+    enum xenbus_state seen;
+    rc = wait_backend(f, STATE_BIT(XenbusStateInitWait), 0, tmo, &seen);
+    if (rc < 0) {
+        sx_err("vif %u: backend %s did not reach InitWait (last %s): %s", opts->devid,
+               f->info.backend_path, sx_xenbus_state_name(seen), strerror(-rc));
+        return rc;
+    }
+
+    struct be_features b;
+    if ((rc = read_backend_features(f, &b)) < 0)
+        return rc;
+    if (!b.rx_copy) {
+        sx_err("vif %u: backend does not offer feature-rx-copy", opts->devid);
+        return -EPROTONOSUPPORT;
+    }
+    negotiate(f, &b);
+    if (nq_want && f->info.nqueues != nq_want) {
+        sx_err("vif %u: the backend offers %u queue(s), the guest runs %u", opts->devid,
+               f->info.nqueues, nq_want);
+        return -EPROTO;
+    }
+
+    if (!f->shr && (rc = sx_gntshr_open(&f->shr, f->plat)) < 0) {
+        f->shr = NULL;
+        return rc;
+    }
+    if (!f->q) {
+        f->q = calloc(f->info.nqueues, sizeof(*f->q));
+        if (!f->q)
+            return -ENOMEM;
+        f->nq_alloc = f->info.nqueues;
+        for (unsigned i = 0; i < f->nq_alloc; i++) {
+            f->q[i].f = f;
+            f->q[i].idx = i;
+            f->q[i].tx_port = f->q[i].rx_port = -1;
+        }
+    }
+    for (unsigned i = 0; i < f->nq_alloc; i++) {
+        if ((rc = queue_setup(f, &f->q[i])) < 0) {
+            sx_err("vif %u: queue %u setup: %s", opts->devid, i, strerror(-rc));
+            return rc;
+        }
+    }
+    if ((rc = publish(f, &b)) < 0) {
+        sx_err("vif %u: writing %s: %s", opts->devid, f->info.frontend_path, strerror(-rc));
+        return rc;
+    }
+    /* As Linux netfront: Connected right after the keys; the backend connects on that. */
+    if ((rc = sx_xenbus_switch_state(f->xb, f->info.frontend_path, XenbusStateConnected)) < 0)
+        return rc;
+    f->connected_keys = true;
+    sx_info("vif %u: %u queue(s), %s event channels, tx sg=%d gso4=%d gso6=%d csum=%d/%d",
+            opts->devid, f->info.nqueues, f->info.split_evtchn ? "split" : "shared",
+            f->info.tx_sg, f->info.tx_gso_tcpv4, f->info.tx_gso_tcpv6, f->info.tx_csum,
+            f->info.tx_ipv6_csum);
+    return 0;
+}
+
+/* Connect to xenstore as the domain p acts as now and read the vif's configuration. */
+static int attach_vif(struct sx_netfront *f)
+{
+    const char *xsp = f->opts.xenstored_path;
+    int rc = sx_xenbus_open(&f->xb, f->plat, xsp);
+    if (rc < 0) {
+        f->xb = NULL;
+        sx_err("vif %u: cannot connect to xenstored%s%s as dom%u: %s", f->opts.devid,
+               xsp ? " at " : "", xsp ? xsp : "", f->plat->self, strerror(-rc));
+        return rc;
+    }
+    f->info.self = f->plat->self;
+    rc = sx_xenbus_frontend_path(f->info.frontend_path, sizeof(f->info.frontend_path),
+                                 f->plat->self, "vif", f->opts.devid);
+    return rc < 0 ? rc : read_config(f);
+}
+
 int sx_netfront_open(struct sx_netfront **out, struct sx_plat *p,
                      const struct sx_netfront_opts *opts)
 {
@@ -332,84 +419,64 @@ int sx_netfront_open(struct sx_netfront **out, struct sx_plat *p,
     f->plat = p;
     f->opts = *opts;
     f->be_state = XenbusStateUnknown;
-    f->info.self = p->self;
     f->info.devid = opts->devid;
-
-    const char *xsp = opts->xenstored_path;
-    int rc = sx_xenbus_open(&f->xb, p, xsp);
+    int rc = attach_vif(f);
+    if (rc == 0)
+        rc = connect_vif(f, 0);
     if (rc < 0) {
-        sx_err("vif %u: cannot connect to xenstored%s%s as dom%u: %s", opts->devid,
-               xsp ? " at " : "", xsp ? xsp : "", p->self, strerror(-rc));
-        goto fail;
+        nf_free(f);
+        return rc;
     }
-    rc = sx_xenbus_frontend_path(f->info.frontend_path, sizeof(f->info.frontend_path), p->self,
-                                 "vif", opts->devid);
-    if (rc < 0 || (rc = read_config(f)) < 0)
-        goto fail;
-
-    /* A frontend left Closed by an earlier run: Initialising makes the backend start over. */
-    rc = sx_xenbus_switch_state(f->xb, f->info.frontend_path, XenbusStateInitialising);
-    if (rc < 0)
-        goto fail;
-    rc = sx_xenbus_watch_state(f->xb, f->info.backend_path, NF_BE_WATCH_TOKEN, be_state_cb, f);
-    if (rc < 0)
-        goto fail;
-    f->be_watch = true;
-    int tmo = opts->timeout_ms ? opts->timeout_ms : NF_OPEN_TIMEOUT_MS;
-    enum xenbus_state seen;
-    rc = wait_backend(f, STATE_BIT(XenbusStateInitWait), 0, tmo, &seen);
-    if (rc < 0) {
-        sx_err("vif %u: backend %s did not reach InitWait (last %s): %s", opts->devid,
-               f->info.backend_path, sx_xenbus_state_name(seen), strerror(-rc));
-        goto fail;
-    }
-
-    struct be_features b;
-    if ((rc = read_backend_features(f, &b)) < 0)
-        goto fail;
-    if (!b.rx_copy) {
-        sx_err("vif %u: backend does not offer feature-rx-copy", opts->devid);
-        rc = -EPROTONOSUPPORT;
-        goto fail;
-    }
-    negotiate(f, &b);
-
-    if ((rc = sx_gntshr_open(&f->shr, p)) < 0)
-        goto fail;
-    f->q = calloc(f->info.nqueues, sizeof(*f->q));
-    if (!f->q) {
-        rc = -ENOMEM;
-        goto fail;
-    }
-    f->nq_alloc = f->info.nqueues;
-    for (unsigned i = 0; i < f->nq_alloc; i++) {
-        f->q[i].f = f;
-        f->q[i].idx = i;
-        f->q[i].tx_port = f->q[i].rx_port = -1;
-    }
-    for (unsigned i = 0; i < f->nq_alloc; i++) {
-        if ((rc = queue_setup(f, &f->q[i])) < 0) {
-            sx_err("vif %u: queue %u setup: %s", opts->devid, i, strerror(-rc));
-            goto fail;
-        }
-    }
-    if ((rc = publish(f, &b)) < 0) {
-        sx_err("vif %u: writing %s: %s", opts->devid, f->info.frontend_path, strerror(-rc));
-        goto fail;
-    }
-    /* As Linux netfront: Connected right after the keys; the backend connects on that. */
-    if ((rc = sx_xenbus_switch_state(f->xb, f->info.frontend_path, XenbusStateConnected)) < 0)
-        goto fail;
-    f->connected_keys = true;
-    sx_info("vif %u: %u queue(s), %s event channels, tx sg=%d gso4=%d gso6=%d csum=%d/%d",
-            opts->devid, f->info.nqueues, f->info.split_evtchn ? "split" : "shared",
-            f->info.tx_sg, f->info.tx_gso_tcpv4, f->info.tx_gso_tcpv6, f->info.tx_csum,
-            f->info.tx_ipv6_csum);
     *out = f;
     return 0;
+}
 
-fail:
-    nf_free(f);
+/* A queue after a move: its rings and buffers were given up with the domain's old grants
+ * (sx_gntshr_resume), its ports with the event handle's (sx_evtchn_resume). */
+static void queue_forget(struct nf_queue *q)
+{
+    sx_front_ring_detach(&q->tx);
+    sx_front_ring_detach(&q->rx);
+    q->tx_sring = q->rx_sring = NULL;
+    q->tx_pool = q->rx_pool = NULL;
+    q->rx_unpushed = 0;
+    q->tx_port = q->rx_port = -1;
+}
+
+int sx_netfront_resume(struct sx_netfront *f, bool moved)
+{
+    if (!f)
+        return -EINVAL;
+    if (!moved) {
+        enum xenbus_state st;
+        int rc = sx_xenbus_read_state(f->xb, XBT_NULL, f->info.backend_path, &st);
+        return rc < 0 ? rc : st == XenbusStateConnected ? 0 : -ENOTCONN;
+    }
+    unsigned nq = f->info.nqueues;
+    int rc = sx_gntshr_resume(f->shr, f->plat);
+    for (unsigned i = 0; rc == 0 && i < f->nq_alloc; i++)
+        rc = sx_evtchn_resume(f->q[i].ev, f->plat);
+    if (rc < 0) {
+        sx_err("vif %u: cannot follow the domain to its new home: %s", f->info.devid,
+               strerror(-rc));
+        return rc;
+    }
+    for (unsigned i = 0; i < f->nq_alloc; i++)
+        queue_forget(&f->q[i]);
+    /* The old host's xenstore, watch and all. */
+    sx_xenbus_close(f->xb);
+    f->xb = NULL;
+    f->be_watch = false;
+    f->connected_keys = false;
+    f->be_state = XenbusStateUnknown;
+    rc = attach_vif(f);
+    if (rc == 0)
+        rc = connect_vif(f, nq);
+    if (rc == 0)
+        rc = sx_netfront_wait_connected(f, f->opts.timeout_ms ? f->opts.timeout_ms
+                                                              : NF_OPEN_TIMEOUT_MS);
+    if (rc < 0)
+        sx_err("vif %u: reconnect after the move: %s", f->info.devid, strerror(-rc));
     return rc;
 }
 

@@ -122,6 +122,27 @@ static void test_read_write_printf_rm(void)
     CU_ASSERT_EQUAL(sx_xenbus_read_str(xb0, XBT_NULL, FE, "nul", buf, sizeof(buf)), -EINVAL);
 }
 
+static bool is_ring_key(const char *k) { return !strncmp(k, "ring-ref", 8); }
+
+static void test_rm_if_removes_only_matching_keys(void)
+{
+    const char *d = "device/vbd/51712/rm-if";
+    CU_ASSERT_EQUAL(sx_xenbus_write(xb1, XBT_NULL, d, "ring-ref0", "8"), 0);
+    CU_ASSERT_EQUAL(sx_xenbus_write(xb1, XBT_NULL, d, "ring-ref1", "9"), 0);
+    CU_ASSERT_EQUAL(sx_xenbus_write(xb1, XBT_NULL, d, "keep", "1"), 0);
+    CU_ASSERT_EQUAL(sx_xenbus_rm_if(xb1, XBT_NULL, d, is_ring_key), 0);
+    CU_ASSERT_EQUAL(sx_xenbus_exists(xb1, XBT_NULL, d, "ring-ref0"), 0);
+    CU_ASSERT_EQUAL(sx_xenbus_exists(xb1, XBT_NULL, d, "ring-ref1"), 0);
+    CU_ASSERT_EQUAL(sx_xenbus_exists(xb1, XBT_NULL, d, "keep"), 1);
+    /* Nothing to remove, or no directory at all: not an error. */
+    CU_ASSERT_EQUAL(sx_xenbus_rm_if(xb1, XBT_NULL, d, is_ring_key), 0);
+    CU_ASSERT_EQUAL(sx_xenbus_rm_if(xb1, XBT_NULL, "device/vbd/9", is_ring_key), 0);
+    /* A directory it may not list. */
+    CU_ASSERT_EQUAL(sx_xenbus_rm_if(xb1, XBT_NULL, "/local/domain/0/private", is_ring_key),
+                    -EACCES);
+    CU_ASSERT_EQUAL(sx_xenbus_rm(xb1, XBT_NULL, d, NULL), 0);
+}
+
 static void test_read_uint_rejects_hostile_values(void)
 {
     static const char *bad[] = { "", "-1", "+1", " 1", "1 ", "0x10", "1e3", "12a",
@@ -277,6 +298,7 @@ static const struct sx_test_case cases[] = {
     SX_TEST(test_device_paths),
     SX_TEST(test_read_write_printf_rm),
     SX_TEST(test_read_uint_rejects_hostile_values),
+    SX_TEST(test_rm_if_removes_only_matching_keys),
     SX_TEST(test_switch_state_writes_only_changes),
     SX_TEST(test_watch_state_dispatches_by_token),
     SX_TEST(test_wait_state_and_timeout_names_path),
