@@ -35,6 +35,7 @@
  * backend left on the uplink (it crashed) is detached when the first vif attaches.
  */
 #define SX_LOG_MODULE "netdev"
+#include "clock.h"
 #include "log.h"
 
 #include <arpa/inet.h>
@@ -463,6 +464,23 @@ static int pkt_open(const struct sx_netdev_config *cfg, const struct uplink *u,
     return fd;
 }
 
+/* An AF_XDP socket on queue q of ifname in p's UMEM. The kernel lets go of a closed socket's
+ * queue binding a little after close returns (its release is deferred): a vif opened again at
+ * once, or a restarted netback, finds the queue busy for a moment. EBUSY is retried for up to
+ * 2 s; anything else, and a queue still busy then, is the answer. */
+static int xsk_create(struct afq *aq, const char *ifname, unsigned q, struct pool *p,
+                      const struct xsk_socket_config *sc)
+{
+    uint64_t end = sx_now_ms() + 2000;
+    for (;;) {
+        int rc = xsk_socket__create_shared(&aq->xsk, ifname, q, p->umem, &aq->rx, &aq->tx,
+                                           &p->fill, &p->comp, sc);
+        if (rc != -EBUSY || sx_now_ms() >= end)
+            return rc;
+        usleep(10000);
+    }
+}
+
 /* The vif's socket on uplink queue q, sharing that queue's UMEM. */
 static int queue_open(const struct sx_netdev_config *cfg, struct afxdp *a, unsigned q)
 {
@@ -476,13 +494,11 @@ static int queue_open(const struct sx_netdev_config *cfg, struct afxdp *a, unsig
     struct xsk_socket_config sc = { .rx_size = RX_RING, .tx_size = TX_RING,
                                     .libxdp_flags = XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD,
                                     .bind_flags = XDP_USE_NEED_WAKEUP | XDP_ZEROCOPY };
-    rc = xsk_socket__create_shared(&aq->xsk, u->ifname, q, p->umem, &aq->rx, &aq->tx, &p->fill,
-                                   &p->comp, &sc);
+    rc = xsk_create(aq, u->ifname, q, p, &sc);
     if (rc && !p->users) {
         /* no zero-copy in this driver: copy mode (the first socket decides the pool's) */
         sc.bind_flags = XDP_USE_NEED_WAKEUP | XDP_COPY;
-        rc = xsk_socket__create_shared(&aq->xsk, u->ifname, q, p->umem, &aq->rx, &aq->tx,
-                                       &p->fill, &p->comp, &sc);
+        rc = xsk_create(aq, u->ifname, q, p, &sc);
     } else if (!rc && !p->users) {
         p->zerocopy = true;
     }
