@@ -156,7 +156,11 @@ void sx_tt_tick(struct sx_tt *t, struct sx_xenbus *xb)
             dev_unlink_free(t, d);
             continue;
         }
-        if (d->dirty && now - d->written_ms >= 1000)
+        /* dirty is set by the ring threads under the device's lock */
+        pthread_mutex_lock(&d->lock);
+        bool due = d->dirty && now - d->written_ms >= 1000;
+        pthread_mutex_unlock(&d->lock);
+        if (due)
             tt_write_reports(d);
     }
 }
